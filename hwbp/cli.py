@@ -1,0 +1,262 @@
+"""The ``hwbp`` command line: verify, simulate, compile, demo.
+
+Exit codes: 0 success (verification passed), 1 verification failed, 2 bad input.
+Every error is one line on stderr saying what was wrong and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from hwbp import __version__
+from hwbp.errors import ConfigError, HwbpError
+from hwbp.ir.graph import Graph
+from hwbp.ir.losses import LOSSES
+from hwbp.sim.simulate import INITIAL_STATES, MODES
+from hwbp.sim.solvers import SOLVERS
+from hwbp.types import Batch
+
+__all__ = ["main", "build_parser"]
+
+EXAMPLE_MODEL = Path(__file__).resolve().parent.parent / "examples" / "mlp_digits.onnx"
+
+
+# ------------------------------------------------------------------ arguments
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model file (.onnx or .hwbp)")
+    p.add_argument("--loss", choices=sorted(LOSSES), default="mse", help="loss port (default: mse)")
+    p.add_argument("--beta", type=float, default=1.0, help="loss perturbation strength (default: 1)")
+    p.add_argument("--tau", type=float, default=1.0, dest="tau_s", help="node time constant in s (default: 1)")
+
+
+def _batch_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--batch", metavar="FILE.npz", help="inputs and targets: arrays 'x' and 'y'")
+    g.add_argument("--random-batch", type=int, metavar="N", help="N random samples (default: 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random batch and random initial state")
+
+
+def _settle_args(p: argparse.ArgumentParser, *, default_mode: str) -> None:
+    p.add_argument("--mode", choices=MODES, default=default_mode, help=f"how to settle (default: {default_mode})")
+    p.add_argument("--steps", type=int, help="unit-step mode: steps to take (default: 2L)")
+    p.add_argument("--duration", type=float, help="continuous mode: duration in units of tau (default: 8L)")
+    p.add_argument("--dt", type=float, default=0.01, help="continuous mode: step in units of tau (default: 0.01)")
+    p.add_argument("--solver", choices=sorted(SOLVERS), default="rk4", help="continuous-mode solver (default: rk4)")
+    p.add_argument("--initial", choices=INITIAL_STATES, default="zeros", help="initial state (default: zeros)")
+    p.add_argument("--trace", action="store_true", help="record the state at every step")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``hwbp`` command."""
+    parser = argparse.ArgumentParser(prog="hwbp", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"hwbp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("verify", help="check the physical gradients against exact backprop")
+    _model_args(v)
+    _batch_args(v)
+    v.add_argument("--backend", default="reference", help="simulator backend (default: reference)")
+    _settle_args(v, default_mode="unit-step")
+    v.add_argument("--rtol", type=float, default=1e-6, help="max rel_err per tensor to pass (default: 1e-6)")
+    v.add_argument("--min-cosine", type=float, default=1 - 1e-6, help="min cosine per tensor (default: 1-1e-6)")
+    v.add_argument("--report", metavar="FILE.json", help="write the hwbp.verify/1 JSON report")
+    v.add_argument("--plot", metavar="FILE.png", help="write a figure: gradients vs exact, error vs time")
+    v.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("simulate", help="simulate and save the state (and trace)")
+    _model_args(s)
+    _batch_args(s)
+    _settle_args(s, default_mode="unit-step")
+    s.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    s.set_defaults(func=cmd_simulate)
+
+    c = sub.add_parser("compile", help="emit the lowered system for a target")
+    _model_args(c)
+    c.add_argument("--target", default="equations", help="target (default: equations)")
+    c.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    c.set_defaults(func=cmd_compile)
+
+    d = sub.add_parser("demo", help="verify the shipped digits MLP and print the table")
+    d.add_argument("--out", default="out", metavar="DIR", help="where to write the report (default: out)")
+    d.set_defaults(func=cmd_demo)
+    return parser
+
+
+# ------------------------------------------------------------------ helpers
+def _load(args: argparse.Namespace) -> tuple[Graph, Batch]:
+    from hwbp.io import load_batch, load_model, random_batch
+
+    graph = load_model(args.model).with_loss(args.loss)
+    if args.batch:
+        batch = load_batch(args.batch, graph)
+    else:
+        batch = random_batch(graph, args.random_batch or 16, seed=args.seed, loss=args.loss)
+    return graph, batch
+
+
+def _sim_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.mode != "unit-step" and args.steps is not None:
+        raise ConfigError(f"--steps applies to --mode unit-step, not {args.mode}")
+    if args.mode != "continuous" and args.duration is not None:
+        raise ConfigError(f"--duration applies to --mode continuous, not {args.mode}")
+    opts: dict[str, Any] = {"mode": args.mode, "initial": args.initial, "seed": args.seed, "trace": args.trace}
+    if args.mode == "unit-step":
+        opts["steps"] = args.steps
+    elif args.mode == "continuous":
+        opts.update(duration=args.duration, dt=args.dt, solver=args.solver, progress=True)
+    return opts
+
+
+def _check_out_path(path: str | None, suffix: str, flag: str) -> None:
+    if path is not None and Path(path).suffix.lower() != suffix:
+        raise ConfigError(f"{flag} {path}: expected a {suffix} file")
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The verification table printed by ``hwbp verify``."""
+    rows = [("tensor", "shape", "rel_err", "cosine", "max_abs_err")]
+    for kind in ("parameters", "populations"):
+        for name, m in report[kind].items():
+            label = name if kind == "parameters" else f"dl/d[{name}]"
+            fmt = lambda v, f: "inf/nan" if v is None else format(v, f)  # noqa: E731
+            rows.append((label, "x".join(map(str, m["shape"])), fmt(m["rel_err"], ".2e"),
+                         fmt(m["cosine"], ".9f"), fmt(m["max_abs_err"], ".2e")))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    settle = ", ".join(f"{k}={v}" for k, v in report["settle"].items())
+    tol = report["tolerances"]
+    verdict = "PASSED" if report["passed"] else "FAILED"
+    lines += [
+        "",
+        f"backend={report['backend']}  loss={report['loss']}  beta={report['beta']:g}  L={report['depth']}"
+        f"  batch={report['batch_size']}  ({settle})",
+        f"{verdict}: max rel_err {report['max_rel_err']} (tol {tol['max_rel_err']:g}), "
+        f"min cosine {report['min_cosine']} (tol {tol['min_cosine']:.9g})",
+    ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ commands
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``hwbp verify``: exit 0 when the gradients pass, 1 when not."""
+    from hwbp.io import atomic_write_text, file_sha256
+    from hwbp.verify.compare import Tolerances
+    from hwbp.verify.run import verify
+
+    _check_out_path(args.report, ".json", "--report")
+    _check_out_path(args.plot, ".png", "--plot")
+    graph, batch = _load(args)
+    options = _sim_options(args) if args.backend == "reference" else _backend_options(args)
+    if args.plot and args.backend == "reference":
+        options["trace"] = True
+    tol = Tolerances(args.rtol, args.min_cosine)
+    extra = {"model_file": str(args.model), "model_sha256": file_sha256(args.model)}
+    v = verify(graph, batch, backend=args.backend, beta=args.beta, tau_s=args.tau_s,
+               tolerances=tol, options=options, extra=extra)
+    print(format_table(v.report))
+    if args.report:
+        atomic_write_text(args.report, json.dumps(v.report, indent=1) + "\n")
+        print(f"report: {args.report}")
+    if args.plot:
+        _save_plot(v, batch, args.plot)
+        print(f"figure: {args.plot}")
+    return 0 if v.passed else 1
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Options passed to a non-reference backend (extended by backends' own flags)."""
+    return {k: getattr(args, k) for k in getattr(args, "backend_options", ()) if getattr(args, k, None) is not None}
+
+
+def _save_plot(v: Any, batch: Batch, path: str) -> None:
+    import io as _io
+
+    from hwbp.io import atomic_write_bytes
+    from hwbp.verify.plot import verification_figure
+
+    fig = verification_figure(v, batch)
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``hwbp simulate``: write ``state.npz`` (and ``trace.npz``) into the output directory."""
+    from hwbp.io import save_npz
+    from hwbp.lower.lowerer import lower
+    from hwbp.sim.simulate import simulate
+    from hwbp.verify.readout import read_gradients
+
+    graph, batch = _load(args)
+    system = lower(graph, tau_s=args.tau_s, beta=args.beta)
+    result = simulate(system, batch, **_sim_options(args))
+    grads = read_gradients(system, result.state, batch)
+    arrays: dict[str, np.ndarray] = {}
+    for name in result.state.mean:
+        arrays[f"activation/{name}"] = result.state.mean[name]
+        arrays[f"tension/{name}"] = result.state.tension[name]
+    arrays.update({f"grad/{k}": v for k, v in grads.parameters.items()})
+    out = Path(args.out)
+    save_npz(out / "state.npz", arrays)
+    written = [out / "state.npz"]
+    if result.trace is not None:
+        tr = result.trace
+        tarrays = {"t": tr.t, **{f"activation/{k}": v for k, v in tr.mean.items()},
+                   **{f"tension/{k}": v for k, v in tr.tension.items()}}
+        save_npz(out / "trace.npz", tarrays)
+        written.append(out / "trace.npz")
+    print(f"{system.name}: L={system.depth}, {result.settle}, loss={grads.loss:.6g}")
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """``hwbp compile``: emit the artefacts of a target."""
+    from hwbp.io import load_model
+    from hwbp.lower.lowerer import lower
+    from hwbp.targets import get_target
+
+    emit = get_target(args.target)
+    graph = load_model(args.model).with_loss(args.loss)
+    system = lower(graph, tau_s=args.tau_s, beta=args.beta)
+    for path in emit(system, args.out, model_file=args.model):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``hwbp demo``: the main job on the shipped example."""
+    if not EXAMPLE_MODEL.is_file():
+        raise ConfigError(f"example model missing: {EXAMPLE_MODEL} (run examples/make_mlp_digits.py)")
+    batch = EXAMPLE_MODEL.with_name("digits_batch.npz")
+    out = Path(args.out)
+    print(f"== hwbp demo: {EXAMPLE_MODEL.name} on the reference simulator, unit-step Euler (2L steps) ==")
+    return main(["verify", str(EXAMPLE_MODEL), "--loss", "ce", "--batch", str(batch),
+                 "--initial", "random", "--report", str(out / "report.json"), "--plot", str(out / "report.png")])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hwbp`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except HwbpError as exc:
+        print(f"hwbp: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"hwbp: error: {exc.strerror or exc} ({exc.filename or 'file system'})", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""IR node types: small frozen dataclasses whose docstrings give their equations.
+
+Every node has a unique ``name`` and produces one vector per sample.  Parameter
+arrays are stored as read-only float64 copies, so a node can never be mutated after
+construction.  Shapes follow the PyTorch convention: a Dense weight is ``(out, in)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from hwbp.errors import ModelError
+
+__all__ = ["Node", "Input", "Dense", "Activation", "Add", "Loss", "frozen_array"]
+
+
+def frozen_array(value: object) -> np.ndarray:
+    """Return a read-only, C-contiguous float64 copy of ``value``."""
+    arr = np.array(value, dtype=np.float64, order="C", copy=True)
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """Base class of IR nodes.
+
+    Attributes
+    ----------
+    name : str
+        Unique name within the graph.
+    """
+
+    name: str
+    #: Registry key used by serialization (set by each subclass).
+    kind: ClassVar[str] = ""
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names of the nodes this node reads."""
+        return ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ModelError(f"{type(self).__name__} node has an empty or non-string name: {self.name!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class Input(Node):
+    """Network input, clamped to the data: ``x = x_data``, shape ``(size,)`` per sample."""
+
+    size: int = 0
+    kind: ClassVar[str] = "input"
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(Node):
+    """Affine map ``y = W x + b`` with ``W`` of shape ``(out, in)`` and ``b`` of ``(out,)``.
+
+    The parameters are named ``<name>.weight`` and ``<name>.bias``.
+    """
+
+    source: str = ""
+    weight: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros((0, 0))))
+    bias: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros(0)))
+    kind: ClassVar[str] = "dense"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "weight", frozen_array(self.weight))
+        object.__setattr__(self, "bias", frozen_array(self.bias))
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.source,)
+
+    @property
+    def weight_name(self) -> str:
+        """Parameter name of the weight matrix."""
+        return f"{self.name}.weight"
+
+    @property
+    def bias_name(self) -> str:
+        """Parameter name of the bias vector."""
+        return f"{self.name}.bias"
+
+
+@dataclass(frozen=True, eq=False)
+class Activation(Node):
+    """Elementwise nonlinearity ``y = f(x)``; ``function`` names an entry of
+    :data:`hwbp.ir.activations.ACTIVATIONS` and ``alpha`` is its slope parameter
+    (used by ``leaky_relu`` only: ``f(x) = x if x > 0 else alpha x``)."""
+
+    source: str = ""
+    function: str = "identity"
+    alpha: float = 0.01
+    kind: ClassVar[str] = "activation"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.source,)
+
+
+@dataclass(frozen=True, eq=False)
+class Add(Node):
+    """Elementwise sum ``y = sum_k x_k`` of two or more equally sized inputs (residual skip)."""
+
+    sources: tuple[str, ...] = ()
+    kind: ClassVar[str] = "add"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "sources", tuple(self.sources))
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.sources
+
+
+@dataclass(frozen=True, eq=False)
+class Loss(Node):
+    """Loss port ``l(x, y)`` on its input; ``function`` is ``"mse"`` or ``"ce"``
+    (see :mod:`hwbp.ir.losses`).  It produces the scalar loss, not a vector."""
+
+    source: str = ""
+    function: str = "mse"
+    kind: ClassVar[str] = "loss"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.source,)

@@ -1,0 +1,204 @@
+"""The lowered dynamics: populations of conjugate node pairs and their couplings.
+
+A :class:`DynamicsSystem` is the single thing every backend consumes.  For each
+population ``v`` (one per activation-producing IR node after fusion) the state is a
+pair of node vectors ``x+_v``, ``x-_v``; with ``xbar = (x+ + x-)/2`` and tension
+``T = x+ - x-`` the dynamics are (DESIGN.md section 2)::
+
+    tau dxbar_v/dt = -xbar_v + sum_k f_k(W_k xbar_{u_k} + b_k)                 (forward)
+    tau dT_v/dt    = -T_v + sum_{(p,k): u_k = v} W_kᵀ (f_k'(a_k) ⊙ T_p)       (sensitivity)
+                          + beta * grad_l(xbar_v)        if v feeds the loss
+
+where the sum over ``k`` runs over the population's :class:`Term` s.  At the fixed
+point ``xbar`` is the forward pass and ``T_v = beta * dl/dx_v`` exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from types import MappingProxyType
+from typing import Literal, Mapping
+
+import numpy as np
+
+from hwbp.errors import ModelError
+from hwbp.ir.nodes import frozen_array
+
+__all__ = [
+    "InputPort", "Term", "Population", "Coupling", "TiedParameter", "LossPort", "DynamicsSystem",
+]
+
+
+@dataclass(frozen=True)
+class InputPort:
+    """A clamped input vector ``x = x_data`` of ``size`` components per sample."""
+
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Term:
+    """One additive drive term of a population: ``f(W u + b)``, or ``f(u)`` when
+    ``weight`` is None (a skip connection when ``f`` is the identity).
+
+    Attributes
+    ----------
+    source : str
+        Population or input port ``u`` read by the term.
+    activation : str
+        Name of ``f`` in :data:`hwbp.ir.activations.ACTIVATIONS`.
+    alpha : float
+        Slope parameter of ``f`` (leaky_relu only).
+    weight, bias : str or None
+        Names of the parameters ``W`` (``(out, in)``) and ``b`` in
+        :attr:`DynamicsSystem.parameters`.
+    """
+
+    source: str
+    activation: str = "identity"
+    alpha: float = 0.01
+    weight: str | None = None
+    bias: str | None = None
+
+
+@dataclass(frozen=True)
+class Population:
+    """A population of ``size`` conjugate node pairs driven by ``sum_k terms[k]``.
+
+    ``level`` is the longest path, counted in populations, from an input to this
+    population (1 for a population that reads inputs only).
+    """
+
+    name: str
+    size: int
+    terms: tuple[Term, ...]
+    level: int
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """A directed local interaction carried by one term.
+
+    ``forward``: ``pre`` (a population or input) drives ``post`` through
+    ``f(W xbar_pre + b)``.  ``sensitivity``: the tension of ``pre`` drives ``post``'s
+    tension through ``Wᵀ (f'(a) ⊙ T_pre)``.  ``term`` indexes the term of the
+    population that *owns* the synapse (``post`` for forward, ``pre`` for sensitivity).
+    """
+
+    kind: Literal["forward", "sensitivity"]
+    pre: str
+    post: str
+    term: int
+    parameter: str | None
+
+
+@dataclass(frozen=True)
+class TiedParameter:
+    """A weight shared by one forward and (when its source is a population) one
+    sensitivity coupling: indices into :attr:`DynamicsSystem.couplings`."""
+
+    name: str
+    forward: int
+    sensitivity: int | None
+
+
+@dataclass(frozen=True)
+class LossPort:
+    """Loss perturbation ``beta * grad_l(xbar)`` injected into ``population``'s tension."""
+
+    population: str
+    function: str
+
+
+@dataclass(frozen=True, eq=False)
+class DynamicsSystem:
+    """Lowered network: inputs, populations (topological order), parameters, couplings.
+
+    Attributes
+    ----------
+    name : str
+        Model name.
+    inputs : tuple of InputPort
+    populations : tuple of Population
+        In topological order.
+    parameters : Mapping[str, numpy.ndarray]
+        Read-only parameter arrays (weights are dimensionless gains in the
+        normalized system; backends map them onto conductances etc.).
+    couplings : tuple of Coupling
+    tied : tuple of TiedParameter
+        Each weight with the forward and sensitivity coupling it serves.
+    loss : LossPort
+    tau_s : float
+        Time constant tau of every node, in seconds.
+    beta : float
+        Loss perturbation strength (dimensionless; tension = beta * gradient).
+    """
+
+    name: str
+    inputs: tuple[InputPort, ...]
+    populations: tuple[Population, ...]
+    parameters: Mapping[str, np.ndarray]
+    couplings: tuple[Coupling, ...]
+    tied: tuple[TiedParameter, ...]
+    loss: LossPort
+    tau_s: float = 1.0
+    beta: float = 1.0
+    _index: Mapping[str, Population] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "parameters", MappingProxyType({k: frozen_array(v) for k, v in self.parameters.items()})
+        )
+        object.__setattr__(self, "_index", MappingProxyType({p.name: p for p in self.populations}))
+        if not (np.isfinite(self.tau_s) and self.tau_s > 0):
+            raise ModelError(f"tau_s must be a positive number of seconds, got {self.tau_s}")
+        if not (np.isfinite(self.beta) and self.beta != 0):
+            raise ModelError(f"beta must be finite and non-zero, got {self.beta}")
+
+    def population(self, name: str) -> Population:
+        """The population called ``name``."""
+        try:
+            return self._index[name]
+        except KeyError:
+            raise ModelError(f"system has no population {name!r}") from None
+
+    def is_population(self, name: str) -> bool:
+        """Whether ``name`` is a population (as opposed to an input port)."""
+        return name in self._index
+
+    @property
+    def depth(self) -> int:
+        """L: the longest path, in populations, from an input to the loss."""
+        return self.population(self.loss.population).level
+
+    @cached_property
+    def successors(self) -> Mapping[str, tuple[tuple[str, int], ...]]:
+        """For each population, the ``(population, term index)`` pairs that read it."""
+        out: dict[str, list[tuple[str, int]]] = {p.name: [] for p in self.populations}
+        for p in self.populations:
+            for k, term in enumerate(p.terms):
+                if term.source in out:
+                    out[term.source].append((p.name, k))
+        return MappingProxyType({k: tuple(v) for k, v in out.items()})
+
+    def with_parameters(self, params: Mapping[str, np.ndarray]) -> "DynamicsSystem":
+        """A copy with some parameter values replaced (shapes must not change)."""
+        merged = dict(self.parameters)
+        for key, value in params.items():
+            if key not in merged:
+                raise ModelError(f"system has no parameter {key!r}")
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape != merged[key].shape:
+                raise ModelError(f"parameter {key!r}: shape {value.shape} != {merged[key].shape}")
+            merged[key] = value
+        return replace(self, parameters=merged)
+
+    def with_options(self, *, tau_s: float | None = None, beta: float | None = None) -> "DynamicsSystem":
+        """A copy with a different time constant or perturbation strength."""
+        return replace(
+            self,
+            tau_s=self.tau_s if tau_s is None else float(tau_s),
+            beta=self.beta if beta is None else float(beta),
+        )

@@ -1,0 +1,90 @@
+"""Builders of common graphs (random MLPs and residual MLPs), for experiments,
+tests and benchmarks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from hwbp.errors import ConfigError
+from hwbp.ir.activations import ACTIVATIONS
+from hwbp.ir.graph import Graph
+from hwbp.ir.nodes import Activation, Add, Dense, Input, Node
+
+__all__ = ["random_mlp", "random_resmlp"]
+
+
+def _dense(name: str, src: str, n_in: int, n_out: int, rng: np.random.Generator, gain: float) -> Dense:
+    w = rng.standard_normal((n_out, n_in)) * gain / np.sqrt(n_in)
+    b = 0.1 * rng.standard_normal(n_out)
+    return Dense(name, source=src, weight=w, bias=b)
+
+
+def _check(sizes: Sequence[int], activation: str) -> None:
+    if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
+        raise ConfigError(f"sizes must list >= 2 positive widths, got {list(sizes)}")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {activation!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
+
+
+def random_mlp(
+    sizes: Sequence[int],
+    *,
+    activation: str = "tanh",
+    output_activation: str = "identity",
+    gain: float = 1.0,
+    seed: int = 0,
+    name: str = "mlp",
+) -> Graph:
+    """A dense MLP ``sizes[0] -> ... -> sizes[-1]`` with Gaussian weights.
+
+    Hidden layers use ``activation``; the last layer ``output_activation``.
+    Weights are ``N(0, gain^2 / fan_in)``, biases ``N(0, 0.01)``; no loss port.
+    """
+    _check(sizes, activation)
+    _check(sizes, output_activation)
+    rng = np.random.default_rng(seed)
+    nodes: list[Node] = [Input("x", size=int(sizes[0]))]
+    src = "x"
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        nodes.append(_dense(f"fc{i}", src, n_in, n_out, rng, gain))
+        src = f"fc{i}"
+        act = activation if i < len(sizes) - 1 else output_activation
+        if act != "identity":
+            nodes.append(Activation(f"act{i}", source=src, function=act))
+            src = f"act{i}"
+    return Graph(tuple(nodes), src, name)
+
+
+def random_resmlp(
+    n_in: int,
+    width: int,
+    n_out: int,
+    blocks: int,
+    *,
+    activation: str = "tanh",
+    gain: float = 1.0,
+    seed: int = 0,
+    name: str = "resmlp",
+) -> Graph:
+    """A residual MLP: ``h0 = f(W0 x + b0)``, then ``blocks`` residual blocks
+    ``h <- h + f(W h + b)``, then a linear readout to ``n_out``.  Depth in
+    populations: ``blocks + 2``."""
+    _check([n_in, width, n_out], activation)
+    rng = np.random.default_rng(seed)
+    nodes: list[Node] = [
+        Input("x", size=n_in),
+        _dense("stem", "x", n_in, width, rng, gain),
+        Activation("stem_act", source="stem", function=activation),
+    ]
+    src = "stem_act"
+    for i in range(1, blocks + 1):
+        nodes += [
+            _dense(f"block{i}.fc", src, width, width, rng, gain / np.sqrt(2)),
+            Activation(f"block{i}.act", source=f"block{i}.fc", function=activation),
+            Add(f"block{i}", sources=(src, f"block{i}.act")),
+        ]
+        src = f"block{i}"
+    nodes.append(_dense("head", src, width, n_out, rng, gain))
+    return Graph(tuple(nodes), "head", name)

@@ -1,0 +1,221 @@
+"""The reference simulator's entry point, :func:`simulate`.
+
+Modes
+-----
+``unit-step``
+    Euler with ``dt = tau``: ``s <- D(s)``.  Exact backprop after ``2L`` steps from any
+    state, after ``L`` from the forward manifold.  Populations whose inputs did not
+    change since their last evaluation are skipped (the result is identical).
+``continuous``
+    ``dt << tau`` with a solver from :data:`~hwbp.sim.solvers.SOLVERS`.
+``steady``
+    The fixed point directly: one forward sweep in topological order, then one
+    sensitivity sweep in reverse order.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from hwbp.errors import ConfigError
+from hwbp.lower.system import DynamicsSystem
+from hwbp.sim.kernel import Kernel
+from hwbp.sim.solvers import SOLVERS
+from hwbp.sim.state import SimulationResult, State, Trace
+from hwbp.types import Batch
+
+__all__ = ["MODES", "INITIAL_STATES", "simulate"]
+
+MODES = ("unit-step", "continuous", "steady")
+INITIAL_STATES = ("zeros", "random", "forward-manifold")
+
+
+class _Recorder:
+    """Keeps references to the state at chosen steps (arrays are never mutated)."""
+
+    def __init__(self, every: int | None) -> None:
+        self.every = every
+        self.t: list[float] = []
+        self.means: list[list[np.ndarray]] = []
+        self.tensions: list[list[np.ndarray]] = []
+
+    def __call__(self, step: int, t: float, means: list, tensions: list, *, last: bool = False) -> None:
+        if self.every is None or not (step % self.every == 0 or last):
+            return
+        if self.t and self.t[-1] == t:
+            return
+        self.t.append(t)
+        self.means.append(list(means))
+        self.tensions.append(list(tensions))
+
+    def trace(self, names: list[str]) -> Trace | None:
+        if self.every is None:
+            return None
+        return Trace(
+            np.array(self.t),
+            {n: np.stack([m[i] for m in self.means]) for i, n in enumerate(names)},
+            {n: np.stack([m[i] for m in self.tensions]) for i, n in enumerate(names)},
+        )
+
+
+def _forward_sweep(kernel: Kernel, means: list[np.ndarray]) -> None:
+    for i in range(len(means)):
+        means[i] = kernel.forward(i, means)
+
+
+def _backward_sweep(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray]) -> None:
+    for i in reversed(range(len(tensions))):
+        tensions[i] = kernel.backward(i, means, tensions)
+
+
+def _initial(
+    kernel: Kernel, system: DynamicsSystem, initial: str | State, seed: int
+) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
+    """Initial means and tensions, and whether they lie on the forward manifold."""
+    shapes = [(kernel.batch_size, n) for n in kernel.sizes]
+    if isinstance(initial, State):
+        try:
+            means = [np.array(initial.mean[n], dtype=np.float64) for n in kernel.names]
+            tens = [np.array(initial.tension[n], dtype=np.float64) for n in kernel.names]
+        except KeyError as exc:
+            raise ConfigError(f"initial state lacks population {exc.args[0]!r}") from None
+        for n, m, t, shape in zip(kernel.names, means, tens, shapes):
+            if m.shape != shape or t.shape != shape:
+                raise ConfigError(f"initial state of population {n!r}: expected shape {shape}, got {m.shape}")
+        return means, tens, False
+    if initial == "zeros":
+        return [np.zeros(s) for s in shapes], [np.zeros(s) for s in shapes], False
+    if initial == "random":
+        rng = np.random.default_rng(seed)
+        return [rng.standard_normal(s) for s in shapes], [rng.standard_normal(s) for s in shapes], False
+    if initial == "forward-manifold":
+        means = [np.zeros(s) for s in shapes]
+        _forward_sweep(kernel, means)
+        return means, [np.zeros(s) for s in shapes], True
+    raise ConfigError(f"unknown initial state {initial!r}; valid: {', '.join(INITIAL_STATES)} or a State")
+
+
+def _unit_steps(
+    kernel: Kernel, means: list, tensions: list, steps: int, on_manifold: bool, skip: bool, record: Callable
+) -> tuple[list, list]:
+    n = len(means)
+    everything = set(range(n))
+    fwd_stale = set() if on_manifold else set(everything)
+    bwd_stale = {kernel.loss_index} if on_manifold else set(everything)
+    record(0, 0.0, means, tensions)
+    for step in range(1, steps + 1):
+        if not skip:
+            fwd_stale, bwd_stale = set(everything), set(everything)
+        new_means = list(means)
+        for i in sorted(fwd_stale):
+            new_means[i] = kernel.forward(i, means)
+        new_tensions = list(tensions)
+        for i in sorted(bwd_stale):
+            new_tensions[i] = kernel.backward(i, means, tensions)
+        next_fwd = {c for i in fwd_stale for c in kernel.consumers[i]}
+        next_bwd = {s for p in bwd_stale | next_fwd for s in kernel.sources[p]}
+        if kernel.loss_index in fwd_stale:
+            next_bwd.add(kernel.loss_index)
+        fwd_stale, bwd_stale = next_fwd, next_bwd
+        means, tensions = new_means, new_tensions
+        record(step, float(step), means, tensions, last=step == steps)
+    return means, tensions
+
+
+def simulate(
+    system: DynamicsSystem,
+    batch: Batch,
+    *,
+    mode: str = "unit-step",
+    steps: int | None = None,
+    duration: float | None = None,
+    dt: float = 0.01,
+    solver: str = "rk4",
+    initial: str | State = "zeros",
+    seed: int = 0,
+    trace: bool = False,
+    trace_every: int | None = None,
+    skip_unchanged: bool = True,
+    progress: bool = False,
+) -> SimulationResult:
+    """Simulate ``system`` on ``batch`` with the reference (numpy, float64) simulator.
+
+    Parameters
+    ----------
+    system : DynamicsSystem
+    batch : Batch
+    mode : {"unit-step", "continuous", "steady"}
+    steps : int, optional
+        Unit steps to take (default ``2L``).
+    duration : float, optional
+        Continuous-mode duration in units of tau (default ``8L``).
+    dt : float
+        Continuous-mode step in units of tau (default 0.01).
+    solver : {"euler", "rk4", "exponential"}
+        Continuous-mode solver.
+    initial : {"zeros", "random", "forward-manifold"} or State
+        Initial state; ``random`` draws ``N(0, 1)`` means and tensions from ``seed``.
+    trace : bool
+        Record the state along the way (every step, or every ``trace_every`` steps).
+    skip_unchanged : bool
+        Unit-step only: skip populations whose inputs did not change (same result).
+    progress : bool
+        Continuous mode: show a progress bar on stderr.
+
+    Returns
+    -------
+    SimulationResult
+    """
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    kernel = Kernel(system, batch)
+    L = system.depth
+    means, tensions, on_manifold = _initial(kernel, system, initial, seed)
+    label = initial if isinstance(initial, str) else "given"
+    settle: dict = {"mode": mode, "initial": label, "depth": L}
+    if mode == "steady":
+        _forward_sweep(kernel, means)
+        _backward_sweep(kernel, means, tensions)
+        record = _Recorder(None)
+        t_end, n_steps = float("inf"), 0
+    elif mode == "unit-step":
+        n_steps = 2 * L if steps is None else int(steps)
+        if n_steps < 0:
+            raise ConfigError(f"steps must be >= 0, got {steps}")
+        record = _Recorder((trace_every or 1) if trace else None)
+        means, tensions = _unit_steps(kernel, means, tensions, n_steps, on_manifold, skip_unchanged, record)
+        settle["steps"] = n_steps
+        t_end = float(n_steps)
+    else:
+        if solver not in SOLVERS:
+            raise ConfigError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
+        total = 8.0 * L if duration is None else float(duration)
+        if not (np.isfinite(dt) and dt > 0) or not (np.isfinite(total) and total >= 0):
+            raise ConfigError(f"dt must be > 0 and duration >= 0 (units of tau), got dt={dt}, duration={total}")
+        n_steps = int(np.ceil(total / dt - 1e-9))
+        h = total / n_steps if n_steps else 0.0
+        every = trace_every or max(1, n_steps // 400)
+        record = _Recorder(every if trace else None)
+        impl = SOLVERS[solver]()
+        n = len(means)
+
+        def drive(s: list[np.ndarray]) -> list[np.ndarray]:
+            m, t = kernel.drive(s[:n], s[n:])
+            return m + t
+
+        s = means + tensions
+        record(0, 0.0, s[:n], s[n:])
+        for step in tqdm(range(1, n_steps + 1), disable=not progress, desc="simulating",
+                         unit="step", leave=False, file=sys.stderr):
+            s = impl.step(drive, s, h)
+            record(step, step * h, s[:n], s[n:], last=step == n_steps)
+        means, tensions = s[:n], s[n:]
+        settle.update(steps=n_steps, duration_tau=total, dt_tau=h, solver=solver)
+        t_end = total
+    state = State(dict(zip(kernel.names, means)), dict(zip(kernel.names, tensions)), t_end, n_steps)
+    stats = {"layer_evaluations": kernel.evaluations, "flops": kernel.flops}
+    return SimulationResult(state, record.trace(kernel.names), settle, stats)

@@ -1,0 +1,32 @@
+"""Compilation targets: each turns a :class:`~hwbp.lower.DynamicsSystem` into artefacts.
+
+:data:`TARGETS` maps a target name to ``"module:function"``; the function has the
+signature ``emit(system, out_dir, **options) -> list[pathlib.Path]`` and writes its
+files atomically.  Targets are imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+from hwbp.errors import ConfigError
+
+__all__ = ["TARGETS", "get_target"]
+
+#: Target name -> "module:function".
+TARGETS: Mapping[str, str] = MappingProxyType(
+    {
+        "equations": "hwbp.targets.equations:write_equations",
+    }
+)
+
+
+def get_target(name: str) -> Callable:
+    """The emitter of target ``name``; the error lists the valid names."""
+    try:
+        module, func = TARGETS[name].split(":")
+    except KeyError:
+        raise ConfigError(f"unknown target {name!r}; valid: {', '.join(TARGETS)}") from None
+    return getattr(importlib.import_module(module), func)

@@ -1,0 +1,105 @@
+"""The ``equations`` target: the lowered system as readable equations (Markdown) and
+as a machine-readable description (JSON).  Deterministic output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hwbp.ir.activations import get_activation
+from hwbp.ir.losses import get_loss
+from hwbp.lower.system import DynamicsSystem, Term
+
+__all__ = ["FORMAT", "equations_markdown", "equations_json", "write_equations"]
+
+#: Format tag of the JSON description.
+FORMAT = "hwbp.equations/1"
+
+
+def _pre(term: Term) -> str:
+    u = f"xbar[{term.source}]"
+    if term.weight is None:
+        return u
+    b = f" + {term.bias}" if term.bias else ""
+    return f"{term.weight} · {u}{b}"
+
+
+def _drive(term: Term) -> str:
+    inner = _pre(term)
+    return inner if term.activation == "identity" else f"{term.activation}({inner})"
+
+
+def _gate(term: Term, post: str) -> str:
+    t = f"T[{post}]"
+    e = t if term.activation == "identity" else f"{term.activation}'(a) ⊙ {t}"
+    return f"{term.weight}ᵀ · ({e})" if term.weight else e
+
+
+def equations_markdown(system: DynamicsSystem) -> str:
+    """One Markdown block per population with its forward and sensitivity equations."""
+    lines = [
+        f"# Dynamics of `{system.name}`",
+        "",
+        f"- time constant tau = {system.tau_s:g} s; loss perturbation beta = {system.beta:g};"
+        f" depth L = {system.depth} (exact after 2L = {2 * system.depth} unit steps)",
+        "- each neuron is a conjugate pair x± = xbar ± T/2; T = x+ − x− is the tension (= beta · dl/dx at rest)",
+        f"- inputs: {', '.join(f'`{p.name}` ({p.size})' for p in system.inputs)}",
+        "",
+    ]
+    for pop in system.populations:
+        lines += [f"## `{pop.name}` — {pop.size} pairs, level {pop.level}", "", "```"]
+        lines.append(f"tau dxbar[{pop.name}]/dt = -xbar[{pop.name}] + " + " + ".join(_drive(t) for t in pop.terms))
+        sens = [_gate(system.population(p).terms[k], p) for p, k in system.successors[pop.name]]
+        if system.loss.population == pop.name:
+            sens.append(f"beta · ∇{system.loss.function}(xbar[{pop.name}])")
+        lines.append(f"tau dT[{pop.name}]/dt = -T[{pop.name}]" + "".join(f" + {s}" for s in sens))
+        lines += ["```", ""]
+    loss = get_loss(system.loss.function)
+    lines += [f"Loss `{loss.name}`: {loss.equation} (per sample; a batch's loss is the mean).", ""]
+    acts = sorted({t.activation for p in system.populations for t in p.terms})
+    lines += ["Activations:", ""] + [f"- `{a}`: {get_activation(a).equation}" for a in acts] + [""]
+    return "\n".join(lines)
+
+
+def equations_json(system: DynamicsSystem) -> dict[str, Any]:
+    """JSON-ready description of populations, couplings, tied parameters and options."""
+    return {
+        "format": FORMAT,
+        "name": system.name,
+        "tau_s": system.tau_s,
+        "beta": system.beta,
+        "depth": system.depth,
+        "inputs": [{"name": p.name, "size": p.size} for p in system.inputs],
+        "populations": [
+            {
+                "name": p.name,
+                "size": p.size,
+                "level": p.level,
+                "terms": [
+                    {"source": t.source, "activation": t.activation, "alpha": t.alpha,
+                     "weight": t.weight, "bias": t.bias}
+                    for t in p.terms
+                ],
+            }
+            for p in system.populations
+        ],
+        "couplings": [
+            {"kind": c.kind, "pre": c.pre, "post": c.post, "term": c.term, "parameter": c.parameter}
+            for c in system.couplings
+        ],
+        "tied": [{"parameter": t.name, "forward": t.forward, "sensitivity": t.sensitivity} for t in system.tied],
+        "parameters": {k: list(v.shape) for k, v in system.parameters.items()},
+        "loss": {"population": system.loss.population, "function": system.loss.function},
+    }
+
+
+def write_equations(system: DynamicsSystem, out_dir: str | Path, **options: Any) -> list[Path]:
+    """Write ``equations.md`` and ``equations.json`` into ``out_dir``; return their paths."""
+    from hwbp.io import atomic_write_text
+
+    out = Path(out_dir)
+    md, js = out / "equations.md", out / "equations.json"
+    atomic_write_text(md, equations_markdown(system))
+    atomic_write_text(js, json.dumps(equations_json(system), indent=1, sort_keys=True) + "\n")
+    return [md, js]

@@ -1,0 +1,54 @@
+"""Figures of a verification: physical vs exact gradients per parameter tensor, and
+the gradient error against time (when a trace was recorded)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwbp.verify.run import Verification, error_curve
+
+__all__ = ["verification_figure"]
+
+
+def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  # noqa: F821
+    """A matplotlib figure: one scatter panel per weight tensor (physical against
+    exact, with the identity line), plus the error curve if the result has a trace."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    names = [k for k in v.exact.parameters if k.endswith(".weight")] or list(v.exact.parameters)
+    has_trace = v.result.trace is not None and len(v.result.trace) > 1
+    ncols = min(4, len(names)) + (1 if has_trace else 0)
+    nrows = int(np.ceil(len(names) / min(4, len(names))))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for i, name in enumerate(names):
+        ax = axes[i // min(4, len(names)), i % min(4, len(names))]
+        ax.set_visible(True)
+        exact = v.exact.parameters[name].ravel()
+        phys = v.physical.parameters[name].ravel()
+        lim = float(np.max(np.abs(exact))) or 1.0
+        ax.plot([-lim, lim], [-lim, lim], color="0.7", lw=1)
+        ax.scatter(exact, phys, s=4, alpha=0.6)
+        m = v.comparison.parameters[name]
+        ax.set_title(f"{name}\nrel_err={m.rel_err:.1e}", fontsize=8)
+        ax.set_xlabel("exact dL/dW", fontsize=8)
+        ax.set_ylabel(f"{v.report['backend']} dL/dW", fontsize=8)
+        ax.tick_params(labelsize=7)
+    if has_trace:
+        ax = axes[0, -1]
+        ax.set_visible(True)
+        t, err = error_curve(v.system, v.result.trace, batch, v.exact)
+        ax.semilogy(t, np.maximum(err, 1e-17), marker="." if len(t) < 60 else None)
+        L = v.system.depth
+        ax.axvline(2 * L, color="C3", ls="--", lw=1, label="2L")
+        ax.set_xlabel("time (units of tau)" if v.result.settle.get("mode") != "unit-step" else "steps")
+        ax.set_ylabel("max rel_err of dL/dW")
+        ax.legend(fontsize=7)
+        ax.set_title("gradient error vs time", fontsize=8)
+    fig.suptitle(f"{v.report['model']}: {v.report['backend']} vs exact backprop", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,27 @@
+"""Shared helpers for the test suite (float64 everywhere, fixed seeds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwbp.ir.graph import Graph
+from hwbp.types import Batch
+
+
+def make_batch(graph: Graph, size: int = 4, seed: int = 0, loss: str = "mse") -> Batch:
+    """A reproducible random batch for ``graph``: N(0,1) inputs, N(0,1) or one-hot targets."""
+    rng = np.random.default_rng(seed)
+    n_out = graph.size(graph.output)
+    x = {n.name: rng.standard_normal((size, n.size)) for n in graph.inputs}
+    if loss == "ce":
+        y = np.eye(n_out)[rng.integers(0, n_out, size)]
+    else:
+        y = rng.standard_normal((size, n_out))
+    return Batch.for_model({n.name: n.size for n in graph.inputs}, n_out, x, y)
+
+
+@pytest.fixture
+def batch_for():
+    """Factory fixture: ``batch_for(graph, size=4, seed=0, loss='mse')``."""
+    return make_batch
