@@ -1,0 +1,136 @@
+"""The hwbp command line: outputs, exit codes, one-line errors, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hwbp.cli import main
+from hwbp.io import save_model
+from hwbp.models import random_mlp, random_resmlp
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    path = tmp_path / "res.hwbp"
+    save_model(random_resmlp(5, 6, 3, blocks=2, seed=1), path)
+    return path
+
+
+def _onnx_model(tmp_path: Path, *, op: str = "Tanh", w: np.ndarray | None = None, name: str = "m.onnx") -> Path:
+    w = np.full((3, 4), 0.5, dtype=np.float32) if w is None else w
+    nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["h"], name="fc", transB=1),
+             helper.make_node(op, ["h"], ["y"], name="act")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.zeros(3, np.float32), "b")])
+    path = tmp_path / name
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return path
+
+
+def test_verify_writes_report_and_plot(model: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    code = main(["verify", str(model), "--random-batch", "4", "--initial", "random",
+                 "--report", str(out / "r.json"), "--plot", str(out / "r.png")])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "PASSED" in text and "block1.fc.weight" in text
+    rep = json.loads((out / "r.json").read_text())
+    assert rep["schema"] == "hwbp.verify/1" and rep["passed"] and rep["model_file"] == str(model)
+    assert (out / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_verify_fails_with_exit_1_before_2L(model: Path, capsys) -> None:
+    assert main(["verify", str(model), "--steps", "7", "--initial", "random"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_simulate_writes_state_and_trace(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    assert main(["simulate", str(model), "--mode", "unit-step", "--steps", "8", "--random-batch", "3",
+                 "--trace", "-o", str(out)]) == 0
+    with np.load(out / "state.npz") as z:
+        keys = set(z.files)
+        assert {"activation/block2", "tension/block2", "grad/head.weight"} <= keys
+        assert z["tension/head"].shape == (3, 3)
+    with np.load(out / "trace.npz") as z:
+        assert z["t"].shape == (9,) and z["tension/head"].shape == (9, 3, 3)
+
+
+def test_simulate_continuous_and_steady(model: Path, tmp_path: Path) -> None:
+    for args in (["--mode", "continuous", "--duration", "2", "--dt", "0.1", "--solver", "exponential"],
+                 ["--mode", "steady"]):
+        out = tmp_path / args[1]
+        assert main(["simulate", str(model), *args, "-o", str(out)]) == 0
+        assert (out / "state.npz").is_file() and not (out / "trace.npz").exists()
+
+
+def test_compile_equations_is_deterministic(model: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["compile", str(model), "--target", "equations", "-o", str(a)]) == 0
+    assert main(["compile", str(model), "--target", "equations", "-o", str(b)]) == 0
+    for f in ("equations.md", "equations.json"):
+        assert (a / f).read_bytes() == (b / f).read_bytes()
+    md = (a / "equations.md").read_text()
+    assert "tau dT[block1]/dt" in md and "beta · ∇mse(xbar[head])" in md
+    assert json.loads((a / "equations.json").read_text())["depth"] == 4
+
+
+def _bad_inputs(tmp_path: Path, model: Path):
+    good = _onnx_model(tmp_path)
+    data = good.read_bytes()
+    (tmp_path / "trunc.onnx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, inputs=np.zeros((2, 4)), y=np.zeros((2, 3)))
+    shape = tmp_path / "shape.npz"
+    np.savez(shape, x=np.zeros((2, 7)), y=np.zeros((2, 3)))
+    return {
+        "truncated": ([str(tmp_path / "trunc.onnx")], "trunc.onnx"),
+        "corrupted": ([str(tmp_path / "garbage.onnx")], "garbage.onnx"),
+        "unsupported-op": ([str(_onnx_model(tmp_path, op="Erf", name="erf.onnx"))], "'Erf'"),
+        "nan-weights": ([str(_onnx_model(tmp_path, w=np.full((3, 4), np.nan, np.float32), name="nan.onnx"))], "non-finite"),
+        "mismatched-shapes": ([str(_onnx_model(tmp_path, w=np.ones((3, 5), np.float32), name="shp.onnx"))], "shp.onnx"),
+        "batch-wrong-arrays": ([str(model), "--batch", str(wrong)], "need 'x' and 'y'"),
+        "batch-wrong-shape": ([str(model), "--batch", str(shape)], "must have shape (batch, 5)"),
+        "missing-model": ([str(tmp_path / "nope.onnx")], "not found"),
+        "unknown-format": ([str(wrong)], "unknown model format"),
+    }
+
+
+@pytest.mark.parametrize("case", ["truncated", "corrupted", "unsupported-op", "nan-weights", "mismatched-shapes",
+                                  "batch-wrong-arrays", "batch-wrong-shape", "missing-model", "unknown-format"])
+@pytest.mark.parametrize("command", ["verify", "simulate"])
+def test_bad_input_exit_2_one_line_nothing_written(case, command, model, tmp_path, capsys) -> None:
+    args, fragment = _bad_inputs(tmp_path, model)[case]
+    out = tmp_path / "out"
+    extra = ["-o", str(out)] if command == "simulate" else ["--report", str(out / "r.json")]
+    assert main([command, *args, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hwbp: error: ") and "\n" not in err and fragment in err, err
+    assert not out.exists()
+
+
+def test_console_script_runs(model: Path) -> None:
+    exe = Path(sys.executable).with_name("hwbp")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "hwbp.cli"]
+    proc = subprocess.run([*cmd, "verify", str(model), "--loss", "ce"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "PASSED" in proc.stdout
+
+
+@pytest.mark.skipif(not (EXAMPLES / "mlp_digits.onnx").exists(), reason="example model not generated")
+def test_shipped_example_verifies(tmp_path: Path) -> None:
+    assert main(["verify", str(EXAMPLES / "mlp_digits.onnx"), "--batch", str(EXAMPLES / "digits_batch.npz"),
+                 "--loss", "ce", "--report", str(tmp_path / "r.json")]) == 0
