@@ -13,12 +13,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from hwbp.errors import HwbpError, ModelError, ModelFormatError, ShapeError, UnsupportedOpError
 from hwbp.importers import SUPPORTED_OPS, load_onnx, load_onnx_bytes
-from hwbp.ir import Activation, Add, Dense, Input, graph_from_bytes, graph_to_bytes
+from hwbp.ir import Activation, Add, Dense, graph_from_bytes, graph_to_bytes
 from hwbp.oracle import forward
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_ONNX = EXAMPLES / "mlp_digits.onnx"
 EXAMPLE_BATCH = EXAMPLES / "digits_batch.npz"
+TORCH_REASON = "torch not installed: the torch cross-checks need it (make test installs torch==2.13.0)"
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +93,10 @@ def test_native_round_trip_is_exact(example_bytes: bytes, digits_batch: dict[str
 
 # -------------------------------------------------------------------- torch exports
 def torch_onnx(model, n: int) -> bytes:
-    torch = pytest.importorskip("torch", reason="torch not installed: the torch cross-checks need it "
-                                                "(make test installs torch==2.13.0)")
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy (TorchScript) exporter
         torch.onnx.export(model, (torch.zeros(1, n, dtype=torch.float64),), buf, dynamo=False,
                           input_names=["x"], output_names=["y"])
     return buf.getvalue()
@@ -105,8 +104,7 @@ def torch_onnx(model, n: int) -> bytes:
 
 def check_against_torch(model, n: int) -> object:
     """Export ``model`` (float64), import it, and compare outputs with torch's on random inputs."""
-    torch = pytest.importorskip("torch", reason="torch not installed: the torch cross-checks need it "
-                                                "(make test installs torch==2.13.0)")
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
     model = model.double().eval()
     data = torch_onnx(model, n)
     assert onnx.load_from_string(data).graph.initializer[0].data_type == TensorProto.DOUBLE
@@ -120,8 +118,7 @@ def check_against_torch(model, n: int) -> object:
 
 @pytest.mark.parametrize("act", ["ReLU", "Tanh", "Sigmoid", "LeakyReLU", "Softplus"])
 def test_torch_sequential_mlp(act: str) -> None:
-    torch = pytest.importorskip("torch", reason="torch not installed: the torch cross-checks need it "
-                                                "(make test installs torch==2.13.0)")
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
     nn = torch.nn
     torch.manual_seed(0)
 
@@ -140,8 +137,7 @@ def test_torch_sequential_mlp(act: str) -> None:
 
 
 def test_torch_residual_mlp() -> None:
-    torch = pytest.importorskip("torch", reason="torch not installed: the torch cross-checks need it "
-                                                "(make test installs torch==2.13.0)")
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
     nn = torch.nn
 
     class Block(nn.Module):
@@ -170,8 +166,7 @@ def test_torch_residual_mlp() -> None:
 
 
 def test_torch_flatten_and_linear_without_bias() -> None:
-    torch = pytest.importorskip("torch", reason="torch not installed: the torch cross-checks need it "
-                                                "(make test installs torch==2.13.0)")
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
     nn = torch.nn
     torch.manual_seed(2)
     g = check_against_torch(nn.Sequential(nn.Flatten(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3)), 6)
@@ -182,8 +177,7 @@ def test_torch_flatten_and_linear_without_bias() -> None:
 
 
 def test_torch_matmul_plus_bias_parameter() -> None:
-    torch = pytest.importorskip("torch", reason="torch not installed: the torch cross-checks need it "
-                                                "(make test installs torch==2.13.0)")
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
     nn = torch.nn
 
     class Affine(nn.Module):
@@ -376,3 +370,19 @@ def test_bad_models(label: str, data: bytes, cls: type[HwbpError], needle: str) 
     with pytest.raises(cls) as err:
         load_onnx_bytes(data, source="hand.onnx")
     assert_one_line(err, "hand.onnx", needle)
+
+
+def test_torch_float32_export() -> None:
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    nn = torch.nn
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 2)).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy (TorchScript) exporter
+        torch.onnx.export(model, (torch.zeros(1, 5),), buf, dynamo=False, input_names=["x"], output_names=["y"])
+    g = load_onnx_bytes(buf.getvalue())
+    x = np.random.default_rng(4).standard_normal((6, 5))
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x).float()).numpy()
+    np.testing.assert_allclose(run(g, x), ref, rtol=1e-5, atol=1e-5)

@@ -97,7 +97,8 @@ class _Importer:
         if proto.data_location == _TP.EXTERNAL:
             raise ModelFormatError(f"{self.source}: {what} stores its data in an external file; not supported")
         if proto.data_type not in _NUMERIC_TYPES:
-            dtype = _TP.DataType.Name(proto.data_type) if proto.data_type in _TP.DataType.values() else proto.data_type
+            known = proto.data_type in _TP.DataType.values()
+            dtype = _TP.DataType.Name(proto.data_type) if known else proto.data_type
             raise ModelFormatError(f"{self.source}: {what} has unsupported element type {dtype}")
         try:
             with np.errstate(all="ignore"):  # non-finite values are reported by Graph lint
@@ -132,7 +133,8 @@ class _Importer:
                 self.fail(node, f"unsupported attribute {attr.name!r}")
             is_float = isinstance(defaults[attr.name], float)
             if attr.type != (_AP.FLOAT if is_float else _AP.INT):
-                self.fail(node, f"attribute {attr.name!r} must be {'a float' if is_float else 'an int'}", ModelError)
+                kind = "a float" if is_float else "an int"
+                self.fail(node, f"attribute {attr.name!r} must be {kind}", ModelError)
             out[attr.name] = onnx.helper.get_attribute_value(attr)
         return out
 

@@ -18,10 +18,25 @@ __all__ = ["Node", "Input", "Dense", "Activation", "Add", "Loss", "frozen_array"
 
 
 def frozen_array(value: object) -> np.ndarray:
-    """Return a read-only, C-contiguous float64 copy of ``value``."""
-    arr = np.array(value, dtype=np.float64, order="C", copy=True)
+    """Return a read-only, C-contiguous float64 copy of ``value``.
+
+    Raises
+    ------
+    ModelError
+        If ``value`` is not numeric.
+    """
+    try:
+        arr = np.array(value, dtype=np.float64, order="C", copy=True)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"expected a numeric array, got {type(value).__name__} ({exc})") from None
     arr.setflags(write=False)
     return arr
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ModelError(f"{what} must be a number, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +69,12 @@ class Input(Node):
 
     size: int = 0
     kind: ClassVar[str] = "input"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)):
+            raise ModelError(f"input {self.name!r}: size must be an integer, got {self.size!r}")
+        object.__setattr__(self, "size", int(self.size))
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +120,10 @@ class Activation(Node):
     alpha: float = 0.01
     kind: ClassVar[str] = "activation"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "alpha", _number(self.alpha, f"activation {self.name!r}: alpha"))
+
     @property
     def inputs(self) -> tuple[str, ...]:
         return (self.source,)
@@ -113,6 +138,8 @@ class Add(Node):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if isinstance(self.sources, str) or not all(isinstance(x, str) for x in self.sources):
+            raise ModelError(f"add {self.name!r}: sources must be a sequence of node names, got {self.sources!r}")
         object.__setattr__(self, "sources", tuple(self.sources))
 
     @property

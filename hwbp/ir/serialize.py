@@ -5,7 +5,7 @@ class's ``kind``) and the dataclass fields of each node: array fields are stored
 ``.npy`` members, every other field as JSON.  Arrays are read with
 ``allow_pickle=False``: loading a model never executes code from the file.
 
-The functions here are pure (bytes in, bytes out); :mod:`hwbp.io` does file I/O.
+The functions here are pure (bytes in, bytes out); :mod:`hwbp.io` reads and writes files.
 """
 
 from __future__ import annotations
@@ -113,6 +113,18 @@ def graph_from_bytes(data: bytes, *, source: str = "<bytes>") -> Graph:
         If it parses but describes an invalid graph.
     """
     try:
+        return _parse(data, source)
+    except HwbpError as exc:
+        msg = str(exc)
+        raise type(exc)(msg if msg.startswith(source) else f"{source}: {msg}") from None
+    except Exception as exc:  # corrupted archives surface as zlib, zipfile, TypeError, ...
+        raise ModelFormatError(
+            f"{source}: corrupted hwbp model archive ({type(exc).__name__}: {exc})".replace("\n", " ")
+        ) from None
+
+
+def _parse(data: bytes, source: str) -> Graph:
+    try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         doc = json.loads(zf.read("graph.json"))
     except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
@@ -120,11 +132,8 @@ def graph_from_bytes(data: bytes, *, source: str = "<bytes>") -> Graph:
     with zf:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ModelFormatError(f"{source}: graph.json is not of format {FORMAT!r}")
-        nodes = [
-            _decode_node(rec, zf, f"{source}: node #{i}")
-            for i, rec in enumerate(doc.get("nodes", []))
-        ]
-        try:
-            return Graph(tuple(nodes), str(doc.get("output", "")), str(doc.get("name", "model")))
-        except HwbpError as exc:
-            raise type(exc)(f"{source}: {exc}") from None
+        records = doc.get("nodes", [])
+        if not isinstance(records, list):
+            raise ModelFormatError(f"{source}: graph.json 'nodes' must be a list")
+        nodes = [_decode_node(rec, zf, f"{source}: node #{i}") for i, rec in enumerate(records)]
+        return Graph(tuple(nodes), str(doc.get("output", "")), str(doc.get("name", "model")))
