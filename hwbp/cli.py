@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="simulate and save the state (and trace)")
     _model_args(s)
     _batch_args(s)
+    s.add_argument("--backend", default="reference", help="simulator backend (default: reference)")
     _settle_args(s, default_mode="unit-step")
     s.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
     s.set_defaults(func=cmd_simulate)
@@ -191,12 +192,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """``hwbp simulate``: write ``state.npz`` (and ``trace.npz``) into the output directory."""
     from hwbp.io import save_npz
     from hwbp.lower.lowerer import lower
-    from hwbp.sim.simulate import simulate
+    from hwbp.verify.backends import get_backend
     from hwbp.verify.readout import read_gradients
 
+    run = get_backend(args.backend)
     graph, batch = _load(args)
     system = lower(graph, tau_s=args.tau_s, beta=args.beta)
-    result = simulate(system, batch, **_sim_options(args))
+    options = _sim_options(args) if args.backend == "reference" else _backend_options(args)
+    result = run(system, batch, **options)
     grads = read_gradients(system, result.state, batch)
     arrays: dict[str, np.ndarray] = {}
     for name in result.state.mean:
