@@ -85,3 +85,8 @@ def test_with_loss_and_with_parameters_return_new_graphs() -> None:
     assert not np.array_equal(g.parameters()["fc1.weight"], w)
     with pytest.raises(ModelError, match="unknown parameter"):
         g.with_parameters({"fc9.weight": w})
+
+
+def test_non_numeric_weights_name_the_node_and_dtype() -> None:
+    with pytest.raises(ModelError, match=r"dense 'd': weight: expected a numeric array, got <U1"):
+        Dense("d", source="x", weight=np.array([["a"]]), bias=np.zeros(1))

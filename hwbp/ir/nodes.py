@@ -17,8 +17,9 @@ from hwbp.errors import ModelError
 __all__ = ["Node", "Input", "Dense", "Activation", "Add", "Loss", "frozen_array"]
 
 
-def frozen_array(value: object) -> np.ndarray:
-    """Return a read-only, C-contiguous float64 copy of ``value``.
+def frozen_array(value: object, what: str = "array") -> np.ndarray:
+    """Return a read-only, C-contiguous float64 copy of ``value``; ``what`` names it
+    in the error message.
 
     Raises
     ------
@@ -28,7 +29,8 @@ def frozen_array(value: object) -> np.ndarray:
     try:
         arr = np.array(value, dtype=np.float64, order="C", copy=True)
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"expected a numeric array, got {type(value).__name__} ({exc})") from None
+        dtype = getattr(value, "dtype", type(value).__name__)
+        raise ModelError(f"{what}: expected a numeric array, got {dtype} ({exc})") from None
     arr.setflags(write=False)
     return arr
 
@@ -91,8 +93,8 @@ class Dense(Node):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "weight", frozen_array(self.weight))
-        object.__setattr__(self, "bias", frozen_array(self.bias))
+        object.__setattr__(self, "weight", frozen_array(self.weight, f"dense {self.name!r}: weight"))
+        object.__setattr__(self, "bias", frozen_array(self.bias, f"dense {self.name!r}: bias"))
 
     @property
     def inputs(self) -> tuple[str, ...]:
