@@ -48,7 +48,9 @@ def _settle_args(p: argparse.ArgumentParser, *, default_mode: str) -> None:
     p.add_argument("--duration", type=float, help="continuous mode: duration in units of tau (default: 8L)")
     p.add_argument("--dt", type=float, default=0.01, help="continuous mode: step in units of tau (default: 0.01)")
     p.add_argument("--solver", choices=sorted(SOLVERS), default="rk4", help="continuous-mode solver (default: rk4)")
-    p.add_argument("--initial", choices=INITIAL_STATES, default="zeros", help="initial state (default: zeros)")
+    p.add_argument("--initial", default="zeros", metavar="STATE",
+                   help=f"initial state: {', '.join(INITIAL_STATES)}, or a state.npz written by "
+                        "'hwbp simulate' (default: zeros)")
     p.add_argument("--trace", action="store_true", help="record the state at every step")
 
 
@@ -106,7 +108,14 @@ def _sim_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--steps applies to --mode unit-step, not {args.mode}")
     if args.mode != "continuous" and args.duration is not None:
         raise ConfigError(f"--duration applies to --mode continuous, not {args.mode}")
-    opts: dict[str, Any] = {"mode": args.mode, "initial": args.initial, "seed": args.seed, "trace": args.trace}
+    initial: Any = args.initial
+    if initial not in INITIAL_STATES:
+        if not initial.endswith(".npz"):
+            raise ConfigError(f"--initial {initial!r}: valid: {', '.join(INITIAL_STATES)} or a state .npz file")
+        from hwbp.io import load_state
+
+        initial = load_state(initial)
+    opts: dict[str, Any] = {"mode": args.mode, "initial": initial, "seed": args.seed, "trace": args.trace}
     if args.mode == "unit-step":
         opts["steps"] = args.steps
     elif args.mode == "continuous":

@@ -18,13 +18,14 @@ from typing import Mapping
 
 import numpy as np
 
-from hwbp.errors import BatchError, ConfigError, ModelFormatError
+from hwbp.errors import BatchError, ConfigError
 from hwbp.ir.graph import Graph
 from hwbp.ir.serialize import graph_from_bytes, graph_to_bytes
+from hwbp.sim.state import State
 from hwbp.types import Batch
 
 __all__ = [
-    "MODEL_FORMATS", "load_model", "save_model", "file_sha256", "load_batch", "random_batch",
+    "MODEL_FORMATS", "load_model", "save_model", "file_sha256", "load_batch", "load_state", "random_batch",
     "atomic_write_bytes", "atomic_write_text", "save_npz",
 ]
 
@@ -81,6 +82,23 @@ def load_batch(path: str | os.PathLike, graph: Graph) -> Batch:
         raise BatchError(f"{where}: missing array(s) {missing}; found {sorted(arrays)}, need 'x' and 'y'")
     sizes = {n.name: n.size for n in graph.inputs}
     return Batch.for_model(sizes, graph.size(graph.output), arrays["x"], arrays["y"], where=where)
+
+
+def load_state(path: str | os.PathLike) -> State:
+    """Load a state saved by ``hwbp simulate`` (arrays ``activation/<population>`` and
+    ``tension/<population>``), e.g. to resume a simulation from it."""
+    where = str(path)
+    data = _read(path, "state")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ConfigError(f"{where}: not a readable .npz state file ({exc})") from None
+    mean = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("activation/")}
+    tension = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("tension/")}
+    if not mean or set(mean) != set(tension):
+        raise ConfigError(f"{where}: a state needs matching 'activation/<population>' and 'tension/<population>' arrays")
+    return State(mean, tension)
 
 
 def random_batch(graph: Graph, size: int, *, seed: int = 0, loss: str = "mse") -> Batch:

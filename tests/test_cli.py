@@ -144,3 +144,16 @@ def test_readme_command_lines(tmp_path: Path) -> None:
                  "--batch", batch, "-o", str(tmp_path / "sim")]) == 0
     with np.load(tmp_path / "sim" / "state.npz") as z:
         assert z["grad/fc1.weight"].shape == (32, 64)
+
+
+def test_simulate_resumes_from_a_saved_state(model: Path, tmp_path: Path) -> None:
+    """Three steps, then five more from the saved state, equal eight steps at once."""
+    common = ["--random-batch", "3", "--initial", "random", "--seed", "4"]
+    assert main(["simulate", str(model), "--steps", "3", *common, "-o", str(tmp_path / "a")]) == 0
+    assert main(["simulate", str(model), "--steps", "8", *common, "-o", str(tmp_path / "all")]) == 0
+    resume = ["--random-batch", "3", "--seed", "4", "--initial", str(tmp_path / "a" / "state.npz")]
+    assert main(["simulate", str(model), "--steps", "5", *resume, "-o", str(tmp_path / "b")]) == 0
+    with np.load(tmp_path / "b" / "state.npz") as b, np.load(tmp_path / "all" / "state.npz") as full:
+        for k in full.files:
+            np.testing.assert_array_equal(b[k], full[k], err_msg=k)
+    assert main(["simulate", str(model), "--initial", "sideways", "-o", str(tmp_path / "c")]) == 2
