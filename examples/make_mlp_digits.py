@@ -106,9 +106,8 @@ def to_onnx(graph: Graph) -> bytes:
         ))
         src = out
         if i < n_layers:
-            suffix = "" if i == 1 else f"_{i - 1}"
-            act = f"/Tanh{suffix}_output_0"
-            nodes.append(helper.make_node("Tanh", [src], [act], name=f"/Tanh{suffix}"))
+            act = f"/act{i}/Tanh_output_0"
+            nodes.append(helper.make_node("Tanh", [src], [act], name=f"/act{i}/Tanh"))
             src = act
     g = helper.make_graph(
         nodes,

@@ -150,7 +150,13 @@ class _Importer:
         return name
 
     def node_name(self, node: onnx.NodeProto) -> str:
-        return self.unique(node.name or (node.output[0] if node.output else ""), node.op_type.lower())
+        """IR name of ``node``: a module path like ``/block1/act/Tanh`` loses its trailing
+        op type (``block1.act``), as PyTorch names nodes after their modules."""
+        parts = node.name.strip("/").split("/")
+        if len(parts) > 1 and parts[-1].split("_")[0] == node.op_type:
+            parts = parts[:-1]
+        base = "/".join(parts) if node.name else (node.output[0] if node.output else "")
+        return self.unique(base, node.op_type.lower())
 
     def emit(self, node: onnx.NodeProto, ir: Node, rank: int, size: int) -> None:
         self.nodes[ir.name] = ir

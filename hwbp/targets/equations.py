@@ -32,7 +32,7 @@ def _drive(term: Term) -> str:
 
 def _gate(term: Term, post: str) -> str:
     t = f"T[{post}]"
-    e = t if term.activation == "identity" else f"{term.activation}'(a) ⊙ {t}"
+    e = t if term.activation == "identity" else f"{term.activation}'({_pre(term)}) ⊙ {t}"
     return f"{term.weight}ᵀ · ({e})" if term.weight else e
 
 
