@@ -1,6 +1,7 @@
 """The ``hwbp`` command line: verify, simulate, compile, demo.
 
-Exit codes: 0 success (verification passed), 1 verification failed, 2 bad input.
+Exit codes: 0 success (verification passed), 1 verification failed, 2 bad input,
+3 internal error (a defect of hwbp: please report it with the traceback).
 Every error is one line on stderr saying what was wrong and where.
 """
 
@@ -28,6 +29,14 @@ EXAMPLE_MODEL = Path(__file__).resolve().parent.parent / "examples" / "mlp_digit
 
 
 # ------------------------------------------------------------------ arguments
+def _count(text: str) -> int:
+    """argparse type: a non-negative integer."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model file (.onnx or .hwbp)")
     p.add_argument("--loss", choices=sorted(LOSSES), default="mse", help="loss port (default: mse)")
@@ -38,16 +47,16 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 def _batch_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--batch", metavar="FILE.npz", help="inputs and targets: arrays 'x' and 'y'")
-    g.add_argument("--random-batch", type=int, metavar="N", help="N random samples (default: 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random batch and random initial state")
+    g.add_argument("--random-batch", type=_count, metavar="N", help="N random samples (default: 16)")
+    p.add_argument("--seed", type=_count, default=0, help="seed of the random batch and random initial state")
 
 
 def _settle_args(p: argparse.ArgumentParser, *, default_mode: str) -> None:
     p.add_argument("--mode", choices=MODES, default=default_mode, help=f"how to settle (default: {default_mode})")
-    p.add_argument("--steps", type=int, help="unit-step mode: steps to take (default: 2L)")
+    p.add_argument("--steps", type=_count, help="unit-step mode: steps to take (default: 2L)")
     p.add_argument("--duration", type=float, help="continuous mode: duration in units of tau (default: 8L)")
-    p.add_argument("--dt", type=float, default=0.01, help="continuous mode: step in units of tau (default: 0.01)")
-    p.add_argument("--solver", choices=sorted(SOLVERS), default="rk4", help="continuous-mode solver (default: rk4)")
+    p.add_argument("--dt", type=float, help="continuous mode: step in units of tau (default: 0.01)")
+    p.add_argument("--solver", choices=sorted(SOLVERS), help="continuous-mode solver (default: rk4)")
     p.add_argument("--initial", default="zeros", metavar="STATE",
                    help=f"initial state: {', '.join(INITIAL_STATES)}, or a state.npz written by "
                         "'hwbp simulate' (default: zeros)")
@@ -97,17 +106,21 @@ def _load(args: argparse.Namespace) -> tuple[Graph, Batch]:
 
     graph = load_model(args.model).with_loss(args.loss)
     if args.batch:
-        batch = load_batch(args.batch, graph)
+        batch = load_batch(args.batch, graph, loss=args.loss)
     else:
-        batch = random_batch(graph, args.random_batch or 16, seed=args.seed, loss=args.loss)
+        size = 16 if args.random_batch is None else args.random_batch
+        batch = random_batch(graph, size, seed=args.seed, loss=args.loss)
     return graph, batch
 
 
 def _sim_options(args: argparse.Namespace) -> dict[str, Any]:
-    if args.mode != "unit-step" and args.steps is not None:
-        raise ConfigError(f"--steps applies to --mode unit-step, not {args.mode}")
-    if args.mode != "continuous" and args.duration is not None:
-        raise ConfigError(f"--duration applies to --mode continuous, not {args.mode}")
+    only = {"--steps": (args.steps, "unit-step"), "--duration": (args.duration, "continuous"),
+            "--dt": (args.dt, "continuous"), "--solver": (args.solver, "continuous")}
+    for flag, (value, mode) in only.items():
+        if value is not None and args.mode != mode:
+            raise ConfigError(f"{flag} applies to --mode {mode}, not {args.mode}")
+    if args.trace and args.mode == "steady":
+        raise ConfigError("--trace needs a trajectory: use --mode unit-step or continuous, not steady")
     initial: Any = args.initial
     if initial not in INITIAL_STATES:
         if not initial.endswith(".npz"):
@@ -119,13 +132,22 @@ def _sim_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "unit-step":
         opts["steps"] = args.steps
     elif args.mode == "continuous":
-        opts.update(duration=args.duration, dt=args.dt, solver=args.solver, progress=True)
+        opts.update(duration=args.duration, dt=0.01 if args.dt is None else args.dt,
+                    solver=args.solver or "rk4", progress=True)
     return opts
 
 
 def _check_out_path(path: str | None, suffix: str, flag: str) -> None:
-    if path is not None and Path(path).suffix.lower() != suffix:
-        raise ConfigError(f"{flag} {path}: expected a {suffix} file")
+    from hwbp.io import check_writable
+
+    if path is not None:
+        if Path(path).suffix.lower() != suffix:
+            raise ConfigError(f"{flag} {path}: expected a {suffix} file")
+        check_writable(path, flag)
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "inf/nan" if value is None else format(value, fmt)
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -134,9 +156,8 @@ def format_table(report: dict[str, Any]) -> str:
     for kind in ("parameters", "populations"):
         for name, m in report[kind].items():
             label = name if kind == "parameters" else f"dl/d[{name}]"
-            fmt = lambda v, f: "inf/nan" if v is None else format(v, f)  # noqa: E731
-            rows.append((label, "x".join(map(str, m["shape"])), fmt(m["rel_err"], ".2e"),
-                         fmt(m["cosine"], ".9f"), fmt(m["max_abs_err"], ".2e")))
+            rows.append((label, "x".join(map(str, m["shape"])), _num(m["rel_err"], ".2e"),
+                         _num(m["cosine"], ".9f"), _num(m["max_abs_err"], ".2e")))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -147,8 +168,8 @@ def format_table(report: dict[str, Any]) -> str:
         "",
         f"backend={report['backend']}  loss={report['loss']}  beta={report['beta']:g}  L={report['depth']}"
         f"  batch={report['batch_size']}  ({settle})",
-        f"{verdict}: max rel_err {report['max_rel_err']} (tol {tol['max_rel_err']:g}), "
-        f"min cosine {report['min_cosine']} (tol {tol['min_cosine']:.9g})",
+        f"{verdict}: max rel_err {_num(report['max_rel_err'], '.3g')} (tol {tol['max_rel_err']:g}), "
+        f"min cosine {_num(report['min_cosine'], '.12g')} (tol {tol['min_cosine']:.12g})",
     ]
     return "\n".join(lines)
 
@@ -156,7 +177,7 @@ def format_table(report: dict[str, Any]) -> str:
 # ------------------------------------------------------------------ commands
 def cmd_verify(args: argparse.Namespace) -> int:
     """``hwbp verify``: exit 0 when the gradients pass, 1 when not."""
-    from hwbp.io import atomic_write_text, file_sha256
+    from hwbp.io import atomic_write_bytes, atomic_write_text, file_sha256
     from hwbp.verify.compare import Tolerances
     from hwbp.verify.run import verify
 
@@ -171,11 +192,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     v = verify(graph, batch, backend=args.backend, beta=args.beta, tau_s=args.tau_s,
                tolerances=tol, options=options, extra=extra)
     print(format_table(v.report))
+    png = _render_plot(v, batch) if args.plot else None  # render first: write both or neither
     if args.report:
         atomic_write_text(args.report, json.dumps(v.report, indent=1) + "\n")
         print(f"report: {args.report}")
-    if args.plot:
-        _save_plot(v, batch, args.plot)
+    if args.plot and png is not None:
+        atomic_write_bytes(args.plot, png)
         print(f"figure: {args.plot}")
     return 0 if v.passed else 1
 
@@ -185,26 +207,31 @@ def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in getattr(args, "backend_options", ()) if getattr(args, k, None) is not None}
 
 
-def _save_plot(v: Any, batch: Batch, path: str) -> None:
+def _render_plot(v: Any, batch: Batch) -> bytes:
     import io as _io
 
-    from hwbp.io import atomic_write_bytes
+    import matplotlib.pyplot as plt
+
     from hwbp.verify.plot import verification_figure
 
     fig = verification_figure(v, batch)
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(path, buf.getvalue())
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """``hwbp simulate``: write ``state.npz`` (and ``trace.npz``) into the output directory."""
-    from hwbp.io import save_npz
+    from hwbp.io import check_writable, save_npz
     from hwbp.lower.lowerer import lower
     from hwbp.verify.backends import get_backend
     from hwbp.verify.readout import read_gradients
 
     run = get_backend(args.backend)
+    out = Path(args.out)
+    for name in ("state.npz", "trace.npz"):
+        check_writable(out / name, "-o")
     graph, batch = _load(args)
     system = lower(graph, tau_s=args.tau_s, beta=args.beta)
     options = _sim_options(args) if args.backend == "reference" else _backend_options(args)
@@ -215,7 +242,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         arrays[f"activation/{name}"] = result.state.mean[name]
         arrays[f"tension/{name}"] = result.state.tension[name]
     arrays.update({f"grad/{k}": v for k, v in grads.parameters.items()})
-    out = Path(args.out)
     save_npz(out / "state.npz", arrays)
     written = [out / "state.npz"]
     if result.trace is not None:
@@ -268,6 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"hwbp: error: {exc.strerror or exc} ({exc.filename or 'file system'})", file=sys.stderr)
         return 2
+    except Exception as exc:  # a defect of hwbp, not of the input: say so, keep 1 for "failed"
+        import traceback
+
+        traceback.print_exc()
+        print(f"hwbp: internal error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,7 @@ from hwbp.types import Batch
 
 __all__ = [
     "MODEL_FORMATS", "load_model", "save_model", "file_sha256", "load_batch", "load_state", "random_batch",
-    "atomic_write_bytes", "atomic_write_text", "save_npz",
+    "atomic_write_bytes", "atomic_write_text", "save_npz", "check_writable",
 ]
 
 #: Model file suffixes hwbp reads.
@@ -64,40 +64,55 @@ def file_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def load_batch(path: str | os.PathLike, graph: Graph) -> Batch:
-    """Load ``x`` and ``y`` arrays from an ``.npz`` file and validate them against ``graph``.
-
-    ``x`` is ``(batch, n_in)``; ``y`` is ``(batch, n_out)`` targets or ``(batch,)`` integer
-    class labels (one-hot encoded on load).
-    """
+def _read_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` file (never unpickled), or a one-line ``ConfigError``."""
     where = str(path)
-    data = _read(path, "batch")
+    data = _read(path, what)
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with loaded as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise BatchError(f"{where}: not a readable .npz batch file ({exc})") from None
-    missing = [k for k in ("x", "y") if k not in arrays]
-    if missing:
-        raise BatchError(f"{where}: missing array(s) {missing}; found {sorted(arrays)}, need 'x' and 'y'")
+        raise ConfigError(f"{where}: not a readable .npz {what} file ({exc})") from None
+    return arrays
+
+
+def load_batch(path: str | os.PathLike, graph: Graph, *, loss: str = "mse") -> Batch:
+    """Load a batch from an ``.npz`` file and validate it against ``graph``.
+
+    The file holds ``x`` ``(batch, n_in)`` (or ``x/<input name>`` arrays for a model
+    with several inputs) and ``y``: ``(batch, n_out)`` targets, or, for ``loss="ce"``,
+    ``(batch,)`` integer class labels (one-hot encoded on load).
+    """
+    where = str(path)
+    try:
+        arrays = _read_npz(path, "batch")
+    except ConfigError as exc:
+        raise BatchError(str(exc)) from None
+    named = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("x/")}
+    x: object = named if named else arrays.get("x")
+    if x is None or "y" not in arrays:
+        raise BatchError(
+            f"{where}: found arrays {sorted(arrays)}; need 'x' (or 'x/<input>' per input) and 'y'"
+        )
     sizes = {n.name: n.size for n in graph.inputs}
-    return Batch.for_model(sizes, graph.size(graph.output), arrays["x"], arrays["y"], where=where)
+    return Batch.for_model(sizes, graph.size(graph.output), x, arrays["y"], loss=loss, where=where)
 
 
 def load_state(path: str | os.PathLike) -> State:
     """Load a state saved by ``hwbp simulate`` (arrays ``activation/<population>`` and
     ``tension/<population>``), e.g. to resume a simulation from it."""
     where = str(path)
-    data = _read(path, "state")
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ConfigError(f"{where}: not a readable .npz state file ({exc})") from None
+    arrays = _read_npz(path, "state")
     mean = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("activation/")}
     tension = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("tension/")}
     if not mean or set(mean) != set(tension):
         raise ConfigError(f"{where}: a state needs matching 'activation/<population>' and 'tension/<population>' arrays")
+    for key, arr in [*mean.items(), *tension.items()]:
+        if arr.dtype.kind not in "fiu" or not np.all(np.isfinite(arr)):
+            raise ConfigError(f"{where}: array of population {key!r} must be finite numbers, got dtype {arr.dtype}")
     return State(mean, tension)
 
 
@@ -106,25 +121,46 @@ def random_batch(graph: Graph, size: int, *, seed: int = 0, loss: str = "mse") -
     one-hot classes for ce."""
     if size < 1:
         raise BatchError(f"random batch size must be >= 1, got {size}")
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
     rng = np.random.default_rng(seed)
     x = {n.name: rng.standard_normal((size, n.size)) for n in graph.inputs}
     n_out = graph.size(graph.output)
     y = np.eye(n_out)[rng.integers(0, n_out, size)] if loss == "ce" else rng.standard_normal((size, n_out))
-    return Batch.for_model({n.name: n.size for n in graph.inputs}, n_out, x, y)
+    return Batch.for_model({n.name: n.size for n in graph.inputs}, n_out, x, y, loss=loss)
+
+
+def check_writable(path: str | os.PathLike, flag: str = "output") -> None:
+    """Raise a one-line ``ConfigError`` now if ``path`` cannot be written later
+    (it is a directory, or a parent is a file)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{flag} {p}: is a directory, expected a file path")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {p}: {parent} is a file, not a directory")
+            break
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    check_writable(p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {p}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot write {p}: {exc.strerror or exc}") from None
         raise
 
 

@@ -41,10 +41,18 @@ class Batch:
 
     @classmethod
     def for_model(
-        cls, input_sizes: Mapping[str, int], output_size: int, x: object, y: object, *, where: str = "batch"
+        cls,
+        input_sizes: Mapping[str, int],
+        output_size: int,
+        x: object,
+        y: object,
+        *,
+        loss: str = "mse",
+        where: str = "batch",
     ) -> "Batch":
         """Validate ``x`` (an array for a single-input model, or a mapping by input
-        name) and ``y`` against a model's sizes; class-index ``y`` is one-hot encoded.
+        name) and ``y`` against a model's sizes.  For ``loss="ce"`` a 1-D integer ``y``
+        holds class labels and is one-hot encoded; for mse ``y`` is taken as given.
 
         Raises
         ------
@@ -61,8 +69,6 @@ class Batch:
             a = np.asarray(arr)
             if a.dtype.kind not in "fiub":
                 raise BatchError(f"{where}: x[{name!r}] has non-numeric dtype {a.dtype}")
-            if a.ndim == 1:
-                a = a[None, :]
             if a.ndim != 2 or a.shape[1] != input_sizes[name]:
                 raise BatchError(
                     f"{where}: x[{name!r}] must have shape (batch, {input_sizes[name]}), got {a.shape}"
@@ -75,7 +81,7 @@ class Batch:
         t = np.asarray(y)
         if t.dtype.kind not in "fiub":
             raise BatchError(f"{where}: y has non-numeric dtype {t.dtype}")
-        if t.ndim == 1 and t.shape[0] == b and t.dtype.kind in "iu":
+        if loss == "ce" and t.ndim == 1 and t.shape[0] == b and t.dtype.kind in "iu":
             if t.min(initial=0) < 0 or t.max(initial=0) >= output_size:
                 raise BatchError(f"{where}: class labels in y must lie in [0, {output_size})")
             t = np.eye(output_size)[t]

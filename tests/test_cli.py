@@ -102,7 +102,7 @@ def _bad_inputs(tmp_path: Path, model: Path):
         "unsupported-op": ([str(_onnx_model(tmp_path, op="Erf", name="erf.onnx"))], "'Erf'"),
         "nan-weights": ([str(_onnx_model(tmp_path, w=np.full((3, 4), np.nan, np.float32), name="nan.onnx"))], "non-finite"),
         "mismatched-shapes": ([str(_onnx_model(tmp_path, w=np.ones((3, 5), np.float32), name="shp.onnx"))], "shp.onnx"),
-        "batch-wrong-arrays": ([str(model), "--batch", str(wrong)], "need 'x' and 'y'"),
+        "batch-wrong-arrays": ([str(model), "--batch", str(wrong)], "need 'x'"),
         "batch-wrong-shape": ([str(model), "--batch", str(shape)], "must have shape (batch, 5)"),
         "missing-model": ([str(tmp_path / "nope.onnx")], "not found"),
         "unknown-format": ([str(wrong)], "unknown model format"),
@@ -157,3 +157,77 @@ def test_simulate_resumes_from_a_saved_state(model: Path, tmp_path: Path) -> Non
         for k in full.files:
             np.testing.assert_array_equal(b[k], full[k], err_msg=k)
     assert main(["simulate", str(model), "--initial", "sideways", "-o", str(tmp_path / "c")]) == 2
+
+
+def _two_input_model(path: Path) -> Path:
+    from hwbp.ir import Add, Dense, Graph, Input
+
+    rng = np.random.default_rng(0)
+    g = Graph((Input("a", size=2), Input("b", size=3),
+               Dense("loss", source="a", weight=rng.standard_normal((2, 2)), bias=np.zeros(2)),
+               Dense("db", source="b", weight=rng.standard_normal((2, 3)), bias=np.zeros(2)),
+               Add("s", sources=("loss", "db"))), "s", "two_inputs")
+    save_model(g, path)
+    return path
+
+
+def test_multi_input_batch_and_a_node_called_loss(tmp_path: Path) -> None:
+    model = _two_input_model(tmp_path / "two.hwbp")
+    batch = tmp_path / "b.npz"
+    np.savez(batch, **{"x/a": np.ones((4, 2)), "x/b": np.ones((4, 3)), "y": np.zeros((4, 2))})
+    assert main(["verify", str(model), "--batch", str(batch), "--initial", "random"]) == 0
+
+
+def test_identical_gradients_meet_the_strictest_tolerance(model: Path) -> None:
+    assert main(["verify", str(model), "--mode", "steady", "--rtol", "0", "--min-cosine", "1"]) == 0
+
+
+def test_integer_mse_targets_are_values_not_classes(tmp_path: Path) -> None:
+    from hwbp.io import load_batch, load_model
+
+    path = tmp_path / "one.hwbp"
+    save_model(random_mlp([2, 1], seed=0), path)
+    np.savez(tmp_path / "b.npz", x=np.zeros((2, 2)), y=np.array([[0], [3]]))
+    g = load_model(path).with_loss("mse")
+    assert load_batch(tmp_path / "b.npz", g).y.tolist() == [[0.0], [3.0]]
+    np.savez(tmp_path / "c.npz", x=np.zeros((3, 2)), y=np.array([0, 1, 0]))
+    g3 = random_mlp([2, 2], seed=0).with_loss("ce")
+    save_model(g3, tmp_path / "two.hwbp")
+    assert load_batch(tmp_path / "c.npz", g3, loss="ce").y.tolist() == [[1, 0], [0, 1], [1, 0]]
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--random-batch", "0"], "random batch size must be >= 1"),
+    (["--seed", "-1"], "must be >= 0"),
+    (["--dt", "0.1"], "--dt applies to --mode continuous"),
+    (["--mode", "steady", "--trace"], "--trace needs a trajectory"),
+    (["--mode", "continuous", "--dt", "1e-300", "--duration", "1"], "increase dt"),
+    (["--initial", "nowhere.npz"], "state file not found"),
+])
+def test_bad_options_exit_2(model: Path, args, fragment, capsys) -> None:
+    try:
+        code = main(["verify", str(model), *args])
+    except SystemExit as exc:  # argparse rejects malformed values itself, with exit code 2
+        code = exc.code
+    assert code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_unwritable_outputs_are_refused_before_any_work(model: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "d.json").mkdir()
+    assert main(["verify", str(model), "--report", str(tmp_path / "d.json")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    npy = tmp_path / "x.npz"
+    with open(npy, "wb") as fh:
+        np.save(fh, np.zeros(3))
+    assert main(["verify", str(model), "--batch", str(npy)]) == 2
+    assert "not an .npz archive" in capsys.readouterr().err
+
+
+def test_plot_of_a_model_without_parameters(tmp_path: Path) -> None:
+    from hwbp.ir import Activation, Graph, Input
+
+    path = tmp_path / "p.hwbp"
+    save_model(Graph((Input("x", size=3), Activation("t", source="x", function="tanh")), "t"), path)
+    assert main(["verify", str(path), "--plot", str(tmp_path / "p.png"), "--report", str(tmp_path / "p.json")]) == 0
+    assert (tmp_path / "p.png").exists() and (tmp_path / "p.json").exists()

@@ -67,9 +67,9 @@ def _check_finite(node: Node, label: str, arr: np.ndarray) -> None:
 def _lint_node(node: Node, sizes: dict[str, int]) -> int:
     """Check one node against the sizes of its inputs; return its output size."""
     if isinstance(node, Input):
-        if not isinstance(node.size, (int, np.integer)) or node.size < 1:
+        if node.size < 1:  # an integer: checked by Input itself
             raise ShapeError(f"input {node.name!r}: size must be a positive integer, got {node.size!r}")
-        return int(node.size)
+        return node.size
     if isinstance(node, Dense):
         w, b = node.weight, node.bias
         if w.ndim != 2:
@@ -215,9 +215,24 @@ class Graph:
 
     # ------------------------------------------------------------ derivations
     def with_loss(self, function: str, *, name: str = "loss") -> "Graph":
-        """A copy of this graph with its loss port set to ``function`` (mse or ce)."""
+        """A copy of this graph with its loss port set to ``function`` (mse or ce).
+
+        The port is called ``name``, or ``name_1``, ``name_2``, ... if a node already
+        has that name."""
         kept = tuple(n for n in self.nodes if not isinstance(n, Loss))
-        return Graph(kept + (Loss(name, source=self.output, function=function),), self.output, self.name)
+        taken = {n.name for n in kept}
+        unique, k = name, 0
+        while unique in taken:
+            k += 1
+            unique = f"{name}_{k}"
+        return Graph(kept + (Loss(unique, source=self.output, function=function),), self.output, self.name)
+
+    def require_loss(self) -> Loss:
+        """The loss port; raises :class:`ModelError` naming the model if there is none."""
+        loss = self.loss
+        if loss is None:
+            raise ModelError(f"model {self.name!r} has no loss port; attach one with graph.with_loss('mse')")
+        return loss
 
     def with_parameters(self, params: Mapping[str, np.ndarray]) -> "Graph":
         """A copy with the named parameters replaced (shapes are checked by lint)."""

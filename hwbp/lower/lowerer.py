@@ -94,9 +94,8 @@ class LoweringContext:
     def build(self, *, tau_s: float, beta: float) -> DynamicsSystem:
         """Assemble couplings and tied parameters into the final system."""
         if self.loss is None:
-            raise ModelError(
-                f"model {self.graph.name!r} has no loss port; attach one with graph.with_loss('mse')"
-            )
+            self.graph.require_loss()  # raises the error that names the model
+            raise ModelError(f"lowering of {self.graph.name!r}: the loss rule set no loss port")
         pops = {p.name for p in self.populations}
         couplings: list[Coupling] = []
         tied: list[TiedParameter] = []
@@ -140,10 +139,8 @@ def _lower_dense(ctx: LoweringContext, node: Node) -> None:
 
 def _lower_activation(ctx: LoweringContext, node: Node) -> None:
     assert isinstance(node, Activation)
-    inner = ctx.terms_of(node.source, node.name)
-    if len(inner) != 1 or inner[0].activation != "identity":  # pragma: no cover - emit() prevents it
-        inner = (Term(source=ctx.source(node.source)),)
-    base = inner[0]
+    # emit() only hands an Activation a single identity term to fuse with
+    (base,) = ctx.terms_of(node.source, node.name)
     term = Term(base.source, node.function, float(node.alpha), base.weight, base.bias)
     ctx.emit(node.name, (term,))
 

@@ -12,7 +12,6 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from hwbp.errors import ModelError
 from hwbp.ir.activations import get_activation
 from hwbp.ir.graph import Graph
 from hwbp.ir.losses import get_loss
@@ -83,9 +82,7 @@ def exact_gradients(graph: Graph, batch: Batch) -> Gradients:
         ``parameters``: ``dL/dθ`` with ``L = mean_i l_i``; ``activations``: per-sample
         ``dl_i/dx_i`` for every non-loss, non-input node; ``loss``: ``L``.
     """
-    loss_node = graph.loss
-    if loss_node is None:
-        raise ModelError(f"model {graph.name!r} has no loss port; attach one with graph.with_loss('mse')")
+    loss_node = graph.require_loss()
     values = forward(graph, batch.x)
     fn = get_loss(loss_node.function)
     out = values[loss_node.source]

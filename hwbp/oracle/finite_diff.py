@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwbp.errors import ModelError
 from hwbp.ir.graph import Graph
 from hwbp.ir.losses import get_loss
 from hwbp.oracle.backprop import forward
@@ -15,9 +14,7 @@ __all__ = ["batch_loss", "finite_difference_gradients"]
 
 def batch_loss(graph: Graph, batch: Batch) -> float:
     """Batch-mean loss of ``graph`` on ``batch``."""
-    loss = graph.loss
-    if loss is None:
-        raise ModelError(f"model {graph.name!r} has no loss port")
+    loss = graph.require_loss()
     values = forward(graph, batch.x)
     return float(get_loss(loss.function).value(values[loss.source], batch.y).mean())
 

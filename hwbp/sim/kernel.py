@@ -71,11 +71,7 @@ class Kernel:
                 )
             self.terms.append(terms)
         #: successors[i]: (population index p, term index k) reading population i.
-        self.successors: list[list[tuple[int, int]]] = [[] for _ in self.names]
-        for p, terms in enumerate(self.terms):
-            for k, term in enumerate(terms):
-                if term.src >= 0:
-                    self.successors[term.src].append((p, k))
+        self.successors = [[(index[p], k) for p, k in system.successors[n]] for n in self.names]
         #: population sources / consumers (indices), for change tracking.
         self.sources = [sorted({t.src for t in terms if t.src >= 0}) for terms in self.terms]
         self.consumers = [sorted({p for p, _ in s}) for s in self.successors]

@@ -32,6 +32,8 @@ __all__ = ["MODES", "INITIAL_STATES", "simulate"]
 
 MODES = ("unit-step", "continuous", "steady")
 INITIAL_STATES = ("zeros", "random", "forward-manifold")
+#: Largest number of continuous-mode steps one call may take.
+MAX_STEPS = 10**8
 
 
 class _Recorder:
@@ -84,12 +86,15 @@ def _initial(
         except KeyError as exc:
             raise ConfigError(f"initial state lacks population {exc.args[0]!r}") from None
         for n, m, t, shape in zip(kernel.names, means, tens, shapes):
-            if m.shape != shape or t.shape != shape:
-                raise ConfigError(f"initial state of population {n!r}: expected shape {shape}, got {m.shape}")
+            for label, arr in (("activation", m), ("tension", t)):
+                if arr.shape != shape:
+                    raise ConfigError(f"initial {label} of population {n!r}: expected shape {shape}, got {arr.shape}")
         return means, tens, False
     if initial == "zeros":
         return [np.zeros(s) for s in shapes], [np.zeros(s) for s in shapes], False
     if initial == "random":
+        if seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {seed}")
         rng = np.random.default_rng(seed)
         return [rng.standard_normal(s) for s in shapes], [rng.standard_normal(s) for s in shapes], False
     if initial == "forward-manifold":
@@ -196,6 +201,8 @@ def simulate(
         total = 8.0 * L if duration is None else float(duration)
         if not (np.isfinite(dt) and dt > 0) or not (np.isfinite(total) and total >= 0):
             raise ConfigError(f"dt must be > 0 and duration >= 0 (units of tau), got dt={dt}, duration={total}")
+        if total / dt > MAX_STEPS:
+            raise ConfigError(f"duration/dt = {total / dt:.3g} steps exceeds {MAX_STEPS:.0e}; increase dt")
         n_steps = int(np.ceil(total / dt - 1e-9))
         h = total / n_steps if n_steps else 0.0
         every = trace_every or max(1, n_steps // 400)

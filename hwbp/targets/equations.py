@@ -25,14 +25,18 @@ def _pre(term: Term) -> str:
     return f"{term.weight} · {u}{b}"
 
 
+def _fname(term: Term) -> str:
+    return f"leaky_relu[alpha={term.alpha:g}]" if term.activation == "leaky_relu" else term.activation
+
+
 def _drive(term: Term) -> str:
     inner = _pre(term)
-    return inner if term.activation == "identity" else f"{term.activation}({inner})"
+    return inner if term.activation == "identity" else f"{_fname(term)}({inner})"
 
 
 def _gate(term: Term, post: str) -> str:
     t = f"T[{post}]"
-    e = t if term.activation == "identity" else f"{term.activation}'({_pre(term)}) ⊙ {t}"
+    e = t if term.activation == "identity" else f"{_fname(term)}'({_pre(term)}) ⊙ {t}"
     return f"{term.weight}ᵀ · ({e})" if term.weight else e
 
 

@@ -11,7 +11,12 @@ import numpy as np
 from hwbp.errors import ConfigError
 from hwbp.types import Gradients
 
-__all__ = ["Tolerances", "Metrics", "Comparison", "metrics", "compare"]
+__all__ = ["Tolerances", "Metrics", "Comparison", "metrics", "compare", "json_number"]
+
+
+def json_number(v: float) -> float | None:
+    """``v`` as a JSON number, or ``None`` when it is NaN or infinite."""
+    return float(v) if np.isfinite(v) else None
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,8 @@ class Metrics:
     """Errors of one tensor ``g`` against the exact ``g*``.
 
     ``rel_err = ||g - g*||_2 / ||g*||_2`` (0 when both are zero, inf when only ``g*`` is);
-    ``cosine`` = cosine similarity (1 when both are zero, 0 when one is).
+    ``cosine`` = cosine similarity, clipped to [-1, 1] (1 when ``g == g*``, 0 when only
+    one of them is zero).
     """
 
     shape: tuple[int, ...]
@@ -44,14 +50,11 @@ class Metrics:
 
     def as_dict(self) -> dict:
         """JSON-ready dict (non-finite numbers become ``None``)."""
-        def num(v: float) -> float | None:
-            return float(v) if np.isfinite(v) else None
-
         return {
             "shape": list(self.shape),
-            "max_abs_err": num(self.max_abs_err),
-            "rel_err": num(self.rel_err),
-            "cosine": num(self.cosine),
+            "max_abs_err": json_number(self.max_abs_err),
+            "rel_err": json_number(self.rel_err),
+            "cosine": json_number(self.cosine),
         }
 
 
@@ -68,8 +71,10 @@ def metrics(g: np.ndarray, g_ref: np.ndarray) -> Metrics:
         rel = n_diff / n_ref
     else:
         rel = 0.0 if n_g == 0 else float("inf")
-    if n_ref > 0 and n_g > 0:
-        cos = float(np.vdot(g, g_ref) / (n_g * n_ref))
+    if n_diff == 0:
+        cos = 1.0
+    elif n_ref > 0 and n_g > 0:
+        cos = float(np.clip(np.vdot(g, g_ref) / (n_g * n_ref), -1.0, 1.0))
     else:
         cos = 1.0 if n_ref == n_g == 0 else 0.0
     max_abs = float(np.max(np.abs(diff))) if diff.size else 0.0

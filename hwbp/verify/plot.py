@@ -20,13 +20,14 @@ def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  
 
     names = [k for k in v.exact.parameters if k.endswith(".weight")] or list(v.exact.parameters)
     has_trace = v.result.trace is not None and len(v.result.trace) > 1
-    ncols = min(4, len(names)) + (1 if has_trace else 0)
-    nrows = int(np.ceil(len(names) / min(4, len(names))))
+    per_row = max(1, min(4, len(names)))
+    ncols = per_row + (1 if has_trace else 0)
+    nrows = max(1, int(np.ceil(len(names) / per_row)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.set_visible(False)
     for i, name in enumerate(names):
-        ax = axes[i // min(4, len(names)), i % min(4, len(names))]
+        ax = axes[i // per_row, i % per_row]
         ax.set_visible(True)
         exact = v.exact.parameters[name].ravel()
         phys = v.physical.parameters[name].ravel()
@@ -38,6 +39,11 @@ def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  
         ax.set_xlabel("exact dL/dW", fontsize=8)
         ax.set_ylabel(f"{v.report['backend']} dL/dW", fontsize=8)
         ax.tick_params(labelsize=7)
+    if not names and not has_trace:
+        ax = axes[0, 0]
+        ax.set_visible(True)
+        ax.axis("off")
+        ax.text(0.5, 0.5, "model has no parameters", ha="center", va="center")
     if has_trace:
         ax = axes[0, -1]
         ax.set_visible(True)
@@ -45,8 +51,9 @@ def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  
         ax.semilogy(t, np.maximum(err, 1e-17), marker="." if len(t) < 60 else None)
         L = v.system.depth
         ax.axvline(2 * L, color="C3", ls="--", lw=1, label="2L")
-        ax.set_xlabel("time (units of tau)" if v.result.settle.get("mode") != "unit-step" else "steps")
-        ax.set_ylabel("max rel_err of dL/dW")
+        ax.set_xlabel("time (units of tau)" if v.result.settle.get("mode") != "unit-step" else "steps", fontsize=8)
+        ax.set_ylabel("max rel_err (all tensors)", fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
         ax.set_title("gradient error vs time", fontsize=8)
     fig.suptitle(f"{v.report['model']}: {v.report['backend']} vs exact backprop", fontsize=10)

@@ -14,7 +14,7 @@ from hwbp.oracle.backprop import exact_gradients
 from hwbp.sim.state import SimulationResult, Trace
 from hwbp.types import Batch, Gradients
 from hwbp.verify.backends import get_backend
-from hwbp.verify.compare import Comparison, Tolerances, compare, metrics
+from hwbp.verify.compare import Comparison, Tolerances, compare, json_number
 from hwbp.verify.readout import read_gradients
 
 __all__ = ["SCHEMA", "Verification", "verify", "error_curve", "build_report"]
@@ -42,16 +42,12 @@ class Verification:
 
 
 def error_curve(system: DynamicsSystem, trace: Trace, batch: Batch, exact: Gradients) -> tuple[np.ndarray, np.ndarray]:
-    """Largest parameter ``rel_err`` at each traced instant: ``(t in tau, max_rel_err)``."""
-    errs = []
-    for k in range(len(trace)):
-        g = read_gradients(system, trace.state(k), batch)
-        errs.append(max(metrics(g.parameters[n], v).rel_err for n, v in exact.parameters.items()))
+    """Largest ``rel_err`` (over parameters and populations, as in the verdict) at each
+    traced instant: ``(t in units of tau, max_rel_err)``."""
+    errs = [
+        compare(read_gradients(system, trace.state(k), batch), exact).max_rel_err for k in range(len(trace))
+    ]
     return np.asarray(trace.t, dtype=np.float64), np.asarray(errs)
-
-
-def _json_num(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
 
 
 def build_report(
@@ -65,7 +61,7 @@ def build_report(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``hwbp.verify/1`` report as a JSON-ready dict (non-finite numbers -> null)."""
-    settle = {k: (_json_num(v) if isinstance(v, float) else v) for k, v in result.settle.items()}
+    settle = {k: (json_number(v) if isinstance(v, float) else v) for k, v in result.settle.items()}
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "model": system.name,
@@ -76,15 +72,15 @@ def build_report(
         "depth": system.depth,
         "batch_size": batch.size,
         "settle": settle,
-        "loss_value": {"physical": _json_num(physical.loss), "exact": _json_num(exact.loss)},
+        "loss_value": {"physical": json_number(physical.loss), "exact": json_number(exact.loss)},
         "tolerances": {
             "max_rel_err": comparison.tolerances.max_rel_err,
             "min_cosine": comparison.tolerances.min_cosine,
         },
         "parameters": {k: m.as_dict() for k, m in comparison.parameters.items()},
         "populations": {k: m.as_dict() for k, m in comparison.populations.items()},
-        "max_rel_err": _json_num(comparison.max_rel_err),
-        "min_cosine": _json_num(comparison.min_cosine),
+        "max_rel_err": json_number(comparison.max_rel_err),
+        "min_cosine": json_number(comparison.min_cosine),
         "passed": comparison.passed,
     }
     if extra:
