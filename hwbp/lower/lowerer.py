@@ -178,7 +178,7 @@ class Lowerer:
         }
 
     def register(self, node_type: type[Node], rule: Rule) -> None:
-        """Register (or override) the rule for ``node_type`` on this lowerer only."""
+        """Set the rule for ``node_type`` (one of the IR node types) on this lowerer only."""
         self._rules[node_type] = rule
 
     def lower(self, graph: Graph, *, tau_s: float = 1.0, beta: float = 1.0) -> DynamicsSystem:
