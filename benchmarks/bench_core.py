@@ -32,7 +32,8 @@ from hwbp.sim import simulate
 from hwbp.types import Batch
 from hwbp.verify import read_gradients
 
-BATCH = WIDTH = 256
+BATCH = 256
+WIDTH = 256
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -87,7 +88,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--depths", type=int, nargs="+", default=[8, 64])
+    parser.add_argument("--width", type=int, default=WIDTH)
     args = parser.parse_args()
+    globals()["WIDTH"] = args.width
     print(f"batch {BATCH}, width {WIDTH}, tanh MLP; medians of {args.rounds} interleaved rounds\n")
     head = f"{'depth':>5}  {'oracle ms':>9}  {'steady':>13}  {'manifold':>13}  {'faithful':>13}  {'matmul share':>17}"
     print(head)

@@ -1,18 +1,29 @@
 """Batched numpy evaluation of the drive of each population.
 
 A :class:`Kernel` binds a :class:`~hwbp.lower.DynamicsSystem` to a batch.  Populations
-are addressed by index (topological order).  ``forward(i, means)`` returns the forward
-drive ``sum_k f_k(W_k xbar_u + b_k)`` of population ``i`` and caches the gates
-``f_k'(a_k)`` of its terms; ``backward(i, means, tensions)`` returns the sensitivity
+are addressed by index (topological order).  :meth:`Kernel.forward` evaluates the
+forward drive ``sum_k f_k(W_k xbar_u + b_k)`` of a set of populations and caches the
+gates ``f_k'(a_k)`` of their terms; :meth:`Kernel.backward` evaluates the sensitivity
 drive ``sum W_kᵀ (f_k'(a_k) ⊙ T_p) + beta grad_l`` from the cached gates of the
-populations that read ``i``.  Arrays are never modified in place once returned
-(a pass-through term may return its source array itself), so callers may keep
-references (traces do).
+populations that read them.
+
+Layers are vectorized where widths allow: a *chain* of populations that each read
+the previous one through a square weight of one size, with one activation, is
+evaluated as one stacked matrix product (``(G, batch, n) @ (G, n, n)``).  Stacking
+saves Python overhead but copies the layers into one array; on 2 cores it paid off
+(1.3-1.9x) up to ``batch * n`` of about 1024 values per layer and cost up to 1.5x
+above, so by default (``stack_layers="auto"``) only layers of at most
+:data:`STACK_MAX_VALUES` values are stacked.  Stacked and single evaluation use the
+same BLAS calls per layer and give identical numbers.
+
+Arrays are never modified in place once returned (a pass-through term may return
+its source array itself), so callers may keep references (traces do).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -21,17 +32,39 @@ from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem
 from hwbp.types import Batch
 
-__all__ = ["Kernel"]
+__all__ = ["Kernel", "STACK_MAX_VALUES"]
+
+#: ``stack_layers="auto"`` stacks chains whose layers hold at most this many values.
+STACK_MAX_VALUES = 1024
+
+Arrays = list[np.ndarray]
 
 
 @dataclass(frozen=True)
 class _Term:
     src: int  # population index, or -1 for an input
     src_input: np.ndarray | None  # the clamped input array when src == -1
-    weight: np.ndarray | None  # (out, in)
+    weight: np.ndarray | None  # W, (out, in)
+    wt: np.ndarray | None  # Wᵀ, contiguous (in, out)
     bias: np.ndarray | None
     fn: ActivationFn | None  # None for the identity
     alpha: float
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """Populations ``first .. first + len - 1``, each ``f(W x_prev + b)`` with square W."""
+
+    first: int
+    weight: np.ndarray  # (G, n, n): W per member
+    wt: np.ndarray  # (G, n, n): Wᵀ per member, contiguous
+    bias: np.ndarray  # (G, 1, n)
+    fn: ActivationFn | None
+    alpha: float
+
+    @property
+    def last(self) -> int:
+        return self.first + self.weight.shape[0] - 1
 
 
 class Kernel:
@@ -45,7 +78,7 @@ class Kernel:
         Term evaluations (forward or backward) so far.
     """
 
-    def __init__(self, system: DynamicsSystem, batch: Batch) -> None:
+    def __init__(self, system: DynamicsSystem, batch: Batch, *, stack_layers: bool | str = "auto") -> None:
         self.system = system
         self.names = [p.name for p in system.populations]
         index = {n: i for i, n in enumerate(self.names)}
@@ -59,11 +92,13 @@ class Kernel:
             terms = []
             for t in pop.terms:
                 fn = get_activation(t.activation)
+                w = None if t.weight is None else system.parameters[t.weight]
                 terms.append(
                     _Term(
                         src=index.get(t.source, -1),
                         src_input=None if t.source in index else batch.x[t.source],
-                        weight=None if t.weight is None else system.parameters[t.weight],
+                        weight=w,
+                        wt=None if w is None else np.ascontiguousarray(w.T),
                         bias=None if t.bias is None else system.parameters[t.bias],
                         fn=None if fn.name == "identity" else fn,
                         alpha=t.alpha,
@@ -77,18 +112,70 @@ class Kernel:
         self.consumers = [sorted({p for p, _ in s}) for s in self.successors]
         self.sizes = [p.size for p in system.populations]
         self.gates: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
+        chains = self._find_chains() if stack_layers else []
+        if stack_layers == "auto":
+            chains = [c for c in chains if batch.size * c.weight.shape[1] <= STACK_MAX_VALUES]
+        self.chains = chains
+        self.chain_of = {i: c for c in self.chains for i in range(c.first, c.last + 1)}
         self.flops = 0
         self.evaluations = 0
 
-    def forward(self, i: int, means: list[np.ndarray]) -> np.ndarray:
-        """Forward drive of population ``i`` from the means; caches its gates."""
+    # ------------------------------------------------------------ structure
+    def _links(self, i: int) -> bool:
+        """Whether population ``i + 1`` can extend a chain ending at population ``i``."""
+        if i + 1 >= len(self.terms) or self.successors[i] != [(i + 1, 0)] or i == self.loss_index:
+            return False
+        a, b = self.terms[i], self.terms[i + 1]
+        return (
+            len(b) == 1 and b[0].src == i and b[0].weight is not None and b[0].bias is not None
+            and b[0].weight.shape == a[0].weight.shape and b[0].fn is a[0].fn and b[0].alpha == a[0].alpha
+        )
+
+    def _chainable(self, i: int) -> bool:
+        (t,) = self.terms[i] if len(self.terms[i]) == 1 else (None,)
+        return t is not None and t.weight is not None and t.bias is not None and t.weight.shape[0] == t.weight.shape[1]
+
+    def _find_chains(self) -> list[_Chain]:
+        chains, i = [], 0
+        while i < len(self.terms):
+            j = i
+            if self._chainable(i):
+                while self._links(j):
+                    j += 1
+            if j > i:
+                members = [self.terms[m][0] for m in range(i, j + 1)]
+                chains.append(_Chain(
+                    first=i,
+                    weight=np.stack([t.weight for t in members]),
+                    wt=np.stack([t.wt for t in members]),
+                    bias=np.stack([t.bias for t in members])[:, None, :],
+                    fn=members[0].fn,
+                    alpha=members[0].alpha,
+                ))
+            i = j + 1
+        return chains
+
+    @staticmethod
+    def _runs(indices: Iterable[int], chain_of: dict) -> list[tuple[_Chain | None, int, int]]:
+        """Group sorted indices into (chain, lo, hi) ranges and (None, i, i) singles."""
+        out: list[tuple[_Chain | None, int, int]] = []
+        for i in sorted(indices):
+            c = chain_of.get(i)
+            if c is not None and out and out[-1][0] is c:
+                out[-1] = (c, out[-1][1], i)  # cover the whole range (unchanged members recompute equal)
+            else:
+                out.append((c, i, i))
+        return out
+
+    # ------------------------------------------------------------ forward
+    def _forward_one(self, i: int, means: Arrays) -> np.ndarray:
         out = None
         gates = self.gates[i]
         for k, term in enumerate(self.terms[i]):
             u = term.src_input if term.src < 0 else means[term.src]
-            if term.weight is not None:
-                a = u @ term.weight.T
-                self.flops += 2 * a.size * term.weight.shape[1]
+            if term.wt is not None:
+                a = u @ term.wt
+                self.flops += 2 * a.size * term.wt.shape[0]
                 if term.bias is not None:
                     a += term.bias
             else:
@@ -103,8 +190,34 @@ class Kernel:
             self.evaluations += 1
         return out
 
-    def backward(self, i: int, means: list[np.ndarray], tensions: list[np.ndarray]) -> np.ndarray:
-        """Sensitivity drive of population ``i`` (uses gates cached by :meth:`forward`)."""
+    def _forward_chain(self, c: _Chain, lo: int, hi: int, means: Arrays) -> Arrays:
+        t0 = self.terms[lo][0]
+        first = t0.src_input if t0.src < 0 else means[t0.src]
+        u = np.stack([first] + [means[m] for m in range(lo, hi)])
+        s = slice(lo - c.first, hi - c.first + 1)
+        a = np.matmul(u, c.wt[s])
+        a += c.bias[s]
+        self.flops += 2 * a.size * c.wt.shape[1]
+        self.evaluations += hi - lo + 1
+        if c.fn is None:
+            y, g = a, None
+        else:
+            y = c.fn.f(a, c.alpha)
+            g = c.fn.df(a, y, c.alpha)
+        for j, m in enumerate(range(lo, hi + 1)):
+            self.gates[m][0] = None if g is None else g[j]
+        return list(y)
+
+    def forward(self, indices: Iterable[int], means: Arrays, out: Arrays) -> None:
+        """Write the forward drive of populations ``indices`` into ``out`` (from ``means``)."""
+        for c, lo, hi in self._runs(indices, self.chain_of):
+            if c is None or hi == lo:
+                out[lo] = self._forward_one(lo, means)
+            else:
+                out[lo:hi + 1] = self._forward_chain(c, lo, hi, means)
+
+    # ------------------------------------------------------------ backward
+    def _backward_one(self, i: int, means: Arrays, tensions: Arrays) -> np.ndarray:
         out = None
         if i == self.loss_index:
             out = self.beta * self.loss_fn.grad(means[i], self.target)
@@ -119,12 +232,37 @@ class Kernel:
                 c = e
             out = c if out is None else out + c
             self.evaluations += 1
-        if out is None:
-            return np.zeros((self.batch_size, self.sizes[i]))
-        return out
+        return np.zeros((self.batch_size, self.sizes[i])) if out is None else out
 
-    def drive(self, means: list[np.ndarray], tensions: list[np.ndarray]) -> tuple[list, list]:
+    def _backward_chain(self, c: _Chain, lo: int, hi: int, tensions: Arrays) -> Arrays:
+        """Members ``lo..hi`` (all before the chain's last): each reads only its successor."""
+        e = np.stack(tensions[lo + 1:hi + 2])
+        if c.fn is not None:
+            e = e * np.stack([self.gates[m][0] for m in range(lo + 1, hi + 2)])
+        s = slice(lo + 1 - c.first, hi + 2 - c.first)
+        out = np.matmul(e, c.weight[s])
+        self.flops += 2 * out.size * c.weight.shape[1]
+        self.evaluations += hi - lo + 1
+        return list(out)
+
+    def backward(self, indices: Iterable[int], means: Arrays, tensions: Arrays, out: Arrays) -> None:
+        """Write the sensitivity drive of populations ``indices`` into ``out`` (uses the
+        gates cached by :meth:`forward` for the populations that read them)."""
+        for c, lo, hi in self._runs(indices, self.chain_of):
+            if c is not None and hi == c.last:
+                out[hi] = self._backward_one(hi, means, tensions)
+                hi -= 1
+            if c is None or hi < lo:
+                if c is None:
+                    out[lo] = self._backward_one(lo, means, tensions)
+                continue
+            out[lo:hi + 1] = self._backward_chain(c, lo, hi, tensions)
+
+    def drive(self, means: Arrays, tensions: Arrays) -> tuple[Arrays, Arrays]:
         """The full drive ``D(s)`` of every population (forward, then sensitivity)."""
-        new_means = [self.forward(i, means) for i in range(len(self.names))]
-        new_tensions = [self.backward(i, means, tensions) for i in range(len(self.names))]
+        n = len(self.names)
+        new_means: Arrays = [None] * n  # type: ignore[list-item]
+        new_tensions: Arrays = [None] * n  # type: ignore[list-item]
+        self.forward(range(n), means, new_means)
+        self.backward(range(n), means, tensions, new_tensions)
         return new_means, new_tensions

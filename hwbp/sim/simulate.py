@@ -65,13 +65,13 @@ class _Recorder:
 
 
 def _forward_sweep(kernel: Kernel, means: list[np.ndarray]) -> None:
-    for i in range(len(means)):
-        means[i] = kernel.forward(i, means)
+    for i in range(len(means)):  # in topological order, each from the updated means
+        kernel.forward((i,), means, means)
 
 
 def _backward_sweep(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray]) -> None:
     for i in reversed(range(len(tensions))):
-        tensions[i] = kernel.backward(i, means, tensions)
+        kernel.backward((i,), means, tensions, tensions)
 
 
 def _initial(
@@ -116,11 +116,9 @@ def _unit_steps(
         if not skip:
             fwd_stale, bwd_stale = set(everything), set(everything)
         new_means = list(means)
-        for i in sorted(fwd_stale):
-            new_means[i] = kernel.forward(i, means)
+        kernel.forward(fwd_stale, means, new_means)
         new_tensions = list(tensions)
-        for i in sorted(bwd_stale):
-            new_tensions[i] = kernel.backward(i, means, tensions)
+        kernel.backward(bwd_stale, means, tensions, new_tensions)
         next_fwd = {c for i in fwd_stale for c in kernel.consumers[i]}
         next_bwd = {s for p in bwd_stale | next_fwd for s in kernel.sources[p]}
         if kernel.loss_index in fwd_stale:
