@@ -15,7 +15,7 @@ import numpy as np
 from hwbp.ir.activations import get_activation
 from hwbp.ir.graph import Graph
 from hwbp.ir.losses import get_loss
-from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss, Node
+from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss
 from hwbp.types import Batch, Gradients
 
 __all__ = ["forward", "exact_gradients"]
