@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-fast bench examples clean
+.PHONY: demo test test-fast bench examples clean ngspice
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,17 +19,35 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	else echo "note: torch==2.13.0 is not available locally; torch cross-checks will be skipped"; fi
 	@touch $(STAMP)
 
-demo: $(STAMP)
-	@$(BIN)/hwbp demo
+# ngspice (SPICE target): installed through apt when missing and running as root;
+# otherwise the command is printed and the reference-only parts still work.
+NGSPICE_APT := apt-get install -y ngspice libngspice0 libngspice0-dev
+ngspice:
+	@if command -v ngspice >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q libngspice.so; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing ngspice ..."; apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(NGSPICE_APT) -qq >/dev/null; \
+	else echo "note: ngspice is missing; install it with: sudo $(NGSPICE_APT)"; fi
 
-test: $(STAMP)
+demo: $(STAMP) ngspice
+	@$(BIN)/hwbp demo
+	@if command -v ngspice >/dev/null 2>&1; then \
+	    echo "== SPICE: netlists of $(notdir $(EXAMPLE)) into netlists/mlp_digits, ngspice .op co-simulation =="; \
+	    $(BIN)/hwbp compile $(EXAMPLE) --loss ce --target spice -o netlists/mlp_digits >/dev/null && \
+	    $(BIN)/hwbp verify $(EXAMPLE) --loss ce --batch examples/digits_batch.npz --backend spice \
+	        --analysis op --report out/spice_op.json; \
+	else echo "note: ngspice is missing; skipped the SPICE co-simulation"; fi
+
+EXAMPLE := examples/mlp_digits.onnx
+
+test: $(STAMP) ngspice
 	@$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) ngspice
 	@$(BIN)/python -m pytest -q -m "not slow"
 
-bench: $(STAMP)
+bench: $(STAMP) ngspice
 	@$(BIN)/python benchmarks/bench_core.py
+	@$(BIN)/python benchmarks/bench_spice.py
 
 examples: $(STAMP)
 	@$(BIN)/python examples/make_mlp_digits.py

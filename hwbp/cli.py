@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--min-cosine", type=float, default=1 - 1e-6, help="min cosine per tensor (default: 1-1e-6)")
     v.add_argument("--report", metavar="FILE.json", help="write the hwbp.verify/1 JSON report")
     v.add_argument("--plot", metavar="FILE.png", help="write a figure: gradients vs exact, error vs time")
-    v.set_defaults(func=cmd_verify)
+    _spice_args(v)
+    v.set_defaults(func=cmd_verify, backend_options=SPICE_OPTIONS)
 
     s = sub.add_parser("simulate", help="simulate and save the state (and trace)")
     _model_args(s)
@@ -92,12 +93,47 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(c)
     c.add_argument("--target", default="equations", help="target (default: equations)")
     c.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    c.add_argument("--r-ohm", type=float, default=1e3, help="spice: node resistance R in ohm (default: 1000)")
+    c.add_argument("--c-f", type=float, default=1e-9, help="spice: node capacitance C in F (default: 1e-9)")
     c.set_defaults(func=cmd_compile)
+
+    t = sub.add_parser("train", help="train with gradients from the circuit, the dynamics or backprop")
+    t.add_argument("model", help="model file (.onnx or .hwbp): architecture and initial weights")
+    t.add_argument("--backend", choices=("spice", "reference", "oracle"), default="spice",
+                   help="gradient source (default: spice)")
+    t.add_argument("--dataset", choices=("digits",), default="digits", help="training data (default: digits)")
+    t.add_argument("--epochs", type=int, default=1, help="epochs (default: 1)")
+    t.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default: 32)")
+    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer (default: adam)")
+    t.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
+    t.add_argument("--init", choices=("model", "random"), default="model",
+                   help="start from the model's weights or a random init of the same shape (default: model)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the shuffling and of --init random")
+    t.add_argument("--beta", type=float, default=1.0, help="loss perturbation strength (default: 1)")
+    t.add_argument("--spice-mode", dest="runner", choices=("shared", "batch"), default="shared",
+                   help="spice runner (default: shared, the ngspice library)")
+    t.add_argument("-o", "--out", required=True, metavar="FILE.onnx",
+                   help="trained model (.onnx; a native .hwbp is written next to it)")
+    t.set_defaults(func=cmd_train)
 
     d = sub.add_parser("demo", help="verify the shipped digits MLP and print the table")
     d.add_argument("--out", default="out", metavar="DIR", help="where to write the report (default: out)")
     d.set_defaults(func=cmd_demo)
     return parser
+
+
+#: Options of ``hwbp verify`` handed to a non-reference backend (spice).
+SPICE_OPTIONS = ("analysis", "runner", "r_ohm", "c_f", "timeout_s", "duration", "initial", "seed")
+
+
+def _spice_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("spice backend")
+    g.add_argument("--analysis", choices=("op", "tran"), help="spice: .op (default) or .tran from --initial")
+    g.add_argument("--spice-mode", dest="runner", choices=("batch", "shared"),
+                   help="spice: ngspice subprocess (batch, default) or shared library")
+    g.add_argument("--r-ohm", type=float, help="spice: node resistance R in ohm (default: 1000)")
+    g.add_argument("--c-f", type=float, help="spice: node capacitance C in F (default: 1e-9)")
+    g.add_argument("--timeout", dest="timeout_s", type=float, help="spice: ngspice time limit in s (default: 600)")
 
 
 # ------------------------------------------------------------------ helpers
@@ -187,6 +223,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     options = _sim_options(args) if args.backend == "reference" else _backend_options(args)
     if args.plot and args.backend == "reference":
         options["trace"] = True
+    if args.backend == "spice" and args.duration is None:
+        options.pop("duration", None)
     tol = Tolerances(args.rtol, args.min_cosine)
     extra = {"model_file": str(args.model), "model_sha256": file_sha256(args.model)}
     v = verify(graph, batch, backend=args.backend, beta=args.beta, tau_s=args.tau_s,
@@ -214,7 +252,12 @@ def _render_plot(v: Any, batch: Batch) -> bytes:
 
     from hwbp.verify.plot import verification_figure
 
-    fig = verification_figure(v, batch)
+    if v.report["backend"] == "spice" and v.result.trace is not None:
+        from hwbp.targets.spice.plot import tension_figure
+
+        fig = tension_figure(v, batch)
+    else:
+        fig = verification_figure(v, batch)
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
@@ -265,9 +308,47 @@ def cmd_compile(args: argparse.Namespace) -> int:
     emit = get_target(args.target)
     graph = load_model(args.model).with_loss(args.loss)
     system = lower(graph, tau_s=args.tau_s, beta=args.beta)
-    for path in emit(system, args.out, model_file=args.model):
+    for path in emit(system, args.out, model_file=args.model, r_ohm=args.r_ohm, c_f=args.c_f):
         print(f"wrote {path}")
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``hwbp train``: train on a dataset, write the trained model (ONNX and native)."""
+    from hwbp.exporters.onnx import save_onnx
+    from hwbp.io import load_model, save_model
+    from hwbp.train import TrainConfig, get_source, load_digits_split, train
+
+    _check_out_path(args.out, ".onnx", "-o")
+    graph = load_model(args.model).with_loss("ce")
+    if args.init == "random":
+        graph = _random_init(graph, args.seed)
+    x_tr, x_te, y_tr, y_te = load_digits_split()
+    if graph.inputs[0].size != x_tr.shape[1] or graph.size(graph.output) != 10:
+        raise ConfigError(f"{args.model}: digits needs 64 inputs and 10 outputs, model has "
+                          f"{graph.inputs[0].size} and {graph.size(graph.output)}")
+    options = {"runner": args.runner} if args.backend == "spice" else {}
+    source = get_source(args.backend, beta=args.beta, options=options)
+    config = TrainConfig(args.epochs, args.batch_size, args.optimizer, args.lr, args.seed)
+    result = train(graph, x_tr, y_tr, source, config, x_test=x_te, y_test=y_te, desc=f"train[{args.backend}]")
+    out = Path(args.out)
+    save_onnx(result.graph, out)
+    save_model(result.graph, out.with_suffix(".hwbp"))
+    print(f"backend={args.backend}: test accuracy {result.test_accuracy[-1]:.4f} after {args.epochs} epoch(s)")
+    print(f"wrote {out} and {out.with_suffix('.hwbp')}")
+    return 0
+
+
+def _random_init(graph: Graph, seed: int) -> Graph:
+    """``graph`` with N(0, 1/fan_in) weights and N(0, 0.01) biases drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, value in sorted(graph.parameters().items()):
+        if name.endswith(".weight"):
+            params[name] = rng.standard_normal(value.shape) / np.sqrt(value.shape[1])
+        else:
+            params[name] = 0.1 * rng.standard_normal(value.shape)
+    return graph.with_parameters(params)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

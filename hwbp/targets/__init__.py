@@ -19,6 +19,7 @@ __all__ = ["TARGETS", "get_target"]
 TARGETS: Mapping[str, str] = MappingProxyType(
     {
         "equations": "hwbp.targets.equations:write_equations",
+        "spice": "hwbp.targets.spice.emit:write_netlists",
     }
 )
 

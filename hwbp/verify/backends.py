@@ -32,6 +32,7 @@ def run_reference(system: DynamicsSystem, batch: Batch, **options: Any) -> Simul
 BACKENDS: Mapping[str, str] = MappingProxyType(
     {
         "reference": "hwbp.verify.backends:run_reference",
+        "spice": "hwbp.targets.spice.backend:run_spice",
     }
 )
 

@@ -1,0 +1,84 @@
+"""Export an IR graph as ONNX, in the layout :mod:`hwbp.importers.onnx` reads back.
+
+``Dense`` -> ``Gemm`` (``transB = 1``, weight ``<name>.weight`` of shape ``(out, in)``,
+bias ``<name>.bias``), ``Activation`` -> ``Tanh`` / ``Sigmoid`` / ``Relu`` /
+``LeakyRelu`` / ``Softplus`` (``Identity`` for the identity), ``Add`` -> ``Add``.
+Opset 17; the single input takes ``[batch, n]``.  Deterministic bytes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from hwbp.errors import ConfigError, ModelError
+from hwbp.ir.graph import Graph
+from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss
+
+__all__ = ["OPSET", "graph_to_onnx_bytes", "save_onnx"]
+
+OPSET = 17
+_ACT_OPS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "leaky_relu": "LeakyRelu",
+            "softplus": "Softplus", "identity": "Identity"}
+_DTYPES = {"float32": (np.float32, TensorProto.FLOAT), "float64": (np.float64, TensorProto.DOUBLE)}
+
+
+def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
+    """The serialized ONNX ``ModelProto`` of ``graph`` (its loss port is not exported).
+
+    Parameters
+    ----------
+    graph : Graph
+        A single-input graph of Dense, Activation and Add nodes.
+    dtype : {"float32", "float64"}
+        Element type of the weights and of the input/output tensors.
+    """
+    if dtype not in _DTYPES:
+        raise ConfigError(f"unknown ONNX dtype {dtype!r}; valid: {', '.join(_DTYPES)}")
+    np_type, onnx_type = _DTYPES[dtype]
+    if len(graph.inputs) != 1:
+        raise ModelError(f"ONNX export supports one input, graph {graph.name!r} has {len(graph.inputs)}")
+    inp = graph.inputs[0]
+    tensor = {inp.name: inp.name}
+    nodes, inits = [], []
+    for node in graph.nodes:
+        if isinstance(node, (Input, Loss)):
+            continue
+        out = "output" if node.name == graph.output else f"{node.name}_output"
+        if isinstance(node, Dense):
+            inits.append(numpy_helper.from_array(node.weight.astype(np_type), name=node.weight_name))
+            inits.append(numpy_helper.from_array(node.bias.astype(np_type), name=node.bias_name))
+            nodes.append(helper.make_node("Gemm", [tensor[node.source], node.weight_name, node.bias_name], [out],
+                                          name=f"/{node.name}/Gemm", alpha=1.0, beta=1.0, transB=1))
+        elif isinstance(node, Activation):
+            op = _ACT_OPS.get(node.function)
+            if op is None:
+                raise ModelError(f"ONNX export: activation {node.function!r} of node {node.name!r} has no ONNX op")
+            extra = {"alpha": float(node.alpha)} if op == "LeakyRelu" else {}
+            nodes.append(helper.make_node(op, [tensor[node.source]], [out], name=f"/{node.name}/{op}", **extra))
+        elif isinstance(node, Add):
+            if len(node.sources) != 2:
+                raise ModelError(f"ONNX export: Add node {node.name!r} must have 2 inputs, has {len(node.sources)}")
+            nodes.append(helper.make_node("Add", [tensor[s] for s in node.sources], [out], name=f"/{node.name}/Add"))
+        else:  # pragma: no cover - the IR has no other node types
+            raise ModelError(f"ONNX export: unsupported node {node.name!r} ({type(node).__name__})")
+        tensor[node.name] = out
+    g = helper.make_graph(
+        nodes, graph.name,
+        [helper.make_tensor_value_info(inp.name, onnx_type, ["batch", int(inp.size)])],
+        [helper.make_tensor_value_info("output", onnx_type, ["batch", graph.size(graph.output)])],
+        initializer=inits,
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="hwbp", ir_version=8)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def save_onnx(graph: Graph, path: str | os.PathLike, *, dtype: str = "float32") -> None:
+    """Write ``graph`` as an ONNX file (atomically)."""
+    from hwbp.io import atomic_write_bytes
+
+    atomic_write_bytes(path, graph_to_onnx_bytes(graph, dtype=dtype))

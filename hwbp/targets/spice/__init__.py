@@ -1,0 +1,1 @@
+"""SPICE target: analog RC netlists of the conjugate-pair dynamics and ngspice co-simulation."""

@@ -1,0 +1,224 @@
+"""Build the circuit object model of a :class:`~hwbp.lower.DynamicsSystem`.
+
+Realization (normalized units: 1 V of node voltage is one unit of activation or
+sensitivity; a weight ``w`` is the conductance ``g = w / R`` in S):
+
+* each neuron of population ``v`` is one ``hwbp_neuron_pair`` cell with nodes
+  ``<v>_xp_<j>``, ``<v>_xm_<j>`` (the conjugate pair), ``<v>_xb_<j>`` (mean),
+  ``<v>_tn_<j>`` (tension) and the summing nodes ``<v>_fd_<j>``, ``<v>_sd_<j>``;
+* term ``k`` of ``v`` with a weight has a pre-activation node ``<v>_a<k>_<j>`` (R to
+  ground, bias current ``b/R``) fed by one ``hwbp_synapse`` instance per weight;
+  an ``hwbp_act_<f>`` cell turns it into the forward current ``f(a)/R`` and the
+  gate voltage ``f'(a) * T`` on ``<v>_g<k>_<j>``, which the same synapse instances
+  carry back to the source population's sensitivity nodes;
+* the loss port drives the output population's sensitivity nodes: ``hwbp_loss_mse``
+  (a transconductance to the target source) or ``hwbp_loss_ce`` (the same, from a
+  softmax node ``hwbp_p_<j>`` per output);
+* inputs and targets are clamped voltage sources whose values a runner sets per sample.
+
+The batch is applied sample by sample to this one circuit (the stimulus sources are
+re-valued and the circuit re-solved), so every weight exists exactly once.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from hwbp.errors import ConfigError, ModelError
+from hwbp.ir.activations import ACTIVATIONS
+from hwbp.lower.system import DynamicsSystem
+from hwbp.targets.spice.model import (
+    Cell, Circuit, Element, Section, SpiceOptions, SynapseArray, load_cell,
+)
+from hwbp.targets.spice.names import comment_text, unique_tags
+
+__all__ = ["build_circuit", "check_system", "LOSS_NODES"]
+
+#: Node of the softmax-CE port holding the largest output (V).
+LOSS_NODES = ("hwbp_mx",)
+
+
+def check_system(system: DynamicsSystem) -> None:
+    """Reject what no circuit can realize: empty populations, non-finite parameters,
+    unknown activations or losses (one-line errors naming the culprit)."""
+    for port in system.inputs:
+        if int(port.size) < 1:
+            raise ModelError(f"spice: input {port.name!r} has {port.size} components; need >= 1")
+    for pop in system.populations:
+        if int(pop.size) < 1:
+            raise ModelError(f"spice: population {pop.name!r} has width {pop.size}; need >= 1")
+        for term in pop.terms:
+            if term.activation not in ACTIVATIONS:
+                raise ModelError(f"spice: population {pop.name!r}: unknown activation {term.activation!r}; "
+                                 f"valid: {', '.join(sorted(ACTIVATIONS))}")
+            if not np.isfinite(term.alpha):
+                raise ModelError(f"spice: population {pop.name!r}: non-finite alpha {term.alpha}")
+    for name, value in system.parameters.items():
+        if not np.all(np.isfinite(value)):
+            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+            raise ModelError(f"spice: parameter {name!r} has {bad} non-finite value(s) (NaN or Inf)")
+    if system.loss.function not in ("mse", "ce"):
+        raise ModelError(f"spice: unsupported loss {system.loss.function!r}; valid: ce, mse")
+    if not np.isfinite(system.beta):
+        raise ModelError(f"spice: beta must be finite, got {system.beta}")
+
+
+def _num(v: float) -> str:
+    """A float as the shortest text that reads back to the same double."""
+    return repr(float(v))
+
+
+def _max_tree(terms: list[str]) -> str:
+    """``max`` of the expressions as a balanced tree of two-argument calls."""
+    while len(terms) > 1:
+        pairs = [f"max({a},{b})" for a, b in zip(terms[0::2], terms[1::2])]
+        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0]
+
+
+def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions(),
+                  info: Mapping[str, Any] | None = None) -> Circuit:
+    """The :class:`Circuit` realizing ``system`` with ``options``; ``info`` adds
+    header facts (e.g. ``model_file``, ``model_sha256``)."""
+    check_system(system)
+    r = options.r_ohm
+    tags = unique_tags([p.name for p in system.inputs] + [p.name for p in system.populations], "p")
+    acts = sorted({t.activation for p in system.populations for t in p.terms})
+    roles = ["neuron", "synapse", "input_synapse", f"loss_{system.loss.function}"] + [f"act_{a}" for a in acts]
+    cells: tuple[Cell, ...] = tuple(load_cell(role, options.cells.get(role)) for role in roles)
+
+    inputs: dict[str, tuple[str, ...]] = {}
+    src_nodes: dict[str, list[str]] = {}
+    stim: list[Element] = []
+    for port in system.inputs:
+        t = tags[port.name]
+        nodes = [f"{t}_v_{i}" for i in range(port.size)]
+        src_nodes[port.name] = nodes
+        names = tuple(f"Vx_{t}_{i}" for i in range(port.size))
+        inputs[port.name] = names
+        stim += [Element(n, (node, "0"), "DC 0") for n, node in zip(names, nodes)]
+    sections = [Section("clamped inputs (V, one source per component)", tuple(stim))]
+
+    pop_nodes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    for pop in system.populations:
+        t = tags[pop.name]
+        n = pop.size
+        node = {k: [f"{t}_{k}_{j}" for j in range(n)] for k in ("xp", "xm", "xb", "tn", "fd", "sd")}
+        pop_nodes[pop.name] = (tuple(node["xp"]), tuple(node["xm"]))
+        src_nodes[pop.name] = node["xb"]
+        items: list[Element | SynapseArray] = [
+            Element(f"Xn_{t}_{j}", tuple(node[k][j] for k in ("xp", "xm", "xb", "tn", "fd", "sd")),
+                    "hwbp_neuron_pair")
+            for j in range(n)
+        ]
+        sections.append(Section(f"population {comment_text(pop.name)} ({n} pairs, level {pop.level})",
+                                tuple(items)))
+    for pop in system.populations:
+        t = tags[pop.name]
+        n = pop.size
+        for k, term in enumerate(pop.terms):
+            items = []
+            from_pop = system.is_population(term.source)
+            pre = src_nodes[term.source]
+            gate = [f"{t}_g{k}_{j}" for j in range(n)]
+            if term.weight is not None:
+                a = [f"{t}_a{k}_{j}" for j in range(n)]
+                items += [Element(f"Ra_{t}_{k}_{j}", (a[j], "0"), _num(r)) for j in range(n)]
+                if term.bias is not None:
+                    b = system.parameters[term.bias]
+                    items += [Element(f"Ib_{t}_{k}_{j}", ("0", a[j]), f"DC {_num(b[j] / r)}")
+                              for j in range(n)]
+                w = np.asarray(system.parameters[term.weight], dtype=np.float64)
+                sens = src_nodes_sd(src_nodes, tags, term.source) if from_pop else None
+                items.append(SynapseArray(
+                    f"Xs_{t}_{k}", "hwbp_synapse" if from_pop else "hwbp_synapse_fwd", tuple(pre), tuple(a),
+                    tuple(gate) if from_pop else None, tuple(sens) if sens else None, w / r,
+                ))
+            else:
+                a = pre
+                if from_pop:
+                    sd = src_nodes_sd(src_nodes, tags, term.source)
+                    items += [Element(f"Gk_{t}_{k}_{j}", ("0", sd[j], gate[j], "0"), _num(1.0 / r))
+                              for j in range(n)]
+            extra = f" alpha={_num(term.alpha)}" if term.activation == "leaky_relu" else ""
+            items += [Element(f"Xa_{t}_{k}_{j}", (a[j], f"{t}_tn_{j}", f"{t}_fd_{j}", gate[j]),
+                              f"hwbp_act_{term.activation}{extra}") for j in range(n)]
+            label = term.weight or f"skip from {term.source}"
+            sections.append(Section(
+                f"{comment_text(pop.name)} term {k}: {term.activation}({comment_text(label)}) "
+                f"from {comment_text(term.source)}", tuple(items)))
+
+    out = system.population(system.loss.population)
+    t = tags[out.name]
+    targets = tuple(f"Vy_{j}" for j in range(out.size))
+    ynodes = [f"hwbp_y_{j}" for j in range(out.size)]
+    items = [Element(targets[j], (ynodes[j], "0"), "DC 0") for j in range(out.size)]
+    if system.loss.function == "mse":
+        items += [Element(f"Xl_{j}", (f"{t}_xb_{j}", ynodes[j], f"{t}_sd_{j}"), "hwbp_loss_mse")
+                  for j in range(out.size)]
+    else:
+        mx = LOSS_NODES[0]
+        xb = [f"V({t}_xb_{j})" for j in range(out.size)]
+        # softmax written out per output (not through a log-sum-exp node, whose Newton
+        # linearization converges poorly); the max shift keeps every exp() <= 1 at rest
+        denominator = "(" + "+".join(f"exp({x}-V({mx}))" for x in xb) + ")"
+        items.append(Element("Bmx", (mx, "0"), f"V={_max_tree(xb)}"))
+        items += [Element(f"Bp_{j}", (f"hwbp_p_{j}", "0"), f"V=exp({xb[j]}-V({mx}))/{denominator}")
+                  for j in range(out.size)]
+        items += [Element(f"Xl_{j}", (f"hwbp_p_{j}", ynodes[j], f"{t}_sd_{j}"), "hwbp_loss_ce")
+                  for j in range(out.size)]
+    sections.append(Section(f"loss port {system.loss.function} on {comment_text(out.name)} "
+                            f"(targets in V)", tuple(items)))
+
+    facts = dict(info or {})
+    header = (
+        f"realizes: hwbp DynamicsSystem {comment_text(system.name)!s}"
+        + (f" from model file {comment_text(facts['model_file'])}" if "model_file" in facts else ""),
+        *( [f"model sha256: {comment_text(facts['model_sha256'])}"] if "model_sha256" in facts else []),
+        f"loss: {system.loss.function} on {comment_text(out.name)}; depth L = {system.depth}",
+        f"beta = {_num(system.beta)} V of tension per unit of gradient (tension x+ - x- = beta * dl/dx at rest)",
+        f"R = {_num(r)} ohm, C = {_num(options.c_f)} F, tau = R*C = {_num(options.tau_s)} s",
+        "units: node voltages in V (1 V = 1 unit of activation), conductances in S (g = weight / R),"
+        " currents in A, time in s",
+        "each synapse is one hwbp_synapse instance whose single parameter g drives both its forward"
+        " and its backward element",
+        "populations: " + ", ".join(f"{comment_text(p.name)} -> {tags[p.name]} ({p.size})"
+                                    for p in system.populations),
+        "inputs: " + ", ".join(f"{comment_text(p.name)} -> {tags[p.name]} ({p.size})" for p in system.inputs),
+    )
+    params = (("hwbp_r", _num(r)), ("hwbp_c", _num(options.c_f)), ("hwbp_beta", _num(system.beta)))
+    opts = {"reltol": _num(options.reltol), "abstol": _num(options.abstol_a),
+            "vntol": _num(options.vntol_v), "itl1": str(int(options.itl1))}
+    return Circuit(
+        title=f"hwbp netlist of {comment_text(system.name)}",
+        header=header,
+        params=params,
+        cells=cells,
+        sections=tuple(sections),
+        inputs=MappingProxyType(inputs),
+        targets=targets,
+        nodes=MappingProxyType(pop_nodes),
+        options=MappingProxyType(opts),
+    )
+
+
+def src_nodes_sd(src_nodes: Mapping[str, list[str]], tags: Mapping[str, str], population: str) -> list[str]:
+    """Sensitivity summing nodes of ``population`` (same order as its mean nodes)."""
+    t = tags[population]
+    return [f"{t}_sd_{j}" for j in range(len(src_nodes[population]))]
+
+
+def stimulus(circuit: Circuit, x: Mapping[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
+    """Source name -> DC value (V) for one sample: inputs ``x[name]`` (``(n,)``) and targets ``y``."""
+    out: dict[str, float] = {}
+    for name, sources in circuit.inputs.items():
+        v = np.asarray(x[name], dtype=np.float64).reshape(-1)
+        if v.shape[0] != len(sources):
+            raise ConfigError(f"spice: input {name!r} has {v.shape[0]} values, circuit has {len(sources)} sources")
+        out.update(zip(sources, map(float, v)))
+    yv = np.asarray(y, dtype=np.float64).reshape(-1)
+    out.update(zip(circuit.targets, map(float, yv)))
+    return out

@@ -1,0 +1,74 @@
+"""The ``spice`` compilation target: write the netlist and its cells into a directory.
+
+``write_netlists(system, out_dir)`` writes ``<model>.cir`` (ngspice dialect, an
+``.op`` analysis, inputs and targets at 0 V) and ``cells/*.cir`` (the subcircuits it
+includes, copied from ``circuits/`` or the user's replacements).  Run it with
+``cd out_dir && ngspice -b <model>.cir -r out.raw``.  Everything is built in memory
+before the first file is written, so invalid input leaves the directory untouched;
+each file is written atomically.  Same model and options give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Mapping
+
+from hwbp.lower.system import DynamicsSystem
+from hwbp.targets.spice.build import build_circuit
+from hwbp.targets.spice.model import SpiceOptions
+from hwbp.targets.spice.names import sanitize
+from hwbp.targets.spice.writer import get_writer
+
+__all__ = ["netlist_files", "write_netlists"]
+
+#: Subdirectory of the output directory holding the cells.
+CELLS_SUBDIR = "cells"
+
+
+def netlist_files(system: DynamicsSystem, options: SpiceOptions = SpiceOptions(), *, dialect: str = "ngspice",
+                  info: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Relative path -> text of every file of the netlist (nothing is written)."""
+    circuit = build_circuit(system, options, info)
+    writer = get_writer(dialect)
+    files = {f"{sanitize(system.name, 'model')}.cir": writer.write(circuit, include_dir=CELLS_SUBDIR)}
+    for cell in circuit.cells:
+        files[f"{CELLS_SUBDIR}/{cell.filename}"] = cell.text
+    return files
+
+
+def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: str | None = None,
+                   r_ohm: float = 1e3, c_f: float = 1e-9, cells: Mapping[str, str] | None = None,
+                   dialect: str = "ngspice", **options: Any) -> list[Path]:
+    """Write the netlist of ``system`` and its cells into ``out_dir``; return the paths.
+
+    Parameters
+    ----------
+    model_file : str, optional
+        Model file the system came from (named, with its SHA-256, in the header).
+    r_ohm, c_f : float
+        Node resistance (ohm) and capacitance (F).
+    cells : mapping, optional
+        Cell role -> replacement subcircuit file.
+    dialect : str
+        Netlist dialect (``ngspice`` or ``spice3``).
+    options :
+        Further :class:`SpiceOptions` fields (tolerances); unknown keys are ignored.
+    """
+    from hwbp.io import atomic_write_text
+
+    info: dict[str, Any] = {}
+    if model_file is not None:
+        info["model_file"] = Path(model_file).name
+        p = Path(model_file)
+        if p.is_file():
+            info["model_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    fields = {k: v for k, v in options.items() if k in ("reltol", "abstol_a", "vntol_v", "tran_reltol", "itl1")}
+    opts = SpiceOptions(r_ohm=r_ohm, c_f=c_f, cells=dict(cells or {}), **fields)
+    files = netlist_files(system, opts, dialect=dialect, info=info)
+    out = Path(out_dir)
+    written = []
+    for rel, text in files.items():
+        atomic_write_text(out / rel, text)
+        written.append(out / rel)
+    return written

@@ -1,0 +1,228 @@
+"""The circuit object model: what an emitted netlist contains, independent of text.
+
+A :class:`Circuit` holds global parameters, cell subcircuits (:class:`Cell`, loaded
+from ``circuits/``), and sections of elements.  Dense synapse layers are kept as one
+:class:`SynapseArray` (a conductance matrix and its four node lists) rather than
+hundreds of thousands of element objects, so building and writing stay fast; the
+writer expands it into one cell instance per synapse.  Text writers live in
+:mod:`hwbp.targets.spice.writer`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from hwbp.errors import ConfigError
+
+__all__ = [
+    "CELLS_DIR", "DEFAULT_CELLS", "SpiceOptions", "Cell", "load_cell", "Element", "SynapseArray",
+    "Section", "Circuit",
+]
+
+#: Directory of the shipped cell subcircuits (``circuits/`` at the project root).
+CELLS_DIR = Path(__file__).resolve().parents[3] / "circuits"
+
+#: Cell role -> file name in :data:`CELLS_DIR`.  Roles ``act_<f>`` exist per activation.
+DEFAULT_CELLS: Mapping[str, str] = MappingProxyType(
+    {
+        "neuron": "hwbp_neuron_pair.cir",
+        "synapse": "hwbp_synapse.cir",
+        "input_synapse": "hwbp_synapse_fwd.cir",
+        "loss_mse": "hwbp_loss_mse.cir",
+        "loss_ce": "hwbp_loss_ce.cir",
+        **{f"act_{f}": f"hwbp_act_{f}.cir"
+           for f in ("identity", "tanh", "sigmoid", "relu", "leaky_relu", "softplus")},
+    }
+)
+
+#: Ports each role's subcircuit must have (in this order).
+CELL_PORTS: Mapping[str, int] = MappingProxyType(
+    {"neuron": 6, "synapse": 4, "input_synapse": 2, "loss_mse": 3, "loss_ce": 3,
+     **{k: 4 for k in DEFAULT_CELLS if k.startswith("act_")}}
+)
+
+
+@dataclass(frozen=True)
+class SpiceOptions:
+    """Physical and solver options of a SPICE realization.
+
+    Attributes
+    ----------
+    r_ohm : float
+        Node resistance R (ohm); also the summing-node resistance.  Default 1 kOhm.
+    c_f : float
+        Node capacitance C (F).  Default 1 nF, so tau = R*C = 1 us.
+    reltol, abstol_a, vntol_v : float
+        ngspice convergence tolerances: relative, absolute current (A), absolute
+        voltage (V).  Tight by default so ``.op`` tensions meet a 1e-6 gradient bound.
+    tran_reltol : float
+        Relative tolerance used for ``.tran`` (the time-step control).
+    itl1 : int
+        DC iteration limit.
+    cells : Mapping[str, str]
+        Role -> subcircuit file replacing a shipped cell (see :data:`DEFAULT_CELLS`).
+    """
+
+    r_ohm: float = 1e3
+    c_f: float = 1e-9
+    reltol: float = 1e-9
+    abstol_a: float = 1e-15
+    vntol_v: float = 1e-12
+    tran_reltol: float = 1e-7
+    itl1: int = 500
+    cells: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for label, v in (("r_ohm", self.r_ohm), ("c_f", self.c_f), ("reltol", self.reltol),
+                         ("abstol_a", self.abstol_a), ("vntol_v", self.vntol_v),
+                         ("tran_reltol", self.tran_reltol)):
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise ConfigError(f"spice option {label} must be a positive number, got {v!r}")
+        if int(self.itl1) < 1:
+            raise ConfigError(f"spice option itl1 must be >= 1, got {self.itl1!r}")
+        unknown = set(self.cells) - set(DEFAULT_CELLS)
+        if unknown:
+            raise ConfigError(f"unknown cell role(s) {', '.join(sorted(unknown))}; valid: {', '.join(DEFAULT_CELLS)}")
+        object.__setattr__(self, "cells", MappingProxyType(dict(self.cells)))
+
+    @property
+    def tau_s(self) -> float:
+        """Node time constant R*C (s)."""
+        return self.r_ohm * self.c_f
+
+
+_SUBCKT = re.compile(r"^\.subckt[ \t]+(\S+)((?:[ \t]+(?!params:)[^\s=]+)*)", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A subcircuit file: its role, subcircuit name, port count, file name and text."""
+
+    role: str
+    name: str
+    ports: int
+    filename: str
+    text: str
+
+
+def load_cell(role: str, path: str | Path | None = None) -> Cell:
+    """Read the cell of ``role`` from ``path`` (default: the shipped file) and check
+    that it defines the expected subcircuit with the right number of ports."""
+    if role not in DEFAULT_CELLS:
+        raise ConfigError(f"unknown cell role {role!r}; valid: {', '.join(DEFAULT_CELLS)}")
+    p = Path(path) if path is not None else CELLS_DIR / DEFAULT_CELLS[role]
+    if not p.is_file():
+        raise ConfigError(f"cell file for {role!r} not found: {p}")
+    try:
+        text = p.read_text(encoding="ascii")
+    except UnicodeDecodeError:
+        raise ConfigError(f"cell file {p}: must be plain ASCII text") from None
+    expected = Path(DEFAULT_CELLS[role]).stem
+    m = _SUBCKT.search(text)
+    if m is None or m.group(1).lower() != expected:
+        raise ConfigError(f"cell file {p}: must define '.subckt {expected} ...' for role {role!r}")
+    ports = len(m.group(2).split())
+    if ports != CELL_PORTS[role]:
+        raise ConfigError(f"cell file {p}: subckt {expected} has {ports} ports, role {role!r} needs {CELL_PORTS[role]}")
+    if re.search(r"^\s*\.(control|endc|end\b|include|lib)", text, re.IGNORECASE | re.MULTILINE):
+        raise ConfigError(f"cell file {p}: may not contain .control, .end, .include or .lib lines")
+    return Cell(role, expected, ports, DEFAULT_CELLS[role], text if text.endswith("\n") else text + "\n")
+
+
+@dataclass(frozen=True)
+class Element:
+    """One netlist element: ``name`` (its first letter is the SPICE kind), ``nodes``,
+    and the rest of the line ``value`` (a number, a cell name, an expression)."""
+
+    name: str
+    nodes: tuple[str, ...]
+    value: str
+
+
+@dataclass(frozen=True, eq=False)
+class SynapseArray:
+    """A dense layer of synapse cell instances.
+
+    Instance ``(j, i)`` is named ``{prefix}_{j}_{i}`` and connects ``pre[i]`` to
+    ``post[j]`` (forward) and, when ``gate`` is given, ``gate[j]`` to ``sens[i]``
+    (backward), both with the one conductance ``conductance_s[j, i]`` (S).
+    """
+
+    prefix: str
+    cell: str
+    pre: tuple[str, ...]
+    post: tuple[str, ...]
+    gate: tuple[str, ...] | None
+    sens: tuple[str, ...] | None
+    conductance_s: np.ndarray
+
+    @property
+    def count(self) -> int:
+        """Number of synapse instances."""
+        return int(self.conductance_s.size)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled group of elements (a population, a layer of synapses, the loss port)."""
+
+    title: str
+    items: tuple[Element | SynapseArray, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Circuit:
+    """A whole circuit, without its per-sample stimulus values.
+
+    Attributes
+    ----------
+    title : str
+        First line (safe text).
+    header : tuple of str
+        Comment lines describing what the circuit realizes.
+    params : tuple of (str, str)
+        Global ``.param`` definitions (name, value text).
+    cells : tuple of Cell
+    sections : tuple of Section
+    inputs : Mapping[str, tuple of str]
+        Input port -> names of its clamped voltage sources (one per component).
+    targets : tuple of str
+        Names of the target voltage sources (one per output).
+    nodes : Mapping[str, tuple of (tuple of str, tuple of str)]
+        Population -> (x+ node names, x- node names).
+    options : Mapping[str, str]
+        ``.options`` entries.
+    """
+
+    title: str
+    header: tuple[str, ...]
+    params: tuple[tuple[str, str], ...]
+    cells: tuple[Cell, ...]
+    sections: tuple[Section, ...]
+    inputs: Mapping[str, tuple[str, ...]]
+    targets: tuple[str, ...]
+    nodes: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]
+    options: Mapping[str, str]
+
+    @property
+    def synapse_count(self) -> int:
+        """Synapse cell instances in the circuit."""
+        return sum(i.count for s in self.sections for i in s.items if isinstance(i, SynapseArray))
+
+    @property
+    def element_count(self) -> int:
+        """Top-level elements and instances (each synapse counted once)."""
+        return sum(i.count if isinstance(i, SynapseArray) else 1 for s in self.sections for i in s.items)
+
+    def saved_nodes(self) -> list[str]:
+        """The x+ and x- node of every neuron, in population order (what runners read)."""
+        out: list[str] = []
+        for xp, xm in self.nodes.values():
+            out += list(xp) + list(xm)
+        return out

@@ -1,0 +1,10 @@
+"""Training with gradients the physical system computes (circuit-in-the-loop)."""
+
+from hwbp.train.loop import TrainConfig, TrainResult, accuracy, load_digits_split, train
+from hwbp.train.optim import OPTIMIZERS, Adam, SGD, make_optimizer
+from hwbp.train.sources import SOURCES, get_source
+
+__all__ = [
+    "TrainConfig", "TrainResult", "accuracy", "load_digits_split", "train", "OPTIMIZERS", "Adam", "SGD",
+    "make_optimizer", "SOURCES", "get_source",
+]
