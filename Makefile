@@ -30,14 +30,6 @@ ngspice:
 
 demo: $(STAMP) ngspice
 	@$(BIN)/hwbp demo
-	@if command -v ngspice >/dev/null 2>&1; then \
-	    echo "== SPICE: netlists of $(notdir $(EXAMPLE)) into netlists/mlp_digits, ngspice .op co-simulation =="; \
-	    $(BIN)/hwbp compile $(EXAMPLE) --loss ce --target spice -o netlists/mlp_digits >/dev/null && \
-	    $(BIN)/hwbp verify $(EXAMPLE) --loss ce --batch examples/digits_batch.npz --backend spice \
-	        --analysis op --report out/spice_op.json; \
-	else echo "note: ngspice is missing; skipped the SPICE co-simulation"; fi
-
-EXAMPLE := examples/mlp_digits.onnx
 
 test: $(STAMP) ngspice
 	@$(BIN)/python -m pytest -q

@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     d = sub.add_parser("demo", help="verify the shipped digits MLP and print the table")
-    d.add_argument("--out", default="out", metavar="DIR", help="where to write the report (default: out)")
+    d.add_argument("--out", default="out", metavar="DIR", help="where to write the reports (default: out)")
+    d.add_argument("--netlists", default="netlists/mlp_digits", metavar="DIR",
+                   help="where to write the example's netlists (default: netlists/mlp_digits)")
     d.set_defaults(func=cmd_demo)
     return parser
 
@@ -352,14 +354,28 @@ def _random_init(graph: Graph, seed: int) -> Graph:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``hwbp demo``: the main job on the shipped example."""
+    """``hwbp demo``: the main job on the shipped example — the reference simulator,
+    then (when ngspice is installed) the circuit: netlists into ``netlists/`` and an
+    ngspice ``.op`` co-simulation, each with its verification table."""
+    import shutil
+
     if not EXAMPLE_MODEL.is_file():
         raise ConfigError(f"example model missing: {EXAMPLE_MODEL} (run examples/make_mlp_digits.py)")
-    batch = EXAMPLE_MODEL.with_name("digits_batch.npz")
+    batch = str(EXAMPLE_MODEL.with_name("digits_batch.npz"))
+    model = str(EXAMPLE_MODEL)
     out = Path(args.out)
     print(f"== hwbp demo: {EXAMPLE_MODEL.name} on the reference simulator, unit-step Euler (2L steps) ==")
-    return main(["verify", str(EXAMPLE_MODEL), "--loss", "ce", "--batch", str(batch),
-                 "--initial", "random", "--report", str(out / "report.json"), "--plot", str(out / "report.png")])
+    code = main(["verify", model, "--loss", "ce", "--batch", batch, "--initial", "random",
+                 "--report", str(out / "report.json"), "--plot", str(out / "report.png")])
+    if shutil.which("ngspice") is None:
+        print("\nnote: ngspice is not installed, so the circuit co-simulation was skipped "
+              "(install it with: apt-get install ngspice libngspice0)")
+        return code
+    netlists = Path(args.netlists)
+    print(f"\n== the same network as an analog RC circuit: netlists in {netlists}, ngspice .op ==")
+    code = max(code, main(["compile", model, "--loss", "ce", "--target", "spice", "-o", str(netlists)]))
+    return max(code, main(["verify", model, "--loss", "ce", "--batch", batch, "--backend", "spice",
+                           "--analysis", "op", "--report", str(out / "spice_op.json")]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -93,8 +93,9 @@ class SpiceOptions:
 
     @property
     def tau_s(self) -> float:
-        """Node time constant R*C (s)."""
-        return self.r_ohm * self.c_f
+        """Node time constant R*C (s), rounded to 12 significant digits (so that
+        1 kohm * 1 nF reads 1e-06, not 1.0000000000000002e-06)."""
+        return float(f"{self.r_ohm * self.c_f:.12g}")
 
 
 _SUBCKT = re.compile(r"^\.subckt[ \t]+(\S+)((?:[ \t]+(?!params:)[^\s=]+)*)", re.IGNORECASE | re.MULTILINE)
