@@ -184,40 +184,13 @@ def _check_out_path(path: str | None, suffix: str, flag: str) -> None:
         check_writable(path, flag)
 
 
-def _num(value: float | None, fmt: str) -> str:
-    return "inf/nan" if value is None else format(value, fmt)
-
-
-def format_table(report: dict[str, Any]) -> str:
-    """The verification table printed by ``hwbp verify``."""
-    rows = [("tensor", "shape", "rel_err", "cosine", "max_abs_err")]
-    for kind in ("parameters", "populations"):
-        for name, m in report[kind].items():
-            label = name if kind == "parameters" else f"dl/d[{name}]"
-            rows.append((label, "x".join(map(str, m["shape"])), _num(m["rel_err"], ".2e"),
-                         _num(m["cosine"], ".9f"), _num(m["max_abs_err"], ".2e")))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    settle = ", ".join(f"{k}={v}" for k, v in report["settle"].items())
-    tol = report["tolerances"]
-    verdict = "PASSED" if report["passed"] else "FAILED"
-    lines += [
-        "",
-        f"backend={report['backend']}  loss={report['loss']}  beta={report['beta']:g}  L={report['depth']}"
-        f"  batch={report['batch_size']}  ({settle})",
-        f"{verdict}: max rel_err {_num(report['max_rel_err'], '.3g')} (tol {tol['max_rel_err']:g}), "
-        f"min cosine {_num(report['min_cosine'], '.12g')} (tol {tol['min_cosine']:.12g})",
-    ]
-    return "\n".join(lines)
-
-
 # ------------------------------------------------------------------ commands
 def cmd_verify(args: argparse.Namespace) -> int:
     """``hwbp verify``: exit 0 when the gradients pass, 1 when not."""
     from hwbp.io import atomic_write_bytes, atomic_write_text, file_sha256
     from hwbp.verify.compare import Tolerances
     from hwbp.verify.run import verify
+    from hwbp.verify.table import format_table
 
     _check_out_path(args.report, ".json", "--report")
     _check_out_path(args.plot, ".png", "--plot")
@@ -319,12 +292,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``hwbp train``: train on a dataset, write the trained model (ONNX and native)."""
     from hwbp.exporters.onnx import save_onnx
     from hwbp.io import load_model, save_model
+    from hwbp.models import random_init
     from hwbp.train import TrainConfig, get_source, load_digits_split, train
 
     _check_out_path(args.out, ".onnx", "-o")
     graph = load_model(args.model).with_loss("ce")
     if args.init == "random":
-        graph = _random_init(graph, args.seed)
+        graph = random_init(graph, seed=args.seed)
     x_tr, x_te, y_tr, y_te = load_digits_split()
     if graph.inputs[0].size != x_tr.shape[1] or graph.size(graph.output) != 10:
         raise ConfigError(f"{args.model}: digits needs 64 inputs and 10 outputs, model has "
@@ -339,18 +313,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"backend={args.backend}: test accuracy {result.test_accuracy[-1]:.4f} after {args.epochs} epoch(s)")
     print(f"wrote {out} and {out.with_suffix('.hwbp')}")
     return 0
-
-
-def _random_init(graph: Graph, seed: int) -> Graph:
-    """``graph`` with N(0, 1/fan_in) weights and N(0, 0.01) biases drawn from ``seed``."""
-    rng = np.random.default_rng(seed)
-    params = {}
-    for name, value in sorted(graph.parameters().items()):
-        if name.endswith(".weight"):
-            params[name] = rng.standard_normal(value.shape) / np.sqrt(value.shape[1])
-        else:
-            params[name] = 0.1 * rng.standard_normal(value.shape)
-    return graph.with_parameters(params)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from hwbp.ir.activations import ACTIVATIONS
 from hwbp.ir.graph import Graph
 from hwbp.ir.nodes import Activation, Add, Dense, Input, Node
 
-__all__ = ["random_mlp", "random_resmlp"]
+__all__ = ["random_mlp", "random_resmlp", "random_init"]
 
 
 def _dense(name: str, src: str, n_in: int, n_out: int, rng: np.random.Generator, gain: float) -> Dense:
@@ -88,3 +88,16 @@ def random_resmlp(
         src = f"block{i}"
     nodes.append(_dense("head", src, width, n_out, rng, gain))
     return Graph(tuple(nodes), "head", name)
+
+
+def random_init(graph: Graph, *, seed: int = 0) -> Graph:
+    """``graph`` with fresh weights ``N(0, 1/fan_in)`` and biases ``N(0, 0.01)`` drawn
+    from ``seed`` (parameters in sorted-name order, so the draw is reproducible)."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, value in sorted(graph.parameters().items()):
+        if name.endswith(".weight"):
+            params[name] = rng.standard_normal(value.shape) / np.sqrt(value.shape[1])
+        else:
+            params[name] = 0.1 * rng.standard_normal(value.shape)
+    return graph.with_parameters(params)
