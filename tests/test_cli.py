@@ -130,13 +130,11 @@ def test_console_script_runs(model: Path) -> None:
     assert "PASSED" in proc.stdout
 
 
-@pytest.mark.skipif(not (EXAMPLES / "mlp_digits.onnx").exists(), reason="example model not generated")
 def test_shipped_example_verifies(tmp_path: Path) -> None:
     assert main(["verify", str(EXAMPLES / "mlp_digits.onnx"), "--batch", str(EXAMPLES / "digits_batch.npz"),
                  "--loss", "ce", "--report", str(tmp_path / "r.json")]) == 0
 
 
-@pytest.mark.skipif(not (EXAMPLES / "mlp_digits.onnx").exists(), reason="example model not generated")
 def test_readme_command_lines(tmp_path: Path) -> None:
     onnx_file, batch = str(EXAMPLES / "mlp_digits.onnx"), str(EXAMPLES / "digits_batch.npz")
     assert main(["verify", onnx_file, "--backend", "reference", "--report", str(tmp_path / "report.json")]) == 0
