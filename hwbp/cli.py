@@ -41,7 +41,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model file (.onnx or .hwbp)")
     p.add_argument("--loss", choices=sorted(LOSSES), default="mse", help="loss port (default: mse)")
     p.add_argument("--beta", type=float, default=1.0, help="loss perturbation strength (default: 1)")
-    p.add_argument("--tau", type=float, default=1.0, dest="tau_s", help="node time constant in s (default: 1)")
+    p.add_argument("--tau", type=float, dest="tau_s",
+                   help="node time constant in s (default: 1; spice: R*C from --r-ohm, --c-f)")
 
 
 def _batch_args(p: argparse.ArgumentParser) -> None:
@@ -52,15 +53,15 @@ def _batch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _settle_args(p: argparse.ArgumentParser, *, default_mode: str) -> None:
-    p.add_argument("--mode", choices=MODES, default=default_mode, help=f"how to settle (default: {default_mode})")
+    p.add_argument("--mode", choices=MODES, help=f"reference: how to settle (default: {default_mode})")
     p.add_argument("--steps", type=_count, help="unit-step mode: steps to take (default: 2L)")
     p.add_argument("--duration", type=float, help="continuous mode: duration in units of tau (default: 8L)")
     p.add_argument("--dt", type=float, help="continuous mode: step in units of tau (default: 0.01)")
     p.add_argument("--solver", choices=sorted(SOLVERS), help="continuous-mode solver (default: rk4)")
-    p.add_argument("--initial", default="zeros", metavar="STATE",
+    p.add_argument("--initial", metavar="STATE",
                    help=f"initial state: {', '.join(INITIAL_STATES)}, or a state.npz written by "
-                        "'hwbp simulate' (default: zeros)")
-    p.add_argument("--trace", action="store_true", help="record the state at every step")
+                        "'hwbp simulate' (default: zeros; spice .tran: random)")
+    p.add_argument("--trace", action="store_true", help="reference: record the state at every step")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--report", metavar="FILE.json", help="write the hwbp.verify/1 JSON report")
     v.add_argument("--plot", metavar="FILE.png", help="write a figure: gradients vs exact, error vs time")
     _spice_args(v)
-    v.set_defaults(func=cmd_verify, backend_options=SPICE_OPTIONS)
+    v.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("simulate", help="simulate and save the state (and trace)")
     _model_args(s)
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default="reference", help="simulator backend (default: reference)")
     _settle_args(s, default_mode="unit-step")
     s.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    _spice_args(s)
     s.set_defaults(func=cmd_simulate)
 
     c = sub.add_parser("compile", help="emit the lowered system for a target")
@@ -102,13 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backend", choices=("spice", "reference", "oracle"), default="spice",
                    help="gradient source (default: spice)")
     t.add_argument("--dataset", choices=("digits",), default="digits", help="training data (default: digits)")
-    t.add_argument("--epochs", type=int, default=1, help="epochs (default: 1)")
-    t.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default: 32)")
+    t.add_argument("--epochs", type=_count, default=1, help="epochs (default: 1)")
+    t.add_argument("--batch-size", type=_count, default=32, help="mini-batch size (default: 32)")
     t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer (default: adam)")
     t.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
     t.add_argument("--init", choices=("model", "random"), default="model",
                    help="start from the model's weights or a random init of the same shape (default: model)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the shuffling and of --init random")
+    t.add_argument("--seed", type=_count, default=0, help="seed of the shuffling and of --init random")
     t.add_argument("--beta", type=float, default=1.0, help="loss perturbation strength (default: 1)")
     t.add_argument("--spice-mode", dest="runner", choices=("shared", "batch"), default="shared",
                    help="spice runner (default: shared, the ngspice library)")
@@ -124,8 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Options of ``hwbp verify`` handed to a non-reference backend (spice).
-SPICE_OPTIONS = ("analysis", "runner", "r_ohm", "c_f", "timeout_s", "duration", "initial", "seed")
+#: The settle options (argparse dests) each backend of ``verify``/``simulate`` takes;
+#: giving one that the chosen backend does not take is an error, never ignored.
+BACKEND_FLAGS = {
+    "reference": ("mode", "steps", "duration", "dt", "solver", "initial", "trace", "tau_s"),
+    "spice": ("analysis", "runner", "r_ohm", "c_f", "timeout_s", "duration", "initial"),
+}
+_FLAG = {"tau_s": "--tau", "runner": "--spice-mode", "timeout_s": "--timeout"}
 
 
 def _spice_args(p: argparse.ArgumentParser) -> None:
@@ -151,28 +158,60 @@ def _load(args: argparse.Namespace) -> tuple[Graph, Batch]:
     return graph, batch
 
 
-def _sim_options(args: argparse.Namespace) -> dict[str, Any]:
+def _initial(value: str | None, default: str) -> Any:
+    """``--initial``: a name, or a ``state.npz`` loaded as a State."""
+    if value is None:
+        return default
+    if value in INITIAL_STATES:
+        return value
+    if not value.endswith(".npz"):
+        raise ConfigError(f"--initial {value!r}: valid: {', '.join(INITIAL_STATES)} or a state .npz file")
+    from hwbp.io import load_state
+
+    return load_state(value)
+
+
+def _settle_options(args: argparse.Namespace) -> tuple[dict[str, Any], float]:
+    """Backend options from the flags, checked against :data:`BACKEND_FLAGS`, and tau (s)."""
+    takes = BACKEND_FLAGS.get(args.backend)
+    if takes is None:
+        from hwbp.verify.backends import get_backend
+
+        get_backend(args.backend)  # raises the error that lists the backends
+        takes = ()
+    for dest in sorted({d for flags in BACKEND_FLAGS.values() for d in flags} - set(takes)):
+        if getattr(args, dest, None) not in (None, False):
+            flag = _FLAG.get(dest, "--" + dest.replace("_", "-"))
+            raise ConfigError(f"{flag} does not apply to --backend {args.backend}")
+    if args.backend == "spice":
+        from hwbp.targets.spice.model import SpiceOptions
+
+        opts = {d: getattr(args, d) for d in takes if getattr(args, d) is not None}
+        if opts.get("analysis", "op") == "op" and args.initial is not None:
+            raise ConfigError("--initial applies to --analysis tran (.op solves for the rest state directly)")
+        if "initial" in opts:
+            opts["initial"] = _initial(args.initial, "random")
+        opts["seed"] = args.seed
+        tau = SpiceOptions(**{k: opts[k] for k in ("r_ohm", "c_f") if k in opts}).tau_s
+        return opts, tau
+    if args.backend != "reference":
+        return {}, 1.0 if args.tau_s is None else args.tau_s
+    mode = args.mode or "unit-step"
     only = {"--steps": (args.steps, "unit-step"), "--duration": (args.duration, "continuous"),
             "--dt": (args.dt, "continuous"), "--solver": (args.solver, "continuous")}
-    for flag, (value, mode) in only.items():
-        if value is not None and args.mode != mode:
-            raise ConfigError(f"{flag} applies to --mode {mode}, not {args.mode}")
-    if args.trace and args.mode == "steady":
+    for flag, (value, needs) in only.items():
+        if value is not None and mode != needs:
+            raise ConfigError(f"{flag} applies to --mode {needs}, not {mode}")
+    if args.trace and mode == "steady":
         raise ConfigError("--trace needs a trajectory: use --mode unit-step or continuous, not steady")
-    initial: Any = args.initial
-    if initial not in INITIAL_STATES:
-        if not initial.endswith(".npz"):
-            raise ConfigError(f"--initial {initial!r}: valid: {', '.join(INITIAL_STATES)} or a state .npz file")
-        from hwbp.io import load_state
-
-        initial = load_state(initial)
-    opts: dict[str, Any] = {"mode": args.mode, "initial": initial, "seed": args.seed, "trace": args.trace}
-    if args.mode == "unit-step":
+    opts: dict[str, Any] = {"mode": mode, "initial": _initial(args.initial, "zeros"), "seed": args.seed,
+                            "trace": args.trace}
+    if mode == "unit-step":
         opts["steps"] = args.steps
-    elif args.mode == "continuous":
+    elif mode == "continuous":
         opts.update(duration=args.duration, dt=0.01 if args.dt is None else args.dt,
                     solver=args.solver or "rk4", progress=True)
-    return opts
+    return opts, 1.0 if args.tau_s is None else args.tau_s
 
 
 def _check_out_path(path: str | None, suffix: str, flag: str) -> None:
@@ -194,15 +233,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     _check_out_path(args.report, ".json", "--report")
     _check_out_path(args.plot, ".png", "--plot")
+    options, tau_s = _settle_options(args)
+    tol = Tolerances(args.rtol, args.min_cosine)
     graph, batch = _load(args)
-    options = _sim_options(args) if args.backend == "reference" else _backend_options(args)
     if args.plot and args.backend == "reference":
         options["trace"] = True
-    if args.backend == "spice" and args.duration is None:
-        options.pop("duration", None)
-    tol = Tolerances(args.rtol, args.min_cosine)
     extra = {"model_file": str(args.model), "model_sha256": file_sha256(args.model)}
-    v = verify(graph, batch, backend=args.backend, beta=args.beta, tau_s=args.tau_s,
+    v = verify(graph, batch, backend=args.backend, beta=args.beta, tau_s=tau_s,
                tolerances=tol, options=options, extra=extra)
     print(format_table(v.report))
     png = _render_plot(v, batch) if args.plot else None  # render first: write both or neither
@@ -213,11 +250,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         atomic_write_bytes(args.plot, png)
         print(f"figure: {args.plot}")
     return 0 if v.passed else 1
-
-
-def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Options passed to a non-reference backend (extended by backends' own flags)."""
-    return {k: getattr(args, k) for k in getattr(args, "backend_options", ()) if getattr(args, k, None) is not None}
 
 
 def _render_plot(v: Any, batch: Batch) -> bytes:
@@ -250,9 +282,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for name in ("state.npz", "trace.npz"):
         check_writable(out / name, "-o")
+    options, tau_s = _settle_options(args)
     graph, batch = _load(args)
-    system = lower(graph, tau_s=args.tau_s, beta=args.beta)
-    options = _sim_options(args) if args.backend == "reference" else _backend_options(args)
+    system = lower(graph, tau_s=tau_s, beta=args.beta)
     result = run(system, batch, **options)
     grads = read_gradients(system, result.state, batch)
     arrays: dict[str, np.ndarray] = {}
@@ -282,7 +314,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     emit = get_target(args.target)
     graph = load_model(args.model).with_loss(args.loss)
-    system = lower(graph, tau_s=args.tau_s, beta=args.beta)
+    system = lower(graph, tau_s=1.0 if args.tau_s is None else args.tau_s, beta=args.beta)
     for path in emit(system, args.out, model_file=args.model, r_ohm=args.r_ohm, c_f=args.c_f):
         print(f"wrote {path}")
     return 0
@@ -290,24 +322,28 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``hwbp train``: train on a dataset, write the trained model (ONNX and native)."""
-    from hwbp.exporters.onnx import save_onnx
-    from hwbp.io import load_model, save_model
+    from hwbp.exporters.onnx import graph_to_onnx_bytes, save_onnx
+    from hwbp.io import check_writable, load_model, save_model
     from hwbp.models import random_init
     from hwbp.train import TrainConfig, get_source, load_digits_split, train
 
+    # every check that can fail comes before the (long) training run
     _check_out_path(args.out, ".onnx", "-o")
+    out = Path(args.out)
+    check_writable(out.with_suffix(".hwbp"), "-o (native copy)")
+    config = TrainConfig(args.epochs, args.batch_size, args.optimizer, args.lr, args.seed)
     graph = load_model(args.model).with_loss("ce")
+    graph_to_onnx_bytes(graph)  # the trained model must be exportable: same structure
     if args.init == "random":
         graph = random_init(graph, seed=args.seed)
     x_tr, x_te, y_tr, y_te = load_digits_split()
-    if graph.inputs[0].size != x_tr.shape[1] or graph.size(graph.output) != 10:
-        raise ConfigError(f"{args.model}: digits needs 64 inputs and 10 outputs, model has "
-                          f"{graph.inputs[0].size} and {graph.size(graph.output)}")
+    sizes = [n.size for n in graph.inputs]
+    if sizes != [x_tr.shape[1]] or graph.size(graph.output) != 10:
+        raise ConfigError(f"{args.model}: digits needs one input of 64 and 10 outputs, model has inputs "
+                          f"{sizes} and {graph.size(graph.output)} outputs")
     options = {"runner": args.runner} if args.backend == "spice" else {}
     source = get_source(args.backend, beta=args.beta, options=options)
-    config = TrainConfig(args.epochs, args.batch_size, args.optimizer, args.lr, args.seed)
     result = train(graph, x_tr, y_tr, source, config, x_test=x_te, y_test=y_te, desc=f"train[{args.backend}]")
-    out = Path(args.out)
     save_onnx(result.graph, out)
     save_model(result.graph, out.with_suffix(".hwbp"))
     print(f"backend={args.backend}: test accuracy {result.test_accuracy[-1]:.4f} after {args.epochs} epoch(s)")

@@ -229,3 +229,18 @@ def test_plot_of_a_model_without_parameters(tmp_path: Path) -> None:
     save_model(Graph((Input("x", size=3), Activation("t", source="x", function="tanh")), "t"), path)
     assert main(["verify", str(path), "--plot", str(tmp_path / "p.png"), "--report", str(tmp_path / "p.json")]) == 0
     assert (tmp_path / "p.png").exists() and (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--backend", "spice", "--mode", "continuous"], "--mode does not apply to --backend spice"),
+    (["--backend", "spice", "--steps", "3"], "--steps does not apply to --backend spice"),
+    (["--backend", "spice", "--tau", "5"], "--tau does not apply to --backend spice"),
+    (["--backend", "spice", "--trace"], "--trace does not apply to --backend spice"),
+    (["--backend", "spice", "--initial", "random"], "--initial applies to --analysis tran"),
+    (["--analysis", "tran"], "--analysis does not apply to --backend reference"),
+    (["--r-ohm", "-5"], "--r-ohm does not apply to --backend reference"),
+])
+def test_flags_of_another_backend_are_refused(model: Path, args, fragment, capsys) -> None:
+    """A flag the chosen backend does not take is an error, never silently ignored."""
+    assert main(["verify", str(model), *args]) == 2
+    assert fragment in capsys.readouterr().err

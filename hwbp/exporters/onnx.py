@@ -2,8 +2,9 @@
 
 ``Dense`` -> ``Gemm`` (``transB = 1``, weight ``<name>.weight`` of shape ``(out, in)``,
 bias ``<name>.bias``), ``Activation`` -> ``Tanh`` / ``Sigmoid`` / ``Relu`` /
-``LeakyRelu`` / ``Softplus`` (``Identity`` for the identity), ``Add`` -> ``Add``.
-Opset 17; the single input takes ``[batch, n]``.  Deterministic bytes.
+``LeakyRelu`` / ``Softplus`` (``Identity`` for the identity), ``Add`` -> ``Add``
+(a chain of two-input Adds for more inputs).  Opset 17; the single input takes
+``[batch, n]``; tensor names are kept unique.  Deterministic bytes.
 """
 
 from __future__ import annotations
@@ -42,12 +43,23 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
     if len(graph.inputs) != 1:
         raise ModelError(f"ONNX export supports one input, graph {graph.name!r} has {len(graph.inputs)}")
     inp = graph.inputs[0]
+    used = {inp.name} | {n for d in graph.nodes if isinstance(d, Dense) for n in (d.weight_name, d.bias_name)}
+
+    def fresh(base: str) -> str:
+        name, k = base, 0
+        while name in used:
+            k += 1
+            name = f"{base}_{k}"
+        used.add(name)
+        return name
+
+    output = fresh("output")
     tensor = {inp.name: inp.name}
     nodes, inits = [], []
     for node in graph.nodes:
         if isinstance(node, (Input, Loss)):
             continue
-        out = "output" if node.name == graph.output else f"{node.name}_output"
+        out = output if node.name == graph.output else fresh(f"{node.name}_output")
         if isinstance(node, Dense):
             inits.append(numpy_helper.from_array(node.weight.astype(np_type), name=node.weight_name))
             inits.append(numpy_helper.from_array(node.bias.astype(np_type), name=node.bias_name))
@@ -60,20 +72,28 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
             extra = {"alpha": float(node.alpha)} if op == "LeakyRelu" else {}
             nodes.append(helper.make_node(op, [tensor[node.source]], [out], name=f"/{node.name}/{op}", **extra))
         elif isinstance(node, Add):
-            if len(node.sources) != 2:
-                raise ModelError(f"ONNX export: Add node {node.name!r} must have 2 inputs, has {len(node.sources)}")
-            nodes.append(helper.make_node("Add", [tensor[s] for s in node.sources], [out], name=f"/{node.name}/Add"))
+            acc = tensor[node.sources[0]]
+            for k, src in enumerate(node.sources[1:], start=1):
+                last = k == len(node.sources) - 1
+                step = out if last else fresh(f"{node.name}_partial{k}")
+                nodes.append(helper.make_node("Add", [acc, tensor[src]], [step],
+                                              name=f"/{node.name}/Add" + ("" if last else f"_{k}")))
+                acc = step
         else:  # pragma: no cover - the IR has no other node types
             raise ModelError(f"ONNX export: unsupported node {node.name!r} ({type(node).__name__})")
         tensor[node.name] = out
     g = helper.make_graph(
         nodes, graph.name,
         [helper.make_tensor_value_info(inp.name, onnx_type, ["batch", int(inp.size)])],
-        [helper.make_tensor_value_info("output", onnx_type, ["batch", graph.size(graph.output)])],
+        [helper.make_tensor_value_info(output, onnx_type, ["batch", graph.size(graph.output)])],
         initializer=inits,
     )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="hwbp", ir_version=8)
-    onnx.checker.check_model(model)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"ONNX export of {graph.name!r} is not valid ONNX: {first}") from None
     return model.SerializeToString()
 
 
