@@ -24,7 +24,7 @@ from hwbp.targets.spice.model import SpiceOptions
 from hwbp.targets.spice.ngspice import BatchRunner, SharedRunner
 from hwbp.targets.spice.raw import read_raw
 from hwbp.types import Batch
-from hwbp.verify import verify
+from hwbp.verify import compare, read_gradients, verify
 
 from conftest import make_batch
 from spice_helpers import mlp, require_ngspice
@@ -151,3 +151,102 @@ def test_bad_netlist_raises_and_shared_library_stays_usable() -> None:
     g = mlp(2, 3, "tanh", seed=2).with_loss("mse")
     v = verify(g, make_batch(g, size=2, seed=2), backend="spice", options={"analysis": "op", "runner": "shared"})
     assert v.comparison.max_rel_err <= OP_TOL
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky_relu"])
+def test_relu_kink_at_zero_follows_hwbp_convention(act: str) -> None:
+    """A pre-activation of exactly 0 V (zero input, zero biases) must use
+    relu'(0) = 0 and leaky_relu'(0) = alpha, not ngspice's u(0) = 0.5."""
+    require_ngspice()
+    rng = np.random.default_rng(7)
+    g = Graph((Input("x", size=3),
+               Dense("h1", source="x", weight=rng.standard_normal((4, 3)), bias=np.zeros(4)),
+               Activation("a1", source="h1", function="tanh"),
+               Dense("h2", source="a1", weight=rng.standard_normal((4, 4)), bias=np.zeros(4)),
+               Activation("a2", source="h2", function=act, alpha=0.1),
+               Dense("o", source="a2", weight=rng.standard_normal((2, 4)), bias=rng.standard_normal(2))),
+              "o", "kink").with_loss("mse")
+    batch = Batch({"x": np.vstack([np.zeros(3), rng.standard_normal(3)])}, rng.standard_normal((2, 2)))
+    system = lower(g)
+    result = run_spice(system, batch, analysis="op")
+    assert np.all(result.state.mean["a1"][0] == 0.0)
+    v = verify(g, batch, backend="spice", options={"analysis": "op"})
+    assert v.comparison.max_rel_err <= OP_TOL
+
+
+def test_blocked_destination_writes_nothing(tmp_path: Path) -> None:
+    system = lower(mlp(2, 3, "tanh", seed=0).with_loss("mse"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cells").write_text("not a directory\n")
+    with pytest.raises(ConfigError, match="cells is a file"):
+        write_netlists(system, out)
+    assert sorted(p.name for p in out.iterdir()) == ["cells"]
+    (out / "cells").unlink()
+    (out / "mlp.cir").mkdir()
+    with pytest.raises(ConfigError, match="mlp.cir: is a directory"):
+        write_netlists(system, out)
+    assert sorted(p.name for p in out.rglob("*")) == ["mlp.cir"]
+
+
+def test_ce_softmax_denominator_is_one_shared_node() -> None:
+    """Above CE_DENSE_MAX outputs the CE port's netlist grows linearly in the width."""
+    from hwbp.targets.spice.build import CE_DENSE_MAX
+
+    sizes = {}
+    assert CE_DENSE_MAX < 64
+    for n_out in (64, 256):
+        files = netlist_files(lower(mlp(1, 4, "tanh", seed=0, n_out=n_out).with_loss("ce")))
+        loss = [ln for ln in files["mlp.cir"].splitlines() if ln.startswith(("Brs", "Bp_"))]
+        assert len(loss) == n_out + 1
+        assert all(ln.count("exp(") == 1 for ln in loss if ln.startswith("Bp_"))
+        sizes[n_out] = sum(map(len, loss))
+    assert sizes[256] < 5 * sizes[64]
+
+
+@pytest.mark.parametrize("n_out", [10, 256])
+def test_ce_gradients_match_oracle_wide_output(n_out: int) -> None:
+    require_ngspice()
+    g = mlp(1, 4, "tanh", seed=1, n_in=8, n_out=n_out).with_loss("ce")
+    batch = make_batch(g, size=2, seed=4, loss="ce")
+    v = verify(g, batch, backend="spice", options={"analysis": "op"})
+    assert v.comparison.max_rel_err <= OP_TOL
+
+
+_TANH = "Bf 0 fd I=tanh(V(a))/{hwbp_r}\nBg gate 0 V=(1-tanh(V(a))**2)*V(tn)\n"
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    (".inc /etc/passwd\n.subckt hwbp_act_tanh a tn fd gate\n" + _TANH + ".ends\n", r"\.inc is not allowed"),
+    (".subckt hwbp_act_tanh a tn fd gate\n.INCLUDE x.cir\n" + _TANH + ".ends\n", r"\.INCLUDE is not allowed"),
+    (".lib x.lib tt\n.subckt hwbp_act_tanh a tn fd gate\n" + _TANH + ".ends\n", r"\.lib is not allowed"),
+    (".subckt hwbp_act_tanh a tn fd gate\n" + _TANH + ".ends\n.control\nshell true\n.endc\n",
+     r"\.control is not allowed"),
+    (".param hwbp_r=1\n.subckt hwbp_act_tanh a tn fd gate\n" + _TANH + ".ends\n", r"line 1: '\.param' outside"),
+    (".subckt hwbp_act_tanh a tn fd gate\n" + _TANH + ".ends\nR1 a 0 1\n", r"line 5: 'R1' outside"),
+    (".subckt hwbp_act_tanh a tn fd gate\n" + _TANH, r"not closed"),
+    (".subckt hwbp_act_tanh a tn\n+ fd\n" + _TANH + ".ends\n", r"3 ports"),
+])
+def test_cell_loader_rejects(tmp_path: Path, text: str, match: str) -> None:
+    cell = tmp_path / "act.cir"
+    cell.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        build_circuit(lower(mlp(2, 3, "tanh", seed=0).with_loss("mse")), SpiceOptions(cells={"act_tanh": str(cell)}))
+
+
+def test_cell_loader_accepts_helpers_and_continued_headers(tmp_path: Path) -> None:
+    require_ngspice()
+    cell = tmp_path / "act.cir"
+    cell.write_text("* helper first, header continued\n"
+                    ".subckt my_tanh a y\nBy y 0 V=tanh(V(a))\n.ends my_tanh\n"
+                    ".subckt hwbp_act_tanh a tn\n+ fd gate\n"
+                    "Xh a y my_tanh\nRy y 0 1e9\n"
+                    "Bf 0 fd I=V(y)/{hwbp_r}\nBg gate 0 V=(1-V(y)**2)*V(tn)\n.ends hwbp_act_tanh\n")
+    g = mlp(2, 3, "tanh", seed=0).with_loss("mse")
+    system = lower(g)
+    circuit = build_circuit(system, SpiceOptions(cells={"act_tanh": str(cell)}))
+    assert any(c.name == "hwbp_act_tanh" and c.ports == 4 for c in circuit.cells)
+    batch = make_batch(g, size=2, seed=1)
+    result = run_spice(system, batch, analysis="op", cells={"act_tanh": str(cell)})
+    err = compare(read_gradients(system, result.state, batch), exact_gradients(g, batch)).max_rel_err
+    assert err <= OP_TOL

@@ -1,5 +1,6 @@
 """`.tran` from a non-equilibrium state: the tension at t = 12 L tau matches the
-oracle, and batch and shared runners give the same trajectory."""
+oracle, the default duration (max(12 L, 24) tau) meets `hwbp verify`'s default
+tolerance, and batch and shared runners give the same trajectory."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ TRAN_TOL = 1e-4
 #: Weight gradients mix the mean's and the tension's remaining lag (~ 12 L e^{-12 L});
 #: for L = 1 that is ~1e-4, so the bound on them is looser.
 GRAD_TOL = 1e-3
+#: `hwbp verify`'s default tolerance on gradients.
+VERIFY_TOL = 1e-6
 #: Same circuit, same solver, two runners (trajectories are interpolated alike).
 MODE_TOL = 1e-9
 
@@ -29,11 +32,11 @@ def _ngspice() -> None:
 
 
 @pytest.mark.parametrize("depth", [1, 3])
-def test_tran_settles_to_exact_gradients(depth: int) -> None:
+def test_tran_tension_within_bound_at_12_L_tau(depth: int) -> None:
     g = mlp(depth, 6, "tanh", seed=depth).with_loss("mse")
     batch = make_batch(g, size=2, seed=depth)
     system = lower(g)
-    res = run_spice(system, batch, analysis="tran", initial="random", seed=depth)
+    res = run_spice(system, batch, analysis="tran", initial="random", seed=depth, duration=12 * system.depth)
     assert res.settle["duration_tau"] == 12 * system.depth
     exact = exact_gradients(g, batch)
     for name, t in res.state.tension.items():
@@ -43,6 +46,17 @@ def test_tran_settles_to_exact_gradients(depth: int) -> None:
     assert 0 < res.settle["settling_time_tau"] < 12 * system.depth
     # it starts away from equilibrium
     assert np.linalg.norm(res.trace.tension[system.loss.population][0] - ref) > 0.1
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_tran_default_duration_meets_verify_tolerance(depth: int) -> None:
+    g = mlp(depth, 6, "tanh", seed=depth).with_loss("mse")
+    batch = make_batch(g, size=2, seed=depth)
+    system = lower(g)
+    res = run_spice(system, batch, analysis="tran", initial="random", seed=depth)
+    assert res.settle["duration_tau"] == max(12 * system.depth, 24)
+    exact = exact_gradients(g, batch)
+    assert compare(read_gradients(system, res.state, batch), exact).max_rel_err <= VERIFY_TOL
 
 
 def test_tran_batch_and_shared_agree() -> None:

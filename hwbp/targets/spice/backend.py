@@ -4,7 +4,8 @@ conjugate node pairs back into a :class:`~hwbp.sim.state.SimulationResult`.
 ``analysis="op"``: the DC operating point of every sample (the fixed point, so the
 tension is ``beta * dl/dx`` to solver tolerance).  ``analysis="tran"``: a transient
 from a non-equilibrium initial state (default ``random``, drawn exactly as the
-reference simulator draws it) for ``duration`` units of tau (default ``12 L``); the
+reference simulator draws it) for ``duration`` units of tau (default ``max(12 L, 24)``:
+at depth 1, ``12 tau`` leaves a weight-gradient lag of ~1e-4); the
 result carries the trace (time in units of tau) and the settling time.
 """
 
@@ -14,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hwbp.errors import ConfigError
+from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.state import SimulationResult, State, Trace
 from hwbp.targets.spice.build import build_circuit, stimulus
@@ -22,7 +23,7 @@ from hwbp.targets.spice.model import Circuit, SpiceOptions
 from hwbp.targets.spice.ngspice import get_runner
 from hwbp.types import Batch
 
-__all__ = ["ANALYSES", "run_spice", "settling_time", "split_nodes", "initial_nodes"]
+__all__ = ["ANALYSES", "run_spice", "check_batch", "settling_time", "split_nodes", "initial_nodes"]
 
 ANALYSES = ("op", "tran")
 
@@ -46,8 +47,20 @@ def initial_nodes(system: DynamicsSystem, batch_size: int, initial: str | State,
     shapes = [(batch_size, p.size) for p in system.populations]
     names = [p.name for p in system.populations]
     if isinstance(initial, State):
-        m = [np.asarray(initial.mean[n], dtype=np.float64) for n in names]
-        t = [np.asarray(initial.tension[n], dtype=np.float64) for n in names]
+        m, t = [], []
+        for n, shape in zip(names, shapes):
+            for kind, values, out in (("mean", initial.mean, m), ("tension", initial.tension, t)):
+                if n not in values:
+                    raise ConfigError(f"spice .tran: the initial State has no {kind} of population {n!r}; "
+                                      f"give every population: {', '.join(names)}")
+                a = np.asarray(values[n], dtype=np.float64)
+                if a.shape != shape:
+                    raise ConfigError(f"spice .tran: the initial {kind} of {n!r} has shape {a.shape}, expected "
+                                      f"{shape} (batch size x neurons); give one row per sample of the batch")
+                if not np.all(np.isfinite(a)):
+                    raise ConfigError(f"spice .tran: the initial {kind} of {n!r} has NaN or Inf values; "
+                                      f"give finite node voltages")
+                out.append(a)
     elif initial == "zeros":
         m, t = [np.zeros(s) for s in shapes], [np.zeros(s) for s in shapes]
     elif initial == "random":
@@ -58,6 +71,19 @@ def initial_nodes(system: DynamicsSystem, batch_size: int, initial: str | State,
         raise ConfigError(f"spice .tran: unknown initial state {initial!r}; valid: zeros, random, or a State")
     return [{n: (mi[b] + 0.5 * ti[b], mi[b] - 0.5 * ti[b]) for n, mi, ti in zip(names, m, t)}
             for b in range(batch_size)]
+
+
+def check_batch(batch: Batch, analysis: str) -> None:
+    """Raise :class:`BatchError` if ``batch`` has no samples or non-finite inputs/targets
+    (they would become invalid source values in the netlist)."""
+    if batch.size < 1:
+        raise BatchError(f"spice .{analysis}: the batch is empty; give at least one sample")
+    for name, arr in [*((f"input {k!r} has", v) for k, v in batch.x.items()), ("the targets have", batch.y)]:
+        bad = ~np.isfinite(np.asarray(arr, dtype=np.float64))
+        if bad.any():
+            rows = np.nonzero(bad.reshape(len(bad), -1).any(axis=1))[0]
+            raise BatchError(f"spice .{analysis}: {name} NaN or Inf values in sample(s) "
+                             f"{', '.join(map(str, rows[:5]))}; drop or fix those samples")
 
 
 def settling_time(t: np.ndarray, tension: Mapping[str, np.ndarray], tol: float) -> float:
@@ -111,7 +137,7 @@ def run_spice(
     cells : mapping, optional
         Cell role -> replacement subcircuit file.
     duration : float, optional
-        ``.tran`` length in units of tau (default ``12 L``).
+        ``.tran`` length in units of tau (default ``max(12 L, 24)``).
     step : float
         ``.tran`` output step in units of tau.
     initial : {"random", "zeros"} or State
@@ -119,15 +145,16 @@ def run_spice(
     settle_tol : float
         Relative tolerance of the reported settling time.
     timeout_s : float
-        Batch runner: wall-clock limit per ngspice process (s).
+        Wall-clock limit (s) of one ngspice process (batch) or one analysis (shared).
     """
     if analysis not in ANALYSES:
         raise ConfigError(f"unknown spice analysis {analysis!r}; valid: {', '.join(ANALYSES)}")
+    check_batch(batch, analysis)
     kw = {k: v for k, v in (("reltol", reltol), ("abstol_a", abstol_a), ("vntol_v", vntol_v),
                             ("tran_reltol", tran_reltol)) if v is not None}
     opts = SpiceOptions(r_ohm=r_ohm, c_f=c_f, cells=dict(cells or {}), **kw)
     circuit = build_circuit(system, opts)
-    run = get_runner(runner, timeout_s=timeout_s) if runner == "batch" else get_runner(runner)
+    run = get_runner(runner, timeout_s=timeout_s)
     nodes = circuit.saved_nodes()
     stims = [stimulus(circuit, {k: v[b] for k, v in batch.x.items()}, batch.y[b]) for b in range(batch.size)]
     settle: dict[str, Any] = {"mode": analysis, "runner": runner, "simulator": "ngspice", "r_ohm": r_ohm,
@@ -139,7 +166,7 @@ def run_spice(
         return SimulationResult(State(means, tensions, float("inf"), 0), None, settle)
 
     L = system.depth
-    total = 12.0 * L if duration is None else float(duration)
+    total = max(12.0 * L, 24.0) if duration is None else float(duration)
     if not (np.isfinite(total) and total > 0 and np.isfinite(step) and 0 < step <= total):
         raise ConfigError(f"spice .tran needs 0 < step <= duration (units of tau), got step={step}, duration={total}")
     init = initial_nodes(system, batch.size, initial, seed)

@@ -13,7 +13,10 @@ sensitivity; a weight ``w`` is the conductance ``g = w / R`` in S):
   carry back to the source population's sensitivity nodes;
 * the loss port drives the output population's sensitivity nodes: ``hwbp_loss_mse``
   (a transconductance to the target source) or ``hwbp_loss_ce`` (the same, from a
-  softmax node ``hwbp_p_<j>`` per output);
+  softmax node ``hwbp_p_<j>`` per output: up to :data:`CE_DENSE_MAX` outputs each
+  node writes the max-shifted softmax out in full, which Newton solves robustly even
+  for large logits; wider outputs divide by one shared node ``hwbp_rs`` holding
+  ``1 / sum_k exp(x_k)``, which keeps the netlist O(n) in the output width);
 * inputs and targets are clamped voltage sources whose values a runner sets per sample.
 
 The batch is applied sample by sample to this one circuit (the stimulus sources are
@@ -35,10 +38,22 @@ from hwbp.targets.spice.model import (
 )
 from hwbp.targets.spice.names import comment_text, unique_tags
 
-__all__ = ["build_circuit", "check_system", "LOSS_NODES"]
+__all__ = ["build_circuit", "check_system", "CE_DENSE_MAX"]
 
-#: Node of the softmax-CE port holding the largest output (V).
-LOSS_NODES = ("hwbp_mx",)
+#: Widest softmax-CE output written out in full per output node (O(n^2) text, robust
+#: for large logits); wider outputs share one normalizer node (O(n) text).  Measured
+#: (1 sample, .op): 10 outputs 0.06 s either way; 256 outputs 13.5 s in full against
+#: 0.4 s shared; but with logits of tens of volts the shared form stalled Newton at
+#: 64 outputs (> 60 s) where the full form took 0.5 s.
+CE_DENSE_MAX = 32
+
+
+def _max_tree(terms: list[str]) -> str:
+    """``max`` of the expressions as a balanced tree of two-argument calls."""
+    while len(terms) > 1:
+        pairs = [f"max({a},{b})" for a, b in zip(terms[0::2], terms[1::2])]
+        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0]
 
 
 def check_system(system: DynamicsSystem) -> None:
@@ -69,14 +84,6 @@ def check_system(system: DynamicsSystem) -> None:
 def _num(v: float) -> str:
     """A float as the shortest text that reads back to the same double."""
     return repr(float(v))
-
-
-def _max_tree(terms: list[str]) -> str:
-    """``max`` of the expressions as a balanced tree of two-argument calls."""
-    while len(terms) > 1:
-        pairs = [f"max({a},{b})" for a, b in zip(terms[0::2], terms[1::2])]
-        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
-    return terms[0]
 
 
 def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions(),
@@ -160,14 +167,24 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
         items += [Element(f"Xl_{j}", (f"{t}_xb_{j}", ynodes[j], f"{t}_sd_{j}"), "hwbp_loss_mse")
                   for j in range(out.size)]
     else:
-        mx = LOSS_NODES[0]
         xb = [f"V({t}_xb_{j})" for j in range(out.size)]
-        # softmax written out per output (not through a log-sum-exp node, whose Newton
-        # linearization converges poorly); the max shift keeps every exp() <= 1 at rest
-        denominator = "(" + "+".join(f"exp({x}-V({mx}))" for x in xb) + ")"
-        items.append(Element("Bmx", (mx, "0"), f"V={_max_tree(xb)}"))
-        items += [Element(f"Bp_{j}", (f"hwbp_p_{j}", "0"), f"V=exp({xb[j]}-V({mx}))/{denominator}")
-                  for j in range(out.size)]
+        if out.size <= CE_DENSE_MAX:
+            # softmax written out per output (not through a log-sum-exp node, whose Newton
+            # linearization converges poorly); the max shift keeps every exp() <= 1 at rest
+            mx = "hwbp_mx"
+            denominator = "(" + "+".join(f"exp({x}-V({mx}))" for x in xb) + ")"
+            items.append(Element("Bmx", (mx, "0"), f"V={_max_tree(xb)}"))
+            items += [Element(f"Bp_{j}", (f"hwbp_p_{j}", "0"), f"V=exp({xb[j]}-V({mx}))/{denominator}")
+                      for j in range(out.size)]
+        else:
+            # softmax as exp(x_j) * (1 / sum_k exp(x_k)) with the reciprocal of the sum on
+            # one shared node.  No max shift: a shift held on its own node cancels only at
+            # the solution, not in the Newton steps, and stalls them.  The sum is > 0 at
+            # any iterate; exp() overflows only for outputs above about 700 V.
+            rs = "hwbp_rs"
+            items.append(Element("Brs", (rs, "0"), "V=1/(" + "+".join(f"exp({x})" for x in xb) + ")"))
+            items += [Element(f"Bp_{j}", (f"hwbp_p_{j}", "0"), f"V=exp({xb[j]})*V({rs})")
+                      for j in range(out.size)]
         items += [Element(f"Xl_{j}", (f"hwbp_p_{j}", ynodes[j], f"{t}_sd_{j}"), "hwbp_loss_ce")
                   for j in range(out.size)]
     sections.append(Section(f"loss port {system.loss.function} on {comment_text(out.name)} "

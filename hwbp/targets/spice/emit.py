@@ -4,8 +4,9 @@
 ``.op`` analysis, inputs and targets at 0 V) and ``cells/*.cir`` (the subcircuits it
 includes, copied from ``circuits/`` or the user's replacements).  Run it with
 ``cd out_dir && ngspice -b <model>.cir -r out.raw``.  Everything is built in memory
-before the first file is written, so invalid input leaves the directory untouched;
-each file is written atomically.  Same model and options give byte-identical files.
+and every destination checked before the first file is written, so invalid input or
+a blocked path leaves the directory untouched; each file is written atomically.
+Same model and options give byte-identical files.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: s
     options :
         Further :class:`SpiceOptions` fields (tolerances); unknown keys are ignored.
     """
-    from hwbp.io import atomic_write_text
+    from hwbp.io import atomic_write_text, check_writable
 
     info: dict[str, Any] = {}
     if model_file is not None:
@@ -67,6 +68,10 @@ def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: s
     opts = SpiceOptions(r_ohm=r_ohm, c_f=c_f, cells=dict(cells or {}), **fields)
     files = netlist_files(system, opts, dialect=dialect, info=info)
     out = Path(out_dir)
+    # every destination is checked before the first write, so a blocked path (a file
+    # where ``cells/`` should be, a directory named like the netlist) writes nothing
+    for rel in files:
+        check_writable(out / rel, "spice output")
     written = []
     for rel, text in files.items():
         atomic_write_text(out / rel, text)

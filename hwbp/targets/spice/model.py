@@ -98,7 +98,59 @@ class SpiceOptions:
         return float(f"{self.r_ohm * self.c_f:.12g}")
 
 
-_SUBCKT = re.compile(r"^\.subckt[ \t]+(\S+)((?:[ \t]+(?!params:)[^\s=]+)*)", re.IGNORECASE | re.MULTILINE)
+#: Dot commands a cell file may not contain anywhere (file access, scripts, deck end);
+#: ngspice reads any ``.inc...`` as ``.include`` and ``.lib...`` as ``.lib``.
+_BANNED = re.compile(r"\.(inc\w*|lib\w*|control|endc|end)$", re.IGNORECASE)
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first physical line number, text) of every non-blank, non-comment line of a
+    SPICE file, with ``+`` continuation lines joined to the line they continue."""
+    out: list[tuple[int, str]] = []
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("*"):
+            continue
+        if line.startswith("+") and out:
+            out[-1] = (out[-1][0], f"{out[-1][1]} {line[1:].strip()}")
+        else:
+            out.append((n, line))
+    return out
+
+
+def _top_subckts(p: Path, text: str) -> dict[str, int]:
+    """Lower-case name -> port count of each top-level ``.subckt`` of the cell file
+    ``p``; rejects banned dot commands, unbalanced ``.subckt``/``.ends`` and any
+    line outside a subcircuit (a stray ``.param`` there would rescale the circuit)."""
+    found: dict[str, int] = {}
+    depth = 0
+    for n, line in _logical_lines(text):
+        words = line.split()
+        head = words[0].lower()
+        if _BANNED.match(head):
+            raise ConfigError(f"cell file {p}: line {n}: {words[0]} is not allowed in a cell "
+                              f"(no .include, .inc, .lib, .control, .endc or .end)")
+        if head == ".subckt":
+            if len(words) < 2:
+                raise ConfigError(f"cell file {p}: line {n}: .subckt without a name")
+            if depth == 0:
+                ports = 0
+                for w in words[2:]:
+                    if "=" in w or w.lower() == "params:":
+                        break
+                    ports += 1
+                found.setdefault(words[1].lower(), ports)
+            depth += 1
+        elif head == ".ends":
+            if depth == 0:
+                raise ConfigError(f"cell file {p}: line {n}: .ends without a matching .subckt")
+            depth -= 1
+        elif depth == 0:
+            raise ConfigError(f"cell file {p}: line {n}: {words[0]!r} outside '.subckt ... .ends'; "
+                              f"a cell file may hold only subcircuits and comments")
+    if depth:
+        raise ConfigError(f"cell file {p}: .subckt not closed by .ends")
+    return found
 
 
 @dataclass(frozen=True)
@@ -114,7 +166,13 @@ class Cell:
 
 def load_cell(role: str, path: str | Path | None = None) -> Cell:
     """Read the cell of ``role`` from ``path`` (default: the shipped file) and check
-    that it defines the expected subcircuit with the right number of ports."""
+    that it defines the expected subcircuit with the right number of ports.
+
+    The file may hold only comments and ``.subckt ... .ends`` blocks (helper
+    subcircuits included, in any order); ``+`` continuation lines are joined before
+    a header is read.  ``.include``/``.inc``/``.lib``, ``.control``/``.endc`` and
+    ``.end`` are rejected anywhere.
+    """
     if role not in DEFAULT_CELLS:
         raise ConfigError(f"unknown cell role {role!r}; valid: {', '.join(DEFAULT_CELLS)}")
     p = Path(path) if path is not None else CELLS_DIR / DEFAULT_CELLS[role]
@@ -125,14 +183,12 @@ def load_cell(role: str, path: str | Path | None = None) -> Cell:
     except UnicodeDecodeError:
         raise ConfigError(f"cell file {p}: must be plain ASCII text") from None
     expected = Path(DEFAULT_CELLS[role]).stem
-    m = _SUBCKT.search(text)
-    if m is None or m.group(1).lower() != expected:
+    subckts = _top_subckts(p, text)
+    if expected not in subckts:
         raise ConfigError(f"cell file {p}: must define '.subckt {expected} ...' for role {role!r}")
-    ports = len(m.group(2).split())
+    ports = subckts[expected]
     if ports != CELL_PORTS[role]:
         raise ConfigError(f"cell file {p}: subckt {expected} has {ports} ports, role {role!r} needs {CELL_PORTS[role]}")
-    if re.search(r"^\s*\.(control|endc|end\b|include|lib)", text, re.IGNORECASE | re.MULTILINE):
-        raise ConfigError(f"cell file {p}: may not contain .control, .end, .include or .lib lines")
     return Cell(role, expected, ports, DEFAULT_CELLS[role], text if text.endswith("\n") else text + "\n")
 
 

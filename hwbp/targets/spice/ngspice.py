@@ -10,7 +10,13 @@ voltages:
 ``shared``
     The ngspice shared library (``libngspice``) through PySpice, loaded once per
     process; circuits are loaded from text and vectors read from memory.  Fast for
-    repeated simulation (training loops).
+    repeated simulation (training loops).  Analyses run in ngspice's background
+    thread so that a wall-clock limit can halt them; the library stays usable.
+
+ngspice's DC iteration is bounded by ``itl1`` (from the circuit) and its adaptive gmin
+and source stepping (``gminsteps = srcsteps = 1``, its defaults: other values select
+SPICE3's fixed stepping, which fails circuits the adaptive one solves); a ``.op`` that
+needs the transient fallback after both failed is an error (:func:`classify`).
 
 ngspice reports problems as text.  :func:`classify` turns that text into one
 :class:`~hwbp.errors.BackendError` naming the analysis and what to change; notes
@@ -26,6 +32,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -61,6 +69,12 @@ _FAILURES: tuple[tuple[re.Pattern, str, str], ...] = tuple(
         (r"(doAnalyses|simulation\(s\) aborted)", "analysis aborted", "see the ngspice message"),
     )
 )
+#: ngspice's DC fallback after gmin and source stepping failed: its result is only an
+#: approximate operating point, so a ``.op`` that needed it is a failure.
+_TRAN_OP = re.compile(r"transient op (started|finished)", re.IGNORECASE)
+_SINGULAR = re.compile(r"singular matrix:?\s*(check node \S+)?", re.IGNORECASE)
+#: How long a halted background analysis may take to stop (s).
+_HALT_GRACE_S = 10.0
 #: Messages that look alarming but do not stop an analysis.
 _BENIGN = re.compile(r"^(note:|warning:|\s*$|ngspice-\d+ done|circuit:|doing analysis|no\. of data|"
                      r"reference value|total |dram|maximum ngspice|current ngspice|shared ngspice|text \(code\)|"
@@ -78,9 +92,28 @@ def _match(lines: Sequence[str]) -> tuple[str, str, str] | None:
 
 def classify(text: str, analysis: str, where: str) -> None:
     """Raise :class:`BackendError` if ngspice's output ``text`` reports a failure of
-    ``analysis``; ``where`` names the circuit.  Notes and warnings (from which
-    ngspice recovered, e.g. a singular Jacobian during gmin stepping) are not failures."""
+    ``analysis``; ``where`` names the circuit.
+
+    Notes and warnings from which ngspice recovered (e.g. a singular Jacobian during
+    gmin stepping that a later step solved) are not failures.  For ``.op`` the fallback
+    to a transient operating point after gmin and source stepping failed is one when
+    ngspice reported a singular node inside a cell instance: that node has no DC path
+    to ground and its value is arbitrary.
+
+    Raises
+    ------
+    BackendError
+        One line naming ``analysis``, ``where``, the cause and what to change.
+    """
     lines = [ln.strip() for ln in re.sub(r"(?i)(warning:|note:)", r"\n\1", text).splitlines() if ln.strip()]
+    if analysis == ".op" and any(_TRAN_OP.search(ln) for ln in lines):
+        # a singular node inside a cell instance (``x...`` subcircuit node) has no DC path at
+        # all, so the transient fallback's value there is arbitrary
+        nodes = [m.group(1) for m in map(_SINGULAR.search, lines) if m is not None and m.group(1)]
+        inner = [n for n in nodes if "." in n]
+        if inner:
+            raise BackendError(f"ngspice {analysis} of {where}: singular matrix: a node has no DC path to ground "
+                               f"({inner[0]}); check custom cells (every internal node needs a DC path to ground)")
     hard = [ln for ln in lines if not ln.lower().startswith(("note:", "warning:"))]
     found = _match(hard)
     if found is not None:
@@ -110,6 +143,23 @@ def find_ngspice(executable: str = "ngspice") -> str:
     return path
 
 
+def _check_timeout(timeout_s: float) -> float:
+    try:
+        t = float(timeout_s)
+    except (TypeError, ValueError):
+        raise ConfigError(f"ngspice timeout_s must be a number of seconds, got {timeout_s!r}") from None
+    if not (t > 0 and np.isfinite(t)):
+        raise ConfigError(f"ngspice timeout_s must be a finite number of seconds > 0, got {timeout_s!r}; "
+                          f"set --timeout")
+    return t
+
+
+def _timeout_error(analysis: str, where: str, timeout_s: float) -> BackendError:
+    fix = ("shorten the duration, loosen tran_reltol or reduce weights that make the circuit stiff"
+           if analysis == ".tran" else "simulate a smaller batch/network or check it converges")
+    return BackendError(f"ngspice {analysis} of {where} timed out after {timeout_s:g} s; raise --timeout or {fix}")
+
+
 def _alter_commands(prev: Mapping[str, float], new: Mapping[str, float]) -> list[str]:
     return [f"alter {k.lower()} dc = {float(v)!r}" for k, v in new.items() if prev.get(k) != v]
 
@@ -132,10 +182,8 @@ class BatchRunner:
     def __init__(self, executable: str = "ngspice", timeout_s: float = 600.0, raw_format: str = "binary") -> None:
         if raw_format not in ("binary", "ascii"):
             raise ConfigError(f"raw_format must be 'binary' or 'ascii', got {raw_format!r}")
-        if not (timeout_s > 0):
-            raise ConfigError(f"timeout_s must be > 0 seconds, got {timeout_s}")
+        self.timeout_s = _check_timeout(timeout_s)
         self.executable = executable
-        self.timeout_s = float(timeout_s)
         self.raw_format = raw_format
         self.writer = NgspiceWriter()
         self.last_output = ""
@@ -144,14 +192,14 @@ class BatchRunner:
         exe = find_ngspice(self.executable)
         with tempfile.TemporaryDirectory(prefix="hwbp-ngspice-") as tmp:
             cir, raw = Path(tmp) / "deck.cir", Path(tmp) / "out.raw"
-            cir.write_text(deck.replace("@RAW@", str(raw)), encoding="ascii")
+            # ngspice runs in ``tmp``: a relative name needs no quoting (``tmp`` may hold spaces)
+            cir.write_text(deck.replace("@RAW@", raw.name), encoding="ascii")
             cmd = [exe, "-b", str(cir)] + (["-r", str(raw)] if use_r else [])
             env = dict(os.environ, SPICE_ASCIIRAWFILE="1" if self.raw_format == "ascii" else "0")
             try:
                 proc = subprocess.run(cmd, cwd=tmp, capture_output=True, timeout=self.timeout_s, env=env)
             except subprocess.TimeoutExpired:
-                raise BackendError(f"ngspice {analysis} of {where}: timed out after {self.timeout_s:g} s; "
-                                   f"raise timeout_s or simulate a smaller batch/network") from None
+                raise _timeout_error(analysis, where, self.timeout_s) from None
             except OSError as exc:
                 raise BackendError(f"ngspice {analysis} of {where}: cannot run {exe} ({exc.strerror}); "
                                    f"install it: {APT_HINT}") from None
@@ -200,12 +248,20 @@ def _tran_options(step_s: float, reltol: float) -> dict[str, str]:
 
 
 class SharedRunner:
-    """ngspice as a shared library (through PySpice), one instance per process."""
+    """ngspice as a shared library (through PySpice), one instance per process.
+
+    Parameters
+    ----------
+    timeout_s : float
+        Wall-clock limit of one analysis (s); at the limit the analysis is halted,
+        the circuit dropped and a :class:`BackendError` raised.
+    """
 
     mode = "shared"
     _ng = None
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float = 600.0) -> None:
+        self.timeout_s = _check_timeout(timeout_s)
         self.writer = NgspiceWriter()
         self.ng = self._library()
 
@@ -215,15 +271,77 @@ class SharedRunner:
             try:
                 for name in ("PySpice", "PySpice.Spice.NgSpice.Shared"):
                     logging.getLogger(name).setLevel(logging.CRITICAL)
-                from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+                from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi
             except ImportError:
                 raise BackendError("spice mode 'shared' needs PySpice (pip install -c constraints.txt "
                                    "PySpice==1.5) and libngspice0") from None
+
+            class _Shared(NgSpiceShared):
+                # ngspice calls this from its background thread with ``exited`` false when an
+                # analysis starts and true when it ends (PySpice 1.5 returns None here)
+                @staticmethod
+                def _background_thread_running(exited, ngspice_id, user_data):  # type: ignore[override]
+                    self = ffi.from_handle(user_data)
+                    self._is_running = not exited
+                    if exited:
+                        self.hwbp_idle.set()
+                    return 0
+
             try:
-                cls._ng = NgSpiceShared.new_instance()
+                ng = _Shared.new_instance()
             except (OSError, NameError) as exc:
                 raise BackendError(f"cannot load the ngspice shared library ({exc}); install it: {APT_HINT}") from None
+            ng.hwbp_idle = threading.Event()
+            ng.hwbp_idle.set()
+            cls._ng = ng
         return cls._ng
+
+    def _running(self) -> bool:
+        return not self.ng.hwbp_idle.is_set() or bool(self.ng._ngspice_shared.ngSpice_running())
+
+    def _wait(self, deadline: float) -> bool:
+        """Wait for the background thread until ``deadline`` (monotonic s); whether it ended."""
+        if not self.ng.hwbp_idle.wait(max(0.0, deadline - time.monotonic())):
+            return False
+        # the thread reports its end just before it clears its running flag
+        while self._running():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(1e-4)
+        return True
+
+    def _halt(self) -> bool:
+        """Halt the background analysis and drop the circuit; whether ngspice is idle."""
+        if self._running():
+            self.ng._ngspice_shared.ngSpice_Command(b"bg_halt")
+            if not self._wait(time.monotonic() + _HALT_GRACE_S):
+                return False
+        self.reset()
+        return True
+
+    def _ensure_idle(self, analysis: str, where: str) -> None:
+        if self._running() and not self._halt():
+            raise BackendError(f"ngspice {analysis} of {where}: the shared library is still busy with an analysis "
+                               f"that timed out; restart the process or use --spice-mode batch")
+
+    def run_analysis(self, cmd: str, analysis: str, where: str) -> str:
+        """Run the analysis command ``cmd`` (``op``, ``tran ...``) in ngspice's background
+        thread within :attr:`timeout_s`; raise on a timeout or a reported failure."""
+        self._ensure_idle(analysis, where)
+        self._clear()
+        self.ng.hwbp_idle.clear()
+        rc = self.ng._ngspice_shared.ngSpice_Command(f"bg_{cmd}".encode("ascii"))
+        if rc:
+            self.ng.hwbp_idle.set()
+            raise BackendError(f"ngspice {analysis} of {where}: command {cmd.split()[0]!r} returned {rc}")
+        if not self._wait(time.monotonic() + self.timeout_s):
+            if not self._halt():
+                raise BackendError(f"ngspice {analysis} of {where} timed out after {self.timeout_s:g} s and could "
+                                   f"not be halted; restart the process or use --spice-mode batch")
+            raise _timeout_error(analysis, where, self.timeout_s)
+        text = self._output()
+        classify(text, analysis, where)
+        return text
 
     def _output(self) -> str:
         return "\n".join(list(self.ng._stdout) + list(self.ng._stderr))
@@ -249,6 +367,7 @@ class SharedRunner:
         library usable for the next one."""
         from PySpice.Spice.NgSpice.Shared import FFI, ffi
 
+        self._ensure_idle(analysis, where)
         self.reset()
         lines = [ffi.new("char[]", ln.encode("ascii")) for ln in deck.splitlines()] + [ffi.new("char[]", b"")]
         arr = ffi.new("char *[]", lines + [FFI.NULL])
@@ -301,7 +420,7 @@ class SharedRunner:
             for k, stim in enumerate(stimuli):
                 for cmd in (_alter_commands(prev, stim) if k else []):
                     self.command(cmd, ".op", where)
-                self.command("op", ".op", where)
+                self.run_analysis("op", ".op", where)
                 out.append(self.vectors(nodes, ".op", where)[0])
                 self.command("destroy", ".op", where)
                 prev = stim
@@ -317,7 +436,7 @@ class SharedRunner:
                                  extra_options=_tran_options(step_s, reltol))
         self.load(deck, ".tran", where)
         try:
-            self.command(f"tran {step_s!r} {stop_s!r} 0 {step_s!r}", ".tran", where)
+            self.run_analysis(f"tran {step_s!r} {stop_s!r} 0 {step_s!r}", ".tran", where)
             t = self.vectors(["time"], ".tran", where)[:, 0]
             return t, self.vectors(nodes, ".tran", where)
         finally:
@@ -325,9 +444,13 @@ class SharedRunner:
 
 
 def get_runner(mode: str = "batch", **options) -> BatchRunner | SharedRunner:
-    """The runner of ``mode`` (``batch`` options: executable, timeout_s, raw_format)."""
+    """The runner of ``mode`` (``batch`` options: executable, timeout_s, raw_format;
+    ``shared`` options: timeout_s)."""
     if mode == "batch":
         return BatchRunner(**options)
     if mode == "shared":
-        return SharedRunner()
+        unknown = sorted(set(options) - {"timeout_s"})
+        if unknown:
+            raise ConfigError(f"spice mode 'shared' has no option {unknown[0]!r}; valid: timeout_s")
+        return SharedRunner(**options)
     raise ConfigError(f"unknown spice mode {mode!r}; valid: {', '.join(MODES)}")
