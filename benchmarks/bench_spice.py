@@ -28,7 +28,7 @@ from hwbp.models import random_mlp  # noqa: E402
 from hwbp.targets.spice.backend import run_spice  # noqa: E402
 from hwbp.targets.spice.build import build_circuit, stimulus  # noqa: E402
 from hwbp.targets.spice.model import SynapseArray  # noqa: E402
-from hwbp.targets.spice.ngspice import SharedRunner  # noqa: E402
+from hwbp.targets.spice.shared import SharedRunner  # noqa: E402
 from hwbp.targets.spice.writer import NgspiceWriter  # noqa: E402
 from hwbp.types import Batch  # noqa: E402
 

@@ -4,7 +4,6 @@ input, and runner failures (hang, missing ngspice, bad netlist)."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,8 @@ from hwbp.targets.spice.backend import run_spice, split_nodes
 from hwbp.targets.spice.build import build_circuit
 from hwbp.targets.spice.emit import netlist_files, write_netlists
 from hwbp.targets.spice.model import SpiceOptions
-from hwbp.targets.spice.ngspice import BatchRunner, SharedRunner
+from hwbp.targets.spice.ngspice import BatchRunner
+from hwbp.targets.spice.shared import SharedRunner
 from hwbp.targets.spice.raw import read_raw
 from hwbp.types import Batch
 from hwbp.verify import compare, read_gradients, verify

@@ -18,7 +18,8 @@ from hwbp.sim.state import State
 from hwbp.targets.spice.backend import run_spice
 from hwbp.targets.spice.build import build_circuit, stimulus
 from hwbp.targets.spice.model import SpiceOptions
-from hwbp.targets.spice.ngspice import BatchRunner, SharedRunner, classify, get_runner
+from hwbp.targets.spice.ngspice import BatchRunner, classify, get_runner
+from hwbp.targets.spice.shared import SharedRunner
 from hwbp.types import Batch
 
 from spice_helpers import require_ngspice

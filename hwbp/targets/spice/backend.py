@@ -121,7 +121,6 @@ def run_spice(
     settle_tol: float = 1e-4,
     timeout_s: float = 600.0,
     trace: bool = True,
-    **ignored: Any,
 ) -> SimulationResult:
     """Simulate ``system`` on ``batch`` in ngspice.
 
