@@ -229,6 +229,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from hwbp.io import atomic_write_bytes, atomic_write_text, file_sha256
     from hwbp.verify.compare import Tolerances
     from hwbp.verify.run import verify
+    from hwbp.verify.plot import figure_png
     from hwbp.verify.table import format_table
 
     _check_out_path(args.report, ".json", "--report")
@@ -242,7 +243,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     v = verify(graph, batch, backend=args.backend, beta=args.beta, tau_s=tau_s,
                tolerances=tol, options=options, extra=extra)
     print(format_table(v.report))
-    png = _render_plot(v, batch) if args.plot else None  # render first: write both or neither
+    png = figure_png(_figure(v, batch)) if args.plot else None  # render first: write both or neither
     if args.report:
         atomic_write_text(args.report, json.dumps(v.report, indent=1) + "\n")
         print(f"report: {args.report}")
@@ -252,23 +253,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if v.passed else 1
 
 
-def _render_plot(v: Any, batch: Batch) -> bytes:
-    import io as _io
-
-    import matplotlib.pyplot as plt
-
+def _figure(v: Any, batch: Batch) -> Any:
+    """The figure of a verification: tension traces for a SPICE ``.tran``, else the
+    gradient scatter (and error curve)."""
     from hwbp.verify.plot import verification_figure
 
     if v.report["backend"] == "spice" and v.result.trace is not None:
         from hwbp.targets.spice.plot import tension_figure
 
-        fig = tension_figure(v, batch)
-    else:
-        fig = verification_figure(v, batch)
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+        return tension_figure(v, batch)
+    return verification_figure(v, batch)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

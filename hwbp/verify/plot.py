@@ -7,7 +7,7 @@ import numpy as np
 
 from hwbp.verify.run import Verification, error_curve
 
-__all__ = ["verification_figure"]
+__all__ = ["verification_figure", "figure_png"]
 
 
 def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  # noqa: F821
@@ -59,3 +59,15 @@ def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  
     fig.suptitle(f"{v.report['model']}: {v.report['backend']} vs exact backprop", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def figure_png(fig: "matplotlib.figure.Figure") -> bytes:  # noqa: F821
+    """``fig`` as PNG bytes (110 dpi); the figure is closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
