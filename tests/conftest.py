@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+from types import ModuleType
+
 import numpy as np
 import pytest
 
@@ -25,3 +29,18 @@ def make_batch(graph: Graph, size: int = 4, seed: int = 0, loss: str = "mse") ->
 def batch_for():
     """Factory fixture: ``batch_for(graph, size=4, seed=0, loss='mse')``."""
     return make_batch
+
+
+def require_torch() -> ModuleType:
+    """torch, for the cross-checks against torch.autograd and torch.onnx.export.
+
+    torch is an optional dependency: without it these checks are skipped on a
+    developer's machine, but under CI (``CI`` set), where ``make test`` installs
+    torch==2.13.0, a missing torch is a failure, never a silent skip.
+    """
+    try:
+        return importlib.import_module("torch")
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("torch is missing under CI: make test should have installed torch==2.13.0")
+        pytest.skip("torch not installed: the torch cross-checks need it (make test installs torch==2.13.0)")

@@ -16,10 +16,11 @@ from hwbp.importers import SUPPORTED_OPS, load_onnx, load_onnx_bytes
 from hwbp.ir import Activation, Add, Dense, graph_from_bytes, graph_to_bytes
 from hwbp.oracle import forward
 
+from conftest import require_torch
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_ONNX = EXAMPLES / "mlp_digits.onnx"
 EXAMPLE_BATCH = EXAMPLES / "digits_batch.npz"
-TORCH_REASON = "torch not installed: the torch cross-checks need it (make test installs torch==2.13.0)"
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_native_round_trip_is_exact(example_bytes: bytes, digits_batch: dict[str
 
 # -------------------------------------------------------------------- torch exports
 def torch_onnx(model, n: int) -> bytes:
-    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    torch = require_torch()
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy (TorchScript) exporter
@@ -104,7 +105,7 @@ def torch_onnx(model, n: int) -> bytes:
 
 def check_against_torch(model, n: int) -> object:
     """Export ``model`` (float64), import it, and compare outputs with torch's on random inputs."""
-    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    torch = require_torch()
     model = model.double().eval()
     data = torch_onnx(model, n)
     assert onnx.load_from_string(data).graph.initializer[0].data_type == TensorProto.DOUBLE
@@ -118,7 +119,7 @@ def check_against_torch(model, n: int) -> object:
 
 @pytest.mark.parametrize("act", ["ReLU", "Tanh", "Sigmoid", "LeakyReLU", "Softplus"])
 def test_torch_sequential_mlp(act: str) -> None:
-    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    torch = require_torch()
     nn = torch.nn
     torch.manual_seed(0)
 
@@ -137,7 +138,7 @@ def test_torch_sequential_mlp(act: str) -> None:
 
 
 def test_torch_residual_mlp() -> None:
-    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    torch = require_torch()
     nn = torch.nn
 
     class Block(nn.Module):
@@ -166,7 +167,7 @@ def test_torch_residual_mlp() -> None:
 
 
 def test_torch_flatten_and_linear_without_bias() -> None:
-    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    torch = require_torch()
     nn = torch.nn
     torch.manual_seed(2)
     g = check_against_torch(nn.Sequential(nn.Flatten(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3)), 6)
@@ -177,7 +178,7 @@ def test_torch_flatten_and_linear_without_bias() -> None:
 
 
 def test_torch_matmul_plus_bias_parameter() -> None:
-    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    torch = require_torch()
     nn = torch.nn
 
     class Affine(nn.Module):
@@ -373,7 +374,7 @@ def test_bad_models(label: str, data: bytes, cls: type[HwbpError], needle: str) 
 
 
 def test_torch_float32_export() -> None:
-    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    torch = require_torch()
     nn = torch.nn
     torch.manual_seed(4)
     model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 2)).eval()

@@ -9,7 +9,7 @@ from hwbp.ir.activations import ACTIVATIONS
 from hwbp.models import random_mlp, random_resmlp
 from hwbp.oracle import exact_gradients, finite_difference_gradients
 
-from conftest import make_batch
+from conftest import make_batch, require_torch
 
 #: Central differences with eps = 1e-6 in float64: truncation ~eps^2, round-off ~1e-16/eps.
 FD_ATOL = 1e-8
@@ -40,7 +40,7 @@ TORCH = {"identity": lambda t, a: t, "tanh": lambda t, a: t.tanh(), "sigmoid": l
 @pytest.mark.parametrize("loss", ["mse", "ce"])
 @pytest.mark.parametrize("name,graph", list(_graphs()), ids=[n for n, _ in _graphs()])
 def test_oracle_matches_torch_autograd(name, graph, loss) -> None:
-    torch = pytest.importorskip("torch", reason="torch not installed (make test installs torch==2.13.0)")
+    torch = require_torch()
     from hwbp.ir import Activation, Add, Dense, Input
 
     g = graph.with_loss(loss)
