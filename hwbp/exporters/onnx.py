@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from hwbp.errors import ConfigError, ModelError
 from hwbp.ir.graph import Graph
 from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss
+from hwbp.registry import unique_name
 
 __all__ = ["OPSET", "graph_to_onnx_bytes", "save_onnx"]
 
@@ -46,10 +47,7 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
     used = {inp.name} | {n for d in graph.nodes if isinstance(d, Dense) for n in (d.weight_name, d.bias_name)}
 
     def fresh(base: str) -> str:
-        name, k = base, 0
-        while name in used:
-            k += 1
-            name = f"{base}_{k}"
+        name = unique_name(base, used)
         used.add(name)
         return name
 

@@ -13,6 +13,7 @@ from hwbp.errors import ModelError, ShapeError
 from hwbp.ir.activations import get_activation
 from hwbp.ir.losses import LOSSES
 from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss, Node
+from hwbp.registry import unique_name
 
 __all__ = ["Graph", "topological_order"]
 
@@ -220,11 +221,7 @@ class Graph:
         The port is called ``name``, or ``name_1``, ``name_2``, ... if a node already
         has that name."""
         kept = tuple(n for n in self.nodes if not isinstance(n, Loss))
-        taken = {n.name for n in kept}
-        unique, k = name, 0
-        while unique in taken:
-            k += 1
-            unique = f"{name}_{k}"
+        unique = unique_name(name, {n.name for n in kept})
         return Graph(kept + (Loss(unique, source=self.output, function=function),), self.output, self.name)
 
     def require_loss(self) -> Loss:

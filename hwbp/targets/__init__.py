@@ -7,11 +7,10 @@ files atomically.  Targets are imported lazily.
 
 from __future__ import annotations
 
-import importlib
 from types import MappingProxyType
 from typing import Callable, Mapping
 
-from hwbp.errors import ConfigError
+from hwbp.registry import load_entry
 
 __all__ = ["TARGETS", "get_target"]
 
@@ -26,8 +25,4 @@ TARGETS: Mapping[str, str] = MappingProxyType(
 
 def get_target(name: str) -> Callable:
     """The emitter of target ``name``; the error lists the valid names."""
-    try:
-        module, func = TARGETS[name].split(":")
-    except KeyError:
-        raise ConfigError(f"unknown target {name!r}; valid: {', '.join(TARGETS)}") from None
-    return getattr(importlib.import_module(module), func)
+    return load_entry(TARGETS, name, "target")

@@ -7,11 +7,10 @@ lazily, so a backend whose external tool is missing costs nothing until chosen.
 
 from __future__ import annotations
 
-import importlib
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from hwbp.errors import ConfigError
+from hwbp.registry import load_entry
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.state import SimulationResult
 from hwbp.types import Batch
@@ -39,9 +38,4 @@ BACKENDS: Mapping[str, str] = MappingProxyType(
 
 def get_backend(name: str) -> Backend:
     """The backend callable called ``name``; the error lists the valid names."""
-    try:
-        target = BACKENDS[name]
-    except KeyError:
-        raise ConfigError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}") from None
-    module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)
+    return load_entry(BACKENDS, name, "backend")

@@ -7,7 +7,20 @@ import numpy as np
 
 from hwbp.verify.run import Verification, error_curve
 
-__all__ = ["verification_figure", "figure_png"]
+__all__ = ["verification_figure", "error_panel", "figure_png"]
+
+
+def error_panel(ax: "matplotlib.axes.Axes", v: Verification, batch, *, xlabel: str) -> None:  # noqa: F821
+    """Draw the largest ``rel_err`` over all tensors against the traced time on
+    ``ax`` (log scale), with the 2L mark."""
+    t, err = error_curve(v.system, v.result.trace, batch, v.exact)
+    ax.semilogy(t, np.maximum(err, 1e-17), marker="." if len(t) < 60 else None)
+    ax.axvline(2 * v.system.depth, color="C3", ls="--", lw=1, label="2L")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("max rel_err (all tensors)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    ax.set_title("gradient error vs time", fontsize=8)
 
 
 def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  # noqa: F821
@@ -47,15 +60,8 @@ def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  
     if has_trace:
         ax = axes[0, -1]
         ax.set_visible(True)
-        t, err = error_curve(v.system, v.result.trace, batch, v.exact)
-        ax.semilogy(t, np.maximum(err, 1e-17), marker="." if len(t) < 60 else None)
-        L = v.system.depth
-        ax.axvline(2 * L, color="C3", ls="--", lw=1, label="2L")
-        ax.set_xlabel("time (units of tau)" if v.result.settle.get("mode") != "unit-step" else "steps", fontsize=8)
-        ax.set_ylabel("max rel_err (all tensors)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7)
-        ax.set_title("gradient error vs time", fontsize=8)
+        unit_steps = v.result.settle.get("mode") == "unit-step"
+        error_panel(ax, v, batch, xlabel="steps" if unit_steps else "time (units of tau)")
     fig.suptitle(f"{v.report['model']}: {v.report['backend']} vs exact backprop", fontsize=10)
     fig.tight_layout()
     return fig

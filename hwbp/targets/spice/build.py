@@ -37,6 +37,7 @@ from hwbp.targets.spice.model import (
     Cell, Circuit, Element, Section, SpiceOptions, SynapseArray, load_cell,
 )
 from hwbp.targets.spice.names import comment_text, unique_tags
+from hwbp.targets.spice.writer import spice_number
 
 __all__ = ["build_circuit", "check_system", "CE_DENSE_MAX"]
 
@@ -79,11 +80,6 @@ def check_system(system: DynamicsSystem) -> None:
         raise ModelError(f"spice: unsupported loss {system.loss.function!r}; valid: ce, mse")
     if not np.isfinite(system.beta):
         raise ModelError(f"spice: beta must be finite, got {system.beta}")
-
-
-def _num(v: float) -> str:
-    """A float as the shortest text that reads back to the same double."""
-    return repr(float(v))
 
 
 def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions(),
@@ -133,10 +129,10 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
             gate = [f"{t}_g{k}_{j}" for j in range(n)]
             if term.weight is not None:
                 a = [f"{t}_a{k}_{j}" for j in range(n)]
-                items += [Element(f"Ra_{t}_{k}_{j}", (a[j], "0"), _num(r)) for j in range(n)]
+                items += [Element(f"Ra_{t}_{k}_{j}", (a[j], "0"), spice_number(r)) for j in range(n)]
                 if term.bias is not None:
                     b = system.parameters[term.bias]
-                    items += [Element(f"Ib_{t}_{k}_{j}", ("0", a[j]), f"DC {_num(b[j] / r)}")
+                    items += [Element(f"Ib_{t}_{k}_{j}", ("0", a[j]), f"DC {spice_number(b[j] / r)}")
                               for j in range(n)]
                 w = np.asarray(system.parameters[term.weight], dtype=np.float64)
                 sens = src_nodes_sd(src_nodes, tags, term.source) if from_pop else None
@@ -148,9 +144,9 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                 a = pre
                 if from_pop:
                     sd = src_nodes_sd(src_nodes, tags, term.source)
-                    items += [Element(f"Gk_{t}_{k}_{j}", ("0", sd[j], gate[j], "0"), _num(1.0 / r))
+                    items += [Element(f"Gk_{t}_{k}_{j}", ("0", sd[j], gate[j], "0"), spice_number(1.0 / r))
                               for j in range(n)]
-            extra = f" alpha={_num(term.alpha)}" if term.activation == "leaky_relu" else ""
+            extra = f" alpha={spice_number(term.alpha)}" if term.activation == "leaky_relu" else ""
             items += [Element(f"Xa_{t}_{k}_{j}", (a[j], f"{t}_tn_{j}", f"{t}_fd_{j}", gate[j]),
                               f"hwbp_act_{term.activation}{extra}") for j in range(n)]
             label = term.weight or f"skip from {term.source}"
@@ -196,8 +192,8 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
         + (f" from model file {comment_text(facts['model_file'])}" if "model_file" in facts else ""),
         *( [f"model sha256: {comment_text(facts['model_sha256'])}"] if "model_sha256" in facts else []),
         f"loss: {system.loss.function} on {comment_text(out.name)}; depth L = {system.depth}",
-        f"beta = {_num(system.beta)} V of tension per unit of gradient (tension x+ - x- = beta * dl/dx at rest)",
-        f"R = {_num(r)} ohm, C = {_num(options.c_f)} F, tau = R*C = {_num(options.tau_s)} s",
+        f"beta = {spice_number(system.beta)} V of tension per unit of gradient (tension x+ - x- = beta * dl/dx at rest)",
+        f"R = {spice_number(r)} ohm, C = {spice_number(options.c_f)} F, tau = R*C = {spice_number(options.tau_s)} s",
         "units: node voltages in V (1 V = 1 unit of activation), conductances in S (g = weight / R),"
         " currents in A, time in s",
         "each synapse is one hwbp_synapse instance whose single parameter g drives both its forward"
@@ -206,9 +202,9 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                                     for p in system.populations),
         "inputs: " + ", ".join(f"{comment_text(p.name)} -> {tags[p.name]} ({p.size})" for p in system.inputs),
     )
-    params = (("hwbp_r", _num(r)), ("hwbp_c", _num(options.c_f)), ("hwbp_beta", _num(system.beta)))
-    opts = {"reltol": _num(options.reltol), "abstol": _num(options.abstol_a),
-            "vntol": _num(options.vntol_v), "itl1": str(int(options.itl1))}
+    params = (("hwbp_r", spice_number(r)), ("hwbp_c", spice_number(options.c_f)), ("hwbp_beta", spice_number(system.beta)))
+    opts = {"reltol": spice_number(options.reltol), "abstol": spice_number(options.abstol_a),
+            "vntol": spice_number(options.vntol_v), "itl1": str(int(options.itl1))}
     return Circuit(
         title=f"hwbp netlist of {comment_text(system.name)}",
         header=header,

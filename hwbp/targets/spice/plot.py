@@ -10,13 +10,13 @@ __all__ = ["tension_figure"]
 
 def tension_figure(v, batch, *, neurons: int = 6, sample: int = 0) -> "matplotlib.figure.Figure":  # noqa: F821
     """One panel per population (up to ``neurons`` traces of sample ``sample``) and a
-    panel of the max parameter ``rel_err`` against time (units of tau)."""
+    panel of the largest ``rel_err`` against time (units of tau)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from hwbp.verify.run import error_curve
+    from hwbp.verify.plot import error_panel
 
     tr = v.result.trace
     pops = list(tr.tension)
@@ -31,14 +31,7 @@ def tension_figure(v, batch, *, neurons: int = 6, sample: int = 0) -> "matplotli
         ax.set_xlabel("t / tau", fontsize=8)
         ax.set_ylabel("x+ - x- (V)", fontsize=8)
         ax.tick_params(labelsize=7)
-    ax = axes[0, -1]
-    t, err = error_curve(v.system, tr, batch, v.exact)
-    ax.semilogy(t, np.maximum(err, 1e-17))
-    ax.axvline(2 * v.system.depth, color="C3", ls="--", lw=1, label="2L")
-    ax.set_xlabel("t / tau", fontsize=8)
-    ax.set_ylabel("max rel_err of dL/dW", fontsize=8)
-    ax.legend(fontsize=7)
-    ax.set_title("gradient error", fontsize=8)
+    error_panel(axes[0, -1], v, batch, xlabel="t / tau")
     fig.suptitle(f"{v.report['model']}: ngspice .tran, dashed = exact beta*dl/dx", fontsize=9)
     fig.tight_layout()
     return fig

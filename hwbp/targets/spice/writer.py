@@ -16,7 +16,8 @@ from hwbp.targets.spice.model import Circuit, Element, SynapseArray
 __all__ = ["SpiceWriter", "NgspiceWriter", "DIALECTS", "get_writer"]
 
 
-def _num(v: float) -> str:
+def spice_number(v: float) -> str:
+    """A float as the shortest text that reads back to the same double."""
     return repr(float(v))
 
 
@@ -46,7 +47,7 @@ class SpiceWriter:
         return out
 
     def element(self, e: Element, stimulus: Mapping[str, float]) -> str:
-        value = f"DC {_num(stimulus[e.name])}" if e.name in stimulus else e.value
+        value = f"DC {spice_number(stimulus[e.name])}" if e.name in stimulus else e.value
         return f"{e.name} {' '.join(e.nodes)} {value}"
 
     def synapses(self, s: SynapseArray) -> list[str]:
@@ -87,7 +88,7 @@ class SpiceWriter:
         return [".save " + " ".join(f"v({n})" for n in nodes[i:i + k]) for i in range(0, len(nodes), k)]
 
     def initial(self, values: Mapping[str, float]) -> list[str]:
-        items = [f"v({n})={_num(v)}" for n, v in values.items()]
+        items = [f"v({n})={spice_number(v)}" for n, v in values.items()]
         return [".ic " + " ".join(items[i:i + 8]) for i in range(0, len(items), 8)]
 
     def control(self, commands: Sequence[str]) -> list[str]:
