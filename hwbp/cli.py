@@ -18,9 +18,8 @@ import numpy as np
 from hwbp import __version__
 from hwbp.errors import ConfigError, HwbpError
 from hwbp.ir.graph import Graph
+from hwbp.backend import INITIAL_STATES
 from hwbp.ir.losses import LOSSES
-from hwbp.sim.simulate import INITIAL_STATES, MODES
-from hwbp.sim.solvers import SOLVERS
 from hwbp.types import Batch
 
 __all__ = ["main", "build_parser"]
@@ -41,8 +40,6 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model file (.onnx or .hwbp)")
     p.add_argument("--loss", choices=sorted(LOSSES), default="mse", help="loss port (default: mse)")
     p.add_argument("--beta", type=float, default=1.0, help="loss perturbation strength (default: 1)")
-    p.add_argument("--tau", type=float, dest="tau_s",
-                   help="node time constant in s (default: 1; spice: R*C from --r-ohm, --c-f)")
 
 
 def _batch_args(p: argparse.ArgumentParser) -> None:
@@ -52,57 +49,79 @@ def _batch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_count, default=0, help="seed of the random batch and random initial state")
 
 
-def _settle_args(p: argparse.ArgumentParser, *, default_mode: str) -> None:
-    p.add_argument("--mode", choices=MODES, help=f"reference: how to settle (default: {default_mode})")
-    p.add_argument("--steps", type=_count, help="unit-step mode: steps to take (default: 2L)")
-    p.add_argument("--duration", type=float, help="continuous mode: duration in units of tau (default: 8L)")
-    p.add_argument("--dt", type=float, help="continuous mode: step in units of tau (default: 0.01)")
-    p.add_argument("--solver", choices=sorted(SOLVERS), help="continuous-mode solver (default: rk4)")
+def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--initial", metavar="STATE",
                    help=f"initial state: {', '.join(INITIAL_STATES)}, or a state.npz written by "
-                        "'hwbp simulate' (default: zeros; spice .tran: random)")
-    p.add_argument("--trace", action="store_true", help="reference: record the state at every step")
+                        "'hwbp simulate' (default: the backend's; reference: zeros, spice .tran: random)")
+    p.add_argument("--trace", action="store_true", help="record the trajectory where the backend can")
+
+
+def _backend_options() -> dict[str, type]:
+    """Options class of every registered backend that loads (one that does not is
+    reported when chosen)."""
+    from hwbp.backend import backend_names, get_backend
+
+    out = {}
+    for name in backend_names():
+        try:
+            out[name] = get_backend(name).Options
+        except HwbpError:
+            continue
+    return out
+
+
+def _backend_args(p: argparse.ArgumentParser, owners: dict[str, type], *, default: str, extra: str = "") -> None:
+    from hwbp.cliflags import add_option_flags
+
+    p.add_argument("--backend", default=default, metavar="NAME",
+                   help=f"{extra}backend: {', '.join(owners)} (default: {default})")
+    p.set_defaults(option_flags=add_option_flags(p, owners, "backend options (each flag names its backends)"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hwbp`` command."""
+    from hwbp.cliflags import add_option_flags
+    from hwbp.targets import get_target, target_names
+
     parser = argparse.ArgumentParser(prog="hwbp", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"hwbp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    owners = _backend_options()
 
     v = sub.add_parser("verify", help="check the physical gradients against exact backprop")
     _model_args(v)
     _batch_args(v)
-    v.add_argument("--backend", default="reference", help="simulator backend (default: reference)")
-    _settle_args(v, default_mode="unit-step")
+    _run_args(v)
     v.add_argument("--rtol", type=float, default=1e-6, help="max rel_err per tensor to pass (default: 1e-6)")
     v.add_argument("--min-cosine", type=float, default=1 - 1e-6, help="min cosine per tensor (default: 1-1e-6)")
     v.add_argument("--report", metavar="FILE.json", help="write the hwbp.verify/1 JSON report")
     v.add_argument("--plot", metavar="FILE.png", help="write a figure: gradients vs exact, error vs time")
-    _spice_args(v)
+    _backend_args(v, owners, default="reference")
     v.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("simulate", help="simulate and save the state (and trace)")
     _model_args(s)
     _batch_args(s)
-    s.add_argument("--backend", default="reference", help="simulator backend (default: reference)")
-    _settle_args(s, default_mode="unit-step")
+    _run_args(s)
     s.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
-    _spice_args(s)
+    _backend_args(s, owners, default="reference")
     s.set_defaults(func=cmd_simulate)
 
     c = sub.add_parser("compile", help="emit the lowered system for a target")
     _model_args(c)
-    c.add_argument("--target", default="equations", help="target (default: equations)")
+    targets = {}
+    for name in target_names():
+        try:
+            targets[name] = get_target(name).Options
+        except HwbpError:
+            continue
+    c.add_argument("--target", default="equations", metavar="NAME",
+                   help=f"target: {', '.join(targets)} (default: equations)")
     c.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
-    c.add_argument("--r-ohm", type=float, default=1e3, help="spice: node resistance R in ohm (default: 1000)")
-    c.add_argument("--c-f", type=float, default=1e-9, help="spice: node capacitance C in F (default: 1e-9)")
-    c.set_defaults(func=cmd_compile)
+    c.set_defaults(func=cmd_compile, option_flags=add_option_flags(c, targets, "target options"))
 
     t = sub.add_parser("train", help="train with gradients from the circuit, the dynamics or backprop")
     t.add_argument("model", help="model file (.onnx or .hwbp): architecture and initial weights")
-    t.add_argument("--backend", choices=("spice", "reference", "oracle"), default="spice",
-                   help="gradient source (default: spice)")
     t.add_argument("--dataset", choices=("digits",), default="digits", help="training data (default: digits)")
     t.add_argument("--epochs", type=_count, default=1, help="epochs (default: 1)")
     t.add_argument("--batch-size", type=_count, default=32, help="mini-batch size (default: 32)")
@@ -112,10 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from the model's weights or a random init of the same shape (default: model)")
     t.add_argument("--seed", type=_count, default=0, help="seed of the shuffling and of --init random")
     t.add_argument("--beta", type=float, default=1.0, help="loss perturbation strength (default: 1)")
-    t.add_argument("--spice-mode", dest="runner", choices=("shared", "batch"), default="shared",
-                   help="spice runner (default: shared, the ngspice library)")
     t.add_argument("-o", "--out", required=True, metavar="FILE.onnx",
                    help="trained model (.onnx; a native .hwbp is written next to it)")
+    _backend_args(t, owners, default="spice", extra="gradient source: oracle (plain backprop) or a ")
     t.set_defaults(func=cmd_train)
 
     d = sub.add_parser("demo", help="verify the shipped digits MLP and print the table")
@@ -124,25 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the example's netlists (default: netlists/mlp_digits)")
     d.set_defaults(func=cmd_demo)
     return parser
-
-
-#: The settle options (argparse dests) each backend of ``verify``/``simulate`` takes;
-#: giving one that the chosen backend does not take is an error, never ignored.
-BACKEND_FLAGS = {
-    "reference": ("mode", "steps", "duration", "dt", "solver", "initial", "trace", "tau_s"),
-    "spice": ("analysis", "runner", "r_ohm", "c_f", "timeout_s", "duration", "initial"),
-}
-_FLAG = {"tau_s": "--tau", "runner": "--spice-mode", "timeout_s": "--timeout"}
-
-
-def _spice_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("spice backend")
-    g.add_argument("--analysis", choices=("op", "tran"), help="spice: .op (default) or .tran from --initial")
-    g.add_argument("--spice-mode", dest="runner", choices=("batch", "shared"),
-                   help="spice: ngspice subprocess (batch, default) or shared library")
-    g.add_argument("--r-ohm", type=float, help="spice: node resistance R in ohm (default: 1000)")
-    g.add_argument("--c-f", type=float, help="spice: node capacitance C in F (default: 1e-9)")
-    g.add_argument("--timeout", dest="timeout_s", type=float, help="spice: ngspice time limit in s (default: 600)")
 
 
 # ------------------------------------------------------------------ helpers
@@ -171,47 +170,15 @@ def _initial(value: str | None, default: str) -> Any:
     return load_state(value)
 
 
-def _settle_options(args: argparse.Namespace) -> tuple[dict[str, Any], float]:
-    """Backend options from the flags, checked against :data:`BACKEND_FLAGS`, and tau (s)."""
-    takes = BACKEND_FLAGS.get(args.backend)
-    if takes is None:
-        from hwbp.verify.backends import get_backend
+def _backend_from(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """The chosen backend, its options from the flags (a flag of another backend is an
+    error), and the run arguments (``initial``, ``seed``, ``trace``)."""
+    from hwbp.backend import get_backend
 
-        get_backend(args.backend)  # raises the error that lists the backends
-        takes = ()
-    for dest in sorted({d for flags in BACKEND_FLAGS.values() for d in flags} - set(takes)):
-        if getattr(args, dest, None) not in (None, False):
-            flag = _FLAG.get(dest, "--" + dest.replace("_", "-"))
-            raise ConfigError(f"{flag} does not apply to --backend {args.backend}")
-    if args.backend == "spice":
-        from hwbp.targets.spice.model import SpiceOptions
-
-        opts = {d: getattr(args, d) for d in takes if getattr(args, d) is not None}
-        if opts.get("analysis", "op") == "op" and args.initial is not None:
-            raise ConfigError("--initial applies to --analysis tran (.op solves for the rest state directly)")
-        if "initial" in opts:
-            opts["initial"] = _initial(args.initial, "random")
-        opts["seed"] = args.seed
-        tau = SpiceOptions(**{k: opts[k] for k in ("r_ohm", "c_f") if k in opts}).tau_s
-        return opts, tau
-    if args.backend != "reference":
-        return {}, 1.0 if args.tau_s is None else args.tau_s
-    mode = args.mode or "unit-step"
-    only = {"--steps": (args.steps, "unit-step"), "--duration": (args.duration, "continuous"),
-            "--dt": (args.dt, "continuous"), "--solver": (args.solver, "continuous")}
-    for flag, (value, needs) in only.items():
-        if value is not None and mode != needs:
-            raise ConfigError(f"{flag} applies to --mode {needs}, not {mode}")
-    if args.trace and mode == "steady":
-        raise ConfigError("--trace needs a trajectory: use --mode unit-step or continuous, not steady")
-    opts: dict[str, Any] = {"mode": mode, "initial": _initial(args.initial, "zeros"), "seed": args.seed,
-                            "trace": args.trace}
-    if mode == "unit-step":
-        opts["steps"] = args.steps
-    elif mode == "continuous":
-        opts.update(duration=args.duration, dt=0.01 if args.dt is None else args.dt,
-                    solver=args.solver or "rk4", progress=True)
-    return opts, 1.0 if args.tau_s is None else args.tau_s
+    backend = get_backend(args.backend)
+    options = backend.options(args.option_flags.values(args, args.backend, "backend"))
+    run = {"initial": _initial(args.initial, None), "seed": args.seed, "trace": bool(args.trace)}
+    return backend, options, run
 
 
 def _check_out_path(path: str | None, suffix: str, flag: str) -> None:
@@ -234,16 +201,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     _check_out_path(args.report, ".json", "--report")
     _check_out_path(args.plot, ".png", "--plot")
-    options, tau_s = _settle_options(args)
+    backend, options, run = _backend_from(args)
     tol = Tolerances(args.rtol, args.min_cosine)
     graph, batch = _load(args)
-    if args.plot and args.backend == "reference":
-        options["trace"] = True
+    if args.plot:
+        run["trace"] = True
     extra = {"model_file": str(args.model), "model_sha256": file_sha256(args.model)}
-    v = verify(graph, batch, backend=args.backend, beta=args.beta, tau_s=tau_s,
-               tolerances=tol, options=options, extra=extra)
+    v = verify(graph, batch, backend=args.backend, beta=args.beta, tolerances=tol, options=options,
+               extra=extra, **run)
     print(format_table(v.report))
-    png = figure_png(_figure(v, batch)) if args.plot else None  # render first: write both or neither
+    png = figure_png(backend.figure(v, batch)) if args.plot else None  # render first: write both or neither
     if args.report:
         atomic_write_text(args.report, json.dumps(v.report, indent=1) + "\n")
         print(f"report: {args.report}")
@@ -253,38 +220,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if v.passed else 1
 
 
-def _figure(v: Any, batch: Batch) -> Any:
-    """The figure of a verification: tension traces for a SPICE ``.tran``, else the
-    gradient scatter (and error curve)."""
-    from hwbp.verify.plot import verification_figure
-
-    if v.report["backend"] == "spice" and v.result.trace is not None:
-        from hwbp.targets.spice.plot import tension_figure
-
-        return tension_figure(v, batch)
-    return verification_figure(v, batch)
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
     """``hwbp simulate``: write ``state.npz`` (and ``trace.npz``) into the output directory."""
+    from hwbp.backend import check_state
     from hwbp.io import check_writable, save_npz
     from hwbp.lower.lowerer import lower
-    from hwbp.verify.backends import get_backend
     from hwbp.verify.readout import read_gradients
 
-    run = get_backend(args.backend)
     out = Path(args.out)
     for name in ("state.npz", "trace.npz"):
         check_writable(out / name, "-o")
-    options, tau_s = _settle_options(args)
+    backend, options, run = _backend_from(args)
     graph, batch = _load(args)
-    system = lower(graph, tau_s=tau_s, beta=args.beta)
-    result = run(system, batch, **options)
+    artefact = backend.compile(lower(graph, beta=args.beta), options)
+    system = artefact.system
+    result = backend.run(artefact, batch, **run)
+    check_state(system, result.state, args.backend)
     grads = read_gradients(system, result.state, batch)
     arrays: dict[str, np.ndarray] = {}
     for name in result.state.mean:
         arrays[f"activation/{name}"] = result.state.mean[name]
         arrays[f"tension/{name}"] = result.state.tension[name]
+    arrays.update({f"gate/{p}/{k}": v for (p, k), v in result.state.gates.items()})
     arrays.update({f"grad/{k}": v for k, v in grads.parameters.items()})
     save_npz(out / "state.npz", arrays)
     written = [out / "state.npz"]
@@ -306,10 +263,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from hwbp.lower.lowerer import lower
     from hwbp.targets import get_target
 
-    emit = get_target(args.target)
+    target = get_target(args.target)
+    options = target.options(args.option_flags.values(args, args.target, "target"))
     graph = load_model(args.model).with_loss(args.loss)
-    system = lower(graph, tau_s=1.0 if args.tau_s is None else args.tau_s, beta=args.beta)
-    for path in emit(system, args.out, model_file=args.model, r_ohm=args.r_ohm, c_f=args.c_f):
+    system = lower(graph, beta=args.beta)
+    for path in target.emit(system, args.out, options, {"model_file": args.model}):
         print(f"wrote {path}")
     return 0
 
@@ -335,7 +293,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if sizes != [x_tr.shape[1]] or graph.size(graph.output) != 10:
         raise ConfigError(f"{args.model}: digits needs one input of 64 and 10 outputs, model has inputs "
                           f"{sizes} and {graph.size(graph.output)} outputs")
-    options = {"runner": args.runner} if args.backend == "spice" else {}
+    options = args.option_flags.values(args, args.backend, "backend") if args.backend != "oracle" else {}
+    if args.backend == "oracle" and any(getattr(args, d, None) is not None for d in args.option_flags.flags):
+        raise ConfigError("backend options do not apply to --backend oracle (plain backprop)")
     source = get_source(args.backend, beta=args.beta, options=options)
     result = train(graph, x_tr, y_tr, source, config, x_test=x_te, y_test=y_te, desc=f"train[{args.backend}]")
     save_onnx(result.graph, out)

@@ -1,25 +1,99 @@
-"""Lazy lookup in the read-only ``name -> "module:function"`` tables (backends,
-targets), so that a component whose external tool is missing costs nothing until
-it is chosen; and unique naming shared by the graph and the exporters."""
+"""Registries of pluggable components (backends, compilation targets), and unique naming
+shared by the graph and the exporters.
+
+A :class:`Registry` finds components in three places, later ones overriding earlier:
+its built-in table (so a source checkout that was never installed works), the package
+entry points of its group (how hwbp declares its own built-ins too, and how a
+third-party package adds one without editing hwbp), and :meth:`Registry.register`
+calls in this process.  Components are ``"module:attr"`` strings imported lazily, so
+a component whose external tool is missing costs nothing until it is chosen.
+"""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Container, Mapping
+from importlib import metadata
+from typing import Any, Container, Mapping
 
-from hwbp.errors import ConfigError
+from hwbp.errors import ConfigError, HwbpError
 
-__all__ = ["load_entry", "unique_name"]
+__all__ = ["Registry", "unique_name"]
 
 
-def load_entry(table: Mapping[str, str], name: str, kind: str) -> Callable[..., Any]:
-    """Import and return the function ``table[name]``; ``kind`` names the table in the
-    error, which lists the valid names."""
-    try:
-        module, func = table[name].split(":")
-    except KeyError:
-        raise ConfigError(f"unknown {kind} {name!r}; valid: {', '.join(table)}") from None
-    return getattr(importlib.import_module(module), func)
+class Registry:
+    """Named components of one kind.
+
+    Parameters
+    ----------
+    kind : str
+        What the components are (``"backend"``), for error messages.
+    group : str
+        Entry point group (``"hwbp.backends"``).
+    builtins : Mapping[str, str]
+        Name -> ``"module:attr"`` of the components hwbp ships.
+    base : type
+        Class every component must be an instance (or subclass) of.
+    """
+
+    def __init__(self, kind: str, group: str, builtins: Mapping[str, str], base: type) -> None:
+        self.kind, self.group, self.builtins, self.base = kind, group, dict(builtins), base
+        self._entry_points: dict[str, str] | None = None
+        self._registered: dict[str, Any] = {}
+        self._instances: dict[str, Any] = {}
+
+    def _table(self) -> dict[str, Any]:
+        if self._entry_points is None:
+            try:
+                eps = metadata.entry_points(group=self.group)
+                self._entry_points = {ep.name: ep.value for ep in eps}
+            except Exception:  # a broken distribution elsewhere must not break hwbp
+                self._entry_points = {}
+        return {**self.builtins, **self._entry_points, **self._registered}
+
+    def names(self) -> list[str]:
+        """Every name: built-ins first (in their order), then the others sorted."""
+        table = self._table()
+        return [n for n in self.builtins] + sorted(n for n in table if n not in self.builtins)
+
+    def register(self, name: str, component: Any) -> None:
+        """Register ``component`` (a class, an instance or ``"module:attr"``) as ``name``."""
+        self._registered[name] = component
+        self._instances.pop(name, None)
+
+    def unregister(self, name: str) -> None:
+        """Drop a component registered with :meth:`register`."""
+        self._registered.pop(name, None)
+        self._instances.pop(name, None)
+
+    def refresh(self) -> None:
+        """Forget cached entry points and instances (after installing a package)."""
+        self._entry_points = None
+        self._instances.clear()
+
+    def get(self, name: str) -> Any:
+        """The component ``name`` (classes are instantiated once); the error lists the
+        valid names."""
+        if name not in self._instances:
+            table = self._table()
+            if name not in table:
+                raise ConfigError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
+            obj = table[name]
+            if isinstance(obj, str):
+                module, _, attr = obj.partition(":")
+                try:
+                    obj = importlib.import_module(module)
+                    for part in attr.split(".") if attr else ():
+                        obj = getattr(obj, part)
+                except HwbpError:
+                    raise
+                except (ImportError, AttributeError) as exc:
+                    raise ConfigError(f"{self.kind} {name!r} ({table[name]}) cannot be loaded: {exc}") from None
+            inst = obj() if isinstance(obj, type) else obj
+            if not isinstance(inst, self.base):
+                raise ConfigError(f"{self.kind} {name!r} is not a {self.base.__module__}.{self.base.__name__} "
+                                  f"(got {type(inst).__name__})")
+            self._instances[name] = inst
+        return self._instances[name]
 
 
 def unique_name(base: str, taken: Container[str]) -> str:

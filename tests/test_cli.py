@@ -234,7 +234,6 @@ def test_plot_of_a_model_without_parameters(tmp_path: Path) -> None:
     (["--backend", "spice", "--mode", "continuous"], "--mode does not apply to --backend spice"),
     (["--backend", "spice", "--steps", "3"], "--steps does not apply to --backend spice"),
     (["--backend", "spice", "--tau", "5"], "--tau does not apply to --backend spice"),
-    (["--backend", "spice", "--trace"], "--trace does not apply to --backend spice"),
     (["--backend", "spice", "--initial", "random"], "--initial applies to --analysis tran"),
     (["--analysis", "tran"], "--analysis does not apply to --backend reference"),
     (["--r-ohm", "-5"], "--r-ohm does not apply to --backend reference"),

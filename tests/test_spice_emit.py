@@ -60,7 +60,7 @@ def test_golden_netlist_simulates_to_exact_gradients(case: str, tmp_path: Path) 
     (plot,) = read_raw(raw)
     circuit = build_circuit(system)
     values = np.array([[plot.vectors[n][0] for n in circuit.saved_nodes()]])
-    _, tension = split_nodes(circuit, values)
+    _, tension, _ = split_nodes(circuit, values)
     # the golden decks clamp inputs and targets at 0 V
     n_out = g.size(g.output)
     batch = Batch({"x": np.zeros((1, g.inputs[0].size))}, np.zeros((1, n_out)))
@@ -247,6 +247,6 @@ def test_cell_loader_accepts_helpers_and_continued_headers(tmp_path: Path) -> No
     circuit = build_circuit(system, SpiceOptions(cells={"act_tanh": str(cell)}))
     assert any(c.name == "hwbp_act_tanh" and c.ports == 4 for c in circuit.cells)
     batch = make_batch(g, size=2, seed=1)
-    result = run_spice(system, batch, analysis="op", cells={"act_tanh": str(cell)})
+    result = run_spice(system, batch, analysis="op", cell_files={"act_tanh": str(cell)})
     err = compare(read_gradients(system, result.state, batch), exact_gradients(g, batch)).max_rel_err
     assert err <= OP_TOL

@@ -95,7 +95,7 @@ def test_op_with_floating_node_is_an_error(tmp_path: Path, mode: str) -> None:
     system, batch = _small()
     with pytest.raises(BackendError, match=r"^ngspice \.op of .*: singular matrix: a node has no DC path to "
                                            r"ground \(check node \S*nfl\); check custom cells"):
-        run_spice(system, batch, analysis="op", runner=mode, cells={"act_tanh": str(cell)})
+        run_spice(system, batch, analysis="op", runner=mode, cell_files={"act_tanh": str(cell)})
 
 
 def test_classify_rejects_cell_node_fallback_only_for_op() -> None:
@@ -144,13 +144,13 @@ def _state(system, batch_size: int, skip: str | None = None) -> State:
 
 def test_initial_state_missing_population() -> None:
     system, batch = _small()
-    with pytest.raises(ConfigError, match=r"^spice \.tran: the initial State has no mean of population 'fc2'"):
+    with pytest.raises(ConfigError, match=r"^initial state lacks the activation of population 'fc2'"):
         run_spice(system, batch, analysis="tran", initial=_state(system, 2, skip="fc2"))
 
 
 def test_initial_state_of_another_batch_size() -> None:
     system, batch = _small()
-    with pytest.raises(ConfigError, match=r"has shape \(3, 4\), expected \(2, 4\)"):
+    with pytest.raises(ConfigError, match=r"expected shape \(2, 4\) \(batch x neurons\), got \(3, 4\)"):
         run_spice(system, batch, analysis="tran", initial=_state(system, 3))
 
 

@@ -30,7 +30,7 @@ def test_metrics_definitions() -> None:
 def test_report_schema_and_pass_fail() -> None:
     g = random_mlp([4, 6, 3], seed=0).with_loss("ce")
     batch = make_batch(g, seed=1, loss="ce")
-    ok = verify(g, batch, options={"mode": "unit-step", "initial": "random"})
+    ok = verify(g, batch, options={"mode": "unit-step"}, initial="random")
     rep = ok.report
     assert rep["schema"] == SCHEMA and rep["backend"] == "reference" and rep["loss"] == "ce"
     assert rep["settle"] == {"mode": "unit-step", "initial": "random", "depth": 2, "steps": 4}
@@ -40,10 +40,10 @@ def test_report_schema_and_pass_fail() -> None:
     assert set(rep["parameters"]["fc1.weight"]) == {"shape", "max_abs_err", "rel_err", "cosine"}
     assert rep["passed"] is True and rep["max_rel_err"] < 1e-12
     json.dumps(rep, allow_nan=False)
-    early = verify(g, batch, options={"mode": "unit-step", "steps": 3, "initial": "random"})
+    early = verify(g, batch, options={"mode": "unit-step", "steps": 3}, initial="random")
     assert early.report["passed"] is False
     loose = verify(g, batch, tolerances=Tolerances(max_rel_err=10.0, min_cosine=-1.0),
-                   options={"mode": "unit-step", "steps": 3, "initial": "random"})
+                   options={"mode": "unit-step", "steps": 3}, initial="random")
     assert loose.passed
 
 

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from hwbp.backend import INITIAL_STATES
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.kernel import Kernel
@@ -28,10 +29,9 @@ from hwbp.sim.solvers import SOLVERS
 from hwbp.sim.state import SimulationResult, State, Trace
 from hwbp.types import Batch
 
-__all__ = ["MODES", "INITIAL_STATES", "simulate"]
+__all__ = ["MODES", "INITIAL_STATES", "simulate", "default_duration", "gate_signals"]
 
 MODES = ("unit-step", "continuous", "steady")
-INITIAL_STATES = ("zeros", "random", "forward-manifold")
 #: Largest number of continuous-mode steps one call may take.
 MAX_STEPS = 10**8
 
@@ -74,34 +74,44 @@ def _backward_sweep(kernel: Kernel, means: list[np.ndarray], tensions: list[np.n
         kernel.backward((i,), means, tensions, tensions)
 
 
-def _initial(
-    kernel: Kernel, system: DynamicsSystem, initial: str | State, seed: int
-) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
-    """Initial means and tensions, and whether they lie on the forward manifold."""
-    shapes = [(kernel.batch_size, n) for n in kernel.sizes]
-    if isinstance(initial, State):
-        try:
-            means = [np.array(initial.mean[n], dtype=np.float64) for n in kernel.names]
-            tens = [np.array(initial.tension[n], dtype=np.float64) for n in kernel.names]
-        except KeyError as exc:
-            raise ConfigError(f"initial state lacks population {exc.args[0]!r}") from None
-        for n, m, t, shape in zip(kernel.names, means, tens, shapes):
-            for label, arr in (("activation", m), ("tension", t)):
-                if arr.shape != shape:
-                    raise ConfigError(f"initial {label} of population {n!r}: expected shape {shape}, got {arr.shape}")
-        return means, tens, False
-    if initial == "zeros":
-        return [np.zeros(s) for s in shapes], [np.zeros(s) for s in shapes], False
-    if initial == "random":
-        if seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {seed}")
-        rng = np.random.default_rng(seed)
-        return [rng.standard_normal(s) for s in shapes], [rng.standard_normal(s) for s in shapes], False
-    if initial == "forward-manifold":
-        means = [np.zeros(s) for s in shapes]
+def _initial(kernel: Kernel, system: DynamicsSystem, batch: Batch, initial: str | State, seed: int
+             ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
+    """Initial means and tensions (from :func:`hwbp.backend.initial_state`), and whether
+    they lie on the forward manifold."""
+    from hwbp.backend import initial_state
+
+    if isinstance(initial, str) and initial == "forward-manifold":
+        # the same sweep initial_state makes, on this kernel: it caches the gates of the
+        # populations that the unit steps then skip as settled
+        means = [np.zeros((batch.size, n)) for n in kernel.sizes]
         _forward_sweep(kernel, means)
-        return means, [np.zeros(s) for s in shapes], True
-    raise ConfigError(f"unknown initial state {initial!r}; valid: {', '.join(INITIAL_STATES)} or a State")
+        return means, [np.zeros_like(m) for m in means], True
+    st = initial_state(system, batch, initial, seed)
+    means = [np.array(st.mean[n]) for n in kernel.names]
+    tens = [np.array(st.tension[n]) for n in kernel.names]
+    return means, tens, False
+
+
+def default_duration(depth: int) -> float:
+    """Continuous-mode default duration in units of tau: ``max(12 L, 24)``.  The error
+    decays after a delay of ~2L tau with an Erlang tail; a shallow net needs more than
+    ``8L`` (at L = 1, ``8 tau`` leaves ~2e-3; ``24 tau`` ~1e-8), as for SPICE ``.tran``."""
+    return max(12.0 * depth, 24.0)
+
+
+def gate_signals(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray]) -> dict[tuple[str, int], np.ndarray]:
+    """The gated sensitivity ``e = f'(a) ⊙ T`` of every weighted term at the state
+    ``(means, tensions)``, as the kernel computes it (``a`` from these means)."""
+    scratch: list[np.ndarray] = list(means)
+    kernel.forward(range(len(means)), means, scratch)
+    out: dict[tuple[str, int], np.ndarray] = {}
+    for i, (name, terms) in enumerate(zip(kernel.names, kernel.terms)):
+        for k, term in enumerate(terms):
+            if term.weight is None:
+                continue
+            gate = kernel.gates[i][k]
+            out[(name, k)] = tensions[i] if gate is None else gate * tensions[i]
+    return out
 
 
 def _unit_steps(
@@ -155,7 +165,7 @@ def simulate(
     steps : int, optional
         Unit steps to take (default ``2L``).
     duration : float, optional
-        Continuous-mode duration in units of tau (default ``8L``).
+        Continuous-mode duration in units of tau (default ``max(12 L, 24)``).
     dt : float
         Continuous-mode step in units of tau (default 0.01).
     solver : {"euler", "rk4", "exponential"}
@@ -177,7 +187,7 @@ def simulate(
         raise ConfigError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     kernel = Kernel(system, batch)
     L = system.depth
-    means, tensions, on_manifold = _initial(kernel, system, initial, seed)
+    means, tensions, on_manifold = _initial(kernel, system, batch, initial, seed)
     label = initial if isinstance(initial, str) else "given"
     settle: dict = {"mode": mode, "initial": label, "depth": L}
     if mode == "steady":
@@ -196,7 +206,7 @@ def simulate(
     else:
         if solver not in SOLVERS:
             raise ConfigError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
-        total = 8.0 * L if duration is None else float(duration)
+        total = default_duration(L) if duration is None else float(duration)
         if not (np.isfinite(dt) and dt > 0) or not (np.isfinite(total) and total >= 0):
             raise ConfigError(f"dt must be > 0 and duration >= 0 (units of tau), got dt={dt}, duration={total}")
         if total / dt > MAX_STEPS:
@@ -221,6 +231,7 @@ def simulate(
         means, tensions = s[:n], s[n:]
         settle.update(steps=n_steps, duration_tau=total, dt_tau=h, solver=solver)
         t_end = total
-    state = State(dict(zip(kernel.names, means)), dict(zip(kernel.names, tensions)), t_end, n_steps)
-    stats = {"layer_evaluations": kernel.evaluations, "flops": kernel.flops}
+    stats = {"layer_evaluations": kernel.evaluations, "flops": kernel.flops}  # the dynamics, not the readout
+    gates = gate_signals(kernel, means, tensions)
+    state = State(dict(zip(kernel.names, means)), dict(zip(kernel.names, tensions)), t_end, n_steps, gates)
     return SimulationResult(state, record.trace(kernel.names), settle, stats)

@@ -4,14 +4,18 @@ as a machine-readable description (JSON).  Deterministic output."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+from hwbp.backend import Options, option
 from hwbp.ir.activations import get_activation
 from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem, Term
+from hwbp.targets import Target
 
-__all__ = ["FORMAT", "equations_markdown", "equations_json", "write_equations"]
+__all__ = ["FORMAT", "EquationsOptions", "EquationsTarget", "equations_markdown", "equations_json",
+           "write_equations"]
 
 #: Format tag of the JSON description.
 FORMAT = "hwbp.equations/1"
@@ -96,6 +100,27 @@ def equations_json(system: DynamicsSystem) -> dict[str, Any]:
         "parameters": {k: list(v.shape) for k, v in system.parameters.items()},
         "loss": {"population": system.loss.population, "function": system.loss.function},
     }
+
+
+@dataclass(frozen=True)
+class EquationsOptions(Options):
+    """Options of the ``equations`` target."""
+
+    tau_s: float = option(1.0, "node time constant written into the equations (default: 1)", unit="s",
+                          flag="--tau")
+
+
+class EquationsTarget(Target):
+    """The lowered system as readable equations (Markdown) and JSON."""
+
+    name = "equations"
+    description = "the lowered dynamics as equations.md and equations.json"
+    Options = EquationsOptions
+
+    def emit(self, system: DynamicsSystem, out_dir: str | Path, options: Options,
+             info: Mapping[str, Any] | None = None) -> list[Path]:
+        opts = self.options(options)
+        return write_equations(system.with_options(tau_s=opts.tau_s), out_dir)
 
 
 def write_equations(system: DynamicsSystem, out_dir: str | Path, **options: Any) -> list[Path]:

@@ -2,9 +2,9 @@
 
 from hwbp.train.loop import TrainConfig, TrainResult, accuracy, load_digits_split, train
 from hwbp.train.optim import OPTIMIZERS, Adam, SGD, make_optimizer
-from hwbp.train.sources import SOURCES, get_source
+from hwbp.train.sources import DynamicsSource, get_source, source_names
 
 __all__ = [
     "TrainConfig", "TrainResult", "accuracy", "load_digits_split", "train", "OPTIMIZERS", "Adam", "SGD",
-    "make_optimizer", "SOURCES", "get_source",
+    "make_optimizer", "DynamicsSource", "get_source", "source_names",
 ]

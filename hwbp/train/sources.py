@@ -2,30 +2,25 @@
 
 ``oracle``
     Plain reverse-mode backprop (:func:`hwbp.oracle.exact_gradients`).
-``reference``
-    The numpy conjugate-pair dynamics (unit-step Euler, ``2L`` steps from rest),
-    read out with :func:`hwbp.verify.read_gradients`; no oracle involved.
-``spice``
-    The circuit: the netlist with the current weights is (re)loaded into ngspice
-    and solved (``.op``) for every sample of the mini-batch; the node voltages are
-    read out with :func:`hwbp.verify.read_gradients`.  New weights reach the
-    simulator by re-parsing the netlist.  ``benchmarks/bench_spice.py`` times both
-    routes: at ~9k synapses re-parsing and ``alter``ing every synapse are within
-    ~1.5x of each other (either one ahead, run to run); at ~90k elements re-parsing
-    took ~0.5 s against ~2 s for the ``alter`` commands, so re-parsing is the
-    route that scales.
+any registered backend (``reference``, ``spice``, ...)
+    The dynamics realized by that backend, settled on the mini-batch and read out with
+    :func:`hwbp.verify.read_gradients` (from the backend's own gate signals); no oracle
+    involved.  The artefact is compiled once; new weights reach it through the
+    backend's ``update_parameters`` (SPICE: the netlist is re-parsed with the new
+    conductances; ``benchmarks/bench_spice.py`` times that against ``alter``).
+    Options the user does not set take the backend's ``training_defaults`` (SPICE:
+    the shared-library runner).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from hwbp.errors import ConfigError
+from hwbp.backend import Artefact, backend_names, get_backend
 from hwbp.ir.graph import Graph
 from hwbp.types import Batch, Gradients
 
-__all__ = ["SOURCES", "GradientSource", "get_source"]
+__all__ = ["source_names", "GradientSource", "DynamicsSource", "get_source"]
 
 GradientSource = Callable[[Graph, Batch], Gradients]
 
@@ -36,34 +31,43 @@ def _oracle(graph: Graph, batch: Batch) -> Gradients:
     return exact_gradients(graph, batch)
 
 
-@dataclass(frozen=True)
-class _Dynamics:
-    """Gradients read from a settled physical state (reference simulator or SPICE)."""
+class DynamicsSource:
+    """Gradients read from the settled state of a backend (compiled once, parameters
+    updated in place of recompiling where the backend supports it)."""
 
-    backend: str
-    beta: float = 1.0
-    options: Mapping[str, Any] = field(default_factory=dict)
+    def __init__(self, backend: str, beta: float = 1.0, options: Mapping[str, Any] | None = None) -> None:
+        self.backend = get_backend(backend)
+        self.beta = beta
+        self.options = self.backend.options({**self.backend.training_defaults, **dict(options or {})})
+        self._artefact: Artefact | None = None
+        self._structure: tuple | None = None
 
     def __call__(self, graph: Graph, batch: Batch) -> Gradients:
         from hwbp.lower.lowerer import lower
-        from hwbp.verify.backends import get_backend
         from hwbp.verify.readout import read_gradients
 
-        system = lower(graph, beta=self.beta)
-        result = get_backend(self.backend)(system, batch, **dict(self.options))
-        return read_gradients(system, result.state, batch)
+        structure = tuple((n.name, type(n).__name__, n.inputs) for n in graph.nodes)
+        if self._artefact is None or self._structure != structure:
+            self._artefact = self.backend.compile(lower(graph, beta=self.beta), self.options)
+            self._structure = structure
+        else:
+            self._artefact = self.backend.update_parameters(self._artefact, graph.parameters())
+        result = self.backend.run(self._artefact, batch)
+        return read_gradients(self._artefact.system, result.state, batch)
 
 
-#: Source names (CLI ``--backend`` of ``hwbp train``).
-SOURCES = ("spice", "reference", "oracle")
+def source_names() -> list[str]:
+    """Valid gradient sources: ``oracle`` and every registered backend."""
+    return ["oracle", *backend_names()]
 
 
 def get_source(name: str, *, beta: float = 1.0, options: Mapping[str, Any] | None = None) -> GradientSource:
-    """The gradient source ``name``; ``options`` go to the backend (spice: runner, r_ohm, ...)."""
+    """The gradient source ``name`` (``oracle`` or a backend); ``options`` are the
+    backend's options.  The error lists the valid names."""
     if name == "oracle":
         return _oracle
-    if name == "reference":
-        return _Dynamics("reference", beta, {"mode": "unit-step", "initial": "zeros", **dict(options or {})})
-    if name == "spice":
-        return _Dynamics("spice", beta, {"analysis": "op", "runner": "shared", **dict(options or {})})
-    raise ConfigError(f"unknown gradient source {name!r}; valid: {', '.join(SOURCES)}")
+    from hwbp.errors import ConfigError
+
+    if name not in backend_names():
+        raise ConfigError(f"unknown gradient source {name!r}; valid: {', '.join(source_names())}")
+    return DynamicsSource(name, beta, options)

@@ -7,15 +7,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from hwbp.backend import Artefact, Options, check_state, get_backend
 from hwbp.ir.graph import Graph
 from hwbp.lower.lowerer import lower
 from hwbp.lower.system import DynamicsSystem
 from hwbp.oracle.backprop import exact_gradients
-from hwbp.sim.state import SimulationResult, Trace
+from hwbp.state import SimulationResult, State, Trace
 from hwbp.types import Batch, Gradients
-from hwbp.verify.backends import get_backend
 from hwbp.verify.compare import Comparison, Tolerances, compare, json_number
-from hwbp.verify.readout import read_gradients
+from hwbp.verify.readout import read_gradients, readout_routes
 
 __all__ = ["SCHEMA", "Verification", "verify", "error_curve", "build_report"]
 
@@ -30,6 +30,7 @@ class Verification:
 
     system: DynamicsSystem
     result: SimulationResult
+    artefact: Artefact
     physical: Gradients
     exact: Gradients
     comparison: Comparison
@@ -59,13 +60,19 @@ def build_report(
     comparison: Comparison,
     batch: Batch,
     extra: Mapping[str, Any] | None = None,
+    options: Options | None = None,
 ) -> dict[str, Any]:
-    """The ``hwbp.verify/1`` report as a JSON-ready dict (non-finite numbers -> null)."""
+    """The ``hwbp.verify/1`` report as a JSON-ready dict (non-finite numbers -> null).
+
+    ``tau_s`` is the time constant the backend realized (``system.tau_s`` of its
+    artefact); ``backend_options`` the options it ran with; ``readout`` the route of
+    each parameter's gated sensitivity (``gate``: the backend's own signal)."""
     settle = {k: (json_number(v) if isinstance(v, float) else v) for k, v in result.settle.items()}
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "model": system.name,
         "backend": backend,
+        "backend_options": {} if options is None else options.as_dict(),
         "loss": system.loss.function,
         "beta": system.beta,
         "tau_s": system.tau_s,
@@ -79,6 +86,7 @@ def build_report(
         },
         "parameters": {k: m.as_dict() for k, m in comparison.parameters.items()},
         "populations": {k: m.as_dict() for k, m in comparison.populations.items()},
+        "readout": readout_routes(system, result.state),
         "max_rel_err": json_number(comparison.max_rel_err),
         "min_cosine": json_number(comparison.min_cosine),
         "passed": comparison.passed,
@@ -94,9 +102,11 @@ def verify(
     *,
     backend: str = "reference",
     beta: float = 1.0,
-    tau_s: float = 1.0,
+    options: Mapping[str, Any] | Options | None = None,
+    initial: str | State | None = None,
+    seed: int = 0,
+    trace: bool = False,
     tolerances: Tolerances = Tolerances(),
-    options: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Verification:
     """Verify that ``backend`` computes exact gradients for ``graph`` (with its loss port).
@@ -107,22 +117,31 @@ def verify(
         Model with a loss port (see :meth:`Graph.with_loss`).
     batch : Batch
     backend : str
-        A name from :data:`hwbp.verify.backends.BACKENDS`.
+        A registered backend name (:func:`hwbp.backend.backend_names`).
     beta : float
-        Loss perturbation strength.
-    tau_s : float
-        Node time constant in seconds.
+        Loss perturbation strength (tension = beta * gradient).
+    options : mapping or Options
+        The backend's options (fields of its ``Options``; unknown keys are errors).
+    initial : str or State, optional
+        Initial state (``zeros``, ``random``, ``forward-manifold``, a State; None: the
+        backend's default).
+    seed : int
+        Seed of a random initial state.
+    trace : bool
+        Record the trajectory where the backend can.
     tolerances : Tolerances
-    options : mapping
-        Backend options (for ``reference``: those of :func:`hwbp.sim.simulate`).
     extra : mapping
         Additional top-level report fields (e.g. the model file and its hash).
     """
-    run = get_backend(backend)
-    system = lower(graph, tau_s=tau_s, beta=beta)
-    result = run(system, batch, **dict(options or {}))
-    physical = read_gradients(system, result.state, batch)
+    be = get_backend(backend)
+    opts = be.options(options)
+    system = lower(graph, beta=beta)
+    artefact = be.compile(system, opts)
+    result = be.run(artefact, batch, initial=initial, seed=seed, trace=trace)
+    realized = artefact.system
+    check_state(realized, result.state, backend)
+    physical = read_gradients(realized, result.state, batch)
     exact = exact_gradients(graph, batch)
     comparison = compare(physical, exact, tolerances)
-    report = build_report(system, backend, result, physical, exact, comparison, batch, extra)
-    return Verification(system, result, physical, exact, comparison, report)
+    report = build_report(realized, backend, result, physical, exact, comparison, batch, extra, opts)
+    return Verification(realized, result, artefact, physical, exact, comparison, report)

@@ -11,25 +11,30 @@ result carries the trace (time in units of tau) and the settling time.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from hwbp.backend import Artefact, Backend, ConformanceProfile, Options, initial_state, option
 from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
-from hwbp.sim.state import SimulationResult, State, Trace
+from hwbp.state import SimulationResult, State, Trace
 from hwbp.targets.spice.build import build_circuit, stimulus
-from hwbp.targets.spice.model import Circuit, SpiceOptions
+from hwbp.targets.spice.model import Circuit, SpiceOptions, cells_from_dir
 from hwbp.targets.spice.ngspice import get_runner
 from hwbp.types import Batch
 
-__all__ = ["ANALYSES", "run_spice", "check_batch", "settling_time", "split_nodes", "initial_nodes"]
+__all__ = ["ANALYSES", "SpiceBackend", "SpiceBackendOptions", "run_spice", "check_batch", "settling_time",
+           "split_nodes", "initial_nodes", "OP_RTOL", "TRAN_RTOL"]
 
 ANALYSES = ("op", "tran")
 
 
-def split_nodes(circuit: Circuit, values: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Node voltages ``(..., len(saved_nodes))`` -> (means, tensions) per population, ``(..., n)``."""
+def split_nodes(circuit: Circuit, values: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                                dict[tuple[str, int], np.ndarray]]:
+    """Node voltages ``(..., len(saved_nodes))`` -> (means, tensions) per population and
+    the gate signals per weighted term, each ``(..., n)``."""
     means, tensions = {}, {}
     k = 0
     for name, (xp, _) in circuit.nodes.items():
@@ -38,39 +43,21 @@ def split_nodes(circuit: Circuit, values: np.ndarray) -> tuple[dict[str, np.ndar
         means[name] = 0.5 * (vp + vm)
         tensions[name] = vp - vm
         k += 2 * n
-    return means, tensions
+    gates = {}
+    for key, nodes in circuit.gates.items():
+        gates[key] = values[..., k:k + len(nodes)]
+        k += len(nodes)
+    return means, tensions, gates
 
 
-def initial_nodes(system: DynamicsSystem, batch_size: int, initial: str | State, seed: int) -> list[dict[str, float]]:
-    """Per sample, the x+ / x- population values (V) of the initial state, by population
-    and neuron: ``[{(pop, '+'/'-'): array}]`` flattened later by the caller."""
-    shapes = [(batch_size, p.size) for p in system.populations]
-    names = [p.name for p in system.populations]
-    if isinstance(initial, State):
-        m, t = [], []
-        for n, shape in zip(names, shapes):
-            for kind, values, out in (("mean", initial.mean, m), ("tension", initial.tension, t)):
-                if n not in values:
-                    raise ConfigError(f"spice .tran: the initial State has no {kind} of population {n!r}; "
-                                      f"give every population: {', '.join(names)}")
-                a = np.asarray(values[n], dtype=np.float64)
-                if a.shape != shape:
-                    raise ConfigError(f"spice .tran: the initial {kind} of {n!r} has shape {a.shape}, expected "
-                                      f"{shape} (batch size x neurons); give one row per sample of the batch")
-                if not np.all(np.isfinite(a)):
-                    raise ConfigError(f"spice .tran: the initial {kind} of {n!r} has NaN or Inf values; "
-                                      f"give finite node voltages")
-                out.append(a)
-    elif initial == "zeros":
-        m, t = [np.zeros(s) for s in shapes], [np.zeros(s) for s in shapes]
-    elif initial == "random":
-        rng = np.random.default_rng(seed)
-        m = [rng.standard_normal(s) for s in shapes]
-        t = [rng.standard_normal(s) for s in shapes]
-    else:
-        raise ConfigError(f"spice .tran: unknown initial state {initial!r}; valid: zeros, random, or a State")
-    return [{n: (mi[b] + 0.5 * ti[b], mi[b] - 0.5 * ti[b]) for n, mi, ti in zip(names, m, t)}
-            for b in range(batch_size)]
+def initial_nodes(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int
+                  ) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per sample, the x+ and x- node voltages (V) of the initial state by population,
+    from :func:`hwbp.backend.initial_state` (drawn exactly as every backend draws it)."""
+    st = initial_state(system, batch, initial, seed)
+    return [{p.name: (st.mean[p.name][b] + 0.5 * st.tension[p.name][b],
+                      st.mean[p.name][b] - 0.5 * st.tension[p.name][b]) for p in system.populations}
+            for b in range(batch.size)]
 
 
 def check_batch(batch: Batch, analysis: str) -> None:
@@ -101,75 +88,128 @@ def settling_time(t: np.ndarray, tension: Mapping[str, np.ndarray], tol: float) 
     return float(t[k]) if k < len(t) else float("nan")
 
 
-def run_spice(
-    system: DynamicsSystem,
-    batch: Batch,
-    *,
-    analysis: str = "op",
-    runner: str = "batch",
-    r_ohm: float = 1e3,
-    c_f: float = 1e-9,
-    reltol: float | None = None,
-    abstol_a: float | None = None,
-    vntol_v: float | None = None,
-    tran_reltol: float | None = None,
-    cells: Mapping[str, str] | None = None,
-    duration: float | None = None,
-    step: float = 0.05,
-    initial: str | State = "random",
-    seed: int = 0,
-    settle_tol: float = 1e-4,
-    timeout_s: float = 600.0,
-    trace: bool = True,
-) -> SimulationResult:
-    """Simulate ``system`` on ``batch`` in ngspice.
+#: ``.op`` tolerance of the conformance suite.  The DC operating point is the fixed point
+#: (theorem 3); with reltol 1e-9, abstol 1e-15 A and vntol 1e-12 V ngspice's Newton stops
+#: within ~1e-12 V of it, and the node voltages carry 17 digits (binary raw files):
+#: measured rel_err <= 1e-13 on the conformance cases.
+OP_RTOL = 1e-10
+#: ``.tran`` over the default max(12L, 24) tau from a random state: the cascade's Erlang
+#: tail (measured 6.8e-5 at L = 1 after 12 tau, 5.8e-8 at L = 2, ~1e-13 for L >= 4) and
+#: the time-step control (tran_reltol 1e-7) leave <= ~1e-6 with the longer default.
+TRAN_RTOL = 1e-5
 
-    Parameters
-    ----------
-    analysis : {"op", "tran"}
-    runner : {"batch", "shared"}
-        Subprocess with raw files, or the shared library through PySpice.
-    r_ohm, c_f : float
-        Node resistance (ohm) and capacitance (F); tau = R*C (s).
-    reltol, abstol_a, vntol_v, tran_reltol : float, optional
-        Solver tolerances (defaults of :class:`SpiceOptions`).
-    cells : mapping, optional
-        Cell role -> replacement subcircuit file.
-    duration : float, optional
-        ``.tran`` length in units of tau (default ``max(12 L, 24)``).
-    step : float
-        ``.tran`` output step in units of tau.
-    initial : {"random", "zeros"} or State
-        ``.tran`` initial state (``random``: N(0, 1) means and tensions from ``seed``).
-    settle_tol : float
-        Relative tolerance of the reported settling time.
-    timeout_s : float
-        Wall-clock limit (s) of one ngspice process (batch) or one analysis (shared).
-    """
-    if analysis not in ANALYSES:
-        raise ConfigError(f"unknown spice analysis {analysis!r}; valid: {', '.join(ANALYSES)}")
+
+@dataclass(frozen=True)
+class SpiceBackendOptions(Options):
+    """Options of the ngspice backend (physical values in SI units)."""
+
+    analysis: str = option("op", ".op (the fixed point) or .tran (from --initial)", choices=ANALYSES)
+    runner: str = option("batch", "ngspice subprocess (batch) or shared library (shared)",
+                         choices=("batch", "shared"), flag="--spice-mode")
+    r_ohm: float = option(1e3, "node resistance R (default: 1000)", unit="ohm")
+    c_f: float = option(1e-9, "node capacitance C (default: 1e-9); tau = R*C", unit="F")
+    cells: str | None = option(None, "directory of replacement cells (same file and subcircuit names as "
+                                     "the shipped ones; missing ones come from hwbp)", flag="--cells")
+    timeout_s: float = option(600.0, "ngspice time limit (default: 600)", unit="s", flag="--timeout")
+    duration: float | None = option(None, ".tran: duration (default: max(12L, 24))", unit="tau")
+    step: float = option(0.05, ".tran: output step", unit="tau", cli=False)
+    settle_tol: float = option(1e-4, ".tran: relative tolerance of the reported settling time", cli=False)
+    reltol: float | None = option(None, "ngspice reltol of .op (default 1e-9)", cli=False)
+    abstol_a: float | None = option(None, "ngspice abstol of .op (default 1e-15)", unit="A", cli=False)
+    vntol_v: float | None = option(None, "ngspice vntol of .op (default 1e-12)", unit="V", cli=False)
+    tran_reltol: float | None = option(None, "ngspice reltol of .tran (default 1e-7)", cli=False)
+    cell_files: Mapping[str, str] | None = option(None, "cell role -> replacement file (API)", cli=False)
+
+    def check(self) -> None:
+        if self.duration is not None and self.analysis != "tran":
+            raise ConfigError("--duration applies to --analysis tran (.op solves for the rest state directly)")
+        self.spice_options()  # validates R, C and the tolerances
+
+    def spice_options(self) -> SpiceOptions:
+        """The circuit's :class:`SpiceOptions` (R, C, tolerances, cells)."""
+        cells = dict(cells_from_dir(self.cells)) if self.cells is not None else {}
+        cells.update(self.cell_files or {})
+        kw = {k: getattr(self, k) for k in ("reltol", "abstol_a", "vntol_v", "tran_reltol")
+              if getattr(self, k) is not None}
+        return SpiceOptions(r_ohm=self.r_ohm, c_f=self.c_f, cells=cells, **kw)
+
+
+class SpiceBackend(Backend):
+    """Analog RC circuit of the conjugate-pair dynamics, solved by ngspice."""
+
+    name = "spice"
+    description = "analog RC circuit in ngspice: .op (DC fixed point) or .tran (transient)"
+    Options = SpiceBackendOptions
+    training_defaults = {"runner": "shared"}
+
+    def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
+        opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
+        spice = opts.spice_options()
+        return Artefact(system, opts, tau_s=spice.tau_s, data=build_circuit(system, spice))
+
+    def update_parameters(self, artefact: Artefact, params: Mapping[str, np.ndarray]) -> Artefact:
+        """Rebuild the circuit with new conductances (the runner re-parses it)."""
+        return self.compile(artefact.system.with_parameters(params), artefact.options)
+
+    def run(self, artefact: Artefact, batch: Batch, *, initial: str | State | None = None, seed: int = 0,
+            trace: bool = False) -> SimulationResult:
+        opts: SpiceBackendOptions = artefact.options  # type: ignore[assignment]
+        if opts.analysis == "op" and initial is not None:
+            raise ConfigError("--initial applies to --analysis tran (.op solves for the rest state directly)")
+        return _run(artefact.system, artefact.data, opts, batch, "random" if initial is None else initial, seed)
+
+    def figure(self, verification: Any, batch: Batch) -> Any:
+        """``.tran``: each population's tension settling toward ``beta * dl/dx``; ``.op``:
+        the gradients against exact backprop."""
+        if verification.result.trace is None:
+            return super().figure(verification, batch)
+        from hwbp.targets.spice.plot import tension_figure
+
+        return tension_figure(verification, batch)
+
+    def conformance(self) -> Sequence[ConformanceProfile]:
+        return (
+            ConformanceProfile("op", {"analysis": "op"}, OP_RTOL,
+                               unsupported=lambda c: None if c.initial == "zeros" else
+                               ".op solves for the fixed point directly; it has no initial state"),
+            ConformanceProfile("tran", {"analysis": "tran"}, TRAN_RTOL,
+                               unsupported=lambda c: None if c.initial != "zeros" or c.depth <= 4 else
+                               "covered by the random initial state at this depth",
+                               slow=lambda c: c.depth > 2 or c.batch_size > 1),
+        )
+
+
+def run_spice(system: DynamicsSystem, batch: Batch, *, initial: str | State | None = None, seed: int = 0,
+              trace: bool = True, **options: Any) -> SimulationResult:
+    """Simulate ``system`` on ``batch`` in ngspice (``options``: fields of
+    :class:`SpiceBackendOptions`, e.g. ``analysis="tran"``, ``runner="shared"``)."""
+    be = SpiceBackend()
+    return be.run(be.compile(system, be.options(options)), batch, initial=initial, seed=seed, trace=trace)
+
+
+def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, batch: Batch,
+         initial: str | State, seed: int) -> SimulationResult:
+    analysis = opts.analysis
     check_batch(batch, analysis)
-    kw = {k: v for k, v in (("reltol", reltol), ("abstol_a", abstol_a), ("vntol_v", vntol_v),
-                            ("tran_reltol", tran_reltol)) if v is not None}
-    opts = SpiceOptions(r_ohm=r_ohm, c_f=c_f, cells=dict(cells or {}), **kw)
-    circuit = build_circuit(system, opts)
-    run = get_runner(runner, timeout_s=timeout_s)
+    run = get_runner(opts.runner, timeout_s=opts.timeout_s)
+    spice = opts.spice_options()
     nodes = circuit.saved_nodes()
     stims = [stimulus(circuit, {k: v[b] for k, v in batch.x.items()}, batch.y[b]) for b in range(batch.size)]
-    settle: dict[str, Any] = {"mode": analysis, "runner": runner, "simulator": "ngspice", "r_ohm": r_ohm,
-                              "c_f": c_f, "tau_s": opts.tau_s, "depth": system.depth}
+    settle: dict[str, Any] = {"mode": analysis, "runner": opts.runner, "simulator": "ngspice", "r_ohm": opts.r_ohm,
+                              "c_f": opts.c_f, "tau_s": spice.tau_s, "depth": system.depth}
     if analysis == "op":
         values = run.op(circuit, stims, nodes)
-        means, tensions = split_nodes(circuit, values)
-        settle.update(reltol=opts.reltol, abstol_a=opts.abstol_a, vntol_v=opts.vntol_v)
-        return SimulationResult(State(means, tensions, float("inf"), 0), None, settle)
+        means, tensions, gates = split_nodes(circuit, values)
+        settle.update(reltol=spice.reltol, abstol_a=spice.abstol_a, vntol_v=spice.vntol_v)
+        return SimulationResult(State(means, tensions, float("inf"), 0, gates), None, settle)
 
     L = system.depth
-    total = max(12.0 * L, 24.0) if duration is None else float(duration)
+    total = max(12.0 * L, 24.0) if opts.duration is None else float(opts.duration)
+    step = opts.step
     if not (np.isfinite(total) and total > 0 and np.isfinite(step) and 0 < step <= total):
         raise ConfigError(f"spice .tran needs 0 < step <= duration (units of tau), got step={step}, duration={total}")
-    init = initial_nodes(system, batch.size, initial, seed)
-    tau = opts.tau_s
+    init = initial_nodes(system, batch, initial, seed)
+    tau = spice.tau_s
     n_out = int(round(total / step))
     series = []
     for b in range(batch.size):
@@ -178,16 +218,17 @@ def run_spice(
             vp, vm = init[b][name]
             ic.update(zip(xp, map(float, vp)))
             ic.update(zip(xm, map(float, vm)))
-        t_s, v = run.tran(circuit, stims[b], ic, step * tau, total * tau, nodes, opts.tran_reltol)
+        t_s, v = run.tran(circuit, stims[b], ic, step * tau, total * tau, nodes, spice.tran_reltol)
         t_tau = t_s / tau
         grid = np.arange(n_out + 1) * step
         series.append(np.stack([np.interp(grid, t_tau, v[:, i]) for i in range(v.shape[1])], axis=1))
     values = np.stack(series, axis=1)  # (K, B, N)
-    means, tensions = split_nodes(circuit, values)
-    tr = Trace(grid, means, tensions)
-    t_settle = settling_time(grid, tensions, settle_tol)
-    settle.update(duration_tau=total, dt_tau=step, reltol=opts.tran_reltol, settle_tol=settle_tol,
+    means, tensions, gates = split_nodes(circuit, values)
+    tr = Trace(grid, means, tensions, gates)
+    t_settle = settling_time(grid, tensions, opts.settle_tol)
+    settle.update(duration_tau=total, dt_tau=step, reltol=spice.tran_reltol, settle_tol=opts.settle_tol,
                   settling_time_tau=t_settle, settling_time_s=t_settle * tau,
                   initial=initial if isinstance(initial, str) else "given")
-    final = State({k: v[-1] for k, v in means.items()}, {k: v[-1] for k, v in tensions.items()}, total, n_out)
-    return SimulationResult(final, tr if trace else None, settle)
+    final = State({k: v[-1] for k, v in means.items()}, {k: v[-1] for k, v in tensions.items()}, total, n_out,
+                  {k: v[-1] for k, v in gates.items()})
+    return SimulationResult(final, tr, settle)

@@ -106,6 +106,7 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
     sections = [Section("clamped inputs (V, one source per component)", tuple(stim))]
 
     pop_nodes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    gate_nodes: dict[tuple[str, int], tuple[str, ...]] = {}
     for pop in system.populations:
         t = tags[pop.name]
         n = pop.size
@@ -128,6 +129,7 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
             pre = src_nodes[term.source]
             gate = [f"{t}_g{k}_{j}" for j in range(n)]
             if term.weight is not None:
+                gate_nodes[(pop.name, k)] = tuple(gate)
                 a = [f"{t}_a{k}_{j}" for j in range(n)]
                 items += [Element(f"Ra_{t}_{k}_{j}", (a[j], "0"), spice_number(r)) for j in range(n)]
                 if term.bias is not None:
@@ -215,6 +217,7 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
         targets=targets,
         nodes=MappingProxyType(pop_nodes),
         options=MappingProxyType(opts),
+        gates=MappingProxyType(gate_nodes),
     )
 
 

@@ -2,7 +2,7 @@
 
 ``write_netlists(system, out_dir)`` writes ``<model>.cir`` (ngspice dialect, an
 ``.op`` analysis, inputs and targets at 0 V) and ``cells/*.cir`` (the subcircuits it
-includes, copied from ``circuits/`` or the user's replacements).  Run it with
+includes, copied from the shipped cells or the user's replacements).  Run it with
 ``cd out_dir && ngspice -b <model>.cir -r out.raw``.  Everything is built in memory
 and every destination checked before the first file is written, so invalid input or
 a blocked path leaves the directory untouched; each file is written atomically.
@@ -12,16 +12,19 @@ Same model and options give byte-identical files.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from hwbp.backend import Options, option
 from hwbp.lower.system import DynamicsSystem
+from hwbp.targets import Target
 from hwbp.targets.spice.build import build_circuit
-from hwbp.targets.spice.model import SpiceOptions
+from hwbp.targets.spice.model import SpiceOptions, cells_from_dir
 from hwbp.targets.spice.names import sanitize
 from hwbp.targets.spice.writer import get_writer
 
-__all__ = ["netlist_files", "write_netlists"]
+__all__ = ["SpiceTargetOptions", "SpiceTarget", "netlist_files", "write_netlists"]
 
 #: Subdirectory of the output directory holding the cells.
 CELLS_SUBDIR = "cells"
@@ -36,6 +39,32 @@ def netlist_files(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
     for cell in circuit.cells:
         files[f"{CELLS_SUBDIR}/{cell.filename}"] = cell.text
     return files
+
+
+@dataclass(frozen=True)
+class SpiceTargetOptions(Options):
+    """Options of the ``spice`` target (physical values in SI units)."""
+
+    r_ohm: float = option(1e3, "node resistance R (default: 1000)", unit="ohm")
+    c_f: float = option(1e-9, "node capacitance C (default: 1e-9); tau = R*C", unit="F")
+    cells: str | None = option(None, "directory of replacement cells (same file and subcircuit names as "
+                                     "the shipped ones; missing ones come from hwbp)", flag="--cells")
+    dialect: str = option("ngspice", "netlist dialect", choices=("ngspice", "spice3"))
+
+
+class SpiceTarget(Target):
+    """Netlists of the analog RC realization (ngspice dialect by default)."""
+
+    name = "spice"
+    description = "analog RC netlist (<model>.cir) and its cells for ngspice"
+    Options = SpiceTargetOptions
+
+    def emit(self, system: DynamicsSystem, out_dir: str | Path, options: Options,
+             info: Mapping[str, Any] | None = None) -> list[Path]:
+        o: SpiceTargetOptions = self.options(options)  # type: ignore[assignment]
+        cells = cells_from_dir(o.cells) if o.cells is not None else None
+        return write_netlists(system, out_dir, model_file=(info or {}).get("model_file"), r_ohm=o.r_ohm,
+                              c_f=o.c_f, cells=cells, dialect=o.dialect)
 
 
 def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: str | None = None,

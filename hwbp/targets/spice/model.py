@@ -1,7 +1,7 @@
 """The circuit object model: what an emitted netlist contains, independent of text.
 
 A :class:`Circuit` holds global parameters, cell subcircuits (:class:`Cell`, loaded
-from ``circuits/``), and sections of elements.  Dense synapse layers are kept as one
+from the package's ``cells/``), and sections of elements.  Dense synapse layers are kept as one
 :class:`SynapseArray` (a conductance matrix and its four node lists) rather than
 hundreds of thousands of element objects, so building and writing stay fast; the
 writer expands it into one cell instance per synapse.  Text writers live in
@@ -21,12 +21,12 @@ import numpy as np
 from hwbp.errors import ConfigError
 
 __all__ = [
-    "CELLS_DIR", "DEFAULT_CELLS", "SpiceOptions", "Cell", "load_cell", "Element", "SynapseArray",
+    "CELLS_DIR", "DEFAULT_CELLS", "SpiceOptions", "Cell", "load_cell", "cells_from_dir", "Element", "SynapseArray",
     "Section", "Circuit",
 ]
 
-#: Directory of the shipped cell subcircuits (``circuits/`` at the project root).
-CELLS_DIR = Path(__file__).resolve().parents[3] / "circuits"
+#: Directory of the shipped cell subcircuits (package data of ``hwbp.targets.spice``).
+CELLS_DIR = Path(__file__).resolve().parent / "cells"
 
 #: Cell role -> file name in :data:`CELLS_DIR`.  Roles ``act_<f>`` exist per activation.
 DEFAULT_CELLS: Mapping[str, str] = MappingProxyType(
@@ -192,6 +192,20 @@ def load_cell(role: str, path: str | Path | None = None) -> Cell:
     return Cell(role, expected, ports, DEFAULT_CELLS[role], text if text.endswith("\n") else text + "\n")
 
 
+def cells_from_dir(directory: str | Path) -> dict[str, str]:
+    """Role -> file for every shipped cell file name found in ``directory`` (the same
+    file and subcircuit names as the shipped cells); roles whose file is absent keep
+    the shipped cell.  A directory holding none of them is an error listing the names."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ConfigError(f"--cells {d}: not a directory; give a directory of cell files named like "
+                          f"the shipped ones ({', '.join(sorted(DEFAULT_CELLS.values()))})")
+    found = {role: str(d / name) for role, name in DEFAULT_CELLS.items() if (d / name).is_file()}
+    if not found:
+        raise ConfigError(f"--cells {d}: holds none of the cell files {', '.join(sorted(DEFAULT_CELLS.values()))}")
+    return found
+
+
 @dataclass(frozen=True)
 class Element:
     """One netlist element: ``name`` (its first letter is the SPICE kind), ``nodes``,
@@ -255,6 +269,9 @@ class Circuit:
         Population -> (x+ node names, x- node names).
     options : Mapping[str, str]
         ``.options`` entries.
+    gates : Mapping[tuple of (str, int), tuple of str]
+        Weighted term ``(population, term index)`` -> its gate nodes (V = f'(a) * T),
+        which runners read back as the hardware's own gated sensitivity.
     """
 
     title: str
@@ -266,6 +283,7 @@ class Circuit:
     targets: tuple[str, ...]
     nodes: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]
     options: Mapping[str, str]
+    gates: Mapping[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def synapse_count(self) -> int:
@@ -278,8 +296,11 @@ class Circuit:
         return sum(i.count if isinstance(i, SynapseArray) else 1 for s in self.sections for i in s.items)
 
     def saved_nodes(self) -> list[str]:
-        """The x+ and x- node of every neuron, in population order (what runners read)."""
+        """The x+ and x- node of every neuron, in population order, then the gate nodes
+        of every weighted term (what runners read)."""
         out: list[str] = []
         for xp, xm in self.nodes.values():
             out += list(xp) + list(xm)
+        for g in self.gates.values():
+            out += list(g)
         return out

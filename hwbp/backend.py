@@ -1,0 +1,423 @@
+"""The backend contract: what a realization of a :class:`~hwbp.lower.DynamicsSystem`
+implements, and the registry that finds every backend (built-in or third-party).
+
+A backend is a subclass of :class:`Backend` with
+
+* ``name`` and ``description``;
+* ``Options``: a frozen :class:`Options` dataclass whose fields (declared with
+  :func:`option`, with units and help text) become the command-line flags of
+  ``hwbp verify``, ``simulate`` and ``train``, validate themselves, and are recorded
+  in the report;
+* ``compile(system, options) -> Artefact``: everything that does not depend on the
+  batch (a netlist, a process graph, a kernel's tables); ``artefact.tau_s`` is the
+  time constant the realization has (the one source of truth for tau);
+* ``run(artefact, batch, *, initial, seed, trace) -> SimulationResult``: settle on a
+  batch and return, per population, means and tensions and, per weighted term, the
+  gated sensitivity ``e = f'(a) ⊙ T`` as the hardware produced it;
+* optionally ``update_parameters(artefact, params)`` so training need not recompile;
+* ``conformance()``: the profiles (settings, tolerances with the reason for each, and
+  unsupported cases with a reason) under which it runs the one conformance suite in
+  ``tests/conformance/``.
+
+Backends are found by :func:`get_backend` in the built-in table and in the package
+entry points of group ``hwbp.backends`` (``name = "module:Class"``): a third-party
+package adds one by declaring the entry point, without editing hwbp.  The built-ins
+are declared the same way in hwbp's own metadata; the table below only lets a source
+checkout that was never installed find them.  A backend module imports its external
+tool lazily (inside ``compile``/``run``), so that listing its options costs nothing.
+
+Example (the minimum a backend author writes; see ``tests/fixtures/``)::
+
+    @dataclass(frozen=True)
+    class MyOptions(Options):
+        gain: float = option(1.0, "amplifier gain (dimensionless)")
+
+    class MyBackend(Backend):
+        name = "mine"
+        description = "my simulator"
+        Options = MyOptions
+
+        def compile(self, system, options):
+            return Artefact(system, options, tau_s=1.0)
+
+        def run(self, artefact, batch, *, initial=None, seed=0, trace=False):
+            ...  # return SimulationResult(State(means, tensions, gates=...))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from hwbp.errors import ConfigError
+from hwbp.registry import Registry
+from hwbp.lower.system import DynamicsSystem
+from hwbp.state import SimulationResult, State
+from hwbp.types import Batch
+
+__all__ = [
+    "option", "Options", "OptionInfo", "Artefact", "Backend", "ConformanceCase", "ConformanceProfile",
+    "INITIAL_STATES", "initial_state", "ENTRY_POINT_GROUP", "BUILTIN_BACKENDS", "REGISTRY", "backend_names",
+    "get_backend", "register_backend", "check_state",
+]
+
+#: Entry point group of backends (``name = "module:Class"``).
+ENTRY_POINT_GROUP = "hwbp.backends"
+
+#: The backends hwbp ships (also declared as entry points in its metadata).
+BUILTIN_BACKENDS: Mapping[str, str] = MappingProxyType({
+    "reference": "hwbp.sim.backend:ReferenceBackend",
+    "spice": "hwbp.targets.spice.backend:SpiceBackend",
+})
+
+#: Named initial states every backend understands (besides a :class:`State`).
+INITIAL_STATES = ("zeros", "random", "forward-manifold")
+
+
+# ------------------------------------------------------------------ options
+@dataclass(frozen=True)
+class OptionInfo:
+    """How one option field appears to users: help text, unit, valid choices, flag."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    unit: str | None
+    choices: tuple[Any, ...] | None
+    flag: str
+    cli: bool
+
+    @property
+    def optional(self) -> bool:
+        """Whether ``None`` is a valid value (the backend then picks a default)."""
+        return self.default is None
+
+
+def option(default: Any, help: str, *, unit: str | None = None, choices: Sequence[Any] | None = None,
+           flag: str | None = None, cli: bool = True) -> Any:
+    """Declare an :class:`Options` field.
+
+    Parameters
+    ----------
+    default : object
+        Default value (``None``: the backend chooses, e.g. ``2L`` steps).
+    help : str
+        One line for ``--help`` and the documentation.
+    unit : str, optional
+        Physical unit (``ohm``, ``F``, ``s``, ``V``, ``A``, ``S``, or ``tau``).
+    choices : sequence, optional
+        The valid values; anything else is a :class:`ConfigError` listing them.
+    flag : str, optional
+        Command-line flag (default ``--`` plus the field name with dashes).
+    cli : bool
+        Whether the field has a flag at all (mappings, callables: API only).
+    """
+    meta = {"help": help, "unit": unit, "choices": None if choices is None else tuple(choices),
+            "flag": flag, "cli": cli}
+    return field(default=default, metadata=meta)
+
+
+def _base_type(tp: Any) -> type:
+    """``float`` for ``float | None`` etc.; the first non-None member of a union."""
+    if isinstance(tp, type):
+        return tp
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if args and isinstance(args[0], type):
+        return args[0]
+    origin = typing.get_origin(args[0] if args else tp)
+    return origin if isinstance(origin, type) else object
+
+
+@dataclass(frozen=True)
+class Options:
+    """Base class of a backend's (or target's) options: a frozen dataclass whose fields
+    are declared with :func:`option`.  Values are checked on construction: types,
+    choices and, in subclasses, :meth:`check`.  Every error is a :class:`ConfigError`
+    naming the flag and the valid values."""
+
+    def __post_init__(self) -> None:
+        for info in self.infos():
+            value = getattr(self, info.name)
+            if value is None and info.optional:
+                continue
+            object.__setattr__(self, info.name, self._coerce(info, value))
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field checks of a subclass (raise :class:`ConfigError`)."""
+
+    @classmethod
+    def infos(cls) -> tuple[OptionInfo, ...]:
+        """One :class:`OptionInfo` per field, in declaration order."""
+        hints = typing.get_type_hints(cls)
+        out = []
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            default = f.default if f.default is not dataclasses.MISSING else None
+            out.append(OptionInfo(
+                name=f.name, type=_base_type(hints.get(f.name, object)), default=default,
+                help=meta.get("help", ""), unit=meta.get("unit"), choices=meta.get("choices"),
+                flag=meta.get("flag") or "--" + f.name.replace("_", "-"), cli=meta.get("cli", True)))
+        return tuple(out)
+
+    @classmethod
+    def info(cls, name: str) -> OptionInfo:
+        """The :class:`OptionInfo` of field ``name``."""
+        for i in cls.infos():
+            if i.name == name:
+                return i
+        raise ConfigError(f"no option {name!r}; valid: {', '.join(i.name for i in cls.infos())}")
+
+    @staticmethod
+    def _coerce(info: OptionInfo, value: Any) -> Any:
+        what = f"{info.flag} ({info.name})"
+        tp = info.type
+        if tp is bool:
+            if not isinstance(value, (bool, np.bool_)):
+                raise ConfigError(f"{what} must be true or false, got {value!r}")
+            value = bool(value)
+        elif tp is int:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (
+                    isinstance(value, (float, np.floating)) and float(value).is_integer()):
+                raise ConfigError(f"{what} must be an integer, got {value!r}")
+            value = int(value)
+        elif tp is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ConfigError(f"{what} must be a number, got {value!r}")
+            value = float(value)
+            if not np.isfinite(value):
+                raise ConfigError(f"{what} must be a finite number, got {value!r}")
+        elif tp is str:
+            if not isinstance(value, str):
+                raise ConfigError(f"{what} must be a string, got {value!r}")
+        if info.choices is not None and value not in info.choices:
+            raise ConfigError(f"{what}: invalid value {value!r}; valid: {', '.join(map(str, info.choices))}")
+        return value
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None = None, *, owner: str = "") -> "Options":
+        """Options from a mapping of field values; an unknown key is a :class:`ConfigError`
+        listing the valid ones (``owner`` names the backend in the message)."""
+        values = dict(values or {})
+        names = [i.name for i in cls.infos()]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            who = f"backend {owner!r}" if owner else cls.__name__
+            raise ConfigError(f"{who} has no option {unknown[0]!r}; valid: {', '.join(names) or '(none)'}")
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready field values (for the report)."""
+        out: dict[str, Any] = {}
+        for info in self.infos():
+            v = getattr(self, info.name)
+            if isinstance(v, Mapping):
+                v = {str(k): str(x) for k, x in v.items()}
+            elif not isinstance(v, (bool, int, float, str, type(None))):
+                v = str(v)
+            out[info.name] = v
+        return out
+
+
+# ------------------------------------------------------------------ artefact
+@dataclass(frozen=True, eq=False)
+class Artefact:
+    """What :meth:`Backend.compile` produced: the system as realized (its ``tau_s`` is
+    the realized time constant), the options, and backend-specific ``data``."""
+
+    system: DynamicsSystem
+    options: Options
+    tau_s: float
+    data: Any = None
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.tau_s) and self.tau_s > 0):
+            raise ConfigError(f"the realized time constant must be a positive number of seconds, got {self.tau_s}")
+        if self.system.tau_s != self.tau_s:
+            object.__setattr__(self, "system", self.system.with_options(tau_s=self.tau_s))
+
+
+# ------------------------------------------------------------------ conformance
+@dataclass(frozen=True)
+class ConformanceCase:
+    """One case of the conformance suite: a model, a loss, a batch, an initial state."""
+
+    model: str  # "mlp" or "resmlp"
+    activation: str
+    loss: str
+    depth: int
+    batch_size: int
+    initial: str
+
+    @property
+    def id(self) -> str:
+        """Short test id."""
+        return f"{self.model}-{self.activation}-{self.loss}-L{self.depth}-b{self.batch_size}-{self.initial}"
+
+
+@dataclass(frozen=True)
+class ConformanceProfile:
+    """A setting under which a backend runs the conformance suite.
+
+    Attributes
+    ----------
+    name : str
+        Profile name, e.g. ``"unit-step"`` or ``"op"``.
+    options : Mapping[str, object]
+        Option values (fields of the backend's ``Options``).
+    max_rel_err : float
+        Bound on every tensor's ``rel_err``: a named constant of the backend module,
+        with a comment saying why it is what it is.
+    unsupported : callable, optional
+        ``unsupported(case) -> str | None``: the reason a case is not run, or None.
+    slow : callable, optional
+        ``slow(case) -> bool``: cases marked ``slow`` (CI runs them too).
+    """
+
+    name: str
+    options: Mapping[str, Any]
+    max_rel_err: float
+    unsupported: Callable[[ConformanceCase], str | None] | None = None
+    slow: Callable[[ConformanceCase], bool] | None = None
+
+
+# ------------------------------------------------------------------ backend
+class Backend(ABC):
+    """Base class of every backend (see the module docstring for the contract)."""
+
+    #: Registry name (``--backend NAME``).
+    name: ClassVar[str] = ""
+    #: One line for ``--help``.
+    description: ClassVar[str] = ""
+    #: The options dataclass.
+    Options: ClassVar[type[Options]] = Options
+    #: Option values a gradient source for training uses unless the user sets them.
+    training_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+
+    def options(self, values: Mapping[str, Any] | Options | None = None) -> Options:
+        """``values`` as this backend's :class:`Options` (unknown keys are errors)."""
+        if isinstance(values, Options):
+            if not isinstance(values, self.Options):
+                raise ConfigError(f"backend {self.name!r} takes {self.Options.__name__}, got {type(values).__name__}")
+            return values
+        return self.Options.from_mapping(values, owner=self.name)
+
+    @abstractmethod
+    def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
+        """Realize ``system`` (batch-independent work)."""
+
+    @abstractmethod
+    def run(self, artefact: Artefact, batch: Batch, *, initial: str | State | None = None, seed: int = 0,
+            trace: bool = False) -> SimulationResult:
+        """Settle ``artefact`` on ``batch`` from ``initial`` (``None``: the backend's
+        default); ``seed`` draws a random initial state; ``trace`` records the trajectory
+        where the backend can."""
+
+    def update_parameters(self, artefact: Artefact, params: Mapping[str, np.ndarray]) -> Artefact:
+        """An artefact with new parameter values (default: compile again)."""
+        return self.compile(artefact.system.with_parameters(params), artefact.options)
+
+    def conformance(self) -> Sequence[ConformanceProfile]:
+        """Profiles under which this backend runs the conformance suite (default: one,
+        with default options, at the reference bound)."""
+        return (ConformanceProfile("default", {}, 1e-10),)
+
+    def figure(self, verification: Any, batch: Batch) -> Any:
+        """The matplotlib figure of a verification (``hwbp verify --plot``): by default
+        the gradients against exact backprop, and the error against time when traced."""
+        from hwbp.verify.plot import verification_figure
+
+        return verification_figure(verification, batch)
+
+    def simulate(self, system: DynamicsSystem, batch: Batch, options: Mapping[str, Any] | Options | None = None,
+                 **run: Any) -> SimulationResult:
+        """``compile`` then ``run`` (``run`` takes ``initial``, ``seed``, ``trace``)."""
+        artefact = self.compile(system, self.options(options))
+        return self.run(artefact, batch, **run)
+
+
+def check_state(system: DynamicsSystem, state: State, backend: str) -> None:
+    """Raise :class:`ConfigError` if a backend's ``state`` lacks a population or has
+    arrays of the wrong shape (a defect of that backend, reported clearly)."""
+    for pop in system.populations:
+        for kind, values in (("mean", state.mean), ("tension", state.tension)):
+            if pop.name not in values:
+                raise ConfigError(f"backend {backend!r} returned no {kind} for population {pop.name!r}; "
+                                  f"a state needs every population: {', '.join(p.name for p in system.populations)}")
+            shape = np.shape(values[pop.name])
+            if len(shape) != 2 or shape[1] != pop.size:
+                raise ConfigError(f"backend {backend!r}: {kind} of population {pop.name!r} has shape {shape}, "
+                                  f"expected (batch, {pop.size})")
+
+
+# ------------------------------------------------------------------ initial state
+def initial_state(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int = 0) -> State:
+    """The initial state every backend starts from, drawn identically for one seed.
+
+    ``zeros``: all nodes at 0.  ``random``: means then tensions ``N(0, 1)``, population
+    by population in topological order, from ``numpy.random.default_rng(seed)``.
+    ``forward-manifold``: means at the forward pass (populations in topological order,
+    each from the settled means), tensions 0.  A :class:`State` is checked (every
+    population, shape ``(batch, n)``, finite) and returned as float64.
+    """
+    shapes = [(batch.size, p.size) for p in system.populations]
+    names = [p.name for p in system.populations]
+    if isinstance(initial, State):
+        means, tens = {}, {}
+        for n, shape in zip(names, shapes):
+            for label, src, dst in (("activation", initial.mean, means), ("tension", initial.tension, tens)):
+                if n not in src:
+                    raise ConfigError(f"initial state lacks the {label} of population {n!r}; give every "
+                                      f"population: {', '.join(names)}")
+                a = np.array(src[n], dtype=np.float64)
+                if a.shape != shape:
+                    raise ConfigError(f"initial {label} of population {n!r}: expected shape {shape} "
+                                      f"(batch x neurons), got {a.shape}")
+                if not np.all(np.isfinite(a)):
+                    raise ConfigError(f"initial {label} of population {n!r} has NaN or Inf values")
+                dst[n] = a
+        return State(means, tens)
+    if initial == "zeros":
+        return State({n: np.zeros(s) for n, s in zip(names, shapes)}, {n: np.zeros(s) for n, s in zip(names, shapes)})
+    if initial == "random":
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+        rng = np.random.default_rng(seed)
+        means = {n: rng.standard_normal(s) for n, s in zip(names, shapes)}
+        return State(means, {n: rng.standard_normal(s) for n, s in zip(names, shapes)})
+    if initial == "forward-manifold":
+        from hwbp.sim.kernel import Kernel
+
+        kernel = Kernel(system, batch)
+        m = [np.zeros(s) for s in shapes]
+        for i in range(len(m)):
+            kernel.forward((i,), m, m)
+        return State(dict(zip(names, m)), {n: np.zeros(s) for n, s in zip(names, shapes)})
+    raise ConfigError(f"unknown initial state {initial!r}; valid: {', '.join(INITIAL_STATES)} or a State")
+
+
+# ------------------------------------------------------------------ registry
+#: The registry of backends (built-ins, entry points of group ``hwbp.backends``).
+REGISTRY = Registry("backend", ENTRY_POINT_GROUP, BUILTIN_BACKENDS, Backend)
+
+
+def backend_names() -> list[str]:
+    """Every registered backend name: built-ins first, then the rest sorted."""
+    return REGISTRY.names()
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered as ``name`` (an instance); the error lists the valid names."""
+    return REGISTRY.get(name)
+
+
+def register_backend(name: str, backend: "str | type[Backend] | Backend") -> None:
+    """Register ``backend`` (a class, an instance or ``"module:Class"``) as ``name``."""
+    REGISTRY.register(name, backend)
