@@ -172,8 +172,6 @@ class SpiceBackend(Backend):
         return (
             ConformanceProfile("op", {"analysis": "op"}, OP_RTOL, takes_initial=False),
             ConformanceProfile("tran", {"analysis": "tran"}, TRAN_RTOL,
-                               unsupported=lambda c: None if c.initial != "zeros" or c.depth <= 4 else
-                               "covered by the random initial state at this depth",
                                slow=lambda c: c.depth > 2 or c.batch_size > 1),
         )
 
