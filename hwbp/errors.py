@@ -14,6 +14,7 @@ __all__ = [
     "UnsupportedOpError",
     "ModelFormatError",
     "BatchError",
+    "StateError",
     "ConfigError",
     "BackendError",
 ]
@@ -41,6 +42,10 @@ class ModelFormatError(HwbpError, ValueError):
 
 class BatchError(HwbpError, ValueError):
     """An input/target batch does not fit the model."""
+
+
+class StateError(HwbpError, ValueError):
+    """A saved state (``hwbp simulate``'s ``state.npz``) cannot be read or does not fit the model."""
 
 
 class ConfigError(HwbpError, ValueError):

@@ -18,7 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
-from hwbp.errors import BatchError, ConfigError
+from hwbp.errors import BatchError, ConfigError, StateError
 from hwbp.ir.graph import Graph
 from hwbp.ir.serialize import graph_from_bytes, graph_to_bytes
 from hwbp.sim.state import State
@@ -103,16 +103,26 @@ def load_batch(path: str | os.PathLike, graph: Graph, *, loss: str = "mse") -> B
 
 def load_state(path: str | os.PathLike) -> State:
     """Load a state saved by ``hwbp simulate`` (arrays ``activation/<population>`` and
-    ``tension/<population>``), e.g. to resume a simulation from it."""
+    ``tension/<population>``), e.g. to resume a simulation from it.
+
+    Raises
+    ------
+    StateError
+        If the file is missing or unreadable, or its arrays do not form a state (like
+        :func:`load_batch` raises :class:`BatchError`); one line naming the file.
+    """
     where = str(path)
-    arrays = _read_npz(path, "state")
+    try:
+        arrays = _read_npz(path, "state")
+    except ConfigError as exc:
+        raise StateError(str(exc)) from None
     mean = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("activation/")}
     tension = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("tension/")}
     if not mean or set(mean) != set(tension):
-        raise ConfigError(f"{where}: a state needs matching 'activation/<population>' and 'tension/<population>' arrays")
+        raise StateError(f"{where}: a state needs matching 'activation/<population>' and 'tension/<population>' arrays")
     for key, arr in [*mean.items(), *tension.items()]:
         if arr.dtype.kind not in "fiu" or not np.all(np.isfinite(arr)):
-            raise ConfigError(f"{where}: array of population {key!r} must be finite numbers, got dtype {arr.dtype}")
+            raise StateError(f"{where}: array of population {key!r} must be finite numbers, got dtype {arr.dtype}")
     return State(mean, tension)
 
 
