@@ -50,7 +50,7 @@ def load_model(path: str | os.PathLike) -> Graph:
     if suffix == ".onnx":
         from hwbp.importers.onnx import load_onnx_bytes
 
-        return load_onnx_bytes(data, source=str(p), name=p.stem)
+        return load_onnx_bytes(data, source=str(p), name=p.stem, base_dir=p.resolve().parent)
     return graph_from_bytes(data, source=str(p))
 
 

@@ -44,7 +44,8 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
     if len(graph.inputs) != 1:
         raise ModelError(f"ONNX export supports one input, graph {graph.name!r} has {len(graph.inputs)}")
     inp = graph.inputs[0]
-    used = {inp.name} | {n for d in graph.nodes if isinstance(d, Dense) for n in (d.weight_name, d.bias_name)}
+    used = {inp.name} | {n for d in graph.nodes if isinstance(d, Dense) for n in (d.weight_name, d.bias_name)
+                         if d.has_bias or n == d.weight_name}
 
     def fresh(base: str) -> str:
         name = unique_name(base, used)
@@ -60,8 +61,11 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
         out = output if node.name == graph.output else fresh(f"{node.name}_output")
         if isinstance(node, Dense):
             inits.append(numpy_helper.from_array(node.weight.astype(np_type), name=node.weight_name))
-            inits.append(numpy_helper.from_array(node.bias.astype(np_type), name=node.bias_name))
-            nodes.append(helper.make_node("Gemm", [tensor[node.source], node.weight_name, node.bias_name], [out],
+            operands = [tensor[node.source], node.weight_name]
+            if node.has_bias:  # a bias-free layer stays bias-free (Gemm without C)
+                inits.append(numpy_helper.from_array(node.bias.astype(np_type), name=node.bias_name))
+                operands.append(node.bias_name)
+            nodes.append(helper.make_node("Gemm", operands, [out],
                                           name=f"/{node.name}/Gemm", alpha=1.0, beta=1.0, transB=1))
         elif isinstance(node, Activation):
             op = _ACT_OPS.get(node.function)
