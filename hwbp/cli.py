@@ -193,7 +193,7 @@ def _check_out_path(path: str | None, suffix: str, flag: str) -> None:
 # ------------------------------------------------------------------ commands
 def cmd_verify(args: argparse.Namespace) -> int:
     """``hwbp verify``: exit 0 when the gradients pass, 1 when not."""
-    from hwbp.io import atomic_write_bytes, atomic_write_text, file_sha256
+    from hwbp.io import atomic_write_all, file_sha256
     from hwbp.verify.compare import Tolerances
     from hwbp.verify.run import verify
     from hwbp.verify.plot import figure_png
@@ -211,12 +211,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
                extra=extra, **run)
     print(format_table(v.report))
     png = figure_png(backend.figure(v, batch)) if args.plot else None  # render first: write both or neither
+    files: dict[str, bytes] = {}
     if args.report:
-        atomic_write_text(args.report, json.dumps(v.report, indent=1) + "\n")
-        print(f"report: {args.report}")
+        files[args.report] = (json.dumps(v.report, indent=1) + "\n").encode()
     if args.plot and png is not None:
-        atomic_write_bytes(args.plot, png)
-        print(f"figure: {args.plot}")
+        files[args.plot] = png
+    atomic_write_all(files)
+    for path in files:
+        print(f"{'report' if path == args.report else 'figure'}: {path}")
     return 0 if v.passed else 1
 
 
@@ -274,8 +276,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``hwbp train``: train on a dataset, write the trained model (ONNX and native)."""
-    from hwbp.exporters.onnx import graph_to_onnx_bytes, save_onnx
-    from hwbp.io import check_writable, load_model, save_model
+    from hwbp.exporters.onnx import graph_to_onnx_bytes
+    from hwbp.io import atomic_write_all, check_writable, load_model
+    from hwbp.ir.serialize import graph_to_bytes
     from hwbp.models import random_init
     from hwbp.train import TrainConfig, get_source, load_digits_split, train
 
@@ -298,8 +301,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("backend options do not apply to --backend oracle (plain backprop)")
     source = get_source(args.backend, beta=args.beta, options=options)
     result = train(graph, x_tr, y_tr, source, config, x_test=x_te, y_test=y_te, desc=f"train[{args.backend}]")
-    save_onnx(result.graph, out)
-    save_model(result.graph, out.with_suffix(".hwbp"))
+    # both files or neither; a graph that cannot be exported (weights beyond float32) writes nothing
+    atomic_write_all({out: graph_to_onnx_bytes(result.graph), out.with_suffix(".hwbp"): graph_to_bytes(result.graph)})
     print(f"backend={args.backend}: test accuracy {result.test_accuracy[-1]:.4f} after {args.epochs} epoch(s)")
     print(f"wrote {out} and {out.with_suffix('.hwbp')}")
     return 0

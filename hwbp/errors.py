@@ -16,6 +16,7 @@ __all__ = [
     "BatchError",
     "ConfigError",
     "BackendError",
+    "TrainingDivergedError",
 ]
 
 
@@ -49,3 +50,7 @@ class ConfigError(HwbpError, ValueError):
 
 class BackendError(HwbpError, RuntimeError):
     """An external simulator or tool failed or is missing."""
+
+
+class TrainingDivergedError(HwbpError, ArithmeticError):
+    """Training produced a non-finite loss or parameter (e.g. a learning rate too large)."""
