@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", default="equations", metavar="NAME",
                    help=f"target: {', '.join(targets)} (default: equations)")
     c.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    c.add_argument("--batch", metavar="FILE.npz", help="a batch whose sample the artefacts apply (targets that "
+                                                      "take one; spice: --sample K)")
     c.set_defaults(func=cmd_compile, option_flags=add_option_flags(c, targets, "target options"))
 
     t = sub.add_parser("train", help="train with gradients from the circuit, the dynamics or backprop")
@@ -261,7 +263,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """``hwbp compile``: emit the artefacts of a target."""
-    from hwbp.io import load_model
+    from hwbp.io import load_batch, load_model
     from hwbp.lower.lowerer import lower
     from hwbp.targets import get_target
 
@@ -269,7 +271,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     options = target.options(args.option_flags.values(args, args.target, "target"))
     graph = load_model(args.model).with_loss(args.loss)
     system = lower(graph, beta=args.beta)
-    for path in target.emit(system, args.out, options, {"model_file": args.model}):
+    info: dict[str, Any] = {"model_file": args.model, "graph": graph}
+    if args.batch:
+        info.update(batch=load_batch(args.batch, graph), batch_file=args.batch)
+    for path in target.emit(system, args.out, options, info):
         print(f"wrote {path}")
     return 0
 

@@ -41,6 +41,7 @@ def test_random_batch_memory_bound(capsys: pytest.CaptureFixture[str]) -> None:
     assert "1000000000 samples needs" in line and "GiB" in line and "at most" in line
 
 
+@pytest.mark.slow
 def test_train_diverging_lr_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "t.onnx"
     line = one_line_error(capsys, main(["train", MODEL, "--backend", "oracle", "--lr", "1e300", "-o", str(out)]))

@@ -172,6 +172,7 @@ def test_spice_op_matches_torch_autograd(exported, name: str, dynamo: bool) -> N
     check(path, model, "spice", SPICE_TOL)
 
 
+@pytest.mark.slow
 def test_default_export_writes_external_data(exported) -> None:
     """The case of the issue: the default export keeps the 20x20 weight in m.onnx.data."""
     import onnx
@@ -183,6 +184,7 @@ def test_default_export_writes_external_data(exported) -> None:
     assert "2.weight" in load_model(path).parameters()
 
 
+@pytest.mark.slow
 def test_bias_free_model_has_no_bias_anywhere(exported, tmp_path: Path) -> None:
     """No grad/<layer>.bias in state.npz, the report, or the trained model."""
     import json
