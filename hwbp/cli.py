@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from hwbp import __version__
-from hwbp.errors import ConfigError, HwbpError
+from hwbp.errors import ConfigError, HwbpError, ModelNote
 from hwbp.ir.graph import Graph
 from hwbp.backend import INITIAL_STATES
 from hwbp.ir.losses import LOSSES
@@ -40,6 +41,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model file (.onnx or .hwbp)")
     p.add_argument("--loss", choices=sorted(LOSSES), default="mse", help="loss port (default: mse)")
     p.add_argument("--beta", type=float, default=1.0, help="loss perturbation strength (default: 1)")
+    _output_arg(p)
+
+
+def _output_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", metavar="NAME", help="ONNX tensor to use as the model's output (default: the only "
+                                                    "output; with several, a classifier's logits)")
 
 
 def _batch_args(p: argparse.ArgumentParser) -> None:
@@ -124,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train with gradients from the circuit, the dynamics or backprop")
     t.add_argument("model", help="model file (.onnx or .hwbp): architecture and initial weights")
+    _output_arg(t)
     t.add_argument("--dataset", choices=("digits",), default="digits", help="training data (default: digits)")
     t.add_argument("--epochs", type=_count, default=1, help="epochs (default: 1)")
     t.add_argument("--batch-size", type=_count, default=32, help="mini-batch size (default: 32)")
@@ -150,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace) -> tuple[Graph, Batch]:
     from hwbp.io import load_batch, load_model, random_batch
 
-    graph = load_model(args.model).with_loss(args.loss)
+    graph = load_model(args.model, output=args.output).with_loss(args.loss)
     if args.batch:
         batch = load_batch(args.batch, graph, loss=args.loss)
     else:
@@ -269,7 +277,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     target = get_target(args.target)
     options = target.options(args.option_flags.values(args, args.target, "target"))
-    graph = load_model(args.model).with_loss(args.loss)
+    graph = load_model(args.model, output=args.output).with_loss(args.loss)
     system = lower(graph, beta=args.beta)
     info: dict[str, Any] = {"model_file": args.model, "graph": graph}
     if args.batch:
@@ -292,7 +300,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_writable(out.with_suffix(".hwbp"), "-o (native copy)")
     config = TrainConfig(args.epochs, args.batch_size, args.optimizer, args.lr, args.seed)
-    graph = load_model(args.model).with_loss("ce")
+    graph = load_model(args.model, output=args.output).with_loss("ce")
     graph_to_onnx_bytes(graph)  # the trained model must be exportable: same structure
     if args.init == "random":
         graph = random_init(graph, seed=args.seed)
@@ -338,13 +346,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
                            "--analysis", "op", "--report", str(out / "spice_op.json")]))
 
 
+def _show_note(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Print a :class:`~hwbp.errors.ModelNote` (and any other warning) as one line on stderr."""
+    kind = "note" if issubclass(category, ModelNote) else "warning"
+    print(f"hwbp: {kind}: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hwbp`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_note
+            return func(args)
     except HwbpError as exc:
         print(f"hwbp: error: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "BackendError",
     "TrainingDivergedError",
+    "ModelNote",
 ]
 
 
@@ -54,3 +55,8 @@ class BackendError(HwbpError, RuntimeError):
 
 class TrainingDivergedError(HwbpError, ArithmeticError):
     """Training produced a non-finite loss or parameter (e.g. a learning rate too large)."""
+
+
+class ModelNote(UserWarning):
+    """A choice made while loading a model that the user should know of (e.g. which of
+    several outputs was taken); the command line prints it as one ``hwbp: note:`` line."""

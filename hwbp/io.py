@@ -41,8 +41,11 @@ def _read(path: str | os.PathLike, what: str) -> bytes:
     return p.read_bytes()
 
 
-def load_model(path: str | os.PathLike) -> Graph:
-    """Load a model by suffix: ``.onnx`` (ONNX) or ``.hwbp`` (native archive)."""
+def load_model(path: str | os.PathLike, *, output: str | None = None) -> Graph:
+    """Load a model by suffix: ``.onnx`` (ONNX) or ``.hwbp`` (native archive).
+
+    ``output`` picks the ONNX tensor to import as the model's output (see
+    :func:`hwbp.importers.onnx.load_onnx_bytes`); a native archive has one output."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in MODEL_FORMATS:
@@ -51,8 +54,11 @@ def load_model(path: str | os.PathLike) -> Graph:
     if suffix == ".onnx":
         from hwbp.importers.onnx import load_onnx_bytes
 
-        return load_onnx_bytes(data, source=str(p), name=p.stem, base_dir=p.resolve().parent)
-    return graph_from_bytes(data, source=str(p))
+        return load_onnx_bytes(data, source=str(p), name=p.stem, base_dir=p.resolve().parent, output=output)
+    graph = graph_from_bytes(data, source=str(p))
+    if output is not None and output != graph.output:
+        raise ConfigError(f"{p}: --output {output!r}: a native model has the one output {graph.output!r}")
+    return graph
 
 
 def save_model(graph: Graph, path: str | os.PathLike) -> None:

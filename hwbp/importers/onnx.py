@@ -29,6 +29,7 @@ keep PyTorch's names (``fc1.weight``, ``fc1.bias``).  Names are made unique, and
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import numpy as np
 import onnx
@@ -42,6 +43,7 @@ from hwbp.errors import (
 )
 from hwbp.importers._onnx_state import _FLOAT_TYPES, _Importer, _Value
 from hwbp.importers.onnx_ops import _HANDLERS, SUPPORTED_OPS
+from hwbp.importers.onnx_outputs import choose_output, needed_nodes
 from hwbp.ir.graph import Graph
 from hwbp.ir.nodes import Input
 
@@ -86,9 +88,14 @@ def _add_input(imp: _Importer, vi: onnx.ValueInfoProto) -> None:
     imp.values[vi.name] = _Value(ir.name, len(dims), ir.size)
 
 
-def _convert(model: onnx.ModelProto, source: str, name: str | None, base_dir: str | None = None) -> Graph:
+def _convert(model: onnx.ModelProto, source: str, name: str | None, base_dir: str | None = None,
+             output: str | None = None) -> Graph:
     g = model.graph
+    out = choose_output(g, source, output)
+    nodes = needed_nodes(g, out)
     imp = _Importer(source, g, base_dir)
+    imp.uses = Counter(i for n in nodes for i in n.input if i)
+    imp.uses[out] += 1
     if g.sparse_initializer:
         raise ModelError(f"{source}: sparse initializers are not supported")
     for init in g.initializer:
@@ -97,10 +104,8 @@ def _convert(model: onnx.ModelProto, source: str, name: str | None, base_dir: st
     if len(dynamic) != 1:
         raise ModelError(f"{source}: model must have exactly one (non-initializer) input, "
                          f"got {len(dynamic)}: {[vi.name for vi in dynamic]}")
-    if len(g.output) != 1:
-        raise ModelError(f"{source}: model must have exactly one output, got {len(g.output)}")
     _add_input(imp, dynamic[0])
-    for node in g.node:
+    for node in nodes:
         op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
         handler = _HANDLERS.get(op)
         if handler is None:
@@ -111,9 +116,8 @@ def _convert(model: onnx.ModelProto, source: str, name: str | None, base_dir: st
             imp.fail(node, f"expected 1 output, got {len(node.output)}", ModelError)
         handler(imp, node)
         imp.producers[node.output[0]] = node
-    out = g.output[0].name
     if out not in imp.values:
-        raise ModelError(f"{source}: graph output {out!r} is not a computed tensor")
+        raise ModelError(f"{source}: output {out!r} is not a computed tensor")
     return _build(imp, imp.values[out], name or g.name or "model")
 
 
@@ -133,7 +137,7 @@ def _build(imp: _Importer, out: _Value, name: str) -> Graph:
 
 
 def load_onnx_bytes(data: bytes, *, source: str = "<bytes>", name: str | None = None,
-                    base_dir: str | os.PathLike[str] | None = None) -> Graph:
+                    base_dir: str | os.PathLike[str] | None = None, output: str | None = None) -> Graph:
     """Import an ONNX model (serialized ``ModelProto``) as an IR graph.
 
     Parameters
@@ -147,6 +151,11 @@ def load_onnx_bytes(data: bytes, *, source: str = "<bytes>", name: str | None = 
     base_dir : path, optional
         Directory of the model file: tensors stored as external data are read from
         files inside it (and nowhere else).  Without it external data are an error.
+    output : str, optional
+        The tensor to import as the model's output (a graph output or any tensor, e.g.
+        a classifier's logits); default: the only graph output, or for several a
+        classifier's logits or probabilities (announced by a ``ModelNote`` warning;
+        see :mod:`hwbp.importers.onnx_outputs`).  Only the nodes it needs are read.
 
     Returns
     -------
@@ -166,13 +175,14 @@ def load_onnx_bytes(data: bytes, *, source: str = "<bytes>", name: str | None = 
     ModelError
         For any other invalid model (several inputs, non-finite weights, ...).
     """
-    return _convert(_parse(data, source), source, name, None if base_dir is None else os.fspath(base_dir))
+    return _convert(_parse(data, source), source, name, None if base_dir is None else os.fspath(base_dir),
+                    output)
 
 
-def load_onnx(path: str | os.PathLike[str], *, name: str | None = None) -> Graph:
+def load_onnx(path: str | os.PathLike[str], *, name: str | None = None, output: str | None = None) -> Graph:
     """Read the ONNX file at ``path`` and import it with :func:`load_onnx_bytes`
     (external data are read from the file's directory)."""
     with open(path, "rb") as fh:
         data = fh.read()
     return load_onnx_bytes(data, source=os.fspath(path), name=name,
-                           base_dir=os.path.dirname(os.path.abspath(path)))
+                           base_dir=os.path.dirname(os.path.abspath(path)), output=output)

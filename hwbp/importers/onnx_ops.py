@@ -131,10 +131,13 @@ def _constant(imp: _Importer, node: onnx.NodeProto) -> None:
         imp.fail(node, f"unsupported attribute {attr.name!r}")
 
 
+from hwbp.importers.onnx_aliases import _cast, _reshape  # noqa: E402  (value-preserving ops)
 from hwbp.importers.onnx_decomp import _greater, _where  # noqa: E402  (exporter decompositions)
 
 #: Handler per supported ONNX op type (default domain).
 _HANDLERS: Mapping[str, Handler] = MappingProxyType({
+    "Cast": _cast,
+    "Reshape": _reshape,
     "Greater": _greater,
     "Where": _where,
     "Add": _add,
