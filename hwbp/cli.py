@@ -358,9 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        with warnings.catch_warnings():
+        # float64 overflow (huge inputs, targets or weights) is bad input, not a NaN result
+        with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise"):
             warnings.showwarning = _show_note
             return func(args)
+    except FloatingPointError as exc:
+        print(f"hwbp: error: numerical {str(exc).replace('encountered in', 'in')}: the model's weights, the batch "
+              f"or the options give values beyond float64's range; scale them down", file=sys.stderr)
+        return 2
     except HwbpError as exc:
         print(f"hwbp: error: {exc}", file=sys.stderr)
         return 2
