@@ -102,6 +102,8 @@ class Dense(Node):
         object.__setattr__(self, "has_bias", bool(self.has_bias))
         object.__setattr__(self, "weight", frozen_array(self.weight, f"dense {self.name!r}: weight"))
         object.__setattr__(self, "bias", frozen_array(self.bias, f"dense {self.name!r}: bias"))
+        if not self.has_bias and np.any(self.bias != 0):
+            raise ModelError(f"dense {self.name!r}: a bias-free layer (has_bias false) must have a zero bias")
 
     @property
     def inputs(self) -> tuple[str, ...]:
