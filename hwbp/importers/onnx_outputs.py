@@ -45,7 +45,8 @@ def choose_output(graph: onnx.GraphProto, source: str, output: str | None) -> st
     softmax = [n for n in graph.node if n.op_type == "Softmax" and n.domain in ("", "ai.onnx") and n.input]
     sigmoid = [n for n in graph.node if n.op_type == "Sigmoid" and n.domain in ("", "ai.onnx") and n.output]
     if softmax:
-        chosen, what = softmax[-1].input[0], f"the logits (input of Softmax {softmax[-1].name or chosen!r})"
+        chosen = softmax[-1].input[0]
+        what = f"the logits (input of Softmax {softmax[-1].name or chosen!r})"
     elif sigmoid:
         chosen, what = sigmoid[-1].output[0], f"the probabilities (output of Sigmoid {sigmoid[-1].name!r})"
     else:
