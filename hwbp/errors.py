@@ -17,6 +17,8 @@ __all__ = [
     "StateError",
     "ConfigError",
     "BackendError",
+    "TrainingDivergedError",
+    "ModelNote",
 ]
 
 
@@ -54,3 +56,12 @@ class ConfigError(HwbpError, ValueError):
 
 class BackendError(HwbpError, RuntimeError):
     """An external simulator or tool failed or is missing."""
+
+
+class TrainingDivergedError(HwbpError, ArithmeticError):
+    """Training produced a non-finite loss or parameter (e.g. a learning rate too large)."""
+
+
+class ModelNote(UserWarning):
+    """A choice made while loading a model that the user should know of (e.g. which of
+    several outputs was taken); the command line prints it as one ``hwbp: note:`` line."""

@@ -54,7 +54,8 @@ def forward(graph: Graph, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _vjp_dense(node: Dense, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
     pgrad[node.weight_name] = g.T @ v[node.source]
-    pgrad[node.bias_name] = g.sum(axis=0)
+    if node.has_bias:
+        pgrad[node.bias_name] = g.sum(axis=0)
     acc(node.source, g @ node.weight)
 
 
