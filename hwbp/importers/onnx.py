@@ -79,7 +79,8 @@ def _add_input(imp: _Importer, vi: onnx.ValueInfoProto) -> None:
                          f"n >= 1; got {[d.dim_param or d.dim_value for d in tt.shape.dim]}")
     ir = Input(imp.unique(vi.name, "x"), size=int(np.prod(features)))
     imp.nodes[ir.name] = ir
-    imp.values[vi.name] = _Value(ir.name, len(dims), ir.size)
+    imp.values[vi.name] = _Value(ir.name, len(dims), ir.size, tuple(features) if len(dims) > 2 else ())
+    imp.batch_dim = int(dims[0]) if len(dims) >= 2 else 0  # a static batch size, as Reshape may name it
 
 
 def _convert(model: onnx.ModelProto, source: str, name: str | None) -> Graph:

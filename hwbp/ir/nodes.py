@@ -220,6 +220,7 @@ class Conv(_Spatial):
     (terms outside the input are zero; ``g(o) = o // (C_out / groups)``).  The kernel
     is ONE parameter (``<name>.weight``) used at every output position: its gradient
     is the sum over positions.  ``pads`` is ``(lo_1, .., lo_d, hi_1, .., hi_d)``.
+    ``weight_param`` / ``bias_param`` name shared parameters as for :class:`Dense`.
     """
 
     weight: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros((0, 0, 0))))
@@ -228,6 +229,8 @@ class Conv(_Spatial):
     pads: tuple[int, ...] = ()
     dilations: tuple[int, ...] = ()
     groups: int = 1
+    weight_param: str | None = None
+    bias_param: str | None = None
     kind: ClassVar[str] = "conv"
 
     def __post_init__(self) -> None:
@@ -240,12 +243,12 @@ class Conv(_Spatial):
     @property
     def weight_name(self) -> str:
         """Parameter name of the kernel."""
-        return f"{self.name}.weight"
+        return self.weight_param or f"{self.name}.weight"
 
     @property
     def bias_name(self) -> str:
         """Parameter name of the bias (one per output channel)."""
-        return f"{self.name}.bias"
+        return self.bias_param or f"{self.name}.bias"
 
     @property
     def out_shape(self) -> tuple[int, ...]:
