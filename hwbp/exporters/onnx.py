@@ -134,9 +134,11 @@ def _spatial_nodes(node: Conv | AvgPool | BatchNorm, src: str, out: str, fresh, 
     nodes = [helper.make_node("Reshape", [src, shape], [x4], name=f"/{node.name}/Reshape")]
     if isinstance(node, Conv):
         add_param(node.weight_name, node.weight)
-        add_param(node.bias_name, node.bias)
+        if node.has_bias:
+            add_param(node.bias_name, node.bias)
         nodes.append(helper.make_node(
-            "Conv", [x4, node.weight_name, node.bias_name], [y4], name=f"/{node.name}/Conv",
+            "Conv", [x4, node.weight_name] + ([node.bias_name] if node.has_bias else []), [y4],
+            name=f"/{node.name}/Conv",
             kernel_shape=list(node.weight.shape[2:]), strides=list(node.strides), pads=list(node.pads),
             dilations=list(node.dilations), group=node.groups))
     elif isinstance(node, AvgPool):

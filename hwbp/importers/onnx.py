@@ -38,6 +38,7 @@ from hwbp.errors import (
 )
 from hwbp.importers._onnx_state import _FLOAT_TYPES, _Importer, _Value
 from hwbp.importers.onnx_ops import _HANDLERS, SUPPORTED_OPS
+from hwbp.importers.onnx_patterns import fuse_decompositions
 from hwbp.ir.graph import Graph
 from hwbp.ir.nodes import Input
 
@@ -97,7 +98,7 @@ def _convert(model: onnx.ModelProto, source: str, name: str | None) -> Graph:
     if len(g.output) != 1:
         raise ModelError(f"{source}: model must have exactly one output, got {len(g.output)}")
     _add_input(imp, dynamic[0])
-    for node in g.node:
+    for node in fuse_decompositions(g):
         op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
         handler = _HANDLERS.get(op)
         if handler is None:

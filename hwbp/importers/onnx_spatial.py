@@ -90,7 +90,7 @@ def _conv(imp: _Importer, node: onnx.NodeProto) -> None:
     dilations = tuple(at["dilations"]) or (1,) * d
     pads = _pads(imp, node, at, x.shape[1:], kernel, strides, dilations)
     has_b = len(node.input) == 3 and node.input[2] != ""
-    bias = imp.const(node, 2, "bias") if has_b else np.zeros(w.shape[0])
+    bias = imp.const(node, 2, "bias") if has_b else np.zeros(0)  # no bias: no parameter
     wname = node.input[1]
     prefix = wname[: -len(".weight")] if wname.endswith(".weight") else ""
     name = imp.unique(prefix, "") if prefix.strip("._/") else imp.node_name(node)

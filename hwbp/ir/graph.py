@@ -147,8 +147,9 @@ def _lint_spatial(node: Conv | AvgPool | BatchNorm, sizes: dict[str, int]) -> in
         if w.ndim != d + 2 or g < 1 or shape[0] % g or w.shape[0] % g or w.shape[1] * g != shape[0]:
             raise ShapeError(f"{what}: kernel of shape {w.shape} with groups={g} does not fit input "
                              f"channels {shape[0]} (expected (C_out, {shape[0]}/groups, *kernel))")
-        if node.bias.shape != (w.shape[0],):
-            raise ShapeError(f"{what}: bias must have shape ({w.shape[0]},), got {node.bias.shape}")
+        if node.bias.shape not in ((w.shape[0],), (0,)):
+            raise ShapeError(f"{what}: bias must have shape ({w.shape[0]},) (or (0,) for none), "
+                             f"got {node.bias.shape}")
         _check_finite(node, "weight", w)
         _check_finite(node, "bias", node.bias)
     out = node.out_shape
@@ -159,6 +160,8 @@ def _lint_spatial(node: Conv | AvgPool | BatchNorm, sizes: dict[str, int]) -> in
 
 def _parameter_fields(node: Node) -> tuple[tuple[str, str], ...]:
     """``(parameter name, field)`` pairs of the trainable arrays of ``node``."""
+    if isinstance(node, Conv) and not node.has_bias:
+        return ((node.weight_name, "weight"),)
     if isinstance(node, (Dense, Conv, BatchNorm)):
         return ((node.weight_name, "weight"), (node.bias_name, "bias"))
     return ()

@@ -221,6 +221,8 @@ class Conv(_Spatial):
     is ONE parameter (``<name>.weight``) used at every output position: its gradient
     is the sum over positions.  ``pads`` is ``(lo_1, .., lo_d, hi_1, .., hi_d)``.
     ``weight_param`` / ``bias_param`` name shared parameters as for :class:`Dense`.
+    An empty ``bias`` (shape ``(0,)``, the default) means the convolution has none
+    (``bias=False`` in PyTorch): no bias parameter exists.
     """
 
     weight: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros((0, 0, 0))))
@@ -247,8 +249,13 @@ class Conv(_Spatial):
 
     @property
     def bias_name(self) -> str:
-        """Parameter name of the bias (one per output channel)."""
+        """Parameter name of the bias (one per output channel; see :attr:`has_bias`)."""
         return self.bias_param or f"{self.name}.bias"
+
+    @property
+    def has_bias(self) -> bool:
+        """Whether the convolution has a bias parameter."""
+        return self.bias.size > 0
 
     @property
     def out_shape(self) -> tuple[int, ...]:

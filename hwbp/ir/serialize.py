@@ -38,6 +38,8 @@ def _encode_node(node: Node, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     record: dict[str, Any] = {"kind": node.kind}
     for f in dataclasses.fields(node):
         value = getattr(node, f.name)
+        if value is None and f.default is None:
+            continue  # optional field left at its default (e.g. an untied Dense): older readers load it
         if isinstance(value, np.ndarray):
             key = f"arrays/{len(arrays)}.npy"
             arrays[key] = value

@@ -156,7 +156,7 @@ def _lower_conv(ctx: LoweringContext, node: Node) -> None:
     term = Term(
         source=ctx.source(node.source),
         weight=ctx.add_parameter(node.weight_name, node.weight),
-        bias=ctx.add_parameter(node.bias_name, node.bias),
+        bias=ctx.add_parameter(node.bias_name, node.bias) if node.has_bias else None,
         layout=conv_layout(node),
     )
     ctx.emit(node.name, (term,))

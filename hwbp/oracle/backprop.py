@@ -84,7 +84,8 @@ def _vjp_conv(node: Conv, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) 
     x, gy = _unflat(node, v, g)
     gx, gw, gb = spatial.conv_vjp(node, x, gy)
     _pacc(pgrad, node.weight_name, gw)
-    _pacc(pgrad, node.bias_name, gb)
+    if node.has_bias:
+        _pacc(pgrad, node.bias_name, gb)
     acc(node.source, gx.reshape(x.shape[0], -1))
 
 

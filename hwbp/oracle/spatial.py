@@ -41,7 +41,7 @@ def conv_forward(node: Conv, x: np.ndarray) -> np.ndarray:
             xs = patch[:, gi * c_in_g:(gi + 1) * c_in_g]
             ws = w[(slice(gi * c_out_g, (gi + 1) * c_out_g), slice(None)) + k]
             y[:, gi * c_out_g:(gi + 1) * c_out_g] += np.einsum("bc...,oc->bo...", xs, ws)
-    return y + node.bias.reshape((1, -1) + (1,) * len(out_sp))
+    return y + node.bias.reshape((1, -1) + (1,) * len(out_sp)) if node.has_bias else y
 
 
 def conv_vjp(node: Conv, x: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
