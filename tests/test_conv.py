@@ -325,3 +325,19 @@ def test_exporter_decompositions_of_softsign_and_gelu_are_recognized(opset: int)
     batch = _batch(g)
     _assert_close(exact_gradients(g, batch).parameters, torch_gradients(model, batch.x[g.inputs[0].name], batch.y),
                   REF_TOL)
+
+
+@pytest.mark.parametrize("init", ["model", "random"])
+def test_cli_trains_the_cnn_and_writes_it_back(tmp_path: Path, init: str) -> None:
+    out = tmp_path / "cnn.onnx"
+    assert main(["train", str(EXAMPLES / "cnn_digits.onnx"), "--backend", "reference", "--epochs", "1",
+                 "--batch-size", "512", "--init", init, "--lr", "0.003", "-o", str(out)]) == 0
+    before, after = load_onnx(EXAMPLES / "cnn_digits.onnx"), load_onnx(out)
+    assert [type(n).__name__ for n in after.nodes] == [type(n).__name__ for n in before.nodes]
+    assert sorted(after.parameters()) == sorted(before.parameters())
+    assert not np.allclose(after.parameters()["conv.weight"], before.parameters()["conv.weight"])
+    native = load_onnx(out)  # the ONNX file; the .hwbp next to it holds the same graph
+    from hwbp.io import load_model
+
+    np.testing.assert_allclose(load_model(out.with_suffix(".hwbp")).parameters()["conv.weight"],
+                               native.parameters()["conv.weight"], rtol=1e-6)
