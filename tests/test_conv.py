@@ -327,7 +327,7 @@ def test_exporter_decompositions_of_softsign_and_gelu_are_recognized(opset: int)
                   REF_TOL)
 
 
-@pytest.mark.parametrize("init", ["model", "random"])
+@pytest.mark.parametrize("init", [pytest.param("model", marks=pytest.mark.slow), "random"])
 def test_cli_trains_the_cnn_and_writes_it_back(tmp_path: Path, init: str) -> None:
     out = tmp_path / "cnn.onnx"
     assert main(["train", str(EXAMPLES / "cnn_digits.onnx"), "--backend", "reference", "--epochs", "1",
@@ -341,3 +341,25 @@ def test_cli_trains_the_cnn_and_writes_it_back(tmp_path: Path, init: str) -> Non
 
     np.testing.assert_allclose(load_model(out.with_suffix(".hwbp")).parameters()["conv.weight"],
                                native.parameters()["conv.weight"], rtol=1e-6)
+
+
+def _dropout_model(training: bool) -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="/fc/Gemm", transB=1),
+             helper.make_node("Dropout", ["h", "ratio", "mode"], ["d"], name="/drop/Dropout", seed=3),
+             helper.make_node("Tanh", ["d"], ["y"], name="/act/Tanh")]
+    inits = [numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4) / 10, "w"),
+             numpy_helper.from_array(np.zeros(3, dtype=np.float32), "b"),
+             numpy_helper.from_array(np.array(0.5, dtype=np.float32), "ratio"),
+             numpy_helper.from_array(np.array(training), "mode")]
+    g = helper.make_graph(nodes, "d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], initializer=inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_dropout_is_the_identity_at_inference_and_refused_in_training() -> None:
+    g = load_onnx_bytes(_dropout_model(False), source="d.onnx")
+    assert [type(n).__name__ for n in g.nodes] == ["Input", "Dense", "Activation"]
+    with pytest.raises(UnsupportedOpError, match=r"'/drop/Dropout' \(Dropout\): training_mode"):
+        load_onnx_bytes(_dropout_model(True), source="d.onnx")

@@ -59,24 +59,30 @@ _GELU_C = np.sqrt(2.0 / np.pi)
 
 
 def _gelu(a: Array, p: float) -> Array:
-    from scipy.special import erf
+    # 1 + erf(x) written as erfc(-x): no cancellation in the tail a << 0
+    from scipy.special import erfc
 
-    return 0.5 * a * (1.0 + erf(a / np.sqrt(2.0)))
+    return 0.5 * a * erfc(-a / np.sqrt(2.0))
 
 
 def _dgelu(a: Array, y: Array, p: float) -> Array:
-    from scipy.special import erf
+    from scipy.special import erfc
 
-    return 0.5 * (1.0 + erf(a / np.sqrt(2.0))) + a * np.exp(-0.5 * a * a) / np.sqrt(2.0 * np.pi)
+    return 0.5 * erfc(-a / np.sqrt(2.0)) + a * np.exp(-0.5 * a * a) / np.sqrt(2.0 * np.pi)
+
+
+def _gelu_inner(a: Array) -> Array:
+    """``sqrt(2/pi) (a + 0.044715 a^3)``, in the operation order of the SPICE cell."""
+    return _GELU_C * (a + 0.044715 * (a * a * a))
 
 
 def _gelu_tanh(a: Array, p: float) -> Array:
-    return 0.5 * a * (1.0 + np.tanh(_GELU_C * (a + 0.044715 * a ** 3)))
+    return 0.5 * a * (1.0 + np.tanh(_gelu_inner(a)))
 
 
 def _dgelu_tanh(a: Array, y: Array, p: float) -> Array:
-    t = np.tanh(_GELU_C * (a + 0.044715 * a ** 3))
-    return 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * a * a)
+    t = np.tanh(_gelu_inner(a))
+    return 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * _GELU_C * (1.0 + 0.134145 * (a * a))
 
 
 def _inside(a: Array, lo: float, hi: float) -> Array:
