@@ -363,3 +363,32 @@ def test_dropout_is_the_identity_at_inference_and_refused_in_training() -> None:
     assert [type(n).__name__ for n in g.nodes] == ["Input", "Dense", "Activation"]
     with pytest.raises(UnsupportedOpError, match=r"'/drop/Dropout' \(Dropout\): training_mode"):
         load_onnx_bytes(_dropout_model(True), source="d.onnx")
+
+
+def test_every_new_node_and_activation_round_trips_through_onnx_export() -> None:
+    from hwbp.ir import Activation, Dense
+    from hwbp.oracle import forward
+
+    rng = np.random.default_rng(8)
+    conv = Conv("conv", source="x", in_shape=(2, 5, 5), weight=rng.standard_normal((4, 1, 3, 2)) * 0.5,
+                bias=rng.standard_normal(4), strides=(2, 1), pads=(1, 0, 1, 1), dilations=(1, 2), groups=2)
+    shape = conv.out_shape
+    n = int(np.prod(shape))
+    nodes = [Input("x", 50), conv,
+             BatchNorm("bn", source="conv", in_shape=shape, weight=rng.uniform(0.5, 1.5, 4), bias=rng.standard_normal(4),
+                       mean=rng.standard_normal(4), var=rng.uniform(0.5, 2, 4), epsilon=1e-3)]
+    src = "bn"
+    for k, fn in enumerate(["gelu", "gelu_tanh", "silu", "softsign", "hardtanh", "relu6", "elu"]):
+        nodes.append(Activation(f"a{k}", source=src, function=fn, alpha=0.8))
+        src = f"a{k}"
+    nodes += [AvgPool("pool", source=src, in_shape=shape, kernel=(2, 2), strides=(1, 1), pads=(0, 0, 0, 0)),
+              Dense("fc", source="pool", weight=rng.standard_normal((3, 4 * (shape[1] - 1) * (shape[2] - 1))) * 0.3,
+                    bias=rng.standard_normal(3))]
+    g = Graph(tuple(nodes), "fc", "all_ops")
+    back = load_onnx_bytes(graph_to_onnx_bytes(g, dtype="float64"), source="all.onnx")
+    assert sorted(back.parameters()) == sorted(g.parameters())
+    x = rng.standard_normal((3, 50)) * 2
+    want = forward(g, {"x": x})["fc"]
+    got = forward(back, {back.inputs[0].name: x})[back.output]
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
+    assert n == 4 * 3 * 4

@@ -206,3 +206,27 @@ def test_cli_verify_and_train_keep_the_tie(tmp_path: Path) -> None:
     assert len(trained.parameter_uses()["fc.weight"]) == 2
     before = load_onnx_bytes(src.read_bytes())
     assert not np.allclose(trained.parameters()["fc.weight"], before.parameters()["fc.weight"])
+
+
+def test_matmul_and_add_sharing_initializers_are_one_parameter() -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m1"], name="/fc/MatMul"),
+             helper.make_node("Add", ["m1", "B"], ["a1"], name="/fc/Add"),
+             helper.make_node("Tanh", ["a1"], ["h1"], name="/act/Tanh"),
+             helper.make_node("MatMul", ["h1", "W"], ["m2"], name="/fc_1/MatMul"),
+             helper.make_node("Add", ["m2", "B"], ["y"], name="/fc_1/Add")]
+    inits = [numpy_helper.from_array(rng.standard_normal((3, 3)), "W"), numpy_helper.from_array(rng.standard_normal(3), "B")]
+    g = helper.make_graph(nodes, "mm", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", 3])], initializer=inits)
+    graph = load_onnx_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    assert len(graph.parameters()) == 2
+    uses = graph.parameter_uses()
+    assert all(len(v) == 2 for v in uses.values()), uses
+    g2 = graph.with_loss("mse")
+    batch = _batch(g2)
+    exact = exact_gradients(g2, batch).parameters
+    fd = finite_difference_gradients(g2, batch)
+    for k in exact:
+        np.testing.assert_allclose(exact[k], fd[k], rtol=1e-7, atol=1e-8, err_msg=k)
