@@ -1,8 +1,10 @@
 """Generator of the GELU cells (``hwbp_act_gelu.cir``, ``hwbp_act_gelu_tanh.cir``).
 
-ngspice has no ``erf()``, and it reads a number of more than about 10 significant
-digits with a relative error of up to ~4e-11 (measured with ngspice 39: 10 digits
-read back exactly, 12 or more do not).  The cells therefore
+ngspice has no ``erf()``, and inside a behavioral-source expression it reads a number
+of more than about 10 significant digits with a relative error of up to ~4e-11
+(measured with ngspice 39: 10 digits read back exactly, 12 or more do not; element
+values and instance parameters such as a synapse's ``g=`` are read exactly).  The
+cells therefore
 
 * evaluate ``erfc(u) = erfcx(u) exp(-u^2)`` (``u = |a| / sqrt 2``) with ``erfcx`` as
   piecewise Chebyshev interpolants written in Horner form, so that ``1 + erf`` keeps
