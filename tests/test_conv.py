@@ -218,9 +218,11 @@ def test_spice_op_matches_torch(case: str) -> None:
 def test_default_torch_export_of_a_cnn_matches_autograd() -> None:
     model = _model("conv2d-stride-pad-gelu")
     g = load_onnx_bytes(export(model, 60, dynamo=True), source="dynamo.onnx").with_loss("mse")
-    batch = _batch(g)
-    _assert_close(exact_gradients(g, batch).parameters, torch_gradients(model, batch.x[g.inputs[0].name], batch.y),
-                  REF_TOL)
+    batch = _batch(g, n=2)
+    ref = torch_gradients(model, batch.x[g.inputs[0].name], batch.y)
+    _assert_close(exact_gradients(g, batch).parameters, ref, REF_TOL)
+    _assert_close(dict(verify(g, batch, backend="reference").physical.parameters), ref, REF_TOL)
+    _assert_close(dict(verify(g, batch, backend="spice", options={"analysis": "op"}).physical.parameters), ref, OP_TOL)
 
 
 def test_cnn_graph_round_trips_native_and_onnx() -> None:

@@ -104,6 +104,10 @@ def test_layer_applied_twice_is_one_parameter_matching_torch(dynamo: bool) -> No
         np.testing.assert_allclose(exact[k], want, rtol=0, atol=1e-12 * max(1.0, np.abs(want).max()), err_msg=k)
         np.testing.assert_allclose(v.physical.parameters[k], want, rtol=0,
                                    atol=1e-12 * max(1.0, np.abs(want).max()), err_msg=k)
+    if dynamo:  # torch's default exporter, on the circuit too
+        vs = verify(g, batch, backend="spice", options={"analysis": "op"})
+        for k, want in ref.items():
+            assert np.linalg.norm(vs.physical.parameters[k] - want) / np.linalg.norm(want) < 1e-10, k
 
 
 def test_untied_import_would_be_wrong() -> None:
