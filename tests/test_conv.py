@@ -394,3 +394,46 @@ def test_every_new_node_and_activation_round_trips_through_onnx_export() -> None
     got = forward(back, {back.inputs[0].name: x})[back.output]
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
     assert n == 4 * 3 * 4
+
+
+def _spatial_model(op: str, attrs: dict, inits: dict, x_shape=(1, 2, 5, 5), extra_inputs=()) -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node(op, ["x", *extra_inputs], ["s"], name=f"/bad/{op}", **attrs),
+             helper.make_node("Flatten", ["s"], ["y"], name="/flat/Flatten")]
+    tensors = [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()]
+    g = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=tensors)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+_K = {"k": np.ones((4, 2, 3, 3), dtype=np.float32)}
+
+
+@pytest.mark.parametrize("op,attrs,inits,extra,needle", [
+    ("Conv", {"strides": [1]}, _K, ["k"], "strides [1] must be 2 positive"),
+    ("Conv", {"strides": [0, 1]}, _K, ["k"], "strides [0, 1]"),
+    ("Conv", {"pads": [-1, 0, 0, 0]}, _K, ["k"], "pads [-1, 0, 0, 0]"),
+    ("Conv", {"pads": [1, 1]}, _K, ["k"], "pads (1, 1) must have 4 entries"),
+    ("Conv", {"group": 3}, _K, ["k"], "group=3"),
+    ("Conv", {"dilations": [4, 4]}, _K, ["k"], "window larger"),
+    ("Conv", {"auto_pad": "BOGUS"}, _K, ["k"], "auto_pad='BOGUS'"),
+    ("Conv", {}, {"k": np.ones((4, 2, 3), dtype=np.float32)}, ["k"], "does not fit a 4-D input"),
+    ("AveragePool", {"kernel_shape": [2]}, {}, [], "kernel [2] must be 2 positive"),
+    ("AveragePool", {"kernel_shape": [2, 2], "ceil_mode": 1}, {}, [], "ceil_mode=1"),
+    ("AveragePool", {"kernel_shape": [9, 9]}, {}, [], "window larger"),
+    ("MaxPool", {"kernel_shape": [2, 2]}, {}, [], "unsupported op 'MaxPool'"),
+    ("BatchNormalization", {"training_mode": 1}, {k: np.ones(2, dtype=np.float32) for k in "abcd"},
+     list("abcd"), "training_mode=0"),
+    ("Reshape", {}, {"sh": np.array([2, -1], dtype=np.int64)}, ["sh"], "only reshapes to [batch, ...]"),
+    ("Clip", {}, {"lo": np.array(-2.0, dtype=np.float32), "hi": np.array(2.0, dtype=np.float32)}, ["lo", "hi"],
+     "Clip to [-2, 2]"),
+    ("Gelu", {"approximate": "fast"}, {}, [], "approximate='fast'"),
+])
+def test_bad_spatial_ops_are_one_line_errors(op, attrs, inits, extra, needle) -> None:
+    from hwbp.errors import HwbpError
+
+    with pytest.raises(HwbpError) as err:
+        load_onnx_bytes(_spatial_model(op, attrs, inits, extra_inputs=extra), source="bad.onnx")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("bad.onnx") and needle in msg, msg

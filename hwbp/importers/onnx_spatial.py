@@ -73,6 +73,17 @@ def _pads(imp: _Importer, node: onnx.NodeProto, at: dict, spatial: tuple[int, ..
     imp.fail(node, f"auto_pad={auto!r} is not supported")
 
 
+def _geometry(imp: _Importer, node: onnx.NodeProto, d: int, **values: tuple[int, ...]) -> None:
+    """Check window attributes: ``strides``/``dilations``/``kernel`` are ``d`` positive
+    integers, ``pads`` ``2 d`` non-negative ones."""
+    for label, v in values.items():
+        n = 2 * d if label == "pads" else d
+        low = 0 if label == "pads" else 1
+        if len(v) != n or any(x < low for x in v):
+            imp.fail(node, f"{label} {list(v)} must be {n} {'non-negative' if low == 0 else 'positive'} "
+                           f"integers for a {d}-D input", ShapeError)
+
+
 def _conv(imp: _Importer, node: onnx.NodeProto) -> None:
     at = _attrs(imp, node, {"auto_pad": "NOTSET", "dilations": (), "group": 1, "kernel_shape": (),
                             "pads": (), "strides": ()})
@@ -88,7 +99,12 @@ def _conv(imp: _Importer, node: onnx.NodeProto) -> None:
         imp.fail(node, f"kernel_shape {at['kernel_shape']} differs from the kernel's shape {kernel}", ShapeError)
     strides = tuple(at["strides"]) or (1,) * d
     dilations = tuple(at["dilations"]) or (1,) * d
+    _geometry(imp, node, d, strides=strides, dilations=dilations, kernel=kernel)
     pads = _pads(imp, node, at, x.shape[1:], kernel, strides, dilations)
+    _geometry(imp, node, d, pads=pads)
+    if at["group"] < 1 or x.shape[0] % at["group"] or w.shape[0] % at["group"] or w.shape[1] * at["group"] != x.shape[0]:
+        imp.fail(node, f"kernel of shape {w.shape} with group={at['group']} does not fit {x.shape[0]} input "
+                       f"channels", ShapeError)
     has_b = len(node.input) == 3 and node.input[2] != ""
     bias = imp.const(node, 2, "bias") if has_b else np.zeros(0)  # no bias: no parameter
     wname = node.input[1]
@@ -118,14 +134,14 @@ def _average_pool(imp: _Importer, node: onnx.NodeProto) -> None:
     x = _spatial_input(imp, node)
     d = x.rank - 2
     kernel = tuple(at["kernel_shape"])
-    if len(kernel) != d:
-        imp.fail(node, f"kernel_shape {kernel} must have {d} entries", ShapeError)
     if at["ceil_mode"] != 0:
         imp.fail(node, "ceil_mode=1 is not supported (only 0)")
     if any(v != 1 for v in at["dilations"]):
         imp.fail(node, f"dilations {at['dilations']} are not supported (only 1)")
     strides = tuple(at["strides"]) or (1,) * d
+    _geometry(imp, node, d, strides=strides, kernel=kernel)
     pads = _pads(imp, node, at, x.shape[1:], kernel, strides, (1,) * d)
+    _geometry(imp, node, d, pads=pads)
     ir = AvgPool(imp.node_name(node), source=x.node, in_shape=x.shape, kernel=kernel, strides=strides, pads=pads,
                  count_include_pad=bool(at["count_include_pad"]))
     out = (x.shape[0],) + tuple(window_output(n, k, s, pads[i], pads[d + i])
