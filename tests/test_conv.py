@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_torch
+from conftest import require_onnxscript, require_torch
 from hwbp.cli import main
 from hwbp.errors import ShapeError, UnsupportedOpError
 from hwbp.exporters.onnx import graph_to_onnx_bytes
@@ -39,6 +39,7 @@ def export(model, n_in: int, *, dynamo: bool = False) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
+            require_onnxscript()
             return torch.onnx.export(model, x, dynamo=True, verbose=False).model_proto.SerializeToString()
         buf = io.BytesIO()
         torch.onnx.export(model, x, buf, dynamo=False, do_constant_folding=False)

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import require_torch
+from conftest import require_onnxscript, require_torch
 from hwbp.cli import main
 from hwbp.errors import ModelError
 from hwbp.exporters.onnx import graph_to_onnx_bytes
@@ -55,6 +55,7 @@ def export(model, n_in: int, dynamo: bool) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
+            require_onnxscript()
             program = torch.onnx.export(model, x, dynamo=True, verbose=False)
             return program.model_proto.SerializeToString()
         buf = io.BytesIO()

@@ -155,9 +155,13 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
             items += [Element(f"Xa_{t}_{k}_{j}", (a[j], f"{t}_tn_{j}", f"{t}_fd_{j}", gate[j]),
                               f"hwbp_act_{term.activation}{extra}") for j in range(n)]
             label = term.weight or ("fixed map" if term.layout is not None else f"skip from {term.source}")
+            shared = ""
+            if term.layout is not None and term.weight is not None:
+                shared = (f"; structured: {term.layout.rows.size} synapses take their g from the "
+                          f"{system.parameters[term.weight].size} entries of the one parameter")
             sections.append(Section(
                 f"{comment_text(pop.name)} term {k}: {term.activation}({comment_text(label)}) "
-                f"from {comment_text(term.source)}", tuple(items)))
+                f"from {comment_text(term.source)}{comment_text(shared)}", tuple(items)))
 
     out = system.population(system.loss.population)
     t = tags[out.name]
