@@ -438,3 +438,18 @@ def test_bad_spatial_ops_are_one_line_errors(op, attrs, inits, extra, needle) ->
         load_onnx_bytes(_spatial_model(op, attrs, inits, extra_inputs=extra), source="bad.onnx")
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith("bad.onnx") and needle in msg, msg
+
+
+@pytest.mark.parametrize("include", [True, False])
+def test_average_pooling_with_padding_matches_torch(include: bool) -> None:
+    torch = require_torch()
+    from hwbp.oracle.spatial import avgpool_forward
+
+    rng = np.random.default_rng(3)
+    pool = AvgPool("p", source="x", in_shape=(2, 5, 6), kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
+                   count_include_pad=include)
+    x = rng.standard_normal((2, 2, 5, 6))
+    want = torch.nn.functional.avg_pool2d(torch.tensor(x), 3, stride=2, padding=1, count_include_pad=include).numpy()
+    np.testing.assert_allclose(avgpool_forward(pool, x), want, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(x.reshape(2, -1) @ avgpool_layout(pool).matrix(None).T, want.reshape(2, -1),
+                               rtol=1e-14, atol=1e-15)
