@@ -20,6 +20,8 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	    $(PIP) install -c constraints.txt torch==2.13.0 onnxscript==0.7.2; \
 	elif [ -n "$$CI" ]; then $(PIP) install -c constraints.txt torch==2.13.0 onnxscript==0.7.2; \
 	else echo "note: torch==2.13.0 is not available locally; torch cross-checks will be skipped"; fi
+	@# torch's default (dynamo) exporter needs onnxscript: installed wherever torch is
+	@if $(BIN)/python -c "import torch" >/dev/null 2>&1; then $(PIP) install -c constraints.txt onnxscript==0.7.2; fi
 	@touch $(STAMP)
 
 # ngspice (SPICE target): installed through apt when missing and running as root;

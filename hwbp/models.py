@@ -91,13 +91,18 @@ def random_resmlp(
 
 
 def random_init(graph: Graph, *, seed: int = 0) -> Graph:
-    """``graph`` with fresh weights ``N(0, 1/fan_in)`` and biases ``N(0, 0.01)`` drawn
-    from ``seed`` (parameters in sorted-name order, so the draw is reproducible)."""
+    """``graph`` with fresh weights ``N(0, 1/fan_in)`` (``fan_in`` = product of all but
+    the first axis: a convolution kernel's ``C_in/groups * prod(kernel)``), batch-norm
+    scales (1-D weights) of 1, and biases ``N(0, 0.01)``, drawn from ``seed``
+    (parameters in sorted-name order, so the draw is reproducible).  A tied parameter
+    is drawn once."""
     rng = np.random.default_rng(seed)
     params = {}
     for name, value in sorted(graph.parameters().items()):
-        if name.endswith(".weight"):
-            params[name] = rng.standard_normal(value.shape) / np.sqrt(value.shape[1])
+        if name.endswith(".weight") and value.ndim == 1:
+            params[name] = np.ones(value.shape)
+        elif name.endswith(".weight"):
+            params[name] = rng.standard_normal(value.shape) / np.sqrt(np.prod(value.shape[1:]))
         else:
             params[name] = 0.1 * rng.standard_normal(value.shape)
     return graph.with_parameters(params)

@@ -13,6 +13,8 @@ int64) does not stop the import.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import warnings
 
 import onnx
@@ -57,11 +59,11 @@ def choose_output(graph: onnx.GraphProto, source: str, output: str | None) -> st
     return chosen
 
 
-def needed_nodes(graph: onnx.GraphProto, output: str) -> list[onnx.NodeProto]:
-    """The nodes ``output`` depends on, in graph order."""
+def needed_nodes(nodes: Sequence[onnx.NodeProto], output: str) -> list[onnx.NodeProto]:
+    """The ``nodes`` (a graph's, in order) that ``output`` depends on, in graph order."""
     need = {output}
     keep = []
-    for node in reversed(graph.node):
+    for node in reversed(list(nodes)):
         if any(o in need for o in node.output):
             keep.append(node)
             need.update(i for i in node.input if i)

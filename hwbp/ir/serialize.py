@@ -21,7 +21,7 @@ import numpy as np
 
 from hwbp.errors import HwbpError, ModelFormatError
 from hwbp.ir.graph import Graph
-from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss, Node
+from hwbp.ir.nodes import Activation, Add, AvgPool, BatchNorm, Conv, Dense, Input, Loss, Node
 
 __all__ = ["FORMAT", "NODE_TYPES", "graph_to_bytes", "graph_from_bytes"]
 
@@ -30,7 +30,7 @@ FORMAT = "hwbp.graph/1"
 
 #: Registry of serializable node types, by their ``kind``.
 NODE_TYPES: Mapping[str, type[Node]] = MappingProxyType(
-    {cls.kind: cls for cls in (Input, Dense, Activation, Add, Loss)}
+    {cls.kind: cls for cls in (Input, Dense, Activation, Add, Loss, Conv, AvgPool, BatchNorm)}
 )
 
 
@@ -40,6 +40,8 @@ def _encode_node(node: Node, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         value = getattr(node, f.name)
         if f.name == "has_bias" and value is True:
             continue  # written only for bias-free layers: other archives stay readable by older versions
+        if value is None and f.default is None:
+            continue  # optional field left at its default (e.g. an untied Dense): older readers load it
         if isinstance(value, np.ndarray):
             key = f"arrays/{len(arrays)}.npy"
             arrays[key] = value

@@ -5,6 +5,10 @@ global mutable registry).  Each rule receives a :class:`LoweringContext` and the
 Fusion keeps the system shallow (fewer populations, smaller L):
 
 * ``Dense`` followed by its only consumer ``Activation`` becomes one term ``f(W u + b)``;
+  ``Conv``, ``BatchNorm`` and ``AvgPool`` are terms with a structured
+  :class:`~hwbp.lower.system.Layout` (:mod:`hwbp.lower.structured`) and fuse the same way;
+* a parameter used by several nodes (tied weights) is registered once and named by
+  every term that uses it;
 * terms whose only consumer is an ``Add`` are summed into the Add's population
   (``x = f(W u + b) + u`` for a residual block is one population);
 * every other node becomes a population of its own.
@@ -14,13 +18,15 @@ Lowering is pure: the graph is never mutated.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
 from hwbp.errors import ModelError
 from hwbp.ir.graph import Graph
-from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss, Node
+from hwbp.ir.nodes import Activation, Add, AvgPool, BatchNorm, Conv, Dense, Input, Loss, Node
+from hwbp.lower.structured import avgpool_layout, batchnorm_layout, conv_layout
 from hwbp.lower.system import (
     Coupling, DynamicsSystem, InputPort, LossPort, Population, Term, TiedParameter,
 )
@@ -141,7 +147,34 @@ def _lower_activation(ctx: LoweringContext, node: Node) -> None:
     assert isinstance(node, Activation)
     # emit() only hands an Activation a single identity term to fuse with
     (base,) = ctx.terms_of(node.source, node.name)
-    term = Term(base.source, node.function, float(node.alpha), base.weight, base.bias)
+    term = replace(base, activation=node.function, alpha=float(node.alpha))
+    ctx.emit(node.name, (term,))
+
+
+def _lower_conv(ctx: LoweringContext, node: Node) -> None:
+    assert isinstance(node, Conv)
+    term = Term(
+        source=ctx.source(node.source),
+        weight=ctx.add_parameter(node.weight_name, node.weight),
+        bias=ctx.add_parameter(node.bias_name, node.bias) if node.has_bias else None,
+        layout=conv_layout(node),
+    )
+    ctx.emit(node.name, (term,))
+
+
+def _lower_avgpool(ctx: LoweringContext, node: Node) -> None:
+    assert isinstance(node, AvgPool)
+    ctx.emit(node.name, (Term(source=ctx.source(node.source), layout=avgpool_layout(node)),))
+
+
+def _lower_batchnorm(ctx: LoweringContext, node: Node) -> None:
+    assert isinstance(node, BatchNorm)
+    term = Term(
+        source=ctx.source(node.source),
+        weight=ctx.add_parameter(node.weight_name, node.weight),
+        bias=ctx.add_parameter(node.bias_name, node.bias),
+        layout=batchnorm_layout(node),
+    )
     ctx.emit(node.name, (term,))
 
 
@@ -175,6 +208,9 @@ class Lowerer:
             Activation: _lower_activation,
             Add: _lower_add,
             Loss: _lower_loss,
+            Conv: _lower_conv,
+            AvgPool: _lower_avgpool,
+            BatchNorm: _lower_batchnorm,
         }
 
     def register(self, node_type: type[Node], rule: Rule) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 
 from hwbp.ir.activations import ActivationFn, get_activation
 from hwbp.ir.losses import get_loss
-from hwbp.lower.system import DynamicsSystem
+from hwbp.lower.system import DynamicsSystem, term_matrix
 from hwbp.types import Batch
 
 __all__ = ["Kernel", "STACK_MAX_VALUES"]
@@ -92,14 +92,16 @@ class Kernel:
             terms = []
             for t in pop.terms:
                 fn = get_activation(t.activation)
-                w = None if t.weight is None else system.parameters[t.weight]
+                # each use of a tied parameter (a layer applied twice, a convolution
+                # kernel at every position) is realized from the one parameter value
+                w, b = term_matrix(system.parameters, t)
                 terms.append(
                     _Term(
                         src=index.get(t.source, -1),
                         src_input=None if t.source in index else batch.x[t.source],
                         weight=w,
                         wt=None if w is None else np.ascontiguousarray(w.T),
-                        bias=None if t.bias is None else system.parameters[t.bias],
+                        bias=b,
                         fn=None if fn.name == "identity" else fn,
                         alpha=t.alpha,
                     )

@@ -21,12 +21,20 @@ __all__ = ["FORMAT", "EquationsOptions", "EquationsTarget", "equations_markdown"
 FORMAT = "hwbp.equations/1"
 
 
+def _matrix(term: Term) -> str | None:
+    """How the term's matrix is written: its weight, or ``M(weight)`` for a structured
+    layout (convolution, batch normalization; ``M(fixed)`` for pooling)."""
+    if term.layout is None:
+        return term.weight
+    return f"M({term.weight or 'fixed'})"
+
+
 def _pre(term: Term) -> str:
     u = f"xbar[{term.source}]"
-    if term.weight is None:
+    if not term.weighted:
         return u
     b = f" + {term.bias}" if term.bias else ""
-    return f"{term.weight} · {u}{b}"
+    return f"{_matrix(term)} · {u}{b}"
 
 
 def _fname(term: Term) -> str:
@@ -41,7 +49,7 @@ def _drive(term: Term) -> str:
 def _gate(term: Term, post: str) -> str:
     t = f"T[{post}]"
     e = t if term.activation == "identity" else f"{_fname(term)}'({_pre(term)}) ⊙ {t}"
-    return f"{term.weight}ᵀ · ({e})" if term.weight else e
+    return f"{_matrix(term)}ᵀ · ({e})" if term.weighted else e
 
 
 def equations_markdown(system: DynamicsSystem) -> str:
@@ -86,7 +94,8 @@ def equations_json(system: DynamicsSystem) -> dict[str, Any]:
                 "level": p.level,
                 "terms": [
                     {"source": t.source, "activation": t.activation, "alpha": t.alpha,
-                     "weight": t.weight, "bias": t.bias}
+                     "weight": t.weight, "bias": t.bias,
+                     **({"structured": True} if t.layout is not None else {})}
                     for t in p.terms
                 ],
             }
