@@ -362,6 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise"):
             warnings.showwarning = _show_note
             return func(args)
+    except MemoryError:
+        print("hwbp: error: out of memory: the model or the batch is too large for this machine; use a smaller "
+              "batch (--random-batch N, fewer samples in --batch)", file=sys.stderr)
+        return 2
     except FloatingPointError as exc:
         print(f"hwbp: error: numerical {str(exc).replace('encountered in', 'in')}: the model's weights, the batch "
               f"or the options give values beyond float64's range; scale them down", file=sys.stderr)
