@@ -1,9 +1,11 @@
 """Export an IR graph as ONNX, in the layout :mod:`hwbp.importers.onnx` reads back.
 
-``Dense`` -> ``Gemm`` (``transB = 1``, weight ``<name>.weight`` of shape ``(out, in)``,
+``Dense`` -> ``Gemm`` (``transB = 1``, ``alpha`` = the dense gain, weight ``<name>.weight`` of shape ``(out, in)``,
 bias ``<name>.bias``), ``Activation`` -> ``Tanh`` / ``Sigmoid`` / ``Relu`` /
 ``LeakyRelu`` / ``Softplus`` (``Identity`` for the identity), ``Add`` -> ``Add``
-(a chain of two-input Adds for more inputs).  Opset 17; the single input takes
+(a chain of two-input Adds for more inputs).  ONNX stores Gemm's ``alpha`` as a
+32-bit float, so a gain comes back to about 6e-8 relative (the importer folds it into
+the weight).  Opset 17; the single input takes
 ``[batch, n]``; tensor names are kept unique.  Deterministic bytes.
 """
 
@@ -62,7 +64,7 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
             inits.append(numpy_helper.from_array(node.weight.astype(np_type), name=node.weight_name))
             inits.append(numpy_helper.from_array(node.bias.astype(np_type), name=node.bias_name))
             nodes.append(helper.make_node("Gemm", [tensor[node.source], node.weight_name, node.bias_name], [out],
-                                          name=f"/{node.name}/Gemm", alpha=1.0, beta=1.0, transB=1))
+                                          name=f"/{node.name}/Gemm", alpha=float(node.gain), beta=1.0, transB=1))
         elif isinstance(node, Activation):
             op = _ACT_OPS.get(node.function)
             if op is None:

@@ -81,18 +81,27 @@ class Input(Node):
 
 @dataclass(frozen=True, eq=False)
 class Dense(Node):
-    """Affine map ``y = W x + b`` with ``W`` of shape ``(out, in)`` and ``b`` of ``(out,)``.
+    """Affine map ``y = g W x + b`` with ``W`` of shape ``(out, in)``, ``b`` of ``(out,)``
+    and a fixed (untrained) scalar gain ``g`` (default 1).
 
-    The parameters are named ``<name>.weight`` and ``<name>.bias``.
+    The parameters are named ``<name>.weight`` and ``<name>.bias``.  The gain carries
+    the scale factors of a parameterization (``1/sqrt(fan_in)``, ``1/sqrt(N L)``, ...)
+    so that every backend realizes the same model; it is not a parameter, and
+    ``dL/dW = g * dL/dy xᵀ``.
     """
 
     source: str = ""
     weight: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros((0, 0))))
     bias: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros(0)))
+    gain: float = 1.0
     kind: ClassVar[str] = "dense"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        gain = _number(self.gain, f"dense {self.name!r}: gain")
+        if not (np.isfinite(gain) and gain != 0):
+            raise ModelError(f"dense {self.name!r}: gain must be finite and non-zero, got {gain}")
+        object.__setattr__(self, "gain", gain)
         object.__setattr__(self, "weight", frozen_array(self.weight, f"dense {self.name!r}: weight"))
         object.__setattr__(self, "bias", frozen_array(self.bias, f"dense {self.name!r}: bias"))
 

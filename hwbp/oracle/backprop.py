@@ -24,7 +24,7 @@ Values = dict[str, np.ndarray]
 
 
 def _fwd_dense(node: Dense, v: Values) -> np.ndarray:
-    return v[node.source] @ node.weight.T + node.bias
+    return node.gain * (v[node.source] @ node.weight.T) + node.bias
 
 
 def _fwd_activation(node: Activation, v: Values) -> np.ndarray:
@@ -52,9 +52,9 @@ def forward(graph: Graph, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _vjp_dense(node: Dense, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
-    pgrad[node.weight_name] = g.T @ v[node.source]
+    pgrad[node.weight_name] = node.gain * (g.T @ v[node.source])
     pgrad[node.bias_name] = g.sum(axis=0)
-    acc(node.source, g @ node.weight)
+    acc(node.source, node.gain * (g @ node.weight))
 
 
 def _vjp_activation(node: Activation, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:

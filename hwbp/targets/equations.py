@@ -25,8 +25,11 @@ def _pre(term: Term) -> str:
     u = f"xbar[{term.source}]"
     if term.weight is None:
         return u
+    if term.source_activation != "identity":
+        u = f"{term.source_activation}({u})"
+    g = "" if term.gain == 1.0 else f"{term.gain:.17g} · "
     b = f" + {term.bias}" if term.bias else ""
-    return f"{term.weight} · {u}{b}"
+    return f"{g}{term.weight} · {u}{b}"
 
 
 def _fname(term: Term) -> str:
@@ -41,7 +44,13 @@ def _drive(term: Term) -> str:
 def _gate(term: Term, post: str) -> str:
     t = f"T[{post}]"
     e = t if term.activation == "identity" else f"{_fname(term)}'({_pre(term)}) ⊙ {t}"
-    return f"{term.weight}ᵀ · ({e})" if term.weight else e
+    if not term.weight:
+        return e
+    g = "" if term.gain == 1.0 else f"{term.gain:.17g} · "
+    back = f"{g}{term.weight}ᵀ · ({e})"
+    if term.source_activation != "identity":
+        back = f"{term.source_activation}'(xbar[{term.source}]) ⊙ {back}"
+    return back
 
 
 def equations_markdown(system: DynamicsSystem) -> str:
@@ -86,7 +95,10 @@ def equations_json(system: DynamicsSystem) -> dict[str, Any]:
                 "level": p.level,
                 "terms": [
                     {"source": t.source, "activation": t.activation, "alpha": t.alpha,
-                     "weight": t.weight, "bias": t.bias}
+                     "weight": t.weight, "bias": t.bias,
+                     **({} if t.gain == 1.0 else {"gain": t.gain}),
+                     **({} if t.source_activation == "identity" else
+                        {"source_activation": t.source_activation, "source_alpha": t.source_alpha})}
                     for t in p.terms
                 ],
             }

@@ -1,9 +1,10 @@
 """Gradients read from a physical state: the tension and the local outer-product rule.
 
-For population ``v``: ``dl/dx_v = T_v / beta``.  For a synapse term ``f(W u + b)``
+For population ``v``: ``dl/dx_v = T_v / beta``.  For a synapse term ``f(g W φ(u) + b)``
 of population ``v`` the gradient is read at the synapse from what it sees locally,
-the pre-synaptic mean ``u`` and the gated post-synaptic sensitivity
-``e = f'(W u + b) ⊙ T_v``:  ``dL/dW = mean_i e_i u_iᵀ / beta``, ``dL/db = mean_i e_i / beta``.
+the pre-synaptic signal ``φ(u)`` (``u`` itself when ``φ`` is the identity) and the
+gated post-synaptic sensitivity ``e = f'(g W φ(u) + b) ⊙ T_v``:
+``dL/dW = g mean_i e_i φ(u_i)ᵀ / beta``, ``dL/db = mean_i e_i / beta``.
 
 ``e`` is the backend's own gate signal (``State.gates``) wherever the backend supplied
 it (route ``"gate"``): a hardware derivative cell that is wrong then shows up as a wrong
@@ -30,9 +31,19 @@ __all__ = ["read_gradients", "readout_routes", "ROUTES"]
 ROUTES = ("gate", "recomputed")
 
 
+def _presynaptic(term, u: np.ndarray) -> np.ndarray:
+    """The signal a term's synapses see: ``φ(u)`` (``u`` when ``φ`` is the identity)."""
+    name = getattr(term, "source_activation", "identity")
+    if name == "identity":
+        return u
+    return get_activation(name).f(u, getattr(term, "source_alpha", 0.01))
+
+
 def _recomputed_gate(system: DynamicsSystem, term, u: np.ndarray, tension: np.ndarray) -> np.ndarray:
     w = system.parameters[term.weight]
     a = u @ w.T
+    if getattr(term, "gain", 1.0) != 1.0:
+        a = a * term.gain
     if term.bias is not None:
         a = a + system.parameters[term.bias]
     fn = get_activation(term.activation)
@@ -73,11 +84,13 @@ def read_gradients(system: DynamicsSystem, state: State, batch: Batch) -> Gradie
             if term.weight is None:
                 continue
             u = np.asarray(state.mean[term.source]) if system.is_population(term.source) else batch.x[term.source]
+            u = _presynaptic(term, u)
             gate = state.gates.get((pop.name, k))
             if gate is None:
                 gate = _recomputed_gate(system, term, u, np.asarray(state.tension[pop.name]))
             e = np.asarray(gate, dtype=np.float64) / beta
-            params[term.weight] = e.T @ u / n
+            gw = e.T @ u
+            params[term.weight] = (gw if getattr(term, "gain", 1.0) == 1.0 else term.gain * gw) / n
             if term.bias is not None:
                 params[term.bias] = e.sum(axis=0) / n
     out = np.asarray(state.mean[system.loss.population])

@@ -72,6 +72,10 @@ def check_system(system: DynamicsSystem) -> None:
                                  f"valid: {', '.join(sorted(ACTIVATIONS))}")
             if not np.isfinite(term.alpha):
                 raise ModelError(f"spice: population {pop.name!r}: non-finite alpha {term.alpha}")
+            if term.source_activation != "identity":
+                raise ModelError(f"spice: population {pop.name!r}: a source-side nonlinearity "
+                                 f"({term.source_activation} before the weights of {term.weight}) has no circuit "
+                                 "cell yet; use the reference backend for pre-activation layers")
     for name, value in system.parameters.items():
         if not np.all(np.isfinite(value)):
             bad = int(value.size - np.count_nonzero(np.isfinite(value)))
@@ -136,7 +140,7 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                     b = system.parameters[term.bias]
                     items += [Element(f"Ib_{t}_{k}_{j}", ("0", a[j]), f"DC {spice_number(b[j] / r)}")
                               for j in range(n)]
-                w = np.asarray(system.parameters[term.weight], dtype=np.float64)
+                w = term.gain * np.asarray(system.parameters[term.weight], dtype=np.float64)  # fixed gain g
                 sens = src_nodes_sd(src_nodes, tags, term.source) if from_pop else None
                 items.append(SynapseArray(
                     f"Xs_{t}_{k}", "hwbp_synapse" if from_pop else "hwbp_synapse_fwd", tuple(pre), tuple(a),
