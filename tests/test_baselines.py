@@ -85,3 +85,19 @@ def test_bad_settings_are_errors() -> None:
         pc_relax(s, b, eta=0.0)
     with pytest.raises(ConfigError, match="steps"):
         pc_alm_relax(s, b, steps=-1)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_vectorized_chain_equals_generic_path(activation: str) -> None:
+    from hwbp.baselines.stacked import stacked_chain
+
+    g = depth_resmlp(9, 5, 3, 7, activation=activation, seed=4).with_loss("ce")
+    b = make_batch(g, 4, seed=2, loss="ce")
+    s = lower(g)
+    assert stacked_chain(s, b) is not None
+    assert stacked_chain(lower(_linear()), make_batch(_linear(), 2)) is None
+    for relax in (pc_relax, pc_alm_relax):
+        fast = pc_gradients(s, b, relax(s, b, steps=9)).parameters
+        slow = pc_gradients(s, b, relax(s, b, steps=9, vectorize=False)).parameters
+        for k in slow:
+            np.testing.assert_allclose(fast[k], slow[k], rtol=1e-11, atol=1e-14)

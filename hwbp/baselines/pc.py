@@ -72,9 +72,12 @@ def _check(system: DynamicsSystem, steps: int, rho: float, eta: float, alpha: fl
 class _Relaxer:
     """Shared pieces: the feed-forward init, ``μ(z)``, and ``Σ Jᵀ s`` products."""
 
-    def __init__(self, system: DynamicsSystem, batch: Batch) -> None:
+    def __init__(self, system: DynamicsSystem, batch: Batch, *, vectorize: bool = True) -> None:
+        from hwbp.baselines.stacked import stacked_chain
+
         self.system = system
         self.kernel = Kernel(system, batch, stack_layers=False)
+        self.fast = stacked_chain(system, batch) if vectorize else None
         self.out = self.kernel.loss_index
         self.n = len(self.kernel.names)
         self.free = [i for i in range(self.n) if i != self.out]
@@ -88,12 +91,16 @@ class _Relaxer:
 
     def predictions(self, z: Arrays) -> Arrays:
         """``μ_l(z)`` of every population (caches the gates at ``z``)."""
+        if self.fast is not None:
+            return self.fast.predictions(z)
         mu: Arrays = [None] * self.n  # type: ignore[list-item]
         self.kernel.forward(range(self.n), z, mu)
         return mu
 
     def pullback(self, z: Arrays, signal: Arrays) -> Arrays:
         """``Σ_{p reads l} J_plᵀ signal_p`` for every free ``l`` (gates from :meth:`predictions`)."""
+        if self.fast is not None:
+            return self.fast.pullback(z, signal)
         out: Arrays = [None] * self.n  # type: ignore[list-item]
         self.kernel.backward(self.free, z, signal, out)
         return out
@@ -114,7 +121,7 @@ class _Relaxer:
 
 
 def pc_relax(system: DynamicsSystem, batch: Batch, *, steps: int | None = None, rho: float = 1.0,
-             eta: float = 0.2, record: Recorder | None = None) -> PCResult:
+             eta: float = 0.2, record: Recorder | None = None, vectorize: bool = True) -> PCResult:
     """Predictive-coding inference: ``steps`` (default ``2L``) gradient steps on ``z``.
 
     Parameters
@@ -130,10 +137,13 @@ def pc_relax(system: DynamicsSystem, batch: Batch, *, steps: int | None = None, 
         Inference step size ``η``.
     record : callable, optional
         ``record(step, state)`` after each step (step 0 is the feed-forward pass).
+    vectorize : bool
+        Evaluate a residual chain's layers as one stacked product
+        (:mod:`hwbp.baselines.stacked`; same arithmetic, less overhead).
     """
     T = 2 * system.depth if steps is None else steps
     _check(system, T, rho, eta, 0.0)
-    rx = _Relaxer(system, batch)
+    rx = _Relaxer(system, batch, vectorize=vectorize)
     z = rx.feedforward()
     loss0 = float(rx.loss(z[rx.out]).mean())
 
@@ -158,20 +168,21 @@ def pc_relax(system: DynamicsSystem, batch: Batch, *, steps: int | None = None, 
 
 
 def pc_alm_relax(system: DynamicsSystem, batch: Batch, *, steps: int | None = None, rho: float = 1.0,
-                 alpha: float = 1.0, eta: float = 0.2, record: Recorder | None = None) -> PCResult:
+                 alpha: float = 1.0, eta: float = 0.2, record: Recorder | None = None,
+                 vectorize: bool = True) -> PCResult:
     """PC-ALM inference: ``steps`` (default ``2L``) primal steps on ``z``, each followed
     by the dual ascent ``λ ← λ + α r`` (see the module docstring).
 
     Parameters
     ----------
-    system, batch, steps, rho, eta, record
+    system, batch, steps, rho, eta, record, vectorize
         As for :func:`pc_relax`.
     alpha : float
         Dual step ``α`` (0 gives PC).
     """
     T = 2 * system.depth if steps is None else steps
     _check(system, T, rho, eta, alpha)
-    rx = _Relaxer(system, batch)
+    rx = _Relaxer(system, batch, vectorize=vectorize)
     z = rx.feedforward()
     loss0 = float(rx.loss(z[rx.out]).mean())
     lam = [np.zeros_like(a) for a in z]

@@ -100,9 +100,13 @@ class DynamicsSource:
     """Gradients read from the settled state of a backend (compiled once, parameters
     updated in place of recompiling where the backend supports it)."""
 
-    def __init__(self, backend: str, beta: float = 1.0, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, backend: str, beta: float = 1.0, options: Mapping[str, Any] | None = None,
+                 initial: str | None = None) -> None:
         self.backend = get_backend(backend)
         self.beta = beta
+        #: initial state of every settle (None: the backend's default; ``"forward-manifold"``
+        #: starts from the forward pass, as PC does, and is exact after L unit steps)
+        self.initial = initial
         self.options = self.backend.options({**self.backend.training_defaults, **dict(options or {})})
         self._artefact: Artefact | None = None
         self._structure: tuple | None = None
@@ -117,7 +121,7 @@ class DynamicsSource:
             self._structure = structure
         else:
             self._artefact = self.backend.update_parameters(self._artefact, graph.parameters())
-        result = self.backend.run(self._artefact, batch)
+        result = self.backend.run(self._artefact, batch, initial=self.initial)
         return read_gradients(self._artefact.system, result.state, batch)
 
 
@@ -140,9 +144,11 @@ def source_options() -> dict[str, type[Options]]:
     return out
 
 
-def get_source(name: str, *, beta: float = 1.0, options: Mapping[str, Any] | None = None) -> GradientSource:
+def get_source(name: str, *, beta: float = 1.0, options: Mapping[str, Any] | None = None,
+               initial: str | None = None) -> GradientSource:
     """The gradient source ``name`` (``oracle``, ``pc``, ``pc-alm`` or a backend);
-    ``options`` are its options.  The error lists the valid names."""
+    ``options`` are its options, ``initial`` a backend's initial state (default: the
+    backend's).  The error lists the valid names."""
     if name == "oracle":
         if options:
             raise ConfigError("options do not apply to the oracle (plain backprop)")
@@ -151,4 +157,4 @@ def get_source(name: str, *, beta: float = 1.0, options: Mapping[str, Any] | Non
         return BaselineSource(name, beta, options)
     if name not in backend_names():
         raise ConfigError(f"unknown gradient source {name!r}; valid: {', '.join(source_names())}")
-    return DynamicsSource(name, beta, options)
+    return DynamicsSource(name, beta, options, initial)
