@@ -40,9 +40,6 @@ def read_csv(path: str | Path) -> list[dict]:
 
 
 def _grid(keys: list[tuple[str, str]]):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8), squeeze=False)
@@ -164,6 +161,9 @@ def layer_credit(rows: list[dict]):
 
 def write_figures(directory: str | Path) -> list[Path]:
     """Draw every figure from the CSVs in ``directory`` into PNGs there."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from hwbp.io import atomic_write_bytes
