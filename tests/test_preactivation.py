@@ -113,3 +113,27 @@ def test_dyadic_cosine_at_depth_128(activation: str) -> None:
     vb = np.concatenate([exact.parameters[k].ravel() for k in sorted(exact.parameters)])
     assert va @ vb / np.linalg.norm(va) / np.linalg.norm(vb) >= 0.999999
     assert _max_rel(grads, exact) < 1e-10
+
+
+def test_spice_realizes_gains_and_refuses_source_side_nonlinearity() -> None:
+    from dataclasses import replace
+
+    from spice_helpers import require_ngspice
+
+    from hwbp.backend import get_backend
+    from hwbp.ir.graph import Graph
+    from hwbp.ir.nodes import Dense
+    from hwbp.models import random_mlp
+
+    require_ngspice()
+    base = random_mlp([4, 5, 3], activation="tanh", seed=2)
+    nodes = tuple(replace(n, gain=0.37) if isinstance(n, Dense) else n for n in base.nodes)
+    g = Graph(nodes, base.output, "gained").with_loss("mse")
+    b = make_batch(g, 2, seed=1)
+    s = lower(g)
+    spice = get_backend("spice")
+    st = spice.simulate(s, b, {"analysis": "op"}).state
+    assert _max_rel(read_gradients(s, st, b), exact_gradients(g, b)) < 1e-8
+    deep = lower(depth_resmlp(4, 3, 2, 3, activation="tanh").with_loss("mse"))
+    with pytest.raises(ModelError, match="source-side nonlinearity"):
+        spice.compile(deep, spice.options({"analysis": "op"}))
