@@ -66,6 +66,7 @@ def test_reference_backend_follows_autograd_step_for_step() -> None:
         np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.slow
 def test_short_budget_does_not_follow_autograd() -> None:
     """Negative control: one unit step short of 2L from rest is not backprop."""
     auto, phys, la, lp = _loops("reference", 3, 32, options={"steps": 5})

@@ -34,10 +34,19 @@ NODE_TYPES: Mapping[str, type[Node]] = MappingProxyType(
 )
 
 
+#: Fields added to a node type after format 1, with their defaults: written only when a
+#: node's value differs, so archives of models that do not use them stay readable by
+#: earlier versions (and byte-identical to what those wrote).
+OPTIONAL_FIELDS: Mapping[tuple[str, str], Any] = MappingProxyType({("dense", "gain"): 1.0})
+
+
 def _encode_node(node: Node, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     record: dict[str, Any] = {"kind": node.kind}
     for f in dataclasses.fields(node):
         value = getattr(node, f.name)
+        key = (node.kind, f.name)
+        if key in OPTIONAL_FIELDS and value == OPTIONAL_FIELDS[key]:
+            continue
         if isinstance(value, np.ndarray):
             key = f"arrays/{len(arrays)}.npy"
             arrays[key] = value

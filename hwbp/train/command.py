@@ -99,17 +99,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_writable(out.with_suffix(".hwbp"), "-o (native copy)")
     if args.checkpoint:
         _check_out_path(args.checkpoint, ".npz", "--checkpoint")
-    data = load_dataset(args.dataset)
-    graph = _model(args, data.n_features, data.n_classes)
     lr = args.lr
     if lr is None:
-        lr = 1e-3 * float(np.sqrt(args.width / args.depth)) if args.depth is not None else 0.01
+        lr = 1e-3 * float(np.sqrt(args.width / max(args.depth, 1))) if args.depth is not None else 0.01
     config = TrainConfig(args.epochs, args.batch_size, args.optimizer, lr, args.seed)
-    graph_to_onnx_bytes(graph)  # the trained model must be exportable: same structure
     options = args.option_flags.values(args, args.backend, "backend") if args.backend != "oracle" else {}
     if args.backend == "oracle" and any(getattr(args, d, None) is not None for d in args.option_flags.flags):
         raise ConfigError("source options do not apply to --backend oracle (plain backprop)")
     source = get_source(args.backend, beta=args.beta, options=options)
+    data = load_dataset(args.dataset)
+    graph = _model(args, data.n_features, data.n_classes)
+    graph_to_onnx_bytes(graph)  # the trained model must be exportable: same structure
     result = train(graph, data.x_train, data.y_train, source, config, x_test=data.x_test, y_test=data.y_test,
                    desc=f"train[{args.backend}]", progress=sys.stderr.isatty(), track_cosine=args.track_cosine,
                    checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
