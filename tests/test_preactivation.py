@@ -90,6 +90,8 @@ def test_gain_round_trips_native_and_onnx() -> None:
     y2 = forward(onnx_graph, {onnx_graph.inputs[0].name: x})[onnx_graph.output]
     # ONNX float attributes (Gemm alpha) are 32-bit: the gain comes back to ~6e-8
     np.testing.assert_allclose(y2, y1, rtol=1e-6)
+    assert onnx_graph.node("layer2").gain == pytest.approx(g.node("layer2").gain, rel=1e-7)
+    assert sorted(onnx_graph.parameters()) == sorted(g.parameters())
 
 
 def test_bad_gain_is_an_error() -> None:
@@ -137,3 +139,13 @@ def test_spice_realizes_gains_and_refuses_source_side_nonlinearity() -> None:
     deep = lower(depth_resmlp(4, 3, 2, 3, activation="tanh").with_loss("mse"))
     with pytest.raises(ModelError, match="source-side nonlinearity"):
         spice.compile(deep, spice.options({"analysis": "op"}))
+
+
+def test_equations_show_gain_and_source_side_nonlinearity() -> None:
+    from hwbp.targets.equations import equations_json, equations_markdown
+
+    s = lower(depth_resmlp(4, 3, 2, 3, activation="tanh").with_loss("mse"))
+    text = equations_markdown(s)
+    assert "tanh(xbar[layer1])" in text and "tanh'(xbar[layer1]) ⊙" in text
+    term = equations_json(s)["populations"][1]["terms"][1]
+    assert term["source_activation"] == "tanh" and term["gain"] == pytest.approx(1 / 3)

@@ -4,8 +4,8 @@
 bias ``<name>.bias``), ``Activation`` -> ``Tanh`` / ``Sigmoid`` / ``Relu`` /
 ``LeakyRelu`` / ``Softplus`` (``Identity`` for the identity), ``Add`` -> ``Add``
 (a chain of two-input Adds for more inputs).  ONNX stores Gemm's ``alpha`` as a
-32-bit float, so a gain comes back to about 6e-8 relative (the importer folds it into
-the weight).  Opset 17; the single input takes
+32-bit float, so a gain comes back to about 6e-8 relative (the importer keeps it as the
+Dense's gain).  Opset 17; the single input takes
 ``[batch, n]``; tensor names are kept unique.  Deterministic bytes.
 """
 

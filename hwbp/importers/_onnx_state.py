@@ -140,15 +140,17 @@ class _Importer:
         self.nodes[ir.name] = ir
         self.values[node.output[0]] = _Value(ir.name, rank, size)
 
-    def dense(self, node: onnx.NodeProto, x: _Value, weight: np.ndarray, bias: np.ndarray, wname: str) -> None:
-        """Emit ``y = weight @ x + bias`` (``weight`` is ``(out, in)``)."""
+    def dense(self, node: onnx.NodeProto, x: _Value, weight: np.ndarray, bias: np.ndarray, wname: str,
+              gain: float = 1.0) -> None:
+        """Emit ``y = gain * weight @ x + bias`` (``weight`` is ``(out, in)``; ``gain`` a
+        fixed scale, e.g. Gemm's ``alpha``)."""
         if weight.shape[1] != x.size:
             self.fail(node, f"weight {wname!r} (as (out, in) = {weight.shape}) expects {weight.shape[1]} "
                             f"inputs but the input has {x.size}", ShapeError)
         bias = self.bias(node, bias, weight.shape[0])
         prefix = wname[: -len(".weight")] if wname.endswith(".weight") else ""
         name = self.unique(prefix, "") if _clean(prefix) else self.node_name(node)
-        self.emit(node, Dense(name, source=x.node, weight=weight, bias=bias), x.rank, weight.shape[0])
+        self.emit(node, Dense(name, source=x.node, weight=weight, bias=bias, gain=gain), x.rank, weight.shape[0])
         self.fusable[node.output[0]] = name
 
     def bias(self, node: onnx.NodeProto, b: np.ndarray, n_out: int) -> np.ndarray:
