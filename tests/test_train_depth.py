@@ -94,3 +94,13 @@ def test_cli_bad_inputs(tmp_path, capsys) -> None:
     assert "do not apply to --backend oracle" in capsys.readouterr().err
     assert main(["train", "--depth", "3", "--backend", "pc", "--dual-step", "1", "-o", str(tmp_path / "m.onnx")]) == 2
     assert "--dual-step does not apply" in capsys.readouterr().err
+
+
+def test_gradient_cosine_of_tiny_gradients_does_not_underflow() -> None:
+    from hwbp.train import gradient_cosine
+
+    a = {"w": np.array([1e-200, 2e-200]), "b": np.array([0.0])}
+    b = {"w": np.array([1.0, 2.0]), "b": np.array([0.0])}
+    assert gradient_cosine(a, b) == pytest.approx(1.0)
+    assert gradient_cosine({"w": -b["w"], "b": b["b"]}, b) == pytest.approx(-1.0)
+    assert gradient_cosine({"w": np.zeros(2), "b": np.zeros(1)}, b) == 0.0

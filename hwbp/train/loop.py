@@ -59,9 +59,14 @@ def accuracy(graph: Graph, x: np.ndarray, labels: np.ndarray) -> float:
 
 def gradient_cosine(a, b) -> float:
     """Cosine between two parameter-gradient sets (all tensors of ``b`` concatenated
-    in sorted-name order); 1.0 when both vanish, 0.0 when only one does."""
-    va = np.concatenate([np.ravel(a[k]) for k in sorted(b)])
-    vb = np.concatenate([np.ravel(b[k]) for k in sorted(b)])
+    in sorted-name order); 1.0 when both vanish, 0.0 when only one does.  Each vector
+    is scaled by its largest entry first, so tiny gradients (1e-200) do not underflow."""
+    va = np.concatenate([np.ravel(a[k]) for k in sorted(b)]).astype(np.float64)
+    vb = np.concatenate([np.ravel(b[k]) for k in sorted(b)]).astype(np.float64)
+    sa, sb = np.abs(va).max(initial=0.0), np.abs(vb).max(initial=0.0)
+    if sa == 0 or sb == 0:
+        return 1.0 if sa == sb else 0.0
+    va, vb = va / sa, vb / sb
     na, nb = np.linalg.norm(va), np.linalg.norm(vb)
     if na == 0 or nb == 0:
         return 1.0 if na == nb else 0.0

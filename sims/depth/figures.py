@@ -109,7 +109,7 @@ def cosine_vs_budget(rows: list[dict]):
 
 
 def credit_arrival(rows: list[dict]):
-    """Arrival step of credit per layer (first step with cosine >= 0.99), against the
+    """Arrival step of credit per layer (first step with relative error <= 0.1), against the
     layer's distance from the output, one curve per depth; ballistic credit (one layer
     per step) is a line of slope 1."""
     panels = sorted({(r["dataset"], r["activation"]) for r in rows})
@@ -126,7 +126,7 @@ def credit_arrival(rows: list[dict]):
                 ax.plot(d - layer + 1, t, color=COLORS[m], marker=".", ms=3, lw=1,
                         alpha=0.35 + 0.65 * (i + 1) / len(depths), label=LABELS[m] if i == len(depths) - 1 else None)
         ax.set_xlabel("layer distance from the output (L - l + 1)")
-        ax.set_ylabel("credit arrival step (cosine >= 0.99)")
+        ax.set_ylabel("credit arrival step (rel. error <= 0.1)")
         ax.set_title(f"{ds}, {act}: missing points never arrive within 3L", fontsize=9)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -134,7 +134,8 @@ def credit_arrival(rows: list[dict]):
 
 
 def layer_credit(rows: list[dict]):
-    """Per-layer cosine to backprop at several budgets, at the largest depth studied."""
+    """Per-layer relative error of the weight gradient at several budgets T <= 2L, at the
+    largest depth studied: 1 means no credit yet, round-off means exact."""
     panels = sorted({(r["dataset"], r["activation"]) for r in rows})
     fig, axes = _grid(panels)
     styles = {"dyadic-rest": "-", "dyadic": "--", "pc": "-", "pc-alm": "-"}
@@ -143,7 +144,7 @@ def layer_credit(rows: list[dict]):
         budgets = sorted({r["T"] for r in rows if r["depth"] == d and r["T"] <= 2 * d})
         for m in ("dyadic-rest", "pc", "pc-alm"):
             for i, T in enumerate(budgets):
-                sel = sorted((r["layer"], r["cosine"]) for r in rows if r["dataset"] == ds
+                sel = sorted((r["layer"], max(r["rel_err"], 1e-16)) for r in rows if r["dataset"] == ds
                              and r["activation"] == act and r["method"] == m and r["depth"] == d and r["T"] == T)
                 if not sel:
                     continue
@@ -151,9 +152,10 @@ def layer_credit(rows: list[dict]):
                 ax.plot(layer, c, color=COLORS[m], ls=styles[m], alpha=0.3 + 0.7 * (i + 1) / len(budgets),
                         label=f"{LABELS[m]}, T = {int(T)}")
         ax.set_xlabel("layer l")
-        ax.set_ylabel("weight-gradient cosine to backprop")
-        ax.set_title(f"{ds}, {act}, L = {int(d)}: credit by layer at T <= 2L", fontsize=9)
-        ax.set_ylim(-0.1, 1.05)
+        ax.set_ylabel("relative error of the layer's gradient")
+        ax.set_yscale("log")
+        ax.set_ylim(1e-16, 10)
+        ax.set_title(f"{ds}, {act}, L = {int(d)}: credit by layer at T <= 2L (1 = none)", fontsize=9)
     axes[0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return fig

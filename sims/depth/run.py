@@ -35,7 +35,7 @@ RESULT_COLUMNS = ["dataset", "activation", "depth", "width", "method", "seed", "
                   "wall_s"]
 CSV_COLUMNS = {
     "budget": ["dataset", "activation", "depth", "method", "T", "grad_cosine"],
-    "layers": ["dataset", "activation", "depth", "method", "T", "layer", "cosine"],
+    "layers": ["dataset", "activation", "depth", "method", "T", "layer", "cosine", "rel_err"],
     "arrival": ["dataset", "activation", "depth", "method", "layer", "arrival"],
 }
 

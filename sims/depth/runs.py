@@ -85,17 +85,27 @@ def _layer_cosines(grads, exact, depth: int) -> list[float]:
     return [gradient_cosine({k: grads[k]}, {k: exact[k]}) for k in (f"layer{l}.weight" for l in range(1, depth + 1))]
 
 
-#: a layer "has credit" once its weight-gradient cosine to backprop reaches this
-ARRIVAL_COSINE = 0.99
+def _layer_errors(grads, exact, depth: int) -> list[float]:
+    """``‖g_l − g*_l‖ / ‖g*_l‖`` of every layer's weight gradient (1: no credit at all)."""
+    out = []
+    for k in (f"layer{l}.weight" for l in range(1, depth + 1)):
+        scale = np.abs(exact[k]).max()
+        out.append(float(np.linalg.norm((grads[k] - exact[k]) / scale) / np.linalg.norm(exact[k] / scale)))
+    return out
+
+
+#: a layer "has credit" once its weight gradient is within this relative error of
+#: backprop's (direction and size; a cosine alone would count a gradient 1e-100 too small)
+ARRIVAL_REL_ERR = 0.1
 
 
 def credit_run(dataset: str, activation: str, depth: int, *, width: int = WIDTH, seed: int = 0
                ) -> dict[str, list[dict]]:
     """The credit study of one configuration (module docstring).  Returns rows of
     ``budget.csv`` (whole-network cosine after every step ``T = 0 .. 3L``),
-    ``layers.csv`` (per-layer cosine at ``T = L/2, L, 3L/2, 2L, 3L``) and
-    ``arrival.csv`` (first step at which each layer's cosine reaches
-    :data:`ARRIVAL_COSINE`; empty when it does not within 3L)."""
+    ``layers.csv`` (per-layer cosine and relative error at ``T = L/2, L, 3L/2, 2L, 3L``)
+    and ``arrival.csv`` (first step at which each layer's relative error is at most
+    :data:`ARRIVAL_REL_ERR`; empty when it is not within 3L)."""
     data = load_dataset(dataset)
     graph = depth_resmlp(data.n_features, width, data.n_classes, depth, activation=activation, seed=seed)
     graph = graph.with_loss("mse")
@@ -109,14 +119,14 @@ def credit_run(dataset: str, activation: str, depth: int, *, width: int = WIDTH,
     arrival: dict[str, list] = {}
 
     def add(method: str, step: int, grads) -> None:
-        per_layer = _layer_cosines(grads, exact, depth)
+        errors = _layer_errors(grads, exact, depth)
         out["budget"].append({**key, "method": method, "T": step, "grad_cosine": gradient_cosine(grads, exact)})
         if step in snapshots:
-            out["layers"] += [{**key, "method": method, "T": step, "layer": l, "cosine": c}
-                              for l, c in enumerate(per_layer, start=1)]
+            out["layers"] += [{**key, "method": method, "T": step, "layer": l, "cosine": c, "rel_err": e}
+                              for l, (c, e) in enumerate(zip(_layer_cosines(grads, exact, depth), errors), start=1)]
         first = arrival.setdefault(method, [None] * depth)
-        for l, c in enumerate(per_layer):
-            if first[l] is None and c >= ARRIVAL_COSINE:
+        for l, e in enumerate(errors):
+            if first[l] is None and e <= ARRIVAL_REL_ERR:
                 first[l] = step
 
     for method, initial in (("dyadic-rest", "zeros"), ("dyadic", "forward-manifold")):
