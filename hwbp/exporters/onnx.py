@@ -1,6 +1,6 @@
 """Export an IR graph as ONNX, in the layout :mod:`hwbp.importers.onnx` reads back.
 
-``Dense`` -> ``Gemm`` (``transB = 1``, weight ``<name>.weight`` of shape ``(out, in)``,
+``Dense`` -> ``Gemm`` (``transB = 1``, ``alpha`` = the dense gain, weight ``<name>.weight`` of shape ``(out, in)``,
 bias ``<name>.bias``), ``Activation`` -> ``Tanh`` / ``Sigmoid`` / ``Relu`` /
 ``LeakyRelu`` / ``Softplus`` / ``Elu`` / ``Softsign`` / ``Gelu`` / ``Clip``
 (``Identity`` for the identity; SiLU as ``x * Sigmoid(x)``), ``Add`` -> ``Add``
@@ -8,7 +8,9 @@ bias ``<name>.bias``), ``Activation`` -> ``Tanh`` / ``Sigmoid`` / ``Relu`` /
 become ``Conv`` / ``AveragePool`` / ``BatchNormalization`` between a ``Reshape`` to
 ``[batch, C, *S]`` and a ``Flatten`` back.  A tied parameter is ONE initializer read
 by every node that uses it.  Opset 17 (20 where a Gelu needs it); the single input
-takes ``[batch, n]``; tensor names are kept unique.  Deterministic bytes.
+takes ``[batch, n]``; tensor names are kept unique.  Deterministic bytes.  ONNX stores Gemm's
+``alpha`` as a 32-bit float, so a Dense's fixed gain comes back to about 6e-8 relative
+(the importer keeps it as the Dense's gain).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
                 add_param(node.bias_name, node.bias)
                 operands.append(node.bias_name)
             nodes.append(helper.make_node("Gemm", operands, [out],
-                                          name=f"/{node.name}/Gemm", alpha=1.0, beta=1.0, transB=1))
+                                          name=f"/{node.name}/Gemm", alpha=float(node.gain), beta=1.0, transB=1))
         elif isinstance(node, (Conv, AvgPool, BatchNorm)):
             nodes += _spatial_nodes(node, tensor[node.source], out, fresh, add_param, add_const)
         elif isinstance(node, Activation):

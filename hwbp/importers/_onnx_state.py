@@ -156,11 +156,11 @@ class _Importer:
         self.values[node.output[0]] = _Value(ir.name, rank, size, shape)
 
     def dense(self, node: onnx.NodeProto, x: _Value, weight: np.ndarray, bias: np.ndarray, wname: str,
-              bname: str = "", has_bias: bool = True) -> None:
-        """Emit ``y = weight @ x + bias`` (``weight`` is ``(out, in)``); ``wname`` and
-        ``bname`` are the initializers they come from (a second use ties to the first);
-        ``has_bias=False`` makes a bias-free layer (no bias parameter; a later ``Add``
-        may give it one)."""
+              bname: str = "", has_bias: bool = True, gain: float = 1.0) -> None:
+        """Emit ``y = gain * weight @ x + bias`` (``weight`` is ``(out, in)``; ``gain`` a
+        fixed scale, e.g. Gemm's ``alpha``); ``wname`` and ``bname`` are the initializers
+        they come from (a second use ties to the first); ``has_bias=False`` makes a
+        bias-free layer (no bias parameter; a later ``Add`` may give it one)."""
         if weight.shape[1] != x.size:
             self.fail(node, f"weight {wname!r} (as (out, in) = {weight.shape}) expects {weight.shape[1]} "
                             f"inputs but the input has {x.size}", ShapeError)
@@ -170,7 +170,7 @@ class _Importer:
         # a weight initializer read by several nodes is one (tied) parameter
         wparam = self.params.get(wname)
         bparam = self.params.get(bname) if bname else None
-        ir = Dense(name, source=x.node, weight=weight, bias=bias, has_bias=has_bias, weight_param=wparam,
+        ir = Dense(name, source=x.node, weight=weight, bias=bias, has_bias=has_bias, gain=gain, weight_param=wparam,
                    bias_param=bparam)
         self.params.setdefault(wname, ir.weight_name)
         if bname:

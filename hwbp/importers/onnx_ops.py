@@ -35,10 +35,13 @@ def _gemm(imp: _Importer, node: onnx.NodeProto) -> None:
     w = imp.const(node, 1, "weight")
     if w.ndim != 2:
         imp.fail(node, f"weight {node.input[1]!r} must be 2-D, got shape {w.shape}", ShapeError)
-    weight = _attr_float(at["alpha"]) * (w if at["transB"] else w.T)
+    weight = w if at["transB"] else w.T  # alpha stays a fixed gain: the parameterization round-trips
     has_c = len(node.input) == 3 and node.input[2] != ""
     bias = _attr_float(at["beta"]) * imp.const(node, 2, "bias") if has_c else np.zeros(())
-    imp.dense(node, x, weight, bias, node.input[1], node.input[2] if has_c else "", has_bias=has_c)
+    alpha = _attr_float(at["alpha"])
+    if alpha == 0:
+        imp.fail(node, "alpha = 0 makes the layer constant; fold it before export")
+    imp.dense(node, x, weight, bias, node.input[1], node.input[2] if has_c else "", has_bias=has_c, gain=alpha)
 
 
 def _matmul(imp: _Importer, node: onnx.NodeProto) -> None:

@@ -82,7 +82,8 @@ class Input(Node):
 
 @dataclass(frozen=True, eq=False)
 class Dense(Node):
-    """Affine map ``y = W x + b`` with ``W`` of shape ``(out, in)`` and ``b`` of ``(out,)``.
+    """Affine map ``y = g W x + b`` with ``W`` of shape ``(out, in)``, ``b`` of ``(out,)``
+    and a fixed (untrained) scalar gain ``g`` (default 1).
 
     The parameters are named ``<name>.weight`` and ``<name>.bias``, or
     ``weight_param`` / ``bias_param`` where given: Dense nodes that give the same
@@ -92,6 +93,9 @@ class Dense(Node):
     e.g. ``nn.Linear(..., bias=False)``) keeps ``bias`` at zeros but has no bias
     *parameter*: :meth:`hwbp.ir.Graph.parameters`, the lowering, the oracle and the
     exporters leave it out, so no gradient of it is ever reported.
+    The gain carries the scale factors of a parameterization (``1/sqrt(fan_in)``,
+    ``1/sqrt(N L)``, ...) so that every backend realizes the same model; it is not a
+    parameter, and ``dL/dW = g * dL/dy xᵀ``.
     """
 
     source: str = ""
@@ -100,6 +104,7 @@ class Dense(Node):
     has_bias: bool = True
     weight_param: str | None = None
     bias_param: str | None = None
+    gain: float = 1.0
     kind: ClassVar[str] = "dense"
 
     def __post_init__(self) -> None:
@@ -107,6 +112,10 @@ class Dense(Node):
         if not isinstance(self.has_bias, (bool, np.bool_)):
             raise ModelError(f"dense {self.name!r}: has_bias must be true or false, got {self.has_bias!r}")
         object.__setattr__(self, "has_bias", bool(self.has_bias))
+        gain = _number(self.gain, f"dense {self.name!r}: gain")
+        if not (np.isfinite(gain) and gain != 0):
+            raise ModelError(f"dense {self.name!r}: gain must be finite and non-zero, got {gain}")
+        object.__setattr__(self, "gain", gain)
         object.__setattr__(self, "weight", frozen_array(self.weight, f"dense {self.name!r}: weight"))
         object.__setattr__(self, "bias", frozen_array(self.bias, f"dense {self.name!r}: bias"))
         if not self.has_bias and np.any(self.bias != 0):

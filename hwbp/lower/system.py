@@ -5,9 +5,11 @@ population ``v`` (one per activation-producing IR node after fusion) the state i
 pair of node vectors ``x+_v``, ``x-_v``; with ``xbar = (x+ + x-)/2`` and tension
 ``T = x+ - x-`` the dynamics are (DESIGN.md section 2)::
 
-    tau dxbar_v/dt = -xbar_v + sum_k f_k(W_k xbar_{u_k} + b_k)                 (forward)
-    tau dT_v/dt    = -T_v + sum_{(p,k): u_k = v} W_kᵀ (f_k'(a_k) ⊙ T_p)       (sensitivity)
+    tau dxbar_v/dt = -xbar_v + sum_k f_k(a_k),  a_k = g_k W_k φ_k(xbar_{u_k}) + b_k     (forward)
+    tau dT_v/dt    = -T_v + sum_{(p,k): u_k = v} φ_k'(xbar_v) ⊙ g_k W_kᵀ (f_k'(a_k) ⊙ T_p)  (sensitivity)
                           + beta * grad_l(xbar_v)        if v feeds the loss
+
+(``φ_k`` and ``g_k`` are the identity and 1 unless a term says otherwise, see :class:`Term`)
 
 where the sum over ``k`` runs over the population's :class:`Term` s.  At the fixed
 point ``xbar`` is the forward pass and ``T_v = beta * dl/dx_v`` exactly.
@@ -117,8 +119,19 @@ class Layout:
 
 @dataclass(frozen=True)
 class Term:
-    """One additive drive term of a population: ``f(W u + b)``, or ``f(u)`` when
+    """One additive drive term of a population: ``f(g W φ(u) + b)``, or ``f(u)`` when
     ``weight`` is None (a skip connection when ``f`` is the identity).
+
+    ``φ`` (``source_activation``, identity by default) is a *source-side*
+    nonlinearity and ``g`` (``gain``, 1 by default) a fixed scale: together they
+    realize a pre-activation layer ``W φ(z) / sqrt(N L)`` as ONE term instead of a
+    population for ``φ(z)`` and one for the product, so that the depth L (in
+    populations) and the unit-step budget 2L are those of the network's layers.
+    With ``a = g W φ(ū) + b`` and ``e = f'(a) ⊙ T`` (the post-side gate of the
+    term's population), the forward drive is ``f(a)``, the sensitivity drive into
+    the source is ``φ'(ū) ⊙ (g Wᵀ e)`` (gated on the source side, where ``ū``
+    lives) and the synapse reads ``dL/dW = g mean e φ(u)ᵀ / beta``.  A weightless
+    term takes neither (``φ`` and ``g`` only accompany a weight).
 
     Attributes
     ----------
@@ -144,6 +157,9 @@ class Term:
     alpha: float = 0.01
     weight: str | None = None
     bias: str | None = None
+    gain: float = 1.0
+    source_activation: str = "identity"
+    source_alpha: float = 0.01
     layout: Layout | None = None
 
     @property
@@ -153,8 +169,9 @@ class Term:
 
 
 def term_matrix(parameters: Mapping[str, np.ndarray], term: Term) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The dense ``(W, b)`` a term applies to its source's mean, ``a = W u + b``
-    (``(None, None)`` for a pass-through term).
+    """The dense ``(W, b)`` a term applies, ``a = g W φ(u) + b`` (``(None, None)`` for a
+    pass-through term); the fixed gain ``g`` and the source-side ``φ`` are the term's own
+    fields and are not folded in.
 
     With a :class:`Layout`, ``W`` is built from the weight parameter and the input
     offset is folded into the bias, ``b = beta[bias_index] - W offset``.

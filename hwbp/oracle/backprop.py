@@ -29,7 +29,7 @@ Values = dict[str, np.ndarray]
 
 
 def _fwd_dense(node: Dense, v: Values) -> np.ndarray:
-    return v[node.source] @ node.weight.T + node.bias
+    return node.gain * (v[node.source] @ node.weight.T) + node.bias
 
 
 def _fwd_activation(node: Activation, v: Values) -> np.ndarray:
@@ -66,10 +66,10 @@ def forward(graph: Graph, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _vjp_dense(node: Dense, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
-    _pacc(pgrad, node.weight_name, g.T @ v[node.source])
+    _pacc(pgrad, node.weight_name, node.gain * (g.T @ v[node.source]))
     if node.has_bias:
         _pacc(pgrad, node.bias_name, g.sum(axis=0))
-    acc(node.source, g @ node.weight)
+    acc(node.source, node.gain * (g @ node.weight))
 
 
 def _pacc(pgrad: dict, name: str, g: np.ndarray) -> None:

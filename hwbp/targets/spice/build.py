@@ -72,6 +72,10 @@ def check_system(system: DynamicsSystem) -> None:
                                  f"valid: {', '.join(sorted(ACTIVATIONS))}")
             if not np.isfinite(term.alpha):
                 raise ModelError(f"spice: population {pop.name!r}: non-finite alpha {term.alpha}")
+            if term.source_activation != "identity":
+                raise ModelError(f"spice: population {pop.name!r}: a source-side nonlinearity "
+                                 f"({term.source_activation} before the weights of {term.weight}) has no circuit "
+                                 "cell yet; use the reference backend for pre-activation layers")
     for name, value in system.parameters.items():
         if not np.all(np.isfinite(value)):
             bad = int(value.size - np.count_nonzero(np.isfinite(value)))
@@ -139,6 +143,8 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                 if b is not None:
                     items += [Element(f"Ib_{t}_{k}_{j}", ("0", a[j]), f"DC {spice_number(b[j] / r)}")
                               for j in range(n)]
+                if term.gain != 1.0:
+                    w = term.gain * w  # the fixed gain g is part of each synapse's conductance
                 sens = src_nodes_sd(src_nodes, tags, term.source) if from_pop else None
                 items.append(SynapseArray(
                     f"Xs_{t}_{k}", "hwbp_synapse" if from_pop else "hwbp_synapse_fwd", tuple(pre), tuple(a),
