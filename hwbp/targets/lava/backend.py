@@ -39,10 +39,10 @@ FLOAT_UNIT_STEP_RTOL = 1e-10
 class LavaOptions(Options):
     """Options of the Lava backend (time in units of tau)."""
 
-    precision: str = option("float", "lava: number format of the ProcessModels (floating_pt or fixed_pt tag)",
+    precision: str = option("float", "number format of the ProcessModels (floating_pt or fixed_pt tag)",
                             choices=PRECISIONS)
     steps: int | None = option(None, "unit steps of the dynamics to take (default: 2L, or 2L/dt rounded up)")
-    dt: float | None = option(None, "lava: Euler step of the decay (1: unit-step, exact; < 1: continuous-time "
+    dt: float | None = option(None, "Euler step of the decay (1: unit-step, exact; < 1: continuous-time "
                                     "approximation; default 1)", unit="tau")
     weight_bits: int = option(8, "fixed point: bits of the integer weights (sign included; shared exponent "
                                  "per weight tensor)")
@@ -123,7 +123,7 @@ class LavaBackend(Backend):
 
             state = run_float(system, batch, start, steps, o.step, o.timeout_s)
         else:
-            from hwbp.targets.lava.run_fixed import run_fixed
+            from hwbp.targets.lava.fixed import run_fixed
 
             state = run_fixed(artefact.data, system, batch, start, steps, o.step, o.timeout_s)
         settle = {"mode": "unit-step" if o.step == 1.0 else "continuous", "initial": initial if isinstance(

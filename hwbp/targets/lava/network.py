@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -41,6 +42,8 @@ class NetworkSpec:
         Population name -> extra process parameters (loss, beta, dt, n_steps, ...).
     term_params : dict
         ``(population, term index)`` -> extra process parameters (act, alpha, ...).
+    input_params : dict
+        Extra process parameters of every input process.
     """
 
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
@@ -51,6 +54,7 @@ class NetworkSpec:
     bias: dict[tuple[str, int], np.ndarray | None] = field(default_factory=dict)
     pop_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     term_params: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    input_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,7 +83,7 @@ def build_network(terms: Mapping[tuple[str, int], tuple[str, int, int]], spec: N
     import_lava()
     from hwbp.targets.lava.lavaproc.processes import InputProcess, PopulationProcess, TermProcess
 
-    inputs = {n: InputProcess(x=x, name=f"input:{n}") for n, x in spec.inputs.items()}
+    inputs = {n: InputProcess(x=x, name=f"input:{n}", **spec.input_params) for n, x in spec.inputs.items()}
     pops = {n: PopulationProcess(mean=m, tension=spec.tension[n], target=spec.target[n], name=f"population:{n}",
                                  **spec.pop_params.get(n, {})) for n, m in spec.mean.items()}
     procs = {}
@@ -129,13 +133,30 @@ def run_network(net: Network, lava_steps: int, *, tag: str, models: Mapping[type
             except BaseException as exc:  # a failed stop after a failed run: keep the first error
                 out.setdefault("error", exc)
 
-    worker = threading.Thread(target=work, name="hwbp-lava-run", daemon=True)
+    def work_quietly() -> None:
+        with warnings.catch_warnings():
+            # Lava's model discovery executes the modules next to a Process's module as
+            # top-level scripts, where a package-relative import cannot resolve; the
+            # models are given explicitly (exception_proc_model_map), so this is noise
+            warnings.filterwarnings("ignore", message="Cannot import module", category=UserWarning)
+            work()
+
+    worker = threading.Thread(target=work_quietly, name="hwbp-lava-run", daemon=True)
     worker.start()
     worker.join(timeout_s)
     if worker.is_alive():
+        failure = ""
+        runtime = getattr(proc, "_runtime", None)
+        infra = getattr(runtime, "_messaging_infrastructure", None)
+        for actor in list(getattr(infra, "actors", [])):
+            exc = actor.exception if not actor.is_alive() else None  # the error of a model that failed
+            if exc and not failure:
+                failure = f"; a process failed: {exc[1].strip().splitlines()[-1]}"
         for child in set(mp.active_children()) - before:
             child.kill()
             mp.Process.join(child, 5)  # lava's SystemProcess.join takes no time limit
+        if failure:
+            raise BackendError(f"the Lava run stopped{failure}")
         raise BackendError(f"the Lava run did not finish within {timeout_s:g} s (a process waits for a message "
                            f"that never comes, or the network is too large for the time limit); raise --timeout "
                            f"if it only needs longer")
