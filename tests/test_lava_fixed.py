@@ -78,3 +78,14 @@ def test_digits_mlp_8bit_cosine() -> None:
     cmp = compare(read_gradients(system, r.state, batch), exact_gradients(g, batch))
     assert min(m.cosine for m in cmp.parameters.values()) >= DIGITS_MIN_COSINE
     assert cmp.max_rel_err > 1e-6  # it is fixed point: not the float result
+
+
+def test_precision_sweep_improves_with_bits() -> None:
+    from hwbp.targets.lava.precision import sweep, to_csv, to_markdown
+
+    g = random_mlp([4, 6, 3], activation="tanh", seed=1, gain=1.5).with_loss("mse")
+    pts = sweep(g, make_batch(g, size=4, seed=1), [4, 8, 14], [24])
+    errs = [p.max_rel_err for p in pts]
+    assert errs[0] > errs[1] > errs[2] and pts[2].min_cosine > 0.9999
+    assert to_csv(pts).splitlines()[0] == "weight_bits,state_bits,min_cosine,max_rel_err"
+    assert "| 8 |" in to_markdown(pts, "t")
