@@ -149,3 +149,20 @@ def test_hang_times_out_and_leaves_no_process() -> None:
     with pytest.raises(BackendError, match="did not finish within 3 s"):
         run_network(net, 3, tag="floating_pt", models=models, timeout_s=3.0, read=lambda n: None)
     assert set(mp.active_children()) - before == set()
+
+
+def test_conformance_profiles_run() -> None:
+    """Each declared profile meets its own bound on a small case (the full case list is
+    the shared conformance suite's)."""
+    from hwbp.backend import ConformanceCase
+
+    lava = get_backend("lava")
+    g, system, batch = _case("mlp", 2, "tanh", "ce", seed=11)
+    case = ConformanceCase("mlp", "tanh", "ce", 2, 3, "random")
+    deep = ConformanceCase("mlp", "tanh", "ce", 8, 3, "random")
+    for prof in lava.conformance():
+        assert prof.unsupported is None or prof.unsupported(case) is None
+        r = lava.simulate(system, batch, dict(prof.options), initial="random", seed=1)
+        assert _rel_err(g, system, batch, r.state) <= prof.max_rel_err, prof.name
+    fixed = [p for p in lava.conformance() if p.options.get("precision") == "fixed"]
+    assert fixed and "resolution" in fixed[0].unsupported(deep)
