@@ -57,6 +57,8 @@ class LavaOptions(Options):
                                  "per weight tensor)")
     state_bits: int = option(24, "fixed point: bits of the integer state (mean and tension, saturating)")
     payload_bits: int = option(16, "fixed point: bits of a graded-spike payload (messages saturate)")
+    on_chip: bool = option(False, "hwbp train: learn inside the Lava processes (ΔW = -lr e uᵀ in each "
+                                  "connection, SGD; fixed point: stochastic rounding)")
     timeout_s: float = option(600.0, "time limit of one Lava run (default: 600)", unit="s", flag="--timeout")
     tau_s: float = option(1.0, "node time constant, for artefacts and reports (default: 1)", unit="s",
                           flag="--tau")
@@ -118,6 +120,8 @@ class LavaBackend(Backend):
 
     def run(self, artefact: Artefact, batch: Batch, *, initial: str | State | None = None, seed: int = 0,
             trace: bool = False) -> SimulationResult:
+        if artefact.options.on_chip:  # type: ignore[attr-defined]
+            raise ConfigError("--on-chip applies to hwbp train only")
         if trace:
             raise ConfigError("--trace is not supported by --backend lava (the processes keep no trajectory); "
                               "use --steps to look at one instant")
@@ -141,6 +145,17 @@ class LavaBackend(Backend):
         if o.step != 1.0:
             settle.update(duration_tau=steps * o.step, solver="euler")
         return SimulationResult(state, None, settle, {"lava_steps": steps + 1})
+
+    def train_on_chip(self, graph, x, labels, config, options, *, beta=1.0, x_test=None, y_test=None,
+                      progress=True, desc="training"):
+        """With ``--on-chip``: whole epochs inside Lava (:mod:`hwbp.targets.lava.onchip`);
+        otherwise None (the host trains with the gradients of :meth:`run`)."""
+        if not self.options(options).on_chip:
+            return None
+        from hwbp.targets.lava.onchip import train_on_chip
+
+        return train_on_chip(graph, x, labels, config, self.options(options), beta=beta, x_test=x_test,
+                             y_test=y_test, progress=progress, desc=desc)
 
     def conformance(self) -> Sequence[ConformanceProfile]:
         def too_deep(case) -> str | None:

@@ -32,6 +32,14 @@ Rounding and saturation rules (all of them):
    4096)``; ce: ``exp(z)`` for ``z = mean - max(mean) <= 0`` from a table over
    ``[-LUT_RANGE, 0]`` as in rule 4 (0 below), ``p = (E << S) // sum(E)`` (floor), then
    ``beta`` as for mse on ``p - target``.
+8. On-chip learning (terms with ``learn``; at the last step of a block, see
+   :mod:`.processes`): ``acc = sum_rows e ⊗ u_msg`` exact, ``num = eta_int *
+   round_shift(acc, S)`` with ``eta_int = rint(lr / batch * 2**ETA_BITS)``, then
+   ``dW_int = (num + r) >> K`` with ``K = ETA_BITS + S - shift + exp`` and ``r`` uniform
+   in ``[0, 2**K)`` (stochastic rounding: unbiased, so updates far below one weight LSB
+   still act on average) from ``numpy.random.default_rng(seed)`` of that term; ``W_int
+   -= dW_int`` saturated to ``weight_bits``; the bias likewise with
+   ``eta_int * sum_rows e`` and ``K = ETA_BITS`` (drawn after the weight's).
 """
 
 from __future__ import annotations
@@ -44,9 +52,9 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from .processes import ACTIVATION_CODES, InputProcess, PopulationProcess, TermProcess
+from .processes import ACTIVATION_CODES, InputProcess, PopulationProcess, TermProcess, block_of
 
-__all__ = ["LUT_FRAC", "LUT_RANGE", "DECAY_BITS", "round_shift", "saturate", "to_payload", "from_payload",
+__all__ = ["LUT_FRAC", "LUT_RANGE", "DECAY_BITS", "ETA_BITS", "stochastic_update", "learn_fixed", "round_shift", "saturate", "to_payload", "from_payload",
            "pwl", "act_fixed", "synapse", "gate", "loss_fixed", "leak", "PyInputFixed", "PyPopulationFixed",
            "PyTermFixed", "FIXED_MODELS"]
 
@@ -56,6 +64,28 @@ LUT_FRAC = 5
 LUT_RANGE = 16
 #: Fraction bits of the decay ``dt`` and of ``beta``.
 DECAY_BITS = 12
+#: Fraction bits of the on-chip learning rate per sample.
+ETA_BITS = 24
+
+
+def stochastic_update(q: np.ndarray, num: np.ndarray, K: int, rng: np.random.Generator, bits: int) -> np.ndarray:
+    """``q - floor((num + r) / 2**K)`` with ``r`` uniform in ``[0, 2**K)`` (rule 8), saturated."""
+    if K <= 0:
+        return saturate(q - (num << np.int64(-K)), bits)
+    r = rng.integers(0, 1 << K, size=num.shape, dtype=np.int64)
+    return saturate(q - ((num + r) >> np.int64(K)), bits)
+
+
+def learn_fixed(weight: np.ndarray, bias: np.ndarray, e: np.ndarray, u_msg: np.ndarray, p: dict,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """New ``(W_int, b_int)`` after one on-chip update (rule 8)."""
+    S = p["S"]
+    num_w = p["eta_int"] * round_shift(e.T @ u_msg, S)
+    w = stochastic_update(weight, num_w, ETA_BITS + S - p["shift"] + p["exp"], rng, p["weight_bits"])
+    if not p["has_bias"]:
+        return w, bias
+    b = stochastic_update(bias, p["eta_int"] * e.sum(axis=0), ETA_BITS, rng, p["state_bits"])
+    return w, b
 
 
 def round_shift(x: np.ndarray, k: int) -> np.ndarray:
@@ -154,7 +184,8 @@ class PyInputFixed(PyLoihiProcessModel):
 
     def run_spk(self) -> None:
         p = self.proc_params
-        self.x_out.send(to_payload(self.x, p["shift"], p["payload_bits"]))
+        x = self.x if self.x.ndim == 2 else self.x[block_of(self.time_step, p["period"])[0]]
+        self.x_out.send(to_payload(x, p["shift"], p["payload_bits"]))
 
 
 @implements(proc=PopulationProcess, protocol=LoihiProtocol)
@@ -175,13 +206,18 @@ class PyPopulationFixed(PyLoihiProcessModel):
     def run_spk(self) -> None:
         p = self.proc_params
         sb, sh, pb = p["state_bits"], p["shift"], p["payload_bits"]
+        block, local = block_of(self.time_step, p.get("period", p["n_steps"] + 1))
+        if local == 0 and block > 0:  # a new block (mini-batch): reset
+            self.mean[:] = 0
+            self.tension[:] = 0
         self.x_out.send(to_payload(self.mean, sh, pb))
         self.t_out.send(to_payload(self.tension, sh, pb))
         drive = from_payload(self.fwd_in.recv(), sh, sb)
         back = from_payload(self.bwd_in.recv(), sh, sb)
         if p["loss"]:
-            back = saturate(back + loss_fixed(p["loss"], self.mean, self.target, p), sb)
-        if self.time_step > p["n_steps"]:
+            target = self.target if self.target.ndim == 2 else self.target[block]
+            back = saturate(back + loss_fixed(p["loss"], self.mean, target, p), sb)
+        if local >= p["n_steps"]:
             return
         self.mean[:] = leak(self.mean, drive, p["dt_int"], sb)
         self.tension[:] = leak(self.tension, back, p["dt_int"], sb)
@@ -218,6 +254,10 @@ class PyTermFixed(PyLoihiProcessModel):
             self.g_out.send(to_payload(synapse(e_msg @ self.weight, p["k"], sb), sh, pb))
         else:
             self.g_out.send(e_msg)
+        if p.get("learn") and block_of(self.time_step, p["period"])[1] == p["period"] - 1:
+            if not hasattr(self, "_rng"):
+                self._rng = np.random.default_rng(p["seed"])
+            self.weight[:], self.bias[:] = learn_fixed(self.weight, self.bias, self.e, u, p, self._rng)
 
 
 #: Process -> fixed-point model (``exception_proc_model_map`` of the run configuration).

@@ -30,6 +30,13 @@ Lava steps).  Update of each population with ``dt`` in units of tau::
 
     mean    <- mean    + dt * (sum_k f(a_k) - mean)            (dt == 1: mean <- drive)
     tension <- tension + dt * (sum Wᵀ e + beta grad l - tension)
+
+On-chip learning (process parameter ``period = n_steps + 1``): the run is a sequence
+of blocks of ``period`` Lava steps, one mini-batch each.  Inputs and targets then hold
+one ``(batch, n)`` slice per block (``(blocks, batch, n)`` variables); populations reset
+to zero at the start of every block; at the last step of a block each term with
+``learn`` set applies ``W <- W - eta e uᵀ`` and ``b <- b - eta sum_rows e`` (``eta`` per
+row: the learning rate over the batch size) with the ``e`` and ``u`` of that step.
 """
 
 from __future__ import annotations
@@ -45,13 +52,18 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-__all__ = ["ACTIVATION_CODES", "LOSS_CODES", "activation", "loss_grad", "InputProcess", "PopulationProcess",
+__all__ = ["ACTIVATION_CODES", "LOSS_CODES", "block_of", "activation", "loss_grad", "InputProcess", "PopulationProcess",
            "TermProcess", "PyInputFloat", "PyPopulationFloat", "PyTermFloat", "FLOAT_MODELS"]
 
 #: Activation names in the order of their integer codes (process parameter ``act``).
 ACTIVATION_CODES = ("identity", "tanh", "sigmoid", "relu", "leaky_relu", "softplus")
 #: Loss names by code (process parameter ``loss``; "none" for a population without loss).
 LOSS_CODES = ("none", "mse", "ce")
+
+
+def block_of(time_step: int, period: int) -> tuple[int, int]:
+    """``(block, step within the block)`` of a Lava time step (both from 0)."""
+    return (time_step - 1) // period, (time_step - 1) % period
 
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
@@ -89,12 +101,13 @@ def loss_grad(name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------- processes
 class InputProcess(AbstractProcess):
-    """A clamped input: sends ``x`` (``shape``) every step on ``x_out``."""
+    """A clamped input: sends ``x`` ``(batch, n)`` every step on ``x_out`` (``x`` of
+    shape ``(blocks, batch, n)``: slice ``block`` in block ``block``; parameter ``period``)."""
 
     def __init__(self, *, x: np.ndarray, **kwargs) -> None:
         super().__init__(**kwargs)
         self.x = Var(shape=x.shape, init=x)
-        self.x_out = OutPort(shape=x.shape)
+        self.x_out = OutPort(shape=x.shape[-2:])
 
 
 class PopulationProcess(AbstractProcess):
@@ -105,7 +118,8 @@ class PopulationProcess(AbstractProcess):
     mean, tension : numpy.ndarray
         Initial state ``(batch, n)``.
     target : numpy.ndarray
-        Targets ``(batch, n)`` (loss population; zeros otherwise).
+        Targets ``(batch, n)``, or ``(blocks, batch, n)`` for on-chip learning (loss
+        population; zeros otherwise).
     loss : int
         Index into :data:`LOSS_CODES`.
     beta : float
@@ -113,7 +127,10 @@ class PopulationProcess(AbstractProcess):
     dt : float
         Step in units of tau (1: unit-step Euler).
     n_steps : int
-        Unit steps to take; later Lava steps hold the state.
+        Unit steps to take; later Lava steps hold the state (per block with ``period``).
+    period : int, optional
+        On-chip learning: Lava steps per block (``n_steps + 1``); the state resets to
+        zero at the start of each block.
     """
 
     def __init__(self, *, mean: np.ndarray, tension: np.ndarray, target: np.ndarray, loss: int = 0,
@@ -122,7 +139,7 @@ class PopulationProcess(AbstractProcess):
         shape = mean.shape
         self.mean = Var(shape=shape, init=mean)
         self.tension = Var(shape=shape, init=tension)
-        self.target = Var(shape=shape, init=target)
+        self.target = Var(shape=target.shape, init=target)
         self.x_out = OutPort(shape=shape)
         self.t_out = OutPort(shape=shape)
         self.fwd_in = InPort(shape=shape)
@@ -144,6 +161,9 @@ class TermProcess(AbstractProcess):
         Index into :data:`ACTIVATION_CODES`.
     alpha : float
         Slope of leaky_relu.
+    learn : bool, optional
+        On-chip learning (with ``period`` and ``eta``, the rate per sample): update the
+        weight at the last step of every block.
     """
 
     def __init__(self, *, batch: int, n_in: int, n_out: int, weight: np.ndarray | None = None,
@@ -170,7 +190,10 @@ class PyInputFloat(PyLoihiProcessModel):
     x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
 
     def run_spk(self) -> None:
-        self.x_out.send(self.x)
+        x = self.x
+        if x.ndim == 3:
+            x = x[block_of(self.time_step, self.proc_params["period"])[0]]
+        self.x_out.send(x)
 
 
 @implements(proc=PopulationProcess, protocol=LoihiProtocol)
@@ -190,13 +213,18 @@ class PyPopulationFloat(PyLoihiProcessModel):
 
     def run_spk(self) -> None:
         p = self.proc_params
+        block, local = block_of(self.time_step, p.get("period", p["n_steps"] + 1))
+        if local == 0 and block > 0:  # a new block (mini-batch): reset
+            self.mean[:] = 0.0
+            self.tension[:] = 0.0
         self.x_out.send(self.mean)
         self.t_out.send(self.tension)
         drive = self.fwd_in.recv()
         back = self.bwd_in.recv()
         if p["loss"]:
-            back = p["beta"] * loss_grad(LOSS_CODES[p["loss"]], self.mean, self.target) + back
-        if self.time_step > p["n_steps"]:
+            target = self.target if self.target.ndim == 2 else self.target[block]
+            back = p["beta"] * loss_grad(LOSS_CODES[p["loss"]], self.mean, target) + back
+        if local >= p["n_steps"]:
             return
         dt = p["dt"]
         if dt == 1.0:
@@ -235,6 +263,10 @@ class PyTermFloat(PyLoihiProcessModel):
         t = self.t_in.recv()
         self.e[:] = t * gate
         self.g_out.send(self.e @ self.weight if p["has_weight"] else self.e.copy())
+        if p.get("learn") and block_of(self.time_step, p["period"])[1] == p["period"] - 1:
+            self.weight[:] = self.weight - p["eta"] * (self.e.T @ u)
+            if p["has_bias"]:
+                self.bias[:] = self.bias - p["eta"] * self.e.sum(axis=0)
 
 
 #: Process -> float model (``exception_proc_model_map`` of the run configuration).
