@@ -159,7 +159,7 @@ def test_conformance_profiles_run() -> None:
     lava = get_backend("lava")
     g, system, batch = _case("mlp", 2, "tanh", "ce", seed=11)
     case = ConformanceCase("mlp", "tanh", "ce", 2, 3, "random")
-    deep = ConformanceCase("mlp", "tanh", "ce", 8, 3, "random")
+    deep = ConformanceCase("mlp", "sigmoid", "ce", 8, 3, "random")
     for prof in lava.conformance():
         assert prof.unsupported is None or prof.unsupported(case) is None
         r = lava.simulate(system, batch, dict(prof.options), initial="random", seed=1)

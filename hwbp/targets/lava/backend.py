@@ -5,8 +5,9 @@ CPU simulator (``Loihi2SimCfg``), in floating point or in Loihi-like fixed point
 step per unit step of the dynamics; ``--dt 1`` is unit-step Euler (exact backprop
 after ``2L`` steps), ``--dt < 1`` the continuous-time approximation (Euler with that
 step, as the reference simulator's continuous mode with ``--solver euler``).
-``--steps`` counts unit steps of the dynamics (default ``2L``; with ``dt < 1``,
-``ceil(2L / dt)`` by default... see :meth:`LavaOptions.unit_steps`).  A run takes one
+``--steps`` counts unit steps of the dynamics (default ``2L`` at ``dt = 1``; below,
+``ceil(max(12 L, 24) / dt)``, the reference's continuous duration; see
+:meth:`LavaOptions.unit_steps`).  A run takes one
 more Lava step than unit steps: the last one only lets the terms compute the gate
 signals ``e`` of the final state; the report gives both counts.
 """
@@ -25,7 +26,7 @@ from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State
 from hwbp.types import Batch
 
-__all__ = ["PRECISIONS", "LavaOptions", "LavaBackend", "FLOAT_UNIT_STEP_RTOL", "FIXED_RTOL", "FIXED_MAX_DEPTH",
+__all__ = ["PRECISIONS", "LavaOptions", "LavaBackend", "FLOAT_UNIT_STEP_RTOL", "FIXED_RTOL", "FIXED_MAX_SIGMOID_DEPTH",
            "term_table"]
 
 PRECISIONS = ("float", "fixed")
@@ -34,14 +35,15 @@ PRECISIONS = ("float", "fixed")
 #: the products, which Lava's processes evaluate in an order of their own (the sums
 #: over an InPort's senders, ``u Wᵀ`` instead of the reference's contiguous copy).
 FLOAT_UNIT_STEP_RTOL = 1e-10
-#: Fixed point with 16-bit weights and the default 24-bit state (16 fraction bits), 2L
-#: unit steps: the state resolution 2**-16 against gated sensitivities of 1e-3..1e-2
-#: leaves up to 1.4e-2 (measured over every activation, mse and ce, MLPs and residual
-#: MLPs of depth 1-3, batch 3, zeros and random starts); the bound keeps a 3x margin.
-FIXED_RTOL = 5e-2
-#: Beyond this depth the gradients of the first layers shrink below the state
-#: resolution (measured: rel_err 0.2 relu, 1.0 and more sigmoid at depth 8).
-FIXED_MAX_DEPTH = 3
+#: Fixed point with 16-bit weights, 24-bit state (16 fraction bits) and payloads, 2L unit
+#: steps: the state resolution 2**-16 against gated sensitivities of 1e-3..1e-2 and the
+#: tables of f, f' leave up to 2.6e-3 (measured over every activation, mse and ce, MLPs
+#: and residual MLPs of depth 1-8, width 7, batch 3, zeros and random starts); the bound
+#: keeps a ~4x margin.
+FIXED_RTOL = 1e-2
+#: sigmoid (f' <= 1/4) deeper than this shrinks the first layers' gradients toward the
+#: state resolution (measured rel_err 0.02-0.05 at depth 6, 0.34-0.75 at depth 8).
+FIXED_MAX_SIGMOID_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class LavaOptions(Options):
     weight_bits: int = option(8, "fixed point: bits of the integer weights (sign included; shared exponent "
                                  "per weight tensor)")
     state_bits: int = option(24, "fixed point: bits of the integer state (mean and tension, saturating)")
-    payload_bits: int = option(16, "fixed point: bits of a graded-spike payload (messages saturate)")
+    payload_bits: int | None = option(None, "fixed point: bits of a graded-spike payload (messages drop low bits "
+                                            "and saturate; default: as wide as the state)")
     on_chip: bool = option(False, "hwbp train: learn inside the Lava processes (ΔW = -lr e uᵀ in each "
                                   "connection, SGD; fixed point: stochastic rounding)")
     timeout_s: float = option(600.0, "time limit of one Lava run (default: 600)", unit="s", flag="--timeout")
@@ -72,7 +75,7 @@ class LavaOptions(Options):
             raise ConfigError(f"--weight-bits must be in 2..24, got {self.weight_bits}")
         if not 8 <= self.state_bits <= 32:
             raise ConfigError(f"--state-bits must be in 8..32, got {self.state_bits}")
-        if not 2 <= self.payload_bits <= self.state_bits:
+        if self.payload_bits is not None and not 2 <= self.payload_bits <= self.state_bits:
             raise ConfigError(f"--payload-bits must be in 2..--state-bits ({self.state_bits}), got {self.payload_bits}")
         if not self.timeout_s > 0:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout_s}")
@@ -159,9 +162,10 @@ class LavaBackend(Backend):
 
     def conformance(self) -> Sequence[ConformanceProfile]:
         def too_deep(case) -> str | None:
-            if case.depth > FIXED_MAX_DEPTH:
-                return (f"fixed point: at depth > {FIXED_MAX_DEPTH} early-layer gradients fall below the "
-                        f"2**-16 state resolution (a property of the format, reported in sims/lava_precision)")
+            if case.activation == "sigmoid" and case.depth > FIXED_MAX_SIGMOID_DEPTH:
+                return (f"fixed point: sigmoid deeper than {FIXED_MAX_SIGMOID_DEPTH} shrinks early-layer gradients "
+                        f"toward the 2**-16 state resolution (rel_err 0.34-0.75 at depth 8; a property of the "
+                        f"format, not a defect)")
             return None
 
         return (

@@ -83,7 +83,8 @@ class FixedFormat:
         from hwbp.targets.lava.lavaproc.processes import ACTIVATION_CODES, LOSS_CODES
 
         S = opts.state_bits - 8
-        fmt = cls(opts.state_bits, opts.payload_bits, opts.weight_bits, S, opts.state_bits - opts.payload_bits,
+        payload = opts.state_bits if opts.payload_bits is None else opts.payload_bits
+        fmt = cls(opts.state_bits, payload, opts.weight_bits, S, opts.state_bits - payload,
                   int(np.rint(opts.step * 2 ** DECAY_BITS)), int(np.rint(system.beta * 2 ** DECAY_BITS)))
         common = {"S": S, "state_bits": fmt.state_bits, "payload_bits": fmt.payload_bits, "shift": fmt.shift}
         for p in system.populations:
