@@ -89,7 +89,7 @@ def figure(points: Sequence[PrecisionPoint], title: str):
     """Matplotlib figure: ``1 - cosine`` and rel_err against weight bits, one line per state width."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
