@@ -166,3 +166,14 @@ def test_conformance_profiles_run() -> None:
         assert _rel_err(g, system, batch, r.state) <= prof.max_rel_err, prof.name
     fixed = [p for p in lava.conformance() if p.options.get("precision") == "fixed"]
     assert fixed and "resolution" in fixed[0].unsupported(deep)
+
+
+def test_continuous_default_duration_converges() -> None:
+    """dt < 1 with the default duration max(12 L, 24) tau: the Euler recursion has the
+    exact fixed point, and the transient is gone to the named bound."""
+    from hwbp.targets.lava.backend import FLOAT_EULER_RTOL
+
+    g, system, batch = _case("resmlp", 2, "sigmoid", "mse", seed=12, size=1)
+    r = get_backend("lava").simulate(system, batch, {"dt": 0.5}, initial="random", seed=3)
+    assert r.settle["steps"] == 48 and r.settle["duration_tau"] == 24.0
+    assert _rel_err(g, system, batch, r.state) <= FLOAT_EULER_RTOL

@@ -37,8 +37,9 @@ PRECISIONS = ("float", "fixed")
 FLOAT_UNIT_STEP_RTOL = 1e-10
 #: Float, dt = 0.5 (the continuous-time approximation) over the default max(12 L, 24) tau:
 #: the Euler recursion keeps the exact fixed point and its transient has decayed to
-#: <= 7.8e-11 (measured with the reference's Euler on every activation, mse and ce,
-#: MLPs and residual MLPs of depth 1-8); the bound leaves a ~10x margin.
+#: <= 1.4e-10 (measured on every activation, mse and ce, MLPs and residual MLPs of depth
+#: 1-8); the bound leaves a ~7x margin.  Not a conformance profile (its 24L-step runs
+#: would double the suite's Lava time); tests/test_lava_float.py checks it.
 FLOAT_EULER_RTOL = 1e-9
 #: Fixed point with 16-bit weights, 24-bit state (16 fraction bits) and payloads, 2L unit
 #: steps: the state resolution 2**-16 against gated sensitivities of 1e-3..1e-2 and the
@@ -176,8 +177,6 @@ class LavaBackend(Backend):
         return (
             ConformanceProfile("float-unit-step", {"precision": "float"}, FLOAT_UNIT_STEP_RTOL,
                                slow=lambda c: c.depth > 2 or c.batch_size > 4),
-            ConformanceProfile("float-euler-dt0.5", {"precision": "float", "dt": 0.5}, FLOAT_EULER_RTOL,
-                               slow=lambda c: c.depth > 1 or c.batch_size > 4),
             ConformanceProfile("fixed-16bit", {"precision": "fixed", "weight_bits": 16}, FIXED_RTOL,
                                unsupported=too_deep, slow=lambda c: c.depth > 2 or c.batch_size > 4),
         )
