@@ -12,7 +12,6 @@ from hwbp.backend import get_backend, initial_state
 from hwbp.errors import ConfigError
 from hwbp.lower import lower
 from hwbp.models import random_mlp
-from hwbp.oracle import exact_gradients
 from hwbp.train import TrainConfig, get_source, train
 from hwbp.types import Batch
 

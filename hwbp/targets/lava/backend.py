@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 
 from hwbp.backend import Artefact, Backend, ConformanceProfile, Options, initial_state, option
 from hwbp.errors import BatchError, ConfigError

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-import numpy as np
 
 from hwbp.backend import get_backend, initial_state
 from hwbp.ir.graph import Graph
