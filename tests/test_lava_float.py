@@ -177,3 +177,30 @@ def test_continuous_default_duration_converges() -> None:
     r = get_backend("lava").simulate(system, batch, {"dt": 0.5}, initial="random", seed=3)
     assert r.settle["steps"] == 48 and r.settle["duration_tau"] == 24.0
     assert _rel_err(g, system, batch, r.state) <= FLOAT_EULER_RTOL
+
+
+def test_a_failing_model_stops_the_run_early() -> None:
+    """A ProcessModel that raises is reported by its error at once, not at the time limit."""
+    import time
+
+    from hwbp.targets.lava.compat import import_lava
+
+    import_lava()
+    from hwbp.backend import initial_state
+    from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS, PyTermFloat, TermProcess
+    from hwbp.targets.lava.network import build_network, run_network
+    from hwbp.targets.lava.run_float import float_spec
+
+    class Broken(PyTermFloat):
+        def run_spk(self) -> None:
+            raise ZeroDivisionError("broken synapse")
+
+    g, system, batch = _case("mlp", 2, "tanh", "mse", seed=1, size=1)
+    net = build_network(term_table(system), float_spec(system, batch, initial_state(system, batch, "zeros"), 2, 1.0))
+    before = set(mp.active_children())
+    t0 = time.monotonic()
+    with pytest.raises(BackendError, match="ZeroDivisionError: broken synapse"):
+        run_network(net, 3, tag="floating_pt", models={**FLOAT_MODELS, TermProcess: Broken}, timeout_s=60.0,
+                    read=lambda n: None)
+    assert time.monotonic() - t0 < 30
+    assert set(mp.active_children()) - before == set()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -101,6 +102,20 @@ def build_network(terms: Mapping[tuple[str, int], tuple[str, int, int]], spec: N
     return Network(inputs, pops, procs)
 
 
+def _failed_model(proc: Any) -> str:
+    """The last line of the traceback of a Lava process (a ProcessModel) that exited with
+    an error, or "" (lava's ``SystemProcess`` keeps the error of its target)."""
+    infra = getattr(getattr(proc, "_runtime", None), "_messaging_infrastructure", None)
+    for actor in list(getattr(infra, "actors", []) or []):
+        try:
+            exc = None if actor.is_alive() else actor.exception
+        except ValueError:  # already joined and closed by lava
+            continue
+        if exc:
+            return str(exc[1]).strip().splitlines()[-1]
+    return ""
+
+
 def run_network(net: Network, lava_steps: int, *, tag: str, models: Mapping[type, type], timeout_s: float,
                 read: Callable[[Network], Any]) -> Any:
     """Run ``net`` for ``lava_steps`` Lava time steps, return ``read(net)`` (read before
@@ -143,20 +158,17 @@ def run_network(net: Network, lava_steps: int, *, tag: str, models: Mapping[type
 
     worker = threading.Thread(target=work_quietly, name="hwbp-lava-run", daemon=True)
     worker.start()
-    worker.join(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    failure = ""
+    while worker.is_alive() and time.monotonic() < deadline and not failure:
+        worker.join(0.2)
+        failure = _failed_model(proc)  # a model that raised leaves the others waiting: stop now
     if worker.is_alive():
-        failure = ""
-        runtime = getattr(proc, "_runtime", None)
-        infra = getattr(runtime, "_messaging_infrastructure", None)
-        for actor in list(getattr(infra, "actors", [])):
-            exc = actor.exception if not actor.is_alive() else None  # the error of a model that failed
-            if exc and not failure:
-                failure = f"; a process failed: {exc[1].strip().splitlines()[-1]}"
         for child in set(mp.active_children()) - before:
             child.kill()
             mp.Process.join(child, 5)  # lava's SystemProcess.join takes no time limit
         if failure:
-            raise BackendError(f"the Lava run stopped{failure}")
+            raise BackendError(f"the Lava run stopped; a process failed: {failure}")
         raise BackendError(f"the Lava run did not finish within {timeout_s:g} s (a process waits for a message "
                            f"that never comes, or the network is too large for the time limit); raise --timeout "
                            f"if it only needs longer")
