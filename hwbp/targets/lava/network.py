@@ -109,7 +109,7 @@ def _failed_model(proc: Any) -> str:
     for actor in list(getattr(infra, "actors", []) or []):
         try:
             exc = None if actor.is_alive() else actor.exception
-        except ValueError:  # already joined and closed by lava
+        except (ValueError, OSError, EOFError):  # already joined and closed by lava (a normal stop)
             continue
         if exc:
             return str(exc[1]).strip().splitlines()[-1]
