@@ -12,7 +12,11 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing hwbp and its pinned dependencies into $(VENV) ..."
-	@$(PIP) install -c constraints.txt -e '.[test]'
+	@$(PIP) install -c constraints.txt -e '.[test,lava]'
+	@# lava-nc 0.10.0 declares Python < 3.11 but runs on 3.11 with hwbp's compatibility layer
+	@# (hwbp/targets/lava/compat.py): its dependencies come from the lava extra above, then
+	@# lava-nc itself without the resolver
+	@$(PIP) install -c constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0
 	@# torch is optional (oracle and import cross-checks): a local build if there is one; under CI
 	@# (CI set) from the index, since CI runs the torch cross-checks rather than skip them.
 	@# onnxscript comes with it: torch.onnx.export's default (dynamo) exporter needs it

@@ -73,6 +73,7 @@ ENTRY_POINT_GROUP = "hwbp.backends"
 BUILTIN_BACKENDS: Mapping[str, str] = MappingProxyType({
     "reference": "hwbp.sim.backend:ReferenceBackend",
     "spice": "hwbp.targets.spice.backend:SpiceBackend",
+    "lava": "hwbp.targets.lava.backend:LavaBackend",
 })
 
 #: Named initial states every backend understands (besides a :class:`State`).
@@ -180,6 +181,15 @@ class Backend(ABC):
     def update_parameters(self, artefact: Artefact, params: Mapping[str, np.ndarray]) -> Artefact:
         """An artefact with new parameter values (default: compile again)."""
         return self.compile(artefact.system.with_parameters(params), artefact.options)
+
+    def train_on_chip(self, graph: Any, x: np.ndarray, labels: np.ndarray, config: Any, options: Options, *,
+                      beta: float = 1.0, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
+                      progress: bool = True, desc: str = "training") -> Any:
+        """Optional: train inside the realization (on-chip learning), when ``options`` ask
+        for it.  Return a :class:`hwbp.train.TrainResult`, or ``None`` (the default) to let
+        the host train with the gradients that :meth:`run` provides.  ``config`` is a
+        :class:`hwbp.train.TrainConfig`; ``x``, ``labels`` the training set."""
+        return None
 
     def conformance(self) -> Sequence[ConformanceProfile]:
         """Profiles under which this backend runs the conformance suite (default: one,

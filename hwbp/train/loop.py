@@ -129,6 +129,11 @@ def train(graph: Graph, x: np.ndarray, labels: np.ndarray, source: GradientSourc
         progress = sys.stderr.isatty()
     if graph.loss is None:
         raise ConfigError("train: the graph needs a loss port (Graph.with_loss)")
+    on_chip = getattr(source, "train_on_chip", None)  # a backend that trains inside itself
+    if on_chip is not None:
+        done = on_chip(graph, x, labels, config, x_test=x_test, y_test=y_test, progress=progress, desc=desc)
+        if done is not None:
+            return done
     n_out = graph.size(graph.output)
     name = graph.inputs[0].name
     opt = make_optimizer(config.optimizer, config.lr)

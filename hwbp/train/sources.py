@@ -124,6 +124,11 @@ class DynamicsSource:
         result = self.backend.run(self._artefact, batch, initial=self.initial)
         return read_gradients(self._artefact.system, result.state, batch)
 
+    def train_on_chip(self, graph: Graph, x: Any, labels: Any, config: Any, **kw: Any) -> Any:
+        """The backend's own training run (:meth:`hwbp.backend.Backend.train_on_chip`), or
+        None when the backend trains on the host."""
+        return self.backend.train_on_chip(graph, x, labels, config, self.options, beta=self.beta, **kw)
+
 
 def source_names() -> list[str]:
     """Valid gradient sources: ``oracle``, the baselines and every registered backend."""
