@@ -49,6 +49,9 @@ class _Term:
     bias: np.ndarray | None
     fn: ActivationFn | None  # None for the identity
     alpha: float
+    # a device instance (system.realization): backward devices and cell errors
+    wb: np.ndarray | None = None  # backward weight (out, in); None: tied to ``weight``
+    cell: tuple | None = None  # (f gain, f offset, f' gain, f' offset) per neuron
 
 
 @dataclass(frozen=True)
@@ -88,20 +91,30 @@ class Kernel:
         self.target = batch.y
         self.batch_size = batch.size
         self.terms: list[list[_Term]] = []
+        real = system.realization
+        if real is not None:
+            stack_layers = False  # per-use device values: one term at a time
         for pop in system.populations:
             terms = []
-            for t in pop.terms:
+            for k, t in enumerate(pop.terms):
                 fn = get_activation(t.activation)
                 w = None if t.weight is None else system.parameters[t.weight]
+                b = None if t.bias is None else system.parameters[t.bias]
+                wb = cell = None
+                if real is not None and w is not None:
+                    w, wb, b = real.device_weights((pop.name, k), w, b)
+                    cell = real.cell((pop.name, k))
                 terms.append(
                     _Term(
                         src=index.get(t.source, -1),
                         src_input=None if t.source in index else batch.x[t.source],
                         weight=w,
                         wt=None if w is None else np.ascontiguousarray(w.T),
-                        bias=None if t.bias is None else system.parameters[t.bias],
+                        bias=b,
                         fn=None if fn.name == "identity" else fn,
                         alpha=t.alpha,
+                        wb=wb,
+                        cell=cell,
                     )
                 )
             self.terms.append(terms)
@@ -186,6 +199,10 @@ class Kernel:
             else:
                 y = term.fn.f(a, term.alpha)
                 gates[k] = term.fn.df(a, y, term.alpha)
+                if term.cell is not None:  # a device instance's activation and derivative cells
+                    gain, offset, dgain, doffset = term.cell
+                    y = gain * y + offset
+                    gates[k] = dgain * gates[k] + doffset
             out = y if out is None else out + y
             self.evaluations += 1
         return out
@@ -226,7 +243,7 @@ class Kernel:
             gate = self.gates[p][k]
             e = tensions[p] if gate is None else tensions[p] * gate
             if term.weight is not None:
-                c = e @ term.weight
+                c = e @ (term.weight if term.wb is None else term.wb)
                 self.flops += 2 * c.size * term.weight.shape[0]
             else:
                 c = e
