@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--min-cosine", type=float, default=1 - 1e-6, help="min cosine per tensor (default: 1-1e-6)")
     v.add_argument("--report", metavar="FILE.json", help="write the hwbp.verify/1 JSON report")
     v.add_argument("--plot", metavar="FILE.png", help="write a figure: gradients vs exact, error vs time")
+    v.add_argument("--hardware", metavar="FILE.toml",
+                   help="run one device instance (drawn from --seed) of this hardware model")
     _backend_args(v, owners, default="reference")
     v.set_defaults(func=cmd_verify)
 
@@ -207,9 +209,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.plot:
         run["trace"] = True
     extra = {"model_file": str(args.model), "model_sha256": file_sha256(args.model)}
+    hardware = None
+    if args.hardware:
+        from hwbp.hardware import load_hardware
+
+        hardware = load_hardware(args.hardware)
+        extra.update(hardware_file=str(args.hardware))
     v = verify(graph, batch, backend=args.backend, beta=args.beta, tolerances=tol, options=options,
-               extra=extra, **run)
+               extra=extra, hardware=hardware, **run)
     print(format_table(v.report))
+    if hardware is not None:
+        from hwbp.hardware.table import format_instance
+
+        print(format_instance(v.report["hardware"]))
     png = figure_png(backend.figure(v, batch)) if args.plot else None  # render first: write both or neither
     if args.report:
         atomic_write_text(args.report, json.dumps(v.report, indent=1) + "\n")

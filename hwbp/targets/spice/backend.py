@@ -144,6 +144,10 @@ class SpiceBackend(Backend):
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
+        if system.realization is not None:  # a device instance: refuse what the netlist does not realize
+            from hwbp.backend import check_hardware
+
+            check_hardware(self, system.realization.hardware)
         spice = opts.spice_options()
         return Artefact(system, opts, tau_s=spice.tau_s, data=build_circuit(system, spice))
 
