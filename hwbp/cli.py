@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_args(t, owners, default="spice", extra="gradient source: oracle (plain backprop) or a ")
     t.set_defaults(func=cmd_train)
 
+    from hwbp.sweep.cli import add_sweep_parser
+
+    add_sweep_parser(sub)
+
     d = sub.add_parser("demo", help="verify the shipped digits MLP and print the table")
     d.add_argument("--out", default="out", metavar="DIR", help="where to write the reports (default: out)")
     d.add_argument("--netlists", default="netlists/mlp_digits", metavar="DIR",
