@@ -219,8 +219,8 @@ def test_rails_clip_nodes_and_adc_quantizes() -> None:
 
 def test_spice_refuses_non_idealities_in_one_line() -> None:
     g, b = _net(2)
-    hw = hardware_from_mapping({"mismatch": {"sigma": 0.1}})
-    with pytest.raises(HwbpError, match="spice.*mismatch") as info:
+    hw = hardware_from_mapping({"nodes": {"r_sigma": 0.1}})
+    with pytest.raises(HwbpError, match="spice.*nodes") as info:
         verify(g, b, backend="spice", options={"analysis": "op"}, hardware=hw)
     assert "\n" not in str(info.value)
 
@@ -256,4 +256,29 @@ def test_cli_verify_hardware(tmp_path: Path) -> None:
     r = subprocess.run(cmd[:-2] + ["--hardware", str(bad)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "sigma" in r.stderr
     r = subprocess.run(cmd[:-6] + ["--backend", "spice"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and "does not realize" in r.stderr
+    assert r.returncode == 2 and "does not realize" in r.stderr and "nodes" in r.stderr
+
+
+@pytest.mark.parametrize("rho", [1.0, 0.0])
+def test_spice_realizes_the_same_instance(rho: float) -> None:
+    """Per-device forward/backward conductances in the netlist: ngspice .op and the
+    reference agree on one instance to 1e-9, and with matched devices (correlation 1)
+    the circuit's gradients are exact for the instance's own forward network."""
+    from spice_helpers import require_ngspice
+
+    require_ngspice()
+    g, b = _net(3)
+    hw = hardware_from_mapping({"mismatch": {"sigma": 0.3, "correlation": rho},
+                                "weights": {"bits": 4, "g_min_S": 2e-6},
+                                "readout": {"adc_bits": 12, "adc_range_V": 4.0}})
+    hw_exact = hw.replace(**{"readout.adc_bits": None})
+    sp = verify(g, b, backend="spice", options={"analysis": "op"}, hardware=hw_exact, seed=11, beta=0.7)
+    ref = verify(g, b, options={"mode": "steady"}, hardware=hw_exact, seed=11, beta=0.7)
+    assert compare(sp.physical, ref.physical).max_rel_err <= 1e-9
+    own = sp.report["hardware"]["own"]["max_rel_err"]
+    assert (own <= 1e-9) if rho == 1.0 else (own > 1e-2)
+    # the readout ADC: the same codes from both backends
+    sp = verify(g, b, backend="spice", options={"analysis": "op"}, hardware=hw, seed=11, beta=0.7)
+    ref = verify(g, b, options={"mode": "steady"}, hardware=hw, seed=11, beta=0.7)
+    for k, v in ref.result.state.tension.items():
+        np.testing.assert_allclose(sp.result.state.tension[k], v, rtol=0, atol=1e-12)

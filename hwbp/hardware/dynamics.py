@@ -168,8 +168,10 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
                       solver="euler-maruyama" if noisy else solver)
         t_end = total
     n = len(kernel.names)
-    means, tensions = s[:n], [quantize_readout(t, real) for t in s[n:]]
-    gates = {k: quantize_readout(v, real) for k, v in gate_signals(kernel, means, tensions).items()}
+    means = s[:n]
+    # the ADC reads the tension nodes and the gate nodes (computed in analog from the raw tension)
+    gates = {k: quantize_readout(v, real) for k, v in gate_signals(kernel, means, s[n:]).items()}
+    tensions = [quantize_readout(t, real) for t in s[n:]]
     stats = {"layer_evaluations": kernel.evaluations, "flops": kernel.flops}
     state = State(dict(zip(kernel.names, means)), dict(zip(kernel.names, tensions)), t_end, n_steps, gates)
     return SimulationResult(state, None, settle, stats)

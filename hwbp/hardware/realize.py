@@ -21,7 +21,7 @@ from hwbp.errors import ConfigError
 from hwbp.hardware.model import Hardware
 from hwbp.lower.system import DynamicsSystem
 
-__all__ = ["Realization", "TermDraws", "NodeDraws", "realize", "quantize_readout"]
+__all__ = ["Realization", "TermDraws", "NodeDraws", "realize", "quantize_readout", "readout_result"]
 
 Key = tuple[str, int]
 
@@ -207,3 +207,14 @@ def quantize_readout(values: np.ndarray, real: Realization) -> np.ndarray:
     if real.adc_lsb is None:
         return values
     return np.clip(np.round(values / real.adc_lsb) * real.adc_lsb, -real.adc_range, real.adc_range)
+
+
+def readout_result(result, real: Realization):
+    """A backend's :class:`~hwbp.state.SimulationResult` with its final tensions and
+    gate signals as the instance's readout ADC reports them (the trace is kept raw)."""
+    from dataclasses import replace as _replace
+
+    st = result.state
+    state = _replace(st, tension={k: quantize_readout(np.asarray(v), real) for k, v in st.tension.items()},
+                     gates={k: quantize_readout(np.asarray(v), real) for k, v in st.gates.items()})
+    return _replace(result, state=state)

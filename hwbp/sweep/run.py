@@ -112,6 +112,19 @@ def run_task(spec: SweepSpec, task: Task) -> dict[str, Any]:
     return row
 
 
+def run_chunk(spec: SweepSpec, tasks: list[Task]) -> list[dict[str, Any]]:
+    """Run several tasks in one Dask task (amortizes the scheduling of short tasks)."""
+    return [run_task(spec, t) for t in tasks]
+
+
+def _chunks(tasks: list[Task], n_workers: int, chunk: int | None) -> list[list[Task]]:
+    """Groups of consecutive tasks: ``chunk`` each, or (default) about 4 groups per
+    worker, at most 16 tasks each.  Rows do not depend on the grouping."""
+    if chunk is None:
+        chunk = max(1, min(16, len(tasks) // (4 * max(1, n_workers))))
+    return [tasks[i:i + chunk] for i in range(0, len(tasks), chunk)]
+
+
 def load_rows(out: Path, n_tasks: int) -> dict[int, dict[str, Any]]:
     """Rows already done in ``out`` (a torn last line from a killed run is ignored)."""
     rows: dict[int, dict[str, Any]] = {}
@@ -164,7 +177,7 @@ def _client(scheduler: str | None, workers: int | None, processes: bool):
 
 
 def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, scheduler: str | None = None, workers: int | None = None,
-              processes: bool = True, progress: bool | None = None,
+              processes: bool = True, progress: bool | None = None, chunk: int | None = None,
               on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run (or resume) ``spec`` into directory ``out``; return every row, sorted by id.
 
@@ -182,6 +195,8 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, scheduler: str | None 
         Local workers as processes (True) or threads.
     progress : bool, optional
         Progress bar on stderr (default: when stderr is a terminal).
+    chunk : int, optional
+        Tasks per Dask task (default: about 4 per worker, at most 16).
     """
     from tqdm import tqdm
 
@@ -197,26 +212,28 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, scheduler: str | None 
         client, cluster = _client(scheduler, workers, processes)
         try:
             key = fingerprint(spec)
-            futures = {client.submit(run_task, spec, t, key=f"hwbp-sweep-{key}-{t.id}", pure=False): t
-                       for t in pending}
+            n_workers = len(client.nthreads()) or 1
+            futures = {client.submit(run_chunk, spec, group, key=f"hwbp-sweep-{key}-{group[0].id}", pure=False): group
+                       for group in _chunks(pending, n_workers, chunk)}
             with open(out / ROWS_FILE, "a", encoding="utf-8") as fh, \
                     tqdm(total=len(tasks), initial=len(done), disable=not progress, desc="sweep", unit="row",
                          file=sys.stderr) as bar:
                 for fut in as_completed(futures):
-                    task = futures[fut]
+                    group = futures[fut]
                     try:
-                        row = fut.result()
+                        rows = fut.result()
                     except Exception as exc:  # a lost worker, a failed deserialization
-                        row = {"id": task.id, "point": task.point, "backend": task.backend,
-                               "instance": task.instance, "seed": task.seed, **dict(task.values),
-                               "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-                    fh.write(json.dumps(row) + "\n")
+                        rows = [{"id": t.id, "point": t.point, "backend": t.backend, "instance": t.instance,
+                                 "seed": t.seed, **dict(t.values),
+                                 "error": f"{type(exc).__name__}: {exc}".splitlines()[0]} for t in group]
+                    fh.write("".join(json.dumps(row) + "\n" for row in rows))
                     fh.flush()
                     os.fsync(fh.fileno())
-                    done[task.id] = row
-                    bar.update(1)
-                    if on_row is not None:
-                        on_row(row)
+                    for row in rows:
+                        done[row["id"]] = row
+                        if on_row is not None:
+                            on_row(row)
+                    bar.update(len(rows))
         finally:
             client.close()
             if cluster is not None:

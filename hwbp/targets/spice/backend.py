@@ -141,6 +141,9 @@ class SpiceBackend(Backend):
     description = "analog RC circuit in ngspice: .op (DC fixed point) or .tran (transient)"
     Options = SpiceBackendOptions
     training_defaults = {"runner": "shared"}
+    #: Device instances: per-device forward/backward conductances and biases in the netlist
+    #: (weights, mismatch) and the tension ADC (readout) applied to the solved voltages.
+    hardware_support = frozenset({"weights", "mismatch", "readout"})
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
@@ -160,7 +163,12 @@ class SpiceBackend(Backend):
         opts: SpiceBackendOptions = artefact.options  # type: ignore[assignment]
         if opts.analysis == "op" and initial is not None:
             raise ConfigError("--initial applies to --analysis tran (.op solves for the rest state directly)")
-        return _run(artefact.system, artefact.data, opts, batch, "random" if initial is None else initial, seed)
+        result = _run(artefact.system, artefact.data, opts, batch, "random" if initial is None else initial, seed)
+        if artefact.system.realization is not None and artefact.system.realization.adc_lsb is not None:
+            from hwbp.hardware.realize import readout_result
+
+            result = readout_result(result, artefact.system.realization)
+        return result
 
     def figure(self, verification: Any, batch: Batch) -> Any:
         """``.tran``: each population's tension settling toward ``beta * dl/dx``; ``.op``:

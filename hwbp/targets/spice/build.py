@@ -132,15 +132,19 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                 gate_nodes[(pop.name, k)] = tuple(gate)
                 a = [f"{t}_a{k}_{j}" for j in range(n)]
                 items += [Element(f"Ra_{t}_{k}_{j}", (a[j], "0"), spice_number(r)) for j in range(n)]
-                if term.bias is not None:
-                    b = system.parameters[term.bias]
+                w = np.asarray(system.parameters[term.weight], dtype=np.float64)
+                b = None if term.bias is None else system.parameters[term.bias]
+                wb = None
+                if system.realization is not None:  # a device instance: per-device values
+                    w, wb, b = system.realization.device_weights((pop.name, k), w, b)
+                    wb = wb / r
+                if b is not None:
                     items += [Element(f"Ib_{t}_{k}_{j}", ("0", a[j]), f"DC {spice_number(b[j] / r)}")
                               for j in range(n)]
-                w = np.asarray(system.parameters[term.weight], dtype=np.float64)
                 sens = src_nodes_sd(src_nodes, tags, term.source) if from_pop else None
                 items.append(SynapseArray(
                     f"Xs_{t}_{k}", "hwbp_synapse" if from_pop else "hwbp_synapse_fwd", tuple(pre), tuple(a),
-                    tuple(gate) if from_pop else None, tuple(sens) if sens else None, w / r,
+                    tuple(gate) if from_pop else None, tuple(sens) if sens else None, w / r, wb,
                 ))
             else:
                 a = pre

@@ -223,6 +223,11 @@ class SynapseArray:
     Instance ``(j, i)`` is named ``{prefix}_{j}_{i}`` and connects ``pre[i]`` to
     ``post[j]`` (forward) and, when ``gate`` is given, ``gate[j]`` to ``sens[i]``
     (backward), both with the one conductance ``conductance_s[j, i]`` (S).
+
+    ``backward_s`` (S), given only for a device instance of a hardware model
+    (:mod:`hwbp.hardware`), is the conductance of each physically distinct backward
+    device; ``conductance_s`` is then the forward device's.  Such an array is written as
+    primitive G elements, one per device (``G{prefix}f_j_i``, ``G{prefix}b_j_i``).
     """
 
     prefix: str
@@ -232,6 +237,7 @@ class SynapseArray:
     gate: tuple[str, ...] | None
     sens: tuple[str, ...] | None
     conductance_s: np.ndarray
+    backward_s: np.ndarray | None = None
 
     @property
     def count(self) -> int:

@@ -55,6 +55,8 @@ class SpiceWriter:
         # are formatted once, each line is one concatenation
         p, cell = s.prefix, s.cell
         out: list[str] = []
+        if s.backward_s is not None:  # a device instance: distinct forward and backward devices
+            return _device_synapses(s)
         if s.gate is None:
             cols = [f"{i} {u} " for i, u in enumerate(s.pre)]
             for j, (post, row) in enumerate(zip(s.post, s.conductance_s.tolist())):
@@ -157,3 +159,17 @@ def get_writer(dialect: str = "ngspice") -> SpiceWriter:
         return DIALECTS[dialect]()
     except KeyError:
         raise ConfigError(f"unknown netlist dialect {dialect!r}; valid: {', '.join(DIALECTS)}") from None
+
+
+def _device_synapses(s: SynapseArray) -> list[str]:
+    """A device instance's synapses as primitive G elements: the forward device
+    ``G{prefix}f_j_i`` (``conductance_s``) and the backward device ``G{prefix}b_j_i``
+    (``backward_s``), each its own value."""
+    out: list[str] = []
+    fwd, bwd = s.conductance_s.tolist(), s.backward_s.tolist()
+    for j, post in enumerate(s.post):
+        for i, pre in enumerate(s.pre):
+            out.append(f"G{s.prefix}f_{j}_{i} 0 {post} {pre} 0 {fwd[j][i]!r}")
+            if s.gate is not None:
+                out.append(f"G{s.prefix}b_{j}_{i} 0 {s.sens[i]} {s.gate[j]} 0 {bwd[j][i]!r}")
+    return out
