@@ -136,3 +136,13 @@ def test_changed_spec_refuses_the_directory(tmp_path: Path) -> None:
     other = _spec(tmp_path, instances=2)
     with pytest.raises(ConfigError, match="different sweep"):
         _prepare(other, tmp_path / "o")
+
+
+def test_cli_sweep_bad_input_is_exit_2(tmp_path: Path) -> None:
+    from hwbp.cli import main
+
+    assert main(["sweep", str(tmp_path / "missing.toml"), "-o", str(tmp_path / "o")]) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\nsizes = [2, 2]\n[grid]\n"mismatch.sigmaa" = [0.1]\n')
+    assert main(["sweep", str(bad), "-o", str(tmp_path / "o")]) == 2
+    assert main(["sweep", str(bad), "-o", str(tmp_path / "o"), "--workers", "2", "--scheduler", "tcp://x:1"]) == 2

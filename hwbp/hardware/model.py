@@ -98,8 +98,8 @@ class Mismatch:
 class Nodes:
     """Mismatch of each node's resistor R (gain) and capacitor C (time constant).
 
-    Every node (``x+`` and ``x-`` of each neuron separately) has ``R (1 + ...)`` drawn as
-    ``R · exp(r_sigma z)`` and ``C · exp(c_sigma z)``.  A node settles to ``r · drive``
+    Every node (``x+`` and ``x-`` of each neuron separately) has its resistor drawn as
+    ``R · exp(r_sigma z)`` (ohm) and its capacitor as ``C · exp(c_sigma z)`` (F).  A node settles to ``r · drive``
     (``r = R_actual / R``) with time constant ``r c tau``.  Equal ``r`` of a pair scales
     the pair's tension and the local readout stays exact; unequal ``r`` leaks the forward
     drive into the tension (an offset ``(r+ - r-) F`` that is not divided by beta).

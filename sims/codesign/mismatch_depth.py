@@ -95,7 +95,7 @@ def main() -> None:
     ax2.set(xlabel="conductance mismatch sigma", ylabel="1 - cosine", yscale="log",
             title="error vs nominal backprop (a)")
     ax3.set(xscale="log", xlabel="1 - correlation (+1e-4 so that 1 shows)", ylabel="rel_err (b)",
-            title="sigma = 0.1: exactness vs fwd/bwd correlation")
+            title="sigma = 0.1: rel_err (b) vs correlation")
     for ax in (ax1, ax2, ax3):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
