@@ -118,6 +118,11 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                     "hwbp_neuron_pair")
             for j in range(n)
         ]
+        real = system.realization
+        if real is not None and real.nodes is not None:  # a device instance: each node its own R and C
+            from hwbp.targets.spice.instance import instance_neurons
+
+            items = instance_neurons(t, node, real.nodes[pop.name], r, options.c_f)
         sections.append(Section(f"population {comment_text(pop.name)} ({n} pairs, level {pop.level})",
                                 tuple(items)))
     for pop in system.populations:

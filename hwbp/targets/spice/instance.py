@@ -1,0 +1,40 @@
+"""Netlist pieces of a device instance (:mod:`hwbp.hardware`) that the shipped cells do
+not parameterize: neuron pairs whose nodes each have their own R and C."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from hwbp.targets.spice.model import Element
+from hwbp.targets.spice.writer import spice_number
+
+__all__ = ["instance_neurons"]
+
+
+def instance_neurons(tag: str, node: Mapping[str, Sequence[str]], draws, r_ohm: float, c_f: float
+                     ) -> list[Element]:
+    """The ``hwbp_neuron_pair`` cell written out in primitive elements, one neuron per
+    index, with node ``x+`` of resistance ``r+ R`` (ohm) and capacitance ``c+ C`` (F) and
+    node ``x-`` likewise (``draws``: a :class:`hwbp.hardware.realize.NodeDraws`).  The
+    drive transconductances stay ``1/R`` (S), so a node settles to ``r± (F ± B/2)`` with
+    time constant ``r± c± R C`` (s), as the reference simulator's instance dynamics."""
+    out: list[Element] = []
+    g, gh = spice_number(1.0 / r_ohm), spice_number(0.5 / r_ohm)
+    for j in range(len(node["xp"])):
+        xp, xm, xb, tn, fd, sd = (node[k][j] for k in ("xp", "xm", "xb", "tn", "fd", "sd"))
+        s = f"{tag}_{j}"
+        out += [
+            Element(f"Rnp_{s}", (xp, "0"), spice_number(r_ohm * float(draws.r_plus[j]))),
+            Element(f"Cnp_{s}", (xp, "0"), spice_number(c_f * float(draws.c_plus[j]))),
+            Element(f"Rnm_{s}", (xm, "0"), spice_number(r_ohm * float(draws.r_minus[j]))),
+            Element(f"Cnm_{s}", (xm, "0"), spice_number(c_f * float(draws.c_minus[j]))),
+            Element(f"Rnf_{s}", (fd, "0"), spice_number(r_ohm)),
+            Element(f"Rns_{s}", (sd, "0"), spice_number(r_ohm)),
+            Element(f"Gnfp_{s}", ("0", xp, fd, "0"), g),
+            Element(f"Gnfm_{s}", ("0", xm, fd, "0"), g),
+            Element(f"Gnsp_{s}", ("0", xp, sd, "0"), gh),
+            Element(f"Gnsm_{s}", (xm, "0", sd, "0"), gh),
+            Element(f"Bnb_{s}", (xb, "0"), f"V=0.5*(V({xp})+V({xm}))"),
+            Element(f"Bnt_{s}", (tn, "0"), f"V=V({xp})-V({xm})"),
+        ]
+    return out
