@@ -146,3 +146,17 @@ def test_cli_sweep_bad_input_is_exit_2(tmp_path: Path) -> None:
     bad.write_text('[model]\nsizes = [2, 2]\n[grid]\n"mismatch.sigmaa" = [0.1]\n')
     assert main(["sweep", str(bad), "-o", str(tmp_path / "o")]) == 2
     assert main(["sweep", str(bad), "-o", str(tmp_path / "o"), "--workers", "2", "--scheduler", "tcp://x:1"]) == 2
+
+
+def test_spice_rows_match_reference_rows(tmp_path: Path) -> None:
+    """The same instance on both backends gives the same row (ngspice .op to 1e-9)."""
+    from spice_helpers import require_ngspice
+
+    require_ngspice()
+    spec = _spec(tmp_path, instances=1, extra='\n[backends.spice]\nanalysis = "op"\n')
+    tasks = {(t.point, t.backend): t for t in spec.tasks()}
+    for point in (0, 3):
+        ref, sp = run_task(spec, tasks[(point, "reference")]), run_task(spec, tasks[(point, "spice")])
+        assert sp["error"] == "" and ref["seed"] == sp["seed"]
+        for col in ("cos_nominal", "cos_own", "rel_err_own", "loss_circuit"):
+            assert sp[col] == pytest.approx(ref[col], rel=1e-9, abs=1e-12), col
