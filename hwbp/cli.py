@@ -46,7 +46,8 @@ def _batch_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--batch", metavar="FILE.npz", help="inputs and targets: arrays 'x' and 'y'")
     g.add_argument("--random-batch", type=_count, metavar="N", help="N random samples (default: 16)")
-    p.add_argument("--seed", type=_count, default=0, help="seed of the random batch and random initial state")
+    p.add_argument("--seed", type=_count, default=0,
+                   help="seed of the random batch, the random initial state and the --hardware instance")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
