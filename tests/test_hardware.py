@@ -288,3 +288,14 @@ def test_spice_realizes_the_same_instance(rho: float) -> None:
     ref = verify(g, b, options={"mode": "steady"}, hardware=hw, seed=11, beta=0.7)
     for k, v in ref.result.state.tension.items():
         np.testing.assert_allclose(sp.result.state.tension[k], v, rtol=0, atol=1e-12)
+
+
+def test_instance_trace_ends_at_the_state() -> None:
+    g, b = _net(3)
+    inst = realize(lower(g), hardware_from_mapping({"mismatch": {"sigma": 0.1}, "nodes": {"c_sigma": 0.2}}), 1)
+    r = simulate(inst, b, mode="unit-step", steps=9, trace=True)
+    assert len(r.trace.t) == 10 and r.trace.t[-1] == 9.0
+    for name in r.state.mean:
+        assert np.array_equal(r.trace.tension[name][-1], r.state.tension[name])
+    with pytest.raises(ConfigError, match="steady"):
+        simulate(inst, b, mode="steady", trace=True)

@@ -110,11 +110,11 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
     """Settle a device instance (see the module docstring); arguments as
     :func:`hwbp.sim.simulate.simulate`.  ``steady`` iterates unit steps to the fixed
     point; noise needs ``continuous`` (solved with Euler-Maruyama)."""
-    from hwbp.sim.simulate import _initial, default_duration, gate_signals
+    from hwbp.sim.simulate import _initial, _Recorder, default_duration, gate_signals
 
     real: Realization = system.realization
-    if trace:
-        raise ConfigError("--trace is not recorded for a hardware instance; run without --trace")
+    if trace and mode == "steady":
+        raise ConfigError("--trace needs a trajectory: use --mode unit-step or continuous, not steady")
     if real.noise_rms > 0 and mode != "continuous":
         raise ConfigError(f"hardware noise needs --mode continuous (a stochastic solver), not {mode}")
     kernel = Kernel(system, batch)
@@ -124,10 +124,15 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
     L = system.depth
     settle: dict = {"mode": mode, "initial": initial if isinstance(initial, str) else "given", "depth": L,
                     "hardware": list(real.hardware.features()), "instance_seed": real.seed}
+    n = len(kernel.names)
+    record = _Recorder(None)
     if mode == "unit-step":
         n_steps = 2 * L if steps is None else int(steps)
-        for _ in range(n_steps):
+        record = _Recorder(1 if trace else None)
+        record(0, 0.0, s[:n], s[n:])
+        for step in range(1, n_steps + 1):
             s = nodes.clip([x + r for x, r in zip(s, nodes.rate(s))])
+            record(step, float(step), s[:n], s[n:], last=step == n_steps)
         settle["steps"] = n_steps
         t_end = float(n_steps)
     elif mode == "steady":
@@ -158,20 +163,22 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
         def drive(x: Arrays) -> Arrays:  # the solvers integrate D(s) - s
             return [a + r for a, r in zip(x, nodes.rate(x))]
 
-        for _ in tqdm(range(n_steps), disable=not progress, desc="simulating", unit="step", leave=False,
-                      file=sys.stderr):
+        record = _Recorder(max(1, n_steps // 400) if trace else None)
+        record(0, 0.0, s[:n], s[n:])
+        for step in tqdm(range(1, n_steps + 1), disable=not progress, desc="simulating", unit="step",
+                         leave=False, file=sys.stderr):
             s = impl.step(drive, s, h)
             if noisy:
                 s = nodes.noise(s, h, rng)
             s = nodes.clip(s)
+            record(step, step * h, s[:n], s[n:], last=step == n_steps)
         settle.update(steps=n_steps, duration_tau=total, dt_tau=h,
                       solver="euler-maruyama" if noisy else solver)
         t_end = total
-    n = len(kernel.names)
     means = s[:n]
     # the ADC reads the tension nodes and the gate nodes (computed in analog from the raw tension)
     gates = {k: quantize_readout(v, real) for k, v in gate_signals(kernel, means, s[n:]).items()}
     tensions = [quantize_readout(t, real) for t in s[n:]]
     stats = {"layer_evaluations": kernel.evaluations, "flops": kernel.flops}
     state = State(dict(zip(kernel.names, means)), dict(zip(kernel.names, tensions)), t_end, n_steps, gates)
-    return SimulationResult(state, None, settle, stats)
+    return SimulationResult(state, record.trace(kernel.names), settle, stats)
