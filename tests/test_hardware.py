@@ -225,13 +225,17 @@ def test_spice_refuses_non_idealities_in_one_line() -> None:
     assert "\n" not in str(info.value)
 
 
-def test_empty_model_bit_for_bit_spice() -> None:
+@pytest.mark.parametrize("analysis", ["op", "tran"])
+def test_empty_model_bit_for_bit_spice(analysis: str) -> None:
     from spice_helpers import require_ngspice
 
     require_ngspice()
     g, b = _net(2)
-    ideal = verify(g, b, backend="spice", options={"analysis": "op"})
-    hw = verify(g, b, backend="spice", options={"analysis": "op"}, hardware=Hardware(), seed=4)
+    opts = {"analysis": analysis} if analysis == "op" else {"analysis": analysis, "duration": 8.0}
+    ideal = verify(g, b, backend="spice", options=opts, seed=4)
+    hw = verify(g, b, backend="spice", options=opts, hardware=Hardware(), seed=4)
+    for k, v in ideal.result.state.tension.items():
+        assert np.array_equal(v, hw.result.state.tension[k])
     for k, v in ideal.physical.parameters.items():
         assert np.array_equal(v, hw.physical.parameters[k])
 
