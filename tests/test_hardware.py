@@ -219,8 +219,8 @@ def test_rails_clip_nodes_and_adc_quantizes() -> None:
 
 def test_spice_refuses_non_idealities_in_one_line() -> None:
     g, b = _net(2)
-    hw = hardware_from_mapping({"cells": {"f_gain_sigma": 0.1}})
-    with pytest.raises(HwbpError, match="spice.*cells") as info:
+    hw = hardware_from_mapping({"rails": {"v_V": 1.0}})
+    with pytest.raises(HwbpError, match="spice.*rails") as info:
         verify(g, b, backend="spice", options={"analysis": "op"}, hardware=hw)
     assert "\n" not in str(info.value)
 
@@ -260,7 +260,7 @@ def test_cli_verify_hardware(tmp_path: Path) -> None:
     r = subprocess.run(cmd[:-2] + ["--hardware", str(bad)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "sigma" in r.stderr
     r = subprocess.run(cmd[:-6] + ["--backend", "spice"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and "does not realize" in r.stderr and "cells" in r.stderr
+    assert r.returncode == 2 and "does not realize" in r.stderr and "noise, rails" in r.stderr
 
 
 @pytest.mark.parametrize("rho", [1.0, 0.0])
@@ -276,8 +276,10 @@ def test_spice_realizes_the_same_instance(rho: float) -> None:
                                 "weights": {"bits": 4, "g_min_S": 2e-6},
                                 "readout": {"adc_bits": 12, "adc_range_V": 4.0}})
     hw_exact = hw.replace(**{"readout.adc_bits": None})
-    # each node its own R and C: the same instance again, on both backends
-    hw_nodes = hw_exact.replace(**{"nodes.r_sigma": 0.05, "nodes.c_sigma": 0.1})
+    # each node its own R and C, cell gain and offset errors: the same instance on both backends
+    hw_nodes = hw_exact.replace(**{"nodes.r_sigma": 0.05, "nodes.c_sigma": 0.1, "cells.f_gain_sigma": 0.05,
+                                   "cells.f_offset_sigma_V": 0.02, "cells.df_gain_sigma": 0.05,
+                                   "cells.df_offset_sigma": 0.02})
     sp = verify(g, b, backend="spice", options={"analysis": "op"}, hardware=hw_nodes, seed=11, beta=0.7)
     ref = verify(g, b, options={"mode": "steady"}, hardware=hw_nodes, seed=11, beta=0.7)
     assert compare(sp.physical, ref.physical).max_rel_err <= 1e-9

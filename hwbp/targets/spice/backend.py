@@ -142,9 +142,10 @@ class SpiceBackend(Backend):
     Options = SpiceBackendOptions
     training_defaults = {"runner": "shared"}
     #: Device instances: per-device forward/backward conductances and biases in the netlist
-    #: (weights, mismatch), each node's own R and C (nodes), and the tension ADC (readout)
+    #: (weights, mismatch), each node's own R and C (nodes), the f and f' cells' gain and
+    #: offset around the shipped cells (cells), and the tension ADC (readout)
     #: applied to the solved voltages.
-    hardware_support = frozenset({"weights", "mismatch", "nodes", "readout"})
+    hardware_support = frozenset({"weights", "mismatch", "nodes", "cells", "readout"})
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]

@@ -158,8 +158,17 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                     items += [Element(f"Gk_{t}_{k}_{j}", ("0", sd[j], gate[j], "0"), spice_number(1.0 / r))
                               for j in range(n)]
             extra = f" alpha={spice_number(term.alpha)}" if term.activation == "leaky_relu" else ""
-            items += [Element(f"Xa_{t}_{k}_{j}", (a[j], f"{t}_tn_{j}", f"{t}_fd_{j}", gate[j]),
-                              f"hwbp_act_{term.activation}{extra}") for j in range(n)]
+            cell = None
+            if system.realization is not None and term.weight is not None:
+                cell = system.realization.cell((pop.name, k))
+            if cell is None:
+                items += [Element(f"Xa_{t}_{k}_{j}", (a[j], f"{t}_tn_{j}", f"{t}_fd_{j}", gate[j]),
+                                  f"hwbp_act_{term.activation}{extra}") for j in range(n)]
+            else:  # a device instance: the cell's gain and offset errors around the shipped cell
+                from hwbp.targets.spice.instance import instance_act
+
+                items += instance_act(f"{t}_{k}", a, f"{t}_tn", f"{t}_fd", gate,
+                                      f"hwbp_act_{term.activation}{extra}", cell, r)
             label = term.weight or f"skip from {term.source}"
             sections.append(Section(
                 f"{comment_text(pop.name)} term {k}: {term.activation}({comment_text(label)}) "

@@ -1,5 +1,6 @@
 """Netlist pieces of a device instance (:mod:`hwbp.hardware`) that the shipped cells do
-not parameterize: neuron pairs whose nodes each have their own R and C."""
+not parameterize: neuron pairs whose nodes each have their own R and C, and activation
+cells with gain and offset errors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Mapping, Sequence
 from hwbp.targets.spice.model import Element
 from hwbp.targets.spice.writer import spice_number
 
-__all__ = ["instance_neurons"]
+__all__ = ["instance_neurons", "instance_act"]
 
 
 def instance_neurons(tag: str, node: Mapping[str, Sequence[str]], draws, r_ohm: float, c_f: float
@@ -36,5 +37,33 @@ def instance_neurons(tag: str, node: Mapping[str, Sequence[str]], draws, r_ohm: 
             Element(f"Gnsm_{s}", (xm, "0", sd, "0"), gh),
             Element(f"Bnb_{s}", (xb, "0"), f"V=0.5*(V({xp})+V({xm}))"),
             Element(f"Bnt_{s}", (tn, "0"), f"V=V({xp})-V({xm})"),
+        ]
+    return out
+
+
+def instance_act(tag: str, a: Sequence[str], tn: str, fd: str, gate: Sequence[str], cell_name: str, errors,
+                 r_ohm: float) -> list[Element]:
+    """The activation cell ``cell_name`` of each neuron of one term, wrapped with that
+    neuron's cell errors ``errors = (1 + g, o, 1 + g', o')`` (per-neuron arrays):
+
+    * the cell drives a private node held at 0 V by ``Vas`` (which senses its current
+      ``f(a)/R``); ``Fa`` injects ``(1 + g)`` times that current into ``fd``, ``Ia`` the
+      offset ``o/R`` (A);
+    * the cell's gate output lands on a private node; ``Bag`` holds the term's gate node at
+      ``(1 + g') V(gate_cell) + o' V(tn)`` (V), i.e. ``((1 + g') f'(a) + o') T``.
+
+    ``tn`` and ``fd`` are node name prefixes (``{tn}_{j}``)."""
+    gain, offset, dgain, doffset = errors
+    out: list[Element] = []
+    for j in range(len(a)):
+        s = f"{tag}_{j}"
+        fdc, gc, tnj = f"hwbp_fdc_{s}", f"hwbp_gc_{s}", f"{tn}_{j}"
+        out += [
+            Element(f"Xa_{s}", (a[j], tnj, fdc, gc), cell_name),
+            Element(f"Vas_{s}", (fdc, "0"), "DC 0"),
+            Element(f"Fa_{s}", ("0", f"{fd}_{j}"), f"Vas_{s} {spice_number(float(gain[j]))}"),
+            Element(f"Ia_{s}", ("0", f"{fd}_{j}"), f"DC {spice_number(float(offset[j]) / r_ohm)}"),
+            Element(f"Bag_{s}", (gate[j], "0"),
+                    f"V={spice_number(float(dgain[j]))}*V({gc})+{spice_number(float(doffset[j]))}*V({tnj})"),
         ]
     return out
