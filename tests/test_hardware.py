@@ -245,7 +245,7 @@ def test_cli_verify_hardware(tmp_path: Path) -> None:
     rep = tmp_path / "r.json"
     cmd = [sys.executable, "-m", "hwbp", "verify", str(ROOT / "examples/mlp_digits.onnx"), "--loss", "ce",
            "--batch", str(ROOT / "examples/digits_batch.npz"), "--hardware",
-           str(ROOT / "examples/hardware/typical.toml"), "--seed", "3", "--mode", "continuous", "--dt", "0.1",
+           str(ROOT / "examples/hardware/noisy.toml"), "--seed", "3", "--mode", "continuous", "--dt", "0.1",
            "--report", str(rep)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode in (0, 1), r.stderr
@@ -255,6 +255,11 @@ def test_cli_verify_hardware(tmp_path: Path) -> None:
     h = json.loads(rep.read_text())["hardware"]
     assert set(h) >= {"nominal", "own", "loss", "accuracy", "features", "seed"}
     assert 0.9 < h["own"]["total"]["cosine"] <= 1
+    # the design without noise runs in the default mode (unit-step), as the command
+    r = subprocess.run([sys.executable, "-m", "hwbp", "verify", str(ROOT / "examples/mlp_digits.onnx"), "--hardware",
+                        str(ROOT / "examples/hardware/typical.toml"), "--seed", "3"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode in (0, 1) and "cos(b) own" in r.stdout, r.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text("[mismatch]\nsigma = -2\n")
     r = subprocess.run(cmd[:-2] + ["--hardware", str(bad)], capture_output=True, text=True, cwd=ROOT)
