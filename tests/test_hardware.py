@@ -219,10 +219,12 @@ def test_rails_clip_nodes_and_adc_quantizes() -> None:
 
 def test_spice_refuses_non_idealities_in_one_line() -> None:
     g, b = _net(2)
-    hw = hardware_from_mapping({"rails": {"v_V": 1.0}})
-    with pytest.raises(HwbpError, match="spice.*rails") as info:
-        verify(g, b, backend="spice", options={"analysis": "op"}, hardware=hw)
+    hw = hardware_from_mapping({"noise": {"rms_V": 1e-3}})
+    with pytest.raises(HwbpError, match="spice.*noise") as info:
+        verify(g, b, backend="spice", options={"analysis": "tran"}, hardware=hw)
     assert "\n" not in str(info.value)
+    with pytest.raises(HwbpError, match="rails.*op only"):
+        verify(g, b, backend="spice", options={"analysis": "tran"}, hardware=hardware_from_mapping({"rails": {"v_V": 1}}))
 
 
 @pytest.mark.parametrize("analysis", ["op", "tran"])
@@ -265,7 +267,7 @@ def test_cli_verify_hardware(tmp_path: Path) -> None:
     r = subprocess.run(cmd[:-2] + ["--hardware", str(bad)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "sigma" in r.stderr
     r = subprocess.run(cmd[:-6] + ["--backend", "spice"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and "does not realize" in r.stderr and "noise, rails" in r.stderr
+    assert r.returncode == 2 and "does not realize hardware non-ideality noise" in r.stderr
 
 
 @pytest.mark.parametrize("rho", [1.0, 0.0])
@@ -289,6 +291,12 @@ def test_spice_realizes_the_same_instance(rho: float) -> None:
     ref = verify(g, b, options={"mode": "steady"}, hardware=hw_nodes, seed=11, beta=0.7)
     assert compare(sp.physical, ref.physical).max_rel_err <= 1e-9
     assert compare(ref.physical, instance_gradients(ref.system, b)).max_rel_err > 1e-3  # r+ != r-: a real effect
+    # rails that clip some nodes: the same clipped fixed point
+    hw_rails = hw_nodes.replace(**{"rails.v_V": 0.4})
+    sp = verify(g, b, backend="spice", options={"analysis": "op"}, hardware=hw_rails, seed=11, beta=0.7)
+    ref = verify(g, b, options={"mode": "steady"}, hardware=hw_rails, seed=11, beta=0.7)
+    assert any(np.any(np.abs(ref.result.state.plus(k)) >= 0.4 - 1e-12) for k in ref.result.state.mean)
+    assert compare(sp.physical, ref.physical).max_rel_err <= 1e-9
     sp = verify(g, b, backend="spice", options={"analysis": "op"}, hardware=hw_exact, seed=11, beta=0.7)
     ref = verify(g, b, options={"mode": "steady"}, hardware=hw_exact, seed=11, beta=0.7)
     assert compare(sp.physical, ref.physical).max_rel_err <= 1e-9

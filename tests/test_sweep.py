@@ -77,7 +77,7 @@ def test_spec_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="sigma"):
         spec_from_mapping({"model": {"sizes": [2, 2]}, "grid": {"mismatch.sigma": [-1.0]}})
     with pytest.raises(ConfigError, match="does not realize"):
-        spec_from_mapping({"model": {"sizes": [2, 2]}, "grid": {"rails.v_V": [1.0]},
+        spec_from_mapping({"model": {"sizes": [2, 2]}, "grid": {"noise.rms_V": [1e-3]},
                            "backends": {"spice": {}}})
     with pytest.raises(ConfigError, match="no option"):
         spec_from_mapping({"model": {"sizes": [2, 2]}, "backends": {"reference": {"bogus": 1}}})

@@ -143,9 +143,9 @@ class SpiceBackend(Backend):
     training_defaults = {"runner": "shared"}
     #: Device instances: per-device forward/backward conductances and biases in the netlist
     #: (weights, mismatch), each node's own R and C (nodes), the f and f' cells' gain and
-    #: offset around the shipped cells (cells), and the tension ADC (readout)
-    #: applied to the solved voltages.
-    hardware_support = frozenset({"weights", "mismatch", "nodes", "cells", "readout"})
+    #: offset around the shipped cells (cells), node clipping at the rails (rails, .op only),
+    #: and the tension ADC (readout) applied to the solved voltages.
+    hardware_support = frozenset({"weights", "mismatch", "nodes", "cells", "rails", "readout"})
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
@@ -153,6 +153,8 @@ class SpiceBackend(Backend):
             from hwbp.backend import check_hardware
 
             check_hardware(self, system.realization.hardware)
+            if system.realization.rail is not None and opts.analysis != "op":
+                raise ConfigError("spice realizes hardware rails in --analysis op only (the clipped fixed point)")
         spice = opts.spice_options()
         return Artefact(system, opts, tau_s=spice.tau_s, data=build_circuit(system, spice))
 

@@ -119,10 +119,11 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
             for j in range(n)
         ]
         real = system.realization
-        if real is not None and real.nodes is not None:  # a device instance: each node its own R and C
-            from hwbp.targets.spice.instance import instance_neurons
+        if real is not None and (real.nodes is not None or real.rail is not None):
+            from hwbp.targets.spice.instance import instance_neurons  # a device instance: own R, C; rails
 
-            items = instance_neurons(t, node, real.nodes[pop.name], r, options.c_f)
+            items = instance_neurons(t, node, None if real.nodes is None else real.nodes[pop.name], r, options.c_f,
+                                     real.rail)
         sections.append(Section(f"population {comment_text(pop.name)} ({n} pairs, level {pop.level})",
                                 tuple(items)))
     for pop in system.populations:

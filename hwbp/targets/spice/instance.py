@@ -12,32 +12,41 @@ from hwbp.targets.spice.writer import spice_number
 __all__ = ["instance_neurons", "instance_act"]
 
 
-def instance_neurons(tag: str, node: Mapping[str, Sequence[str]], draws, r_ohm: float, c_f: float
-                     ) -> list[Element]:
+def instance_neurons(tag: str, node: Mapping[str, Sequence[str]], draws, r_ohm: float, c_f: float,
+                     rail_v: float | None = None) -> list[Element]:
     """The ``hwbp_neuron_pair`` cell written out in primitive elements, one neuron per
     index, with node ``x+`` of resistance ``r+ R`` (ohm) and capacitance ``c+ C`` (F) and
-    node ``x-`` likewise (``draws``: a :class:`hwbp.hardware.realize.NodeDraws`).  The
-    drive transconductances stay ``1/R`` (S), so a node settles to ``r± (F ± B/2)`` with
-    time constant ``r± c± R C`` (s), as the reference simulator's instance dynamics."""
+    node ``x-`` likewise (``draws``: a :class:`hwbp.hardware.realize.NodeDraws`, or None
+    for nominal nodes).  The drive transconductances stay ``1/R`` (S), so a node settles
+    to ``r± (F ± B/2)`` with time constant ``r± c± R C`` (s), as the reference simulator's
+    instance dynamics.  With ``rail_v`` (V) the RC node is internal and ``x±`` is its
+    value clipped to ``[-rail_v, rail_v]`` (the fixed point the reference reaches)."""
     out: list[Element] = []
     g, gh = spice_number(1.0 / r_ohm), spice_number(0.5 / r_ohm)
     for j in range(len(node["xp"])):
         xp, xm, xb, tn, fd, sd = (node[k][j] for k in ("xp", "xm", "xb", "tn", "fd", "sd"))
         s = f"{tag}_{j}"
+        rp, rm, cp, cm = (1.0, 1.0, 1.0, 1.0) if draws is None else (
+            float(draws.r_plus[j]), float(draws.r_minus[j]), float(draws.c_plus[j]), float(draws.c_minus[j]))
+        yp, ym = (xp, xm) if rail_v is None else (f"hwbp_yp_{s}", f"hwbp_ym_{s}")
         out += [
-            Element(f"Rnp_{s}", (xp, "0"), spice_number(r_ohm * float(draws.r_plus[j]))),
-            Element(f"Cnp_{s}", (xp, "0"), spice_number(c_f * float(draws.c_plus[j]))),
-            Element(f"Rnm_{s}", (xm, "0"), spice_number(r_ohm * float(draws.r_minus[j]))),
-            Element(f"Cnm_{s}", (xm, "0"), spice_number(c_f * float(draws.c_minus[j]))),
+            Element(f"Rnp_{s}", (yp, "0"), spice_number(r_ohm * rp)),
+            Element(f"Cnp_{s}", (yp, "0"), spice_number(c_f * cp)),
+            Element(f"Rnm_{s}", (ym, "0"), spice_number(r_ohm * rm)),
+            Element(f"Cnm_{s}", (ym, "0"), spice_number(c_f * cm)),
             Element(f"Rnf_{s}", (fd, "0"), spice_number(r_ohm)),
             Element(f"Rns_{s}", (sd, "0"), spice_number(r_ohm)),
-            Element(f"Gnfp_{s}", ("0", xp, fd, "0"), g),
-            Element(f"Gnfm_{s}", ("0", xm, fd, "0"), g),
-            Element(f"Gnsp_{s}", ("0", xp, sd, "0"), gh),
-            Element(f"Gnsm_{s}", (xm, "0", sd, "0"), gh),
+            Element(f"Gnfp_{s}", ("0", yp, fd, "0"), g),
+            Element(f"Gnfm_{s}", ("0", ym, fd, "0"), g),
+            Element(f"Gnsp_{s}", ("0", yp, sd, "0"), gh),
+            Element(f"Gnsm_{s}", (ym, "0", sd, "0"), gh),
             Element(f"Bnb_{s}", (xb, "0"), f"V=0.5*(V({xp})+V({xm}))"),
             Element(f"Bnt_{s}", (tn, "0"), f"V=V({xp})-V({xm})"),
         ]
+        if rail_v is not None:
+            v = spice_number(rail_v)
+            out += [Element(f"Bnrp_{s}", (xp, "0"), f"V=min(max(V({yp}),-{v}),{v})"),
+                    Element(f"Bnrm_{s}", (xm, "0"), f"V=min(max(V({ym}),-{v}),{v})")]
     return out
 
 
