@@ -34,7 +34,6 @@ from hwbp.lower.lowerer import lower
 from hwbp.models import random_mlp
 from hwbp.oracle.backprop import exact_gradients
 from hwbp.state import State
-from hwbp.verify.compare import compare
 from hwbp.verify.readout import read_gradients
 from hwbp.verify.run import verify
 
