@@ -49,6 +49,7 @@ test-fast: $(STAMP) ngspice
 bench: $(STAMP) ngspice
 	@$(BIN)/python benchmarks/bench_core.py
 	@$(BIN)/python benchmarks/bench_spice.py
+	@$(BIN)/python benchmarks/bench_sweep.py
 
 examples: $(STAMP)
 	@$(BIN)/python examples/make_mlp_digits.py

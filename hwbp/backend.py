@@ -63,7 +63,7 @@ from hwbp.types import Batch
 __all__ = [
     "option", "Options", "OptionInfo", "Artefact", "Backend", "ConformanceCase", "ConformanceProfile",
     "INITIAL_STATES", "initial_state", "ENTRY_POINT_GROUP", "BUILTIN_BACKENDS", "REGISTRY", "backend_names",
-    "get_backend", "register_backend", "check_state",
+    "get_backend", "register_backend", "check_state", "check_hardware",
 ]
 
 #: Entry point group of backends (``name = "module:Class"``).
@@ -158,6 +158,9 @@ class Backend(ABC):
     Options: ClassVar[type[Options]] = Options
     #: Option values a gradient source for training uses unless the user sets them.
     training_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    #: Hardware non-idealities (:meth:`hwbp.hardware.Hardware.features`) this backend
+    #: realizes for a device instance; any other is refused by :func:`check_hardware`.
+    hardware_support: ClassVar[frozenset[str]] = frozenset()
 
     def options(self, values: Mapping[str, Any] | Options | None = None) -> Options:
         """``values`` as this backend's :class:`Options` (unknown keys are errors)."""
@@ -268,6 +271,16 @@ def initial_state(system: DynamicsSystem, batch: Batch, initial: str | State, se
             kernel.forward((i,), m, m)
         return State(dict(zip(names, m)), {n: np.zeros(s) for n, s in zip(names, shapes)})
     raise ConfigError(f"unknown initial state {initial!r}; valid: {', '.join(INITIAL_STATES)} or a State")
+
+
+def check_hardware(backend: Backend, hardware: Any) -> None:
+    """Raise :class:`ConfigError` (one line) if ``backend`` does not realize every
+    non-ideality that ``hardware`` (a :class:`hwbp.hardware.Hardware`) switches on."""
+    missing = [f for f in hardware.features() if f not in backend.hardware_support]
+    if missing:
+        have = ", ".join(sorted(backend.hardware_support)) or "none"
+        raise ConfigError(f"backend {backend.name!r} does not realize hardware non-ideality "
+                          f"{', '.join(missing)} (it supports: {have})")
 
 
 # ------------------------------------------------------------------ registry

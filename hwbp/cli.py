@@ -53,7 +53,8 @@ def _batch_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--batch", metavar="FILE.npz", help="inputs and targets: arrays 'x' and 'y'")
     g.add_argument("--random-batch", type=_count, metavar="N", help="N random samples (default: 16)")
-    p.add_argument("--seed", type=_count, default=0, help="seed of the random batch and random initial state")
+    p.add_argument("--seed", type=_count, default=0,
+                   help="seed of the random batch, the random initial state and the --hardware instance")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--min-cosine", type=float, default=1 - 1e-6, help="min cosine per tensor (default: 1-1e-6)")
     v.add_argument("--report", metavar="FILE.json", help="write the hwbp.verify/1 JSON report")
     v.add_argument("--plot", metavar="FILE.png", help="write a figure: gradients vs exact, error vs time")
+    v.add_argument("--hardware", metavar="FILE.toml",
+                   help="run one device instance (drawn from --seed) of this hardware model")
     _backend_args(v, owners, default="reference")
     v.set_defaults(func=cmd_verify)
 
@@ -132,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hwbp.train.command import add_train_parser
 
     add_train_parser(sub)
+
+    from hwbp.sweep.cli import add_sweep_parser
+
+    add_sweep_parser(sub)
 
     d = sub.add_parser("demo", help="verify the shipped digits MLP and print the table")
     d.add_argument("--out", default="out", metavar="DIR", help="where to write the reports (default: out)")
@@ -204,9 +211,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.plot:
         run["trace"] = True
     extra = {"model_file": str(args.model), "model_sha256": file_sha256(args.model)}
+    hardware = None
+    if args.hardware:
+        from hwbp.hardware import load_hardware
+
+        hardware = load_hardware(args.hardware)
+        extra.update(hardware_file=str(args.hardware))
     v = verify(graph, batch, backend=args.backend, beta=args.beta, tolerances=tol, options=options,
-               extra=extra, **run)
+               extra=extra, hardware=hardware, **run)
     print(format_table(v.report))
+    if hardware is not None:
+        from hwbp.hardware.table import format_instance
+
+        print(format_instance(v.report["hardware"]))
     png = figure_png(backend.figure(v, batch)) if args.plot else None  # render first: write both or neither
     files: dict[str, bytes] = {}
     if args.report:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 
@@ -265,6 +265,11 @@ class DynamicsSystem:
         Time constant tau of every node, in seconds.
     beta : float
         Loss perturbation strength (dimensionless; tension = beta * gradient).
+    realization : object, optional
+        One device instance of a hardware model
+        (:class:`hwbp.hardware.Realization`, made by :func:`hwbp.hardware.realize`):
+        physically distinct forward and backward devices of each synapse, cell and node
+        errors.  ``None`` (the default): the ideal system, every weight exactly tied.
     """
 
     name: str
@@ -276,6 +281,7 @@ class DynamicsSystem:
     loss: LossPort
     tau_s: float = 1.0
     beta: float = 1.0
+    realization: Any = None
     _index: Mapping[str, Population] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

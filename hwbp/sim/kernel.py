@@ -52,6 +52,9 @@ class _Term:
     gain: float = 1.0  # fixed scale g of g W φ(u)
     pre: ActivationFn | None = None  # source-side φ; None for the identity
     pre_alpha: float = 0.01
+    # a device instance (system.realization): backward devices and cell errors
+    wb: np.ndarray | None = None  # backward weight (out, in); None: tied to ``weight``
+    cell: tuple | None = None  # (f gain, f offset, f' gain, f' offset) per neuron
 
 
 @dataclass(frozen=True)
@@ -91,14 +94,21 @@ class Kernel:
         self.target = batch.y
         self.batch_size = batch.size
         self.terms: list[list[_Term]] = []
+        real = system.realization
+        if real is not None:
+            stack_layers = False  # per-use device values: one term at a time
         for pop in system.populations:
             terms = []
-            for t in pop.terms:
+            for k, t in enumerate(pop.terms):
                 fn = get_activation(t.activation)
                 phi = get_activation(t.source_activation)
                 # each use of a tied parameter (a layer applied twice, a convolution
                 # kernel at every position) is realized from the one parameter value
                 w, b = term_matrix(system.parameters, t)
+                wb = cell = None
+                if real is not None and w is not None:
+                    w, wb, b = real.device_weights((pop.name, k), w, b)
+                    cell = real.cell((pop.name, k))
                 terms.append(
                     _Term(
                         src=index.get(t.source, -1),
@@ -111,6 +121,8 @@ class Kernel:
                         gain=float(t.gain),
                         pre=None if phi.name == "identity" else phi,
                         pre_alpha=float(t.source_alpha),
+                        wb=wb,
+                        cell=cell,
                     )
                 )
             self.terms.append(terms)
@@ -205,6 +217,10 @@ class Kernel:
             else:
                 y = term.fn.f(a, term.alpha)
                 gates[k] = term.fn.df(a, y, term.alpha)
+                if term.cell is not None:  # a device instance's activation and derivative cells
+                    gain, offset, dgain, doffset = term.cell
+                    y = gain * y + offset
+                    gates[k] = dgain * gates[k] + doffset
             out = y if out is None else out + y
             self.evaluations += 1
         return out
@@ -245,7 +261,7 @@ class Kernel:
             gate = self.gates[p][k]
             e = tensions[p] if gate is None else tensions[p] * gate
             if term.weight is not None:
-                c = e @ term.weight
+                c = e @ (term.weight if term.wb is None else term.wb)
                 self.flops += 2 * c.size * term.weight.shape[0]
                 if term.gain != 1.0:
                     c *= term.gain

@@ -187,6 +187,11 @@ def simulate(
     """
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    if system.realization is not None:  # one device instance of a hardware model
+        from hwbp.hardware.dynamics import simulate_instance
+
+        return simulate_instance(system, batch, mode=mode, steps=steps, duration=duration, dt=dt, solver=solver,
+                                 initial=initial, seed=seed, trace=trace, progress=progress)
     kernel = Kernel(system, batch)
     L = system.depth
     means, tensions, on_manifold = _initial(kernel, system, batch, initial, seed)

@@ -108,6 +108,8 @@ def verify(
     trace: bool = False,
     tolerances: Tolerances = Tolerances(),
     extra: Mapping[str, Any] | None = None,
+    hardware: Any = None,
+    instance_seed: int | None = None,
 ) -> Verification:
     """Verify that ``backend`` computes exact gradients for ``graph`` (with its loss port).
 
@@ -132,10 +134,22 @@ def verify(
     tolerances : Tolerances
     extra : mapping
         Additional top-level report fields (e.g. the model file and its hash).
+    hardware : Hardware, optional
+        A hardware model (:mod:`hwbp.hardware`): the backend runs one device instance
+        of it, and the report's ``hardware`` section compares the instance's gradients
+        with (a) the nominal network's and (b) its own forward network's.
+    instance_seed : int, optional
+        Seed of the device instance (default: ``seed``).
     """
     be = get_backend(backend)
     opts = be.options(options)
     system = lower(graph, beta=beta)
+    if hardware is not None:
+        from hwbp.backend import check_hardware
+        from hwbp.hardware import realize
+
+        check_hardware(be, hardware)
+        system = realize(system, hardware, seed if instance_seed is None else instance_seed)
     artefact = be.compile(system, opts)
     result = be.run(artefact, batch, initial=initial, seed=seed, trace=trace)
     realized = artefact.system
@@ -144,4 +158,12 @@ def verify(
     exact = exact_gradients(graph, batch)
     comparison = compare(physical, exact, tolerances)
     report = build_report(realized, backend, result, physical, exact, comparison, batch, extra, opts)
+    if hardware is not None:
+        from hwbp.hardware.compare import instance_gradients, instance_report
+
+        section = instance_report(realized, physical, exact, instance_gradients(realized, batch),
+                                  np.asarray(result.state.mean[realized.loss.population]), batch)
+        section.update(features=list(hardware.features()),
+                       seed=seed if instance_seed is None else instance_seed, model=hardware.as_dict())
+        report["hardware"] = section
     return Verification(realized, result, artefact, physical, exact, comparison, report)

@@ -142,9 +142,20 @@ class SpiceBackend(Backend):
     description = "analog RC circuit in ngspice: .op (DC fixed point) or .tran (transient)"
     Options = SpiceBackendOptions
     training_defaults = {"runner": "shared"}
+    #: Device instances: per-device forward/backward conductances and biases in the netlist
+    #: (weights, mismatch), each node's own R and C (nodes), the f and f' cells' gain and
+    #: offset around the shipped cells (cells), node clipping at the rails (rails, .op only),
+    #: and the tension ADC (readout) applied to the solved voltages.
+    hardware_support = frozenset({"weights", "mismatch", "nodes", "cells", "rails", "readout"})
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
+        if system.realization is not None:  # a device instance: refuse what the netlist does not realize
+            from hwbp.backend import check_hardware
+
+            check_hardware(self, system.realization.hardware)
+            if system.realization.rail is not None and opts.analysis != "op":
+                raise ConfigError("spice realizes hardware rails in --analysis op only (the clipped fixed point)")
         spice = opts.spice_options()
         return Artefact(system, opts, tau_s=spice.tau_s, data=build_circuit(system, spice))
 
@@ -157,7 +168,12 @@ class SpiceBackend(Backend):
         opts: SpiceBackendOptions = artefact.options  # type: ignore[assignment]
         if opts.analysis == "op" and initial is not None:
             raise ConfigError("--initial applies to --analysis tran (.op solves for the rest state directly)")
-        return _run(artefact.system, artefact.data, opts, batch, "random" if initial is None else initial, seed)
+        result = _run(artefact.system, artefact.data, opts, batch, "random" if initial is None else initial, seed)
+        if artefact.system.realization is not None and artefact.system.realization.adc_lsb is not None:
+            from hwbp.hardware.realize import readout_result
+
+            result = readout_result(result, artefact.system.realization)
+        return result
 
     def figure(self, verification: Any, batch: Batch) -> Any:
         """``.tran``: each population's tension settling toward ``beta * dl/dx``; ``.op``:

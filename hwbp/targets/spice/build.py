@@ -122,6 +122,12 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                     "hwbp_neuron_pair")
             for j in range(n)
         ]
+        real = system.realization
+        if real is not None and (real.nodes is not None or real.rail is not None):
+            from hwbp.targets.spice.instance import instance_neurons  # a device instance: own R, C; rails
+
+            items = instance_neurons(t, node, None if real.nodes is None else real.nodes[pop.name], r, options.c_f,
+                                     real.rail)
         sections.append(Section(f"population {comment_text(pop.name)} ({n} pairs, level {pop.level})",
                                 tuple(items)))
     for pop in system.populations:
@@ -140,16 +146,23 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                 # every use of a tied parameter (each position of a convolution kernel,
                 # each application of a shared layer) takes its conductance from the one value
                 w, b = term_matrix(system.parameters, term)
+                wb = None
+                if system.realization is not None:  # a device instance: per-device values
+                    w, wb, b = system.realization.device_weights((pop.name, k), w, b)
+                if term.gain != 1.0:  # the fixed gain g is part of each synapse's conductance
+                    w = term.gain * w
+                    wb = None if wb is None else term.gain * wb
+                if wb is not None:
+                    wb = wb / r
                 if b is not None:
                     items += [Element(f"Ib_{t}_{k}_{j}", ("0", a[j]), f"DC {spice_number(b[j] / r)}")
                               for j in range(n)]
-                if term.gain != 1.0:
-                    w = term.gain * w  # the fixed gain g is part of each synapse's conductance
                 sens = src_nodes_sd(src_nodes, tags, term.source) if from_pop else None
                 items.append(SynapseArray(
                     f"Xs_{t}_{k}", "hwbp_synapse" if from_pop else "hwbp_synapse_fwd", tuple(pre), tuple(a),
                     tuple(gate) if from_pop else None, tuple(sens) if sens else None,
-                    np.asarray(w, dtype=np.float64) / r, None if term.layout is None else term.layout.mask(),
+                    np.asarray(w, dtype=np.float64) / r, mask=None if term.layout is None else term.layout.mask(),
+                    backward_s=wb,
                 ))
             else:
                 a = pre
@@ -158,8 +171,17 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                     items += [Element(f"Gk_{t}_{k}_{j}", ("0", sd[j], gate[j], "0"), spice_number(1.0 / r))
                               for j in range(n)]
             extra = f" alpha={spice_number(term.alpha)}" if term.activation in ("leaky_relu", "elu") else ""
-            items += [Element(f"Xa_{t}_{k}_{j}", (a[j], f"{t}_tn_{j}", f"{t}_fd_{j}", gate[j]),
-                              f"hwbp_act_{term.activation}{extra}") for j in range(n)]
+            cell = None
+            if system.realization is not None and term.weight is not None:
+                cell = system.realization.cell((pop.name, k))
+            if cell is None:
+                items += [Element(f"Xa_{t}_{k}_{j}", (a[j], f"{t}_tn_{j}", f"{t}_fd_{j}", gate[j]),
+                                  f"hwbp_act_{term.activation}{extra}") for j in range(n)]
+            else:  # a device instance: the cell's gain and offset errors around the shipped cell
+                from hwbp.targets.spice.instance import instance_act
+
+                items += instance_act(f"{t}_{k}", a, f"{t}_tn", f"{t}_fd", gate,
+                                      f"hwbp_act_{term.activation}{extra}", cell, r)
             label = term.weight or ("fixed map" if term.layout is not None else f"skip from {term.source}")
             shared = ""
             if term.layout is not None and term.weight is not None:

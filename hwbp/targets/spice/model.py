@@ -226,6 +226,11 @@ class SynapseArray:
     (backward), both with the one conductance ``conductance_s[j, i]`` (S).  With a
     ``mask`` (structured layers: convolutions, pooling, batch normalization) only the
     instances where ``mask[j, i]`` is true exist.
+
+    ``backward_s`` (S), given only for a device instance of a hardware model
+    (:mod:`hwbp.hardware`), is the conductance of each physically distinct backward
+    device; ``conductance_s`` is then the forward device's.  Such an array is written as
+    primitive G elements, one per device (``G{prefix}f_j_i``, ``G{prefix}b_j_i``).
     """
 
     prefix: str
@@ -236,6 +241,7 @@ class SynapseArray:
     sens: tuple[str, ...] | None
     conductance_s: np.ndarray
     mask: np.ndarray | None = None
+    backward_s: np.ndarray | None = None
 
     @property
     def count(self) -> int:

@@ -56,6 +56,8 @@ class SpiceWriter:
         # hot path (hundreds of thousands of lines): per-column and per-row pieces
         # are formatted once, each line is one concatenation
         p, cell = s.prefix, s.cell
+        if s.backward_s is not None:  # a device instance: distinct forward and backward devices
+            return _device_synapses(s)
         if s.mask is not None:
             return self._sparse_synapses(s)
         out: list[str] = []
@@ -171,3 +173,19 @@ def get_writer(dialect: str = "ngspice") -> SpiceWriter:
         return DIALECTS[dialect]()
     except KeyError:
         raise ConfigError(f"unknown netlist dialect {dialect!r}; valid: {', '.join(DIALECTS)}") from None
+
+
+def _device_synapses(s: SynapseArray) -> list[str]:
+    """A device instance's synapses as primitive G elements: the forward device
+    ``G{prefix}f_j_i`` (``conductance_s``) and the backward device ``G{prefix}b_j_i``
+    (``backward_s``), each its own value."""
+    out: list[str] = []
+    fwd, bwd = s.conductance_s.tolist(), s.backward_s.tolist()
+    for j, post in enumerate(s.post):
+        for i, pre in enumerate(s.pre):
+            if s.mask is not None and not s.mask[j, i]:
+                continue  # no device where a structured layer has no synapse
+            out.append(f"G{s.prefix}f_{j}_{i} 0 {post} {pre} 0 {fwd[j][i]!r}")
+            if s.gate is not None:
+                out.append(f"G{s.prefix}b_{j}_{i} 0 {s.sens[i]} {s.gate[j]} 0 {bwd[j][i]!r}")
+    return out

@@ -1,0 +1,15 @@
+"""Hardware co-design: non-idealities of analog realizations and their device instances.
+
+:class:`Hardware` (read from TOML by :func:`load_hardware`) describes a design's
+non-idealities; :func:`realize` draws one device instance of it and attaches it to a
+:class:`~hwbp.lower.DynamicsSystem`; :mod:`hwbp.hardware.compare` compares an
+instance's gradients with the nominal network's and with its own forward network's.
+"""
+
+from hwbp.hardware.model import (
+    Cells, Hardware, Mismatch, Nodes, Noise, Rails, Readout, Weights, hardware_from_mapping, load_hardware,
+)
+from hwbp.hardware.realize import Realization, realize
+
+__all__ = ["Hardware", "Weights", "Mismatch", "Nodes", "Cells", "Noise", "Rails", "Readout", "load_hardware",
+           "hardware_from_mapping", "Realization", "realize"]

@@ -1,0 +1,141 @@
+"""What one device instance is compared with.
+
+(a) backprop of the *nominal* network (:func:`hwbp.oracle.backprop.exact_gradients`):
+    how far the instance's gradient is from the one the designer trained for;
+(b) backprop of the *instance's own forward network*
+    (:func:`instance_gradients`): whether the hardware assigns credit correctly for the
+    function it actually computes.  "The hardware computes a different function" shows in
+    (a) only; "the hardware assigns credit wrongly" shows in (b).
+
+The instance's forward network is, per population ``v``,
+``x_v = r_v ⊙ sum_k [ (1 + g_k) ⊙ f_k(W_k^fwd u_k + b_k^fwd) + o_k ]`` with the forward
+devices' weights, the activation cells' gain and offset and the mean node gain
+``r_v = (r+ + r-)/2`` (the leak of the forward drive into the tension through
+``r+ != r-`` is a readout error, not part of the function).  Its gradients are taken
+with respect to the forward device values: what a local rule at each synapse should
+read.  A parameter used by several terms sums its uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hwbp.ir.activations import get_activation
+from hwbp.ir.losses import get_loss
+from hwbp.lower.system import DynamicsSystem
+from hwbp.types import Batch, Gradients
+from hwbp.verify.compare import Metrics, compare, json_number, metrics
+
+__all__ = ["instance_gradients", "instance_forward", "total_metrics", "accuracy", "instance_report"]
+
+
+def instance_forward(system: DynamicsSystem, batch: Batch) -> dict[str, Any]:
+    """Forward pass of the instance's own network: values, pre-activations and the
+    per-term device values used (``{"x": {...}, "terms": {(pop, k): (u, a, W, gain, r)}}``)."""
+    real = system.realization
+    x: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in batch.x.items()}
+    terms: dict = {}
+    for pop in system.populations:
+        r = 1.0
+        if real is not None and real.nodes is not None:
+            d = real.nodes[pop.name]
+            r = 0.5 * (d.r_plus + d.r_minus)
+        total = np.zeros((batch.size, pop.size))
+        for k, t in enumerate(pop.terms):
+            u = x[t.source]
+            w = None if t.weight is None else system.parameters[t.weight]
+            b = None if t.bias is None else system.parameters[t.bias]
+            cell = None
+            if real is not None and w is not None:
+                w, _, b = real.device_weights((pop.name, k), w, b)
+                cell = real.cell((pop.name, k))
+            a = u if w is None else u @ w.T
+            if b is not None:
+                a = a + b
+            fn = get_activation(t.activation)
+            y = fn.f(a, t.alpha)
+            gain = 1.0
+            if cell is not None:
+                gain = cell[0]
+                y = gain * y + cell[1]
+            total = total + y
+            terms[(pop.name, k)] = (u, a, w, gain, r)
+        x[pop.name] = r * total
+    return {"x": x, "terms": terms}
+
+
+def instance_gradients(system: DynamicsSystem, batch: Batch) -> Gradients:
+    """Exact gradients of the batch-mean loss of the instance's own forward network
+    (module docstring), with respect to its forward device values; on an ideal system
+    (``realization is None``) plain backprop of the nominal network."""
+    fw = instance_forward(system, batch)
+    x = fw["x"]
+    loss = get_loss(system.loss.function)
+    out = x[system.loss.population]
+    delta: dict[str, np.ndarray] = {system.loss.population: loss.grad(out, batch.y)}
+    params: dict[str, np.ndarray] = {}
+    n = batch.size
+    for pop in reversed(system.populations):
+        if pop.name not in delta:
+            continue
+        d = delta[pop.name]
+        for k, t in enumerate(pop.terms):
+            u, a, w, gain, r = fw["terms"][(pop.name, k)]
+            fn = get_activation(t.activation)
+            g = r * gain * fn.df(a, fn.f(a, t.alpha), t.alpha) * d
+            if w is not None:
+                params[t.weight] = params.get(t.weight, 0.0) + g.T @ u / n
+                if t.bias is not None:
+                    params[t.bias] = params.get(t.bias, 0.0) + g.sum(axis=0) / n
+                back = g @ w
+            else:
+                back = g
+            if system.is_population(t.source):
+                delta[t.source] = delta[t.source] + back if t.source in delta else back
+    acts = {p.name: delta.get(p.name, np.zeros((n, p.size))) for p in system.populations}
+    return Gradients(parameters=params, activations=acts, loss=float(loss.value(out, batch.y).mean()))
+
+
+def total_metrics(physical: Gradients, reference: Gradients) -> Metrics:
+    """Metrics of every parameter gradient concatenated into one vector."""
+    keys = sorted(reference.parameters)
+    g = np.concatenate([np.ravel(physical.parameters[k]) for k in keys])
+    r = np.concatenate([np.ravel(reference.parameters[k]) for k in keys])
+    return metrics(g, r)
+
+
+def accuracy(outputs: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of samples whose largest output is the target's largest component."""
+    return float(np.mean(np.argmax(outputs, axis=1) == np.argmax(y, axis=1)))
+
+
+def instance_report(system: DynamicsSystem, physical: Gradients, nominal: Gradients, own: Gradients,
+                    outputs: np.ndarray, batch: Batch) -> dict[str, Any]:
+    """JSON-ready comparison of an instance's gradients with (a) the nominal network's
+    and (b) its own forward network's: per parameter (layer), per population and in
+    total; loss and accuracy of each."""
+    out: dict[str, Any] = {}
+    for label, ref in (("nominal", nominal), ("own", own)):
+        c = compare(physical, ref)
+        tot = total_metrics(physical, ref)
+        out[label] = {
+            "parameters": {k: m.as_dict() for k, m in c.parameters.items()},
+            "populations": {k: m.as_dict() for k, m in c.populations.items()},
+            "total": tot.as_dict(),
+            "max_rel_err": json_number(c.max_rel_err),
+            "min_cosine": json_number(c.min_cosine),
+            "loss": json_number(ref.loss),
+        }
+    nominal_out = _nominal_output(system, batch)
+    out["loss"] = {"physical": json_number(physical.loss), "nominal": json_number(nominal.loss),
+                   "own": json_number(own.loss)}
+    out["accuracy"] = {"physical": accuracy(outputs, batch.y), "nominal": accuracy(nominal_out, batch.y)}
+    return out
+
+
+def _nominal_output(system: DynamicsSystem, batch: Batch) -> np.ndarray:
+    from dataclasses import replace
+
+    return instance_forward(replace(system, realization=None), batch)["x"][system.loss.population]

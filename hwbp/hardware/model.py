@@ -1,0 +1,322 @@
+"""The hardware model: the non-idealities of one analog realization, read from TOML.
+
+Every non-ideality defaults to *off*: ``Hardware()`` (an empty TOML file) is the ideal
+network, and :func:`hwbp.hardware.realize` then returns the system unchanged.
+
+The normalized system works in dimensionless node values; :attr:`Hardware.unit_V`
+says how many volts one unit is, so voltage-valued parameters (noise rms, rails, ADC
+range, cell offsets) are given in V and converted with it.
+
+TOML layout (every key optional)::
+
+    unit_V = 1.0
+    [weights]   bits = 6, scale = "tensor", g_min_S = 0.0, g_max_S = 1e-4
+    [mismatch]  sigma = 0.05, correlation = 0.0
+    [nodes]     r_sigma = 0.01, c_sigma = 0.05
+    [cells]     f_gain = 0.0, f_gain_sigma = 0.0, f_offset_V = 0.0, f_offset_sigma_V = 0.0,
+                df_gain = 0.0, df_gain_sigma = 0.0, df_offset = 0.0, df_offset_sigma = 0.0
+    [noise]     temperature_K = 300.0, capacitance_F = 1e-13   (or rms_V = 1e-3)
+    [rails]     v_V = 1.0
+    [readout]   adc_bits = 8, adc_range_V = 1.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from hwbp.errors import ConfigError
+
+__all__ = ["Weights", "Mismatch", "Nodes", "Cells", "Noise", "Rails", "Readout", "Hardware",
+           "load_hardware", "hardware_from_mapping", "BOLTZMANN_J_PER_K"]
+
+#: Boltzmann constant k_B in J/K.
+BOLTZMANN_J_PER_K = 1.380649e-23
+
+
+def _check(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"hardware {where}: {msg}")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Weight quantization onto conductance levels of a differential device pair.
+
+    A weight ``w`` is realized as ``w = s (G+ - G-) / (g_max - g_min)`` with two devices
+    ``G± in [g_min_S, g_max_S]`` (S); one of them sits at ``g_min`` and the other at
+    ``g_min + |w| / s (g_max - g_min)``, rounded to one of ``2**bits`` uniform levels.
+    ``s`` is the full-scale weight: ``max |W|`` of the tensor (``scale = "tensor"``) or of
+    each output row, i.e. each crossbar column (``"column"``).  ``bits = None``: no
+    quantization.  ``g_min_S > 0`` (a finite on/off ratio) matters only with mismatch:
+    the off device's spread then perturbs even zero weights.  Biases are quantized the
+    same way (one device pair to the bias rail).
+    """
+
+    bits: int | None = None
+    scale: str = "tensor"
+    g_min_S: float = 0.0
+    g_max_S: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _check(self.bits is None or (isinstance(self.bits, int) and 1 <= self.bits <= 32), "[weights] bits",
+               f"must be an integer in 1..32, got {self.bits!r}")
+        _check(self.scale in ("tensor", "column"), "[weights] scale",
+               f"must be 'tensor' or 'column', got {self.scale!r}")
+        _check(0 <= self.g_min_S < self.g_max_S, "[weights]", f"needs 0 <= g_min_S < g_max_S, got "
+               f"{self.g_min_S}, {self.g_max_S}")
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Device-to-device conductance mismatch (lognormal, relative).
+
+    Every device conductance is ``G · exp(sigma z)``, ``z ~ N(0, 1)``.  The forward and
+    the backward device of one synapse are two devices: ``z_b = rho z_f + sqrt(1 - rho²) z'``
+    with ``rho = correlation`` (0: independent, the weight-transport error; 1: matched
+    pairs, forward and backward identical).
+    """
+
+    sigma: float = 0.0
+    correlation: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.sigma >= 0, "[mismatch] sigma", f"must be >= 0, got {self.sigma}")
+        _check(-1 <= self.correlation <= 1, "[mismatch] correlation", f"must lie in [-1, 1], got {self.correlation}")
+
+
+@dataclass(frozen=True)
+class Nodes:
+    """Mismatch of each node's resistor R (gain) and capacitor C (time constant).
+
+    Every node (``x+`` and ``x-`` of each neuron separately) has its resistor drawn as
+    ``R · exp(r_sigma z)`` (ohm) and its capacitor as ``C · exp(c_sigma z)`` (F).  A node settles to ``r · drive``
+    (``r = R_actual / R``) with time constant ``r c tau``.  Equal ``r`` of a pair scales
+    the pair's tension and the local readout stays exact; unequal ``r`` leaks the forward
+    drive into the tension (an offset ``(r+ - r-) F`` that is not divided by beta).
+    """
+
+    r_sigma: float = 0.0
+    c_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.r_sigma >= 0 and self.c_sigma >= 0, "[nodes]",
+               f"r_sigma and c_sigma must be >= 0, got {self.r_sigma}, {self.c_sigma}")
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Gain and offset errors of the activation cell ``f`` and of its derivative cell ``f'``.
+
+    Per neuron and term: ``f~(a) = (1 + g) f(a) + o`` with ``g ~ N(f_gain, f_gain_sigma²)``,
+    ``o ~ N(f_offset_V, f_offset_sigma_V²) / unit_V``; independently
+    ``f'~(a) = (1 + g') f'(a) + o'`` with ``g' ~ N(df_gain, df_gain_sigma²)``,
+    ``o' ~ N(df_offset, df_offset_sigma²)`` (dimensionless: ``f'`` is a gain).  Identity
+    terms are wires and have no cell.
+    """
+
+    f_gain: float = 0.0
+    f_gain_sigma: float = 0.0
+    f_offset_V: float = 0.0
+    f_offset_sigma_V: float = 0.0
+    df_gain: float = 0.0
+    df_gain_sigma: float = 0.0
+    df_offset: float = 0.0
+    df_offset_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name.endswith("sigma") or f.name.endswith("sigma_V"):
+                _check(getattr(self, f.name) >= 0, f"[cells] {f.name}", f"must be >= 0, got {getattr(self, f.name)}")
+
+    @property
+    def ideal(self) -> bool:
+        """Whether every cell error is zero."""
+        return all(getattr(self, f.name) == 0 for f in dataclasses.fields(self))
+
+
+@dataclass(frozen=True)
+class Noise:
+    """White thermal noise on every node: stationary rms ``sqrt(k_B T / C)`` V (kT/C noise
+    of a node capacitor ``capacitance_F`` at ``temperature_K``), or ``rms_V`` given
+    directly.  Integrated as an Ornstein-Uhlenbeck source,
+    ``tau dx = (D - x) dt + sigma sqrt(2 tau) dW``, with Euler-Maruyama (continuous mode)."""
+
+    temperature_K: float | None = None
+    capacitance_F: float | None = None
+    rms_V: float | None = None
+
+    def __post_init__(self) -> None:
+        thermal = self.temperature_K is not None or self.capacitance_F is not None
+        _check(not (thermal and self.rms_V is not None), "[noise]", "give temperature_K and capacitance_F, or rms_V")
+        _check(not thermal or (self.temperature_K is not None and self.capacitance_F is not None), "[noise]",
+               "thermal noise needs both temperature_K and capacitance_F")
+        _check(self.temperature_K is None or self.temperature_K > 0, "[noise] temperature_K", "must be > 0")
+        _check(self.capacitance_F is None or self.capacitance_F > 0, "[noise] capacitance_F", "must be > 0")
+        _check(self.rms_V is None or self.rms_V >= 0, "[noise] rms_V", "must be >= 0")
+
+    @property
+    def sigma_V(self) -> float:
+        """Stationary rms node voltage in V (0 when off)."""
+        if self.rms_V is not None:
+            return float(self.rms_V)
+        if self.temperature_K is not None:
+            return float(np.sqrt(BOLTZMANN_J_PER_K * self.temperature_K / self.capacitance_F))
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Rails:
+    """Supply rails: every node voltage clips to ``[-v_V, +v_V]`` V (None: no rails)."""
+
+    v_V: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.v_V is None or self.v_V > 0, "[rails] v_V", f"must be > 0, got {self.v_V}")
+
+
+@dataclass(frozen=True)
+class Readout:
+    """ADC of the tension readout: tensions and gate signals are quantized to ``adc_bits``
+    over ``[-adc_range_V, +adc_range_V]`` V (LSB ``2 range / 2**bits``; clipped at the range)."""
+
+    adc_bits: int | None = None
+    adc_range_V: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.adc_bits is None or (isinstance(self.adc_bits, int) and 1 <= self.adc_bits <= 32),
+               "[readout] adc_bits", f"must be an integer in 1..32, got {self.adc_bits!r}")
+        _check(self.adc_range_V > 0, "[readout] adc_range_V", f"must be > 0, got {self.adc_range_V}")
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """All non-idealities of one design (each defaults to off).
+
+    Attributes
+    ----------
+    unit_V : float
+        Volts per unit of the normalized node values.
+    weights, mismatch, nodes, cells, noise, rails, readout
+        See each type.
+    """
+
+    unit_V: float = 1.0
+    weights: Weights = field(default_factory=Weights)
+    mismatch: Mismatch = field(default_factory=Mismatch)
+    nodes: Nodes = field(default_factory=Nodes)
+    cells: Cells = field(default_factory=Cells)
+    noise: Noise = field(default_factory=Noise)
+    rails: Rails = field(default_factory=Rails)
+    readout: Readout = field(default_factory=Readout)
+
+    def __post_init__(self) -> None:
+        _check(self.unit_V > 0, "unit_V", f"must be > 0, got {self.unit_V}")
+
+    def features(self) -> tuple[str, ...]:
+        """Names of the non-idealities that are on (empty: the ideal network)."""
+        on = []
+        if self.weights.bits is not None:
+            on.append("weights")
+        if self.mismatch.sigma > 0:
+            on.append("mismatch")
+        if self.nodes.r_sigma > 0 or self.nodes.c_sigma > 0:
+            on.append("nodes")
+        if not self.cells.ideal:
+            on.append("cells")
+        if self.noise.sigma_V > 0:
+            on.append("noise")
+        if self.rails.v_V is not None:
+            on.append("rails")
+        if self.readout.adc_bits is not None:
+            on.append("readout")
+        return tuple(on)
+
+    @property
+    def ideal(self) -> bool:
+        """Whether every non-ideality is off."""
+        return not self.features()
+
+    def replace(self, **dotted: Any) -> "Hardware":
+        """A copy with values set by dotted names (``"mismatch.sigma": 0.1``)."""
+        return hardware_from_mapping(_nest(self.as_dict(), dotted), where="(override)")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The model as a nested, TOML-shaped dict."""
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Hardware) if f.name != "unit_V"}
+_TYPES = {"weights": Weights, "mismatch": Mismatch, "nodes": Nodes, "cells": Cells, "noise": Noise,
+          "rails": Rails, "readout": Readout}
+
+
+def _nest(base: dict, dotted: Mapping[str, Any]) -> dict:
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in dotted.items():
+        parts = key.split(".")
+        if len(parts) == 1:
+            out[key] = value
+        elif len(parts) == 2 and isinstance(out.get(parts[0]), dict):
+            out[parts[0]][parts[1]] = value
+        else:
+            raise ConfigError(f"hardware: unknown parameter {key!r}; valid sections: unit_V, {', '.join(_TYPES)}")
+    return out
+
+
+def _section(cls: type, values: Any, name: str, where: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"hardware {where}: [{name}] must be a table")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"hardware {where}: [{name}] has no key {unknown[0]!r}; valid: {', '.join(known)}")
+    clean = {}
+    for k, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)) and v is not None:
+            raise ConfigError(f"hardware {where}: [{name}] {k} must be a number or string, got {v!r}")
+        if k in ("bits", "adc_bits"):
+            if v is not None and not (isinstance(v, int) or isinstance(v, float) and float(v).is_integer()):
+                raise ConfigError(f"hardware {where}: [{name}] {k} must be an integer, got {v!r}")
+            v = None if v is None else int(v)
+        elif k != "scale" and v is not None:
+            if not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise ConfigError(f"hardware {where}: [{name}] {k} must be a finite number, got {v!r}")
+            v = float(v)
+        clean[k] = v
+    return cls(**clean)
+
+
+def hardware_from_mapping(data: Mapping[str, Any], *, where: str = "") -> Hardware:
+    """A :class:`Hardware` from a TOML-shaped mapping (unknown keys are errors)."""
+    unknown = sorted(set(data) - set(_TYPES) - {"unit_V"})
+    if unknown:
+        raise ConfigError(f"hardware {where}: unknown section {unknown[0]!r}; valid: unit_V, {', '.join(_TYPES)}")
+    kw: dict[str, Any] = {name: _section(cls, data[name], name, where) for name, cls in _TYPES.items() if name in data}
+    if "unit_V" in data:
+        u = data["unit_V"]
+        if isinstance(u, bool) or not isinstance(u, (int, float)):
+            raise ConfigError(f"hardware {where}: unit_V must be a number, got {u!r}")
+        kw["unit_V"] = float(u)
+    return Hardware(**kw)
+
+
+def load_hardware(path: str | os.PathLike) -> Hardware:
+    """Read a hardware model from a TOML file (an empty file is the ideal network)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"hardware file not found: {p}")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    return hardware_from_mapping(data, where=str(p))

@@ -1,0 +1,220 @@
+"""One device instance: the random draws of a :class:`~hwbp.hardware.Hardware` model,
+attached to a :class:`~hwbp.lower.DynamicsSystem` as its ``realization``.
+
+The instance keeps the *draws* (device multipliers ``exp(sigma z)``, cell errors, node
+R and C factors), not realized weights: :meth:`Realization.device_weights` maps the
+trained (nominal) parameter onto the forward and the backward device of each use, so
+the parameter stays one and training on the instance (circuit in the loop) sees the
+same devices at every step.  The ideal system (``realization is None``) stays exactly
+tied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from hwbp.errors import ConfigError
+from hwbp.hardware.model import Hardware
+from hwbp.lower.system import DynamicsSystem
+
+__all__ = ["Realization", "TermDraws", "NodeDraws", "realize", "quantize_readout", "readout_result"]
+
+Key = tuple[str, int]
+
+
+@dataclass(frozen=True, eq=False)
+class TermDraws:
+    """Draws of one weighted term ``(population, term index)``.
+
+    ``fwd_plus``/``fwd_minus`` and ``bwd_plus``/``bwd_minus``: conductance multipliers
+    ``exp(sigma z)`` of the two devices of each forward and backward synapse, shape of W;
+    ``bias_plus``/``bias_minus``: of the bias devices; ``f_gain``, ``f_offset``,
+    ``df_gain``, ``df_offset``: per-neuron cell errors (``(1 + gain) f + offset``), or None
+    for an identity term (a wire)."""
+
+    fwd_plus: np.ndarray
+    fwd_minus: np.ndarray
+    bwd_plus: np.ndarray
+    bwd_minus: np.ndarray
+    bias_plus: np.ndarray | None
+    bias_minus: np.ndarray | None
+    f_gain: np.ndarray | None
+    f_offset: np.ndarray | None
+    df_gain: np.ndarray | None
+    df_offset: np.ndarray | None
+
+
+@dataclass(frozen=True, eq=False)
+class NodeDraws:
+    """Per-neuron resistor factors ``r±`` (node gain ``R_actual / R``) and capacitor
+    factors ``c±`` of the ``x+`` and ``x-`` node of each neuron of a population."""
+
+    r_plus: np.ndarray
+    r_minus: np.ndarray
+    c_plus: np.ndarray
+    c_minus: np.ndarray
+
+
+def _split(w: np.ndarray, scale: np.ndarray, hw: Hardware) -> tuple[np.ndarray, np.ndarray, float]:
+    """Device conductances ``(G+, G-)`` (S) of weights ``w`` and the conductance span."""
+    q = np.abs(w) / scale
+    bits = hw.weights.bits
+    if bits is not None:
+        levels = 2 ** bits - 1
+        q = np.round(np.minimum(q, 1.0) * levels) / levels
+    g0, g1 = hw.weights.g_min_S, hw.weights.g_max_S
+    on = g0 + q * (g1 - g0)
+    pos = w >= 0
+    return np.where(pos, on, g0), np.where(pos, g0, on), g1 - g0
+
+
+def _full_scale(w: np.ndarray, mode: str) -> np.ndarray:
+    if w.ndim == 2 and mode == "column":
+        s = np.max(np.abs(w), axis=1, keepdims=True)
+    else:
+        s = np.asarray(np.max(np.abs(w))) if w.size else np.asarray(1.0)
+    return np.where(s > 0, s, 1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class Realization:
+    """The non-idealities of one device instance, in normalized units.
+
+    Attributes
+    ----------
+    hardware : Hardware
+    seed : int
+        The instance's seed (its draws and its noise).
+    terms : Mapping[(str, int), TermDraws]
+    nodes : Mapping[str, NodeDraws] or None
+        None when node R and C are ideal.
+    noise_rms : float
+        Stationary rms of every node, in units (``sigma_V / unit_V``).
+    rail : float or None
+        Node clipping level in units (``v_V / unit_V``).
+    adc_lsb, adc_range : float or None
+        Readout quantum and full scale in units.
+    """
+
+    hardware: Hardware
+    seed: int
+    terms: Mapping[Key, TermDraws]
+    nodes: Mapping[str, NodeDraws] | None
+    noise_rms: float
+    rail: float | None
+    adc_lsb: float | None
+    adc_range: float | None
+
+    def device_weights(self, key: Key, w: np.ndarray, b: np.ndarray | None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(W_forward, W_backward, b)`` as the devices of term ``key`` realize the
+        nominal ``w`` (out, in) and ``b``: quantized, then each device's mismatch."""
+        d = self.terms[key]
+        hw = self.hardware
+        s = _full_scale(w, hw.weights.scale)
+        gp, gm, span = _split(w, s, hw)
+        wf = s * (gp * d.fwd_plus - gm * d.fwd_minus) / span
+        wb = s * (gp * d.bwd_plus - gm * d.bwd_minus) / span
+        bf = None
+        if b is not None:
+            sb = _full_scale(b, "tensor")
+            bp, bm, _ = _split(b, sb, hw)
+            bf = sb * (bp * d.bias_plus - bm * d.bias_minus) / span
+        return wf, wb, bf
+
+    def cell(self, key: Key) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(1 + f_gain, f_offset, 1 + df_gain, df_offset)`` of term ``key``, or None
+        (ideal cells or an identity term)."""
+        d = self.terms[key]
+        if d.f_gain is None or self.hardware.cells.ideal:
+            return None
+        return 1.0 + d.f_gain, d.f_offset, 1.0 + d.df_gain, d.df_offset
+
+
+def _lognormal(rng: np.random.Generator, shape: tuple, sigma: float) -> np.ndarray:
+    return np.exp(sigma * rng.standard_normal(shape))
+
+
+def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSystem:
+    """``system`` as one device instance (drawn from ``seed``) computes it.
+
+    An ideal ``hardware`` (every non-ideality off) returns ``system`` itself, so the
+    result is bit for bit the ideal one.  Every instance draws the same standard
+    normals for a given ``seed`` whatever the spreads, so a sweep over a spread varies
+    one instance smoothly (common random numbers).
+
+    Parameters
+    ----------
+    system : DynamicsSystem
+        The lowered (nominal) system.
+    hardware : Hardware
+    seed : int
+        Instance seed (>= 0).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"instance seed must be an integer >= 0, got {seed!r}")
+    if hardware.ideal:
+        return system
+    rng = np.random.default_rng([int(seed), 0x4857])
+    mm, cells, rho = hardware.mismatch, hardware.cells, hardware.mismatch.correlation
+    terms: dict[Key, TermDraws] = {}
+    for pop in system.populations:
+        for k, term in enumerate(pop.terms):
+            if term.weight is None:
+                continue
+            shape = system.parameters[term.weight].shape
+            zf = rng.standard_normal((2, *shape))
+            zb = rho * zf + np.sqrt(max(0.0, 1.0 - rho * rho)) * rng.standard_normal((2, *shape))
+            zbias = rng.standard_normal((2, pop.size))
+            zc = rng.standard_normal((4, pop.size))
+            has_cell = term.activation != "identity"
+            u = hardware.unit_V
+            terms[(pop.name, k)] = TermDraws(
+                fwd_plus=np.exp(mm.sigma * zf[0]), fwd_minus=np.exp(mm.sigma * zf[1]),
+                bwd_plus=np.exp(mm.sigma * zb[0]), bwd_minus=np.exp(mm.sigma * zb[1]),
+                bias_plus=np.exp(mm.sigma * zbias[0]) if term.bias else None,
+                bias_minus=np.exp(mm.sigma * zbias[1]) if term.bias else None,
+                f_gain=cells.f_gain + cells.f_gain_sigma * zc[0] if has_cell else None,
+                f_offset=(cells.f_offset_V + cells.f_offset_sigma_V * zc[1]) / u if has_cell else None,
+                df_gain=cells.df_gain + cells.df_gain_sigma * zc[2] if has_cell else None,
+                df_offset=cells.df_offset + cells.df_offset_sigma * zc[3] if has_cell else None,
+            )
+    nodes = None
+    nd = hardware.nodes
+    draws = {p.name: rng.standard_normal((4, p.size)) for p in system.populations}
+    if nd.r_sigma > 0 or nd.c_sigma > 0:
+        nodes = {name: NodeDraws(np.exp(nd.r_sigma * z[0]), np.exp(nd.r_sigma * z[1]),
+                                 np.exp(nd.c_sigma * z[2]), np.exp(nd.c_sigma * z[3])) for name, z in draws.items()}
+    ro = hardware.readout
+    rail = None if hardware.rails.v_V is None else hardware.rails.v_V / hardware.unit_V
+    adc_range = ro.adc_range_V / hardware.unit_V
+    real = Realization(
+        hardware=hardware, seed=int(seed), terms=MappingProxyType(terms),
+        nodes=None if nodes is None else MappingProxyType(nodes),
+        noise_rms=hardware.noise.sigma_V / hardware.unit_V, rail=rail,
+        adc_lsb=None if ro.adc_bits is None else 2 * adc_range / 2 ** ro.adc_bits,
+        adc_range=None if ro.adc_bits is None else adc_range,
+    )
+    return replace(system, realization=real)
+
+
+def quantize_readout(values: np.ndarray, real: Realization) -> np.ndarray:
+    """``values`` as the readout ADC reports them (unchanged without an ADC)."""
+    if real.adc_lsb is None:
+        return values
+    return np.clip(np.round(values / real.adc_lsb) * real.adc_lsb, -real.adc_range, real.adc_range)
+
+
+def readout_result(result, real: Realization):
+    """A backend's :class:`~hwbp.state.SimulationResult` with its final tensions and
+    gate signals as the instance's readout ADC reports them (the trace is kept raw)."""
+    from dataclasses import replace as _replace
+
+    st = result.state
+    state = _replace(st, tension={k: quantize_readout(np.asarray(v), real) for k, v in st.tension.items()},
+                     gates={k: quantize_readout(np.asarray(v), real) for k, v in st.gates.items()})
+    return _replace(result, state=state)
