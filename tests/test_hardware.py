@@ -318,3 +318,26 @@ def test_instance_trace_ends_at_the_state() -> None:
         assert np.array_equal(r.trace.tension[name][-1], r.state.tension[name])
     with pytest.raises(ConfigError, match="steady"):
         simulate(inst, b, mode="steady", trace=True)
+
+
+@pytest.mark.parametrize("backend", ["reference", "spice"])
+def test_correlated_devices_exact_for_convolutions_and_gains(backend: str) -> None:
+    """A device per synapse also where one parameter serves many synapses (every position
+    of a convolution kernel) and where terms carry a fixed gain and a source-side
+    nonlinearity: with matched forward/backward devices the gradients are those of the
+    instance's own network."""
+    from hwbp.io import load_batch, load_model
+    from hwbp.models import depth_resmlp
+
+    hw = hardware_from_mapping({"mismatch": {"sigma": 0.1, "correlation": 1.0}})
+    cnn = load_model(ROOT / "examples" / "cnn_digits.onnx").with_loss("ce")
+    batch = load_batch(ROOT / "examples" / "digits_batch.npz", cnn)
+    batch = type(batch)({k: v[:4] for k, v in batch.x.items()}, batch.y[:4])
+    v = verify(cnn, batch, backend=backend, beta=100.0, hardware=hw, seed=1)
+    assert v.report["hardware"]["own"]["max_rel_err"] <= 1e-9
+    assert v.report["hardware"]["nominal"]["max_rel_err"] > 1e-2
+    if backend == "reference":
+        g = depth_resmlp(6, 5, 3, 4, activation="tanh", seed=0).with_loss("mse")
+        v = verify(g, make_batch(g, 4, seed=2), hardware=hw, seed=2)
+        assert v.report["hardware"]["own"]["max_rel_err"] <= 1e-9
+        assert v.report["hardware"]["nominal"]["max_rel_err"] > 1e-2

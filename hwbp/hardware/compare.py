@@ -24,16 +24,19 @@ import numpy as np
 
 from hwbp.ir.activations import get_activation
 from hwbp.ir.losses import get_loss
-from hwbp.lower.system import DynamicsSystem
+from hwbp.lower.system import DynamicsSystem, term_matrix
 from hwbp.types import Batch, Gradients
 from hwbp.verify.compare import Metrics, compare, json_number, metrics
+from hwbp.verify.readout import local_gradients
 
 __all__ = ["instance_gradients", "instance_forward", "total_metrics", "accuracy", "instance_report"]
 
 
 def instance_forward(system: DynamicsSystem, batch: Batch) -> dict[str, Any]:
     """Forward pass of the instance's own network: values, pre-activations and the
-    per-term device values used (``{"x": {...}, "terms": {(pop, k): (u, a, W, gain, r)}}``)."""
+    per-term device values used (``{"x": {...}, "terms": {(pop, k): (u, φ(u), a, W, gain, r)}}``;
+    a term computes ``f(g W φ(u) + b)``, its matrix ``W`` built by
+    :func:`~hwbp.lower.system.term_matrix` and then realized by the instance's devices)."""
     real = system.realization
     x: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in batch.x.items()}
     terms: dict = {}
@@ -44,14 +47,14 @@ def instance_forward(system: DynamicsSystem, batch: Batch) -> dict[str, Any]:
             r = 0.5 * (d.r_plus + d.r_minus)
         total = np.zeros((batch.size, pop.size))
         for k, t in enumerate(pop.terms):
-            u = x[t.source]
-            w = None if t.weight is None else system.parameters[t.weight]
-            b = None if t.bias is None else system.parameters[t.bias]
+            u0 = x[t.source]
+            u = u0 if t.source_activation == "identity" else get_activation(t.source_activation).f(u0, t.source_alpha)
+            w, b = term_matrix(system.parameters, t)
             cell = None
-            if real is not None and w is not None:
+            if real is not None and t.weight is not None:
                 w, _, b = real.device_weights((pop.name, k), w, b)
                 cell = real.cell((pop.name, k))
-            a = u if w is None else u @ w.T
+            a = u if w is None else t.gain * (u @ w.T)
             if b is not None:
                 a = a + b
             fn = get_activation(t.activation)
@@ -61,7 +64,7 @@ def instance_forward(system: DynamicsSystem, batch: Batch) -> dict[str, Any]:
                 gain = cell[0]
                 y = gain * y + cell[1]
             total = total + y
-            terms[(pop.name, k)] = (u, a, w, gain, r)
+            terms[(pop.name, k)] = (u0, u, a, w, gain, r)
         x[pop.name] = r * total
     return {"x": x, "terms": terms}
 
@@ -82,16 +85,19 @@ def instance_gradients(system: DynamicsSystem, batch: Batch) -> Gradients:
             continue
         d = delta[pop.name]
         for k, t in enumerate(pop.terms):
-            u, a, w, gain, r = fw["terms"][(pop.name, k)]
+            u0, u, a, w, gain, r = fw["terms"][(pop.name, k)]
             fn = get_activation(t.activation)
             g = r * gain * fn.df(a, fn.f(a, t.alpha), t.alpha) * d
             if w is not None:
-                params[t.weight] = params.get(t.weight, 0.0) + g.T @ u / n
-                if t.bias is not None:
-                    params[t.bias] = params.get(t.bias, 0.0) + g.sum(axis=0) / n
-                back = g @ w
+                if t.weight is not None:  # the same local rule as the readout, on these devices
+                    for name, value in local_gradients(system, t, g, u, n).items():
+                        params[name] = params.get(name, 0.0) + value
+                back = t.gain * (g @ w)
             else:
                 back = g
+            if t.source_activation != "identity":
+                phi = get_activation(t.source_activation)
+                back = back * phi.df(u0, phi.f(u0, t.source_alpha), t.source_alpha)
             if system.is_population(t.source):
                 delta[t.source] = delta[t.source] + back if t.source in delta else back
     acts = {p.name: delta.get(p.name, np.zeros((n, p.size))) for p in system.populations}

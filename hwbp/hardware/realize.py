@@ -166,7 +166,9 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
         for k, term in enumerate(pop.terms):
             if term.weight is None:
                 continue
-            shape = system.parameters[term.weight].shape
+            # one device per synapse: a structured term (a convolution) has one at every
+            # position where its matrix has an entry, each drawn on its own
+            shape = system.parameters[term.weight].shape if term.layout is None else term.layout.shape
             zf = rng.standard_normal((2, *shape))
             zb = rho * zf + np.sqrt(max(0.0, 1.0 - rho * rho)) * rng.standard_normal((2, *shape))
             zbias = rng.standard_normal((2, pop.size))

@@ -106,7 +106,7 @@ class Kernel:
                 # kernel at every position) is realized from the one parameter value
                 w, b = term_matrix(system.parameters, t)
                 wb = cell = None
-                if real is not None and w is not None:
+                if real is not None and t.weight is not None:
                     w, wb, b = real.device_weights((pop.name, k), w, b)
                     cell = real.cell((pop.name, k))
                 terms.append(

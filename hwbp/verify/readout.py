@@ -27,7 +27,7 @@ from hwbp.lower.system import DynamicsSystem, Term, term_matrix
 from hwbp.state import State
 from hwbp.types import Batch, Gradients
 
-__all__ = ["read_gradients", "readout_routes", "ROUTES"]
+__all__ = ["read_gradients", "readout_routes", "local_gradients", "ROUTES"]
 
 #: How the gated sensitivity of a term was obtained.
 ROUTES = ("gate", "recomputed")
@@ -51,7 +51,7 @@ def _recomputed_gate(system: DynamicsSystem, term: Term, u: np.ndarray, tension:
     return fn.df(a, fn.f(a, term.alpha), term.alpha) * tension
 
 
-def _local_gradients(system: DynamicsSystem, term: Term, e: np.ndarray, u: np.ndarray, n: int) -> dict[str, np.ndarray]:
+def local_gradients(system: DynamicsSystem, term: Term, e: np.ndarray, u: np.ndarray, n: int) -> dict[str, np.ndarray]:
     """This term's local gradients ``g mean_i e_i u_iᵀ`` and ``mean_i e_i`` of its parameters
     (``u`` the presynaptic signal, ``g`` the term's fixed gain)."""
     lay = term.layout
@@ -113,7 +113,7 @@ def read_gradients(system: DynamicsSystem, state: State, batch: Batch) -> Gradie
             if gate is None:
                 gate = _recomputed_gate(system, term, u, np.asarray(state.tension[pop.name]))
             e = np.asarray(gate, dtype=np.float64) / beta
-            for pname, g in _local_gradients(system, term, e, u, n).items():
+            for pname, g in local_gradients(system, term, e, u, n).items():
                 params[pname] = params[pname] + g if pname in params else g
     out = np.asarray(state.mean[system.loss.population])
     loss = float(get_loss(system.loss.function).value(out, batch.y).mean())

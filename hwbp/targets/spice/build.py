@@ -147,7 +147,7 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                 # each application of a shared layer) takes its conductance from the one value
                 w, b = term_matrix(system.parameters, term)
                 wb = None
-                if system.realization is not None:  # a device instance: per-device values
+                if system.realization is not None and term.weight is not None:  # a device instance
                     w, wb, b = system.realization.device_weights((pop.name, k), w, b)
                 if term.gain != 1.0:  # the fixed gain g is part of each synapse's conductance
                     w = term.gain * w
