@@ -74,6 +74,7 @@ ENTRY_POINT_GROUP = "hwbp.backends"
 BUILTIN_BACKENDS: Mapping[str, str] = MappingProxyType({
     "reference": "hwbp.sim.backend:ReferenceBackend",
     "spice": "hwbp.targets.spice.backend:SpiceBackend",
+    "brian2": "hwbp.targets.brian2.backend:Brian2Backend",
 })
 
 #: Named initial states every backend understands (besides a :class:`State`).
