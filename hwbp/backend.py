@@ -280,6 +280,9 @@ class ConformanceProfile:
         ``unsupported(case) -> str | None``: the reason a case is not run, or None.
     slow : callable, optional
         ``slow(case) -> bool``: cases marked ``slow`` (CI runs them too).
+    takes_initial : bool
+        Whether the profile starts from the case's initial state; a profile that solves
+        for the fixed point directly (SPICE ``.op``) runs every case from its default.
     """
 
     name: str
@@ -287,6 +290,7 @@ class ConformanceProfile:
     max_rel_err: float
     unsupported: Callable[[ConformanceCase], str | None] | None = None
     slow: Callable[[ConformanceCase], bool] | None = None
+    takes_initial: bool = True
 
 
 # ------------------------------------------------------------------ backend

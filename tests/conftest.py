@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+from hwbp.backend import REGISTRY
 from hwbp.ir.graph import Graph
 from hwbp.types import Batch
+
+#: A backend package that lives outside hwbp and is found only through its entry point
+#: (group ``hwbp.backends``): it is on the path of the whole test session, so the
+#: conformance suite and the command line pick it up as a user's install would.
+TEMPLATE_BACKEND = Path(__file__).resolve().parent / "fixtures" / "template_backend"
+if str(TEMPLATE_BACKEND) not in sys.path:
+    sys.path.insert(0, str(TEMPLATE_BACKEND))
+    REGISTRY.refresh()
 
 
 def make_batch(graph: Graph, size: int = 4, seed: int = 0, loss: str = "mse") -> Batch:
