@@ -156,3 +156,25 @@ def test_no_build_files_in_cwd_or_home(tmp_path, monkeypatch):
     be.simulate(system, make_batch(graph, 1, loss=loss), {"duration": 1.0, "dt": 0.1})
     assert list(tmp_path.iterdir()) == []
     assert be.build_dir(be.options({})).is_dir()
+
+
+def test_cli_verify_report(tmp_path, build_dir):
+    import json
+
+    from hwbp.cli import main
+    from hwbp.io import save_model
+
+    graph = random_mlp([3, 4, 2], activation="softplus", seed=3, name="small")
+    save_model(graph, tmp_path / "small.hwbp")
+    report = tmp_path / "b2.json"
+    code = main(["verify", str(tmp_path / "small.hwbp"), "--backend", "brian2", "--random-batch", "2",
+                 "--codegen", "numpy", "--dt", "0.05", "--duration", "30", "--build-dir", build_dir,
+                 "--report", str(report)])
+    assert code == 0
+    rep = json.loads(report.read_text())
+    assert rep["schema"] == "hwbp.verify/1" and rep["backend"] == "brian2" and rep["passed"]
+    assert rep["settle"]["duration_tau"] == 30.0 and rep["settle"]["codegen"] == "numpy"
+    assert set(rep["readout"].values()) == {"gate"}
+    assert rep["max_rel_err"] < ORACLE_RTOL
+    # a flag of another backend is refused with a one-line error (exit 2)
+    assert main(["verify", str(tmp_path / "small.hwbp"), "--backend", "brian2", "--mode", "steady"]) == 2

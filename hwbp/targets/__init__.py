@@ -51,6 +51,7 @@ class Target(ABC):
 BUILTIN_TARGETS: Mapping[str, str] = MappingProxyType({
     "equations": "hwbp.targets.equations:EquationsTarget",
     "spice": "hwbp.targets.spice.emit:SpiceTarget",
+    "brian2": "hwbp.targets.brian2.emit:Brian2Target",
 })
 
 #: The registry of targets.
