@@ -68,6 +68,9 @@ class Brian2Options(Options):
                                       "exponential_euler)", choices=tuple(BRIAN2_SOLVERS))
     tau_s: float = option(1.0, "node time constant, for artefacts and reports (default: 1)", unit="s",
                           flag="--tau")
+    event_threshold: float | None = option(None, "event-driven (sigma-delta) messaging with Brian2 events: a mean "
+                                                 "or gate is sent when it moved by more than this (solver euler or "
+                                                 "exponential_euler)")
     build_dir: str | None = option(None, "directory for generated code and caches (default: a temporary "
                                          "directory)")
     trace_every: int | None = option(None, "steps between traced states (default: about 400 per run)", cli=False)
@@ -79,6 +82,11 @@ class Brian2Options(Options):
             raise ConfigError(f"--duration must be >= 0 (units of tau), got {self.duration}")
         if not self.tau_s > 0:
             raise ConfigError(f"--tau must be a positive number of seconds, got {self.tau_s}")
+        if self.event_threshold is not None:
+            from hwbp.sim.events import check_event_options
+
+            check_event_options(self.event_threshold, "exponential" if self.method == "exponential_euler"
+                                else self.method)
         if self.trace_every is not None and self.trace_every < 1:
             raise ConfigError(f"trace_every must be >= 1, got {self.trace_every}")
 
@@ -111,7 +119,8 @@ class Brian2Backend(Backend):
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts = self.options(options)
         realized = system.with_options(tau_s=opts.tau_s)
-        return Artefact(realized, opts, tau_s=opts.tau_s, data=build_model(realized))
+        return Artefact(realized, opts, tau_s=opts.tau_s,
+                        data=build_model(realized, events=opts.event_threshold is not None))
 
     def run(self, artefact: Artefact, batch: Batch, *, initial: str | State | None = None, seed: int = 0,
             trace: bool = False) -> SimulationResult:
@@ -127,10 +136,12 @@ class Brian2Backend(Backend):
         init = initial_state(system, batch, "zeros" if initial is None else initial, seed)
         every = (o.trace_every or max(1, n_steps // 400)) if trace else None
         out = run_model(artefact.data, batch, init, codegen=o.codegen, solver=o.method, dt_tau=h,
-                        n_steps=n_steps, build_dir=self.build_dir(o), trace_every=every)
+                        n_steps=n_steps, build_dir=self.build_dir(o), trace_every=every, theta=o.event_threshold)
         label = initial if isinstance(initial, str) else ("zeros" if initial is None else "given")
         settle = {"mode": "continuous", "initial": label, "depth": system.depth, "steps": n_steps,
                   "duration_tau": total, "dt_tau": h, "solver": o.method, "codegen": o.codegen}
+        if o.event_threshold is not None:
+            settle.update(mode="events", event_threshold=o.event_threshold)
         return SimulationResult(out.state, out.trace, settle, out.stats)
 
     def conformance(self) -> Sequence[ConformanceProfile]:

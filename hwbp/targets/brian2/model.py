@@ -82,6 +82,10 @@ class GroupSpec:
         ``(variable, parameter name)`` of each bias constant.
     gates : tuple of (int, str)
         ``(term index, variable)`` of the gate signal of each weighted term.
+    events : tuple of (str, str, str)
+        Event-driven mode: ``(event, condition, code run on the event)``; the forward
+        event ``send`` and one backward event ``send_e<k>`` per term that reads a
+        population (their counters are ``n_send`` and ``n_send_e<k>``).
     """
 
     name: str
@@ -91,6 +95,7 @@ class GroupSpec:
     is_input: bool = False
     biases: tuple[tuple[str, str], ...] = ()
     gates: tuple[tuple[int, str], ...] = ()
+    events: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,9 @@ class SynapseSpec:
     """One ``Synapses`` object: a term (dense or one-to-one), or the softmax normalizer.
 
     ``forward_var``/``backward_var`` are the summed targets (the backward one on the
-    presynaptic group, ``None`` when the source is an input).
+    presynaptic group, ``None`` when the source is an input).  In event-driven mode the
+    sums are accumulated on events instead: ``on_pre`` runs on the presynaptic ``send``
+    event, ``on_post`` on the postsynaptic event ``post_event``.
     """
 
     name: str
@@ -109,6 +116,9 @@ class SynapseSpec:
     weight: str | None = None
     forward_var: str | None = None
     backward_var: str | None = None
+    on_pre: str | None = None
+    on_post: str | None = None
+    post_event: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,7 @@ class Brian2Model:
     groups: tuple[GroupSpec, ...]
     synapses: tuple[SynapseSpec, ...]
     loss_group: str
+    events: bool = False
 
     def group(self, source: str) -> GroupSpec:
         """The group realizing hwbp population or input ``source``."""
@@ -143,14 +154,25 @@ def _term_lines(k: int, term: Term) -> list[str]:
     return lines
 
 
-def build_model(system: DynamicsSystem) -> Brian2Model:
-    """The Brian2 description of ``system`` (deterministic: same system, same text)."""
+def build_model(system: DynamicsSystem, *, events: bool = False) -> Brian2Model:
+    """The Brian2 description of ``system`` (deterministic: same system, same text).
+
+    ``events``: sigma-delta messaging (:mod:`hwbp.sim.events`): each group keeps the
+    mean it last sent (``xs``) and each term the gate it last sent (``es<k>``); a
+    value is sent when it moved by more than ``theta``, and the synapses accumulate
+    the change (``a0_post += w * (xbar_pre - xs_pre)`` on ``send``) instead of summing
+    continuously."""
     taken: set[str] = {"softmax"}
     names: dict[str, str] = {}
     groups: list[GroupSpec] = []
     for port in system.inputs:
         names[port.name] = _ident(port.name, taken)
-        groups.append(GroupSpec(names[port.name], port.name, port.size, "x : 1 (constant)", is_input=True))
+        if events:
+            groups.append(GroupSpec(names[port.name], port.name, port.size,
+                                    "x : 1 (constant)\nxs : 1  # value last sent\nn_send : 1  # events sent",
+                                    is_input=True, events=(("send", "abs(x - xs) > theta", "xs = x\nn_send += 1"),)))
+        else:
+            groups.append(GroupSpec(names[port.name], port.name, port.size, "x : 1 (constant)", is_input=True))
     for pop in system.populations:
         names[pop.name] = _ident(pop.name, taken)
     syn_taken: set[str] = set(taken)
@@ -183,28 +205,43 @@ def build_model(system: DynamicsSystem) -> Brian2Model:
             if loss.function == "ce":
                 lines.append("Z : 1")
         lines += ["xp = xbar + T / 2 : 1", "xm = xbar - T / 2 : 1"]
+        group_events = []
+        if events:
+            lines += ["xs : 1  # mean last sent", "n_send : 1  # forward events sent"]
+            group_events.append(("send", "abs(xbar - xs) > theta", "xs = xbar\nn_send += 1"))
+            for k, term in enumerate(pop.terms):
+                if system.is_population(term.source):
+                    lines += [f"es{k} : 1  # gate{k} last sent", f"n_send_e{k} : 1  # backward events sent"]
+                    group_events.append((f"send_e{k}", f"abs(gate{k} - es{k}) > theta",
+                                         f"es{k} = gate{k}\nn_send_e{k} += 1"))
         groups.append(GroupSpec(names[pop.name], pop.name, pop.size, "\n".join(lines),
-                                biases=tuple(biases), gates=tuple(gates)))
+                                biases=tuple(biases), gates=tuple(gates), events=tuple(group_events)))
         for k, term in enumerate(pop.terms):
             src_is_pop = system.is_population(term.source)
             pre_var = "xbar" if src_is_pop else "x"
             w = "w * " if term.weight is not None else ""
-            model = [f"w : 1 (constant)"] if term.weight is not None else []
-            model.append(f"a{k}_post = {w}{pre_var}_pre : 1 (summed)")
+            model = ["w : 1 (constant)"] if term.weight is not None else []
             back = back_index[(pop.name, k)] if src_is_pop else None
-            if back is not None:
-                model.append(f"{back}_pre = {w}gate{k}_post : 1 (summed)")
+            on_pre = on_post = post_event = None
+            if events:
+                on_pre = f"a{k}_post += {w}({pre_var}_pre - xs_pre)"
+                if back is not None:
+                    on_post, post_event = f"{back}_pre += {w}(gate{k}_post - es{k}_post)", f"send_e{k}"
+            else:
+                model.append(f"a{k}_post = {w}{pre_var}_pre : 1 (summed)")
+                if back is not None:
+                    model.append(f"{back}_pre = {w}gate{k}_post : 1 (summed)")
             synapses.append(SynapseSpec(
                 _ident(f"{names[pop.name]}_term{k}", syn_taken), names[term.source], names[pop.name],
                 "dense" if term.weight is not None else "one_to_one", "\n".join(model), term.weight,
-                f"a{k}", back))
+                f"a{k}", back, on_pre, on_post, post_event))
     if loss.function == "ce":
         out = names[loss.population]
         synapses.append(SynapseSpec("softmax", out, out, "softmax", "Z_post = exp(xbar_pre - xbar_post) : 1 (summed)",
                                     forward_var="Z"))
     elif loss.function != "mse":
         raise ConfigError(f"the brian2 target has no loss {loss.function!r}; valid: mse, ce")
-    return Brian2Model(system, tuple(groups), tuple(synapses), names[loss.population])
+    return Brian2Model(system, tuple(groups), tuple(synapses), names[loss.population], events)
 
 
 def connectivity(spec: SynapseSpec, n_pre: int, n_post: int, batch: int, weight: np.ndarray | None

@@ -79,34 +79,54 @@ def _use_codegen(b2: Any, codegen: str) -> None:
         b2.prefs.codegen.target = codegen
 
 
+#: Event-driven mode: events and their propagation come before the groups advance, so
+#: each step's drive is that of the values sent at its start (:mod:`hwbp.sim.events`).
+EVENT_SCHEDULE = ["start", "thresholds", "synapses", "resets", "groups", "end"]
+
+
 def _objects(b2: Any, model: Brian2Model, batch: Batch, initial: State, params: Mapping[str, np.ndarray],
-             method: str, dt_s: float, extra_synapse_code: Mapping[str, Any] | None = None
-             ) -> tuple[dict[str, Any], list[Any]]:
+             method: str, dt_s: float, theta: float | None) -> tuple[dict[str, Any], list[Any]]:
     system = model.system
     ns = {"tau": system.tau_s * b2.second, "beta": float(system.beta)}
+    if theta is not None:
+        ns["theta"] = float(theta)
     bsz = batch.size
     groups: dict[str, Any] = {}
     objs: list[Any] = []
     for g in model.groups:
         n = g.size * bsz
+        events = {name: cond for name, cond, _ in g.events} or None
         if g.is_input:
-            grp = b2.NeuronGroup(n, g.equations, name=g.name, dt=dt_s * b2.second, order=_GROUP_ORDER)
+            grp = b2.NeuronGroup(n, g.equations, name=g.name, dt=dt_s * b2.second, order=_GROUP_ORDER,
+                                 events=events, namespace=ns)
             grp.x = np.asarray(batch.x[g.source], dtype=np.float64).ravel()
         else:
             grp = b2.NeuronGroup(n, g.equations, method=method, namespace=ns, name=g.name,
-                                 dt=dt_s * b2.second, order=_GROUP_ORDER)
+                                 dt=dt_s * b2.second, order=_GROUP_ORDER, events=events)
             grp.xbar = np.asarray(initial.mean[g.source], dtype=np.float64).ravel()
             grp.T = np.asarray(initial.tension[g.source], dtype=np.float64).ravel()
             for var, pname in g.biases:
                 setattr(grp, var, np.tile(np.asarray(params[pname], dtype=np.float64), bsz))
             if g.name == model.loss_group:
                 grp.target = np.asarray(batch.y, dtype=np.float64).ravel()
+        for name, _, code in g.events:
+            grp.run_on_event(name, code)
+            if name != "send":  # backward events read gates built on this step's forward events
+                grp.thresholder[name].when = "after_synapses"
         groups[g.name] = grp
         objs.append(grp)
     sizes = {g.name: g.size for g in model.groups}
     for s in model.synapses:
+        kw: dict[str, Any] = {}
+        if s.on_pre is not None:
+            kw = {"on_pre": s.on_pre, "on_event": {"pre": "send"}}
+            if s.on_post is not None:
+                kw["on_post"] = s.on_post
+                kw["on_event"]["post"] = s.post_event
         syn = b2.Synapses(groups[s.pre], groups[s.post], model=s.model, name=s.name, namespace=ns,
-                          dt=dt_s * b2.second)
+                          dt=dt_s * b2.second, **kw)
+        if s.on_post is not None:
+            syn.post.when, syn.post.order = "after_synapses", _GROUP_ORDER + 1
         i, j, w = connectivity(s, sizes[s.pre], sizes[s.post], bsz,
                                None if s.weight is None else np.asarray(params[s.weight]))
         syn.connect(i=i, j=j)
@@ -120,7 +140,7 @@ def _objects(b2: Any, model: Brian2Model, batch: Batch, initial: State, params: 
 
 def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str, solver: str, dt_tau: float,
               n_steps: int, build_dir: str | Path, trace_every: int | None = None,
-              params: Mapping[str, np.ndarray] | None = None) -> RunOutput:
+              params: Mapping[str, np.ndarray] | None = None, theta: float | None = None) -> RunOutput:
     """Run ``model`` on ``batch`` from ``initial`` for ``n_steps`` steps of ``dt_tau`` (units of tau).
 
     Parameters
@@ -140,6 +160,8 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
         Record the state every this many steps (and at the end).
     params : mapping, optional
         Parameter values (default: the system's).
+    theta : float, optional
+        Event threshold of an event-driven ``model`` (``build_model(..., events=True)``).
     """
     if codegen not in CODEGENS:
         raise ConfigError(f"--codegen: invalid value {codegen!r}; valid: {', '.join(CODEGENS)}")
@@ -153,7 +175,7 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
     t0 = time.perf_counter()
     _set_prefs(b2, codegen, build_dir)
     try:
-        groups, objs = _objects(b2, model, batch, initial, params, BRIAN2_SOLVERS[solver], dt_s)
+        groups, objs = _objects(b2, model, batch, initial, params, BRIAN2_SOLVERS[solver], dt_s, theta)
         monitors = {}
         if trace_every:
             for g in model.groups:
@@ -165,14 +187,18 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
                 monitors[g.name] = (mon, variables)
                 objs.append(mon)
         net = b2.Network(*objs)
+        if model.events:
+            net.schedule = EVENT_SCHEDULE
         _use_codegen(b2, codegen)
         net.run(n_steps * dt_s * b2.second)
         if codegen == "cpp_standalone":
             b2.device.build(directory=str(build_dir / "standalone"), compile=True, run=True, with_output=False)
         total = time.perf_counter() - t0
         run_s = float(getattr(b2.device, "_last_run_time", float("nan")))
-        return RunOutput(*_read_back(model, batch, groups, monitors, n_steps, dt_tau),
-                         stats={"wall_s": total, "run_s": run_s, "build_s": total - run_s, "steps": n_steps})
+        stats: dict[str, Any] = {"wall_s": total, "run_s": run_s, "build_s": total - run_s, "steps": n_steps}
+        if model.events:
+            stats.update(_event_counts(model, groups, batch.size))
+        return RunOutput(*_read_back(model, batch, groups, monitors, n_steps, dt_tau), stats=stats)
     except (ConfigError, BackendError):
         raise
     except Exception as exc:  # Brian2 code generation or compilation failures
@@ -182,6 +208,16 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
         if codegen == "cpp_standalone":
             b2.device.reinit()
             b2.set_device("runtime")
+
+
+def _event_counts(model: Brian2Model, groups: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
+    counts = {"forward": 0, "backward": 0, "input": 0}
+    for g in model.groups:
+        grp = groups[g.name]
+        for name, _, _ in g.events:
+            n = int(round(float(np.sum(getattr(grp, "n_" + name)[:]))))
+            counts["input" if g.is_input else "backward" if name != "send" else "forward"] += n
+    return {"events": counts, "events_per_sample": sum(counts.values()) / batch_size}
 
 
 def _read_back(model: Brian2Model, batch: Batch, groups: Mapping[str, Any], monitors: Mapping[str, Any],
