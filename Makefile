@@ -14,10 +14,11 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@echo "installing hwbp and its pinned dependencies into $(VENV) ..."
 	@$(PIP) install -c constraints.txt -e '.[test]'
 	@# torch is optional (oracle and import cross-checks): a local build if there is one; under CI
-	@# (CI set) from the index, since CI runs the torch cross-checks rather than skip them
+	@# (CI set) from the index, since CI runs the torch cross-checks rather than skip them.
+	@# onnxscript comes with it: torch.onnx.export's default (dynamo) exporter needs it
 	@if $(PIP) install --no-index --no-deps -c constraints.txt torch==2.13.0 >/dev/null 2>&1; then \
-	    $(PIP) install -c constraints.txt torch==2.13.0; \
-	elif [ -n "$$CI" ]; then $(PIP) install -c constraints.txt torch==2.13.0; \
+	    $(PIP) install -c constraints.txt torch==2.13.0 onnxscript==0.7.2; \
+	elif [ -n "$$CI" ]; then $(PIP) install -c constraints.txt torch==2.13.0 onnxscript==0.7.2; \
 	else echo "note: torch==2.13.0 is not available locally; torch cross-checks will be skipped"; fi
 	@touch $(STAMP)
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from hwbp import __version__
-from hwbp.errors import ConfigError, HwbpError
+from hwbp.errors import ConfigError, HwbpError, ModelNote
 from hwbp.ir.graph import Graph
 from hwbp.backend import INITIAL_STATES
 from hwbp.ir.losses import LOSSES
@@ -40,6 +41,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model file (.onnx or .hwbp)")
     p.add_argument("--loss", choices=sorted(LOSSES), default="mse", help="loss port (default: mse)")
     p.add_argument("--beta", type=float, default=1.0, help="loss perturbation strength (default: 1)")
+    _output_arg(p)
+
+
+def _output_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", metavar="NAME", help="ONNX tensor to use as the model's output (default: the only "
+                                                    "output; with several, a classifier's logits)")
 
 
 def _batch_args(p: argparse.ArgumentParser) -> None:
@@ -118,10 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", default="equations", metavar="NAME",
                    help=f"target: {', '.join(targets)} (default: equations)")
     c.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    c.add_argument("--batch", metavar="FILE.npz", help="a batch whose sample the artefacts apply (targets that "
+                                                      "take one; spice: --sample K)")
     c.set_defaults(func=cmd_compile, option_flags=add_option_flags(c, targets, "target options"))
 
     t = sub.add_parser("train", help="train with gradients from the circuit, the dynamics or backprop")
     t.add_argument("model", help="model file (.onnx or .hwbp): architecture and initial weights")
+    _output_arg(t)
     t.add_argument("--dataset", choices=("digits",), default="digits", help="training data (default: digits)")
     t.add_argument("--epochs", type=_count, default=1, help="epochs (default: 1)")
     t.add_argument("--batch-size", type=_count, default=32, help="mini-batch size (default: 32)")
@@ -148,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace) -> tuple[Graph, Batch]:
     from hwbp.io import load_batch, load_model, random_batch
 
-    graph = load_model(args.model).with_loss(args.loss)
+    graph = load_model(args.model, output=args.output).with_loss(args.loss)
     if args.batch:
         batch = load_batch(args.batch, graph, loss=args.loss)
     else:
@@ -193,7 +203,7 @@ def _check_out_path(path: str | None, suffix: str, flag: str) -> None:
 # ------------------------------------------------------------------ commands
 def cmd_verify(args: argparse.Namespace) -> int:
     """``hwbp verify``: exit 0 when the gradients pass, 1 when not."""
-    from hwbp.io import atomic_write_bytes, atomic_write_text, file_sha256
+    from hwbp.io import atomic_write_all, file_sha256
     from hwbp.verify.compare import Tolerances
     from hwbp.verify.run import verify
     from hwbp.verify.plot import figure_png
@@ -211,12 +221,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
                extra=extra, **run)
     print(format_table(v.report))
     png = figure_png(backend.figure(v, batch)) if args.plot else None  # render first: write both or neither
+    files: dict[str, bytes] = {}
     if args.report:
-        atomic_write_text(args.report, json.dumps(v.report, indent=1) + "\n")
-        print(f"report: {args.report}")
+        files[args.report] = (json.dumps(v.report, indent=1) + "\n").encode()
     if args.plot and png is not None:
-        atomic_write_bytes(args.plot, png)
-        print(f"figure: {args.plot}")
+        files[args.plot] = png
+    atomic_write_all(files)
+    for path in files:
+        print(f"{'report' if path == args.report else 'figure'}: {path}")
     return 0 if v.passed else 1
 
 
@@ -259,23 +271,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """``hwbp compile``: emit the artefacts of a target."""
-    from hwbp.io import load_model
+    from hwbp.io import load_batch, load_model
     from hwbp.lower.lowerer import lower
     from hwbp.targets import get_target
 
     target = get_target(args.target)
     options = target.options(args.option_flags.values(args, args.target, "target"))
-    graph = load_model(args.model).with_loss(args.loss)
+    graph = load_model(args.model, output=args.output).with_loss(args.loss)
     system = lower(graph, beta=args.beta)
-    for path in target.emit(system, args.out, options, {"model_file": args.model}):
+    info: dict[str, Any] = {"model_file": args.model, "graph": graph}
+    if args.batch:
+        info.update(batch=load_batch(args.batch, graph), batch_file=args.batch)
+    for path in target.emit(system, args.out, options, info):
         print(f"wrote {path}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``hwbp train``: train on a dataset, write the trained model (ONNX and native)."""
-    from hwbp.exporters.onnx import graph_to_onnx_bytes, save_onnx
-    from hwbp.io import check_writable, load_model, save_model
+    from hwbp.exporters.onnx import graph_to_onnx_bytes
+    from hwbp.io import atomic_write_all, check_writable, load_model
+    from hwbp.ir.serialize import graph_to_bytes
     from hwbp.models import random_init
     from hwbp.train import TrainConfig, get_source, load_digits_split, train
 
@@ -284,7 +300,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_writable(out.with_suffix(".hwbp"), "-o (native copy)")
     config = TrainConfig(args.epochs, args.batch_size, args.optimizer, args.lr, args.seed)
-    graph = load_model(args.model).with_loss("ce")
+    graph = load_model(args.model, output=args.output).with_loss("ce")
     graph_to_onnx_bytes(graph)  # the trained model must be exportable: same structure
     if args.init == "random":
         graph = random_init(graph, seed=args.seed)
@@ -298,8 +314,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("backend options do not apply to --backend oracle (plain backprop)")
     source = get_source(args.backend, beta=args.beta, options=options)
     result = train(graph, x_tr, y_tr, source, config, x_test=x_te, y_test=y_te, desc=f"train[{args.backend}]")
-    save_onnx(result.graph, out)
-    save_model(result.graph, out.with_suffix(".hwbp"))
+    # both files or neither; a graph that cannot be exported (weights beyond float32) writes nothing
+    atomic_write_all({out: graph_to_onnx_bytes(result.graph), out.with_suffix(".hwbp"): graph_to_bytes(result.graph)})
     print(f"backend={args.backend}: test accuracy {result.test_accuracy[-1]:.4f} after {args.epochs} epoch(s)")
     print(f"wrote {out} and {out.with_suffix('.hwbp')}")
     return 0
@@ -330,13 +346,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
                            "--analysis", "op", "--report", str(out / "spice_op.json")]))
 
 
+def _show_note(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Print a :class:`~hwbp.errors.ModelNote` (and any other warning) as one line on stderr."""
+    kind = "note" if issubclass(category, ModelNote) else "warning"
+    print(f"hwbp: {kind}: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hwbp`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        # float64 overflow (huge inputs, targets or weights) is bad input, not a NaN result
+        with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise"):
+            warnings.showwarning = _show_note
+            return func(args)
+    except FloatingPointError as exc:
+        print(f"hwbp: error: numerical {str(exc).replace('encountered in', 'in')}: the model's weights, the batch "
+              f"or the options give values beyond float64's range; scale them down", file=sys.stderr)
+        return 2
     except HwbpError as exc:
         print(f"hwbp: error: {exc}", file=sys.stderr)
         return 2

@@ -14,8 +14,11 @@ __all__ = [
     "UnsupportedOpError",
     "ModelFormatError",
     "BatchError",
+    "StateError",
     "ConfigError",
     "BackendError",
+    "TrainingDivergedError",
+    "ModelNote",
 ]
 
 
@@ -43,9 +46,22 @@ class BatchError(HwbpError, ValueError):
     """An input/target batch does not fit the model."""
 
 
+class StateError(HwbpError, ValueError):
+    """A saved state (``hwbp simulate``'s ``state.npz``) cannot be read or does not fit the model."""
+
+
 class ConfigError(HwbpError, ValueError):
     """An option has an invalid value or an invalid combination with other options."""
 
 
 class BackendError(HwbpError, RuntimeError):
     """An external simulator or tool failed or is missing."""
+
+
+class TrainingDivergedError(HwbpError, ArithmeticError):
+    """Training produced a non-finite loss or parameter (e.g. a learning rate too large)."""
+
+
+class ModelNote(UserWarning):
+    """A choice made while loading a model that the user should know of (e.g. which of
+    several outputs was taken); the command line prints it as one ``hwbp: note:`` line."""

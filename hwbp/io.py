@@ -18,7 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
-from hwbp.errors import BatchError, ConfigError
+from hwbp.errors import BatchError, ConfigError, StateError
 from hwbp.ir.graph import Graph
 from hwbp.ir.serialize import graph_from_bytes, graph_to_bytes
 from hwbp.sim.state import State
@@ -26,7 +26,8 @@ from hwbp.types import Batch
 
 __all__ = [
     "MODEL_FORMATS", "load_model", "save_model", "file_sha256", "load_batch", "load_state", "random_batch",
-    "atomic_write_bytes", "atomic_write_text", "save_npz", "check_writable",
+    "atomic_write_bytes", "atomic_write_text", "atomic_write_all", "save_npz", "check_writable",
+    "check_batch_memory", "MAX_BATCH_VALUES",
 ]
 
 #: Model file suffixes hwbp reads.
@@ -40,8 +41,11 @@ def _read(path: str | os.PathLike, what: str) -> bytes:
     return p.read_bytes()
 
 
-def load_model(path: str | os.PathLike) -> Graph:
-    """Load a model by suffix: ``.onnx`` (ONNX) or ``.hwbp`` (native archive)."""
+def load_model(path: str | os.PathLike, *, output: str | None = None) -> Graph:
+    """Load a model by suffix: ``.onnx`` (ONNX) or ``.hwbp`` (native archive).
+
+    ``output`` picks the ONNX tensor to import as the model's output (see
+    :func:`hwbp.importers.onnx.load_onnx_bytes`); a native archive has one output."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in MODEL_FORMATS:
@@ -50,8 +54,11 @@ def load_model(path: str | os.PathLike) -> Graph:
     if suffix == ".onnx":
         from hwbp.importers.onnx import load_onnx_bytes
 
-        return load_onnx_bytes(data, source=str(p), name=p.stem)
-    return graph_from_bytes(data, source=str(p))
+        return load_onnx_bytes(data, source=str(p), name=p.stem, base_dir=p.resolve().parent, output=output)
+    graph = graph_from_bytes(data, source=str(p))
+    if output is not None and output != graph.output:
+        raise ConfigError(f"{p}: --output {output!r}: a native model has the one output {graph.output!r}")
+    return graph
 
 
 def save_model(graph: Graph, path: str | os.PathLike) -> None:
@@ -79,13 +86,16 @@ def _read_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_batch(path: str | os.PathLike, graph: Graph, *, loss: str = "mse") -> Batch:
+def load_batch(path: str | os.PathLike, graph: Graph, *, loss: str | None = None) -> Batch:
     """Load a batch from an ``.npz`` file and validate it against ``graph``.
 
     The file holds ``x`` ``(batch, n_in)`` (or ``x/<input name>`` arrays for a model
     with several inputs) and ``y``: ``(batch, n_out)`` targets, or, for ``loss="ce"``,
-    ``(batch,)`` integer class labels (one-hot encoded on load).
+    ``(batch,)`` integer class labels (one-hot encoded on load) or probability rows.
+    ``loss`` defaults to the graph's loss port (``mse`` when it has none).
     """
+    if loss is None:
+        loss = graph.loss.function if graph.loss is not None else "mse"
     where = str(path)
     try:
         arrays = _read_npz(path, "batch")
@@ -103,24 +113,61 @@ def load_batch(path: str | os.PathLike, graph: Graph, *, loss: str = "mse") -> B
 
 def load_state(path: str | os.PathLike) -> State:
     """Load a state saved by ``hwbp simulate`` (arrays ``activation/<population>`` and
-    ``tension/<population>``), e.g. to resume a simulation from it."""
+    ``tension/<population>``), e.g. to resume a simulation from it.
+
+    Raises
+    ------
+    StateError
+        If the file is missing or unreadable, or its arrays do not form a state (like
+        :func:`load_batch` raises :class:`BatchError`); one line naming the file.
+    """
     where = str(path)
-    arrays = _read_npz(path, "state")
+    try:
+        arrays = _read_npz(path, "state")
+    except ConfigError as exc:
+        raise StateError(str(exc)) from None
     mean = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("activation/")}
     tension = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("tension/")}
     if not mean or set(mean) != set(tension):
-        raise ConfigError(f"{where}: a state needs matching 'activation/<population>' and 'tension/<population>' arrays")
+        raise StateError(f"{where}: a state needs matching 'activation/<population>' and 'tension/<population>' arrays")
     for key, arr in [*mean.items(), *tension.items()]:
         if arr.dtype.kind not in "fiu" or not np.all(np.isfinite(arr)):
-            raise ConfigError(f"{where}: array of population {key!r} must be finite numbers, got dtype {arr.dtype}")
+            raise StateError(f"{where}: array of population {key!r} must be finite numbers, got dtype {arr.dtype}")
     return State(mean, tension)
 
 
-def random_batch(graph: Graph, size: int, *, seed: int = 0, loss: str = "mse") -> Batch:
+#: Largest number of float64 values a batch may make the backends hold (``batch size x``
+#: every neuron's activation and tension): 2**27 values, 1 GiB.
+MAX_BATCH_VALUES = 2 ** 27
+
+
+def check_batch_memory(graph: Graph, size: int, what: str = "batch") -> None:
+    """Raise a one-line :class:`BatchError` when ``size`` samples of ``graph`` would need
+    more than :data:`MAX_BATCH_VALUES` float64 values (inputs, targets, and each neuron's
+    activation and tension)."""
+    per_sample = sum(n.size for n in graph.inputs) + 2 * sum(graph.size(n.name) for n in graph.nodes
+                                                             if n is not graph.loss)
+    if size * per_sample > MAX_BATCH_VALUES:
+        raise BatchError(f"{what} of {size} samples needs {size * per_sample * 8 / 2 ** 30:.3g} GiB "
+                         f"({per_sample} float64 values per sample); the limit is "
+                         f"{MAX_BATCH_VALUES * 8 / 2 ** 30:.3g} GiB, i.e. at most "
+                         f"{MAX_BATCH_VALUES // per_sample} samples for this model")
+
+
+def random_batch(graph: Graph, size: int, *, seed: int = 0, loss: str | None = None) -> Batch:
     """A reproducible random batch: ``x ~ N(0, 1)``; ``y ~ N(0, 1)`` for mse or random
-    one-hot classes for ce."""
+    one-hot classes for ce (``loss`` defaults to the graph's loss port, else mse).
+
+    Raises
+    ------
+    BatchError
+        For ``size < 1`` or a batch beyond :data:`MAX_BATCH_VALUES`.
+    """
+    if loss is None:
+        loss = graph.loss.function if graph.loss is not None else "mse"
     if size < 1:
         raise BatchError(f"random batch size must be >= 1, got {size}")
+    check_batch_memory(graph, size, "--random-batch")
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
     rng = np.random.default_rng(seed)
@@ -131,8 +178,10 @@ def random_batch(graph: Graph, size: int, *, seed: int = 0, loss: str = "mse") -
 
 
 def check_writable(path: str | os.PathLike, flag: str = "output") -> None:
-    """Raise a one-line ``ConfigError`` now if ``path`` cannot be written later
-    (it is a directory, or a parent is a file)."""
+    """Raise a one-line ``ConfigError`` now if ``path`` cannot be written later: it is
+    a directory, a parent is a file, or its nearest existing directory does not take a
+    new file (read-only file system or permissions; probed by creating and removing a
+    temporary file, which also holds for root)."""
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"{flag} {p}: is a directory, expected a file path")
@@ -140,6 +189,12 @@ def check_writable(path: str | os.PathLike, flag: str = "output") -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise ConfigError(f"{flag} {p}: {parent} is a file, not a directory")
+            try:
+                fd, probe = tempfile.mkstemp(prefix=".hwbp-probe.", dir=parent)
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
+                raise ConfigError(f"{flag} {p}: cannot write in {parent} ({exc.strerror or exc})") from None
             break
 
 
@@ -169,6 +224,31 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise ConfigError(f"cannot write {p}: {exc.strerror or exc}") from None
         raise
+
+
+def atomic_write_all(files: Mapping[str | os.PathLike, bytes]) -> None:
+    """Write several files all or none: every file goes to a temporary name first, and
+    only when all of them are written are they renamed into place."""
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            p = Path(path)
+            check_writable(p)
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+                temps.append((tmp, p))
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.chmod(tmp, 0o666 & ~_umask())
+            except OSError as exc:
+                raise ConfigError(f"cannot write {p}: {exc.strerror or exc}") from None
+        for tmp, p in temps:
+            os.replace(tmp, p)
+    finally:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

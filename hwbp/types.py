@@ -81,16 +81,47 @@ class Batch:
         t = np.asarray(y)
         if t.dtype.kind not in "fiub":
             raise BatchError(f"{where}: y has non-numeric dtype {t.dtype}")
-        if loss == "ce" and t.ndim == 1 and t.shape[0] == b and t.dtype.kind in "iu":
-            if t.min(initial=0) < 0 or t.max(initial=0) >= output_size:
-                raise BatchError(f"{where}: class labels in y must lie in [0, {output_size})")
-            t = np.eye(output_size)[t]
+        if loss == "ce":
+            t = _ce_targets(t, b, output_size, where)
         if t.shape != (b, output_size):
             raise BatchError(f"{where}: y must have shape ({b}, {output_size}), got {t.shape}")
         for name, a in list(arrays.items()) + [("y", t)]:
             if not np.all(np.isfinite(a)):
                 raise BatchError(f"{where}: {name} contains NaN or Inf")
+        if loss == "ce":
+            _check_distributions(t, where)
         return cls(arrays, t.astype(np.float64))
+
+
+def _ce_targets(t: np.ndarray, b: int, n_out: int, where: str) -> np.ndarray:
+    """Cross-entropy targets as ``(b, n_out)`` rows: integer labels ``(b,)`` are one-hot
+    encoded; labels of another type or layout get a message saying what to pass."""
+    want = f"pass integer class labels of shape ({b},) or probability rows of shape ({b}, {n_out})"
+    if t.ndim == 2 and t.shape == (b, 1) and n_out != 1:
+        raise BatchError(f"{where}: y of shape {t.shape} (a column) for --loss ce; {want}, "
+                         f"e.g. y.reshape(-1).astype(int)")
+    if t.ndim == 1 and t.shape[0] == b:
+        if t.dtype.kind not in "iu":
+            raise BatchError(f"{where}: y holds {t.dtype} values of shape {t.shape} for --loss ce; class labels "
+                             f"must be integers ({want}), e.g. y.astype(int)")
+        if t.min(initial=0) < 0 or t.max(initial=0) >= n_out:
+            raise BatchError(f"{where}: class labels in y must lie in [0, {n_out}), got "
+                             f"[{t.min()}, {t.max()}]")
+        return np.eye(n_out)[t]
+    return t
+
+
+def _check_distributions(t: np.ndarray, where: str) -> None:
+    """Cross-entropy target rows must be probability distributions (>= 0, sum 1)."""
+    neg = np.flatnonzero((t < 0).any(axis=1))
+    if neg.size:
+        raise BatchError(f"{where}: --loss ce targets must be probabilities; row {int(neg[0])} of y has a "
+                         f"negative entry ({float(t[neg[0]].min()):g})")
+    sums = t.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1.0) > 1e-6)
+    if off.size:
+        raise BatchError(f"{where}: --loss ce targets must be probabilities; row {int(off[0])} of y sums to "
+                         f"{float(sums[off[0]]):.9g}, not 1")
 
 
 @dataclass(frozen=True, eq=False)

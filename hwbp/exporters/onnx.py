@@ -28,6 +28,12 @@ _ACT_OPS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "leaky_relu": 
 _DTYPES = {"float32": (np.float32, TensorProto.FLOAT), "float64": (np.float64, TensorProto.DOUBLE)}
 
 
+def _cast(value: np.ndarray, np_type: type) -> np.ndarray:
+    """``value`` as ``np_type``; values beyond its range become Inf (refused by the caller)."""
+    with np.errstate(over="ignore"):
+        return value.astype(np_type)
+
+
 def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
     """The serialized ONNX ``ModelProto`` of ``graph`` (its loss port is not exported).
 
@@ -44,7 +50,8 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
     if len(graph.inputs) != 1:
         raise ModelError(f"ONNX export supports one input, graph {graph.name!r} has {len(graph.inputs)}")
     inp = graph.inputs[0]
-    used = {inp.name} | {n for d in graph.nodes if isinstance(d, Dense) for n in (d.weight_name, d.bias_name)}
+    used = {inp.name} | {n for d in graph.nodes if isinstance(d, Dense) for n in (d.weight_name, d.bias_name)
+                         if d.has_bias or n == d.weight_name}
 
     def fresh(base: str) -> str:
         name = unique_name(base, used)
@@ -59,9 +66,12 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
             continue
         out = output if node.name == graph.output else fresh(f"{node.name}_output")
         if isinstance(node, Dense):
-            inits.append(numpy_helper.from_array(node.weight.astype(np_type), name=node.weight_name))
-            inits.append(numpy_helper.from_array(node.bias.astype(np_type), name=node.bias_name))
-            nodes.append(helper.make_node("Gemm", [tensor[node.source], node.weight_name, node.bias_name], [out],
+            inits.append(numpy_helper.from_array(_cast(node.weight, np_type), name=node.weight_name))
+            operands = [tensor[node.source], node.weight_name]
+            if node.has_bias:  # a bias-free layer stays bias-free (Gemm without C)
+                inits.append(numpy_helper.from_array(_cast(node.bias, np_type), name=node.bias_name))
+                operands.append(node.bias_name)
+            nodes.append(helper.make_node("Gemm", operands, [out],
                                           name=f"/{node.name}/Gemm", alpha=1.0, beta=1.0, transB=1))
         elif isinstance(node, Activation):
             op = _ACT_OPS.get(node.function)
@@ -80,6 +90,10 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
         else:  # pragma: no cover - the IR has no other node types
             raise ModelError(f"ONNX export: unsupported node {node.name!r} ({type(node).__name__})")
         tensor[node.name] = out
+    for init in inits:  # float32 overflows beyond 3.4e38: refuse rather than write Inf weights
+        if not np.all(np.isfinite(numpy_helper.to_array(init))):
+            raise ModelError(f"ONNX export of {graph.name!r}: parameter {init.name!r} does not fit {dtype} "
+                             f"(largest |value| {float(np.abs(graph.parameters()[init.name]).max()):.3g})")
     g = helper.make_graph(
         nodes, graph.name,
         [helper.make_tensor_value_info(inp.name, onnx_type, ["batch", int(inp.size)])],

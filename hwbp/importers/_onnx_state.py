@@ -53,8 +53,12 @@ def _clean(name: str) -> str:
 class _Importer:
     """State of one import: constants, computed tensors and the IR nodes made so far."""
 
-    def __init__(self, source: str, graph: onnx.GraphProto) -> None:
+    def __init__(self, source: str, graph: onnx.GraphProto, base_dir: str | None = None) -> None:
         self.source = source
+        #: Directory of the model file (external data are read only from inside it).
+        self.base_dir = base_dir
+        #: The ONNX node that produced each tensor, by tensor name (for pattern matching).
+        self.producers: dict[str, onnx.NodeProto] = {}
         self.consts: dict[str, np.ndarray] = {}
         self.values: dict[str, _Value] = {}
         self.nodes: dict[str, Node] = {}
@@ -73,7 +77,9 @@ class _Importer:
     def tensor(self, proto: onnx.TensorProto, what: str) -> np.ndarray:
         """``proto`` as a float64 array; ``what`` names it in errors."""
         if proto.data_location == _TP.EXTERNAL:
-            raise ModelFormatError(f"{self.source}: {what} stores its data in an external file; not supported")
+            from hwbp.importers.onnx_external import read_external
+
+            return read_external(proto, self.base_dir, f"{self.source}: {what}")
         if proto.data_type not in _NUMERIC_TYPES:
             known = proto.data_type in _TP.DataType.values()
             dtype = _TP.DataType.Name(proto.data_type) if known else proto.data_type
@@ -140,15 +146,18 @@ class _Importer:
         self.nodes[ir.name] = ir
         self.values[node.output[0]] = _Value(ir.name, rank, size)
 
-    def dense(self, node: onnx.NodeProto, x: _Value, weight: np.ndarray, bias: np.ndarray, wname: str) -> None:
-        """Emit ``y = weight @ x + bias`` (``weight`` is ``(out, in)``)."""
+    def dense(self, node: onnx.NodeProto, x: _Value, weight: np.ndarray, bias: np.ndarray, wname: str,
+              has_bias: bool = True) -> None:
+        """Emit ``y = weight @ x + bias`` (``weight`` is ``(out, in)``); ``has_bias=False``
+        makes a bias-free layer (no bias parameter; a later ``Add`` may give it one)."""
         if weight.shape[1] != x.size:
             self.fail(node, f"weight {wname!r} (as (out, in) = {weight.shape}) expects {weight.shape[1]} "
                             f"inputs but the input has {x.size}", ShapeError)
         bias = self.bias(node, bias, weight.shape[0])
         prefix = wname[: -len(".weight")] if wname.endswith(".weight") else ""
         name = self.unique(prefix, "") if _clean(prefix) else self.node_name(node)
-        self.emit(node, Dense(name, source=x.node, weight=weight, bias=bias), x.rank, weight.shape[0])
+        self.emit(node, Dense(name, source=x.node, weight=weight, bias=bias, has_bias=has_bias), x.rank,
+                  weight.shape[0])
         self.fusable[node.output[0]] = name
 
     def bias(self, node: onnx.NodeProto, b: np.ndarray, n_out: int) -> np.ndarray:

@@ -12,8 +12,12 @@ Covers the graphs that PyTorch's TorchScript-based exporter
 * ``Identity`` and ``Flatten`` (axis 1 of a 2-D tensor) are aliases and make no node;
 * ``Constant`` nodes and initializers supply weights and biases.
 
-The model is parsed with protobuf only (nothing in the file is executed) and never
-reads other files: tensors stored as external data are rejected.
+The model is parsed with protobuf only (nothing in the file is executed).  Tensors
+stored as external data (torch's default exporter writes ``m.onnx.data``) are read
+from inside the model's directory only, with every offset and length checked
+(:mod:`hwbp.importers.onnx_external`); a model given as bytes has no directory, so
+external data are an error there.  The dynamo exporter's ``Softplus + Greater + Where``
+(torch's ``threshold``) is read as Softplus.
 
 Node names come from the ONNX node names (``/fc1/Gemm`` -> ``fc1.Gemm``); a Dense
 whose weight is called ``<prefix>.weight`` is named ``<prefix>``, so its parameters
@@ -25,6 +29,7 @@ keep PyTorch's names (``fc1.weight``, ``fc1.bias``).  Names are made unique, and
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import numpy as np
 import onnx
@@ -38,6 +43,7 @@ from hwbp.errors import (
 )
 from hwbp.importers._onnx_state import _FLOAT_TYPES, _Importer, _Value
 from hwbp.importers.onnx_ops import _HANDLERS, SUPPORTED_OPS
+from hwbp.importers.onnx_outputs import choose_output, needed_nodes
 from hwbp.ir.graph import Graph
 from hwbp.ir.nodes import Input
 
@@ -82,9 +88,14 @@ def _add_input(imp: _Importer, vi: onnx.ValueInfoProto) -> None:
     imp.values[vi.name] = _Value(ir.name, len(dims), ir.size)
 
 
-def _convert(model: onnx.ModelProto, source: str, name: str | None) -> Graph:
+def _convert(model: onnx.ModelProto, source: str, name: str | None, base_dir: str | None = None,
+             output: str | None = None) -> Graph:
     g = model.graph
-    imp = _Importer(source, g)
+    out = choose_output(g, source, output)
+    nodes = needed_nodes(g, out)
+    imp = _Importer(source, g, base_dir)
+    imp.uses = Counter(i for n in nodes for i in n.input if i)
+    imp.uses[out] += 1
     if g.sparse_initializer:
         raise ModelError(f"{source}: sparse initializers are not supported")
     for init in g.initializer:
@@ -93,10 +104,8 @@ def _convert(model: onnx.ModelProto, source: str, name: str | None) -> Graph:
     if len(dynamic) != 1:
         raise ModelError(f"{source}: model must have exactly one (non-initializer) input, "
                          f"got {len(dynamic)}: {[vi.name for vi in dynamic]}")
-    if len(g.output) != 1:
-        raise ModelError(f"{source}: model must have exactly one output, got {len(g.output)}")
     _add_input(imp, dynamic[0])
-    for node in g.node:
+    for node in nodes:
         op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
         handler = _HANDLERS.get(op)
         if handler is None:
@@ -106,9 +115,9 @@ def _convert(model: onnx.ModelProto, source: str, name: str | None) -> Graph:
         if len(node.output) != 1 or not node.output[0]:
             imp.fail(node, f"expected 1 output, got {len(node.output)}", ModelError)
         handler(imp, node)
-    out = g.output[0].name
+        imp.producers[node.output[0]] = node
     if out not in imp.values:
-        raise ModelError(f"{source}: graph output {out!r} is not a computed tensor")
+        raise ModelError(f"{source}: output {out!r} is not a computed tensor")
     return _build(imp, imp.values[out], name or g.name or "model")
 
 
@@ -127,7 +136,8 @@ def _build(imp: _Importer, out: _Value, name: str) -> Graph:
         raise type(exc)(f"{imp.source}: {exc}") from None
 
 
-def load_onnx_bytes(data: bytes, *, source: str = "<bytes>", name: str | None = None) -> Graph:
+def load_onnx_bytes(data: bytes, *, source: str = "<bytes>", name: str | None = None,
+                    base_dir: str | os.PathLike[str] | None = None, output: str | None = None) -> Graph:
     """Import an ONNX model (serialized ``ModelProto``) as an IR graph.
 
     Parameters
@@ -138,6 +148,14 @@ def load_onnx_bytes(data: bytes, *, source: str = "<bytes>", name: str | None = 
         What to call the model in error messages (typically its path).
     name : str, optional
         Graph name; default the ONNX graph's name, else ``"model"``.
+    base_dir : path, optional
+        Directory of the model file: tensors stored as external data are read from
+        files inside it (and nowhere else).  Without it external data are an error.
+    output : str, optional
+        The tensor to import as the model's output (a graph output or any tensor, e.g.
+        a classifier's logits); default: the only graph output, or for several a
+        classifier's logits or probabilities (announced by a ``ModelNote`` warning;
+        see :mod:`hwbp.importers.onnx_outputs`).  Only the nodes it needs are read.
 
     Returns
     -------
@@ -148,7 +166,8 @@ def load_onnx_bytes(data: bytes, *, source: str = "<bytes>", name: str | None = 
     Raises
     ------
     ModelFormatError
-        If ``data`` is not a readable ONNX model (truncated, corrupted, external data).
+        If ``data`` is not a readable ONNX model (truncated, corrupted, external data
+        missing, outside ``base_dir`` or not matching the tensor's shape).
     UnsupportedOpError
         For an op type, attribute value or operand kind that hwbp cannot represent.
     ShapeError
@@ -156,11 +175,14 @@ def load_onnx_bytes(data: bytes, *, source: str = "<bytes>", name: str | None = 
     ModelError
         For any other invalid model (several inputs, non-finite weights, ...).
     """
-    return _convert(_parse(data, source), source, name)
+    return _convert(_parse(data, source), source, name, None if base_dir is None else os.fspath(base_dir),
+                    output)
 
 
-def load_onnx(path: str | os.PathLike[str], *, name: str | None = None) -> Graph:
-    """Read the ONNX file at ``path`` and import it with :func:`load_onnx_bytes`."""
+def load_onnx(path: str | os.PathLike[str], *, name: str | None = None, output: str | None = None) -> Graph:
+    """Read the ONNX file at ``path`` and import it with :func:`load_onnx_bytes`
+    (external data are read from the file's directory)."""
     with open(path, "rb") as fh:
         data = fh.read()
-    return load_onnx_bytes(data, source=os.fspath(path), name=name)
+    return load_onnx_bytes(data, source=os.fspath(path), name=name,
+                           base_dir=os.path.dirname(os.path.abspath(path)), output=output)

@@ -37,7 +37,7 @@ def _gemm(imp: _Importer, node: onnx.NodeProto) -> None:
     weight = _attr_float(at["alpha"]) * (w if at["transB"] else w.T)
     has_c = len(node.input) == 3 and node.input[2] != ""
     bias = _attr_float(at["beta"]) * imp.const(node, 2, "bias") if has_c else np.zeros(())
-    imp.dense(node, x, weight, bias, node.input[1])
+    imp.dense(node, x, weight, bias, node.input[1], has_bias=has_c)
 
 
 def _matmul(imp: _Importer, node: onnx.NodeProto) -> None:
@@ -48,7 +48,7 @@ def _matmul(imp: _Importer, node: onnx.NodeProto) -> None:
     w = imp.const(node, 1, "right operand (weight)")
     if w.ndim != 2:
         imp.fail(node, f"weight {node.input[1]!r} must be 2-D (in, out), got shape {w.shape}", ShapeError)
-    imp.dense(node, x, w.T, np.zeros(()), node.input[1])
+    imp.dense(node, x, w.T, np.zeros(()), node.input[1], has_bias=False)
 
 
 def _add(imp: _Importer, node: onnx.NodeProto) -> None:
@@ -69,7 +69,7 @@ def _add(imp: _Importer, node: onnx.NodeProto) -> None:
         dense = imp.nodes[dense_name]
         assert isinstance(dense, Dense)
         b = imp.bias(node, imp.consts[node.input[1 - k]], x.size)
-        imp.nodes[dense_name] = dataclasses.replace(dense, bias=dense.bias + b)
+        imp.nodes[dense_name] = dataclasses.replace(dense, bias=dense.bias + b, has_bias=True)
         imp.values[node.output[0]] = x
         imp.fusable[node.output[0]] = dense_name
         return
@@ -131,8 +131,15 @@ def _constant(imp: _Importer, node: onnx.NodeProto) -> None:
         imp.fail(node, f"unsupported attribute {attr.name!r}")
 
 
+from hwbp.importers.onnx_aliases import _cast, _reshape  # noqa: E402  (value-preserving ops)
+from hwbp.importers.onnx_decomp import _greater, _where  # noqa: E402  (exporter decompositions)
+
 #: Handler per supported ONNX op type (default domain).
 _HANDLERS: Mapping[str, Handler] = MappingProxyType({
+    "Cast": _cast,
+    "Reshape": _reshape,
+    "Greater": _greater,
+    "Where": _where,
     "Add": _add,
     "Constant": _constant,
     "Flatten": _flatten,

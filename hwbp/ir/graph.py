@@ -206,12 +206,14 @@ class Graph:
         return MappingProxyType({k: tuple(v) for k, v in out.items()})
 
     def parameters(self) -> dict[str, np.ndarray]:
-        """All parameter arrays by name (``<dense>.weight``, ``<dense>.bias``)."""
+        """All parameter arrays by name (``<dense>.weight``, ``<dense>.bias``; a
+        bias-free Dense has no ``.bias``)."""
         params: dict[str, np.ndarray] = {}
         for node in self.nodes:
             if isinstance(node, Dense):
                 params[node.weight_name] = node.weight
-                params[node.bias_name] = node.bias
+                if node.has_bias:
+                    params[node.bias_name] = node.bias
         return params
 
     # ------------------------------------------------------------ derivations
@@ -242,7 +244,7 @@ class Graph:
                 node = replace(
                     node,
                     weight=params.get(node.weight_name, node.weight),
-                    bias=params.get(node.bias_name, node.bias),
+                    bias=params.get(node.bias_name, node.bias) if node.has_bias else node.bias,
                 )
             nodes.append(node)
         return Graph(tuple(nodes), self.output, self.name)

@@ -4,7 +4,9 @@ Conventions (used everywhere in hwbp):
 
 * ``mse``: ``l(x, y) = 1/2 * ||x - y||^2`` per sample; ``dl/dx = x - y``.
 * ``ce``: softmax cross-entropy ``l(x, y) = -sum_k y_k log softmax(x)_k`` per sample,
-  with ``y`` one-hot (or any probability vector); ``dl/dx = softmax(x) - y``.
+  with ``y`` one-hot (or any probability vector); ``dl/dx = softmax(x) - y``.  It is
+  computed as ``logsumexp(x) - y.x``, equal for probability rows and, for any other
+  ``y`` (a target source clamped at 0 V), the loss whose gradient is ``softmax(x) - y``.
 
 A batch's loss is the mean of its samples' losses.
 """
@@ -17,7 +19,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from hwbp.errors import ConfigError
+from hwbp.errors import ModelError
 
 __all__ = ["LossFn", "LOSSES", "get_loss", "softmax"]
 
@@ -32,9 +34,9 @@ def softmax(x: Array) -> Array:
 
 
 def _ce_value(x: Array, y: Array) -> Array:
-    z = x - x.max(axis=-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    return -(y * logp).sum(axis=-1)
+    m = x.max(axis=-1, keepdims=True)
+    lse = m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+    return lse[..., 0] - (y * x).sum(axis=-1)
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,19 @@ LOSSES: Mapping[str, LossFn] = MappingProxyType(
 )
 
 
-def get_loss(name: str) -> LossFn:
-    """Look up a loss by name; the error lists the valid names."""
+def get_loss(name: str, *, where: str = "") -> LossFn:
+    """Look up a loss by name.
+
+    Raises
+    ------
+    ModelError
+        If ``name`` is unknown; the message lists the valid names.  The same class as
+        :func:`hwbp.ir.activations.get_activation` raises: both name the function of a
+        node of a model (its loss port, an activation node), and the graph's own
+        validation reports an unknown one as a :class:`ModelError` too.
+    """
     try:
         return LOSSES[name]
     except KeyError:
-        raise ConfigError(f"unknown loss {name!r}; valid: {', '.join(sorted(LOSSES))}") from None
+        at = f" in {where}" if where else ""
+        raise ModelError(f"unknown loss {name!r}{at}; valid: {', '.join(sorted(LOSSES))}") from None

@@ -83,18 +83,27 @@ class Input(Node):
 class Dense(Node):
     """Affine map ``y = W x + b`` with ``W`` of shape ``(out, in)`` and ``b`` of ``(out,)``.
 
-    The parameters are named ``<name>.weight`` and ``<name>.bias``.
+    The parameters are named ``<name>.weight`` and ``<name>.bias``.  A bias-free
+    layer (``has_bias=False``, e.g. ``nn.Linear(..., bias=False)``) keeps ``bias`` at
+    zeros but has no bias *parameter*: :meth:`hwbp.ir.Graph.parameters`, the lowering,
+    the oracle and the exporters leave it out, so no gradient of it is ever reported.
     """
 
     source: str = ""
     weight: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros((0, 0))))
     bias: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros(0)))
+    has_bias: bool = True
     kind: ClassVar[str] = "dense"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.has_bias, (bool, np.bool_)):
+            raise ModelError(f"dense {self.name!r}: has_bias must be true or false, got {self.has_bias!r}")
+        object.__setattr__(self, "has_bias", bool(self.has_bias))
         object.__setattr__(self, "weight", frozen_array(self.weight, f"dense {self.name!r}: weight"))
         object.__setattr__(self, "bias", frozen_array(self.bias, f"dense {self.name!r}: bias"))
+        if not self.has_bias and np.any(self.bias != 0):
+            raise ModelError(f"dense {self.name!r}: a bias-free layer (has_bias false) must have a zero bias")
 
     @property
     def inputs(self) -> tuple[str, ...]:

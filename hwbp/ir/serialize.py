@@ -38,6 +38,8 @@ def _encode_node(node: Node, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     record: dict[str, Any] = {"kind": node.kind}
     for f in dataclasses.fields(node):
         value = getattr(node, f.name)
+        if f.name == "has_bias" and value is True:
+            continue  # written only for bias-free layers: other archives stay readable by older versions
         if isinstance(value, np.ndarray):
             key = f"arrays/{len(arrays)}.npy"
             arrays[key] = value

@@ -132,7 +132,7 @@ def _lower_dense(ctx: LoweringContext, node: Node) -> None:
     term = Term(
         source=ctx.source(node.source),
         weight=ctx.add_parameter(node.weight_name, node.weight),
-        bias=ctx.add_parameter(node.bias_name, node.bias),
+        bias=ctx.add_parameter(node.bias_name, node.bias) if node.has_bias else None,
     )
     ctx.emit(node.name, (term,))
 

@@ -30,6 +30,9 @@ __all__ = [
 ]
 
 
+#: Range of ``|beta|`` (tensions and their squares stay well inside float64).
+MIN_BETA, MAX_BETA = 1e-100, 1e100
+
 @dataclass(frozen=True)
 class InputPort:
     """A clamped input vector ``x = x_data`` of ``size`` components per sample."""
@@ -154,8 +157,9 @@ class DynamicsSystem:
         object.__setattr__(self, "_index", MappingProxyType({p.name: p for p in self.populations}))
         if not (np.isfinite(self.tau_s) and self.tau_s > 0):
             raise ModelError(f"tau_s must be a positive number of seconds, got {self.tau_s}")
-        if not (np.isfinite(self.beta) and self.beta != 0):
-            raise ModelError(f"beta must be finite and non-zero, got {self.beta}")
+        if not (np.isfinite(self.beta) and MIN_BETA <= abs(self.beta) <= MAX_BETA):
+            raise ModelError(f"beta must be finite with {MIN_BETA:g} <= |beta| <= {MAX_BETA:g} (tension = "
+                             f"beta * dl/dx; beyond that float64 overflows or underflows), got {self.beta}")
 
     def population(self, name: str) -> Population:
         """The population called ``name``."""

@@ -2,7 +2,9 @@
 
 Written independently of the dynamics code (lowering, simulator, readout): it walks
 the IR nodes directly, one forward and one backward sweep, with a table of
-per-node-type forward and vector-Jacobian-product functions.
+per-node-type forward and vector-Jacobian-product functions.  Activation values and
+derivatives and loss gradients come from the oracle's own
+:mod:`hwbp.oracle.derivatives`, never from the tables the dynamics use.
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from hwbp.ir.activations import get_activation
 from hwbp.ir.graph import Graph
-from hwbp.ir.losses import get_loss
 from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss
+from hwbp.oracle.derivatives import oracle_activation, oracle_loss
 from hwbp.types import Batch, Gradients
 
 __all__ = ["forward", "exact_gradients"]
@@ -28,7 +29,7 @@ def _fwd_dense(node: Dense, v: Values) -> np.ndarray:
 
 
 def _fwd_activation(node: Activation, v: Values) -> np.ndarray:
-    return get_activation(node.function).f(v[node.source], node.alpha)
+    return oracle_activation(node.function).f(v[node.source], node.alpha)
 
 
 def _fwd_add(node: Add, v: Values) -> np.ndarray:
@@ -53,14 +54,13 @@ def forward(graph: Graph, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _vjp_dense(node: Dense, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
     pgrad[node.weight_name] = g.T @ v[node.source]
-    pgrad[node.bias_name] = g.sum(axis=0)
+    if node.has_bias:
+        pgrad[node.bias_name] = g.sum(axis=0)
     acc(node.source, g @ node.weight)
 
 
 def _vjp_activation(node: Activation, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
-    fn = get_activation(node.function)
-    a = v[node.source]
-    acc(node.source, g * fn.df(a, v[node.name], node.alpha))
+    acc(node.source, g * oracle_activation(node.function).df(v[node.source], node.alpha))
 
 
 def _vjp_add(node: Add, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
@@ -84,7 +84,7 @@ def exact_gradients(graph: Graph, batch: Batch) -> Gradients:
     """
     loss_node = graph.require_loss()
     values = forward(graph, batch.x)
-    fn = get_loss(loss_node.function)
+    fn = oracle_loss(loss_node.function)
     out = values[loss_node.source]
     grads: dict[str, np.ndarray] = {loss_node.source: fn.grad(out, batch.y)}
 

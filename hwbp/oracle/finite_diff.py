@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwbp.ir.graph import Graph
-from hwbp.ir.losses import get_loss
 from hwbp.oracle.backprop import forward
+from hwbp.oracle.derivatives import oracle_loss
 from hwbp.types import Batch
 
 __all__ = ["batch_loss", "finite_difference_gradients"]
@@ -16,7 +16,7 @@ def batch_loss(graph: Graph, batch: Batch) -> float:
     """Batch-mean loss of ``graph`` on ``batch``."""
     loss = graph.require_loss()
     values = forward(graph, batch.x)
-    return float(get_loss(loss.function).value(values[loss.source], batch.y).mean())
+    return float(oracle_loss(loss.function).value(values[loss.source], batch.y).mean())
 
 
 def finite_difference_gradients(graph: Graph, batch: Batch, *, eps: float = 1e-6) -> dict[str, np.ndarray]:

@@ -53,8 +53,10 @@ class ReferenceOptions(Options):
         for name, needs in only.items():
             if getattr(self, name) is not None and self.mode != needs:
                 raise ConfigError(f"{self.info(name).flag} applies to --mode {needs}, not {self.mode}")
-        if self.steps is not None and self.steps < 0:
-            raise ConfigError(f"--steps must be >= 0, got {self.steps}")
+        from hwbp.sim.simulate import MAX_UNIT_STEPS
+
+        if self.steps is not None and not 0 <= self.steps <= MAX_UNIT_STEPS:
+            raise ConfigError(f"--steps must lie in [0, {MAX_UNIT_STEPS:.0e}] (exactness needs 2L), got {self.steps}")
         if self.dt is not None and not self.dt > 0:
             raise ConfigError(f"--dt must be > 0 (units of tau), got {self.dt}")
         if self.duration is not None and not self.duration >= 0:

@@ -34,6 +34,8 @@ __all__ = ["MODES", "INITIAL_STATES", "simulate", "default_duration", "gate_sign
 MODES = ("unit-step", "continuous", "steady")
 #: Largest number of continuous-mode steps one call may take.
 MAX_STEPS = 10**8
+#: Most unit steps one run may take (exactness needs 2L).
+MAX_UNIT_STEPS = 10**6
 
 
 class _Recorder:
@@ -199,6 +201,8 @@ def simulate(
         n_steps = 2 * L if steps is None else int(steps)
         if n_steps < 0:
             raise ConfigError(f"steps must be >= 0, got {steps}")
+        if n_steps > MAX_UNIT_STEPS:
+            raise ConfigError(f"steps must be <= {MAX_UNIT_STEPS:.0e} (exactness needs 2L = {2 * L}), got {steps}")
         record = _Recorder((trace_every or 1) if trace else None)
         means, tensions = _unit_steps(kernel, means, tensions, n_steps, on_manifold, skip_unchanged, record)
         settle["steps"] = n_steps

@@ -44,7 +44,10 @@ class Target(ABC):
     def emit(self, system: DynamicsSystem, out_dir: str | Path, options: Options,
              info: Mapping[str, Any] | None = None) -> list[Path]:
         """Write the artefacts of ``system`` into ``out_dir``; ``info`` carries facts for
-        headers (``model_file``, ``model_sha256``).  Returns the paths written."""
+        headers (``model_file``, ``model_sha256``) and, from ``hwbp compile``, ``graph``
+        (the model with its loss port) and, with ``--batch``, ``batch`` (a
+        :class:`~hwbp.types.Batch`) and ``batch_file``; a target uses what it needs.
+        Returns the paths written."""
 
 
 #: The targets hwbp ships (also declared as entry points of group ``hwbp.targets``).

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from hwbp.errors import ConfigError
+from hwbp.errors import ConfigError, TrainingDivergedError
 from hwbp.ir.graph import Graph
 from hwbp.train.optim import make_optimizer
 from hwbp.train.sources import GradientSource
 from hwbp.types import Batch
 
 __all__ = ["TrainConfig", "TrainResult", "train", "accuracy", "load_digits_split"]
+
+#: Largest parameter magnitude training may reach: the trained model is exported as float32.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,21 @@ def load_digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def train(graph: Graph, x: np.ndarray, labels: np.ndarray, source: GradientSource, config: TrainConfig = TrainConfig(),
-          *, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, progress: bool = True,
+          *, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, progress: bool | None = None,
           desc: str = "training") -> TrainResult:
     """Train ``graph`` (with its loss port) on ``(x, labels)`` with gradients from ``source``.
 
     Each step takes a shuffled mini-batch, asks ``source`` for the gradients of the
-    batch-mean loss, and applies the optimizer.  The progress bar shows the running
-    loss and accuracy.
+    batch-mean loss, and applies the optimizer.  The progress bar (``progress``;
+    default: when stderr is a terminal) shows the running loss and accuracy.
+
+    Raises
+    ------
+    TrainingDivergedError
+        As soon as a loss or a parameter is not finite (the learning rate is too large).
     """
+    if progress is None:
+        progress = sys.stderr.isatty()
     if graph.loss is None:
         raise ConfigError("train: the graph needs a loss port (Graph.with_loss)")
     n_out = graph.size(graph.output)
@@ -99,6 +109,11 @@ def train(graph: Graph, x: np.ndarray, labels: np.ndarray, source: GradientSourc
             correct += int(round(accuracy(graph, x[idx], labels[idx]) * len(idx)))
             seen += len(idx)
             params = opt.update(params, grads.parameters, state)
+            bad = sorted(k for k, v in params.items() if not np.all(np.abs(v) <= _FLOAT32_MAX))
+            if bad or not np.isfinite(grads.loss):
+                what = f"parameter {bad[0]!r} is not finite or beyond float32" if bad else "the loss is not finite"
+                raise TrainingDivergedError(f"training diverged at epoch {epoch + 1}, step {s + 1}: {what} "
+                                            f"(learning rate {config.lr:g} too large?); nothing written")
             graph = graph.with_parameters(params)
             bar.set_postfix(loss=f"{grads.loss:.4f}", acc=f"{correct / seen:.3f}")
         if x_test is not None and y_test is not None:

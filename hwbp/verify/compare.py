@@ -99,9 +99,11 @@ class Comparison:
 
     @property
     def min_cosine(self) -> float:
-        """Smallest cosine over every parameter and population (NaN counts as -1)."""
-        vals = [m.cosine if np.isfinite(m.cosine) else -1.0
-                for m in (*self.parameters.values(), *self.populations.values())]
+        """Smallest cosine over every parameter and population; NaN when any is NaN
+        (never reported as a number; a NaN verdict fails)."""
+        vals = [m.cosine for m in (*self.parameters.values(), *self.populations.values())]
+        if any(np.isnan(v) for v in vals):
+            return float("nan")
         return min(vals) if vals else 1.0
 
     @property

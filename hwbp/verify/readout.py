@@ -13,9 +13,6 @@ gradient.  Only where a backend supplies none is ``f'`` recomputed from the mean
 
 from __future__ import annotations
 
-from types import MappingProxyType
-from typing import Mapping
-
 import numpy as np
 
 from hwbp.ir.activations import get_activation

@@ -1,0 +1,43 @@
+"""Ops that leave a ``[batch, n]`` tensor's values as they are, imported as aliases (no
+IR node): ``Cast`` to a floating-point type (skl2onnx casts the input to float) and
+``Reshape`` to ``[-1, n]`` / ``[0, n]`` (skl2onnx's regressor output)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from hwbp.errors import ModelError
+from hwbp.importers._onnx_state import _Importer
+
+__all__: list[str] = []
+
+_TP = onnx.TensorProto
+#: Cast targets that keep float64 values as hwbp computes them (it computes in float64).
+_FLOAT_TARGETS = {_TP.FLOAT: "FLOAT", _TP.DOUBLE: "DOUBLE"}
+
+
+def _cast(imp: _Importer, node: onnx.NodeProto) -> None:
+    at = imp.attrs(node, {"to": 0, "saturate": 1})
+    if len(node.input) != 1:
+        imp.fail(node, f"expected 1 input, got {len(node.input)}", ModelError)
+    to = int(at["to"])  # type: ignore[call-overload]
+    if to not in _FLOAT_TARGETS:
+        name = _TP.DataType.Name(to) if to in _TP.DataType.values() else str(to)
+        imp.fail(node, f"Cast to {name} is not supported on the path to the output (only FLOAT or DOUBLE)")
+    imp.values[node.output[0]] = imp.dynamic(node, 0)
+
+
+def _reshape(imp: _Importer, node: onnx.NodeProto) -> None:
+    imp.attrs(node, {"allowzero": 0})
+    if len(node.input) != 2:
+        imp.fail(node, f"expected 2 inputs, got {len(node.input)}", ModelError)
+    x = imp.dynamic(node, 0)
+    shape = np.asarray(imp.const(node, 1, "shape")).reshape(-1)
+    ok = (x.rank == 2 and shape.size == 2 and shape[0] in (-1, 0)
+          and (shape[1] == x.size or (shape[1] == -1 and shape[0] == 0)))
+    if not ok:
+        imp.fail(node, f"Reshape of a {x.rank}-D tensor of width {x.size} to {shape.tolist()} is not supported "
+                       f"(only to [-1, {x.size}] or [0, {x.size}], which keeps [batch, n]); to import the tensor "
+                       f"before it, pass --output {node.input[0]}")
+    imp.values[node.output[0]] = x

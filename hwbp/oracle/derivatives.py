@@ -1,0 +1,186 @@
+"""The oracle's own elementwise functions: activations, their derivatives, losses and
+their gradients.
+
+The oracle shares no derivative code with the dynamics (``hwbp.ir.activations`` and
+``hwbp.ir.losses``, which the lowering, the simulator, the readout and the emitted
+circuits use): a wrong entry in those tables makes the dynamics' gradients disagree
+with this module's instead of agreeing with itself.  The formulas here are written
+differently on purpose (``tanh' = sech²``, not ``1 - tanh²``; ``sigmoid' =
+e^{-|a|}/(1+e^{-|a|})²``, not ``y (1 - y)``) and are pinned in the tests to
+``torch.autograd`` and to central finite differences.
+
+Conventions at kinks follow PyTorch: ``relu'(0) = 0``, ``leaky_relu'(0) = alpha``.
+``softplus`` is the exact function ``log(1 + e^a)`` (PyTorch switches to ``a`` above
+``a = 20``, a difference below 2e-9).  ``ce`` is ``logsumexp(x) - yᵀx`` per sample:
+``-Σ_k y_k log softmax(x)_k`` for probability rows ``y``, and for any ``y`` the loss
+whose gradient ``softmax(x) - y`` a circuit's loss port realizes.
+
+Adding an activation: add one :class:`OracleActivation` to the tuple in
+``_ACTIVATIONS`` below, with its forward value and its derivative written from the
+mathematics (not copied from ``hwbp.ir.activations``), and its torch counterpart to
+``tests/test_oracle_derivatives.py``.  Until then every use of the oracle on that
+activation raises :class:`MissingOracleError` naming this file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+import numpy as np
+
+__all__ = [
+    "OracleActivation", "OracleLoss", "ORACLE_ACTIVATIONS", "ORACLE_LOSSES", "MissingOracleError",
+    "oracle_activation", "oracle_loss",
+]
+
+Array = np.ndarray
+
+
+class MissingOracleError(NotImplementedError):
+    """The oracle has no implementation of an activation or loss that the IR accepts.
+
+    This is a defect of hwbp (the activation table grew without the oracle), never
+    bad input; the message says where the missing entry goes.
+    """
+
+
+@dataclass(frozen=True)
+class OracleActivation:
+    """An elementwise activation as the oracle computes it.
+
+    Attributes
+    ----------
+    name : str
+        The activation's name in the IR (``Activation.function``).
+    f : callable
+        ``f(a, alpha) -> y``, the forward value.
+    df : callable
+        ``df(a, alpha) -> f'(a)``, the derivative, from ``a`` alone.
+    """
+
+    name: str
+    f: Callable[[Array, float], Array]
+    df: Callable[[Array, float], Array]
+
+
+@dataclass(frozen=True)
+class OracleLoss:
+    """A per-sample loss as the oracle computes it.
+
+    Attributes
+    ----------
+    name : str
+        The loss's name in the IR (``Loss.function``).
+    value : callable
+        ``value(x, y) -> (batch,)`` per-sample losses.
+    grad : callable
+        ``grad(x, y) -> (batch, n)``, ``dl_i/dx_i`` per sample.
+    """
+
+    name: str
+    value: Callable[[Array, Array], Array]
+    grad: Callable[[Array, Array], Array]
+
+
+def _exp_neg_abs(a: Array) -> Array:
+    """``e^{-|a|}``, in (0, 1]: the building block of the overflow-free forms below."""
+    return np.exp(-np.abs(a))
+
+
+def _sigmoid(a: Array, alpha: float = 0.0) -> Array:
+    e = _exp_neg_abs(a)
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _sigmoid_prime(a: Array, alpha: float = 0.0) -> Array:
+    e = _exp_neg_abs(a)  # symmetric in a: e^{-a}/(1+e^{-a})^2 = e^{-|a|}/(1+e^{-|a|})^2
+    return e / (1.0 + e) ** 2
+
+
+def _tanh_prime(a: Array, alpha: float) -> Array:
+    e = np.exp(-2.0 * np.abs(a))  # sech^2(a) = 4 e^{-2|a|} / (1 + e^{-2|a|})^2
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+def _softplus(a: Array, alpha: float) -> Array:
+    return np.maximum(a, 0.0) + np.log1p(_exp_neg_abs(a))
+
+
+def _relu_prime(a: Array, alpha: float) -> Array:
+    return np.where(a > 0, 1.0, 0.0)  # relu'(0) = 0, as torch
+
+
+def _leaky_relu_prime(a: Array, alpha: float) -> Array:
+    return np.where(a > 0, 1.0, alpha)  # leaky_relu'(0) = alpha, as torch
+
+
+_ACTIVATIONS = (
+    OracleActivation("identity", lambda a, alpha: a + 0.0, lambda a, alpha: np.ones(np.shape(a))),
+    OracleActivation("tanh", lambda a, alpha: np.tanh(a), _tanh_prime),
+    OracleActivation("sigmoid", _sigmoid, _sigmoid_prime),
+    OracleActivation("relu", lambda a, alpha: np.where(a > 0, a, 0.0), _relu_prime),
+    OracleActivation("leaky_relu", lambda a, alpha: np.where(a > 0, a, alpha * a), _leaky_relu_prime),
+    OracleActivation("softplus", _softplus, _sigmoid),
+)
+
+#: The oracle's activations, by IR name (read-only).
+ORACLE_ACTIVATIONS: Mapping[str, OracleActivation] = MappingProxyType({f.name: f for f in _ACTIVATIONS})
+
+
+def _logsumexp(x: Array) -> Array:
+    m = x.max(axis=-1)
+    return m + np.log(np.exp(x - m[:, None]).sum(axis=-1))
+
+
+def _ce_value(x: Array, y: Array) -> Array:
+    # logsumexp(x) - y.x, which is -sum_k y_k log softmax(x)_k for probability rows y
+    return _logsumexp(x) - np.einsum("bi,bi->b", y, x)
+
+
+def _ce_grad(x: Array, y: Array) -> Array:
+    return np.exp(x - _logsumexp(x)[:, None]) - y
+
+
+_LOSSES = (
+    OracleLoss("mse", lambda x, y: 0.5 * np.einsum("bi,bi->b", x - y, x - y), lambda x, y: x - y),
+    OracleLoss("ce", _ce_value, _ce_grad),
+)
+
+#: The oracle's losses, by IR name (read-only).
+ORACLE_LOSSES: Mapping[str, OracleLoss] = MappingProxyType({f.name: f for f in _LOSSES})
+
+
+def oracle_activation(name: str) -> OracleActivation:
+    """The oracle's implementation of activation ``name``.
+
+    Raises
+    ------
+    MissingOracleError
+        If the oracle has none (a defect: the message says where to add it).
+    """
+    try:
+        return ORACLE_ACTIVATIONS[name]
+    except KeyError:
+        raise MissingOracleError(
+            f"the oracle has no derivative for activation {name!r}: add an OracleActivation to "
+            f"hwbp/oracle/derivatives.py (has: {', '.join(sorted(ORACLE_ACTIVATIONS))})"
+        ) from None
+
+
+def oracle_loss(name: str) -> OracleLoss:
+    """The oracle's implementation of loss ``name``.
+
+    Raises
+    ------
+    MissingOracleError
+        If the oracle has none (a defect: the message says where to add it).
+    """
+    try:
+        return ORACLE_LOSSES[name]
+    except KeyError:
+        raise MissingOracleError(
+            f"the oracle has no gradient for loss {name!r}: add an OracleLoss to "
+            f"hwbp/oracle/derivatives.py (has: {', '.join(sorted(ORACLE_LOSSES))})"
+        ) from None
