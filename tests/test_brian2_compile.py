@@ -64,3 +64,17 @@ def test_script_runs_alone_and_prints_exact_gradients(compiled):
     loss = float(lines[0].rsplit("loss = ", 1)[1])
     assert loss == pytest.approx(exact.loss, rel=1e-8)
     assert not (d / "output").exists() and not (d / "build" / "standalone").exists()
+
+
+def test_given_batch_is_stored(compiled, tmp_path):
+    d, graph = compiled
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "b.npz", x=rng.standard_normal((5, 3)), y=np.eye(3)[[0, 1, 2, 0, 1]])
+    assert main(["compile", str(d / "res.hwbp"), "--loss", "ce", "--target", "brian2", "-o", str(tmp_path / "o"),
+                 "--batch", str(tmp_path / "b.npz")]) == 0
+    data = np.load(tmp_path / "o" / "res_brian2.npz")
+    np.testing.assert_array_equal(data["x/x"], np.load(tmp_path / "b.npz")["x"])
+    assert data["y"].shape == (5, 3)
+    # bad option: one-line error, exit 2
+    assert main(["compile", str(d / "res.hwbp"), "--target", "brian2", "-o", str(tmp_path / "p"),
+                 "--codegen", "fortran"]) == 2

@@ -6,7 +6,8 @@
   (each population's equations as written by hand, each term's ``Synapses`` with its
   one weight variable); it needs only brian2 and numpy, runs the dynamics and prints
   the gradient table (``--out FILE.npz`` also saves the gradients);
-* ``DIR/<model>_brian2.npz``: the parameters and a random batch (``x/<input>``, ``y``).
+* ``DIR/<model>_brian2.npz``: the parameters and a batch (``x/<input>``, ``y``): the
+  one given with ``hwbp compile --batch FILE.npz``, or ``--samples`` random ones.
 
 Both are deterministic: the same model and options give byte-identical files.
 """
@@ -56,7 +57,8 @@ class Brian2TargetOptions(Options):
                                 choices=tuple(BRIAN2_SOLVERS))
     dt: float | None = option(None, "the script's default time step (default: 0.01)", unit="tau")
     duration: float | None = option(None, "the script's default duration (default: max(12L, 24))", unit="tau")
-    samples: int = option(4, "samples in the random batch stored with the parameters (default: 4)")
+    samples: int = option(4, "samples in the random batch stored with the parameters when no --batch is given "
+                              "(default: 4)")
     seed: int = option(0, "seed of that random batch (default: 0)", cli=False)
 
     def check(self) -> None:
@@ -112,7 +114,12 @@ def write_brian2(system: DynamicsSystem, out_dir: str | Path, options: Brian2Tar
     }
     text = render_script(model, npz.name, defaults, dict(info or {}))
     arrays = {f"param/{k}": np.asarray(v, dtype=np.float64) for k, v in system.parameters.items()}
-    arrays.update(_batch_arrays(system, options.samples, options.seed))
+    batch = (info or {}).get("batch")
+    if batch is not None:  # hwbp compile --batch FILE.npz: the user's samples
+        arrays.update({f"x/{k}": np.asarray(v, dtype=np.float64) for k, v in batch.x.items()})
+        arrays["y"] = np.asarray(batch.y, dtype=np.float64)
+    else:
+        arrays.update(_batch_arrays(system, options.samples, options.seed))
     atomic_write_text(script, text)
     atomic_write_bytes(npz, npz_bytes(arrays))
     return [script, npz]
