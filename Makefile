@@ -50,9 +50,10 @@ test: $(STAMP) ngspice cxx
 test-fast: $(STAMP) ngspice cxx
 	@$(BIN)/python -m pytest -q -m "not slow"
 
-bench: $(STAMP) ngspice
+bench: $(STAMP) ngspice cxx
 	@$(BIN)/python benchmarks/bench_core.py
 	@$(BIN)/python benchmarks/bench_spice.py
+	@$(BIN)/python benchmarks/bench_brian2.py
 
 examples: $(STAMP)
 	@$(BIN)/python examples/make_mlp_digits.py

@@ -29,7 +29,7 @@ from hwbp.state import State, Trace
 from hwbp.targets.brian2.model import Brian2Model, connectivity
 from hwbp.types import Batch
 
-__all__ = ["CODEGENS", "BRIAN2_SOLVERS", "RunOutput", "run_model", "import_brian2"]
+__all__ = ["CODEGENS", "BRIAN2_SOLVERS", "EVENT_SCHEDULE", "RunOutput", "run_model", "import_brian2"]
 
 #: Code-generation targets.
 CODEGENS = ("numpy", "cython", "cpp_standalone")
@@ -202,8 +202,8 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
     except (ConfigError, BackendError):
         raise
     except Exception as exc:  # Brian2 code generation or compilation failures
-        raise BackendError(f"brian2 ({codegen}) failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                           ) from exc
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise BackendError(f"brian2 ({codegen}) failed: {type(exc).__name__}: {first}") from exc
     finally:
         if codegen == "cpp_standalone":
             b2.device.reinit()
