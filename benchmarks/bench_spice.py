@@ -6,6 +6,8 @@
 2. ``.op`` (one sample) and ``.tran`` (12 L tau) wall time against network size.
 3. Routes to put new weights into a loaded circuit (shared ngspice library):
    re-parse the netlist vs ``alter`` every synapse element.
+4. The convolutional example ``examples/cnn_digits.onnx``: netlist size, emission
+   time and ``.op`` time (one sample, and the 32 samples of ``digits_batch.npz``).
 
 Usage::
 
@@ -114,6 +116,30 @@ def routes() -> None:
         runner.reset()
 
 
+def cnn_digits() -> None:
+    from hwbp.importers import load_onnx
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    g = load_onnx(examples / "cnn_digits.onnx").with_loss("ce")
+    system = lower(g)
+    data = np.load(examples / "digits_batch.npz")
+    t0 = time.perf_counter()
+    c = build_circuit(system)
+    text = NgspiceWriter().write(c)
+    t1 = time.perf_counter()
+    print("\n== examples/cnn_digits.onnx: Conv(1->4, 3x3) -> ReLU -> AvgPool(2) -> Linear(64->10) ==")
+    print("populations: " + ", ".join(f"{p.name} ({p.size})" for p in system.populations))
+    print(f"synapse instances {c.synapse_count:,}; G elements {_g_elements(c):,}; "
+          f"all top-level elements {c.element_count:,}; {len(text) / 1e3:.0f} kB")
+    print(f"{'row':<28}{'emission (s)':>14}{'.op (s)':>10}")
+    for n in (1, 32):
+        batch = Batch({"x": data["x"][:n]}, data["y"][:n])
+        t2 = time.perf_counter()
+        run_spice(system, batch, analysis="op")
+        t3 = time.perf_counter()
+        print(f"{f'cnn_digits, {n} sample(s)':<28}{t1 - t0:>14.3f}{t3 - t2:>10.2f}")
+
+
 def new_arrays(circuit):
     return [i for s in circuit.sections for i in s.items if isinstance(i, SynapseArray)]
 
@@ -125,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     emission()
     analyses(args.quick)
     routes()
+    cnn_digits()
     return 0
 
 

@@ -129,22 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "take one; spice: --sample K)")
     c.set_defaults(func=cmd_compile, option_flags=add_option_flags(c, targets, "target options"))
 
-    t = sub.add_parser("train", help="train with gradients from the circuit, the dynamics or backprop")
-    t.add_argument("model", help="model file (.onnx or .hwbp): architecture and initial weights")
-    _output_arg(t)
-    t.add_argument("--dataset", choices=("digits",), default="digits", help="training data (default: digits)")
-    t.add_argument("--epochs", type=_count, default=1, help="epochs (default: 1)")
-    t.add_argument("--batch-size", type=_count, default=32, help="mini-batch size (default: 32)")
-    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer (default: adam)")
-    t.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
-    t.add_argument("--init", choices=("model", "random"), default="model",
-                   help="start from the model's weights or a random init of the same shape (default: model)")
-    t.add_argument("--seed", type=_count, default=0, help="seed of the shuffling and of --init random")
-    t.add_argument("--beta", type=float, default=1.0, help="loss perturbation strength (default: 1)")
-    t.add_argument("-o", "--out", required=True, metavar="FILE.onnx",
-                   help="trained model (.onnx; a native .hwbp is written next to it)")
-    _backend_args(t, owners, default="spice", extra="gradient source: oracle (plain backprop) or a ")
-    t.set_defaults(func=cmd_train)
+    from hwbp.train.command import add_train_parser
+
+    add_train_parser(sub)
 
     d = sub.add_parser("demo", help="verify the shipped digits MLP and print the table")
     d.add_argument("--out", default="out", metavar="DIR", help="where to write the reports (default: out)")
@@ -288,37 +275,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``hwbp train``: train on a dataset, write the trained model (ONNX and native)."""
-    from hwbp.exporters.onnx import graph_to_onnx_bytes
-    from hwbp.io import atomic_write_all, check_writable, load_model
-    from hwbp.ir.serialize import graph_to_bytes
-    from hwbp.models import random_init
-    from hwbp.train import TrainConfig, get_source, load_digits_split, train
+    """``hwbp train`` (see :mod:`hwbp.train.command`)."""
+    from hwbp.train.command import cmd_train as run
 
-    # every check that can fail comes before the (long) training run
-    _check_out_path(args.out, ".onnx", "-o")
-    out = Path(args.out)
-    check_writable(out.with_suffix(".hwbp"), "-o (native copy)")
-    config = TrainConfig(args.epochs, args.batch_size, args.optimizer, args.lr, args.seed)
-    graph = load_model(args.model, output=args.output).with_loss("ce")
-    graph_to_onnx_bytes(graph)  # the trained model must be exportable: same structure
-    if args.init == "random":
-        graph = random_init(graph, seed=args.seed)
-    x_tr, x_te, y_tr, y_te = load_digits_split()
-    sizes = [n.size for n in graph.inputs]
-    if sizes != [x_tr.shape[1]] or graph.size(graph.output) != 10:
-        raise ConfigError(f"{args.model}: digits needs one input of 64 and 10 outputs, model has inputs "
-                          f"{sizes} and {graph.size(graph.output)} outputs")
-    options = args.option_flags.values(args, args.backend, "backend") if args.backend != "oracle" else {}
-    if args.backend == "oracle" and any(getattr(args, d, None) is not None for d in args.option_flags.flags):
-        raise ConfigError("backend options do not apply to --backend oracle (plain backprop)")
-    source = get_source(args.backend, beta=args.beta, options=options)
-    result = train(graph, x_tr, y_tr, source, config, x_test=x_te, y_test=y_te, desc=f"train[{args.backend}]")
-    # both files or neither; a graph that cannot be exported (weights beyond float32) writes nothing
-    atomic_write_all({out: graph_to_onnx_bytes(result.graph), out.with_suffix(".hwbp"): graph_to_bytes(result.graph)})
-    print(f"backend={args.backend}: test accuracy {result.test_accuracy[-1]:.4f} after {args.epochs} epoch(s)")
-    print(f"wrote {out} and {out.with_suffix('.hwbp')}")
-    return 0
+    return run(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -362,6 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise"):
             warnings.showwarning = _show_note
             return func(args)
+    except MemoryError:
+        print("hwbp: error: out of memory: the model or the batch is too large for this machine; use a smaller "
+              "batch (--random-batch N, fewer samples in --batch)", file=sys.stderr)
+        return 2
     except FloatingPointError as exc:
         print(f"hwbp: error: numerical {str(exc).replace('encountered in', 'in')}: the model's weights, the batch "
               f"or the options give values beyond float64's range; scale them down", file=sys.stderr)

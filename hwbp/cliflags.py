@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping, Sequence
 
-from hwbp.backend import OptionInfo, Options
+from hwbp.options import OptionInfo, Options
 from hwbp.errors import ConfigError
 
 __all__ = ["add_option_flags", "options_from_args", "OptionFlags"]

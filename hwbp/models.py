@@ -12,7 +12,7 @@ from hwbp.ir.activations import ACTIVATIONS
 from hwbp.ir.graph import Graph
 from hwbp.ir.nodes import Activation, Add, Dense, Input, Node
 
-__all__ = ["random_mlp", "random_resmlp", "random_init"]
+__all__ = ["random_mlp", "random_resmlp", "random_init", "depth_resmlp"]
 
 
 def _dense(name: str, src: str, n_in: int, n_out: int, rng: np.random.Generator, gain: float) -> Dense:
@@ -91,13 +91,71 @@ def random_resmlp(
 
 
 def random_init(graph: Graph, *, seed: int = 0) -> Graph:
-    """``graph`` with fresh weights ``N(0, 1/fan_in)`` and biases ``N(0, 0.01)`` drawn
-    from ``seed`` (parameters in sorted-name order, so the draw is reproducible)."""
+    """``graph`` with fresh weights ``N(0, 1/fan_in)`` (``fan_in`` = product of all but
+    the first axis: a convolution kernel's ``C_in/groups * prod(kernel)``), batch-norm
+    scales (1-D weights) of 1, and biases ``N(0, 0.01)``, drawn from ``seed``
+    (parameters in sorted-name order, so the draw is reproducible).  A tied parameter
+    is drawn once."""
     rng = np.random.default_rng(seed)
     params = {}
     for name, value in sorted(graph.parameters().items()):
-        if name.endswith(".weight"):
-            params[name] = rng.standard_normal(value.shape) / np.sqrt(value.shape[1])
+        if name.endswith(".weight") and value.ndim == 1:
+            params[name] = np.ones(value.shape)
+        elif name.endswith(".weight"):
+            params[name] = rng.standard_normal(value.shape) / np.sqrt(np.prod(value.shape[1:]))
         else:
             params[name] = 0.1 * rng.standard_normal(value.shape)
     return graph.with_parameters(params)
+
+
+def depth_resmlp(
+    n_in: int,
+    width: int,
+    n_out: int,
+    depth: int,
+    *,
+    activation: str = "relu",
+    seed: int = 0,
+    name: str | None = None,
+) -> Graph:
+    """The pre-activation residual MLP of the depth studies (depth-muP scaling, as in
+    the PC-ALM paper), with ``depth = L`` weight layers::
+
+        z_1 = W_1 x / sqrt(n_in)
+        z_l = z_{l-1} + W_l φ(z_{l-1}) / sqrt(N L)      l = 2 .. L-1
+        ŷ   = W_L φ(z_{L-1}) / N
+
+    Weights ``N(0, 1)`` (drawn in layer order from ``seed``); the scale factors are
+    the fixed gains of the Dense nodes (part of the IR, so every backend realizes
+    them).  Biases exist (every Dense has one) but start at 0; they are trained
+    like the weights by every gradient source.  Lowered, each ``φ`` sits on the
+    source side of its layer's synapses, so the system has exactly ``L``
+    populations ``z_1 .. z_{L-1}, ŷ`` and the unit-step budget is ``2L``.
+    """
+    if int(depth) < 2:
+        raise ConfigError(f"depth must be >= 2 (input and output layers), got {depth}")
+    _check([n_in, width, n_out], activation)
+    if activation == "identity":
+        raise ConfigError("depth_resmlp needs a nonlinearity (use a linear network builder for identity)")
+    depth = int(depth)
+    rng = np.random.default_rng(seed)
+    nodes: list[Node] = [
+        Input("x", size=int(n_in)),
+        Dense("layer1", source="x", weight=rng.standard_normal((width, n_in)), bias=np.zeros(width),
+              gain=1.0 / np.sqrt(n_in)),
+    ]
+    src = "layer1"
+    for k in range(2, depth):
+        nodes += [
+            Activation(f"phi{k}", source=src, function=activation),
+            Dense(f"layer{k}", source=f"phi{k}", weight=rng.standard_normal((width, width)), bias=np.zeros(width),
+                  gain=1.0 / np.sqrt(width * depth)),
+            Add(f"z{k}", sources=(src, f"layer{k}")),
+        ]
+        src = f"z{k}"
+    nodes += [
+        Activation(f"phi{depth}", source=src, function=activation),
+        Dense(f"layer{depth}", source=f"phi{depth}", weight=rng.standard_normal((n_out, width)),
+              bias=np.zeros(n_out), gain=1.0 / width),
+    ]
+    return Graph(tuple(nodes), f"layer{depth}", name or f"resmlp_{activation}_L{depth}")

@@ -55,3 +55,14 @@ def require_torch() -> ModuleType:
         if os.environ.get("CI"):
             pytest.fail("torch is missing under CI: make test should have installed torch==2.13.0")
         pytest.skip("torch not installed: the torch cross-checks need it (make test installs torch==2.13.0)")
+
+
+def require_onnxscript() -> None:
+    """onnxscript, which torch's default (dynamo) exporter needs: a failure under CI
+    (``CI`` set, where the torch extra installs it), a skip elsewhere."""
+    try:
+        importlib.import_module("onnxscript")
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("onnxscript is missing under CI: torch's default exporter needs it")
+        pytest.skip("onnxscript not installed: torch's default exporter needs it")

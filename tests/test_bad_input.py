@@ -151,3 +151,19 @@ def test_no_progress_bar_without_terminal(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr("sys.stderr", err)
     assert main(["train", MODEL, "--backend", "oracle", "-o", str(tmp_path / "t.onnx")]) == 0
     assert err.getvalue() == ""
+
+
+def test_memory_error_is_bad_input(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whatever the bounds miss: running out of memory is one line and exit 2."""
+    def too_big(*a: object, **k: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr("hwbp.io.random_batch", too_big)
+    assert "out of memory" in one_line_error(capsys, main(["verify", MODEL]))
+
+
+def test_overflow_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Inputs near float64's limit overflow in the forward pass: one line, exit 2 (found by the fuzz test)."""
+    path = tmp_path / "b.npz"
+    np.savez(path, x=np.full((2, 64), 1e308), y=np.zeros((2, 10)))
+    assert "numerical overflow" in one_line_error(capsys, main(["verify", MODEL, "--batch", str(path)]))

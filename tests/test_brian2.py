@@ -178,3 +178,24 @@ def test_cli_verify_report(tmp_path, build_dir):
     assert rep["max_rel_err"] < ORACLE_RTOL
     # a flag of another backend is refused with a one-line error (exit 2)
     assert main(["verify", str(tmp_path / "small.hwbp"), "--backend", "brian2", "--mode", "steady"]) == 2
+
+
+@pytest.mark.parametrize("activation", ["elu", "silu", "softsign", "hardtanh", "relu6"])
+def test_further_activations_match_reference(activation, build_dir):
+    graph = random_mlp([3, 4, 2], activation=activation, seed=2, gain=1.5).with_loss("mse")
+    system = lower(graph)
+    batch = make_batch(graph, 2, seed=3)
+    opts = {"dt": 0.1, "duration": 6.0, "build_dir": build_dir}
+    ours = Brian2Backend().simulate(system, batch, opts, initial="random", seed=2)
+    ref = simulate(system, batch, mode="continuous", solver="exponential", dt=0.1, duration=6.0, initial="random",
+                   seed=2)
+    for key, e in ref.state.gates.items():
+        assert _rel(ours.state.gates[key], e) < REFERENCE_RTOL
+    for name in ref.state.tension:
+        assert _rel(ours.state.tension[name], ref.state.tension[name]) < REFERENCE_RTOL
+
+
+def test_unsupported_term_features_are_one_line_errors():
+    graph = random_mlp([3, 4, 2], activation="gelu", seed=2).with_loss("mse")
+    with pytest.raises(ConfigError, match="activation 'gelu' has no Brian2 equation"):
+        Brian2Backend().compile(lower(graph), Brian2Options())

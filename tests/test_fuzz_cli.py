@@ -10,7 +10,9 @@ reads back.
 
 ``HWBP_FUZZ_EXAMPLES`` (default 1002, a third per test below) sets how many inputs a run
 feeds; the runs are derandomized, so CI sees the same inputs every time
-(``HWBP_FUZZ_RANDOM=1`` draws new ones, to hunt for more).
+(``HWBP_FUZZ_RANDOM=1`` draws new ones, to hunt for more; ``HWBP_FUZZ_LOG=FILE``
+records each run's exit code, arguments and last stderr line, ``HWBP_FUZZ_KEEP=DIR``
+keeps the inputs of runs that exit 1 or 3).
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def onnx_mutation(draw: st.DrawFn, data: bytes) -> bytes:
         elif kind == "value" and init is not None:
             try:
                 arr = onnx.numpy_helper.to_array(init).astype(np.float32)
-            except (ValueError, TypeError):  # an earlier mutation made the tensor unreadable
+            except Exception:  # an earlier mutation made the tensor unreadable (any onnx error)
                 continue
             if arr.size:
                 with np.errstate(over="ignore"):  # 1e308 as float32 is inf: also a case to feed
@@ -250,9 +252,11 @@ def check(tmp: Path, argv: list[str]) -> None:
     before = {p for p in tmp.rglob("*")}
     code, err = run_cli(tmp, argv)
     if os.environ.get("HWBP_FUZZ_LOG"):
+        last = err.splitlines()[-1] if err.strip() else ""
         with open(os.environ["HWBP_FUZZ_LOG"], "a") as fh:
-            last = err.splitlines()[-1] if err.strip() else ""
             fh.write(f"{code}\t{argv}\t{last}\n")
+    if code in (1, 3) and os.environ.get("HWBP_FUZZ_KEEP"):
+        shutil.copytree(tmp, Path(os.environ["HWBP_FUZZ_KEEP"]) / f"{code}_{tmp.name}")
     assert code in (0, 1, 2), f"exit {code} for {argv}:\n{err}"
     lines = [ln for ln in err.splitlines() if not ln.startswith("hwbp: note:")]
     if code == 2 and lines and not lines[0].startswith("usage:"):

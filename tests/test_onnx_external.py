@@ -82,6 +82,7 @@ def test_symlink_out_of_the_directory(tmp_path: Path) -> None:
     ({"offset": -1}, "non-negative integer"),
     ({"length": "1e3"}, "non-negative integer"),
     ({"length": 10 ** 30}, "non-negative integer"),
+    ({"extra": {"offset": "\u00b2"}, "offset": None}, "non-negative integer"),
     ({"extra": {"basepath": "/"}}, "unknown external data key"),
 ])
 def test_bad_ranges(tmp_path: Path, kw: dict, match: str) -> None:

@@ -34,7 +34,14 @@ def test_oracle_matches_finite_differences(name, graph, loss) -> None:
 
 TORCH = {"identity": lambda t, a: t, "tanh": lambda t, a: t.tanh(), "sigmoid": lambda t, a: t.sigmoid(),
          "relu": lambda t, a: t.relu(), "leaky_relu": lambda t, a: __import__("torch").nn.functional.leaky_relu(t, a),
-         "softplus": lambda t, a: __import__("torch").nn.functional.softplus(t)}
+         "softplus": lambda t, a: __import__("torch").nn.functional.softplus(t),
+         "gelu": lambda t, a: __import__("torch").nn.functional.gelu(t),
+         "gelu_tanh": lambda t, a: __import__("torch").nn.functional.gelu(t, approximate="tanh"),
+         "elu": lambda t, a: __import__("torch").nn.functional.elu(t, a),
+         "silu": lambda t, a: __import__("torch").nn.functional.silu(t),
+         "softsign": lambda t, a: __import__("torch").nn.functional.softsign(t),
+         "hardtanh": lambda t, a: __import__("torch").nn.functional.hardtanh(t),
+         "relu6": lambda t, a: __import__("torch").nn.functional.relu6(t)}
 
 
 @pytest.mark.parametrize("loss", ["mse", "ce"])

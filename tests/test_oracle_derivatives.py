@@ -36,6 +36,13 @@ TORCH_ACTIVATIONS = {
     "relu": lambda F, t, alpha: t.relu(),
     "leaky_relu": lambda F, t, alpha: F.leaky_relu(t, alpha),
     "softplus": lambda F, t, alpha: F.softplus(t),
+    "gelu": lambda F, t, alpha: F.gelu(t),
+    "gelu_tanh": lambda F, t, alpha: F.gelu(t, approximate="tanh"),
+    "elu": lambda F, t, alpha: F.elu(t, alpha),
+    "silu": lambda F, t, alpha: F.silu(t),
+    "softsign": lambda F, t, alpha: F.softsign(t),
+    "hardtanh": lambda F, t, alpha: F.hardtanh(t),
+    "relu6": lambda F, t, alpha: F.relu6(t),
 }
 
 #: Central differences, step H in float64: truncation ~H^2 |f'''|, round-off ~1e-16/H.

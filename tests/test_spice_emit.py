@@ -16,13 +16,12 @@ from hwbp.ir.graph import Graph
 from hwbp.ir.nodes import Activation, Dense, Input
 from hwbp.lower import lower
 from hwbp.oracle import exact_gradients
-from hwbp.targets.spice.backend import run_spice, split_nodes
+from hwbp.targets.spice.backend import run_spice
 from hwbp.targets.spice.build import build_circuit
 from hwbp.targets.spice.emit import netlist_files, write_netlists
 from hwbp.targets.spice.model import SpiceOptions
 from hwbp.targets.spice.ngspice import BatchRunner
 from hwbp.targets.spice.shared import SharedRunner
-from hwbp.targets.spice.raw import read_raw
 from hwbp.types import Batch
 from hwbp.verify import compare, read_gradients, verify
 

@@ -30,7 +30,8 @@ def _mlp(depth: int, width: int, act: str, seed: int):
     sizes = [5] + [width] * (depth - 1) + [3]
     # gains near the edge of chaos keep deep networks neither dead nor contracting, so
     # that the error left at 2L - 1 steps stays visible above round-off
-    gain = {"sigmoid": 4.0, "softplus": 1.6, "relu": np.sqrt(2.0), "leaky_relu": np.sqrt(2.0)}.get(act, 1.2)
+    gain = {"sigmoid": 4.0, "softplus": 1.6, "relu": np.sqrt(2.0), "leaky_relu": np.sqrt(2.0),
+            "relu6": 1.6, "elu": 1.6, "gelu": 1.7, "gelu_tanh": 1.7, "silu": 1.7, "softsign": 1.6}.get(act, 1.2)
     return random_mlp(sizes, activation=act, seed=seed, gain=gain)
 
 
@@ -75,6 +76,10 @@ def test_deep_exact_after_2L(act: str, depth: int) -> None:
     # so "not yet exact at 2L - 1" is shown there by the residual net only.
     early = not (act == "sigmoid" and depth == 64)
     _check_unit_step(_mlp(depth, 8, act, seed=depth), "ce" if depth == 32 else "mse", seed=2, early=early)
+    if act in ("hardtanh", "relu6"):
+        # the residual sums of 30+ blocks grow past the clipping bounds: every gate is 0
+        # and the gradient vanishes (a degenerate case, not a test of the dynamics)
+        return
     _check_unit_step(random_resmlp(4, 6, 3, blocks=depth - 2, activation=act, seed=3),
                      "mse", seed=4)
 

@@ -32,11 +32,14 @@ _RESERVED = frozenset({"loss"})
 
 
 class _Value(NamedTuple):
-    """A computed tensor: the IR node holding it, its rank and its width per sample."""
+    """A computed tensor: the IR node holding it, its rank, its width per sample and
+    its per-sample shape (``(C, *S)`` of a ``[batch, C, *S]`` tensor, flattened
+    row-major in the IR; ``()`` when only the width is known)."""
 
     node: str
     rank: int
     size: int
+    shape: tuple[int, ...] = ()
 
 
 def _attr_float(value: float) -> float:
@@ -65,6 +68,10 @@ class _Importer:
         self.used: set[str] = set(_RESERVED)
         #: Tensors produced directly by a Gemm/MatMul, by tensor name -> Dense name.
         self.fusable: dict[str, str] = {}
+        #: Initializer name -> IR parameter name, for initializers that became parameters.
+        self.params: dict[str, str] = {}
+        #: The graph input's static batch size (0 when symbolic).
+        self.batch_dim = 0
         self.uses: Counter[str] = Counter(i for n in graph.node for i in n.input if i)
         self.uses.update(o.name for o in graph.output)
 
@@ -90,15 +97,16 @@ class _Importer:
         except (ValueError, TypeError) as exc:
             raise ModelFormatError(f"{self.source}: {what} is corrupted: {' '.join(str(exc).split())}") from None
 
-    def dynamic(self, node: onnx.NodeProto, index: int) -> _Value:
-        """Input ``index`` of ``node``, which must be a computed tensor of rank <= 2."""
+    def dynamic(self, node: onnx.NodeProto, index: int, *, any_rank: bool = False) -> _Value:
+        """Input ``index`` of ``node``, which must be a computed tensor of rank <= 2
+        (of any rank with ``any_rank``, for elementwise ops)."""
         name = node.input[index] if index < len(node.input) else ""
         if name in self.consts:
             self.fail(node, f"input #{index} {name!r} is a constant; expected a computed tensor")
         if name not in self.values:
             self.fail(node, f"input #{index} {name!r} is not produced by any preceding node", ModelError)
         value = self.values[name]
-        if value.rank > 2:
+        if value.rank > 2 and not any_rank:
             self.fail(node, f"input {name!r} is {value.rank}-D; only [batch, n] or [n] tensors are supported")
         return value
 
@@ -142,22 +150,32 @@ class _Importer:
         base = "/".join(parts) if node.name else (node.output[0] if node.output else "")
         return self.unique(base, node.op_type.lower())
 
-    def emit(self, node: onnx.NodeProto, ir: Node, rank: int, size: int) -> None:
+    def emit(self, node: onnx.NodeProto, ir: Node, rank: int, size: int, shape: tuple[int, ...] = ()) -> None:
+        """Record IR node ``ir`` as the value of ``node``'s output."""
         self.nodes[ir.name] = ir
-        self.values[node.output[0]] = _Value(ir.name, rank, size)
+        self.values[node.output[0]] = _Value(ir.name, rank, size, shape)
 
     def dense(self, node: onnx.NodeProto, x: _Value, weight: np.ndarray, bias: np.ndarray, wname: str,
-              has_bias: bool = True) -> None:
-        """Emit ``y = weight @ x + bias`` (``weight`` is ``(out, in)``); ``has_bias=False``
-        makes a bias-free layer (no bias parameter; a later ``Add`` may give it one)."""
+              bname: str = "", has_bias: bool = True, gain: float = 1.0) -> None:
+        """Emit ``y = gain * weight @ x + bias`` (``weight`` is ``(out, in)``; ``gain`` a
+        fixed scale, e.g. Gemm's ``alpha``); ``wname`` and ``bname`` are the initializers
+        they come from (a second use ties to the first); ``has_bias=False`` makes a
+        bias-free layer (no bias parameter; a later ``Add`` may give it one)."""
         if weight.shape[1] != x.size:
             self.fail(node, f"weight {wname!r} (as (out, in) = {weight.shape}) expects {weight.shape[1]} "
                             f"inputs but the input has {x.size}", ShapeError)
         bias = self.bias(node, bias, weight.shape[0])
         prefix = wname[: -len(".weight")] if wname.endswith(".weight") else ""
         name = self.unique(prefix, "") if _clean(prefix) else self.node_name(node)
-        self.emit(node, Dense(name, source=x.node, weight=weight, bias=bias, has_bias=has_bias), x.rank,
-                  weight.shape[0])
+        # a weight initializer read by several nodes is one (tied) parameter
+        wparam = self.params.get(wname)
+        bparam = self.params.get(bname) if bname else None
+        ir = Dense(name, source=x.node, weight=weight, bias=bias, has_bias=has_bias, gain=gain, weight_param=wparam,
+                   bias_param=bparam)
+        self.params.setdefault(wname, ir.weight_name)
+        if bname:
+            self.params.setdefault(bname, ir.bias_name)
+        self.emit(node, ir, x.rank, weight.shape[0])
         self.fusable[node.output[0]] = name
 
     def bias(self, node: onnx.NodeProto, b: np.ndarray, n_out: int) -> np.ndarray:

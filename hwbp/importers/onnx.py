@@ -44,6 +44,7 @@ from hwbp.errors import (
 from hwbp.importers._onnx_state import _FLOAT_TYPES, _Importer, _Value
 from hwbp.importers.onnx_ops import _HANDLERS, SUPPORTED_OPS
 from hwbp.importers.onnx_outputs import choose_output, needed_nodes
+from hwbp.importers.onnx_patterns import fuse_decompositions
 from hwbp.ir.graph import Graph
 from hwbp.ir.nodes import Input
 
@@ -85,14 +86,15 @@ def _add_input(imp: _Importer, vi: onnx.ValueInfoProto) -> None:
                          f"n >= 1; got {[d.dim_param or d.dim_value for d in tt.shape.dim]}")
     ir = Input(imp.unique(vi.name, "x"), size=int(np.prod(features)))
     imp.nodes[ir.name] = ir
-    imp.values[vi.name] = _Value(ir.name, len(dims), ir.size)
+    imp.values[vi.name] = _Value(ir.name, len(dims), ir.size, tuple(features) if len(dims) > 2 else ())
+    imp.batch_dim = int(dims[0]) if len(dims) >= 2 else 0  # a static batch size, as Reshape may name it
 
 
 def _convert(model: onnx.ModelProto, source: str, name: str | None, base_dir: str | None = None,
              output: str | None = None) -> Graph:
     g = model.graph
     out = choose_output(g, source, output)
-    nodes = needed_nodes(g, out)
+    nodes = needed_nodes(fuse_decompositions(g), out)
     imp = _Importer(source, g, base_dir)
     imp.uses = Counter(i for n in nodes for i in n.input if i)
     imp.uses[out] += 1

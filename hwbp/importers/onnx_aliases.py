@@ -4,7 +4,6 @@ IR node): ``Cast`` to a floating-point type (skl2onnx casts the input to float) 
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 
 from hwbp.errors import ModelError
@@ -28,16 +27,3 @@ def _cast(imp: _Importer, node: onnx.NodeProto) -> None:
     imp.values[node.output[0]] = imp.dynamic(node, 0)
 
 
-def _reshape(imp: _Importer, node: onnx.NodeProto) -> None:
-    imp.attrs(node, {"allowzero": 0})
-    if len(node.input) != 2:
-        imp.fail(node, f"expected 2 inputs, got {len(node.input)}", ModelError)
-    x = imp.dynamic(node, 0)
-    shape = np.asarray(imp.const(node, 1, "shape")).reshape(-1)
-    ok = (x.rank == 2 and shape.size == 2 and shape[0] in (-1, 0)
-          and (shape[1] == x.size or (shape[1] == -1 and shape[0] == 0)))
-    if not ok:
-        imp.fail(node, f"Reshape of a {x.rank}-D tensor of width {x.size} to {shape.tolist()} is not supported "
-                       f"(only to [-1, {x.size}] or [0, {x.size}], which keeps [batch, n]); to import the tensor "
-                       f"before it, pass --output {node.input[0]}")
-    imp.values[node.output[0]] = x

@@ -58,7 +58,7 @@ def _integer(entries: dict[str, str], key: str, what: str) -> int | None:
     text = entries.get(key)
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise ModelFormatError(f"{what}: external data {key} {text!r} must be a non-negative integer")
     return int(text)
 

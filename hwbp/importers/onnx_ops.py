@@ -15,6 +15,7 @@ from hwbp.errors import (
     ShapeError,
 )
 from hwbp.importers._onnx_state import Handler, _attr_float, _Importer
+from hwbp.importers.onnx_spatial import SPATIAL_HANDLERS
 from hwbp.ir.nodes import Activation, Add, Dense
 
 __all__ = ["SUPPORTED_OPS"]
@@ -34,10 +35,13 @@ def _gemm(imp: _Importer, node: onnx.NodeProto) -> None:
     w = imp.const(node, 1, "weight")
     if w.ndim != 2:
         imp.fail(node, f"weight {node.input[1]!r} must be 2-D, got shape {w.shape}", ShapeError)
-    weight = _attr_float(at["alpha"]) * (w if at["transB"] else w.T)
+    weight = w if at["transB"] else w.T  # alpha stays a fixed gain: the parameterization round-trips
     has_c = len(node.input) == 3 and node.input[2] != ""
     bias = _attr_float(at["beta"]) * imp.const(node, 2, "bias") if has_c else np.zeros(())
-    imp.dense(node, x, weight, bias, node.input[1], has_bias=has_c)
+    alpha = _attr_float(at["alpha"])
+    if alpha == 0:
+        imp.fail(node, "alpha = 0 makes the layer constant; fold it before export")
+    imp.dense(node, x, weight, bias, node.input[1], node.input[2] if has_c else "", has_bias=has_c, gain=alpha)
 
 
 def _matmul(imp: _Importer, node: onnx.NodeProto) -> None:
@@ -69,15 +73,19 @@ def _add(imp: _Importer, node: onnx.NodeProto) -> None:
         dense = imp.nodes[dense_name]
         assert isinstance(dense, Dense)
         b = imp.bias(node, imp.consts[node.input[1 - k]], x.size)
-        imp.nodes[dense_name] = dataclasses.replace(dense, bias=dense.bias + b, has_bias=True)
+        bname = node.input[1 - k]
+        tie = imp.params.get(bname) if dense.bias_param is None and not np.any(dense.bias) else None
+        imp.nodes[dense_name] = dataclasses.replace(dense, bias=dense.bias + b, has_bias=True,
+                                                    bias_param=tie or dense.bias_param)
+        imp.params.setdefault(bname, imp.nodes[dense_name].bias_name)
         imp.values[node.output[0]] = x
         imp.fusable[node.output[0]] = dense_name
         return
-    a, b = imp.dynamic(node, 0), imp.dynamic(node, 1)
-    if (a.rank, a.size) != (b.rank, b.size):
+    a, b = imp.dynamic(node, 0, any_rank=True), imp.dynamic(node, 1, any_rank=True)
+    if (a.rank, a.size) != (b.rank, b.size) or (a.rank > 2 and a.shape != b.shape):
         imp.fail(node, f"operands differ in shape ({a.rank}-D of width {a.size} vs "
                        f"{b.rank}-D of width {b.size}); broadcasting is not supported", ShapeError)
-    imp.emit(node, Add(imp.node_name(node), sources=(a.node, b.node)), a.rank, a.size)
+    imp.emit(node, Add(imp.node_name(node), sources=(a.node, b.node)), a.rank, a.size, a.shape)
 
 
 def _pass_through(imp: _Importer, node: onnx.NodeProto) -> None:
@@ -95,25 +103,30 @@ def _identity(imp: _Importer, node: onnx.NodeProto) -> None:
 def _flatten(imp: _Importer, node: onnx.NodeProto) -> None:
     at = imp.attrs(node, {"axis": 1})
     value = imp.values.get(node.input[0]) if node.input else None
-    if value is not None and value.rank != 2:
-        imp.fail(node, f"Flatten of a {value.rank}-D tensor is not supported (only 2-D [batch, n])")
-    if at["axis"] not in (1, -1):
+    if value is not None and value.rank < 2:
+        imp.fail(node, f"Flatten of a {value.rank}-D tensor is not supported (only [batch, ...])")
+    if at["axis"] != 1 and not (at["axis"] == -1 and value is not None and value.rank == 2):
         imp.fail(node, f"axis={at['axis']} is not supported (only 1)")
-    _pass_through(imp, node)
+    if len(node.input) != 1:
+        imp.fail(node, f"expected 1 input, got {len(node.input)}", ModelError)
+    x = imp.dynamic(node, 0, any_rank=True)
+    # [batch, C, *S] flattened row-major is the IR's layout already: no new node
+    imp.values[node.output[0]] = x._replace(rank=2, shape=(x.size,))
 
 
-def _activation(function: str, alpha: bool = False) -> Handler:
+def _activation(function: str, alpha: bool | float = False) -> Handler:
     """Handler making an :class:`Activation` of ``function`` (with ONNX attribute
-    ``alpha``, default 0.01, where ``alpha`` is true)."""
+    ``alpha``, default 0.01 or the number given, where ``alpha`` is set)."""
+    default = 0.01 if alpha is True else float(alpha)
 
     def handler(imp: _Importer, node: onnx.NodeProto) -> None:
-        at = imp.attrs(node, {"alpha": 0.01} if alpha else {})
+        at = imp.attrs(node, {"alpha": default} if alpha else {})
         if len(node.input) != 1:
             imp.fail(node, f"expected 1 input, got {len(node.input)}", ModelError)
-        x = imp.dynamic(node, 0)
+        x = imp.dynamic(node, 0, any_rank=True)
         ir = Activation(imp.node_name(node), source=x.node, function=function,
                         alpha=_attr_float(at["alpha"]) if alpha else 0.01)
-        imp.emit(node, ir, x.rank, x.size)
+        imp.emit(node, ir, x.rank, x.size, x.shape)
 
     handler.__name__ = f"_{function}"
     return handler
@@ -131,13 +144,12 @@ def _constant(imp: _Importer, node: onnx.NodeProto) -> None:
         imp.fail(node, f"unsupported attribute {attr.name!r}")
 
 
-from hwbp.importers.onnx_aliases import _cast, _reshape  # noqa: E402  (value-preserving ops)
+from hwbp.importers.onnx_aliases import _cast  # noqa: E402  (value-preserving ops)
 from hwbp.importers.onnx_decomp import _greater, _where  # noqa: E402  (exporter decompositions)
 
 #: Handler per supported ONNX op type (default domain).
 _HANDLERS: Mapping[str, Handler] = MappingProxyType({
     "Cast": _cast,
-    "Reshape": _reshape,
     "Greater": _greater,
     "Where": _where,
     "Add": _add,
@@ -151,6 +163,9 @@ _HANDLERS: Mapping[str, Handler] = MappingProxyType({
     "Sigmoid": _activation("sigmoid"),
     "Softplus": _activation("softplus"),
     "Tanh": _activation("tanh"),
+    "Elu": _activation("elu", alpha=1.0),
+    "Softsign": _activation("softsign"),
+    **SPATIAL_HANDLERS,
 })
 
 #: The ONNX op types :func:`load_onnx_bytes` accepts, sorted.

@@ -13,6 +13,8 @@ int64) does not stop the import.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import warnings
 
 import onnx
@@ -45,7 +47,8 @@ def choose_output(graph: onnx.GraphProto, source: str, output: str | None) -> st
     softmax = [n for n in graph.node if n.op_type == "Softmax" and n.domain in ("", "ai.onnx") and n.input]
     sigmoid = [n for n in graph.node if n.op_type == "Sigmoid" and n.domain in ("", "ai.onnx") and n.output]
     if softmax:
-        chosen, what = softmax[-1].input[0], f"the logits (input of Softmax {softmax[-1].name or chosen!r})"
+        chosen = softmax[-1].input[0]
+        what = f"the logits (input of Softmax {softmax[-1].name or chosen!r})"
     elif sigmoid:
         chosen, what = sigmoid[-1].output[0], f"the probabilities (output of Sigmoid {sigmoid[-1].name!r})"
     else:
@@ -56,11 +59,11 @@ def choose_output(graph: onnx.GraphProto, source: str, output: str | None) -> st
     return chosen
 
 
-def needed_nodes(graph: onnx.GraphProto, output: str) -> list[onnx.NodeProto]:
-    """The nodes ``output`` depends on, in graph order."""
+def needed_nodes(nodes: Sequence[onnx.NodeProto], output: str) -> list[onnx.NodeProto]:
+    """The ``nodes`` (a graph's, in order) that ``output`` depends on, in graph order."""
     need = {output}
     keep = []
-    for node in reversed(graph.node):
+    for node in reversed(list(nodes)):
         if any(o in need for o in node.output):
             keep.append(node)
             need.update(i for i in node.input if i)

@@ -12,7 +12,7 @@ import numpy as np
 from hwbp.errors import ModelError, ShapeError
 from hwbp.ir.activations import get_activation
 from hwbp.ir.losses import LOSSES
-from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss, Node
+from hwbp.ir.nodes import Activation, Add, AvgPool, BatchNorm, Conv, Dense, Input, Loss, Node
 from hwbp.registry import unique_name
 
 __all__ = ["Graph", "topological_order"]
@@ -90,6 +90,8 @@ def _lint_node(node: Node, sizes: dict[str, int]) -> int:
         _check_finite(node, "weight", w)
         _check_finite(node, "bias", b)
         return int(w.shape[0])
+    if isinstance(node, (Conv, AvgPool, BatchNorm)):
+        return _lint_spatial(node, sizes)
     if isinstance(node, Activation):
         get_activation(node.function, where=f"node {node.name!r}")
         if not np.isfinite(node.alpha):
@@ -111,6 +113,58 @@ def _lint_node(node: Node, sizes: dict[str, int]) -> int:
             )
         return 0
     raise ModelError(f"node {node.name!r}: unsupported node type {type(node).__name__}")
+
+
+def _lint_spatial(node: Conv | AvgPool | BatchNorm, sizes: dict[str, int]) -> int:
+    """Check the geometry of a node on ``[C, *spatial]`` tensors; return its output size."""
+    what = f"{node.kind} {node.name!r}"
+    shape = node.in_shape
+    d = len(shape) - 1
+    if d < 0 or any(n < 1 for n in shape):
+        raise ShapeError(f"{what}: in_shape must be positive integers (C, *spatial), got {shape}")
+    if int(np.prod(shape)) != sizes[node.source]:
+        raise ShapeError(f"{what}: in_shape {shape} holds {int(np.prod(shape))} values but "
+                         f"{node.source!r} gives {sizes[node.source]}")
+    if isinstance(node, BatchNorm):
+        for label in ("weight", "bias", "mean", "var"):
+            arr = getattr(node, label)
+            if arr.shape != (shape[0],):
+                raise ShapeError(f"{what}: {label} must have shape ({shape[0]},), got {arr.shape}")
+            _check_finite(node, label, arr)
+        if not (node.epsilon >= 0 and np.all(node.var + node.epsilon > 0)):
+            raise ModelError(f"{what}: var + epsilon must be positive")
+        return sizes[node.source]
+    if d not in (1, 2):
+        raise ShapeError(f"{what}: only 1-D and 2-D spatial inputs are supported, got in_shape {shape}")
+    fields = {"strides": d, "pads": 2 * d} | ({"dilations": d} if isinstance(node, Conv) else {"kernel": d})
+    for label, n in fields.items():
+        v = getattr(node, label)
+        if len(v) != n or any(x < (0 if label == "pads" else 1) for x in v):
+            raise ShapeError(f"{what}: {label} must be {n} {'non-negative' if label == 'pads' else 'positive'} "
+                             f"integers, got {v}")
+    if isinstance(node, Conv):
+        w, g = node.weight, node.groups
+        if w.ndim != d + 2 or g < 1 or shape[0] % g or w.shape[0] % g or w.shape[1] * g != shape[0]:
+            raise ShapeError(f"{what}: kernel of shape {w.shape} with groups={g} does not fit input "
+                             f"channels {shape[0]} (expected (C_out, {shape[0]}/groups, *kernel))")
+        if node.bias.shape not in ((w.shape[0],), (0,)):
+            raise ShapeError(f"{what}: bias must have shape ({w.shape[0]},) (or (0,) for none), "
+                             f"got {node.bias.shape}")
+        _check_finite(node, "weight", w)
+        _check_finite(node, "bias", node.bias)
+    out = node.out_shape
+    if any(n < 1 for n in out):
+        raise ShapeError(f"{what}: window larger than the padded input {shape} (output shape {out})")
+    return int(np.prod(out))
+
+
+def _parameter_fields(node: Node) -> tuple[tuple[str, str], ...]:
+    """``(parameter name, field)`` pairs of the trainable arrays of ``node``."""
+    if isinstance(node, (Dense, Conv)) and not node.has_bias:
+        return ((node.weight_name, "weight"),)
+    if isinstance(node, (Dense, Conv, BatchNorm)):
+        return ((node.weight_name, "weight"), (node.bias_name, "bias"))
+    return ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,6 +200,20 @@ class Graph:
             sizes[node.name] = _lint_node(node, sizes)
         object.__setattr__(self, "_sizes", MappingProxyType(sizes))
         self._lint_structure()
+        self._lint_ties()
+
+    def _lint_ties(self) -> None:
+        seen: dict[str, tuple[str, np.ndarray]] = {}
+        for node in self.nodes:
+            for pname, attr in _parameter_fields(node):
+                arr = getattr(node, attr)
+                if pname in seen:
+                    first, ref = seen[pname]
+                    if ref.shape != arr.shape or not np.array_equal(ref, arr):
+                        raise ModelError(f"parameter {pname!r} is shared by nodes {first!r} and {node.name!r} "
+                                         f"but they hold different values (shapes {ref.shape}, {arr.shape})")
+                else:
+                    seen[pname] = (node.name, arr)
 
     def _lint_structure(self) -> None:
         if self.output not in self._by_name:
@@ -206,15 +274,22 @@ class Graph:
         return MappingProxyType({k: tuple(v) for k, v in out.items()})
 
     def parameters(self) -> dict[str, np.ndarray]:
-        """All parameter arrays by name (``<dense>.weight``, ``<dense>.bias``; a
-        bias-free Dense has no ``.bias``)."""
+        """All parameter arrays by name (``<dense>.weight``, ``<dense>.bias``; conv
+        kernels, batch-norm gamma and beta likewise; a bias-free layer has no bias).
+        A tied parameter appears once."""
         params: dict[str, np.ndarray] = {}
         for node in self.nodes:
-            if isinstance(node, Dense):
-                params[node.weight_name] = node.weight
-                if node.has_bias:
-                    params[node.bias_name] = node.bias
+            for pname, attr in _parameter_fields(node):
+                params.setdefault(pname, getattr(node, attr))
         return params
+
+    def parameter_uses(self) -> dict[str, tuple[str, ...]]:
+        """Parameter name -> the nodes that use it (more than one for a tied parameter)."""
+        uses: dict[str, list[str]] = {}
+        for node in self.nodes:
+            for pname, _ in _parameter_fields(node):
+                uses.setdefault(pname, []).append(node.name)
+        return {k: tuple(v) for k, v in uses.items()}
 
     # ------------------------------------------------------------ derivations
     def with_loss(self, function: str, *, name: str = "loss") -> "Graph":
@@ -240,11 +315,8 @@ class Graph:
             raise ModelError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
         nodes = []
         for node in self.nodes:
-            if isinstance(node, Dense):
-                node = replace(
-                    node,
-                    weight=params.get(node.weight_name, node.weight),
-                    bias=params.get(node.bias_name, node.bias) if node.has_bias else node.bias,
-                )
+            fields = _parameter_fields(node)
+            if any(p in params for p, _ in fields):
+                node = replace(node, **{attr: params.get(p, getattr(node, attr)) for p, attr in fields})
             nodes.append(node)
         return Graph(tuple(nodes), self.output, self.name)

@@ -21,7 +21,7 @@ import numpy as np
 
 from hwbp.errors import HwbpError, ModelFormatError
 from hwbp.ir.graph import Graph
-from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss, Node
+from hwbp.ir.nodes import Activation, Add, AvgPool, BatchNorm, Conv, Dense, Input, Loss, Node
 
 __all__ = ["FORMAT", "NODE_TYPES", "graph_to_bytes", "graph_from_bytes"]
 
@@ -30,16 +30,26 @@ FORMAT = "hwbp.graph/1"
 
 #: Registry of serializable node types, by their ``kind``.
 NODE_TYPES: Mapping[str, type[Node]] = MappingProxyType(
-    {cls.kind: cls for cls in (Input, Dense, Activation, Add, Loss)}
+    {cls.kind: cls for cls in (Input, Dense, Activation, Add, Loss, Conv, AvgPool, BatchNorm)}
 )
+
+
+#: Fields added to a node type after format 1, with their defaults: written only when a
+#: node's value differs, so archives of models that do not use them stay readable by
+#: earlier versions (and byte-identical to what those wrote).
+OPTIONAL_FIELDS: Mapping[tuple[str, str], Any] = MappingProxyType({("dense", "gain"): 1.0,
+                                                                   ("dense", "has_bias"): True})
 
 
 def _encode_node(node: Node, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     record: dict[str, Any] = {"kind": node.kind}
     for f in dataclasses.fields(node):
         value = getattr(node, f.name)
-        if f.name == "has_bias" and value is True:
-            continue  # written only for bias-free layers: other archives stay readable by older versions
+        key = (node.kind, f.name)
+        if key in OPTIONAL_FIELDS and value == OPTIONAL_FIELDS[key]:
+            continue  # a field added after format 1, at its default: older readers load the archive
+        if value is None and f.default is None:
+            continue  # optional field left at its default (e.g. an untied Dense): older readers load it
         if isinstance(value, np.ndarray):
             key = f"arrays/{len(arrays)}.npy"
             arrays[key] = value

@@ -2,10 +2,10 @@
 
 from hwbp.lower.lowerer import Lowerer, LoweringContext, lower
 from hwbp.lower.system import (
-    Coupling, DynamicsSystem, InputPort, LossPort, Population, Term, TiedParameter,
+    Coupling, DynamicsSystem, InputPort, Layout, LossPort, Population, Term, TiedParameter, term_matrix,
 )
 
 __all__ = [
     "Lowerer", "LoweringContext", "lower", "Coupling", "DynamicsSystem", "InputPort", "LossPort",
-    "Population", "Term", "TiedParameter",
+    "Population", "Term", "TiedParameter", "Layout", "term_matrix",
 ]

@@ -5,6 +5,14 @@ global mutable registry).  Each rule receives a :class:`LoweringContext` and the
 Fusion keeps the system shallow (fewer populations, smaller L):
 
 * ``Dense`` followed by its only consumer ``Activation`` becomes one term ``f(W u + b)``;
+  ``Conv``, ``BatchNorm`` and ``AvgPool`` are terms with a structured
+  :class:`~hwbp.lower.system.Layout` (:mod:`hwbp.lower.structured`) and fuse the same way;
+* a parameter used by several nodes (tied weights) is registered once and named by
+  every term that uses it;
+* an ``Activation`` of a population (or input) whose only consumer is a ``Dense``
+  becomes that Dense's source-side nonlinearity: one term ``g W φ(u) + b`` (a
+  pre-activation layer; see :class:`~hwbp.lower.system.Term`), so ``φ(u)`` needs no
+  population of its own and L counts the network's layers;
 * terms whose only consumer is an ``Add`` are summed into the Add's population
   (``x = f(W u + b) + u`` for a residual block is one population);
 * every other node becomes a population of its own.
@@ -14,13 +22,15 @@ Lowering is pure: the graph is never mutated.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
 from hwbp.errors import ModelError
 from hwbp.ir.graph import Graph
-from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss, Node
+from hwbp.ir.nodes import Activation, Add, AvgPool, BatchNorm, Conv, Dense, Input, Loss, Node
+from hwbp.lower.structured import avgpool_layout, batchnorm_layout, conv_layout
 from hwbp.lower.system import (
     Coupling, DynamicsSystem, InputPort, LossPort, Population, Term, TiedParameter,
 )
@@ -40,6 +50,9 @@ class LoweringContext:
         self.parameters: dict[str, np.ndarray] = {}
         self.loss: LossPort | None = None
         self._pending: dict[str, tuple[Term, ...]] = {}
+        #: Activation nodes realized on the source side of their only (Dense) reader:
+        #: node name -> (source, function, alpha)
+        self.source_side: dict[str, tuple[str, str, float]] = {}
         self._level: dict[str, int] = {}
 
     # ------------------------------------------------------------ building
@@ -129,19 +142,56 @@ def _lower_input(ctx: LoweringContext, node: Node) -> None:
 
 def _lower_dense(ctx: LoweringContext, node: Node) -> None:
     assert isinstance(node, Dense)
+    src, phi, phi_alpha = ctx.source_side.pop(node.source, (None, "identity", 0.01))
     term = Term(
-        source=ctx.source(node.source),
+        source=ctx.source(node.source) if src is None else src,
         weight=ctx.add_parameter(node.weight_name, node.weight),
         bias=ctx.add_parameter(node.bias_name, node.bias) if node.has_bias else None,
+        gain=node.gain,
+        source_activation=phi,
+        source_alpha=phi_alpha,
     )
     ctx.emit(node.name, (term,))
 
 
 def _lower_activation(ctx: LoweringContext, node: Node) -> None:
     assert isinstance(node, Activation)
+    readers = ctx.graph.consumers[node.name]
+    if (node.source not in ctx._pending and node.name != ctx.graph.output and len(readers) == 1
+            and isinstance(ctx.graph.node(readers[0]), Dense) and node.function != "identity"):
+        # pre-activation layer: φ(u) lives on the source side of the Dense's synapses
+        ctx.source_side[node.name] = (ctx.source(node.source), node.function, float(node.alpha))
+        return
     # emit() only hands an Activation a single identity term to fuse with
     (base,) = ctx.terms_of(node.source, node.name)
-    term = Term(base.source, node.function, float(node.alpha), base.weight, base.bias)
+    term = replace(base, activation=node.function, alpha=float(node.alpha))
+    ctx.emit(node.name, (term,))
+
+
+def _lower_conv(ctx: LoweringContext, node: Node) -> None:
+    assert isinstance(node, Conv)
+    term = Term(
+        source=ctx.source(node.source),
+        weight=ctx.add_parameter(node.weight_name, node.weight),
+        bias=ctx.add_parameter(node.bias_name, node.bias) if node.has_bias else None,
+        layout=conv_layout(node),
+    )
+    ctx.emit(node.name, (term,))
+
+
+def _lower_avgpool(ctx: LoweringContext, node: Node) -> None:
+    assert isinstance(node, AvgPool)
+    ctx.emit(node.name, (Term(source=ctx.source(node.source), layout=avgpool_layout(node)),))
+
+
+def _lower_batchnorm(ctx: LoweringContext, node: Node) -> None:
+    assert isinstance(node, BatchNorm)
+    term = Term(
+        source=ctx.source(node.source),
+        weight=ctx.add_parameter(node.weight_name, node.weight),
+        bias=ctx.add_parameter(node.bias_name, node.bias),
+        layout=batchnorm_layout(node),
+    )
     ctx.emit(node.name, (term,))
 
 
@@ -175,6 +225,9 @@ class Lowerer:
             Activation: _lower_activation,
             Add: _lower_add,
             Loss: _lower_loss,
+            Conv: _lower_conv,
+            AvgPool: _lower_avgpool,
+            BatchNorm: _lower_batchnorm,
         }
 
     def register(self, node_type: type[Node], rule: Rule) -> None:

@@ -5,9 +5,11 @@ population ``v`` (one per activation-producing IR node after fusion) the state i
 pair of node vectors ``x+_v``, ``x-_v``; with ``xbar = (x+ + x-)/2`` and tension
 ``T = x+ - x-`` the dynamics are (DESIGN.md section 2)::
 
-    tau dxbar_v/dt = -xbar_v + sum_k f_k(W_k xbar_{u_k} + b_k)                 (forward)
-    tau dT_v/dt    = -T_v + sum_{(p,k): u_k = v} W_kᵀ (f_k'(a_k) ⊙ T_p)       (sensitivity)
+    tau dxbar_v/dt = -xbar_v + sum_k f_k(a_k),  a_k = g_k W_k φ_k(xbar_{u_k}) + b_k     (forward)
+    tau dT_v/dt    = -T_v + sum_{(p,k): u_k = v} φ_k'(xbar_v) ⊙ g_k W_kᵀ (f_k'(a_k) ⊙ T_p)  (sensitivity)
                           + beta * grad_l(xbar_v)        if v feeds the loss
+
+(``φ_k`` and ``g_k`` are the identity and 1 unless a term says otherwise, see :class:`Term`)
 
 where the sum over ``k`` runs over the population's :class:`Term` s.  At the fixed
 point ``xbar`` is the forward pass and ``T_v = beta * dl/dx_v`` exactly.
@@ -26,7 +28,7 @@ from hwbp.errors import ModelError
 from hwbp.ir.nodes import frozen_array
 
 __all__ = [
-    "InputPort", "Term", "Population", "Coupling", "TiedParameter", "LossPort", "DynamicsSystem",
+    "InputPort", "Layout", "Term", "term_matrix", "Population", "Coupling", "TiedParameter", "LossPort", "DynamicsSystem",
 ]
 
 
@@ -41,10 +43,95 @@ class InputPort:
     size: int
 
 
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """A structured (sparse) weight built from one parameter: the term's matrix is
+
+        W[rows[m], cols[m]] = scale[m] * theta[index[m]]   (theta[-1] read as 1: a fixed entry)
+
+    with ``theta`` the term's flattened weight parameter (all other entries zero), its
+    bias ``b[j] = beta[bias_index[j]]`` from the flattened bias parameter, and its
+    input shifted by a fixed ``offset``: the term computes ``f(W (u - offset) + b)``.
+
+    A convolution is a layout whose ``index`` sends every position to its kernel
+    entry, so the one kernel serves every use and ``dL/dtheta_k`` is the sum of
+    ``scale[m] * (e uᵀ)[rows[m], cols[m]]`` over the entries ``m`` with ``index[m] = k``.
+    A fixed linear map (average pooling) has ``index = -1`` throughout and no parameter.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(out, in)`` of the matrix.
+    rows, cols, index : numpy.ndarray
+        int64 arrays of equal length, one entry per structural non-zero.
+    scale : numpy.ndarray
+        float64 factor per entry.
+    bias_index : numpy.ndarray or None
+        int64 ``(out,)``: which bias parameter entry each output takes.
+    offset : numpy.ndarray or None
+        float64 ``(in,)`` fixed input offset (batch-norm running mean), or None for 0.
+    """
+
+    shape: tuple[int, int]
+    rows: np.ndarray
+    cols: np.ndarray
+    index: np.ndarray
+    scale: np.ndarray
+    bias_index: np.ndarray | None = None
+    offset: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for f in ("rows", "cols", "index", "bias_index"):
+            v = getattr(self, f)
+            if v is not None:
+                v = np.array(v, dtype=np.int64)
+                v.setflags(write=False)
+                object.__setattr__(self, f, v)
+        object.__setattr__(self, "scale", frozen_array(self.scale))
+        if self.offset is not None:
+            object.__setattr__(self, "offset", frozen_array(self.offset))
+        object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))
+
+    def matrix(self, theta: np.ndarray | None) -> np.ndarray:
+        """The dense ``(out, in)`` matrix for the weight parameter ``theta`` (None: fixed map)."""
+        w = np.zeros(self.shape)
+        values = self.scale.copy()
+        if theta is not None:
+            flat = np.asarray(theta, dtype=np.float64).reshape(-1)
+            tied = self.index >= 0
+            values[tied] *= flat[self.index[tied]]
+        np.add.at(w, (self.rows, self.cols), values)
+        return w
+
+    def mask(self) -> np.ndarray:
+        """Boolean ``(out, in)``: the structural non-zeros (where a synapse exists)."""
+        m = np.zeros(self.shape, dtype=bool)
+        m[self.rows, self.cols] = True
+        return m
+
+    def weight_gradient(self, outer: np.ndarray, size: int) -> np.ndarray:
+        """Flat gradient of ``theta`` (``size`` entries) from the dense matrix gradient
+        ``outer = dL/dW`` (``(out, in)``): the sum over every use of each entry."""
+        tied = self.index >= 0
+        vals = self.scale[tied] * outer[self.rows[tied], self.cols[tied]]
+        return np.bincount(self.index[tied], weights=vals, minlength=size)
+
+
 @dataclass(frozen=True)
 class Term:
-    """One additive drive term of a population: ``f(W u + b)``, or ``f(u)`` when
+    """One additive drive term of a population: ``f(g W φ(u) + b)``, or ``f(u)`` when
     ``weight`` is None (a skip connection when ``f`` is the identity).
+
+    ``φ`` (``source_activation``, identity by default) is a *source-side*
+    nonlinearity and ``g`` (``gain``, 1 by default) a fixed scale: together they
+    realize a pre-activation layer ``W φ(z) / sqrt(N L)`` as ONE term instead of a
+    population for ``φ(z)`` and one for the product, so that the depth L (in
+    populations) and the unit-step budget 2L are those of the network's layers.
+    With ``a = g W φ(ū) + b`` and ``e = f'(a) ⊙ T`` (the post-side gate of the
+    term's population), the forward drive is ``f(a)``, the sensitivity drive into
+    the source is ``φ'(ū) ⊙ (g Wᵀ e)`` (gated on the source side, where ``ū``
+    lives) and the synapse reads ``dL/dW = g mean e φ(u)ᵀ / beta``.  A weightless
+    term takes neither (``φ`` and ``g`` only accompany a weight).
 
     Attributes
     ----------
@@ -56,7 +143,13 @@ class Term:
         Slope parameter of ``f`` (leaky_relu only).
     weight, bias : str or None
         Names of the parameters ``W`` (``(out, in)``) and ``b`` in
-        :attr:`DynamicsSystem.parameters`.
+        :attr:`DynamicsSystem.parameters`.  Several terms may name the same
+        parameter (tied weights): each realizes its use from the one value, and the
+        parameter's gradient is the sum of every use's local gradient.
+    layout : Layout or None
+        When set, the term's matrix and bias are built from the parameters by
+        :meth:`Layout.matrix` (convolutions, batch normalization, fixed pooling maps;
+        see :func:`term_matrix`); ``weight`` may then be None (a fixed map).
     """
 
     source: str
@@ -64,6 +157,38 @@ class Term:
     alpha: float = 0.01
     weight: str | None = None
     bias: str | None = None
+    gain: float = 1.0
+    source_activation: str = "identity"
+    source_alpha: float = 0.01
+    layout: Layout | None = None
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the term has a matrix (``W u + b``) rather than passing ``u`` through."""
+        return self.weight is not None or self.layout is not None
+
+
+def term_matrix(parameters: Mapping[str, np.ndarray], term: Term) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The dense ``(W, b)`` a term applies, ``a = g W φ(u) + b`` (``(None, None)`` for a
+    pass-through term); the fixed gain ``g`` and the source-side ``φ`` are the term's own
+    fields and are not folded in.
+
+    With a :class:`Layout`, ``W`` is built from the weight parameter and the input
+    offset is folded into the bias, ``b = beta[bias_index] - W offset``.
+    """
+    if term.layout is None:
+        w = None if term.weight is None else parameters[term.weight]
+        b = None if term.bias is None else parameters[term.bias]
+        return w, b
+    lay = term.layout
+    w = lay.matrix(None if term.weight is None else parameters[term.weight])
+    b = None
+    if term.bias is not None:
+        flat = np.asarray(parameters[term.bias], dtype=np.float64).reshape(-1)
+        b = flat[lay.bias_index] if lay.bias_index is not None else flat.copy()
+    if lay.offset is not None:
+        b = (np.zeros(lay.shape[0]) if b is None else b) - w @ lay.offset
+    return w, b
 
 
 @dataclass(frozen=True)
@@ -100,7 +225,10 @@ class Coupling:
 @dataclass(frozen=True)
 class TiedParameter:
     """A weight shared by one forward and (when its source is a population) one
-    sensitivity coupling: indices into :attr:`DynamicsSystem.couplings`."""
+    sensitivity coupling: indices into :attr:`DynamicsSystem.couplings`.  A weight
+    used by several terms (a layer applied twice, a convolution kernel at every
+    position) has one entry per use, all with the same ``name``; see
+    :meth:`DynamicsSystem.uses`."""
 
     name: str
     forward: int
@@ -186,6 +314,12 @@ class DynamicsSystem:
                 if term.source in out:
                     out[term.source].append((p.name, k))
         return MappingProxyType({k: tuple(v) for k, v in out.items()})
+
+    def uses(self, parameter: str) -> tuple[tuple[str, int], ...]:
+        """Every ``(population, term index)`` whose term reads ``parameter`` (as weight
+        or bias): more than one for a tied parameter."""
+        return tuple((p.name, k) for p in self.populations for k, t in enumerate(p.terms)
+                     if parameter in (t.weight, t.bias))
 
     def with_parameters(self, params: Mapping[str, np.ndarray]) -> "DynamicsSystem":
         """A copy with some parameter values replaced (shapes must not change)."""

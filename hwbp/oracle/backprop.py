@@ -4,7 +4,10 @@ Written independently of the dynamics code (lowering, simulator, readout): it wa
 the IR nodes directly, one forward and one backward sweep, with a table of
 per-node-type forward and vector-Jacobian-product functions.  Activation values and
 derivatives and loss gradients come from the oracle's own
-:mod:`hwbp.oracle.derivatives`, never from the tables the dynamics use.
+:mod:`hwbp.oracle.derivatives`, never from the tables the dynamics use.  Convolution,
+pooling and batch normalization work on ``(batch, C, *S)`` arrays in
+:mod:`hwbp.oracle.spatial`.  A parameter used by several nodes (tied weights)
+accumulates every use's gradient.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Callable, Mapping
 import numpy as np
 
 from hwbp.ir.graph import Graph
-from hwbp.ir.nodes import Activation, Add, Dense, Input, Loss
+from hwbp.ir.nodes import Activation, Add, AvgPool, BatchNorm, Conv, Dense, Input, Loss
+from hwbp.oracle import spatial
 from hwbp.oracle.derivatives import oracle_activation, oracle_loss
 from hwbp.types import Batch, Gradients
 
@@ -25,7 +29,7 @@ Values = dict[str, np.ndarray]
 
 
 def _fwd_dense(node: Dense, v: Values) -> np.ndarray:
-    return v[node.source] @ node.weight.T + node.bias
+    return node.gain * (v[node.source] @ node.weight.T) + node.bias
 
 
 def _fwd_activation(node: Activation, v: Values) -> np.ndarray:
@@ -36,8 +40,17 @@ def _fwd_add(node: Add, v: Values) -> np.ndarray:
     return np.sum([v[s] for s in node.sources], axis=0)
 
 
+def _spatial_fwd(fn: Callable) -> Callable:
+    def fwd(node, v: Values) -> np.ndarray:
+        x = v[node.source]
+        return fn(node, x.reshape((x.shape[0],) + node.in_shape)).reshape(x.shape[0], -1)
+    return fwd
+
+
 _FORWARD: Mapping[type, Callable] = MappingProxyType(
-    {Dense: _fwd_dense, Activation: _fwd_activation, Add: _fwd_add}
+    {Dense: _fwd_dense, Activation: _fwd_activation, Add: _fwd_add,
+     Conv: _spatial_fwd(spatial.conv_forward), AvgPool: _spatial_fwd(spatial.avgpool_forward),
+     BatchNorm: _spatial_fwd(spatial.batchnorm_forward)}
 )
 
 
@@ -53,10 +66,43 @@ def forward(graph: Graph, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _vjp_dense(node: Dense, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
-    pgrad[node.weight_name] = g.T @ v[node.source]
+    _pacc(pgrad, node.weight_name, node.gain * (g.T @ v[node.source]))
     if node.has_bias:
-        pgrad[node.bias_name] = g.sum(axis=0)
-    acc(node.source, g @ node.weight)
+        _pacc(pgrad, node.bias_name, g.sum(axis=0))
+    acc(node.source, node.gain * (g @ node.weight))
+
+
+def _pacc(pgrad: dict, name: str, g: np.ndarray) -> None:
+    """Add ``g`` to parameter ``name``'s gradient (a tied parameter has several uses)."""
+    pgrad[name] = pgrad[name] + g if name in pgrad else g
+
+
+def _unflat(node, v: Values, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = v[node.source]
+    n = x.shape[0]
+    return x.reshape((n,) + node.in_shape), g.reshape((n,) + tuple(node.out_shape))
+
+
+def _vjp_conv(node: Conv, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
+    x, gy = _unflat(node, v, g)
+    gx, gw, gb = spatial.conv_vjp(node, x, gy)
+    _pacc(pgrad, node.weight_name, gw)
+    if node.has_bias:
+        _pacc(pgrad, node.bias_name, gb)
+    acc(node.source, gx.reshape(x.shape[0], -1))
+
+
+def _vjp_avgpool(node: AvgPool, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
+    x, gy = _unflat(node, v, g)
+    acc(node.source, spatial.avgpool_vjp(node, x, gy).reshape(x.shape[0], -1))
+
+
+def _vjp_batchnorm(node: BatchNorm, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
+    x, gy = _unflat(node, v, g)
+    gx, gg, gb = spatial.batchnorm_vjp(node, x, gy)
+    _pacc(pgrad, node.weight_name, gg)
+    _pacc(pgrad, node.bias_name, gb)
+    acc(node.source, gx.reshape(x.shape[0], -1))
 
 
 def _vjp_activation(node: Activation, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
@@ -69,7 +115,8 @@ def _vjp_add(node: Add, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) ->
 
 
 _VJP: Mapping[type, Callable] = MappingProxyType(
-    {Dense: _vjp_dense, Activation: _vjp_activation, Add: _vjp_add, Input: lambda *a: None}
+    {Dense: _vjp_dense, Activation: _vjp_activation, Add: _vjp_add, Input: lambda *a: None,
+     Conv: _vjp_conv, AvgPool: _vjp_avgpool, BatchNorm: _vjp_batchnorm}
 )
 
 

@@ -116,6 +116,59 @@ def _leaky_relu_prime(a: Array, alpha: float) -> Array:
     return np.where(a > 0, 1.0, alpha)  # leaky_relu'(0) = alpha, as torch
 
 
+_SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2/pi)
+_GELU_C = 0.044715
+
+
+def _phi_cdf(a: Array) -> Array:
+    """Standard normal CDF, ``erfc(-a/sqrt 2)/2`` (accurate in the lower tail)."""
+    from scipy.special import erfc
+
+    return 0.5 * erfc(-np.asarray(a) / np.sqrt(2.0))
+
+
+def _gelu_prime(a: Array, alpha: float) -> Array:
+    # d/da [a Phi(a)] = Phi(a) + a phi(a), phi the standard normal density
+    return _phi_cdf(a) + a * np.exp(-0.5 * np.square(a)) / np.sqrt(2.0 * np.pi)
+
+
+def _sech2(u: Array) -> Array:
+    e = np.exp(-2.0 * np.abs(u))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+def _gelu_tanh(a: Array, alpha: float) -> Array:
+    u = _SQRT_2_OVER_PI * (a + _GELU_C * a ** 3)
+    return a * (1.0 - 1.0 / (1.0 + np.exp(np.clip(2.0 * u, -745.0, 709.0))))  # a (1 + tanh u)/2
+
+
+def _gelu_tanh_prime(a: Array, alpha: float) -> Array:
+    u = _SQRT_2_OVER_PI * (a + _GELU_C * a ** 3)
+    half = 0.5 * (1.0 + np.tanh(u))
+    return half + 0.5 * a * _sech2(u) * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * a * a)
+
+
+def _elu(a: Array, alpha: float) -> Array:
+    return np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0.0)))
+
+
+def _elu_prime(a: Array, alpha: float) -> Array:
+    return np.where(a > 0, 1.0, _elu(a, alpha) + alpha)  # alpha e^a = alpha (e^a - 1) + alpha; elu'(0) = alpha
+
+
+def _silu_prime(a: Array, alpha: float) -> Array:
+    return _sigmoid(a) + a * _sigmoid(a) * _sigmoid(-a)
+
+
+def _softsign_prime(a: Array, alpha: float) -> Array:
+    return np.square(1.0 - np.abs(a / (1.0 + np.abs(a))))  # (1 - |f(a)|)^2
+
+
+def _clip_prime(lo: float, hi: float) -> Callable[[Array, float], Array]:
+    # torch: slope 1 strictly inside (lo, hi), 0 at and beyond the bounds
+    return lambda a, alpha: np.where((a > lo) & (a < hi), 1.0, 0.0)
+
+
 _ACTIVATIONS = (
     OracleActivation("identity", lambda a, alpha: a + 0.0, lambda a, alpha: np.ones(np.shape(a))),
     OracleActivation("tanh", lambda a, alpha: np.tanh(a), _tanh_prime),
@@ -123,6 +176,13 @@ _ACTIVATIONS = (
     OracleActivation("relu", lambda a, alpha: np.where(a > 0, a, 0.0), _relu_prime),
     OracleActivation("leaky_relu", lambda a, alpha: np.where(a > 0, a, alpha * a), _leaky_relu_prime),
     OracleActivation("softplus", _softplus, _sigmoid),
+    OracleActivation("gelu", lambda a, alpha: a * _phi_cdf(a), _gelu_prime),
+    OracleActivation("gelu_tanh", _gelu_tanh, _gelu_tanh_prime),
+    OracleActivation("elu", _elu, _elu_prime),
+    OracleActivation("silu", lambda a, alpha: a * _sigmoid(a), _silu_prime),
+    OracleActivation("softsign", lambda a, alpha: a / (1.0 + np.abs(a)), _softsign_prime),
+    OracleActivation("hardtanh", lambda a, alpha: np.minimum(np.maximum(a, -1.0), 1.0), _clip_prime(-1.0, 1.0)),
+    OracleActivation("relu6", lambda a, alpha: np.minimum(np.maximum(a, 0.0), 6.0), _clip_prime(0.0, 6.0)),
 )
 
 #: The oracle's activations, by IR name (read-only).

@@ -29,7 +29,7 @@ import numpy as np
 
 from hwbp.ir.activations import ActivationFn, get_activation
 from hwbp.ir.losses import get_loss
-from hwbp.lower.system import DynamicsSystem
+from hwbp.lower.system import DynamicsSystem, term_matrix
 from hwbp.types import Batch
 
 __all__ = ["Kernel", "STACK_MAX_VALUES"]
@@ -49,6 +49,9 @@ class _Term:
     bias: np.ndarray | None
     fn: ActivationFn | None  # None for the identity
     alpha: float
+    gain: float = 1.0  # fixed scale g of g W φ(u)
+    pre: ActivationFn | None = None  # source-side φ; None for the identity
+    pre_alpha: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -92,16 +95,22 @@ class Kernel:
             terms = []
             for t in pop.terms:
                 fn = get_activation(t.activation)
-                w = None if t.weight is None else system.parameters[t.weight]
+                phi = get_activation(t.source_activation)
+                # each use of a tied parameter (a layer applied twice, a convolution
+                # kernel at every position) is realized from the one parameter value
+                w, b = term_matrix(system.parameters, t)
                 terms.append(
                     _Term(
                         src=index.get(t.source, -1),
                         src_input=None if t.source in index else batch.x[t.source],
                         weight=w,
                         wt=None if w is None else np.ascontiguousarray(w.T),
-                        bias=None if t.bias is None else system.parameters[t.bias],
+                        bias=b,
                         fn=None if fn.name == "identity" else fn,
                         alpha=t.alpha,
+                        gain=float(t.gain),
+                        pre=None if phi.name == "identity" else phi,
+                        pre_alpha=float(t.source_alpha),
                     )
                 )
             self.terms.append(terms)
@@ -112,6 +121,8 @@ class Kernel:
         self.consumers = [sorted({p for p, _ in s}) for s in self.successors]
         self.sizes = [p.size for p in system.populations]
         self.gates: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
+        #: source-side gates φ'(ū) of the terms that have a source-side nonlinearity
+        self.pre_gates: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
         chains = self._find_chains() if stack_layers else []
         if stack_layers == "auto":
             chains = [c for c in chains if batch.size * c.weight.shape[1] <= STACK_MAX_VALUES]
@@ -128,12 +139,14 @@ class Kernel:
         a, b = self.terms[i], self.terms[i + 1]
         return (
             len(b) == 1 and b[0].src == i and b[0].weight is not None and b[0].bias is not None
+            and b[0].gain == 1.0 and b[0].pre is None
             and b[0].weight.shape == a[0].weight.shape and b[0].fn is a[0].fn and b[0].alpha == a[0].alpha
         )
 
     def _chainable(self, i: int) -> bool:
         (t,) = self.terms[i] if len(self.terms[i]) == 1 else (None,)
-        return t is not None and t.weight is not None and t.bias is not None and t.weight.shape[0] == t.weight.shape[1]
+        return (t is not None and t.weight is not None and t.bias is not None and t.gain == 1.0 and t.pre is None
+                and t.weight.shape[0] == t.weight.shape[1])
 
     def _find_chains(self) -> list[_Chain]:
         chains, i = [], 0
@@ -173,9 +186,15 @@ class Kernel:
         gates = self.gates[i]
         for k, term in enumerate(self.terms[i]):
             u = term.src_input if term.src < 0 else means[term.src]
+            if term.pre is not None:
+                phi = term.pre.f(u, term.pre_alpha)
+                self.pre_gates[i][k] = term.pre.df(u, phi, term.pre_alpha)
+                u = phi
             if term.wt is not None:
                 a = u @ term.wt
                 self.flops += 2 * a.size * term.wt.shape[0]
+                if term.gain != 1.0:
+                    a *= term.gain
                 if term.bias is not None:
                     a += term.bias
             else:
@@ -228,6 +247,10 @@ class Kernel:
             if term.weight is not None:
                 c = e @ term.weight
                 self.flops += 2 * c.size * term.weight.shape[0]
+                if term.gain != 1.0:
+                    c *= term.gain
+                if term.pre is not None:
+                    c *= self.pre_gates[p][k]
             else:
                 c = e
             out = c if out is None else out + c

@@ -109,7 +109,7 @@ def gate_signals(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndar
     out: dict[tuple[str, int], np.ndarray] = {}
     for i, (name, terms) in enumerate(zip(kernel.names, kernel.terms)):
         for k, term in enumerate(terms):
-            if term.weight is None:
+            if kernel.system.populations[i].terms[k].weight is None:  # no parameter to read out
                 continue
             gate = kernel.gates[i][k]
             out[(name, k)] = tensions[i] if gate is None else gate * tensions[i]

@@ -21,12 +21,23 @@ __all__ = ["FORMAT", "EquationsOptions", "EquationsTarget", "equations_markdown"
 FORMAT = "hwbp.equations/1"
 
 
+def _matrix(term: Term) -> str | None:
+    """How the term's matrix is written: its weight, or ``M(weight)`` for a structured
+    layout (convolution, batch normalization; ``M(fixed)`` for pooling)."""
+    if term.layout is None:
+        return term.weight
+    return f"M({term.weight or 'fixed'})"
+
+
 def _pre(term: Term) -> str:
     u = f"xbar[{term.source}]"
-    if term.weight is None:
+    if not term.weighted:
         return u
+    if term.source_activation != "identity":
+        u = f"{term.source_activation}({u})"
+    g = "" if term.gain == 1.0 else f"{term.gain:.17g} · "
     b = f" + {term.bias}" if term.bias else ""
-    return f"{term.weight} · {u}{b}"
+    return f"{g}{_matrix(term)} · {u}{b}"
 
 
 def _fname(term: Term) -> str:
@@ -41,7 +52,13 @@ def _drive(term: Term) -> str:
 def _gate(term: Term, post: str) -> str:
     t = f"T[{post}]"
     e = t if term.activation == "identity" else f"{_fname(term)}'({_pre(term)}) ⊙ {t}"
-    return f"{term.weight}ᵀ · ({e})" if term.weight else e
+    if not term.weighted:
+        return e
+    g = "" if term.gain == 1.0 else f"{term.gain:.17g} · "
+    back = f"{g}{_matrix(term)}ᵀ · ({e})"
+    if term.source_activation != "identity":
+        back = f"{term.source_activation}'(xbar[{term.source}]) ⊙ {back}"
+    return back
 
 
 def equations_markdown(system: DynamicsSystem) -> str:
@@ -86,7 +103,11 @@ def equations_json(system: DynamicsSystem) -> dict[str, Any]:
                 "level": p.level,
                 "terms": [
                     {"source": t.source, "activation": t.activation, "alpha": t.alpha,
-                     "weight": t.weight, "bias": t.bias}
+                     "weight": t.weight, "bias": t.bias,
+                     **({"structured": True} if t.layout is not None else {}),
+                     **({} if t.gain == 1.0 else {"gain": t.gain}),
+                     **({} if t.source_activation == "identity" else
+                        {"source_activation": t.source_activation, "source_alpha": t.source_alpha})}
                     for t in p.terms
                 ],
             }

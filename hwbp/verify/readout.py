@@ -1,9 +1,15 @@
 """Gradients read from a physical state: the tension and the local outer-product rule.
 
-For population ``v``: ``dl/dx_v = T_v / beta``.  For a synapse term ``f(W u + b)``
+For population ``v``: ``dl/dx_v = T_v / beta``.  For a synapse term ``f(g W φ(u) + b)``
 of population ``v`` the gradient is read at the synapse from what it sees locally,
-the pre-synaptic mean ``u`` and the gated post-synaptic sensitivity
-``e = f'(W u + b) ⊙ T_v``:  ``dL/dW = mean_i e_i u_iᵀ / beta``, ``dL/db = mean_i e_i / beta``.
+the pre-synaptic signal ``φ(u)`` (``u`` itself when ``φ`` is the identity) and the
+gated post-synaptic sensitivity ``e = f'(g W φ(u) + b) ⊙ T_v``:
+``dL/dW = g mean_i e_i φ(u_i)ᵀ / beta``, ``dL/db = mean_i e_i / beta``.
+
+A parameter used by several terms (tied weights; a convolution kernel, used at every
+position) gets the sum of every use's local gradient; a term with a structured
+:class:`~hwbp.lower.system.Layout` folds ``e uᵀ`` onto its parameter entries with
+:meth:`~hwbp.lower.system.Layout.weight_gradient`.
 
 ``e`` is the backend's own gate signal (``State.gates``) wherever the backend supplied
 it (route ``"gate"``): a hardware derivative cell that is wrong then shows up as a wrong
@@ -17,7 +23,7 @@ import numpy as np
 
 from hwbp.ir.activations import get_activation
 from hwbp.ir.losses import get_loss
-from hwbp.lower.system import DynamicsSystem
+from hwbp.lower.system import DynamicsSystem, Term, term_matrix
 from hwbp.state import State
 from hwbp.types import Batch, Gradients
 
@@ -27,13 +33,45 @@ __all__ = ["read_gradients", "readout_routes", "ROUTES"]
 ROUTES = ("gate", "recomputed")
 
 
-def _recomputed_gate(system: DynamicsSystem, term, u: np.ndarray, tension: np.ndarray) -> np.ndarray:
-    w = system.parameters[term.weight]
+def _presynaptic(term: Term, u: np.ndarray) -> np.ndarray:
+    """The signal a term's synapses see: ``φ(u)`` (``u`` when ``φ`` is the identity)."""
+    if term.source_activation == "identity":
+        return u
+    return get_activation(term.source_activation).f(u, term.source_alpha)
+
+
+def _recomputed_gate(system: DynamicsSystem, term: Term, u: np.ndarray, tension: np.ndarray) -> np.ndarray:
+    w, b = term_matrix(system.parameters, term)
     a = u @ w.T
-    if term.bias is not None:
-        a = a + system.parameters[term.bias]
+    if term.gain != 1.0:
+        a = a * term.gain
+    if b is not None:
+        a = a + b
     fn = get_activation(term.activation)
     return fn.df(a, fn.f(a, term.alpha), term.alpha) * tension
+
+
+def _local_gradients(system: DynamicsSystem, term: Term, e: np.ndarray, u: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """This term's local gradients ``g mean_i e_i u_iᵀ`` and ``mean_i e_i`` of its parameters
+    (``u`` the presynaptic signal, ``g`` the term's fixed gain)."""
+    lay = term.layout
+    out: dict[str, np.ndarray] = {}
+    g = term.gain
+    if lay is None:
+        out[term.weight] = (e.T @ u if g == 1.0 else g * (e.T @ u)) / n
+        if term.bias is not None:
+            out[term.bias] = e.sum(axis=0) / n
+        return out
+    if lay.offset is not None:
+        u = u - lay.offset
+    theta = system.parameters[term.weight]
+    out[term.weight] = lay.weight_gradient(g * (e.T @ u) / n, theta.size).reshape(theta.shape)
+    if term.bias is not None:
+        bias = system.parameters[term.bias]
+        eb = e.sum(axis=0) / n
+        out[term.bias] = (np.bincount(lay.bias_index, weights=eb, minlength=bias.size).reshape(bias.shape)
+                          if lay.bias_index is not None else eb)
+    return out
 
 
 def readout_routes(system: DynamicsSystem, state: State) -> dict[str, str]:
@@ -70,13 +108,13 @@ def read_gradients(system: DynamicsSystem, state: State, batch: Batch) -> Gradie
             if term.weight is None:
                 continue
             u = np.asarray(state.mean[term.source]) if system.is_population(term.source) else batch.x[term.source]
+            u = _presynaptic(term, u)
             gate = state.gates.get((pop.name, k))
             if gate is None:
                 gate = _recomputed_gate(system, term, u, np.asarray(state.tension[pop.name]))
             e = np.asarray(gate, dtype=np.float64) / beta
-            params[term.weight] = e.T @ u / n
-            if term.bias is not None:
-                params[term.bias] = e.sum(axis=0) / n
+            for pname, g in _local_gradients(system, term, e, u, n).items():
+                params[pname] = params[pname] + g if pname in params else g
     out = np.asarray(state.mean[system.loss.population])
     loss = float(get_loss(system.loss.function).value(out, batch.y).mean())
     return Gradients(parameters=params, activations=sens, loss=loss)

@@ -37,7 +37,8 @@ from hwbp.lower.system import DynamicsSystem, Term
 __all__ = ["GroupSpec", "SynapseSpec", "Brian2Model", "build_model", "ACTIVATION_EQUATIONS", "connectivity"]
 
 #: Per activation: (output y from pre-activation z, derivative f'(z) from z and y).  The
-#: same closed forms as :mod:`hwbp.ir.activations` (sigmoid through tanh, relu'(0) = 0).
+#: same closed forms as :mod:`hwbp.ir.activations` (sigmoid through tanh, relu'(0) = 0);
+#: gelu and gelu_tanh have none (Brian2 has no erf), a one-line error says so.
 ACTIVATION_EQUATIONS: dict[str, tuple[str, str]] = {
     "identity": ("{z}", "1"),
     "tanh": ("tanh({z})", "(1 - {y}**2)"),
@@ -45,6 +46,13 @@ ACTIVATION_EQUATIONS: dict[str, tuple[str, str]] = {
     "relu": ("clip({z}, 0, inf)", "int({z} > 0)"),
     "leaky_relu": ("{z} * int({z} > 0) + {alpha} * {z} * int({z} <= 0)", "(int({z} > 0) + {alpha} * int({z} <= 0))"),
     "softplus": ("clip({z}, 0, inf) + log1p(exp(-abs({z})))", "0.5 * (1 + tanh(0.5 * {z}))"),
+    "elu": ("{z} * int({z} > 0) + {alpha} * expm1(clip({z}, -inf, 0))",
+            "(int({z} > 0) + {alpha} * exp(clip({z}, -inf, 0)) * int({z} <= 0))"),
+    "silu": ("{z} * 0.5 * (1 + tanh(0.5 * {z}))",
+             "0.5 * (1 + tanh(0.5 * {z})) * (1 + {z} * (1 - 0.5 * (1 + tanh(0.5 * {z}))))"),
+    "softsign": ("{z} / (1 + abs({z}))", "1 / (1 + abs({z}))**2"),
+    "hardtanh": ("clip({z}, -1, 1)", "int({z} > -1) * int({z} < 1)"),
+    "relu6": ("clip({z}, 0, 6)", "int({z} > 0) * int({z} < 6)"),
 }
 
 
@@ -154,6 +162,19 @@ def _term_lines(k: int, term: Term) -> list[str]:
     return lines
 
 
+def _check_term(pop: str, k: int, term: Term) -> None:
+    """Refuse, in one line, the term features the Brian2 realization does not have."""
+    if getattr(term, "layout", None) is not None:
+        raise ConfigError(f"population {pop!r}, term {k}: structured weights (convolution, pooling, batch norm) "
+                          "are not realized by the brian2 backend; use dense layers or --backend reference")
+    if getattr(term, "source_activation", "identity") != "identity":
+        raise ConfigError(f"population {pop!r}, term {k}: a source-side activation "
+                          f"({term.source_activation}) is not realized by the brian2 backend; use --backend reference")
+    if term.activation not in ACTIVATION_EQUATIONS:
+        raise ConfigError(f"population {pop!r}, term {k}: activation {term.activation!r} has no Brian2 equation; "
+                          f"valid: {', '.join(sorted(ACTIVATION_EQUATIONS))}")
+
+
 def build_model(system: DynamicsSystem, *, events: bool = False) -> Brian2Model:
     """The Brian2 description of ``system`` (deterministic: same system, same text).
 
@@ -175,6 +196,8 @@ def build_model(system: DynamicsSystem, *, events: bool = False) -> Brian2Model:
             groups.append(GroupSpec(names[port.name], port.name, port.size, "x : 1 (constant)", is_input=True))
     for pop in system.populations:
         names[pop.name] = _ident(pop.name, taken)
+        for k, term in enumerate(pop.terms):
+            _check_term(pop.name, k, term)
     syn_taken: set[str] = set(taken)
     synapses: list[SynapseSpec] = []
     # backward sums: per source population, one variable per successor term
@@ -219,7 +242,8 @@ def build_model(system: DynamicsSystem, *, events: bool = False) -> Brian2Model:
         for k, term in enumerate(pop.terms):
             src_is_pop = system.is_population(term.source)
             pre_var = "xbar" if src_is_pop else "x"
-            w = "w * " if term.weight is not None else ""
+            gain = float(getattr(term, "gain", 1.0))
+            w = ("" if gain == 1.0 else f"{gain!r} * ") + ("w * " if term.weight is not None else "")
             model = ["w : 1 (constant)"] if term.weight is not None else []
             back = back_index[(pop.name, k)] if src_is_pop else None
             on_pre = on_post = post_event = None

@@ -32,7 +32,7 @@ import numpy as np
 
 from hwbp.errors import ConfigError, ModelError
 from hwbp.ir.activations import ACTIVATIONS
-from hwbp.lower.system import DynamicsSystem
+from hwbp.lower.system import DynamicsSystem, term_matrix
 from hwbp.targets.spice.model import (
     Cell, Circuit, Element, Section, SpiceOptions, SynapseArray, load_cell,
 )
@@ -72,6 +72,10 @@ def check_system(system: DynamicsSystem) -> None:
                                  f"valid: {', '.join(sorted(ACTIVATIONS))}")
             if not np.isfinite(term.alpha):
                 raise ModelError(f"spice: population {pop.name!r}: non-finite alpha {term.alpha}")
+            if term.source_activation != "identity":
+                raise ModelError(f"spice: population {pop.name!r}: a source-side nonlinearity "
+                                 f"({term.source_activation} before the weights of {term.weight}) has no circuit "
+                                 "cell yet; use the reference backend for pre-activation layers")
     for name, value in system.parameters.items():
         if not np.all(np.isfinite(value)):
             bad = int(value.size - np.count_nonzero(np.isfinite(value)))
@@ -128,19 +132,24 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
             from_pop = system.is_population(term.source)
             pre = src_nodes[term.source]
             gate = [f"{t}_g{k}_{j}" for j in range(n)]
-            if term.weight is not None:
-                gate_nodes[(pop.name, k)] = tuple(gate)
+            if term.weighted:
+                if term.weight is not None:
+                    gate_nodes[(pop.name, k)] = tuple(gate)
                 a = [f"{t}_a{k}_{j}" for j in range(n)]
                 items += [Element(f"Ra_{t}_{k}_{j}", (a[j], "0"), spice_number(r)) for j in range(n)]
-                if term.bias is not None:
-                    b = system.parameters[term.bias]
+                # every use of a tied parameter (each position of a convolution kernel,
+                # each application of a shared layer) takes its conductance from the one value
+                w, b = term_matrix(system.parameters, term)
+                if b is not None:
                     items += [Element(f"Ib_{t}_{k}_{j}", ("0", a[j]), f"DC {spice_number(b[j] / r)}")
                               for j in range(n)]
-                w = np.asarray(system.parameters[term.weight], dtype=np.float64)
+                if term.gain != 1.0:
+                    w = term.gain * w  # the fixed gain g is part of each synapse's conductance
                 sens = src_nodes_sd(src_nodes, tags, term.source) if from_pop else None
                 items.append(SynapseArray(
                     f"Xs_{t}_{k}", "hwbp_synapse" if from_pop else "hwbp_synapse_fwd", tuple(pre), tuple(a),
-                    tuple(gate) if from_pop else None, tuple(sens) if sens else None, w / r,
+                    tuple(gate) if from_pop else None, tuple(sens) if sens else None,
+                    np.asarray(w, dtype=np.float64) / r, None if term.layout is None else term.layout.mask(),
                 ))
             else:
                 a = pre
@@ -148,13 +157,17 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                     sd = src_nodes_sd(src_nodes, tags, term.source)
                     items += [Element(f"Gk_{t}_{k}_{j}", ("0", sd[j], gate[j], "0"), spice_number(1.0 / r))
                               for j in range(n)]
-            extra = f" alpha={spice_number(term.alpha)}" if term.activation == "leaky_relu" else ""
+            extra = f" alpha={spice_number(term.alpha)}" if term.activation in ("leaky_relu", "elu") else ""
             items += [Element(f"Xa_{t}_{k}_{j}", (a[j], f"{t}_tn_{j}", f"{t}_fd_{j}", gate[j]),
                               f"hwbp_act_{term.activation}{extra}") for j in range(n)]
-            label = term.weight or f"skip from {term.source}"
+            label = term.weight or ("fixed map" if term.layout is not None else f"skip from {term.source}")
+            shared = ""
+            if term.layout is not None and term.weight is not None:
+                shared = (f"; structured: {term.layout.rows.size} synapses take their g from the "
+                          f"{system.parameters[term.weight].size} entries of the one parameter")
             sections.append(Section(
                 f"{comment_text(pop.name)} term {k}: {term.activation}({comment_text(label)}) "
-                f"from {comment_text(term.source)}", tuple(items)))
+                f"from {comment_text(term.source)}{comment_text(shared)}", tuple(items)))
 
     out = system.population(system.loss.population)
     t = tags[out.name]

@@ -37,7 +37,8 @@ DEFAULT_CELLS: Mapping[str, str] = MappingProxyType(
         "loss_mse": "hwbp_loss_mse.cir",
         "loss_ce": "hwbp_loss_ce.cir",
         **{f"act_{f}": f"hwbp_act_{f}.cir"
-           for f in ("identity", "tanh", "sigmoid", "relu", "leaky_relu", "softplus")},
+           for f in ("identity", "tanh", "sigmoid", "relu", "leaky_relu", "softplus",
+                     "gelu", "gelu_tanh", "elu", "silu", "softsign", "hardtanh", "relu6")},
     }
 )
 
@@ -222,7 +223,9 @@ class SynapseArray:
 
     Instance ``(j, i)`` is named ``{prefix}_{j}_{i}`` and connects ``pre[i]`` to
     ``post[j]`` (forward) and, when ``gate`` is given, ``gate[j]`` to ``sens[i]``
-    (backward), both with the one conductance ``conductance_s[j, i]`` (S).
+    (backward), both with the one conductance ``conductance_s[j, i]`` (S).  With a
+    ``mask`` (structured layers: convolutions, pooling, batch normalization) only the
+    instances where ``mask[j, i]`` is true exist.
     """
 
     prefix: str
@@ -232,11 +235,12 @@ class SynapseArray:
     gate: tuple[str, ...] | None
     sens: tuple[str, ...] | None
     conductance_s: np.ndarray
+    mask: np.ndarray | None = None
 
     @property
     def count(self) -> int:
         """Number of synapse instances."""
-        return int(self.conductance_s.size)
+        return int(self.conductance_s.size if self.mask is None else np.count_nonzero(self.mask))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from hwbp.errors import ConfigError
 from hwbp.targets.spice.model import Circuit, Element, SynapseArray
 
@@ -54,6 +56,8 @@ class SpiceWriter:
         # hot path (hundreds of thousands of lines): per-column and per-row pieces
         # are formatted once, each line is one concatenation
         p, cell = s.prefix, s.cell
+        if s.mask is not None:
+            return self._sparse_synapses(s)
         out: list[str] = []
         if s.gate is None:
             cols = [f"{i} {u} " for i, u in enumerate(s.pre)]
@@ -66,6 +70,16 @@ class SpiceWriter:
             for j, (post, gate, row) in enumerate(zip(s.post, s.gate, s.conductance_s.tolist())):
                 head, mid = f"{p}_{j}_", f"{post} {gate}"
                 out += [f"{head}{c}{mid}{e}{v}" for c, e, v in zip(cols, ends, map(repr, row))]
+        return out
+
+    def _sparse_synapses(self, s: SynapseArray) -> list[str]:
+        """Instances of a masked array, row by row (only where ``mask`` is true)."""
+        out: list[str] = []
+        rows, cols = np.nonzero(s.mask)
+        values = s.conductance_s[rows, cols].tolist()
+        for j, i, v in zip(rows.tolist(), cols.tolist(), values):
+            back = "" if s.gate is None else f" {s.gate[j]} {s.sens[i]}"
+            out.append(f"{s.prefix}_{j}_{i} {s.pre[i]} {s.post[j]}{back} {s.cell} g={v!r}")
         return out
 
     def body(self, circuit: Circuit, stimulus: Mapping[str, float]) -> list[str]:

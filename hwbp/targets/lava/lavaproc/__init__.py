@@ -1,0 +1,1 @@
+"""Lava processes and ProcessModels (imports only numpy and lava; no side effects)."""

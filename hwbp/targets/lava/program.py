@@ -1,0 +1,136 @@
+"""Run a network compiled by ``hwbp compile --target lava`` in Lava's CPU simulator and
+print its gradient table.
+
+This file is copied verbatim into the output directory next to ``params.npz`` (the
+topology as JSON text and every parameter array; no pickle), ``lavaproc/`` (the
+processes and ProcessModels) and ``lava_compat.py`` (Python 3.11 support for
+lava-nc 0.10.0).  It needs only numpy and lava-nc::
+
+    python run_lava.py [--batch BATCH.npz] [--steps N]
+
+``BATCH.npz`` holds ``x`` (or one array per input) and ``y``; without it a fixed-seed
+batch of 4 random samples is used.  The table lists, per parameter, the gradient
+``dl/dW = mean_b e uᵀ / beta`` built from the gate signals ``e`` that the term
+processes produced, its norm and its first entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def load() -> tuple[dict, dict]:
+    """Topology and arrays from ``params.npz``."""
+    with np.load(HERE / "params.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return json.loads(str(arrays.pop("topology"))), arrays
+
+
+def params_of(arrays: dict, prefix: str) -> dict:
+    """Process parameters stored under ``prefix`` (0-d arrays become Python scalars)."""
+    out = {}
+    for key, value in arrays.items():
+        if key.startswith(prefix):
+            out[key[len(prefix):]] = value.item() if value.ndim == 0 else value
+    return out
+
+
+def batch_of(top: dict, path: str | None) -> tuple[dict, np.ndarray]:
+    """Inputs by name and targets."""
+    if path is None:
+        rng = np.random.default_rng(0)
+        x = {i["name"]: rng.standard_normal((4, i["size"])) for i in top["inputs"]}
+        n = top["output_size"]
+        y = np.eye(n)[rng.integers(0, n, 4)] if top["loss"] == "ce" else rng.standard_normal((4, n))
+        return x, y
+    with np.load(path, allow_pickle=False) as z:
+        data = {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
+    names = [i["name"] for i in top["inputs"]]
+    x = {names[0]: data["x"]} if "x" in data and len(names) == 1 else {n: data[n] for n in names}
+    return x, data["y"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the processes, run ``steps + 1`` Lava steps, print the gradient table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", help="npz with x (or one array per input) and y")
+    ap.add_argument("--steps", type=int, help="unit steps of the dynamics (default: compiled)")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    import lava_compat
+
+    lava_compat.install()
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from lavaproc.fixed_models import FIXED_MODELS
+    from lavaproc.processes import FLOAT_MODELS, InputProcess, PopulationProcess, TermProcess
+
+    top, arrays = load()
+    fixed = top["precision"] == "fixed"
+    scale = 2.0 ** -top["S"] if fixed else 1.0
+    top_int = (1 << (top["state_bits"] - 1)) - 1 if fixed else 0
+
+    def enc(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        return np.clip(np.rint(v / scale), -top_int - 1, top_int).astype(np.int64) if fixed else v
+
+    x, y = batch_of(top, args.batch)
+    steps = top["steps"] if args.steps is None else args.steps
+    B = len(y)
+    inputs = {i["name"]: InputProcess(x=enc(x[i["name"]]), **params_of(arrays, "input/")) for i in top["inputs"]}
+    pops, terms = {}, {}
+    for p in top["populations"]:
+        z = np.zeros((B, p["size"]))
+        target = enc(y) if p["name"] == top["loss_population"] else enc(z)
+        pops[p["name"]] = PopulationProcess(mean=enc(z), tension=enc(z), target=target, n_steps=steps,
+                                            **params_of(arrays, f"pop/{p['name']}/"))
+    for p in top["populations"]:
+        for k, t in enumerate(p["terms"]):
+            key = f"term/{p['name']}/{k}/"
+            prm = params_of(arrays, key)
+            w, b = prm.pop("weight", None), prm.pop("bias", None)
+            proc = TermProcess(batch=B, n_in=t["n_in"], n_out=p["size"], weight=w, bias=b, **prm)
+            src = pops.get(t["source"]) or inputs[t["source"]]
+            src.x_out.connect(proc.u_in)
+            proc.y_out.connect(pops[p["name"]].fwd_in)
+            pops[p["name"]].t_out.connect(proc.t_in)
+            if t["source"] in pops:
+                proc.g_out.connect(pops[t["source"]].bwd_in)
+            terms[(p["name"], k)] = proc
+    first = next(iter(pops.values()))
+    cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt",
+                       exception_proc_model_map=FIXED_MODELS if fixed else FLOAT_MODELS)
+    first.run(condition=RunSteps(num_steps=steps + 1), run_cfg=cfg)
+    try:
+        means = {n: np.asarray(p.mean.get(), dtype=np.float64) * scale for n, p in pops.items()}
+        rows = []
+        for p in top["populations"]:
+            for k, t in enumerate(p["terms"]):
+                if t["weight"] is None:
+                    continue
+                e = np.asarray(terms[(p["name"], k)].e.get(), dtype=np.float64) * scale / top["beta"]
+                u = means[t["source"]] if t["source"] in means else x[t["source"]]
+                rows.append((t["weight"], e.T @ u / B))
+                if t["bias"] is not None:
+                    rows.append((t["bias"], e.sum(axis=0) / B))
+    finally:
+        first.stop()
+    print(f"{top['model']}: {top['precision']} Lava models, {steps} unit steps ({steps + 1} Lava steps), "
+          f"batch {B}, loss {top['loss']}")
+    print(f"{'parameter':<24}{'shape':<12}{'|grad|':>12}  first entries")
+    for name, g in rows:
+        head = " ".join(f"{v:+.6e}" for v in g.ravel()[:3])
+        print(f"{name:<24}{'x'.join(map(str, g.shape)):<12}{np.linalg.norm(g):>12.6e}  {head}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

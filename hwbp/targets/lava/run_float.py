@@ -1,0 +1,58 @@
+"""Deploy a system to the floating-point Lava models, run it, read the state back."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwbp.lower.system import DynamicsSystem
+from hwbp.state import State
+from hwbp.targets.lava.compat import import_lava
+from hwbp.targets.lava.network import Network, NetworkSpec, build_network, run_network
+from hwbp.types import Batch
+
+__all__ = ["float_spec", "run_float", "read_state"]
+
+
+def float_spec(system: DynamicsSystem, batch: Batch, start: State, steps: int, dt: float) -> NetworkSpec:
+    """The float64 values of every process for ``batch`` from state ``start``."""
+    import_lava()
+    from hwbp.targets.lava.lavaproc.processes import ACTIVATION_CODES, LOSS_CODES
+
+    spec = NetworkSpec(inputs={i.name: np.asarray(batch.x[i.name], dtype=np.float64) for i in system.inputs})
+    for p in system.populations:
+        spec.mean[p.name] = np.array(start.mean[p.name], dtype=np.float64)
+        spec.tension[p.name] = np.array(start.tension[p.name], dtype=np.float64)
+        is_loss = p.name == system.loss.population
+        spec.target[p.name] = np.asarray(batch.y, dtype=np.float64) if is_loss else np.zeros_like(spec.mean[p.name])
+        spec.pop_params[p.name] = {"loss": LOSS_CODES.index(system.loss.function) if is_loss else 0,
+                                   "beta": system.beta, "dt": dt, "n_steps": steps}
+        for k, t in enumerate(p.terms):
+            key = (p.name, k)
+            spec.weight[key] = None if t.weight is None else np.array(system.parameters[t.weight], dtype=np.float64)
+            spec.bias[key] = None if t.bias is None else np.array(system.parameters[t.bias], dtype=np.float64)
+            spec.term_params[key] = {"act": ACTIVATION_CODES.index(t.activation), "alpha": t.alpha}
+    return spec
+
+
+def read_state(system: DynamicsSystem, net: Network, steps: int, dt: float, scale: float = 1.0) -> State:
+    """Means, tensions and gate signals ``e`` (weighted terms) from the processes,
+    multiplied by ``scale`` (the fixed-point models' unit)."""
+    means = {n: np.asarray(p.mean.get(), dtype=np.float64) * scale for n, p in net.populations.items()}
+    tens = {n: np.asarray(p.tension.get(), dtype=np.float64) * scale for n, p in net.populations.items()}
+    gates = {}
+    for p in system.populations:
+        for k, t in enumerate(p.terms):
+            if t.weight is not None:
+                gates[(p.name, k)] = np.asarray(net.terms[(p.name, k)].e.get(), dtype=np.float64) * scale
+    return State(means, tens, steps * dt, steps, gates)
+
+
+def run_float(system: DynamicsSystem, batch: Batch, start: State, steps: int, dt: float, timeout_s: float) -> State:
+    """Run ``steps`` unit steps (``steps + 1`` Lava steps) with the float models."""
+    import_lava()
+    from hwbp.targets.lava.backend import term_table
+    from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS
+
+    net = build_network(term_table(system), float_spec(system, batch, start, steps, dt))
+    return run_network(net, steps + 1, tag="floating_pt", models=FLOAT_MODELS, timeout_s=timeout_s,
+                       read=lambda n: read_state(system, n, steps, dt))
