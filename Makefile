@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-fast bench examples clean ngspice
+.PHONY: demo test test-fast bench examples clean ngspice cxx
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,19 +37,30 @@ ngspice:
 	    echo "installing ngspice ..."; apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(NGSPICE_APT) -qq >/dev/null; \
 	else echo "note: ngspice is missing; install it with: sudo $(NGSPICE_APT)"; fi
 
+# C++ compiler and Python headers (Brian2's cython and cpp_standalone code generation): installed
+# through apt when missing and running as root; otherwise the command is printed.
+CXX_APT := apt-get install -y g++ python3-dev
+cxx: $(STAMP)
+	@if command -v g++ >/dev/null 2>&1 && $(BIN)/python -c "import os, sysconfig; \
+	    raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))"; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing g++ and the Python headers ..."; apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(CXX_APT) -qq >/dev/null; \
+	else echo "note: g++ or the Python headers are missing; install them with: sudo $(CXX_APT)"; fi
+
 demo: $(STAMP) ngspice
 	@$(BIN)/hwbp demo
 
-test: $(STAMP) ngspice
+test: $(STAMP) ngspice cxx
 	@$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP) ngspice
+test-fast: $(STAMP) ngspice cxx
 	@$(BIN)/python -m pytest -q -m "not slow"
 
-bench: $(STAMP) ngspice
+bench: $(STAMP) ngspice cxx
 	@$(BIN)/python benchmarks/bench_core.py
 	@$(BIN)/python benchmarks/bench_spice.py
 	@$(BIN)/python benchmarks/bench_sweep.py
+	@$(BIN)/python benchmarks/bench_brian2.py
 
 examples: $(STAMP)
 	@$(BIN)/python examples/make_mlp_digits.py

@@ -74,6 +74,7 @@ BUILTIN_BACKENDS: Mapping[str, str] = MappingProxyType({
     "reference": "hwbp.sim.backend:ReferenceBackend",
     "spice": "hwbp.targets.spice.backend:SpiceBackend",
     "lava": "hwbp.targets.lava.backend:LavaBackend",
+    "brian2": "hwbp.targets.brian2.backend:Brian2Backend",
 })
 
 #: Named initial states every backend understands (besides a :class:`State`).

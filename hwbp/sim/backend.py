@@ -43,9 +43,13 @@ class ReferenceOptions(Options):
                           flag="--tau")
     skip_unchanged: bool = option(True, "unit-step: skip populations whose inputs did not change", cli=False)
     progress: bool | None = option(None, "progress bar on stderr (default: when stderr is a terminal)", cli=False)
+    event_threshold: float | None = option(None, "continuous mode: event-driven (sigma-delta) messaging; a value "
+                                                 "is sent when it moved by more than this (solver euler or "
+                                                 "exponential; default exponential)")
 
     def check(self) -> None:
-        only = {"steps": "unit-step", "duration": "continuous", "dt": "continuous", "solver": "continuous"}
+        only = {"steps": "unit-step", "duration": "continuous", "dt": "continuous", "solver": "continuous",
+                "event_threshold": "continuous"}
         for name, needs in only.items():
             if getattr(self, name) is not None and self.mode != needs:
                 raise ConfigError(f"{self.info(name).flag} applies to --mode {needs}, not {self.mode}")
@@ -59,6 +63,10 @@ class ReferenceOptions(Options):
             raise ConfigError(f"--duration must be >= 0 (units of tau), got {self.duration}")
         if not self.tau_s > 0:
             raise ConfigError(f"--tau must be a positive number of seconds, got {self.tau_s}")
+        if self.event_threshold is not None:
+            from hwbp.sim.events import check_event_options
+
+            check_event_options(self.event_threshold, self.solver or "exponential")
 
 
 class ReferenceBackend(Backend):
@@ -83,6 +91,12 @@ class ReferenceBackend(Backend):
                     "trace": trace, "skip_unchanged": o.skip_unchanged}
         if o.mode == "unit-step":
             kw["steps"] = o.steps
+        elif o.mode == "continuous" and o.event_threshold is not None:
+            from hwbp.sim.events import simulate_events
+
+            return simulate_events(artefact.system, batch, threshold=o.event_threshold, duration=o.duration,
+                                   dt=0.01 if o.dt is None else o.dt, solver=o.solver or "exponential",
+                                   initial=kw["initial"], seed=seed, trace=trace)
         elif o.mode == "continuous":
             progress = sys.stderr.isatty() if o.progress is None else o.progress
             kw.update(duration=o.duration, dt=0.01 if o.dt is None else o.dt, solver=o.solver or "rk4",

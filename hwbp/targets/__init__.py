@@ -55,6 +55,7 @@ BUILTIN_TARGETS: Mapping[str, str] = MappingProxyType({
     "equations": "hwbp.targets.equations:EquationsTarget",
     "spice": "hwbp.targets.spice.emit:SpiceTarget",
     "lava": "hwbp.targets.lava.emit:LavaTarget",
+    "brian2": "hwbp.targets.brian2.emit:Brian2Target",
 })
 
 #: The registry of targets.

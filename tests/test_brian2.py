@@ -1,0 +1,201 @@
+"""The brian2 backend: equations, agreement with the reference simulator (same scheme),
+with exact backprop (conformance), read-back through the contract, options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import make_batch
+from hwbp.backend import backend_names, get_backend
+from hwbp.errors import ConfigError
+from hwbp.lower.lowerer import lower
+from hwbp.models import random_mlp, random_resmlp
+from hwbp.oracle.backprop import exact_gradients
+from hwbp.sim.simulate import simulate
+from hwbp.targets.brian2.backend import ORACLE_RTOL, REFERENCE_RTOL, Brian2Backend, Brian2Options
+from hwbp.targets.brian2.model import build_model
+from hwbp.verify.compare import compare
+from hwbp.verify.readout import read_gradients
+
+import brian2  # noqa: F401  (a pinned test dependency: missing is a failure, never a skip)
+
+REF_SOLVER = {"euler": "euler", "exponential_euler": "exponential", "rk4": "rk4"}
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("brian2_build"))
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def _systems():
+    mlp = random_mlp([3, 4, 2], activation="tanh", seed=1).with_loss("mse")
+    res = random_resmlp(3, 4, 3, 1, activation="sigmoid", seed=2).with_loss("ce")
+    return {"mlp-tanh-mse": (mlp, "mse"), "resmlp-sigmoid-ce": (res, "ce")}
+
+
+def test_registered_and_options():
+    assert "brian2" in backend_names()
+    be = get_backend("brian2")
+    assert isinstance(be, Brian2Backend)
+    assert be.options({"codegen": "cython", "solver": "rk4"}).method == "rk4"
+    assert be.options({"solver": "exponential"}).method == "exponential_euler"
+    with pytest.raises(ConfigError, match="--codegen"):
+        be.options({"codegen": "fortran"})
+    with pytest.raises(ConfigError, match="--dt"):
+        Brian2Options(dt=0.0)
+    with pytest.raises(ConfigError, match="no option 'mode'"):
+        be.options({"mode": "steady"})
+
+
+def test_equations_one_weight_per_synapse_and_deterministic():
+    graph = random_resmlp(3, 4, 3, 2, activation="tanh", seed=0).with_loss("ce")
+    system = lower(graph)
+    model = build_model(system)
+    assert build_model(lower(graph)).groups == model.groups  # same text for the same system
+    dense = [s for s in model.synapses if s.kind == "dense"]
+    assert len(dense) == len(system.tied)
+    for s in dense:
+        lines = s.model.splitlines()
+        assert lines.count("w : 1 (constant)") == 1
+        summed = [ln for ln in lines if ln.endswith("(summed)")]
+        assert all(" = w * " in ln for ln in summed)
+        assert any(ln.startswith(f"{s.forward_var}_post") for ln in summed)
+        if s.backward_var is not None:  # the backward sum goes to the presynaptic side
+            assert any(ln.startswith(f"{s.backward_var}_pre = w * gate") for ln in summed)
+    skips = [s for s in model.synapses if s.kind == "one_to_one"]
+    assert len(skips) == 2 and all("w" not in s.model.split() for s in skips)
+    out = model.group(system.loss.population)
+    assert "beta * (1/Z - target)" in out.equations
+    assert any(s.kind == "softmax" for s in model.synapses)
+
+
+def _compare_with_reference(case: str, solver: str, dt: float, build_dir: str) -> float:
+    """Largest relative difference of means, tensions and gates from the reference
+    simulator's continuous mode with the same solver and dt, at the default duration."""
+    graph, loss = _systems()[case]
+    system = lower(graph)
+    batch = make_batch(graph, 3, seed=5, loss=loss)
+    ours = Brian2Backend().simulate(system, batch, {"solver": solver, "dt": dt, "build_dir": build_dir},
+                                    initial="random", seed=3)
+    ref = simulate(system, batch, mode="continuous", solver=REF_SOLVER[solver], dt=dt, initial="random", seed=3)
+    assert ours.state.t == pytest.approx(ref.state.t) == 12 * system.depth
+    assert ours.state.steps == ref.state.steps
+    assert set(ours.state.gates) == set(ref.state.gates) and ours.state.gates
+    errs = [_rel(getattr(ours.state, f)[n], getattr(ref.state, f)[n]) for f in ("mean", "tension")
+            for n in ref.state.tension]
+    return max(errs + [_rel(ours.state.gates[k], e) for k, e in ref.state.gates.items()])
+
+
+@pytest.mark.parametrize("case", sorted(_systems()))
+@pytest.mark.parametrize("solver", ["euler", "exponential_euler"])
+def test_matches_reference_continuous(case, solver, build_dir):
+    """Euler and exponential Euler are the reference's schemes step for step: 1e-9
+    relative at t = 12L tau (measured ~1e-15)."""
+    assert _compare_with_reference(case, solver, 0.05, build_dir) < REFERENCE_RTOL
+
+
+RK4_XFAIL = pytest.mark.xfail(
+    strict=True, reason="measured 1.5e-9 at dt = 0.01 (7.6e-10 at 0.005, 3.1e-9 at 0.02): Brian2 updates "
+    "summed variables once per step, so its RK4 is first order across groups; at L = 2 the settling tail "
+    "left at t = 24 tau (~1e-8) carries that O(dt) difference")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [pytest.param("mlp-tanh-mse", marks=RK4_XFAIL), "resmlp-sigmoid-ce"])
+def test_rk4_matches_reference_at_default_dt(case, build_dir):
+    """RK4 at dt = 0.01 tau (the default of the reference): Brian2 holds the summed
+    variables over the four stages, so the two RK4s differ at O(dt) in the transient;
+    deeper systems settle further by t = 12L tau (measured 2e-12 at L = 3)."""
+    assert _compare_with_reference(case, "rk4", 0.01, build_dir) < REFERENCE_RTOL
+
+
+def test_agrees_with_oracle_and_reads_its_own_gates(build_dir):
+    graph, loss = _systems()["resmlp-sigmoid-ce"]
+    system = lower(graph, beta=0.5)
+    batch = make_batch(graph, 2, seed=7, loss=loss)
+    res = Brian2Backend().simulate(system, batch, {"build_dir": build_dir, "dt": 0.05}, initial="forward-manifold")
+    assert res.state.t == 36.0  # L = 3: 12 L tau
+    weighted = {(p.name, k) for p in system.populations for k, t in enumerate(p.terms) if t.weight is not None}
+    assert set(res.state.gates) == weighted
+    cmp = compare(read_gradients(system, res.state, batch), exact_gradients(graph, batch))
+    assert cmp.max_rel_err < ORACLE_RTOL and cmp.min_cosine > 1 - 1e-9
+    # negative control: half the time is far from settled and must fail the same bound
+    short = Brian2Backend().simulate(system, batch, {"build_dir": build_dir, "dt": 0.05, "duration": 4.0},
+                                     initial="random")
+    assert compare(read_gradients(system, short.state, batch), exact_gradients(graph, batch)).max_rel_err > 1e-3
+
+
+def test_trace_time_in_units_of_tau(build_dir):
+    graph, loss = _systems()["mlp-tanh-mse"]
+    system = lower(graph)
+    batch = make_batch(graph, 2, seed=1, loss=loss)
+    res = Brian2Backend().simulate(system, batch, {"build_dir": build_dir, "dt": 0.05, "duration": 6.0,
+                                                   "tau_s": 1e-3, "trace_every": 10}, initial="zeros", trace=True)
+    tr = res.trace
+    assert tr.t[0] == 0.0 and tr.t[-1] == 6.0
+    np.testing.assert_allclose(np.diff(tr.t), 0.5, rtol=1e-9)
+    ref = simulate(system, batch, mode="continuous", solver="exponential", dt=0.05, duration=6.0, trace=True,
+                   trace_every=10)
+    assert len(tr) == len(ref.trace)
+    for name in ref.trace.tension:
+        assert tr.tension[name].shape == ref.trace.tension[name].shape
+        assert _rel(tr.tension[name], ref.trace.tension[name]) < REFERENCE_RTOL
+    assert tr.gates and all(g.shape[0] == len(tr) for g in tr.gates.values())
+
+
+def test_no_build_files_in_cwd_or_home(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    graph, loss = _systems()["mlp-tanh-mse"]
+    system = lower(graph)
+    be = Brian2Backend()
+    be.simulate(system, make_batch(graph, 1, loss=loss), {"duration": 1.0, "dt": 0.1})
+    assert list(tmp_path.iterdir()) == []
+    assert be.build_dir(be.options({})).is_dir()
+
+
+def test_cli_verify_report(tmp_path, build_dir):
+    import json
+
+    from hwbp.cli import main
+    from hwbp.io import save_model
+
+    graph = random_mlp([3, 4, 2], activation="softplus", seed=3, name="small")
+    save_model(graph, tmp_path / "small.hwbp")
+    report = tmp_path / "b2.json"
+    code = main(["verify", str(tmp_path / "small.hwbp"), "--backend", "brian2", "--random-batch", "2",
+                 "--codegen", "numpy", "--dt", "0.05", "--duration", "30", "--build-dir", build_dir,
+                 "--report", str(report)])
+    assert code == 0
+    rep = json.loads(report.read_text())
+    assert rep["schema"] == "hwbp.verify/1" and rep["backend"] == "brian2" and rep["passed"]
+    assert rep["settle"]["duration_tau"] == 30.0 and rep["settle"]["codegen"] == "numpy"
+    assert set(rep["readout"].values()) == {"gate"}
+    assert rep["max_rel_err"] < ORACLE_RTOL
+    # a flag of another backend is refused with a one-line error (exit 2)
+    assert main(["verify", str(tmp_path / "small.hwbp"), "--backend", "brian2", "--mode", "steady"]) == 2
+
+
+@pytest.mark.parametrize("activation", ["elu", "silu", "softsign", "hardtanh", "relu6"])
+def test_further_activations_match_reference(activation, build_dir):
+    graph = random_mlp([3, 4, 2], activation=activation, seed=2, gain=1.5).with_loss("mse")
+    system = lower(graph)
+    batch = make_batch(graph, 2, seed=3)
+    opts = {"dt": 0.1, "duration": 6.0, "build_dir": build_dir}
+    ours = Brian2Backend().simulate(system, batch, opts, initial="random", seed=2)
+    ref = simulate(system, batch, mode="continuous", solver="exponential", dt=0.1, duration=6.0, initial="random",
+                   seed=2)
+    for key, e in ref.state.gates.items():
+        assert _rel(ours.state.gates[key], e) < REFERENCE_RTOL
+    for name in ref.state.tension:
+        assert _rel(ours.state.tension[name], ref.state.tension[name]) < REFERENCE_RTOL
+
+
+def test_unsupported_term_features_are_one_line_errors():
+    graph = random_mlp([3, 4, 2], activation="gelu", seed=2).with_loss("mse")
+    with pytest.raises(ConfigError, match="activation 'gelu' has no Brian2 equation"):
+        Brian2Backend().compile(lower(graph), Brian2Options())
