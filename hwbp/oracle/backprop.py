@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from hwbp.ir.activations import get_activation
+from hwbp.ir.activations import activation_parameter, get_activation
 from hwbp.ir.graph import Graph
 from hwbp.ir.losses import get_loss
 from hwbp.ir.nodes import Activation, Add, AvgPool, BatchNorm, Conv, Dense, Input, Loss
@@ -31,7 +31,7 @@ def _fwd_dense(node: Dense, v: Values) -> np.ndarray:
 
 
 def _fwd_activation(node: Activation, v: Values) -> np.ndarray:
-    return get_activation(node.function).f(v[node.source], node.alpha)
+    return get_activation(node.function).f(v[node.source], activation_parameter(node.function, node.alpha, node.high))
 
 
 def _fwd_add(node: Add, v: Values) -> np.ndarray:
@@ -105,7 +105,7 @@ def _vjp_batchnorm(node: BatchNorm, v: Values, g: np.ndarray, acc: Callable, pgr
 def _vjp_activation(node: Activation, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
     fn = get_activation(node.function)
     a = v[node.source]
-    acc(node.source, g * fn.df(a, v[node.name], node.alpha))
+    acc(node.source, g * fn.df(a, v[node.name], activation_parameter(node.function, node.alpha, node.high)))
 
 
 def _vjp_add(node: Add, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
