@@ -28,6 +28,14 @@ def _check(sizes: Sequence[int], activation: str) -> None:
         raise ConfigError(f"unknown activation {activation!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
 
 
+#: Bounds of ``clip`` in random models (asymmetric, unlike hardtanh's).
+CLIP_BOUNDS = (-0.5, 1.5)
+
+
+def _bounds(activation: str) -> dict[str, float]:
+    return {"alpha": CLIP_BOUNDS[0], "high": CLIP_BOUNDS[1]} if activation == "clip" else {}
+
+
 def random_mlp(
     sizes: Sequence[int],
     *,
@@ -52,7 +60,7 @@ def random_mlp(
         src = f"fc{i}"
         act = activation if i < len(sizes) - 1 else output_activation
         if act != "identity":
-            nodes.append(Activation(f"act{i}", source=src, function=act))
+            nodes.append(Activation(f"act{i}", source=src, function=act, **_bounds(act)))
             src = f"act{i}"
     return Graph(tuple(nodes), src, name)
 
@@ -76,13 +84,13 @@ def random_resmlp(
     nodes: list[Node] = [
         Input("x", size=n_in),
         _dense("stem", "x", n_in, width, rng, gain),
-        Activation("stem_act", source="stem", function=activation),
+        Activation("stem_act", source="stem", function=activation, **_bounds(activation)),
     ]
     src = "stem_act"
     for i in range(1, blocks + 1):
         nodes += [
             _dense(f"block{i}.fc", src, width, width, rng, gain / np.sqrt(2)),
-            Activation(f"block{i}.act", source=f"block{i}.fc", function=activation),
+            Activation(f"block{i}.act", source=f"block{i}.fc", function=activation, **_bounds(activation)),
             Add(f"block{i}", sources=(src, f"block{i}.act")),
         ]
         src = f"block{i}"

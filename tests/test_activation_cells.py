@@ -14,7 +14,7 @@ from hwbp.ir.activations import ACTIVATIONS, get_activation
 from hwbp.targets.spice.model import CELLS_DIR
 from hwbp.targets.spice.raw import parse_raw
 
-#: Pre-activations (V): the kinks of relu, relu6, hardtanh, elu, leaky_relu, and
+#: Pre-activations (V): the kinks of relu, relu6, hardtanh, clip (-1, 1.7), elu, leaky_relu, and
 #: points on every branch of the piecewise erf of the gelu cell.
 POINTS = (-9.0, -6.0, -2.3, -1.0, -0.4, 0.0, 1e-3, 0.5, 1.0, 1.7, 3.2, 6.0, 6.5, 8.49)
 ALPHA = 0.7
@@ -22,7 +22,7 @@ ALPHA = 0.7
 
 def _deck(fn: str) -> str:
     cell = (CELLS_DIR / f"hwbp_act_{fn}.cir").read_text()
-    extra = f" alpha={ALPHA!r}" if fn in ("leaky_relu", "elu") else ""
+    extra = f" alpha={ALPHA!r}" if fn in ("leaky_relu", "elu") else " lo=-1 hi=1.7" if fn == "clip" else ""
     lines = ["* cell check", ".param hwbp_r=1000", cell, "Vt tn 0 DC 0.75"]
     for k, a in enumerate(POINTS):
         lines += [f"Va{k} a{k} 0 DC {a!r}", f"X{k} a{k} tn fd{k} g{k} hwbp_act_{fn}{extra}", f"Rf{k} fd{k} 0 1000"]
@@ -41,12 +41,13 @@ def test_cell_matches_activation_table(fn: str, tmp_path: Path) -> None:
     vec = parse_raw(raw.read_bytes())[-1].vectors
     act = get_activation(fn)
     a = np.array(POINTS)
-    y = act.f(a, ALPHA)
+    p = (-1.0, 1.7) if fn == "clip" else ALPHA
+    y = act.f(a, p)
     # the cell drives the current f(a)/R into fd, held by 1 kOhm: V(fd) = f(a)
     got_f = np.array([float(vec[f"fd{k}"][0]) for k in range(len(POINTS))])
     got_g = np.array([float(vec[f"g{k}"][0]) for k in range(len(POINTS))])
     np.testing.assert_allclose(got_f, y, rtol=1e-13, atol=1e-14, err_msg=f"{fn}: f")
-    np.testing.assert_allclose(got_g, 0.75 * act.df(a, y, ALPHA), rtol=1e-13, atol=1e-14, err_msg=f"{fn}: f'")
+    np.testing.assert_allclose(got_g, 0.75 * act.df(a, y, p), rtol=1e-13, atol=1e-14, err_msg=f"{fn}: f'")
 
 
 def test_shipped_gelu_cells_are_the_generated_ones() -> None:

@@ -101,6 +101,7 @@ def _cases():
                                                 nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 2))),
         ("conv2d-gelu-tanh-hardtanh-gap", lambda: _seq((1, 6, 6), nn.Conv2d(1, 3, 2), nn.GELU(approximate="tanh"),
                                                        nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.Hardtanh(),
+                                                       nn.Hardtanh(-0.8, 0.6),
                                                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
                                                        nn.ReLU6())),
         ("mlp-batchnorm1d", lambda: _seq((5,), nn.Linear(5, 6), bn(6, 1), nn.Tanh(), nn.Linear(6, 2))),
@@ -258,21 +259,23 @@ def test_bad_conv_geometry_is_a_shape_error() -> None:
                                     bias=np.zeros(2), strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1))), "c")
 
 
-@pytest.mark.parametrize("fn", ["relu6", "hardtanh", "elu", "gelu", "gelu_tanh", "silu", "softsign"])
+@pytest.mark.parametrize("fn", ["relu6", "hardtanh", "clip", "elu", "gelu", "gelu_tanh", "silu", "softsign"])
 def test_activation_derivatives_follow_torch_at_kinks(fn: str) -> None:
     torch = require_torch()
     from hwbp.ir.activations import get_activation
 
     F = torch.nn.functional
-    ref = {"relu6": F.relu6, "hardtanh": F.hardtanh, "elu": lambda t: F.elu(t, 0.7), "gelu": F.gelu,
+    ref = {"relu6": F.relu6, "hardtanh": F.hardtanh, "clip": lambda t: F.hardtanh(t, -0.5, 1.0),
+           "elu": lambda t: F.elu(t, 0.7), "gelu": F.gelu,
            "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"), "silu": F.silu, "softsign": F.softsign}[fn]
     a = np.array([-6.0, -1.0, -0.5, 0.0, 0.3, 1.0, 6.0, 7.5])
     t = torch.tensor(a, requires_grad=True)
     ref(t).sum().backward()
     act = get_activation(fn)
-    y = act.f(a, 0.7)
+    p = (-0.5, 1.0) if fn == "clip" else 0.7
+    y = act.f(a, p)
     np.testing.assert_allclose(y, ref(torch.tensor(a)).detach().numpy(), rtol=1e-15, atol=1e-15)
-    np.testing.assert_allclose(act.df(a, y, 0.7), t.grad.numpy(), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(act.df(a, y, p), t.grad.numpy(), rtol=1e-14, atol=1e-15)
 
 
 def test_cnn_digits_example_verifies_on_reference_and_matches_torch(tmp_path: Path) -> None:
@@ -381,8 +384,9 @@ def test_every_new_node_and_activation_round_trips_through_onnx_export() -> None
              BatchNorm("bn", source="conv", in_shape=shape, weight=rng.uniform(0.5, 1.5, 4), bias=rng.standard_normal(4),
                        mean=rng.standard_normal(4), var=rng.uniform(0.5, 2, 4), epsilon=1e-3)]
     src = "bn"
-    for k, fn in enumerate(["gelu", "gelu_tanh", "silu", "softsign", "hardtanh", "relu6", "elu"]):
-        nodes.append(Activation(f"a{k}", source=src, function=fn, alpha=0.8))
+    for k, fn in enumerate(["gelu", "gelu_tanh", "silu", "softsign", "hardtanh", "relu6", "elu", "clip"]):
+        nodes.append(Activation(f"a{k}", source=src, function=fn, alpha=0.8 if fn != "clip" else -0.3,
+                                high=0.9 if fn == "clip" else None))
         src = f"a{k}"
     nodes += [AvgPool("pool", source=src, in_shape=shape, kernel=(2, 2), strides=(1, 1), pads=(0, 0, 0, 0)),
               Dense("fc", source="pool", weight=rng.standard_normal((3, 4 * (shape[1] - 1) * (shape[2] - 1))) * 0.3,
@@ -427,8 +431,8 @@ _K = {"k": np.ones((4, 2, 3, 3), dtype=np.float32)}
     ("BatchNormalization", {"training_mode": 1}, {k: np.ones(2, dtype=np.float32) for k in "abcd"},
      list("abcd"), "training_mode=0"),
     ("Reshape", {}, {"sh": np.array([2, -1], dtype=np.int64)}, ["sh"], "only reshapes to [batch, ...]"),
-    ("Clip", {}, {"lo": np.array(-2.0, dtype=np.float32), "hi": np.array(2.0, dtype=np.float32)}, ["lo", "hi"],
-     "Clip to [-2, 2]"),
+    ("Clip", {}, {"lo": np.array(2.0, dtype=np.float32), "hi": np.array(-2.0, dtype=np.float32)}, ["lo", "hi"],
+     "min < max, got [2, -2]"),
     ("Gelu", {"approximate": "fast"}, {}, [], "approximate='fast'"),
 ])
 def test_bad_spatial_ops_are_one_line_errors(op, attrs, inits, extra, needle) -> None:

@@ -41,7 +41,8 @@ TORCH = {"identity": lambda t, a: t, "tanh": lambda t, a: t.tanh(), "sigmoid": l
          "silu": lambda t, a: __import__("torch").nn.functional.silu(t),
          "softsign": lambda t, a: __import__("torch").nn.functional.softsign(t),
          "hardtanh": lambda t, a: __import__("torch").nn.functional.hardtanh(t),
-         "relu6": lambda t, a: __import__("torch").nn.functional.relu6(t)}
+         "relu6": lambda t, a: __import__("torch").nn.functional.relu6(t),
+         "clip": lambda t, a: __import__("torch").nn.functional.hardtanh(t, -0.5, 1.5)}
 
 
 @pytest.mark.parametrize("loss", ["mse", "ce"])

@@ -43,6 +43,7 @@ TORCH_ACTIVATIONS = {
     "softsign": lambda F, t, alpha: F.softsign(t),
     "hardtanh": lambda F, t, alpha: F.hardtanh(t),
     "relu6": lambda F, t, alpha: F.relu6(t),
+    "clip": lambda F, t, p: F.hardtanh(t, p[0], p[1]),  # nn.Hardtanh exports as Clip; slope 0 at the bounds
 }
 
 #: Central differences, step H in float64: truncation ~H^2 |f'''|, round-off ~1e-16/H.
@@ -75,6 +76,8 @@ def test_activation_matches_torch_autograd(name: str) -> None:
         pytest.fail(f"no torch counterpart for activation {name!r}: add it to TORCH_ACTIVATIONS")
     fn = oracle_activation(name)
     for alpha in ALPHAS:
+        if name == "clip":  # its parameter is the pair of bounds; 1.0 is a kink point
+            alpha = (-2.5 + alpha, 1.0)
         t = torch.tensor(POINTS, dtype=torch.float64, requires_grad=True)
         y = TORCH_ACTIVATIONS[name](torch.nn.functional, t, alpha)
         (g,) = torch.autograd.grad(y.sum(), t)

@@ -235,3 +235,22 @@ def test_matmul_and_add_sharing_initializers_are_one_parameter() -> None:
     fd = finite_difference_gradients(g2, batch)
     for k in exact:
         np.testing.assert_allclose(exact[k], fd[k], rtol=1e-7, atol=1e-8, err_msg=k)
+
+
+def test_transposed_reuse_of_a_weight_is_a_one_line_error() -> None:
+    """Encoder/decoder weight tying (``W`` then ``Wᵀ``) is refused with a clear message."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hwbp.errors import UnsupportedOpError
+
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["h"], name="/enc/Gemm", transB=1),
+             helper.make_node("Tanh", ["h"], ["t"], name="/act/Tanh"),
+             helper.make_node("Gemm", ["t", "W"], ["y"], name="/dec/Gemm", transB=0)]
+    g = helper.make_graph(nodes, "ae", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", 4])],
+                          initializer=[numpy_helper.from_array(np.arange(8.0).reshape(2, 4), "W")])
+    with pytest.raises(UnsupportedOpError) as err:
+        load_onnx_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(),
+                        source="ae.onnx")
+    msg = str(err.value)
+    assert "\n" not in msg and "'/dec/Gemm'" in msg and "used transposed" in msg

@@ -31,7 +31,8 @@ __all__ = ["OPSET", "graph_to_onnx_bytes", "save_onnx"]
 OPSET = 17
 _ACT_OPS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "leaky_relu": "LeakyRelu",
             "softplus": "Softplus", "identity": "Identity", "elu": "Elu", "softsign": "Softsign",
-            "gelu": "Gelu", "gelu_tanh": "Gelu", "hardtanh": "Clip", "relu6": "Clip", "silu": "Mul"}
+            "gelu": "Gelu", "gelu_tanh": "Gelu", "hardtanh": "Clip", "relu6": "Clip", "silu": "Mul",
+            "clip": "Clip"}
 _CLIP_BOUNDS = {"hardtanh": (-1.0, 1.0), "relu6": (0.0, 6.0)}
 _DTYPES = {"float32": (np.float32, TensorProto.FLOAT), "float64": (np.float64, TensorProto.DOUBLE)}
 
@@ -104,7 +105,7 @@ def graph_to_onnx_bytes(graph: Graph, *, dtype: str = "float32") -> bytes:
             if node.function == "gelu_tanh":
                 extra = {"approximate": "tanh"}
             elif op == "Clip":
-                lo, hi = _CLIP_BOUNDS[node.function]
+                lo, hi = _CLIP_BOUNDS.get(node.function, (node.alpha, node.high))
                 ins += [add_const(fresh(f"{node.name}_min"), np.array(lo)), add_const(fresh(f"{node.name}_max"), np.array(hi))]
             elif op == "Mul":
                 sig = fresh(f"{node.name}_sigmoid")

@@ -70,6 +70,8 @@ class _Importer:
         self.fusable: dict[str, str] = {}
         #: Initializer name -> IR parameter name, for initializers that became parameters.
         self.params: dict[str, str] = {}
+        #: Initializer name -> the (out, in) weight its first Dense use made of it.
+        self.tied_values: dict[str, np.ndarray] = {}
         #: The graph input's static batch size (0 when symbolic).
         self.batch_dim = 0
         self.uses: Counter[str] = Counter(i for n in graph.node for i in n.input if i)
@@ -169,6 +171,11 @@ class _Importer:
         name = self.unique(prefix, "") if _clean(prefix) else self.node_name(node)
         # a weight initializer read by several nodes is one (tied) parameter
         wparam = self.params.get(wname)
+        first = self.tied_values.setdefault(wname, weight)
+        if first is not weight and not (first.shape == weight.shape and np.array_equal(first, weight)):
+            how = "transposed" if first.shape == weight.T.shape and np.array_equal(first, weight.T) else "rescaled"
+            self.fail(node, f"weight {wname!r} is used {how} here and as it is elsewhere; a tied parameter "
+                            "must be used the same way by every node (transposed ties are not supported)")
         bparam = self.params.get(bname) if bname else None
         ir = Dense(name, source=x.node, weight=weight, bias=bias, has_bias=has_bias, gain=gain, weight_param=wparam,
                    bias_param=bparam)

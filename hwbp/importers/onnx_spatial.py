@@ -225,7 +225,7 @@ def _gelu(imp: _Importer, node: onnx.NodeProto) -> None:
     _elementwise(imp, node, imp.dynamic(node, 0, any_rank=True), "gelu" if at["approximate"] == "none" else "gelu_tanh")
 
 
-#: Clip bounds with an activation of their own.
+#: Clip bounds with an activation of their own (other bounds: ``clip``).
 _CLIPS = {(-1.0, 1.0): "hardtanh", (0.0, 6.0): "relu6"}
 
 
@@ -236,10 +236,16 @@ def _clip(imp: _Importer, node: onnx.NodeProto) -> None:
         lo = float(imp.const(node, 1, "min").reshape(()))
     if len(node.input) > 2 and node.input[2]:
         hi = float(imp.const(node, 2, "max").reshape(()))
-    function = _CLIPS.get((float(lo), float(hi)))
-    if function is None:
-        imp.fail(node, f"Clip to [{lo:g}, {hi:g}] is not supported (only [-1, 1] as hardtanh and [0, 6] as relu6)")
-    _elementwise(imp, node, imp.dynamic(node, 0, any_rank=True), function)
+    lo, hi = float(lo), float(hi)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        imp.fail(node, f"Clip bounds must be finite with min < max, got [{lo:g}, {hi:g}]", ModelError)
+    x = imp.dynamic(node, 0, any_rank=True)
+    function = _CLIPS.get((lo, hi))
+    if function is not None:
+        _elementwise(imp, node, x, function)
+        return
+    ir = Activation(imp.node_name(node), source=x.node, function="clip", alpha=lo, high=hi)
+    imp.emit(node, ir, x.rank, x.size, x.shape)
 
 
 def _mul(imp: _Importer, node: onnx.NodeProto) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from hwbp.errors import ModelError
 
-__all__ = ["ActivationFn", "ACTIVATIONS", "get_activation", "sigmoid"]
+__all__ = ["ActivationFn", "ACTIVATIONS", "get_activation", "sigmoid", "activation_parameter"]
 
 Array = np.ndarray
 
@@ -132,11 +132,23 @@ _TABLE = {
                      "f(a) = min(max(a, -1), 1)"),
         ActivationFn("relu6", lambda a, p: np.clip(a, 0.0, 6.0), lambda a, y, p: _inside(a, 0.0, 6.0),
                      "f(a) = min(max(a, 0), 6)"),
+        ActivationFn("clip", lambda a, p: np.clip(a, p[0], p[1]), lambda a, y, p: _inside(a, p[0], p[1]),
+                     "f(a) = min(max(a, alpha), high)"),
     )
 }
 
 #: Read-only table of every supported activation, by name.
 ACTIVATIONS: Mapping[str, ActivationFn] = MappingProxyType(_TABLE)
+
+
+def activation_parameter(function: str, alpha: float, high: float | None = None) -> float | tuple[float, float]:
+    """The parameter ``p`` that ``f(a, p)`` / ``df(a, y, p)`` of ``function`` take:
+    ``(alpha, high)`` (the bounds) for ``clip``, else ``alpha``."""
+    if function != "clip":
+        return alpha
+    if high is None:
+        raise ModelError(f"clip needs an upper bound (high); got only alpha={alpha}")
+    return (float(alpha), float(high))
 
 
 def get_activation(name: str, *, where: str = "") -> ActivationFn:

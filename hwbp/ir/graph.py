@@ -96,6 +96,9 @@ def _lint_node(node: Node, sizes: dict[str, int]) -> int:
         get_activation(node.function, where=f"node {node.name!r}")
         if not np.isfinite(node.alpha):
             raise ModelError(f"activation {node.name!r}: alpha must be finite, got {node.alpha}")
+        if node.function == "clip" and not (node.high is not None and np.isfinite(node.high) and node.alpha < node.high):
+            raise ModelError(f"activation {node.name!r}: clip needs finite bounds alpha < high, "
+                             f"got [{node.alpha}, {node.high}]")
         return sizes[node.source]
     if isinstance(node, Add):
         if len(node.sources) < 2:

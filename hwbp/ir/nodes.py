@@ -141,16 +141,21 @@ class Activation(Node):
     """Elementwise nonlinearity ``y = f(x)``; ``function`` names an entry of
     :data:`hwbp.ir.activations.ACTIVATIONS` and ``alpha`` is its slope parameter
     (used by ``leaky_relu``: ``f(x) = x if x > 0 else alpha x``, and ``elu``:
-    ``f(x) = x if x > 0 else alpha (exp(x) - 1)``)."""
+    ``f(x) = x if x > 0 else alpha (exp(x) - 1)``); ``clip`` is
+    ``f(x) = min(max(x, alpha), high)`` (ONNX Clip, PyTorch Hardtanh with any bounds;
+    ``high`` is used by clip only and is None otherwise)."""
 
     source: str = ""
     function: str = "identity"
     alpha: float = 0.01
+    high: float | None = None
     kind: ClassVar[str] = "activation"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "alpha", _number(self.alpha, f"activation {self.name!r}: alpha"))
+        if self.high is not None:
+            object.__setattr__(self, "high", _number(self.high, f"activation {self.name!r}: high"))
 
     @property
     def inputs(self) -> tuple[str, ...]:

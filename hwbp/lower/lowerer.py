@@ -164,7 +164,7 @@ def _lower_activation(ctx: LoweringContext, node: Node) -> None:
         return
     # emit() only hands an Activation a single identity term to fuse with
     (base,) = ctx.terms_of(node.source, node.name)
-    term = replace(base, activation=node.function, alpha=float(node.alpha))
+    term = replace(base, activation=node.function, alpha=float(node.alpha), high=node.high)
     ctx.emit(node.name, (term,))
 
 

@@ -140,7 +140,7 @@ class Term:
     activation : str
         Name of ``f`` in :data:`hwbp.ir.activations.ACTIVATIONS`.
     alpha : float
-        Slope parameter of ``f`` (leaky_relu only).
+        Parameter of ``f`` (leaky_relu, elu slope; clip lower bound).
     weight, bias : str or None
         Names of the parameters ``W`` (``(out, in)``) and ``b`` in
         :attr:`DynamicsSystem.parameters`.  Several terms may name the same
@@ -150,6 +150,8 @@ class Term:
         When set, the term's matrix and bias are built from the parameters by
         :meth:`Layout.matrix` (convolutions, batch normalization, fixed pooling maps;
         see :func:`term_matrix`); ``weight`` may then be None (a fixed map).
+    high : float or None
+        Upper bound of ``clip`` (None for every other activation).
     """
 
     source: str
@@ -161,6 +163,7 @@ class Term:
     source_activation: str = "identity"
     source_alpha: float = 0.01
     layout: Layout | None = None
+    high: float | None = None
 
     @property
     def weighted(self) -> bool:

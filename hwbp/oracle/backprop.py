@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from hwbp.ir.activations import activation_parameter
 from hwbp.ir.graph import Graph
 from hwbp.ir.nodes import Activation, Add, AvgPool, BatchNorm, Conv, Dense, Input, Loss
 from hwbp.oracle import spatial
@@ -33,7 +34,7 @@ def _fwd_dense(node: Dense, v: Values) -> np.ndarray:
 
 
 def _fwd_activation(node: Activation, v: Values) -> np.ndarray:
-    return oracle_activation(node.function).f(v[node.source], node.alpha)
+    return oracle_activation(node.function).f(v[node.source], activation_parameter(node.function, node.alpha, node.high))
 
 
 def _fwd_add(node: Add, v: Values) -> np.ndarray:
@@ -106,7 +107,8 @@ def _vjp_batchnorm(node: BatchNorm, v: Values, g: np.ndarray, acc: Callable, pgr
 
 
 def _vjp_activation(node: Activation, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:
-    acc(node.source, g * oracle_activation(node.function).df(v[node.source], node.alpha))
+    p = activation_parameter(node.function, node.alpha, node.high)
+    acc(node.source, g * oracle_activation(node.function).df(v[node.source], p))
 
 
 def _vjp_add(node: Add, v: Values, g: np.ndarray, acc: Callable, pgrad: dict) -> None:

@@ -183,6 +183,9 @@ _ACTIVATIONS = (
     OracleActivation("softsign", lambda a, alpha: a / (1.0 + np.abs(a)), _softsign_prime),
     OracleActivation("hardtanh", lambda a, alpha: np.minimum(np.maximum(a, -1.0), 1.0), _clip_prime(-1.0, 1.0)),
     OracleActivation("relu6", lambda a, alpha: np.minimum(np.maximum(a, 0.0), 6.0), _clip_prime(0.0, 6.0)),
+    # clip's parameter is the pair of bounds (lo, hi)
+    OracleActivation("clip", lambda a, p: np.minimum(np.maximum(a, p[0]), p[1]),
+                     lambda a, p: np.where((a > p[0]) & (a < p[1]), 1.0, 0.0)),
 )
 
 #: The oracle's activations, by IR name (read-only).

@@ -27,7 +27,7 @@ from typing import Iterable
 
 import numpy as np
 
-from hwbp.ir.activations import ActivationFn, get_activation
+from hwbp.ir.activations import ActivationFn, activation_parameter, get_activation
 from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem, term_matrix
 from hwbp.types import Batch
@@ -117,7 +117,7 @@ class Kernel:
                         wt=None if w is None else np.ascontiguousarray(w.T),
                         bias=b,
                         fn=None if fn.name == "identity" else fn,
-                        alpha=t.alpha,
+                        alpha=activation_parameter(t.activation, t.alpha, t.high),
                         gain=float(t.gain),
                         pre=None if phi.name == "identity" else phi,
                         pre_alpha=float(t.source_alpha),

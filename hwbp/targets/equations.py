@@ -41,7 +41,9 @@ def _pre(term: Term) -> str:
 
 
 def _fname(term: Term) -> str:
-    return f"leaky_relu[alpha={term.alpha:g}]" if term.activation == "leaky_relu" else term.activation
+    if term.activation == "clip":
+        return f"clip[{term.alpha:g}, {term.high:g}]"
+    return f"{term.activation}[alpha={term.alpha:g}]" if term.activation in ("leaky_relu", "elu") else term.activation
 
 
 def _drive(term: Term) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwbp.ir.activations import get_activation
+from hwbp.ir.activations import activation_parameter, get_activation
 from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem, Term, term_matrix
 from hwbp.state import State
@@ -48,7 +48,8 @@ def _recomputed_gate(system: DynamicsSystem, term: Term, u: np.ndarray, tension:
     if b is not None:
         a = a + b
     fn = get_activation(term.activation)
-    return fn.df(a, fn.f(a, term.alpha), term.alpha) * tension
+    p = activation_parameter(term.activation, term.alpha, term.high)
+    return fn.df(a, fn.f(a, p), p) * tension
 
 
 def local_gradients(system: DynamicsSystem, term: Term, e: np.ndarray, u: np.ndarray, n: int) -> dict[str, np.ndarray]:

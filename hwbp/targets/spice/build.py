@@ -70,8 +70,9 @@ def check_system(system: DynamicsSystem) -> None:
             if term.activation not in ACTIVATIONS:
                 raise ModelError(f"spice: population {pop.name!r}: unknown activation {term.activation!r}; "
                                  f"valid: {', '.join(sorted(ACTIVATIONS))}")
-            if not np.isfinite(term.alpha):
-                raise ModelError(f"spice: population {pop.name!r}: non-finite alpha {term.alpha}")
+            if not (np.isfinite(term.alpha) and (term.high is None or np.isfinite(term.high))):
+                raise ModelError(f"spice: population {pop.name!r}: non-finite alpha or high ({term.alpha}, "
+                                 f"{term.high})")
             if term.source_activation != "identity":
                 raise ModelError(f"spice: population {pop.name!r}: a source-side nonlinearity "
                                  f"({term.source_activation} before the weights of {term.weight}) has no circuit "
@@ -171,6 +172,8 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
                     items += [Element(f"Gk_{t}_{k}_{j}", ("0", sd[j], gate[j], "0"), spice_number(1.0 / r))
                               for j in range(n)]
             extra = f" alpha={spice_number(term.alpha)}" if term.activation in ("leaky_relu", "elu") else ""
+            if term.activation == "clip" and term.high is not None:
+                extra = f" lo={spice_number(term.alpha)} hi={spice_number(term.high)}"
             cell = None
             if system.realization is not None and term.weight is not None:
                 cell = system.realization.cell((pop.name, k))

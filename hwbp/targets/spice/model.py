@@ -38,7 +38,7 @@ DEFAULT_CELLS: Mapping[str, str] = MappingProxyType(
         "loss_ce": "hwbp_loss_ce.cir",
         **{f"act_{f}": f"hwbp_act_{f}.cir"
            for f in ("identity", "tanh", "sigmoid", "relu", "leaky_relu", "softplus",
-                     "gelu", "gelu_tanh", "elu", "silu", "softsign", "hardtanh", "relu6")},
+                     "gelu", "gelu_tanh", "elu", "silu", "softsign", "hardtanh", "relu6", "clip")},
     }
 )
 
