@@ -57,16 +57,24 @@ class ReferenceOptions(Options):
 
         if self.steps is not None and not 0 <= self.steps <= MAX_UNIT_STEPS:
             raise ConfigError(f"--steps must lie in [0, {MAX_UNIT_STEPS:.0e}] (exactness needs 2L), got {self.steps}")
-        if self.dt is not None and not self.dt > 0:
-            raise ConfigError(f"--dt must be > 0 (units of tau), got {self.dt}")
-        if self.duration is not None and not self.duration >= 0:
-            raise ConfigError(f"--duration must be >= 0 (units of tau), got {self.duration}")
-        if not self.tau_s > 0:
-            raise ConfigError(f"--tau must be a positive number of seconds, got {self.tau_s}")
-        if self.event_threshold is not None:
-            from hwbp.sim.events import check_event_options
+        check_time_options(self.dt, self.duration, self.tau_s, self.event_threshold, self.solver or "exponential")
 
-            check_event_options(self.event_threshold, self.solver or "exponential")
+
+def check_time_options(dt: float | None, duration: float | None, tau_s: float, event_threshold: float | None,
+                       solver: str) -> None:
+    """Checks shared by the continuous-time backends: ``dt > 0`` and ``duration >= 0``
+    (units of tau), ``tau_s > 0`` (s), and the event-driven options (``solver`` in the
+    reference simulator's names)."""
+    if dt is not None and not dt > 0:
+        raise ConfigError(f"--dt must be > 0 (units of tau), got {dt}")
+    if duration is not None and not duration >= 0:
+        raise ConfigError(f"--duration must be >= 0 (units of tau), got {duration}")
+    if not tau_s > 0:
+        raise ConfigError(f"--tau must be a positive number of seconds, got {tau_s}")
+    if event_threshold is not None:
+        from hwbp.sim.events import check_event_options
+
+        check_event_options(event_threshold, solver)
 
 
 class ReferenceBackend(Backend):

@@ -76,17 +76,10 @@ class Brian2Options(Options):
     trace_every: int | None = option(None, "steps between traced states (default: about 400 per run)", cli=False)
 
     def check(self) -> None:
-        if self.dt is not None and not self.dt > 0:
-            raise ConfigError(f"--dt must be > 0 (units of tau), got {self.dt}")
-        if self.duration is not None and not self.duration >= 0:
-            raise ConfigError(f"--duration must be >= 0 (units of tau), got {self.duration}")
-        if not self.tau_s > 0:
-            raise ConfigError(f"--tau must be a positive number of seconds, got {self.tau_s}")
-        if self.event_threshold is not None:
-            from hwbp.sim.events import check_event_options
+        from hwbp.sim.backend import check_time_options
 
-            check_event_options(self.event_threshold, "exponential" if self.method == "exponential_euler"
-                                else self.method)
+        check_time_options(self.dt, self.duration, self.tau_s, self.event_threshold,
+                           "exponential" if self.method == "exponential_euler" else self.method)
         if self.trace_every is not None and self.trace_every < 1:
             raise ConfigError(f"trace_every must be >= 1, got {self.trace_every}")
 
