@@ -33,8 +33,6 @@ try:
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 SEED = 0
 STEPS = 300
@@ -42,11 +40,11 @@ LEARNING_RATE = 0.02
 
 
 def load_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Digits scaled to [0, 1], split 80/20 (stratified, ``random_state=0``), as the MLP example."""
-    digits = load_digits()
-    x = digits.data.astype(np.float64) / 16.0
-    y = digits.target.astype(np.int64)
-    return tuple(train_test_split(x, y, test_size=0.2, random_state=0, stratify=y))  # type: ignore[return-value]
+    """Digits scaled to [0, 1], split 80/20 (stratified, ``random_state=0``): hwbp's
+    ``digits`` dataset, as ``hwbp train --dataset digits`` uses it."""
+    from hwbp.train import load_digits_split
+
+    return load_digits_split()
 
 
 def make_model():

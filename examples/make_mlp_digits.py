@@ -37,8 +37,6 @@ except ImportError:  # running from a source checkout without installing
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from hwbp.importers import load_onnx_bytes
 from hwbp.ir import Graph
@@ -54,12 +52,11 @@ N_BATCH_SAMPLES = 32
 
 
 def load_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Digits scaled to [0, 1], split 80/20 (stratified, ``random_state=0``)."""
-    digits = load_digits()
-    x = digits.data.astype(np.float64) / 16.0
-    y = digits.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
-    return x_tr, x_te, y_tr, y_te
+    """Digits scaled to [0, 1], split 80/20 (stratified, ``random_state=0``): hwbp's
+    ``digits`` dataset, as ``hwbp train --dataset digits`` uses it."""
+    from hwbp.train import load_digits_split
+
+    return load_digits_split()
 
 
 def one_hot(labels: np.ndarray, n: int = SIZES[-1]) -> np.ndarray:
