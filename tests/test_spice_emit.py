@@ -31,7 +31,7 @@ from spice_helpers import mlp, require_ngspice
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(GOLDEN))
-from regen import CASES  # noqa: E402
+from regen import CASES, OPTIONS  # noqa: E402
 
 #: `.op` tension of a golden netlist vs the oracle (same bound as the issue's).
 OP_TOL = 1e-6
@@ -41,7 +41,7 @@ _ALLOWED_DOT = {".param", ".include", ".subckt", ".ends", ".options", ".save", "
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_text_unchanged(case: str) -> None:
-    files = netlist_files(lower(CASES[case]()))
+    files = netlist_files(lower(CASES[case]()), SpiceOptions(**OPTIONS.get(case, {})))
     on_disk = {str(p.relative_to(GOLDEN / case)): p.read_text() for p in (GOLDEN / case).rglob("*.cir")}
     assert set(files) == set(on_disk), "file set changed; see tests/golden/regen.py"
     for rel, text in files.items():
@@ -58,7 +58,7 @@ def test_golden_netlist_simulates_to_exact_gradients(case: str, tmp_path: Path) 
     proc = subprocess.run(["ngspice", "-b", str(main), "-r", str(raw)], capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()
     (plot,) = read_raw(raw)
-    circuit = build_circuit(system)
+    circuit = build_circuit(system, SpiceOptions(**OPTIONS.get(case, {})))
     values = np.array([[plot.vectors[n][0] for n in circuit.saved_nodes()]])
     _, tension, _ = split_nodes(circuit, values)
     # the golden decks clamp inputs and targets at 0 V

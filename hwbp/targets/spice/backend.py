@@ -21,7 +21,7 @@ from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State, Trace
 from hwbp.targets.spice.build import build_circuit, stimulus
-from hwbp.targets.spice.model import Circuit, SpiceOptions, cells_from_dir
+from hwbp.targets.spice.model import DEFAULT_REALIZATION, REALIZATIONS, Circuit, SpiceOptions, cells_from_dir
 from hwbp.targets.spice.ngspice import get_runner
 from hwbp.types import Batch
 
@@ -34,14 +34,17 @@ ANALYSES = ("op", "tran")
 def split_nodes(circuit: Circuit, values: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
                                                                 dict[tuple[str, int], np.ndarray]]:
     """Node voltages ``(..., len(saved_nodes))`` -> (means, tensions) per population and
-    the gate signals per weighted term, each ``(..., n)``."""
+    the gate signals per weighted term, each ``(..., n)``; the same state from either
+    realization (pair: from x+ and x-; differential: read directly)."""
     means, tensions = {}, {}
     k = 0
-    for name, (xp, _) in circuit.nodes.items():
-        n = len(xp)
-        vp, vm = values[..., k:k + n], values[..., k + n:k + 2 * n]
-        means[name] = 0.5 * (vp + vm)
-        tensions[name] = vp - vm
+    for name, (first, _) in circuit.state_nodes().items():
+        n = len(first)
+        va, vb = values[..., k:k + n], values[..., k + n:k + 2 * n]
+        if circuit.realization == "differential":  # the mean and the tension are nodes
+            means[name], tensions[name] = va, vb
+        else:
+            means[name], tensions[name] = 0.5 * (va + vb), va - vb
         k += 2 * n
     gates = {}
     for key, nodes in circuit.gates.items():
@@ -52,11 +55,11 @@ def split_nodes(circuit: Circuit, values: np.ndarray) -> tuple[dict[str, np.ndar
 
 def initial_nodes(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int
                   ) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Per sample, the x+ and x- node voltages (V) of the initial state by population,
-    from :func:`hwbp.backend.initial_state` (drawn exactly as every backend draws it)."""
+    """Per sample, the (mean, tension) of the initial state by population (V), from
+    :func:`hwbp.backend.initial_state` (drawn exactly as every backend draws it);
+    :meth:`Circuit.state_values` turns them into the realization's node voltages."""
     st = initial_state(system, batch, initial, seed)
-    return [{p.name: (st.mean[p.name][b] + 0.5 * st.tension[p.name][b],
-                      st.mean[p.name][b] - 0.5 * st.tension[p.name][b]) for p in system.populations}
+    return [{p.name: (st.mean[p.name][b], st.tension[p.name][b]) for p in system.populations}
             for b in range(batch.size)]
 
 
@@ -91,7 +94,8 @@ def settling_time(t: np.ndarray, tension: Mapping[str, np.ndarray], tol: float) 
 #: ``.op`` tolerance of the conformance suite.  The DC operating point is the fixed point
 #: (theorem 3); with reltol 1e-9, abstol 1e-15 A and vntol 1e-12 V ngspice's Newton stops
 #: within ~1e-12 V of it, and the node voltages carry 17 digits (binary raw files):
-#: measured rel_err <= 1e-13 on the conformance cases.
+#: measured rel_err <= 1e-13 on the conformance cases, in either realization (pair:
+#: the tension is x+ - x-, a difference of two solved nodes; differential: solved directly).
 OP_RTOL = 1e-10
 #: ``.tran`` over the default max(12L, 24) tau from a random state: the cascade's Erlang
 #: tail (measured 6.8e-5 at L = 1 after 12 tau, 5.8e-8 at L = 2, ~1e-13 for L >= 4) and
@@ -119,19 +123,33 @@ class SpiceBackendOptions(Options):
     vntol_v: float | None = option(None, "ngspice vntol of .op (default 1e-12)", unit="V", cli=False)
     tran_reltol: float | None = option(None, "ngspice reltol of .tran (default 1e-7)", cli=False)
     cell_files: Mapping[str, str] | None = option(None, "cell role -> replacement file (API)", cli=False)
+    realization: str = option(DEFAULT_REALIZATION, "which nodes are the RC state nodes: differential (mean and "
+                              "tension; fast, no fill-in) or pair (x+ and x-, as a designer draws it)",
+                              choices=tuple(REALIZATIONS))
+    pivrel: float | None = option(None, "ngspice relative pivot threshold (default: tuned per realization)",
+                                  cli=False)
+    ngspice: str | None = option(None, "ngspice executable (default: $HWBP_NGSPICE, else ngspice on PATH)",
+                                 flag="--ngspice")
+    workers: int = option(1, "ngspice processes run at once (batch mode: .op batch chunks, .tran samples)",
+                          flag="--spice-workers")
 
     def check(self) -> None:
         if self.duration is not None and self.analysis != "tran":
             raise ConfigError("--duration applies to --analysis tran (.op solves for the rest state directly)")
+        if not (isinstance(self.workers, int) and self.workers >= 1):
+            raise ConfigError(f"--spice-workers must be an integer >= 1, got {self.workers!r}")
+        if self.runner == "shared" and (self.ngspice is not None or self.workers != 1):
+            raise ConfigError("--ngspice and --spice-workers apply to --spice-mode batch (the shared library "
+                              "is one per process)")
         self.spice_options()  # validates R, C and the tolerances
 
     def spice_options(self) -> SpiceOptions:
         """The circuit's :class:`SpiceOptions` (R, C, tolerances, cells)."""
         cells = dict(cells_from_dir(self.cells)) if self.cells is not None else {}
         cells.update(self.cell_files or {})
-        kw = {k: getattr(self, k) for k in ("reltol", "abstol_a", "vntol_v", "tran_reltol")
+        kw = {k: getattr(self, k) for k in ("reltol", "abstol_a", "vntol_v", "tran_reltol", "pivrel")
               if getattr(self, k) is not None}
-        return SpiceOptions(r_ohm=self.r_ohm, c_f=self.c_f, cells=cells, **kw)
+        return SpiceOptions(r_ohm=self.r_ohm, c_f=self.c_f, cells=cells, realization=self.realization, **kw)
 
 
 class SpiceBackend(Backend):
@@ -168,15 +186,20 @@ class SpiceBackend(Backend):
         return tension_figure(verification, batch)
 
     def conformance(self) -> Sequence[ConformanceProfile]:
-        return (
-            ConformanceProfile("op", {"analysis": "op"}, OP_RTOL,
-                               unsupported=lambda c: None if c.initial == "zeros" else
-                               ".op solves for the fixed point directly; it has no initial state"),
-            ConformanceProfile("tran", {"analysis": "tran"}, TRAN_RTOL,
-                               unsupported=lambda c: None if c.initial != "zeros" or c.depth <= 4 else
-                               "covered by the random initial state at this depth",
-                               slow=lambda c: c.depth > 2 or c.batch_size > 1),
-        )
+        """``.op`` and ``.tran`` in each realization (:data:`REALIZATIONS`): the same
+        circuit read back into the same state; ``.tran`` beyond the smallest cases is slow."""
+        out = []
+        for real in REALIZATIONS:
+            out.append(ConformanceProfile(
+                f"op-{real}", {"analysis": "op", "realization": real}, OP_RTOL,
+                unsupported=lambda c: None if c.initial == "zeros" else
+                ".op solves for the fixed point directly; it has no initial state"))
+            out.append(ConformanceProfile(
+                f"tran-{real}", {"analysis": "tran", "realization": real}, TRAN_RTOL,
+                unsupported=lambda c: None if c.initial != "zeros" or c.depth <= 4 else
+                "covered by the random initial state at this depth",
+                slow=lambda c: c.depth > 2 or c.batch_size > 1))
+        return tuple(out)
 
 
 def run_spice(system: DynamicsSystem, batch: Batch, *, initial: str | State | None = None, seed: int = 0,
@@ -191,12 +214,15 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
          initial: str | State, seed: int) -> SimulationResult:
     analysis = opts.analysis
     check_batch(batch, analysis)
-    run = get_runner(opts.runner, timeout_s=opts.timeout_s)
+    extra = {"executable": opts.ngspice, "workers": opts.workers} if opts.runner == "batch" else {}
+    run = get_runner(opts.runner, timeout_s=opts.timeout_s, **extra)
     spice = opts.spice_options()
     nodes = circuit.saved_nodes()
     stims = [stimulus(circuit, {k: v[b] for k, v in batch.x.items()}, batch.y[b]) for b in range(batch.size)]
     settle: dict[str, Any] = {"mode": analysis, "runner": opts.runner, "simulator": "ngspice", "r_ohm": opts.r_ohm,
-                              "c_f": opts.c_f, "tau_s": spice.tau_s, "depth": system.depth}
+                              "c_f": opts.c_f, "tau_s": spice.tau_s, "depth": system.depth,
+                              "realization": circuit.realization, "workers": opts.workers,
+                              "solver_options": dict(circuit.options), **run.info()}
     if analysis == "op":
         values = run.op(circuit, stims, nodes)
         means, tensions, gates = split_nodes(circuit, values)
@@ -211,16 +237,19 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
     init = initial_nodes(system, batch, initial, seed)
     tau = spice.tau_s
     n_out = int(round(total / step))
-    series = []
+    ics = []
     for b in range(batch.size):
         ic: dict[str, float] = {}
-        for name, (xp, xm) in circuit.nodes.items():
-            vp, vm = init[b][name]
-            ic.update(zip(xp, map(float, vp)))
-            ic.update(zip(xm, map(float, vm)))
-        t_s, v = run.tran(circuit, stims[b], ic, step * tau, total * tau, nodes, spice.tran_reltol)
+        for name, (na, nb) in circuit.state_nodes().items():
+            va, vb = circuit.state_values(*init[b][name])
+            ic.update(zip(na, map(float, va)))
+            ic.update(zip(nb, map(float, vb)))
+        ics.append(ic)
+    series = []
+    runs = run.tran_many(circuit, stims, ics, step * tau, total * tau, nodes, spice.tran_reltol)
+    grid = np.arange(n_out + 1) * step  # after the runs: a huge duration times out first
+    for t_s, v in runs:
         t_tau = t_s / tau
-        grid = np.arange(n_out + 1) * step
         series.append(np.stack([np.interp(grid, t_tau, v[:, i]) for i in range(v.shape[1])], axis=1))
     values = np.stack(series, axis=1)  # (K, B, N)
     means, tensions, gates = split_nodes(circuit, values)

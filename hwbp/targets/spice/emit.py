@@ -20,7 +20,7 @@ from hwbp.backend import Options, option
 from hwbp.lower.system import DynamicsSystem
 from hwbp.targets import Target
 from hwbp.targets.spice.build import build_circuit
-from hwbp.targets.spice.model import SpiceOptions, cells_from_dir
+from hwbp.targets.spice.model import DEFAULT_REALIZATION, REALIZATIONS, SpiceOptions, cells_from_dir
 from hwbp.targets.spice.names import sanitize
 from hwbp.targets.spice.writer import get_writer
 
@@ -50,6 +50,8 @@ class SpiceTargetOptions(Options):
     cells: str | None = option(None, "directory of replacement cells (same file and subcircuit names as "
                                      "the shipped ones; missing ones come from hwbp)", flag="--cells")
     dialect: str = option("ngspice", "netlist dialect", choices=("ngspice", "spice3"))
+    realization: str = option(DEFAULT_REALIZATION, "which nodes are the RC state nodes: differential (mean and "
+                              "tension) or pair (x+ and x-)", choices=tuple(REALIZATIONS))
 
 
 class SpiceTarget(Target):
@@ -64,7 +66,7 @@ class SpiceTarget(Target):
         o: SpiceTargetOptions = self.options(options)  # type: ignore[assignment]
         cells = cells_from_dir(o.cells) if o.cells is not None else None
         return write_netlists(system, out_dir, model_file=(info or {}).get("model_file"), r_ohm=o.r_ohm,
-                              c_f=o.c_f, cells=cells, dialect=o.dialect)
+                              c_f=o.c_f, cells=cells, dialect=o.dialect, realization=o.realization)
 
 
 def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: str | None = None,
@@ -83,7 +85,8 @@ def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: s
     dialect : str
         Netlist dialect (``ngspice`` or ``spice3``).
     options :
-        Further :class:`SpiceOptions` fields (tolerances); unknown keys are ignored.
+        Further :class:`SpiceOptions` fields (tolerances, ``realization``, ``pivrel``);
+        unknown keys are ignored.
     """
     from hwbp.io import atomic_write_text, check_writable
 
@@ -93,7 +96,8 @@ def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: s
         p = Path(model_file)
         if p.is_file():
             info["model_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
-    fields = {k: v for k, v in options.items() if k in ("reltol", "abstol_a", "vntol_v", "tran_reltol", "itl1")}
+    fields = {k: v for k, v in options.items() if k in ("reltol", "abstol_a", "vntol_v", "tran_reltol", "itl1",
+                                                              "realization", "pivrel")}
     opts = SpiceOptions(r_ohm=r_ohm, c_f=c_f, cells=dict(cells or {}), **fields)
     files = netlist_files(system, opts, dialect=dialect, info=info)
     out = Path(out_dir)
