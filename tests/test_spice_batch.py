@@ -110,3 +110,19 @@ def test_bad_options_are_one_line_errors(bad: dict) -> None:
     system, batch = _case(size=1)
     with pytest.raises(ConfigError):
         run_spice(system, batch, analysis="op", **bad)
+
+
+def test_replacement_synapse_cell_is_instantiated_and_agrees_with_inline_elements(tmp_path: Path) -> None:
+    from hwbp.targets.spice.build import build_circuit
+    from hwbp.targets.spice.model import CELLS_DIR, SpiceOptions
+    from hwbp.targets.spice.writer import NgspiceWriter
+
+    system, batch = _case(size=2)
+    mine = tmp_path / "hwbp_synapse.cir"
+    mine.write_text((CELLS_DIR / "hwbp_synapse.cir").read_text())
+    text = NgspiceWriter().write(build_circuit(system, SpiceOptions(cells={"synapse": str(mine)})))
+    assert "\nXs_" in text and "\nGsb_" not in text and "\nGsf_" in text  # input layer stays inline
+    inline = run_spice(system, batch, analysis="op")
+    cell = run_spice(system, batch, analysis="op", cell_files={"synapse": str(mine)})
+    for name in inline.state.tension:
+        np.testing.assert_allclose(cell.state.tension[name], inline.state.tension[name], rtol=0, atol=BATCH_TOL)

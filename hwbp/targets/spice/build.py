@@ -10,7 +10,8 @@ sensitivity; a weight ``w`` is the conductance ``g = w / R`` in S):
   RC nodes, x+- derived) or ``hwbp_neuron_pair`` (``pair``: x+ and x- are the RC
   nodes, xb and tn derived); both have the same DC solution and dynamics;
 * term ``k`` of ``v`` with a weight has a pre-activation node ``<v>_a<k>_<j>`` (R to
-  ground, bias current ``b/R``) fed by one ``hwbp_synapse`` instance per weight;
+  ground, bias current ``b/R``) fed by one synapse per weight (the ``hwbp_synapse``
+  cell's two G elements written inline, or an instance of a replacement cell);
   an ``hwbp_act_<f>`` cell turns it into the forward current ``f(a)/R`` and the
   gate voltage ``f'(a) * T`` on ``<v>_g<k>_<j>``, which the same synapse instances
   carry back to the source population's sensitivity nodes;
@@ -99,7 +100,9 @@ def _cells(system: DynamicsSystem, options: SpiceOptions) -> tuple[Cell, ...]:
     """The cells the circuit instantiates (neuron of the realization, synapses, loss,
     one per activation used)."""
     acts = sorted({t.activation for p in system.populations for t in p.terms})
-    roles = [str(REALIZATIONS[options.realization]["cell"]), "synapse", "input_synapse",
+    # the shipped synapse cells are written inline (G elements); a user's is instantiated
+    syn = [r for r in ("synapse", "input_synapse") if r in options.cells]
+    roles = [str(REALIZATIONS[options.realization]["cell"]), *syn,
              f"loss_{system.loss.function}"] + [f"act_{a}" for a in acts]
     return tuple(load_cell(role, options.cells.get(role)) for role in roles)
 
@@ -130,8 +133,8 @@ def _header(system: DynamicsSystem, options: SpiceOptions, tags: Mapping[str, st
         f"realization: {options.realization} ({state})",
         "units: node voltages in V (1 V = 1 unit of activation), conductances in S (g = weight / R),"
         " currents in A, time in s",
-        "each synapse is one hwbp_synapse instance whose single parameter g drives both its forward"
-        " and its backward element",
+        "each synapse's one conductance g (S) drives its forward element Gsf_* and its backward element"
+        " Gsb_* (the hwbp_synapse cell written inline; a replacement cell is one instance Xs_* per synapse)",
         "populations: " + ", ".join(f"{comment_text(p.name)} -> {tags[p.name]} ({p.size})"
                                     for p in system.populations),
         "inputs: " + ", ".join(f"{comment_text(p.name)} -> {tags[p.name]} ({p.size})" for p in system.inputs),

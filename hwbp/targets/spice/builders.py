@@ -105,8 +105,9 @@ def synapse_items(ctx: BuildContext, population: str, k: int) -> tuple[list[Elem
     """Term ``k`` of ``population``: its pre-activation nodes and what drives them.
 
     A weighted term gets pre-activation nodes ``<tag>_a<k>_<j>`` (R to ground, bias
-    current ``b/R``) fed by one synapse cell instance per weight (``hwbp_synapse``
-    from a population, carrying the gate back; ``hwbp_synapse_fwd`` from an input).
+    current ``b/R``) fed by one synapse per weight (``hwbp_synapse`` from a population,
+    carrying the gate back; ``hwbp_synapse_fwd`` from an input): the shipped cells are
+    written inline as G elements (``SynapseArray.flat``), a user's cell is instantiated.
     A skip term reads its source's means directly and returns its gate into the
     source's sensitivity node through one G element per neuron.
     """
@@ -131,8 +132,10 @@ def synapse_items(ctx: BuildContext, population: str, k: int) -> tuple[list[Elem
         items += [Element(f"Ib_{t}_{k}_{j}", ("0", a[j]), f"DC {spice_number(bias[j] / r)}") for j in range(n)]
     w = np.asarray(system.parameters[term.weight], dtype=np.float64)
     sens = tuple(ctx.node(term.source, "sd")) if from_pop else None
+    role = "synapse" if from_pop else "input_synapse"
     items.append(SynapseArray(f"Xs_{t}_{k}", "hwbp_synapse" if from_pop else "hwbp_synapse_fwd", tuple(pre),
-                              tuple(a), tuple(gate) if from_pop else None, sens, w / r))
+                              tuple(a), tuple(gate) if from_pop else None, sens, w / r,
+                              flat=role not in ctx.options.cells))
     return items, a
 
 

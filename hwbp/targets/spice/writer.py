@@ -51,22 +51,40 @@ class SpiceWriter:
         return f"{e.name} {' '.join(e.nodes)} {value}"
 
     def synapses(self, s: SynapseArray) -> list[str]:
-        # hot path (hundreds of thousands of lines): per-column and per-row pieces
-        # are formatted once, each line is one concatenation
+        """The instance lines of a synapse array, one text block per row of the matrix.
+
+        Hot path (hundreds of thousands of lines): a row template is built once per
+        array (``\x01`` marks the row index, ``\x02`` the post-synaptic node(s), ``{i!r}``
+        the conductance: the shortest text that reads back to the same double); each row
+        is then two ``str.replace`` and one ``str.format`` in C, with no Python loop over
+        the synapses.  Node names are sanitized tags, so they hold no braces.
+        """
         p, cell = s.prefix, s.cell
-        out: list[str] = []
+        if s.flat:
+            return self._flat_synapses(s)
         if s.gate is None:
-            cols = [f"{i} {u} " for i, u in enumerate(s.pre)]
-            for j, (post, row) in enumerate(zip(s.post, s.conductance_s.tolist())):
-                head, tail = f"{p}_{j}_", f" {cell} g="
-                out += [f"{head}{c}{post}{tail}{v}" for c, v in zip(cols, map(repr, row))]
+            cols = [f"{p}_\x01_{i} {u} \x02 {cell} g={{{i}!r}}" for i, u in enumerate(s.pre)]
         else:
-            cols = [f"{i} {u} " for i, u in enumerate(s.pre)]
-            ends = [f" {d} {cell} g=" for d in s.sens]
-            for j, (post, gate, row) in enumerate(zip(s.post, s.gate, s.conductance_s.tolist())):
-                head, mid = f"{p}_{j}_", f"{post} {gate}"
-                out += [f"{head}{c}{mid}{e}{v}" for c, e, v in zip(cols, ends, map(repr, row))]
-        return out
+            cols = [f"{p}_\x01_{i} {u} \x02 {d} {cell} g={{{i}!r}}" for i, (u, d) in enumerate(zip(s.pre, s.sens))]
+        template = "\n".join(cols)
+        mids = s.post if s.gate is None else [f"{a} {b}" for a, b in zip(s.post, s.gate)]
+        return [template.replace("\x01", str(j)).replace("\x02", mid).format(*row)
+                for j, (mid, row) in enumerate(zip(mids, s.conductance_s.tolist()))]
+
+    def _flat_synapses(self, s: SynapseArray) -> list[str]:
+        """The shipped synapse cell inline: per synapse ``Gsf_<t>_<k>_<j>_<i>`` (``g * V(pre)`` into
+        ``post``) and, with a backward path, ``Gsb_..`` (``g * V(gate)`` into ``sens``),
+        one row of the matrix per text block (see :meth:`synapses`)."""
+        tag = s.prefix[2:]  # "Xs_<t>_<k>" -> "_<t>_<k>"
+        if s.gate is None:
+            cols = [f"Gsf{tag}_\x01_{i} 0 \x02 {u} 0 {{{i}}}" for i, u in enumerate(s.pre)]
+        else:
+            cols = [f"Gsf{tag}_\x01_{i} 0 \x02 {u} 0 {{{i}}}\nGsb{tag}_\x01_{i} 0 {d} \x03 0 {{{i}}}"
+                    for i, (u, d) in enumerate(zip(s.pre, s.sens))]
+        template = "\n".join(cols)
+        gates = s.gate if s.gate is not None else s.post
+        return [template.replace("\x01", str(j)).replace("\x02", post).replace("\x03", gate).format(*map(repr, row))
+                for j, (post, gate, row) in enumerate(zip(s.post, gates, s.conductance_s.tolist()))]
 
     def body(self, circuit: Circuit, stimulus: Mapping[str, float]) -> list[str]:
         out: list[str] = []
