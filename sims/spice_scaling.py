@@ -1,0 +1,159 @@
+"""ngspice wall time against synapse count, per realization and option set.
+
+Tanh MLPs W-W-W-10 (input width W, depth 3, CE loss, one sample), W growing until a
+run takes more than --limit seconds (that series stops there).  For each option set
+(``differential``; ``pair`` with the tuned ``pivrel=1e-6``; ``pair`` with ngspice's
+default ``pivrel=1e-3``) and each analysis (``.op``; ``.tran`` for 12 L tau from a
+random state) the backend's run (netlist writing, ngspice, reading results) is timed;
+the power law ``time ~ synapses^k`` is fitted over the points above 0.2 s.  The
+``.op`` tensions of the realizations are compared where both ran.  Writes
+``sims/spice_scaling.md`` (table, fits, machine conditions) and ``sims/spice_scaling.png``.
+
+Usage::
+
+    .venv/bin/python sims/spice_scaling.py [--limit 60] [--widths 16,32,64,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hwbp.errors import BackendError  # noqa: E402
+from hwbp.io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from hwbp.lower import lower  # noqa: E402
+from hwbp.models import random_mlp  # noqa: E402
+from hwbp.targets.spice.backend import SpiceBackend  # noqa: E402
+from hwbp.types import Batch  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+WIDTHS = (16, 32, 64, 96, 128, 192, 256, 384, 512)
+#: Option set label -> backend options.
+SETS = {
+    "differential": {"realization": "differential"},
+    "pair, pivrel 1e-6 (tuned)": {"realization": "pair"},
+    "pair, pivrel 1e-3 (ngspice default)": {"realization": "pair", "pivrel": 1e-3},
+}
+
+
+def _fit(n: np.ndarray, t: np.ndarray) -> float:
+    keep = t > 0.2
+    if keep.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(n[keep]), np.log(t[keep]), 1)[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=float, default=60.0, help="largest run time per series (s)")
+    p.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="comma-separated widths W")
+    args = p.parse_args(argv)
+    widths = [int(w) for w in args.widths.split(",")]
+    be = SpiceBackend()
+    rows: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    tensions: dict[tuple[str, int], dict] = {}
+    load0 = os.getloadavg()
+    for analysis in ("op", "tran"):
+        for label, opts in SETS.items():
+            series = rows.setdefault((label, analysis), [])
+            for w in widths:
+                g = random_mlp((w, w, w, 10), activation="tanh", seed=0).with_loss("ce")
+                system = lower(g)
+                rng = np.random.default_rng(0)
+                batch = Batch({"x": rng.standard_normal((1, w))}, np.eye(10)[[3]])
+                art = be.compile(system, be.options({"analysis": analysis, "timeout_s": args.limit, **opts}))
+                n = art.data.synapse_count
+                t0 = time.perf_counter()
+                try:
+                    res = be.run(art, batch, initial="random" if analysis == "tran" else None)
+                except BackendError as exc:
+                    print(f"{analysis} {label} W={w} ({n:,} synapses): stopped ({str(exc)[:80]})", flush=True)
+                    series.append((n, float("inf")))
+                    break
+                wall = time.perf_counter() - t0
+                series.append((n, wall))
+                if analysis == "op":
+                    tensions[(label, w)] = res.state.tension
+                print(f"{analysis} {label} W={w} ({n:,} synapses): {wall:.2f} s", flush=True)
+                if wall > args.limit:
+                    break
+    load1 = os.getloadavg()
+    from hwbp.targets.spice.ngspice import BatchRunner
+
+    info = BatchRunner().info()
+    diffs = []
+    for w in widths:
+        a, b = tensions.get(("differential", w)), tensions.get(("pair, pivrel 1e-6 (tuned)", w))
+        if a is not None and b is not None:
+            diffs.append((w, max(float(np.max(np.abs(a[k] - b[k]))) for k in a)))
+    all_n = sorted({n for s in rows.values() for n, _ in s})
+    header = "| synapses | " + " | ".join(f"{a} {lab}" for lab, a in rows) + " |"
+    lines = [
+        "# ngspice wall time vs synapse count, per realization",
+        "",
+        "Tanh MLPs W-W-W-10 (depth 3, CE loss, one sample), widths "
+        f"{', '.join(map(str, widths))}; each series stops at the first run over {args.limit:g} s.",
+        "Time: the backend's run (netlist writing, ngspice, reading results), batch runner;",
+        "`.tran` for 12 L tau = 36 tau from a random state.  Made by `sims/spice_scaling.py`.",
+        "",
+        f"Conditions: {platform.machine()}, {os.cpu_count()} cores shared with other users' jobs "
+        f"(load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end); {info['ngspice_version']} "
+        f"({info['ngspice']}).  Absolute times on a busy machine are upper bounds; the ratios and",
+        "exponents are the result.",
+        "",
+        header,
+        "|" + "---|" * (len(rows) + 1),
+    ]
+    for n in all_n:
+        cells = []
+        for key in rows:
+            t = dict(rows[key]).get(n)
+            cells.append("" if t is None else ("> limit" if not np.isfinite(t) else f"{t:.2f}"))
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    lines += ["", "Fitted exponent k of time ~ synapses^k (points above 0.2 s):", ""]
+    for (label, a), s in rows.items():
+        arr = np.array([(n, t) for n, t in s if np.isfinite(t)])
+        k = _fit(arr[:, 0], arr[:, 1]) if len(arr) else float("nan")
+        lines.append(f"- `.{a}` {label}: k = {k:.2f}" + (f" (largest size run: {int(arr[-1, 0]):,} synapses, "
+                                                          f"{arr[-1, 1]:.1f} s)" if len(arr) else ""))
+    lines += ["", "`.op` tension, differential vs tuned pair, max |difference| (V): "
+              + ", ".join(f"W={w}: {d:.1e}" for w, d in diffs), ""]
+    atomic_write_text(HERE / "spice_scaling.md", "\n".join(lines))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, a in zip(axes, ("op", "tran")):
+        for (label, an), s in rows.items():
+            if an != a:
+                continue
+            arr = np.array([(n, t) for n, t in s if np.isfinite(t)])
+            if len(arr):
+                k = _fit(arr[:, 0], arr[:, 1])
+                ax.loglog(arr[:, 0], arr[:, 1], "o-", label=f"{label} (k={k:.2f})")
+        ax.axhline(args.limit, color="0.5", ls=":", lw=1)
+        ax.set_xlabel("synapses")
+        ax.set_title(f".{a}" + (" (12 L tau)" if a == "tran" else ""))
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("wall time (s)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(HERE / "spice_scaling.png", buf.getvalue())
+    print(f"wrote {HERE / 'spice_scaling.md'} and {HERE / 'spice_scaling.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
