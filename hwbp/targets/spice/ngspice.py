@@ -19,9 +19,10 @@ and source stepping (``gminsteps = srcsteps = 1``, its defaults: other values se
 SPICE3's fixed stepping, which fails circuits the adaptive one solves); a ``.op`` that
 needs the transient fallback after both failed is an error (:func:`classify`).
 
-ngspice reports problems as text.  :func:`classify` turns that text into one
-:class:`~hwbp.errors.BackendError` naming the analysis and what to change; notes
-and warnings that do not stop the analysis are ignored.  No partial results are
+ngspice reports problems as text; :func:`hwbp.targets.spice.diagnose.classify` turns
+that text into one :class:`~hwbp.errors.BackendError` naming the analysis and what to
+change (both runners import it from :mod:`~hwbp.targets.spice.diagnose`, never from
+each other).  No partial results are
 returned.
 """
 
