@@ -6,7 +6,8 @@ voltages:
 ``batch`` (default)
     ``ngspice -b deck.cir -r out.raw`` in a subprocess with a timeout; the raw file
     is read with :mod:`hwbp.targets.spice.raw`.  Several ``.op`` samples run in one
-    process through a ``.control`` block that re-values the stimulus sources.
+    process as one ``.dc`` sweep over the sample index (stimulus sources are ``pwl``
+    functions of it), each solved from the previous one; ``workers`` processes at once.
 ``shared``
     The ngspice shared library (``libngspice``) through PySpice (in
     :mod:`hwbp.targets.spice.shared`), loaded once per
@@ -44,7 +45,7 @@ from hwbp.targets.spice.diagnose import (
 )
 from hwbp.targets.spice.model import Circuit
 from hwbp.targets.spice.raw import parse_raw
-from hwbp.targets.spice.writer import NgspiceWriter
+from hwbp.targets.spice.writer import SWEEP_NODE, NgspiceWriter
 
 if TYPE_CHECKING:
     from hwbp.targets.spice.shared import SharedRunner
@@ -136,14 +137,16 @@ class BatchRunner:
     def op(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
         """DC operating points: ``(len(stimuli), len(nodes))`` node voltages (V).
 
-        Each ngspice process solves a contiguous chunk of the samples: the first from
-        scratch, each next one after ``alter``-ing the stimulus sources that changed,
-        from the previous operating point."""
+        Each ngspice process solves a contiguous chunk of the samples in one ``.dc``
+        sweep over the sample index (:meth:`_op_sweep`): the first from scratch, each
+        next one from the previous operating point, with the pivot order kept."""
         chunks = split_work(len(stimuli), self.workers)
         parts = self._map(lambda r: self._op_chunk(circuit, [stimuli[i] for i in r], nodes), chunks)
         return np.concatenate(parts, axis=0)
 
     def _op_chunk(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
+        if len(stimuli) > 1:
+            return self._op_sweep(circuit, stimuli, nodes)
         fmt = "binary" if self.raw_format == "binary" else "ascii"
         commands = ["set noaskquit", f"set filetype={fmt}", "set appendwrite"]
         prev: Mapping[str, float] = stimuli[0]
@@ -157,6 +160,21 @@ class BatchRunner:
         if len(plots) != len(stimuli):
             raise missing_results(text, ".op", circuit.title, f"{len(plots)} of {len(stimuli)} operating points solved")
         return np.array([[p.vectors[n.lower()][0] for n in nodes] for p in plots])
+
+    def _op_sweep(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
+        """Several operating points as one ``.dc`` sweep over the sample index: each
+        stimulus source that changes is a ``pwl`` of the index, and ngspice solves point
+        k + 1 from point k keeping its pivot order (``op`` after ``alter`` reorders the
+        matrix again, the dominant cost of a large circuit)."""
+        names = [k for k in stimuli[0] if any(s[k] != stimuli[0][k] for s in stimuli)]
+        sweep = {k: [float(s[k]) for s in stimuli] for k in names}
+        n = len(stimuli)
+        deck = self.writer.write(circuit, stimulus=stimuli[0], analyses=(f".dc V{SWEEP_NODE} 0 {n - 1} 1",),
+                                 save=nodes, sweep=sweep)
+        plots, text = self._run(deck, ".op", circuit.title, use_r=True)
+        if len(plots) != 1 or any(len(plots[0].vectors.get(m.lower(), ())) != n for m in nodes[:1]):
+            raise missing_results(text, ".op", circuit.title, f"the sweep over {n} samples did not complete")
+        return np.stack([plots[0].vectors[m.lower()] for m in nodes], axis=1)
 
     def tran(self, circuit: Circuit, stimulus: Mapping[str, float], initial: Mapping[str, float],
              step_s: float, stop_s: float, nodes: Sequence[str], reltol: float) -> tuple[np.ndarray, np.ndarray]:

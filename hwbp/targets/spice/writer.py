@@ -16,6 +16,10 @@ from hwbp.targets.spice.model import Circuit, Element, SynapseArray
 __all__ = ["SpiceWriter", "NgspiceWriter", "DIALECTS", "get_writer"]
 
 
+#: Node whose voltage is the sample index in a batch swept by ``.dc`` (see ``sweep``).
+SWEEP_NODE = "hwbp_k"
+
+
 def spice_number(v: float) -> str:
     """A float as the shortest text that reads back to the same double."""
     return repr(float(v))
@@ -49,6 +53,12 @@ class SpiceWriter:
     def element(self, e: Element, stimulus: Mapping[str, float]) -> str:
         value = f"DC {spice_number(stimulus[e.name])}" if e.name in stimulus else e.value
         return f"{e.name} {' '.join(e.nodes)} {value}"
+
+    def swept_source(self, e: Element, values: Sequence[float]) -> str:
+        """A stimulus source taking ``values[k]`` (V) at sweep point ``k``: a B source
+        ``pwl`` of the sweep node :data:`SWEEP_NODE` (exact at the integer points)."""
+        pts = ", ".join(f"{k}, {spice_number(v)}" for k, v in enumerate(values))
+        return f"B{e.name[1:]} {' '.join(e.nodes)} V=pwl(V({SWEEP_NODE}), {pts})"
 
     def synapses(self, s: SynapseArray) -> list[str]:
         """The instance lines of a synapse array, one text block per row of the matrix.
@@ -86,13 +96,17 @@ class SpiceWriter:
         return [template.replace("\x01", str(j)).replace("\x02", post).replace("\x03", gate).format(*map(repr, row))
                 for j, (post, gate, row) in enumerate(zip(s.post, gates, s.conductance_s.tolist()))]
 
-    def body(self, circuit: Circuit, stimulus: Mapping[str, float]) -> list[str]:
+    def body(self, circuit: Circuit, stimulus: Mapping[str, float],
+             sweep: Mapping[str, Sequence[float]] | None = None) -> list[str]:
         out: list[str] = []
+        sweep = sweep or {}
         for section in circuit.sections:
             out.append(f"* --- {section.title}")
             for item in section.items:
                 if isinstance(item, SynapseArray):
                     out += self.synapses(item)
+                elif item.name in sweep:
+                    out.append(self.swept_source(item, sweep[item.name]))
                 else:
                     out.append(self.element(item, stimulus))
         return out
@@ -124,6 +138,7 @@ class SpiceWriter:
         initial: Mapping[str, float] | None = None,
         extra_options: Mapping[str, str] | None = None,
         control: Sequence[str] | None = None,
+        sweep: Mapping[str, Sequence[float]] | None = None,
     ) -> str:
         """The netlist text.
 
@@ -141,10 +156,15 @@ class SpiceWriter:
             ``.ic`` node voltages (V).
         control : sequence of str, optional
             Commands of a ``.control`` block (dialects that have one).
+        sweep : mapping, optional
+            Source name -> its value (V) at each point of a DC sweep of the source
+            ``V{SWEEP_NODE}`` (0, 1, 2, ...): several samples in one ``.dc`` analysis.
         """
         lines = self.title(circuit) + self.header(circuit) + self.params(circuit)
         lines += self.cells(circuit, include_dir)
-        lines += self.body(circuit, stimulus or {})
+        if sweep:
+            lines.append(f"V{SWEEP_NODE} {SWEEP_NODE} 0 DC 0")
+        lines += self.body(circuit, stimulus or {}, sweep)
         lines += self.options(circuit, extra_options)
         lines += self.saves(circuit.saved_nodes() if save is None else save)
         if initial:
