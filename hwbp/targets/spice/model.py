@@ -53,20 +53,22 @@ CELL_PORTS: Mapping[str, int] = MappingProxyType(
 #:
 #: ``pair``: x+ and x- are the RC nodes (the seed's doubled coordinates, the circuit a
 #: designer draws); the mean and tension are derived.  That closes the structural loop
-#: sd -> x+- -> xb -> a -> gate -> sd, so Sparse 1.3's reordering fills in; a small
-#: relative pivot threshold (``pivrel=1e-6``, ngspice's default 1e-3) lets it keep the
-#: sparsest pivot: measured, it halves the fill-in and cuts a 50k-synapse ``.op``
-#: ~5x with the same solution (see ``sims/spice_scaling.md``).
+#: sd -> x+- -> xb -> a -> gate -> sd, so Sparse 1.3's reordering fills in.  A small
+#: relative pivot threshold (``pivrel=1e-6``; ngspice's default 1e-3) lets it keep the
+#: sparsest pivots, with the same solution: measured on W-W-W-10 MLPs, CPU time of one
+#: ``.op`` 3-5x lower from 9k synapses on (``sims/spice_scaling.md``).
 #: ``differential``: the mean xb and the tension tn are the RC nodes, x+- derived by
-#: linear sources that nothing reads back; the matrix is block triangular (no fill-in),
-#: the same DC solution and the same dynamics.  ngspice's default pivot threshold.
+#: linear sources that nothing reads back; the matrix is block triangular with zero
+#: fill-in, the same DC solution (|dT| ~1e-16 V) and the same dynamics.  It keeps
+#: ngspice's default pivot threshold: there is no fill-in for a smaller one to avoid.
 REALIZATIONS: Mapping[str, Mapping[str, object]] = MappingProxyType({
     "pair": MappingProxyType({"cell": "neuron", "state": ("xp", "xm"), "options": MappingProxyType({"pivrel": 1e-6})}),
     "differential": MappingProxyType({"cell": "neuron_diff", "state": ("xb", "tn"),
                                       "options": MappingProxyType({})}),
 })
-#: The default realization, chosen by measurement (``sims/spice_scaling.md``): the same
-#: results, ``.op`` 10-100x faster from 50k synapses on.
+#: The default realization, chosen by measurement (``benchmarks/bench_spice.py``,
+#: ``sims/spice_scaling.md``): the same results; at 50k synapses one ``.op`` takes 6.7x
+#: less CPU time than the tuned pair, and its ``.tran`` stays fast where the pair is stiff.
 DEFAULT_REALIZATION = "differential"
 
 
