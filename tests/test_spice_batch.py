@@ -126,3 +126,23 @@ def test_replacement_synapse_cell_is_instantiated_and_agrees_with_inline_element
     cell = run_spice(system, batch, analysis="op", cell_files={"synapse": str(mine)})
     for name in inline.state.tension:
         np.testing.assert_allclose(cell.state.tension[name], inline.state.tension[name], rtol=0, atol=BATCH_TOL)
+
+
+def test_written_conductances_read_back_to_the_same_doubles() -> None:
+    from hwbp.targets.spice.build import build_circuit
+    from hwbp.targets.spice.model import SynapseArray
+    from hwbp.targets.spice.writer import NgspiceWriter
+
+    system, _ = _case(size=1)
+    c = build_circuit(system)
+    text = NgspiceWriter().write(c)
+    values = {ln.split()[0]: float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(("Gsf_", "Gsb_"))}
+    arrays = [i for s in c.sections for i in s.items if isinstance(i, SynapseArray)]
+    n = 0
+    for a in arrays:
+        for (j, i), g in np.ndenumerate(a.conductance_s):
+            assert values[f"Gsf{a.prefix[2:]}_{j}_{i}"] == g
+            if a.gate is not None:
+                assert values[f"Gsb{a.prefix[2:]}_{j}_{i}"] == g
+            n += 1
+    assert n == c.synapse_count > 0

@@ -20,6 +20,12 @@ __all__ = ["SpiceWriter", "NgspiceWriter", "DIALECTS", "get_writer"]
 SWEEP_NODE = "hwbp_k"
 
 
+#: Synapse conductances as text: 17 significant digits always read back to the same
+#: double, and this is ~25 % cheaper than ``repr``'s shortest form (the float formatting
+#: is most of the time spent writing a large netlist).
+_G17 = "{:.17g}".format
+
+
 def spice_number(v: float) -> str:
     """A float as the shortest text that reads back to the same double."""
     return repr(float(v))
@@ -64,21 +70,21 @@ class SpiceWriter:
         """The instance lines of a synapse array, one text block per row of the matrix.
 
         Hot path (hundreds of thousands of lines): a row template is built once per
-        array (``\x01`` marks the row index, ``\x02`` the post-synaptic node(s), ``{i!r}``
-        the conductance: the shortest text that reads back to the same double); each row
-        is then two ``str.replace`` and one ``str.format`` in C, with no Python loop over
-        the synapses.  Node names are sanitized tags, so they hold no braces.
+        array (``\x01`` marks the row index, ``\x02`` the post-synaptic node(s), ``{i}``
+        the conductance); each row is then two ``str.replace`` and one ``str.format`` in
+        C.  Conductances are written with 17 significant digits (:data:`_G17`).  Node
+        names are sanitized tags, so they hold no braces.
         """
         p, cell = s.prefix, s.cell
         if s.flat:
             return self._flat_synapses(s)
         if s.gate is None:
-            cols = [f"{p}_\x01_{i} {u} \x02 {cell} g={{{i}!r}}" for i, u in enumerate(s.pre)]
+            cols = [f"{p}_\x01_{i} {u} \x02 {cell} g={{{i}}}" for i, u in enumerate(s.pre)]
         else:
-            cols = [f"{p}_\x01_{i} {u} \x02 {d} {cell} g={{{i}!r}}" for i, (u, d) in enumerate(zip(s.pre, s.sens))]
+            cols = [f"{p}_\x01_{i} {u} \x02 {d} {cell} g={{{i}}}" for i, (u, d) in enumerate(zip(s.pre, s.sens))]
         template = "\n".join(cols)
         mids = s.post if s.gate is None else [f"{a} {b}" for a, b in zip(s.post, s.gate)]
-        return [template.replace("\x01", str(j)).replace("\x02", mid).format(*row)
+        return [template.replace("\x01", str(j)).replace("\x02", mid).format(*map(_G17, row))
                 for j, (mid, row) in enumerate(zip(mids, s.conductance_s.tolist()))]
 
     def _flat_synapses(self, s: SynapseArray) -> list[str]:
@@ -93,7 +99,7 @@ class SpiceWriter:
                     for i, (u, d) in enumerate(zip(s.pre, s.sens))]
         template = "\n".join(cols)
         gates = s.gate if s.gate is not None else s.post
-        return [template.replace("\x01", str(j)).replace("\x02", post).replace("\x03", gate).format(*map(repr, row))
+        return [template.replace("\x01", str(j)).replace("\x02", post).replace("\x03", gate).format(*map(_G17, row))
                 for j, (post, gate, row) in enumerate(zip(s.post, gates, s.conductance_s.tolist()))]
 
     def body(self, circuit: Circuit, stimulus: Mapping[str, float],
