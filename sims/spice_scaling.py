@@ -7,7 +7,7 @@ default ``pivrel=1e-3``) and each analysis (``.op``; ``.tran`` for 12 L tau from
 random state) the backend's run (netlist writing, ngspice, reading results) is timed,
 as wall time and as CPU time (this process and the ngspice it ran: on a shared machine
 the CPU time is what the work costs); a series stops after the first run over --limit
-CPU seconds (or 4x that wall time).  The power law ``cpu ~ synapses^k`` is fitted over
+CPU seconds (or 10x that wall time).  The power law ``cpu ~ synapses^k`` is fitted over
 the points above 0.2 s.  The
 ``.op`` tensions of the realizations are compared where both ran.  Writes
 ``sims/spice_scaling.md`` (table, fits, machine conditions) and ``sims/spice_scaling.png``.
@@ -15,12 +15,18 @@ the points above 0.2 s.  The
 Usage::
 
     .venv/bin/python sims/spice_scaling.py [--limit 60] [--widths 16,32,64,...]
+    .venv/bin/python sims/spice_scaling.py --series op:0   # one series (run several at once)
+    .venv/bin/python sims/spice_scaling.py --report        # table and figure from the data
+
+Raw points (CPU and wall time, ``.op`` tensions) are kept in
+``sims/spice_scaling_data/<analysis>-<set>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import sys
@@ -60,43 +66,74 @@ def _fit(n: np.ndarray, t: np.ndarray) -> float:
     return float(np.polyfit(np.log(n[keep]), np.log(t[keep]), 1)[0])
 
 
+DATA = HERE / "spice_scaling_data"
+
+
+def measure(analysis: str, label: str, widths: list[int], limit: float) -> None:
+    """Run one series, rewriting ``spice_scaling_data/<analysis>-<set>.json`` after each
+    point (so a long run that is stopped keeps what it measured)."""
+    be = SpiceBackend()
+    opts = SETS[label]
+    DATA.mkdir(exist_ok=True)
+    out = DATA / f"{analysis}-{list(SETS).index(label)}.json"
+    rec = {"analysis": analysis, "label": label, "limit_cpu_s": limit, "points": [],
+           "load_start": os.getloadavg()[0]}
+    for w in widths:
+        g = random_mlp((w, w, w, 10), activation="tanh", seed=0).with_loss("ce")
+        system = lower(g)
+        rng = np.random.default_rng(0)
+        batch = Batch({"x": rng.standard_normal((1, w))}, np.eye(10)[[3]])
+        art = be.compile(system, be.options({"analysis": analysis, "timeout_s": 10 * limit, **opts}))
+        n = art.data.synapse_count
+        t0, c0 = time.perf_counter(), _cpu()
+        try:
+            res = be.run(art, batch, initial="random" if analysis == "tran" else None)
+        except BackendError as exc:
+            print(f"{analysis} {label} W={w} ({n:,} synapses): stopped ({str(exc)[:80]})", flush=True)
+            rec["points"].append({"w": w, "synapses": n, "cpu_s": None, "wall_s": time.perf_counter() - t0})
+            break
+        wall, cpu = time.perf_counter() - t0, _cpu() - c0
+        tension = np.concatenate([res.state.tension[k].ravel() for k in sorted(res.state.tension)])
+        rec["points"].append({"w": w, "synapses": n, "cpu_s": cpu, "wall_s": wall, "tension": tension.tolist()})
+        rec["load_end"] = os.getloadavg()[0]
+        atomic_write_text(out, json.dumps(rec))
+        print(f"{analysis} {label} W={w} ({n:,} synapses): {cpu:.2f} s CPU, {wall:.2f} s wall", flush=True)
+        if cpu > limit:
+            break
+    rec["load_end"] = os.getloadavg()[0]
+    rec["finished"] = True
+    atomic_write_text(out, json.dumps(rec))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=float, default=60.0, help="largest CPU time of a run per series (s)")
     p.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="comma-separated widths W")
+    p.add_argument("--series", default=None, help="run one series only: <op|tran>:<set index 0-2>")
+    p.add_argument("--report", action="store_true", help="only write the table and figure from the data")
     args = p.parse_args(argv)
     widths = [int(w) for w in args.widths.split(",")]
-    be = SpiceBackend()
+    if args.series:
+        analysis, k = args.series.split(":")
+        measure(analysis, list(SETS)[int(k)], widths, args.limit)
+        return 0
+    if not args.report:
+        for analysis in ("op", "tran"):
+            for label in SETS:
+                measure(analysis, label, widths, args.limit)
+    recs = [json.loads(f.read_text()) for f in sorted(DATA.glob("*.json"))]
     rows: dict[tuple[str, str], list[tuple[int, float]]] = {}
     walls: dict[tuple[str, str, int], float] = {}
-    tensions: dict[tuple[str, int], dict] = {}
-    load0 = os.getloadavg()
-    for analysis in ("op", "tran"):
-        for label, opts in SETS.items():
-            series = rows.setdefault((label, analysis), [])
-            for w in widths:
-                g = random_mlp((w, w, w, 10), activation="tanh", seed=0).with_loss("ce")
-                system = lower(g)
-                rng = np.random.default_rng(0)
-                batch = Batch({"x": rng.standard_normal((1, w))}, np.eye(10)[[3]])
-                art = be.compile(system, be.options({"analysis": analysis, "timeout_s": 4 * args.limit, **opts}))
-                n = art.data.synapse_count
-                t0, c0 = time.perf_counter(), _cpu()
-                try:
-                    res = be.run(art, batch, initial="random" if analysis == "tran" else None)
-                except BackendError as exc:
-                    print(f"{analysis} {label} W={w} ({n:,} synapses): stopped ({str(exc)[:80]})", flush=True)
-                    series.append((n, float("inf")))
-                    break
-                wall, cpu = time.perf_counter() - t0, _cpu() - c0
-                series.append((n, cpu))
-                walls[(label, analysis, n)] = wall
-                if analysis == "op":
-                    tensions[(label, w)] = res.state.tension
-                print(f"{analysis} {label} W={w} ({n:,} synapses): {cpu:.2f} s CPU, {wall:.2f} s wall", flush=True)
-                if cpu > args.limit:
-                    break
-    load1 = os.getloadavg()
+    tensions: dict[tuple[str, int], np.ndarray] = {}
+    for r in sorted(recs, key=lambda r: (r["analysis"] != "op", list(SETS).index(r["label"]))):
+        key = (r["label"], r["analysis"])
+        rows[key] = [(pt["synapses"], float("inf") if pt["cpu_s"] is None else pt["cpu_s"]) for pt in r["points"]]
+        for pt in r["points"]:
+            walls[(r["label"], r["analysis"], pt["synapses"])] = pt["wall_s"]
+            if r["analysis"] == "op" and "tension" in pt:
+                tensions[(r["label"], pt["w"])] = np.array(pt["tension"])
+    load0 = (min(r["load_start"] for r in recs), max(r["load_start"] for r in recs))
+    load1 = (min(r.get("load_end", 0) for r in recs), max(r.get("load_end", 0) for r in recs))
     from hwbp.targets.spice.ngspice import BatchRunner
 
     info = BatchRunner().info()
@@ -104,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     for w in widths:
         a, b = tensions.get(("differential", w)), tensions.get(("pair, pivrel 1e-6 (tuned)", w))
         if a is not None and b is not None:
-            diffs.append((w, max(float(np.max(np.abs(a[k] - b[k]))) for k in a)))
+            diffs.append((w, float(np.max(np.abs(a - b)))))
+    unfinished = [f".{r['analysis']} {r['label']}" for r in recs if not r.get("finished")]
     all_n = sorted({n for s in rows.values() for n, _ in s})
     header = "| synapses | " + " | ".join(f"{a} {lab}" for lab, a in rows) + " |"
     lines = [
-        "# ngspice wall time vs synapse count, per realization",
+        "# ngspice time vs synapse count, per realization",
         "",
         "Tanh MLPs W-W-W-10 (depth 3, CE loss, one sample), widths "
         f"{', '.join(map(str, widths))}.",
@@ -118,9 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         "`sims/spice_scaling.py`.",
         "",
         f"Conditions: {platform.machine()}, {os.cpu_count()} cores shared with other users' jobs "
-        f"(load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end); {info['ngspice_version']} "
-        f"({info['ngspice']}).  Absolute times on a busy machine are upper bounds; the ratios and",
-        "exponents are the result.",
+        f"(load average {load0[0]:.0f}-{load0[1]:.0f} at the starts of the series, {load1[0]:.0f}-{load1[1]:.0f} "
+        f"at their ends); {info['ngspice_version']} "
+        f"({info['ngspice']}).  The CPU time is what the work costs; the wall time (in brackets) is",
+        "mostly the other jobs' share of the cores.",
+        *([f"Series cut short by the time available (still running): {', '.join(unfinished)}."]
+          if unfinished else []),
         "",
         header,
         "|" + "---|" * (len(rows) + 1),
