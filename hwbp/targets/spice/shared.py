@@ -17,7 +17,7 @@ from hwbp.targets.spice.model import Circuit
 from hwbp.targets.spice.diagnose import (
     APT_HINT, HALT_GRACE_S, alter_commands, check_timeout, classify, timeout_error, tran_options,
 )
-from hwbp.targets.spice.writer import NgspiceWriter
+from hwbp.targets.spice.writer import SWEEP_NODE, NgspiceWriter
 
 __all__ = ["SharedRunner"]
 
@@ -183,9 +183,15 @@ class SharedRunner:
 
     def op(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str],
            deck: str | None = None) -> np.ndarray:
-        """DC operating points: ``(len(stimuli), len(nodes))`` node voltages (V).  ``deck``
-        (the circuit's text with ``stimuli[0]``) skips writing it again."""
+        """DC operating points: ``(len(stimuli), len(nodes))`` node voltages (V).
+
+        Several samples are one ``.dc`` sweep over the sample index (stimulus sources
+        ``pwl`` of it; the matrix is ordered once), as in the batch runner.  ``deck`` (the
+        circuit's text with ``stimuli[0]``) skips writing it again; the samples are then
+        applied with ``alter`` and one ``op`` each."""
         where = circuit.title
+        if deck is None and len(stimuli) > 1:
+            return self._op_sweep(circuit, stimuli, nodes)
         if deck is None:
             deck = self.writer.write(circuit, stimulus=stimuli[0], analyses=(), save=nodes)
         self.load(deck, ".op", where)
@@ -202,6 +208,21 @@ class SharedRunner:
         finally:
             self.reset()
         return np.array(out)
+
+    def _op_sweep(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
+        where = circuit.title
+        names = [k for k in stimuli[0] if any(s[k] != stimuli[0][k] for s in stimuli)]
+        sweep = {k: [float(s[k]) for s in stimuli] for k in names}
+        n = len(stimuli)
+        self.load(self.writer.write(circuit, stimulus=stimuli[0], analyses=(), save=nodes, sweep=sweep), ".op", where)
+        try:
+            self.run_analysis(f"dc v{SWEEP_NODE} 0 {n - 1} 1", ".op", where)  # names are lower case
+            out = self.vectors(nodes, ".op", where)
+        finally:
+            self.reset()
+        if out.shape[0] != n:
+            raise BackendError(f"ngspice .op of {where}: the sweep over {n} samples stopped after {out.shape[0]}")
+        return out
 
     def info(self) -> dict[str, str]:
         """Which ngspice runs: the shared library and its version line."""
