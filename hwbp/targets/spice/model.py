@@ -55,8 +55,8 @@ CELL_PORTS: Mapping[str, int] = MappingProxyType(
 #: designer draws); the mean and tension are derived.  That closes the structural loop
 #: sd -> x+- -> xb -> a -> gate -> sd, so Sparse 1.3's reordering fills in.  A small
 #: relative pivot threshold (``pivrel=1e-6``; ngspice's default 1e-3) lets it keep the
-#: sparsest pivots, with the same solution: measured on W-W-W-10 MLPs, CPU time of one
-#: ``.op`` 3-5x lower from 9k synapses on (``sims/spice_scaling.md``).
+#: sparsest pivots, with the same solution: measured on W-W-W-10 MLPs, the CPU time of
+#: one ``.op`` is ~2.2x lower from 20k synapses on (``sims/spice_scaling.md``).
 #: ``differential``: the mean xb and the tension tn are the RC nodes, x+- derived by
 #: linear sources that nothing reads back; the matrix is block triangular with zero
 #: fill-in, the same DC solution (|dT| ~1e-16 V) and the same dynamics.  It keeps
@@ -67,8 +67,9 @@ REALIZATIONS: Mapping[str, Mapping[str, object]] = MappingProxyType({
                                       "options": MappingProxyType({})}),
 })
 #: The default realization, chosen by measurement (``benchmarks/bench_spice.py``,
-#: ``sims/spice_scaling.md``): the same results; at 50k synapses one ``.op`` takes 6.7x
-#: less CPU time than the tuned pair, and its ``.tran`` stays fast where the pair is stiff.
+#: ``sims/spice_scaling.md``): the same results; at 50k synapses one ``.op`` takes ~7x
+#: less CPU time than the tuned pair (6.7x and 7.6x in two runs), and its ``.tran``
+#: stays fast where the pair is stiff.
 DEFAULT_REALIZATION = "differential"
 
 
