@@ -7,6 +7,13 @@ from a non-equilibrium initial state (default ``random``, drawn exactly as the
 reference simulator draws it) for ``duration`` units of tau (default ``max(12 L, 24)``:
 at depth 1, ``12 tau`` leaves a weight-gradient lag of ~1e-4); the
 result carries the trace (time in units of tau) and the settling time.
+
+``realization`` picks the circuit (:data:`~hwbp.targets.spice.model.REALIZATIONS`):
+``differential`` (default; mean and tension are the RC nodes, zero fill-in) or ``pair``
+(x+ and x- are the RC nodes, as a designer draws them).  Both are read back into the
+same state.  ``ngspice`` (or ``$HWBP_NGSPICE``) picks the binary and ``workers`` how
+many ngspice processes run at once; ``settle`` records the binary, its version, the
+realization and the solver options that ran.
 """
 
 from __future__ import annotations
