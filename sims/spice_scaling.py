@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(load average {load0[0]:.0f}-{load0[1]:.0f} at the starts of the series, {load1[0]:.0f}-{load1[1]:.0f} "
         f"at their ends); {info['ngspice_version']} "
         f"({info['ngspice']}).  The CPU time is what the work costs; the wall time (in brackets) is",
-        "mostly the other jobs' share of the cores.",
+        "mostly the other jobs' share of the cores.  \"timed out\": the run hit the wall-clock limit",
+        f"({10 * args.limit:g} s, 10x the CPU limit) before its CPU limit, because of that load.",
         *([f"Series cut short by the time available (still running): {', '.join(unfinished)}."]
           if unfinished else []),
         "",
