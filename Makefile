@@ -51,10 +51,10 @@ demo: $(STAMP) ngspice
 	@$(BIN)/hwbp demo
 
 test: $(STAMP) ngspice cxx
-	@$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-fast: $(STAMP) ngspice cxx
-	@$(BIN)/python -m pytest -q -m "not slow"
+	@$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP) ngspice cxx
 	@$(BIN)/python benchmarks/bench_core.py

@@ -69,12 +69,12 @@ def test_there_are_notebooks() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(notebook: Path, tmp_path: Path, monkeypatch) -> None:
-    """Executed with nbclient in a copy of ``notebooks/`` next to a copy of ``examples/``
+    """Executed with nbclient in a copy of ``notebooks/`` next to copies of ``examples/`` and ``sims/``
     (the notebooks' relative paths), importing this checkout's ``hwbp``."""
     import nbformat
     from nbclient import NotebookClient
 
-    for name in ("notebooks", "examples"):
+    for name in ("notebooks", "examples", "sims"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_*"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     monkeypatch.setenv("MPLBACKEND", "Agg")
