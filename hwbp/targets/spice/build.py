@@ -9,8 +9,9 @@ sensitivity; a weight ``w`` is the conductance ``g = w / R`` in S):
   ``hwbp_neuron_diff`` (realization ``differential``, the default: xb and tn are the
   RC nodes, x+- derived) or ``hwbp_neuron_pair`` (``pair``: x+ and x- are the RC
   nodes, xb and tn derived); both have the same DC solution and dynamics;
-* term ``k`` of ``v`` with a weight has a pre-activation node ``<v>_a<k>_<j>`` (R to
-  ground, bias current ``b/R``) fed by one synapse per weight (the ``hwbp_synapse``
+* term ``k`` of ``v`` with a matrix (a weight, or a structured layout: convolution,
+  pooling, batch normalization) has a pre-activation node ``<v>_a<k>_<j>`` (R to
+  ground, bias current ``b/R``) fed by one synapse per structural entry (the ``hwbp_synapse``
   cell's two G elements written inline, or an instance of a replacement cell);
   an ``hwbp_act_<f>`` cell turns it into the forward current ``f(a)/R`` and the
   gate voltage ``f'(a) * T`` on ``<v>_g<k>_<j>``, which the same synapse instances
