@@ -1,22 +1,28 @@
-"""SPICE target figures (a plain script; prints tables, asserts nothing).
+"""SPICE target figures, side by side in one run (a plain script; prints, asserts nothing).
 
-1. Netlist emission for a 784-256-256-10 MLP: synapse instances, G elements
-   (2 per synapse between populations, 1 per input synapse), build and write
-   time, elements/s.
-2. ``.op`` (one sample) and ``.tran`` (12 L tau) wall time against network size.
-3. Routes to put new weights into a loaded circuit (shared ngspice library):
-   re-parse the netlist vs ``alter`` every synapse element.
-4. The convolutional example ``examples/cnn_digits.onnx``: netlist size, emission
+1. Emission: build and write the 784-256-256-10 MLP's netlist; G elements per second.
+2. ``.op`` of the 784-256-256-10 MLP (default realization): the first sample, and the
+   rate of the following samples of a batch solved in the same ngspice process.
+3. ``.tran`` of a 64-64-64-10 MLP for 12 L tau from a random state.
+4. Both realizations at ~50k synapses (128-128-128-128-10), ``.op``, and their ratio.
+5. End to end, ``verify`` (the API under ``hwbp verify --backend spice``) of one
+   sample: 784-256-256-10, 256-256-256-256-10, a 64-wide MLP of depth 8.
+6. The convolutional example ``examples/cnn_digits.onnx``: netlist size, emission
    time and ``.op`` time (one sample, and the 32 samples of ``digits_batch.npz``).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_spice.py [--quick]
+    .venv/bin/python benchmarks/bench_spice.py [--quick] [--batch 4]
+
+``--quick`` skips the end-to-end section.  Times are wall clock on whatever else the
+machine is doing, with the CPU time (this process and ngspice) beside them and the
+load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,12 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hwbp.lower import lower  # noqa: E402
 from hwbp.models import random_mlp  # noqa: E402
-from hwbp.targets.spice.backend import run_spice  # noqa: E402
-from hwbp.targets.spice.build import build_circuit, stimulus  # noqa: E402
-from hwbp.targets.spice.model import SynapseArray  # noqa: E402
-from hwbp.targets.spice.shared import SharedRunner  # noqa: E402
+from hwbp.targets.spice.backend import SpiceBackend, run_spice  # noqa: E402
+from hwbp.targets.spice.build import build_circuit  # noqa: E402
+from hwbp.targets.spice.model import DEFAULT_REALIZATION, SynapseArray  # noqa: E402
 from hwbp.targets.spice.writer import NgspiceWriter  # noqa: E402
 from hwbp.types import Batch  # noqa: E402
+
+MNIST = (784, 256, 256, 10)
 
 
 def _g_elements(circuit) -> int:
@@ -40,80 +47,89 @@ def _g_elements(circuit) -> int:
                for s in circuit.sections for item in s.items if isinstance(item, SynapseArray))
 
 
-def _batch(g, n: int = 1) -> Batch:
-    rng = np.random.default_rng(0)
+def _batch(g, n: int = 1, seed: int = 0) -> Batch:
+    rng = np.random.default_rng(seed)
     n_out = g.size(g.output)
     return Batch({"x": rng.standard_normal((n, g.inputs[0].size))}, np.eye(n_out)[rng.integers(0, n_out, n)])
 
 
+def _net(sizes):
+    return random_mlp(sizes, activation="tanh", seed=0).with_loss("ce")
+
+
+class Clock:
+    """Wall time and CPU time (this process and its finished children, i.e. ngspice)
+    of a block: on a shared machine the CPU time is what the work itself costs."""
+
+    def __enter__(self) -> "Clock":
+        self.t0, self.c0 = time.perf_counter(), _cpu()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.t0, _cpu() - self.c0
+
+    def __str__(self) -> str:
+        return f"{self.wall:.2f} s wall ({self.cpu:.2f} s CPU)"
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _run(sizes, batch_size: int = 1, **options) -> tuple[Clock, int, dict]:
+    be = SpiceBackend()
+    g = _net(sizes)
+    art = be.compile(lower(g), be.options(options))
+    with Clock() as c:
+        res = be.run(art, _batch(g, batch_size), initial="random" if options.get("analysis") == "tran" else None)
+    return c, art.data.synapse_count, res.settle
+
+
 def emission() -> None:
-    g = random_mlp((784, 256, 256, 10), activation="tanh", seed=0).with_loss("ce")
-    system = lower(g)
-    t0 = time.perf_counter()
-    c = build_circuit(system)
-    t1 = time.perf_counter()
-    text = NgspiceWriter().write(c)
-    t2 = time.perf_counter()
+    system = lower(_net(MNIST))
+    with Clock() as k:
+        c = build_circuit(system)
+        text = NgspiceWriter().write(c)
     n_g = _g_elements(c)
-    print("== emission: 784-256-256-10 MLP ==")
-    print(f"synapse instances {c.synapse_count:,}; G elements {n_g:,}; all top-level elements {c.element_count:,}")
-    print(f"build {t1 - t0:.2f} s, write {t2 - t1:.2f} s, total {t2 - t0:.2f} s, {len(text) / 1e6:.1f} MB")
-    print(f"rate: {n_g / (t2 - t0) / 1e6:.2f} M G-elements/s, {c.synapse_count / (t2 - t0) / 1e6:.2f} M synapses/s")
+    print(f"emission 784-256-256-10: {c.synapse_count:,} synapses, {n_g:,} G elements, {len(text) / 1e6:.1f} MB; "
+          f"build + write {k} -> {n_g / k.wall / 1e6:.2f} M G-elements/s wall, {n_g / k.cpu / 1e6:.2f} per CPU s")
 
 
-def analyses(quick: bool) -> None:
-    sizes = [(16, 16, 10), (32, 32, 32, 10), (64, 64, 64, 10)] + ([] if quick else [(128, 128, 128, 10)])
-    print("\n== .op and .tran wall time (batch runner, 1 sample; .tran for 12 L tau) ==")
-    print(f"{'network':<20}{'synapses':>10}{'.op (s)':>10}{'.tran (s)':>11}")
-    for sizes_ in sizes:
-        g = random_mlp(sizes_, activation="tanh", seed=0).with_loss("ce")
-        system, batch = lower(g), _batch(g)
-        t0 = time.perf_counter()
-        run_spice(system, batch, analysis="op")
-        t1 = time.perf_counter()
-        run_spice(system, batch, analysis="tran", initial="random", trace=False)
-        t2 = time.perf_counter()
-        n = build_circuit(system).synapse_count
-        print(f"{'-'.join(map(str, sizes_)):<20}{n:>10,}{t1 - t0:>10.2f}{t2 - t1:>11.2f}")
+def op_mnist(batch: int) -> None:
+    t1, n, settle = _run(MNIST, analysis="op")
+    tb, _, _ = _run(MNIST, batch, analysis="op")
+    per_cpu = (tb.cpu - t1.cpu) / (batch - 1)
+    # the per-sample wall difference is only meaningful on an idle machine: print it raw
+    print(f".op 784-256-256-10 ({DEFAULT_REALIZATION}, {n:,} synapses): first sample {t1}; batch of {batch} in "
+          f"one process {tb} -> following samples {per_cpu:.2f} s CPU each "
+          f"({(tb.wall - t1.wall) / (batch - 1):+.2f} s wall each); {settle['ngspice_version']}")
 
 
-def routes() -> None:
-    g = random_mlp((64, 64, 64, 10), activation="tanh", seed=0).with_loss("ce")
-    system, batch = lower(g), _batch(g)
-    c = build_circuit(system)
-    runner = SharedRunner()
-    stim = stimulus(c, {"x": batch.x["x"][0]}, batch.y[0])
-    nodes = c.saved_nodes()
-    new = system.with_parameters({k: v * 1.01 for k, v in system.parameters.items() if k.endswith(".weight")})
-    print("\n== weight update routes, 64-64-64-10 (shared library, then one .op) ==")
-    t0 = time.perf_counter()
-    deck = runner.writer.write(build_circuit(new), stimulus=stim, analyses=(), save=nodes)
-    a = runner.op(c, [stim], nodes, deck=deck)
-    t1 = time.perf_counter()
-    print(f"re-parse: write + load + .op {t1 - t0:.3f} s (used by hwbp train)")
-    runner.load(runner.writer.write(c, stimulus=stim, analyses=(), save=nodes), ".op", "bench")
-    cmds = []
-    for s in new_arrays(build_circuit(new)):
-        for j in range(s.conductance_s.shape[0]):
-            for i in range(s.conductance_s.shape[1]):
-                inst = f"{s.prefix}_{j}_{i}".lower()
-                val = s.conductance_s[j, i]
-                cmds.append(f"alter @g.{inst}.gf[gain] = {val!r}")
-                if s.gate is not None:
-                    cmds.append(f"alter @g.{inst}.gb[gain] = {val!r}")
-    t2 = time.perf_counter()
-    try:
-        for cmd in cmds:
-            runner.command(cmd, "alter", "bench")
-        runner.command("op", ".op", "bench")
-        b = runner.vectors(nodes, ".op", "bench")[0]
-        t3 = time.perf_counter()
-        print(f"alter: {len(cmds):,} alter commands + .op {t3 - t2:.3f} s; "
-              f"max |dV| vs re-parse {np.max(np.abs(a[0] - b)):.1e} V")
-    except Exception as exc:  # report, do not stop the benchmark
-        print(f"alter: failed ({exc})")
-    finally:
-        runner.reset()
+def tran_64() -> None:
+    t, n, settle = _run((64, 64, 64, 10), analysis="tran")
+    print(f".tran 64-64-64-10 ({DEFAULT_REALIZATION}, {n:,} synapses) for {settle['duration_tau']:g} tau "
+          f"(12 L): {t}")
+
+
+def realizations_50k() -> None:
+    sizes = (128, 128, 128, 128, 10)
+    td, n, _ = _run(sizes, analysis="op", realization="differential")
+    tp, _, _ = _run(sizes, analysis="op", realization="pair")
+    print(f".op {'-'.join(map(str, sizes))} ({n:,} synapses): differential {td}, pair (pivrel 1e-6) {tp}; "
+          f"pair / differential = {tp.wall / td.wall:.1f}x wall, {tp.cpu / td.cpu:.1f}x CPU")
+
+
+def end_to_end() -> None:
+    from hwbp.verify import verify
+
+    for sizes, bound in ((MNIST, 12.0), ((256, 256, 256, 256, 10), 30.0), ((64,) * 8 + (10,), 5.0)):
+        g = _net(sizes)
+        with Clock() as t:
+            v = verify(g, _batch(g), backend="spice", options={"analysis": "op"})
+        print(f"verify --backend spice {'-'.join(map(str, sizes))} (1 sample): {t} (bound {bound:g} s: "
+              f"wall {'met' if t.wall < bound else 'NOT met'}, CPU {'met' if t.cpu < bound else 'NOT met'}); "
+              f"max rel err {v.comparison.max_rel_err:.1e}")
 
 
 def cnn_digits() -> None:
@@ -140,18 +156,21 @@ def cnn_digits() -> None:
         print(f"{f'cnn_digits, {n} sample(s)':<28}{t1 - t0:>14.3f}{t3 - t2:>10.2f}")
 
 
-def new_arrays(circuit):
-    return [i for s in circuit.sections for i in s.items if isinstance(i, SynapseArray)]
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="skip the largest network")
+    p.add_argument("--quick", action="store_true", help="skip the end-to-end section")
+    p.add_argument("--batch", type=int, default=4, help="batch size for the following-sample rate (>= 2)")
     args = p.parse_args(argv)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     emission()
-    analyses(args.quick)
-    routes()
+    op_mnist(max(2, args.batch))
+    tran_64()
+    realizations_50k()
     cnn_digits()
+    if not args.quick:
+        end_to_end()
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 

@@ -24,6 +24,8 @@ from hwbp.lower import lower
 from hwbp.models import random_mlp, random_resmlp
 from hwbp.state import SimulationResult, State
 from hwbp.targets.spice.backend import initial_nodes
+from hwbp.targets.spice.build import build_circuit
+from hwbp.targets.spice.model import REALIZATIONS, SpiceOptions
 from hwbp.verify import verify
 
 from conftest import TEMPLATE_BACKEND, make_batch
@@ -97,12 +99,18 @@ def test_every_backend_draws_the_same_initial_state() -> None:
     g = random_resmlp(4, 5, 3, blocks=2, seed=2).with_loss("mse")
     system, batch = lower(g), make_batch(g, size=3)
     st = initial_state(system, batch, "random", seed=7)
-    nodes = initial_nodes(system, batch, "random", seed=7)
-    for pop in system.populations:
-        xp = np.stack([n[pop.name][0] for n in nodes])
-        xm = np.stack([n[pop.name][1] for n in nodes])
-        assert np.allclose(0.5 * (xp + xm), st.mean[pop.name], rtol=0, atol=1e-15)
-        assert np.allclose(xp - xm, st.tension[pop.name], rtol=0, atol=1e-14)
+    nodes = initial_nodes(system, batch, "random", seed=7)  # per sample: (mean, tension) by population
+    for realization in REALIZATIONS:
+        circuit = build_circuit(system, SpiceOptions(realization=realization))
+        for pop in system.populations:
+            assert np.array_equal(np.stack([n[pop.name][0] for n in nodes]), st.mean[pop.name])
+            assert np.array_equal(np.stack([n[pop.name][1] for n in nodes]), st.tension[pop.name])
+            # the node voltages the netlist starts from (x+ and x-, or mean and tension)
+            va, vb = map(np.stack, zip(*(circuit.state_values(*n[pop.name]) for n in nodes)))
+            if realization == "pair":
+                va, vb = 0.5 * (va + vb), va - vb
+            assert np.allclose(va, st.mean[pop.name], rtol=0, atol=1e-15)
+            assert np.allclose(vb, st.tension[pop.name], rtol=0, atol=1e-14)
     # the reference simulator starts from the same draw: zero steps return it unchanged
     res = get_backend("reference").simulate(system, batch, {"steps": 0}, initial="random", seed=7)
     for pop in system.populations:

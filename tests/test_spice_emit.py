@@ -30,7 +30,7 @@ from spice_helpers import mlp, require_ngspice
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(GOLDEN))
-from regen import CASES  # noqa: E402
+from regen import CASES, OPTIONS  # noqa: E402
 
 #: `.op` tension of a golden netlist vs the oracle (same bound as the issue's).
 OP_TOL = 1e-6
@@ -40,7 +40,7 @@ _ALLOWED_DOT = {".param", ".include", ".subckt", ".ends", ".options", ".save", "
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_text_unchanged(case: str) -> None:
-    files = netlist_files(lower(CASES[case]()))
+    files = netlist_files(lower(CASES[case]()), SpiceOptions(**OPTIONS.get(case, {})))
     on_disk = {str(p.relative_to(GOLDEN / case)): p.read_text() for p in (GOLDEN / case).rglob("*.cir")}
     assert set(files) == set(on_disk), "file set changed; see tests/golden/regen.py"
     for rel, text in files.items():
@@ -56,7 +56,7 @@ def test_golden_netlist_simulates_to_exact_gradients(case: str, tmp_path: Path) 
     # the netlist runs on its own: its .control block solves .op and prints the tensions
     proc = subprocess.run(["ngspice", "-b", main.name], capture_output=True, timeout=60, cwd=main.parent)
     assert proc.returncode == 0, proc.stderr.decode()
-    tension = printed_tensions(build_circuit(system), proc.stdout.decode())
+    tension = printed_tensions(build_circuit(system, SpiceOptions(**OPTIONS.get(case, {}))), proc.stdout.decode())
     # the golden decks clamp inputs and targets at 0 V
     n_out = g.size(g.output)
     batch = Batch({"x": np.zeros((1, g.inputs[0].size))}, np.zeros((1, n_out)))

@@ -25,12 +25,18 @@ from hwbp.targets.spice.emit import write_netlists  # noqa: E402
 CASES = {
     "mlp_tanh_mse": lambda: random_mlp([3, 4, 2], activation="tanh", seed=0, name="mlp_tanh_mse").with_loss("mse"),
     "resmlp_ce": lambda: random_resmlp(3, 4, 3, 1, activation="sigmoid", seed=1, name="resmlp_ce").with_loss("ce"),
+    "mlp_tanh_mse_pair": lambda: random_mlp([3, 4, 2], activation="tanh", seed=0,
+                                            name="mlp_tanh_mse_pair").with_loss("mse"),
 }
+#: Golden case -> options other than the defaults.
+OPTIONS = {"mlp_tanh_mse_pair": {"realization": "pair"}}
 
 
 def main() -> None:
     for name, make in CASES.items():
-        for path in write_netlists(lower(make()), HERE / name):
+        for stale in (HERE / name).rglob("*.cir"):  # files the emitter no longer writes
+            stale.unlink()
+        for path in write_netlists(lower(make()), HERE / name, **OPTIONS.get(name, {})):
             print(f"wrote {path.relative_to(HERE.parent.parent)}")
 
 

@@ -7,6 +7,13 @@ from a non-equilibrium initial state (default ``random``, drawn exactly as the
 reference simulator draws it) for ``duration`` units of tau (default ``max(12 L, 24)``:
 at depth 1, ``12 tau`` leaves a weight-gradient lag of ~1e-4); the
 result carries the trace (time in units of tau) and the settling time.
+
+``realization`` picks the circuit (:data:`~hwbp.targets.spice.model.REALIZATIONS`):
+``differential`` (default; mean and tension are the RC nodes, zero fill-in) or ``pair``
+(x+ and x- are the RC nodes, as a designer draws them).  Both are read back into the
+same state.  ``ngspice`` (or ``$HWBP_NGSPICE``) picks the binary and ``workers`` how
+many ngspice processes run at once; ``settle`` records the binary, its version, the
+realization and the solver options that ran.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State, Trace
 from hwbp.targets.spice.build import build_circuit, stimulus
-from hwbp.targets.spice.model import Circuit, SpiceOptions, cells_from_dir
+from hwbp.targets.spice.model import DEFAULT_REALIZATION, REALIZATIONS, Circuit, SpiceOptions, cells_from_dir
 from hwbp.targets.spice.ngspice import get_runner
 from hwbp.types import Batch
 
@@ -34,14 +41,17 @@ ANALYSES = ("op", "tran")
 def split_nodes(circuit: Circuit, values: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
                                                                 dict[tuple[str, int], np.ndarray]]:
     """Node voltages ``(..., len(saved_nodes))`` -> (means, tensions) per population and
-    the gate signals per weighted term, each ``(..., n)``."""
+    the gate signals per weighted term, each ``(..., n)``; the same state from either
+    realization (pair: from x+ and x-; differential: read directly)."""
     means, tensions = {}, {}
     k = 0
-    for name, (xp, _) in circuit.nodes.items():
-        n = len(xp)
-        vp, vm = values[..., k:k + n], values[..., k + n:k + 2 * n]
-        means[name] = 0.5 * (vp + vm)
-        tensions[name] = vp - vm
+    for name, (first, _) in circuit.state_nodes().items():
+        n = len(first)
+        va, vb = values[..., k:k + n], values[..., k + n:k + 2 * n]
+        if circuit.realization == "differential":  # the mean and the tension are nodes
+            means[name], tensions[name] = va, vb
+        else:
+            means[name], tensions[name] = 0.5 * (va + vb), va - vb
         k += 2 * n
     gates = {}
     for key, nodes in circuit.gates.items():
@@ -52,11 +62,11 @@ def split_nodes(circuit: Circuit, values: np.ndarray) -> tuple[dict[str, np.ndar
 
 def initial_nodes(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int
                   ) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Per sample, the x+ and x- node voltages (V) of the initial state by population,
-    from :func:`hwbp.backend.initial_state` (drawn exactly as every backend draws it)."""
+    """Per sample, the (mean, tension) of the initial state by population (V), from
+    :func:`hwbp.backend.initial_state` (drawn exactly as every backend draws it);
+    :meth:`Circuit.state_values` turns them into the realization's node voltages."""
     st = initial_state(system, batch, initial, seed)
-    return [{p.name: (st.mean[p.name][b] + 0.5 * st.tension[p.name][b],
-                      st.mean[p.name][b] - 0.5 * st.tension[p.name][b]) for p in system.populations}
+    return [{p.name: (st.mean[p.name][b], st.tension[p.name][b]) for p in system.populations}
             for b in range(batch.size)]
 
 
@@ -91,7 +101,11 @@ def settling_time(t: np.ndarray, tension: Mapping[str, np.ndarray], tol: float) 
 #: ``.op`` tolerance of the conformance suite.  The DC operating point is the fixed point
 #: (theorem 3); with reltol 1e-9, abstol 1e-15 A and vntol 1e-12 V ngspice's Newton stops
 #: within ~1e-12 V of it, and the node voltages carry 17 digits (binary raw files):
-#: measured worst rel_err 7.6e-15 over the conformance cases.
+#: measured worst rel_err over the conformance cases, the same in either realization
+#: (pair: the tension is x+ - x-, a difference of two solved nodes; differential: solved
+#: directly): 2.3e-15 with each sample solved on its own (one ``.op``), 3.6e-12 with a
+#: batch as one ``.dc`` sweep (Newton starts from the previous sample's point and stops
+#: within reltol).
 OP_RTOL = 1e-10
 #: ``.tran`` over the default T = max(12L, 24) tau from the case's initial state: what
 #: remains is the cascade's Erlang tail P(Poisson(T) < 2L), worst at L = 2 (~1e-7 of the
@@ -120,19 +134,33 @@ class SpiceBackendOptions(Options):
     vntol_v: float | None = option(None, "ngspice vntol of .op (default 1e-12)", unit="V", cli=False)
     tran_reltol: float | None = option(None, "ngspice reltol of .tran (default 1e-7)", cli=False)
     cell_files: Mapping[str, str] | None = option(None, "cell role -> replacement file (API)", cli=False)
+    realization: str = option(DEFAULT_REALIZATION, "which nodes are the RC state nodes: differential (mean and "
+                              "tension; fast, no fill-in) or pair (x+ and x-, as a designer draws it)",
+                              choices=tuple(REALIZATIONS))
+    pivrel: float | None = option(None, "ngspice relative pivot threshold (default: tuned per realization)",
+                                  cli=False)
+    ngspice: str | None = option(None, "ngspice executable (default: $HWBP_NGSPICE, else ngspice on PATH)",
+                                 flag="--ngspice")
+    workers: int = option(1, "ngspice processes run at once (batch mode: .op batch chunks, .tran samples)",
+                          flag="--spice-workers")
 
     def check(self) -> None:
         if self.duration is not None and self.analysis != "tran":
             raise ConfigError("--duration applies to --analysis tran (.op solves for the rest state directly)")
+        if not (isinstance(self.workers, int) and self.workers >= 1):
+            raise ConfigError(f"--spice-workers must be an integer >= 1, got {self.workers!r}")
+        if self.runner == "shared" and (self.ngspice is not None or self.workers != 1):
+            raise ConfigError("--ngspice and --spice-workers apply to --spice-mode batch (the shared library "
+                              "is one per process)")
         self.spice_options()  # validates R, C and the tolerances
 
     def spice_options(self) -> SpiceOptions:
         """The circuit's :class:`SpiceOptions` (R, C, tolerances, cells)."""
         cells = dict(cells_from_dir(self.cells)) if self.cells is not None else {}
         cells.update(self.cell_files or {})
-        kw = {k: getattr(self, k) for k in ("reltol", "abstol_a", "vntol_v", "tran_reltol")
+        kw = {k: getattr(self, k) for k in ("reltol", "abstol_a", "vntol_v", "tran_reltol", "pivrel")
               if getattr(self, k) is not None}
-        return SpiceOptions(r_ohm=self.r_ohm, c_f=self.c_f, cells=cells, **kw)
+        return SpiceOptions(r_ohm=self.r_ohm, c_f=self.c_f, cells=cells, realization=self.realization, **kw)
 
 
 class SpiceBackend(Backend):
@@ -185,11 +213,21 @@ class SpiceBackend(Backend):
         return tension_figure(verification, batch)
 
     def conformance(self) -> Sequence[ConformanceProfile]:
-        return (
-            ConformanceProfile("op", {"analysis": "op"}, OP_RTOL, takes_initial=False),
-            ConformanceProfile("tran", {"analysis": "tran"}, TRAN_RTOL,
-                               slow=lambda c: c.depth > 2 or c.batch_size > 1),
-        )
+        """``.op`` and ``.tran`` in each realization (:data:`REALIZATIONS`): the same
+        circuit read back into the same state.  ``.op`` solves for the fixed point
+        directly (no initial state); ``.tran`` beyond the smallest cases is slow, and in
+        the realization other than the default every ``.tran`` case past depth 1 is."""
+        out = []
+        for real in REALIZATIONS:
+            out.append(ConformanceProfile(f"op-{real}", {"analysis": "op", "realization": real}, OP_RTOL,
+                                          takes_initial=False))
+            if real == DEFAULT_REALIZATION:
+                slow = lambda c: c.depth > 2 or c.batch_size > 1  # noqa: E731
+            else:
+                slow = lambda c: c.depth > 1 or c.batch_size > 1  # noqa: E731
+            out.append(ConformanceProfile(f"tran-{real}", {"analysis": "tran", "realization": real}, TRAN_RTOL,
+                                          slow=slow))
+        return tuple(out)
 
 
 def run_spice(system: DynamicsSystem, batch: Batch, *, initial: str | State | None = None, seed: int = 0,
@@ -204,12 +242,15 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
          initial: str | State, seed: int) -> SimulationResult:
     analysis = opts.analysis
     check_batch(batch, analysis)
-    run = get_runner(opts.runner, timeout_s=opts.timeout_s)
+    extra = {"executable": opts.ngspice, "workers": opts.workers} if opts.runner == "batch" else {}
+    run = get_runner(opts.runner, timeout_s=opts.timeout_s, **extra)
     spice = opts.spice_options()
     nodes = circuit.saved_nodes()
     stims = [stimulus(circuit, {k: v[b] for k, v in batch.x.items()}, batch.y[b]) for b in range(batch.size)]
     settle: dict[str, Any] = {"mode": analysis, "runner": opts.runner, "simulator": "ngspice", "r_ohm": opts.r_ohm,
-                              "c_f": opts.c_f, "tau_s": spice.tau_s, "depth": system.depth}
+                              "c_f": opts.c_f, "tau_s": spice.tau_s, "depth": system.depth,
+                              "realization": circuit.realization, "workers": opts.workers,
+                              "solver_options": dict(circuit.options), **run.info()}
     if analysis == "op":
         values = run.op(circuit, stims, nodes)
         means, tensions, gates = split_nodes(circuit, values)
@@ -224,16 +265,19 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
     init = initial_nodes(system, batch, initial, seed)
     tau = spice.tau_s
     n_out = int(round(total / step))
-    series = []
+    ics = []
     for b in range(batch.size):
         ic: dict[str, float] = {}
-        for name, (xp, xm) in circuit.nodes.items():
-            vp, vm = init[b][name]
-            ic.update(zip(xp, map(float, vp)))
-            ic.update(zip(xm, map(float, vm)))
-        t_s, v = run.tran(circuit, stims[b], ic, step * tau, total * tau, nodes, spice.tran_reltol)
+        for name, (na, nb) in circuit.state_nodes().items():
+            va, vb = circuit.state_values(*init[b][name])
+            ic.update(zip(na, map(float, va)))
+            ic.update(zip(nb, map(float, vb)))
+        ics.append(ic)
+    series = []
+    runs = run.tran_many(circuit, stims, ics, step * tau, total * tau, nodes, spice.tran_reltol)
+    grid = np.arange(n_out + 1) * step  # after the runs: a huge duration times out first
+    for t_s, v in runs:
         t_tau = t_s / tau
-        grid = np.arange(n_out + 1) * step
         series.append(np.stack([np.interp(grid, t_tau, v[:, i]) for i in range(v.shape[1])], axis=1))
     values = np.stack(series, axis=1)  # (K, B, N)
     means, tensions, gates = split_nodes(circuit, values)

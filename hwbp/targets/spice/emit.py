@@ -30,7 +30,7 @@ from hwbp.ir.graph import Graph
 from hwbp.lower.system import DynamicsSystem
 from hwbp.targets import Target
 from hwbp.targets.spice.build import build_circuit, stimulus
-from hwbp.targets.spice.model import Circuit, SpiceOptions, cells_from_dir
+from hwbp.targets.spice.model import DEFAULT_REALIZATION, REALIZATIONS, Circuit, SpiceOptions, cells_from_dir
 from hwbp.targets.spice.names import comment_text, sanitize
 from hwbp.targets.spice.writer import get_writer, spice_number
 from hwbp.types import Batch
@@ -58,7 +58,11 @@ def netlist_files(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
         stim = stimulus(circuit, sample.x, sample.y)
     circuit = dataclasses.replace(circuit, header=circuit.header + notes)
     if writer.dialect == "ngspice":
-        text = writer.write(circuit, include_dir=CELLS_SUBDIR, stimulus=stim, analyses=(),
+        # the control block prints x+ and x-: derived nodes in the differential realization
+        saved = circuit.saved_nodes()
+        known = set(saved)
+        saved += [n for xp, xm in circuit.nodes.values() for n in (*xp, *xm) if n not in known]
+        text = writer.write(circuit, include_dir=CELLS_SUBDIR, stimulus=stim, analyses=(), save=saved,
                             control=_control(system, circuit, None if sample is None else sample.expected))
     else:
         text = writer.write(circuit, include_dir=CELLS_SUBDIR, stimulus=stim)
@@ -145,6 +149,8 @@ class SpiceTargetOptions(Options):
     dialect: str = option("ngspice", "netlist dialect", choices=("ngspice", "spice3"))
     sample: int | None = option(None, "with --batch: the sample whose inputs and targets the sources carry "
                                       "(default: 0)")
+    realization: str = option(DEFAULT_REALIZATION, "which nodes are the RC state nodes: differential (mean and "
+                              "tension) or pair (x+ and x-)", choices=tuple(REALIZATIONS))
 
 
 class SpiceTarget(Target):
@@ -173,7 +179,8 @@ class SpiceTarget(Target):
                           np.zeros((1, system.population(system.loss.population).size)))
             sample = sample_from_batch(system, zeros, 0, None, facts["graph"])
         return write_netlists(system, out_dir, model_file=facts.get("model_file"), r_ohm=o.r_ohm,
-                              c_f=o.c_f, cells=cells, dialect=o.dialect, sample=sample)
+                              c_f=o.c_f, cells=cells, dialect=o.dialect, sample=sample,
+                              realization=o.realization)
 
 
 def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: str | None = None,
@@ -194,7 +201,8 @@ def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: s
     sample : Sample, optional
         The sample the sources carry (default: 0 V placeholders, said in the header).
     options :
-        Further :class:`SpiceOptions` fields (tolerances); unknown keys are ignored.
+        Further :class:`SpiceOptions` fields (tolerances, ``realization``, ``pivrel``);
+        unknown keys are ignored.
     """
     from hwbp.io import atomic_write_text, check_writable
 
@@ -204,7 +212,8 @@ def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: s
         p = Path(model_file)
         if p.is_file():
             info["model_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
-    fields = {k: v for k, v in options.items() if k in ("reltol", "abstol_a", "vntol_v", "tran_reltol", "itl1")}
+    fields = {k: v for k, v in options.items() if k in ("reltol", "abstol_a", "vntol_v", "tran_reltol", "itl1",
+                                                              "realization", "pivrel")}
     opts = SpiceOptions(r_ohm=r_ohm, c_f=c_f, cells=dict(cells or {}), **fields)
     files = netlist_files(system, opts, dialect=dialect, info=info, sample=sample)
     out = Path(out_dir)

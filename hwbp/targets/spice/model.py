@@ -21,7 +21,7 @@ import numpy as np
 from hwbp.errors import ConfigError
 
 __all__ = [
-    "CELLS_DIR", "DEFAULT_CELLS", "SpiceOptions", "Cell", "load_cell", "cells_from_dir", "Element", "SynapseArray",
+    "CELLS_DIR", "DEFAULT_CELLS", "REALIZATIONS", "DEFAULT_REALIZATION", "SpiceOptions", "Cell", "load_cell", "cells_from_dir", "Element", "SynapseArray",
     "Section", "Circuit",
 ]
 
@@ -32,6 +32,7 @@ CELLS_DIR = Path(__file__).resolve().parent / "cells"
 DEFAULT_CELLS: Mapping[str, str] = MappingProxyType(
     {
         "neuron": "hwbp_neuron_pair.cir",
+        "neuron_diff": "hwbp_neuron_diff.cir",
         "synapse": "hwbp_synapse.cir",
         "input_synapse": "hwbp_synapse_fwd.cir",
         "loss_mse": "hwbp_loss_mse.cir",
@@ -44,9 +45,33 @@ DEFAULT_CELLS: Mapping[str, str] = MappingProxyType(
 
 #: Ports each role's subcircuit must have (in this order).
 CELL_PORTS: Mapping[str, int] = MappingProxyType(
-    {"neuron": 6, "synapse": 4, "input_synapse": 2, "loss_mse": 3, "loss_ce": 3,
+    {"neuron": 6, "neuron_diff": 6, "synapse": 4, "input_synapse": 2, "loss_mse": 3, "loss_ce": 3,
      **{k: 4 for k in DEFAULT_CELLS if k.startswith("act_")}}
 )
+
+
+#: Realization -> (neuron cell role, its state nodes, ngspice options it runs with).
+#:
+#: ``pair``: x+ and x- are the RC nodes (the seed's doubled coordinates, the circuit a
+#: designer draws); the mean and tension are derived.  That closes the structural loop
+#: sd -> x+- -> xb -> a -> gate -> sd, so Sparse 1.3's reordering fills in.  A small
+#: relative pivot threshold (``pivrel=1e-6``; ngspice's default 1e-3) lets it keep the
+#: sparsest pivots, with the same solution: measured on W-W-W-10 MLPs, the CPU time of
+#: one ``.op`` is ~2.2x lower from 20k synapses on (``sims/spice_scaling.md``).
+#: ``differential``: the mean xb and the tension tn are the RC nodes, x+- derived by
+#: linear sources that nothing reads back; the matrix is block triangular with zero
+#: fill-in, the same DC solution (|dT| ~1e-16 V) and the same dynamics.  It keeps
+#: ngspice's default pivot threshold: there is no fill-in for a smaller one to avoid.
+REALIZATIONS: Mapping[str, Mapping[str, object]] = MappingProxyType({
+    "pair": MappingProxyType({"cell": "neuron", "state": ("xp", "xm"), "options": MappingProxyType({"pivrel": 1e-6})}),
+    "differential": MappingProxyType({"cell": "neuron_diff", "state": ("xb", "tn"),
+                                      "options": MappingProxyType({})}),
+})
+#: The default realization, chosen by measurement (``benchmarks/bench_spice.py``,
+#: ``sims/spice_scaling.md``): the same results; at 50k synapses one ``.op`` takes ~7x
+#: less CPU time than the tuned pair (6.7x and 7.6x in two runs), and its ``.tran``
+#: stays fast where the pair is stiff.
+DEFAULT_REALIZATION = "differential"
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,11 @@ class SpiceOptions:
         DC iteration limit.
     cells : Mapping[str, str]
         Role -> subcircuit file replacing a shipped cell (see :data:`DEFAULT_CELLS`).
+    realization : {"differential", "pair"}
+        Which nodes are the RC state nodes (see :data:`REALIZATIONS`).
+    pivrel : float, optional
+        ngspice's relative pivot threshold (default: the realization's, see
+        :data:`REALIZATIONS`).
     """
 
     r_ohm: float = 1e3
@@ -78,8 +108,14 @@ class SpiceOptions:
     tran_reltol: float = 1e-7
     itl1: int = 500
     cells: Mapping[str, str] = field(default_factory=dict)
+    realization: str = DEFAULT_REALIZATION
+    pivrel: float | None = None
 
     def __post_init__(self) -> None:
+        if self.realization not in REALIZATIONS:
+            raise ConfigError(f"unknown spice realization {self.realization!r}; valid: {', '.join(REALIZATIONS)}")
+        if self.pivrel is not None and not (isinstance(self.pivrel, (int, float)) and 0 < self.pivrel <= 1):
+            raise ConfigError(f"spice option pivrel must be in (0, 1], got {self.pivrel!r}")
         for label, v in (("r_ohm", self.r_ohm), ("c_f", self.c_f), ("reltol", self.reltol),
                          ("abstol_a", self.abstol_a), ("vntol_v", self.vntol_v),
                          ("tran_reltol", self.tran_reltol)):
@@ -97,6 +133,14 @@ class SpiceOptions:
         """Node time constant R*C (s), rounded to 12 significant digits (so that
         1 kohm * 1 nF reads 1e-06, not 1.0000000000000002e-06)."""
         return float(f"{self.r_ohm * self.c_f:.12g}")
+
+    @property
+    def solver_options(self) -> dict[str, float]:
+        """ngspice options this realization runs with (``pivrel`` when set or tuned)."""
+        out = dict(REALIZATIONS[self.realization]["options"])  # type: ignore[arg-type]
+        if self.pivrel is not None:
+            out["pivrel"] = float(self.pivrel)
+        return out
 
 
 #: Dot commands a cell file may not contain anywhere (file access, scripts, deck end);
@@ -227,10 +271,17 @@ class SynapseArray:
     ``mask`` (structured layers: convolutions, pooling, batch normalization) only the
     instances where ``mask[j, i]`` is true exist.
 
+    ``flat``: the shipped synapse cell written inline, as its G elements
+    ``Gsf_<tag>_<k>_{j}_{i}`` (forward) and ``Gsb_<tag>_<k>_{j}_{i}`` (backward) with
+    the same conductance, instead of one subcircuit instance.  ngspice expands a
+    subcircuit instance with a parameter ~10x slower than it reads a G element
+    (measured: 34k instances 3.0 s of expansion, more than the ``.op`` itself).
+
     ``backward_s`` (S), given only for a device instance of a hardware model
     (:mod:`hwbp.hardware`), is the conductance of each physically distinct backward
     device; ``conductance_s`` is then the forward device's.  Such an array is written as
-    primitive G elements, one per device (``G{prefix}f_j_i``, ``G{prefix}b_j_i``).
+    primitive G elements, one per device (``G{prefix}f_j_i``, ``G{prefix}b_j_i``),
+    whatever ``flat`` says.
     """
 
     prefix: str
@@ -242,6 +293,7 @@ class SynapseArray:
     conductance_s: np.ndarray
     mask: np.ndarray | None = None
     backward_s: np.ndarray | None = None
+    flat: bool = False
 
     @property
     def count(self) -> int:
@@ -282,6 +334,11 @@ class Circuit:
     gates : Mapping[tuple of (str, int), tuple of str]
         Weighted term ``(population, term index)`` -> its gate nodes (V = f'(a) * T),
         which runners read back as the hardware's own gated sensitivity.
+    realization : str
+        ``pair`` or ``differential`` (see :data:`REALIZATIONS`).
+    state : Mapping[str, tuple of (tuple of str, tuple of str)]
+        Population -> its two RC state node lists: (x+, x-) for ``pair``, (mean,
+        tension) for ``differential``; what runners save, read and set initially.
     """
 
     title: str
@@ -294,6 +351,18 @@ class Circuit:
     nodes: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]
     options: Mapping[str, str]
     gates: Mapping[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
+    realization: str = "pair"
+    state: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+
+    def state_nodes(self) -> Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """Population -> its two RC state node lists (:attr:`state`, or the pair)."""
+        return self.state or self.nodes
+
+    def state_values(self, mean: np.ndarray, tension: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The two state node voltages (V) holding ``mean`` and ``tension``."""
+        if self.realization == "differential":
+            return mean, tension
+        return mean + 0.5 * tension, mean - 0.5 * tension
 
     @property
     def synapse_count(self) -> int:
@@ -306,10 +375,10 @@ class Circuit:
         return sum(i.count if isinstance(i, SynapseArray) else 1 for s in self.sections for i in s.items)
 
     def saved_nodes(self) -> list[str]:
-        """The x+ and x- node of every neuron, in population order, then the gate nodes
-        of every weighted term (what runners read)."""
+        """The two state nodes of every neuron (x+ and x-, or mean and tension), in
+        population order, then the gate nodes of every weighted term (what runners read)."""
         out: list[str] = []
-        for xp, xm in self.nodes.values():
+        for xp, xm in self.state_nodes().values():
             out += list(xp) + list(xm)
         for g in self.gates.values():
             out += list(g)

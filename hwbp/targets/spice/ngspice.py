@@ -6,7 +6,8 @@ voltages:
 ``batch`` (default)
     ``ngspice -b deck.cir -r out.raw`` in a subprocess with a timeout; the raw file
     is read with :mod:`hwbp.targets.spice.raw`.  Several ``.op`` samples run in one
-    process through a ``.control`` block that re-values the stimulus sources.
+    process as one ``.dc`` sweep over the sample index (stimulus sources are ``pwl``
+    functions of it), each solved from the previous one; ``workers`` processes at once.
 ``shared``
     The ngspice shared library (``libngspice``) through PySpice (in
     :mod:`hwbp.targets.spice.shared`), loaded once per
@@ -19,150 +20,46 @@ and source stepping (``gminsteps = srcsteps = 1``, its defaults: other values se
 SPICE3's fixed stepping, which fails circuits the adaptive one solves); a ``.op`` that
 needs the transient fallback after both failed is an error (:func:`classify`).
 
-ngspice reports problems as text.  :func:`classify` turns that text into one
-:class:`~hwbp.errors.BackendError` naming the analysis and what to change; notes
-and warnings that do not stop the analysis are ignored.  No partial results are
+ngspice reports problems as text; :func:`hwbp.targets.spice.diagnose.classify` turns
+that text into one :class:`~hwbp.errors.BackendError` naming the analysis and what to
+change (both runners import it from :mod:`~hwbp.targets.spice.diagnose`, never from
+each other).  No partial results are
 returned.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from hwbp.errors import BackendError, ConfigError
+from hwbp.targets.spice.diagnose import (
+    APT_HINT, alter_commands, check_timeout, classify, find_ngspice, missing_results, ngspice_version,
+    timeout_error, tran_options,
+)
 from hwbp.targets.spice.model import Circuit
 from hwbp.targets.spice.raw import parse_raw
-from hwbp.targets.spice.writer import NgspiceWriter
+from hwbp.targets.spice.writer import SWEEP_NODE, NgspiceWriter
 
 if TYPE_CHECKING:
     from hwbp.targets.spice.shared import SharedRunner
 
-__all__ = ["MODES", "APT_HINT", "find_ngspice", "classify", "BatchRunner", "get_runner"]
+__all__ = ["MODES", "APT_HINT", "find_ngspice", "classify", "BatchRunner", "get_runner", "split_work"]
 
 MODES = ("batch", "shared")
-#: How to install ngspice on Debian/Ubuntu.
-APT_HINT = "apt-get install -y ngspice libngspice0 libngspice0-dev"
-
-#: (pattern, what went wrong, what to change).
-_FAILURES: tuple[tuple[re.Pattern, str, str], ...] = tuple(
-    (re.compile(p, re.IGNORECASE), what, fix)
-    for p, what, fix in (
-        (r"transient op failed", "no DC solution (gmin, source stepping and transient op all failed)",
-         "look for loops of voltage sources or nodes without a DC path to ground; raise itl1 or loosen reltol"),
-        (r"timestep too small", "timestep too small",
-         "loosen tran_reltol, shorten the duration, or check the circuit for stiff or discontinuous elements"),
-        (r"singular matrix", "singular matrix",
-         "every node needs a DC path to ground; check custom cells and 0-width layers"),
-        (r"(gmin stepping failed|source stepping failed|iteration limit reached|no convergence|"
-         r"failed to converge|too many iterations)",
-         "no convergence", "raise itl1, loosen reltol/vntol_v/abstol_a, or reduce weights that saturate"),
-        (r"(unknown subckt|could not find|unable to find definition|undefined|unknown (device|parameter))",
-         "netlist error", "check the netlist and custom cells"),
-        (r"(^|\s)error\b", "error", "check the netlist and the options"),
-        (r"(doAnalyses|simulation\(s\) aborted)", "analysis aborted", "see the ngspice message"),
-    )
-)
-#: ngspice's DC fallback after gmin and source stepping failed: its result is only an
-#: approximate operating point, so a ``.op`` that needed it is a failure.
-_TRAN_OP = re.compile(r"transient op (started|finished)", re.IGNORECASE)
-_SINGULAR = re.compile(r"singular matrix:?\s*(check node \S+)?", re.IGNORECASE)
-#: How long a halted background analysis may take to stop (s).
-_HALT_GRACE_S = 10.0
-#: Messages that look alarming but do not stop an analysis.
-_BENIGN = re.compile(r"^(note:|warning:|\s*$|ngspice-\d+ done|circuit:|doing analysis|no\. of data|"
-                     r"reference value|total |dram|maximum ngspice|current ngspice|shared ngspice|text \(code\)|"
-                     r"stack =|library pages|binary raw file|ascii raw file|using sparse|initial transient)",
-                     re.IGNORECASE)
 
 
-def _match(lines: Sequence[str]) -> tuple[str, str, str] | None:
-    for pattern, what, fix in _FAILURES:
-        for ln in lines:
-            if pattern.search(ln):
-                return what, fix, ln
-    return None
-
-
-def classify(text: str, analysis: str, where: str) -> None:
-    """Raise :class:`BackendError` if ngspice's output ``text`` reports a failure of
-    ``analysis``; ``where`` names the circuit.
-
-    Notes and warnings from which ngspice recovered (e.g. a singular Jacobian during
-    gmin stepping that a later step solved) are not failures.  For ``.op`` the fallback
-    to a transient operating point after gmin and source stepping failed is one when
-    ngspice reported a singular node inside a cell instance: that node has no DC path
-    to ground and its value is arbitrary.
-
-    Raises
-    ------
-    BackendError
-        One line naming ``analysis``, ``where``, the cause and what to change.
-    """
-    lines = [ln.strip() for ln in re.sub(r"(?i)(warning:|note:)", r"\n\1", text).splitlines() if ln.strip()]
-    if analysis == ".op" and any(_TRAN_OP.search(ln) for ln in lines):
-        # a singular node inside a cell instance (``x...`` subcircuit node) has no DC path at
-        # all, so the transient fallback's value there is arbitrary
-        nodes = [m.group(1) for m in map(_SINGULAR.search, lines) if m is not None and m.group(1)]
-        inner = [n for n in nodes if "." in n]
-        if inner:
-            raise BackendError(f"ngspice {analysis} of {where}: singular matrix: a node has no DC path to ground "
-                               f"({inner[0]}); check custom cells (every internal node needs a DC path to ground)")
-    hard = [ln for ln in lines if not ln.lower().startswith(("note:", "warning:"))]
-    found = _match(hard)
-    if found is not None:
-        what, fix, ln = found
-        if what in ("netlist error", "error", "analysis aborted") or what.startswith("no DC solution"):
-            # a more specific cause may have been reported as a warning just before
-            what, fix, _ = _match(lines) or found
-        raise BackendError(f"ngspice {analysis} of {where}: {what} ({ln[:160]}); {fix}")
-
-
-def missing_results(text: str, analysis: str, where: str, detail: str) -> BackendError:
-    """The error for an analysis that produced no (or too few) results, explained by
-    the most specific message in ``text``."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    found = _match(lines)
-    if found is None:
-        return BackendError(f"ngspice {analysis} of {where}: {detail}; check the netlist and the options")
-    what, fix, ln = found
-    return BackendError(f"ngspice {analysis} of {where}: {detail}: {what} ({ln[:160]}); {fix}")
-
-
-def find_ngspice(executable: str = "ngspice") -> str:
-    """Path of the ngspice executable, or a BackendError saying how to install it."""
-    path = shutil.which(executable)
-    if path is None:
-        raise BackendError(f"ngspice executable {executable!r} not found on PATH; install it: {APT_HINT}")
-    return path
-
-
-def _check_timeout(timeout_s: float) -> float:
-    try:
-        t = float(timeout_s)
-    except (TypeError, ValueError):
-        raise ConfigError(f"ngspice timeout_s must be a number of seconds, got {timeout_s!r}") from None
-    if not (t > 0 and np.isfinite(t)):
-        raise ConfigError(f"ngspice timeout_s must be a finite number of seconds > 0, got {timeout_s!r}; "
-                          f"set --timeout")
-    return t
-
-
-def _timeout_error(analysis: str, where: str, timeout_s: float) -> BackendError:
-    fix = ("shorten the duration, loosen tran_reltol or reduce weights that make the circuit stiff"
-           if analysis == ".tran" else "simulate a smaller batch/network or check it converges")
-    return BackendError(f"ngspice {analysis} of {where} timed out after {timeout_s:g} s; raise --timeout or {fix}")
-
-
-def _alter_commands(prev: Mapping[str, float], new: Mapping[str, float]) -> list[str]:
-    return [f"alter {k.lower()} dc = {float(v)!r}" for k, v in new.items() if prev.get(k) != v]
+def split_work(n: int, workers: int) -> list[range]:
+    """``range(n)`` cut into at most ``workers`` contiguous, nearly equal chunks."""
+    k = max(1, min(int(workers), n))
+    bounds = np.linspace(0, n, k + 1).round().astype(int)
+    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 class BatchRunner:
@@ -170,26 +67,40 @@ class BatchRunner:
 
     Parameters
     ----------
-    executable : str
-        ngspice command (default ``ngspice`` on PATH).
+    executable : str, optional
+        ngspice executable (a path or a name on PATH); default: the environment
+        variable ``HWBP_NGSPICE``, else ``ngspice`` on PATH.
     timeout_s : float
         Wall-clock limit of one ngspice process (s).
     raw_format : {"binary", "ascii"}
         Raw file format requested from ngspice.
+    workers : int
+        Most ngspice processes run at once.  ``.op``: the batch is cut into ``workers``
+        contiguous chunks, each solved in one process (sample after sample, the stimulus
+        re-valued by ``alter``); ``.tran``: one process per sample.
     """
 
     mode = "batch"
 
-    def __init__(self, executable: str = "ngspice", timeout_s: float = 600.0, raw_format: str = "binary") -> None:
+    def __init__(self, executable: str | None = None, timeout_s: float = 600.0, raw_format: str = "binary",
+                 workers: int = 1) -> None:
         if raw_format not in ("binary", "ascii"):
             raise ConfigError(f"raw_format must be 'binary' or 'ascii', got {raw_format!r}")
-        self.timeout_s = _check_timeout(timeout_s)
+        if not (isinstance(workers, (int, np.integer)) and workers >= 1):
+            raise ConfigError(f"ngspice workers must be an integer >= 1, got {workers!r}")
+        self.timeout_s = check_timeout(timeout_s)
         self.executable = executable
         self.raw_format = raw_format
+        self.workers = int(workers)
         self.writer = NgspiceWriter()
         self.last_output = ""
 
-    def _run(self, deck: str, analysis: str, where: str, use_r: bool) -> list:
+    def info(self) -> dict[str, str]:
+        """Which ngspice runs: ``{"ngspice": path, "ngspice_version": "ngspice-39"}``."""
+        exe = find_ngspice(self.executable)
+        return {"ngspice": exe, "ngspice_version": ngspice_version(exe)}
+
+    def _run(self, deck: str, analysis: str, where: str, use_r: bool) -> tuple[list, str]:
         exe = find_ngspice(self.executable)
         with tempfile.TemporaryDirectory(prefix="hwbp-ngspice-") as tmp:
             cir, raw = Path(tmp) / "deck.cir", Path(tmp) / "out.raw"
@@ -198,9 +109,10 @@ class BatchRunner:
             cmd = [exe, "-b", str(cir)] + (["-r", str(raw)] if use_r else [])
             env = dict(os.environ, SPICE_ASCIIRAWFILE="1" if self.raw_format == "ascii" else "0")
             try:
-                proc = subprocess.run(cmd, cwd=tmp, capture_output=True, timeout=self.timeout_s, env=env)
+                proc = subprocess.run(cmd, cwd=tmp, capture_output=True, timeout=self.timeout_s, env=env,
+                                      stdin=subprocess.DEVNULL)
             except subprocess.TimeoutExpired:
-                raise _timeout_error(analysis, where, self.timeout_s) from None
+                raise timeout_error(analysis, where, self.timeout_s) from None
             except OSError as exc:
                 raise BackendError(f"ngspice {analysis} of {where}: cannot run {exe} ({exc.strerror}); "
                                    f"install it: {APT_HINT}") from None
@@ -212,45 +124,83 @@ class BatchRunner:
             if not raw.is_file():
                 raise missing_results(text, analysis, where, "no results were written")
             self.last_output = text
-            return parse_raw(raw.read_bytes(), f"raw file of {where}")
+            return parse_raw(raw.read_bytes(), f"raw file of {where}"), text
+
+    def _map(self, fn, items: Sequence) -> list:
+        """``fn`` over ``items`` on at most :attr:`workers` threads (each drives its own
+        ngspice process), in order; the first error is raised."""
+        if self.workers == 1 or len(items) == 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
+            return list(pool.map(fn, items))
 
     def op(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
-        """DC operating points: ``(len(stimuli), len(nodes))`` node voltages (V)."""
+        """DC operating points: ``(len(stimuli), len(nodes))`` node voltages (V).
+
+        Each ngspice process solves a contiguous chunk of the samples in one ``.dc``
+        sweep over the sample index (:meth:`_op_sweep`): the first from scratch, each
+        next one from the previous operating point, with the pivot order kept."""
+        chunks = split_work(len(stimuli), self.workers)
+        parts = self._map(lambda r: self._op_chunk(circuit, [stimuli[i] for i in r], nodes), chunks)
+        return np.concatenate(parts, axis=0)
+
+    def _op_chunk(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
+        if len(stimuli) > 1:
+            return self._op_sweep(circuit, stimuli, nodes)
         fmt = "binary" if self.raw_format == "binary" else "ascii"
         commands = ["set noaskquit", f"set filetype={fmt}", "set appendwrite"]
         prev: Mapping[str, float] = stimuli[0]
         for k, stim in enumerate(stimuli):
-            commands += _alter_commands(prev, stim) if k else []
+            commands += alter_commands(prev, stim) if k else []
             commands += ["op", "write @RAW@"]
             prev = stim
         commands.append("quit 0")
         deck = self.writer.write(circuit, stimulus=stimuli[0], analyses=(), save=nodes, control=commands)
-        plots = self._run(deck, ".op", circuit.title, use_r=False)
+        plots, text = self._run(deck, ".op", circuit.title, use_r=False)
         if len(plots) != len(stimuli):
-            raise missing_results(self.last_output, ".op", circuit.title,
-                                  f"{len(plots)} of {len(stimuli)} operating points solved")
+            raise missing_results(text, ".op", circuit.title, f"{len(plots)} of {len(stimuli)} operating points solved")
         return np.array([[p.vectors[n.lower()][0] for n in nodes] for p in plots])
+
+    def _op_sweep(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
+        """Several operating points as one ``.dc`` sweep over the sample index: each
+        stimulus source that changes is a ``pwl`` of the index, and ngspice solves point
+        k + 1 from point k keeping its pivot order (``op`` after ``alter`` reorders the
+        matrix again, the dominant cost of a large circuit)."""
+        names = [k for k in stimuli[0] if any(s[k] != stimuli[0][k] for s in stimuli)]
+        sweep = {k: [float(s[k]) for s in stimuli] for k in names}
+        n = len(stimuli)
+        deck = self.writer.write(circuit, stimulus=stimuli[0], analyses=(f".dc V{SWEEP_NODE} 0 {n - 1} 1",),
+                                 save=nodes, sweep=sweep)
+        plots, text = self._run(deck, ".op", circuit.title, use_r=True)
+        if len(plots) != 1 or any(len(plots[0].vectors.get(m.lower(), ())) != n for m in nodes[:1]):
+            raise missing_results(text, ".op", circuit.title, f"the sweep over {n} samples did not complete")
+        return np.stack([plots[0].vectors[m.lower()] for m in nodes], axis=1)
 
     def tran(self, circuit: Circuit, stimulus: Mapping[str, float], initial: Mapping[str, float],
              step_s: float, stop_s: float, nodes: Sequence[str], reltol: float) -> tuple[np.ndarray, np.ndarray]:
         """Transient from ``initial`` node voltages: ``(t (s), (len(t), len(nodes)) V)``."""
-        deck = self.writer.write(circuit, stimulus=stimulus, analyses=(f".tran {step_s!r} {stop_s!r} 0 {step_s!r}",),
-                                 save=nodes, initial=initial, extra_options=_tran_options(step_s, reltol))
-        plots = self._run(deck, ".tran", circuit.title, use_r=True)
-        if len(plots) != 1 or "time" not in plots[0].vectors:
-            raise missing_results(self.last_output, ".tran", circuit.title, "no transient results")
-        v = plots[0].vectors
-        return v["time"], np.stack([v[n.lower()] for n in nodes], axis=1)
+        return self.tran_many(circuit, [stimulus], [initial], step_s, stop_s, nodes, reltol)[0]
 
+    def tran_many(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]],
+                  initials: Sequence[Mapping[str, float]], step_s: float, stop_s: float, nodes: Sequence[str],
+                  reltol: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """One transient per sample, each in its own ngspice process, at most
+        :attr:`workers` at once: per sample ``(t (s), (len(t), len(nodes)) V)``."""
+        def one(b: int) -> tuple[np.ndarray, np.ndarray]:
+            deck = self.writer.write(circuit, stimulus=stimuli[b], analyses=(f".tran {step_s!r} {stop_s!r} 0 {step_s!r}",),
+                                     save=nodes, initial=initials[b], extra_options=tran_options(step_s, reltol))
+            plots, text = self._run(deck, ".tran", circuit.title, use_r=True)
+            if len(plots) != 1 or "time" not in plots[0].vectors:
+                raise missing_results(text, ".tran", circuit.title, "no transient results")
+            v = plots[0].vectors
+            return v["time"], np.stack([v[n.lower()] for n in nodes], axis=1)
 
-def _tran_options(step_s: float, reltol: float) -> dict[str, str]:
-    # no 'interp': ngspice 39 then writes more points than its raw header declares
-    return {"reltol": repr(float(reltol))}
+        return self._map(one, list(range(len(stimuli))))
 
 
 def get_runner(mode: str = "batch", **options) -> "BatchRunner | SharedRunner":
-    """The runner of ``mode`` (``batch`` options: executable, timeout_s, raw_format;
-    ``shared`` options: timeout_s)."""
+    """The runner of ``mode`` (``batch`` options: executable, timeout_s, raw_format,
+    workers; ``shared`` options: timeout_s)."""
     if mode == "batch":
         return BatchRunner(**options)
     if mode == "shared":

@@ -14,11 +14,10 @@ import numpy as np
 
 from hwbp.errors import BackendError, ConfigError
 from hwbp.targets.spice.model import Circuit
-from hwbp.targets.spice.ngspice import (
-    _HALT_GRACE_S, APT_HINT, _alter_commands, _check_timeout, _timeout_error,
-    _tran_options, classify,
+from hwbp.targets.spice.diagnose import (
+    APT_HINT, HALT_GRACE_S, alter_commands, check_timeout, classify, timeout_error, tran_options,
 )
-from hwbp.targets.spice.writer import NgspiceWriter
+from hwbp.targets.spice.writer import SWEEP_NODE, NgspiceWriter
 
 __all__ = ["SharedRunner"]
 
@@ -37,7 +36,7 @@ class SharedRunner:
     _ng = None
 
     def __init__(self, timeout_s: float = 600.0) -> None:
-        self.timeout_s = _check_timeout(timeout_s)
+        self.timeout_s = check_timeout(timeout_s)
         self.writer = NgspiceWriter()
         self.ng = self._library()
 
@@ -90,7 +89,7 @@ class SharedRunner:
         """Halt the background analysis and drop the circuit; whether ngspice is idle."""
         if self._running():
             self.ng._ngspice_shared.ngSpice_Command(b"bg_halt")
-            if not self._wait(time.monotonic() + _HALT_GRACE_S):
+            if not self._wait(time.monotonic() + HALT_GRACE_S):
                 return False
         self.reset()
         return True
@@ -114,7 +113,7 @@ class SharedRunner:
             if not self._halt():
                 raise BackendError(f"ngspice {analysis} of {where} timed out after {self.timeout_s:g} s and could "
                                    f"not be halted; restart the process or use --spice-mode batch")
-            raise _timeout_error(analysis, where, self.timeout_s)
+            raise timeout_error(analysis, where, self.timeout_s)
         text = self._output()
         classify(text, analysis, where)
         return text
@@ -184,9 +183,15 @@ class SharedRunner:
 
     def op(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str],
            deck: str | None = None) -> np.ndarray:
-        """DC operating points: ``(len(stimuli), len(nodes))`` node voltages (V).  ``deck``
-        (the circuit's text with ``stimuli[0]``) skips writing it again."""
+        """DC operating points: ``(len(stimuli), len(nodes))`` node voltages (V).
+
+        Several samples are one ``.dc`` sweep over the sample index (stimulus sources
+        ``pwl`` of it; the matrix is ordered once), as in the batch runner.  ``deck`` (the
+        circuit's text with ``stimuli[0]``) skips writing it again; the samples are then
+        applied with ``alter`` and one ``op`` each."""
         where = circuit.title
+        if deck is None and len(stimuli) > 1:
+            return self._op_sweep(circuit, stimuli, nodes)
         if deck is None:
             deck = self.writer.write(circuit, stimulus=stimuli[0], analyses=(), save=nodes)
         self.load(deck, ".op", where)
@@ -194,7 +199,7 @@ class SharedRunner:
         prev: Mapping[str, float] = stimuli[0]
         try:
             for k, stim in enumerate(stimuli):
-                for cmd in (_alter_commands(prev, stim) if k else []):
+                for cmd in (alter_commands(prev, stim) if k else []):
                     self.command(cmd, ".op", where)
                 self.run_analysis("op", ".op", where)
                 out.append(self.vectors(nodes, ".op", where)[0])
@@ -204,12 +209,45 @@ class SharedRunner:
             self.reset()
         return np.array(out)
 
+    def _op_sweep(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
+        where = circuit.title
+        names = [k for k in stimuli[0] if any(s[k] != stimuli[0][k] for s in stimuli)]
+        sweep = {k: [float(s[k]) for s in stimuli] for k in names}
+        n = len(stimuli)
+        self.load(self.writer.write(circuit, stimulus=stimuli[0], analyses=(), save=nodes, sweep=sweep), ".op", where)
+        try:
+            self.run_analysis(f"dc v{SWEEP_NODE} 0 {n - 1} 1", ".op", where)  # names are lower case
+            out = self.vectors(nodes, ".op", where)
+        finally:
+            self.reset()
+        if out.shape[0] != n:
+            raise BackendError(f"ngspice .op of {where}: the sweep over {n} samples stopped after {out.shape[0]}")
+        return out
+
+    def info(self) -> dict[str, str]:
+        """Which ngspice runs: the shared library and its version line."""
+        import re
+
+        try:
+            text = self.command("version -s", "version", "ngspice")
+        except BackendError:
+            text = ""
+        m = re.search(r"ngspice-(\S+)", text)
+        return {"ngspice": "libngspice (shared library, through PySpice)",
+                "ngspice_version": f"ngspice-{m.group(1)}" if m else "unknown"}
+
+    def tran_many(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]],
+                  initials: Sequence[Mapping[str, float]], step_s: float, stop_s: float, nodes: Sequence[str],
+                  reltol: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`tran` for each sample in turn (one library, one analysis at a time)."""
+        return [self.tran(circuit, s, i, step_s, stop_s, nodes, reltol) for s, i in zip(stimuli, initials)]
+
     def tran(self, circuit: Circuit, stimulus: Mapping[str, float], initial: Mapping[str, float],
              step_s: float, stop_s: float, nodes: Sequence[str], reltol: float) -> tuple[np.ndarray, np.ndarray]:
         """Transient from ``initial`` node voltages: ``(t (s), (len(t), len(nodes)) V)``."""
         where = circuit.title
         deck = self.writer.write(circuit, stimulus=stimulus, analyses=(), save=nodes, initial=initial,
-                                 extra_options=_tran_options(step_s, reltol))
+                                 extra_options=tran_options(step_s, reltol))
         self.load(deck, ".tran", where)
         try:
             self.run_analysis(f"tran {step_s!r} {stop_s!r} 0 {step_s!r}", ".tran", where)

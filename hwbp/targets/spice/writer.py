@@ -18,6 +18,16 @@ from hwbp.targets.spice.model import Circuit, Element, SynapseArray
 __all__ = ["SpiceWriter", "NgspiceWriter", "DIALECTS", "get_writer"]
 
 
+#: Node whose voltage is the sample index in a batch swept by ``.dc`` (see ``sweep``).
+SWEEP_NODE = "hwbp_k"
+
+
+#: Synapse conductances as text: 17 significant digits always read back to the same
+#: double, and this is ~25 % cheaper than ``repr``'s shortest form (the float formatting
+#: is most of the time spent writing a large netlist).
+_G17 = "{:.17g}".format
+
+
 def spice_number(v: float) -> str:
     """A float as the shortest text that reads back to the same double."""
     return repr(float(v))
@@ -52,45 +62,81 @@ class SpiceWriter:
         value = f"DC {spice_number(stimulus[e.name])}" if e.name in stimulus else e.value
         return f"{e.name} {' '.join(e.nodes)} {value}"
 
+    def swept_source(self, e: Element, values: Sequence[float]) -> str:
+        """A stimulus source taking ``values[k]`` (V) at sweep point ``k``: a B source
+        ``pwl`` of the sweep node :data:`SWEEP_NODE` (exact at the integer points)."""
+        pts = ", ".join(f"{k}, {spice_number(v)}" for k, v in enumerate(values))
+        return f"B{e.name[1:]} {' '.join(e.nodes)} V=pwl(V({SWEEP_NODE}), {pts})"
+
     def synapses(self, s: SynapseArray) -> list[str]:
-        # hot path (hundreds of thousands of lines): per-column and per-row pieces
-        # are formatted once, each line is one concatenation
+        """The instance lines of a synapse array, one text block per row of the matrix.
+
+        Hot path (hundreds of thousands of lines): a row template is built once per
+        array (``\x01`` marks the row index, ``\x02`` the post-synaptic node(s), ``{i}``
+        the conductance); each row is then two ``str.replace`` and one ``str.format`` in
+        C.  Conductances are written with 17 significant digits (:data:`_G17`).  Node
+        names are sanitized tags, so they hold no braces.
+        """
         p, cell = s.prefix, s.cell
         if s.backward_s is not None:  # a device instance: distinct forward and backward devices
             return _device_synapses(s)
         if s.mask is not None:
             return self._sparse_synapses(s)
-        out: list[str] = []
+        if s.flat:
+            return self._flat_synapses(s)
         if s.gate is None:
-            cols = [f"{i} {u} " for i, u in enumerate(s.pre)]
-            for j, (post, row) in enumerate(zip(s.post, s.conductance_s.tolist())):
-                head, tail = f"{p}_{j}_", f" {cell} g="
-                out += [f"{head}{c}{post}{tail}{v}" for c, v in zip(cols, map(repr, row))]
+            cols = [f"{p}_\x01_{i} {u} \x02 {cell} g={{{i}}}" for i, u in enumerate(s.pre)]
         else:
-            cols = [f"{i} {u} " for i, u in enumerate(s.pre)]
-            ends = [f" {d} {cell} g=" for d in s.sens]
-            for j, (post, gate, row) in enumerate(zip(s.post, s.gate, s.conductance_s.tolist())):
-                head, mid = f"{p}_{j}_", f"{post} {gate}"
-                out += [f"{head}{c}{mid}{e}{v}" for c, e, v in zip(cols, ends, map(repr, row))]
-        return out
+            cols = [f"{p}_\x01_{i} {u} \x02 {d} {cell} g={{{i}}}" for i, (u, d) in enumerate(zip(s.pre, s.sens))]
+        template = "\n".join(cols)
+        mids = s.post if s.gate is None else [f"{a} {b}" for a, b in zip(s.post, s.gate)]
+        return [template.replace("\x01", str(j)).replace("\x02", mid).format(*map(_G17, row))
+                for j, (mid, row) in enumerate(zip(mids, s.conductance_s.tolist()))]
+
+    def _flat_synapses(self, s: SynapseArray) -> list[str]:
+        """The shipped synapse cell inline: per synapse ``Gsf_<t>_<k>_<j>_<i>`` (``g * V(pre)`` into
+        ``post``) and, with a backward path, ``Gsb_..`` (``g * V(gate)`` into ``sens``),
+        one row of the matrix per text block (see :meth:`synapses`)."""
+        tag = s.prefix[2:]  # "Xs_<t>_<k>" -> "_<t>_<k>"
+        if s.gate is None:
+            cols = [f"Gsf{tag}_\x01_{i} 0 \x02 {u} 0 {{{i}}}" for i, u in enumerate(s.pre)]
+        else:
+            cols = [f"Gsf{tag}_\x01_{i} 0 \x02 {u} 0 {{{i}}}\nGsb{tag}_\x01_{i} 0 {d} \x03 0 {{{i}}}"
+                    for i, (u, d) in enumerate(zip(s.pre, s.sens))]
+        template = "\n".join(cols)
+        gates = s.gate if s.gate is not None else s.post
+        return [template.replace("\x01", str(j)).replace("\x02", post).replace("\x03", gate).format(*map(_G17, row))
+                for j, (post, gate, row) in enumerate(zip(s.post, gates, s.conductance_s.tolist()))]
 
     def _sparse_synapses(self, s: SynapseArray) -> list[str]:
-        """Instances of a masked array, row by row (only where ``mask`` is true)."""
+        """Synapses of a masked array (structured layers), row by row, only where
+        ``mask`` is true: the inline G elements of :meth:`_flat_synapses` when ``flat``,
+        else one cell instance each (:meth:`synapses`' names and 17-digit conductances)."""
         out: list[str] = []
         rows, cols = np.nonzero(s.mask)
-        values = s.conductance_s[rows, cols].tolist()
+        values = map(_G17, s.conductance_s[rows, cols].tolist())
+        tag = s.prefix[2:]
         for j, i, v in zip(rows.tolist(), cols.tolist(), values):
-            back = "" if s.gate is None else f" {s.gate[j]} {s.sens[i]}"
-            out.append(f"{s.prefix}_{j}_{i} {s.pre[i]} {s.post[j]}{back} {s.cell} g={v!r}")
+            if s.flat:
+                out.append(f"Gsf{tag}_{j}_{i} 0 {s.post[j]} {s.pre[i]} 0 {v}")
+                if s.gate is not None:
+                    out.append(f"Gsb{tag}_{j}_{i} 0 {s.sens[i]} {s.gate[j]} 0 {v}")
+            else:
+                back = "" if s.gate is None else f" {s.gate[j]} {s.sens[i]}"
+                out.append(f"{s.prefix}_{j}_{i} {s.pre[i]} {s.post[j]}{back} {s.cell} g={v}")
         return out
 
-    def body(self, circuit: Circuit, stimulus: Mapping[str, float]) -> list[str]:
+    def body(self, circuit: Circuit, stimulus: Mapping[str, float],
+             sweep: Mapping[str, Sequence[float]] | None = None) -> list[str]:
         out: list[str] = []
+        sweep = sweep or {}
         for section in circuit.sections:
             out.append(f"* --- {section.title}")
             for item in section.items:
                 if isinstance(item, SynapseArray):
                     out += self.synapses(item)
+                elif item.name in sweep:
+                    out.append(self.swept_source(item, sweep[item.name]))
                 else:
                     out.append(self.element(item, stimulus))
         return out
@@ -122,6 +168,7 @@ class SpiceWriter:
         initial: Mapping[str, float] | None = None,
         extra_options: Mapping[str, str] | None = None,
         control: Sequence[str] | None = None,
+        sweep: Mapping[str, Sequence[float]] | None = None,
     ) -> str:
         """The netlist text.
 
@@ -139,10 +186,15 @@ class SpiceWriter:
             ``.ic`` node voltages (V).
         control : sequence of str, optional
             Commands of a ``.control`` block (dialects that have one).
+        sweep : mapping, optional
+            Source name -> its value (V) at each point of a DC sweep of the source
+            ``V{SWEEP_NODE}`` (0, 1, 2, ...): several samples in one ``.dc`` analysis.
         """
         lines = self.title(circuit) + self.header(circuit) + self.params(circuit)
         lines += self.cells(circuit, include_dir)
-        lines += self.body(circuit, stimulus or {})
+        if sweep:
+            lines.append(f"V{SWEEP_NODE} {SWEEP_NODE} 0 DC 0")
+        lines += self.body(circuit, stimulus or {}, sweep)
         lines += self.options(circuit, extra_options)
         lines += self.saves(circuit.saved_nodes() if save is None else save)
         if initial:
