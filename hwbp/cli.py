@@ -1,4 +1,4 @@
-"""The ``hwbp`` command line: verify, simulate, compile, demo.
+"""The ``hwbp`` command line: verify, simulate, compile, train, sweep, demo.
 
 Exit codes: 0 success (verification passed), 1 verification failed, 2 bad input,
 3 internal error (a defect of hwbp: please report it with the traceback).
