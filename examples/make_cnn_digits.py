@@ -39,13 +39,6 @@ STEPS = 300
 LEARNING_RATE = 0.02
 
 
-def load_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Digits scaled to [0, 1], split 80/20 (stratified, ``random_state=0``): hwbp's
-    ``digits`` dataset, as ``hwbp train --dataset digits`` uses it."""
-    from hwbp.train import load_digits_split
-
-    return load_digits_split()
-
 
 def make_model():
     """The (untrained) PyTorch module, seeded."""
@@ -122,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     from hwbp.importers import load_onnx_bytes
+    from hwbp.train import load_digits_split
     from hwbp.train.loop import accuracy
 
-    x_tr, x_te, y_tr, y_te = load_data()
+    x_tr, x_te, y_tr, y_te = load_digits_split()  # hwbp's digits split (80/20, stratified, seed 0)
     model = train(make_model(), x_tr, y_tr, args.steps)
     data = to_onnx(model)
     graph = load_onnx_bytes(data, source="cnn_digits.onnx")

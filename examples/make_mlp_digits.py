@@ -42,6 +42,7 @@ from hwbp.importers import load_onnx_bytes
 from hwbp.ir import Graph
 from hwbp.models import random_mlp
 from hwbp.oracle import exact_gradients, forward
+from hwbp.train import load_digits_split
 from hwbp.types import Batch
 
 SIZES = (64, 32, 32, 10)
@@ -50,13 +51,6 @@ EPOCHS = 400
 LEARNING_RATE = 0.01
 N_BATCH_SAMPLES = 32
 
-
-def load_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Digits scaled to [0, 1], split 80/20 (stratified, ``random_state=0``): hwbp's
-    ``digits`` dataset, as ``hwbp train --dataset digits`` uses it."""
-    from hwbp.train import load_digits_split
-
-    return load_digits_split()
 
 
 def one_hot(labels: np.ndarray, n: int = SIZES[-1]) -> np.ndarray:
@@ -159,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="full-batch Adam steps (default: %(default)s)")
     args = parser.parse_args(argv)
 
-    x_tr, x_te, y_tr, y_te = load_data()
+    x_tr, x_te, y_tr, y_te = load_digits_split()  # hwbp's digits split (80/20, stratified, seed 0)
     trained = train(x_tr, y_tr, args.epochs)
     onnx_bytes = to_onnx(trained)
     exported = load_onnx_bytes(onnx_bytes, source="mlp_digits.onnx")  # float32 weights, as shipped

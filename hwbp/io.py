@@ -27,7 +27,7 @@ from hwbp.types import Batch
 __all__ = [
     "MODEL_FORMATS", "load_model", "save_model", "file_sha256", "load_batch", "load_state", "random_batch",
     "atomic_write_bytes", "atomic_write_text", "atomic_write_all", "save_npz", "check_writable",
-    "check_batch_memory", "MAX_BATCH_VALUES",
+    "check_batch_memory", "MAX_BATCH_VALUES", "read_toml",
 ]
 
 #: Model file suffixes hwbp reads.
@@ -261,3 +261,20 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     atomic_write_bytes(path, buf.getvalue())
+
+
+def read_toml(path: str | os.PathLike, what: str) -> dict:
+    """The mapping in the TOML file at ``path``; ``what`` names the file in the one-line
+    :class:`ConfigError` for a missing file or invalid TOML."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} not found: {p}")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from None

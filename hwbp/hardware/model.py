@@ -24,10 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -312,11 +308,8 @@ def hardware_from_mapping(data: Mapping[str, Any], *, where: str = "") -> Hardwa
 
 def load_hardware(path: str | os.PathLike) -> Hardware:
     """Read a hardware model from a TOML file (an empty file is the ideal network)."""
+    from hwbp.io import read_toml
+
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"hardware file not found: {p}")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    data = read_toml(p, "hardware file")
     return hardware_from_mapping(data, where=str(p))

@@ -29,10 +29,6 @@ from __future__ import annotations
 
 import itertools
 import os
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -166,11 +162,8 @@ def spec_from_mapping(data: Mapping[str, Any], *, source: str = "(spec)", base: 
 
 def load_spec(path: str | os.PathLike) -> SweepSpec:
     """Read a sweep specification from a TOML file."""
+    from hwbp.io import read_toml
+
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"sweep spec not found: {p}")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    data = read_toml(p, "sweep spec")
     return spec_from_mapping(data, source=str(p), base=p.parent)
