@@ -21,7 +21,7 @@ import numpy as np
 from hwbp.errors import BatchError, ConfigError, StateError
 from hwbp.ir.graph import Graph
 from hwbp.ir.serialize import graph_from_bytes, graph_to_bytes
-from hwbp.sim.state import State
+from hwbp.state import State
 from hwbp.types import Batch
 
 __all__ = [

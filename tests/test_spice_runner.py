@@ -14,7 +14,7 @@ import pytest
 from hwbp.errors import BackendError, BatchError, ConfigError
 from hwbp.lower import lower
 from hwbp.models import random_mlp
-from hwbp.sim.state import State
+from hwbp.state import State
 from hwbp.targets.spice.backend import run_spice
 from hwbp.targets.spice.build import build_circuit, stimulus
 from hwbp.targets.spice.model import SpiceOptions

@@ -26,7 +26,7 @@ from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.kernel import Kernel
 from hwbp.sim.solvers import SOLVERS
-from hwbp.sim.state import SimulationResult, State, Trace
+from hwbp.state import SimulationResult, State, Trace
 from hwbp.types import Batch
 
 __all__ = ["MODES", "INITIAL_STATES", "simulate", "default_duration", "gate_signals"]
