@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -90,18 +89,6 @@ def to_onnx(model) -> bytes:
     return buf.getvalue()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -115,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     from hwbp.importers import load_onnx_bytes
+    from hwbp.io import atomic_write_bytes
     from hwbp.train import load_digits_split
     from hwbp.train.loop import accuracy
 
@@ -125,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"train accuracy: {accuracy(graph, x_tr, y_tr):.4f} ({len(y_tr)} samples)")
     print(f"test accuracy:  {accuracy(graph, x_te, y_te):.4f} ({len(y_te)} samples)")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out_dir / "cnn_digits.onnx", data)
+    atomic_write_bytes(args.out_dir / "cnn_digits.onnx", data)
     print(f"wrote {args.out_dir / 'cnn_digits.onnx'}")
     return 0
 

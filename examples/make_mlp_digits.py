@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import zipfile
 from pathlib import Path
@@ -39,6 +38,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from hwbp.importers import load_onnx_bytes
+from hwbp.io import atomic_write_bytes
 from hwbp.ir import Graph
 from hwbp.models import random_mlp
 from hwbp.oracle import exact_gradients, forward
@@ -125,20 +125,6 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
 
 def accuracy(graph: Graph, x: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of samples whose largest logit is the true class."""
@@ -161,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"test accuracy:  {accuracy(exported, x_te, y_te):.4f} ({len(y_te)} samples)")
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out_dir / "mlp_digits.onnx", onnx_bytes)
+    atomic_write_bytes(args.out_dir / "mlp_digits.onnx", onnx_bytes)
     batch = {"x": x_te[:N_BATCH_SAMPLES], "y": one_hot(y_te[:N_BATCH_SAMPLES])}
-    write_atomic(args.out_dir / "digits_batch.npz", npz_bytes(batch))
+    atomic_write_bytes(args.out_dir / "digits_batch.npz", npz_bytes(batch))
     print(f"wrote {args.out_dir / 'mlp_digits.onnx'} and {args.out_dir / 'digits_batch.npz'}")
     return 0
 

@@ -25,7 +25,6 @@ Raw points (CPU and wall time, ``.op`` tensions) are kept in
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hwbp.errors import BackendError  # noqa: E402
 from hwbp.io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from hwbp.verify.plot import figure_png  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
 from hwbp.models import random_mlp  # noqa: E402
 from hwbp.targets.spice.backend import SpiceBackend  # noqa: E402
@@ -203,9 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_title(f".{a}" + (" (12 L tau)" if a == "tran" else ""))
         ax.legend(fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(HERE / "spice_scaling.png", buf.getvalue())
+    atomic_write_bytes(HERE / "spice_scaling.png", figure_png(fig))
     print(f"wrote {HERE / 'spice_scaling.md'} and {HERE / 'spice_scaling.png'}")
     return 0
 

@@ -14,7 +14,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hwbp.io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from hwbp.verify.plot import figure_png  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
 from hwbp.models import random_mlp  # noqa: E402
 from hwbp.oracle import exact_gradients  # noqa: E402
@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     a2.set_ylabel(f"settling time to {args.tol:g} (tau)")
     a2.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(HERE / "spice_settling.png", buf.getvalue())
+    atomic_write_bytes(HERE / "spice_settling.png", figure_png(fig))
     print(f"wrote {HERE / 'spice_settling.md'} and {HERE / 'spice_settling.png'}")
     return 0
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -215,6 +215,17 @@ _LOSSES = (
 ORACLE_LOSSES: Mapping[str, OracleLoss] = MappingProxyType({f.name: f for f in _LOSSES})
 
 
+def _lookup(table: Mapping[str, Any], name: str, what: str, entry: str) -> Any:
+    """``table[name]``, or a :class:`MissingOracleError` saying where to add ``entry``."""
+    try:
+        return table[name]
+    except KeyError:
+        raise MissingOracleError(
+            f"the oracle has no {what} {name!r}: add an {entry} to "
+            f"hwbp/oracle/derivatives.py (has: {', '.join(sorted(table))})"
+        ) from None
+
+
 def oracle_activation(name: str) -> OracleActivation:
     """The oracle's implementation of activation ``name``.
 
@@ -223,13 +234,7 @@ def oracle_activation(name: str) -> OracleActivation:
     MissingOracleError
         If the oracle has none (a defect: the message says where to add it).
     """
-    try:
-        return ORACLE_ACTIVATIONS[name]
-    except KeyError:
-        raise MissingOracleError(
-            f"the oracle has no derivative for activation {name!r}: add an OracleActivation to "
-            f"hwbp/oracle/derivatives.py (has: {', '.join(sorted(ORACLE_ACTIVATIONS))})"
-        ) from None
+    return _lookup(ORACLE_ACTIVATIONS, name, "derivative for activation", "OracleActivation")
 
 
 def oracle_loss(name: str) -> OracleLoss:
@@ -240,10 +245,4 @@ def oracle_loss(name: str) -> OracleLoss:
     MissingOracleError
         If the oracle has none (a defect: the message says where to add it).
     """
-    try:
-        return ORACLE_LOSSES[name]
-    except KeyError:
-        raise MissingOracleError(
-            f"the oracle has no gradient for loss {name!r}: add an OracleLoss to "
-            f"hwbp/oracle/derivatives.py (has: {', '.join(sorted(ORACLE_LOSSES))})"
-        ) from None
+    return _lookup(ORACLE_LOSSES, name, "gradient for loss", "OracleLoss")

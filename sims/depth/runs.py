@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from hwbp.baselines import pc_alm_relax, pc_gradients, pc_relax
+from hwbp.baselines import pc_alm_relax, pc_relax
 from hwbp.data import load_dataset
 from hwbp.lower import lower
 from hwbp.models import depth_resmlp
