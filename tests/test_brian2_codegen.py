@@ -1,5 +1,6 @@
 """The three Brian2 code-generation targets run the same equations: the same tensions,
-means and gates to 1e-12, built under the given build directory only.
+means and gates to 1e-12, built under the given build directory only, for Brian2's
+own exponential Euler and for hwbp's staged RK4 (one stage per clock tick).
 
 One network and one build per target for the whole module (the first Cython and C++
 compiles dominate: marked slow; CI runs them).  The C++ project is built in a second
@@ -21,25 +22,30 @@ from hwbp.targets.brian2.backend import CODEGEN_RTOL, Brian2Backend
 from hwbp.targets.brian2.runner import CODEGENS
 
 GRAPH = random_mlp([2, 3, 2], activation="tanh", seed=4).with_loss("mse")
-OPTIONS = {"solver": "exponential_euler", "dt": 0.1, "duration": 12.0}
+OPTIONS = {"dt": 0.1, "duration": 12.0}
+SOLVERS = ("exponential_euler", "rk4")
 
 
-def _run(codegen: str, build: str):
+def _run(codegen: str, build: str, solver: str):
     """The final state of one run (a module-level function: it runs in a worker process too)."""
     system = lower(GRAPH)
     batch = make_batch(GRAPH, 2, seed=2, loss="mse")
-    st = Brian2Backend().simulate(system, batch, {**OPTIONS, "codegen": codegen, "build_dir": build},
-                                  initial="random", seed=1).state
+    st = Brian2Backend().simulate(system, batch, {**OPTIONS, "solver": solver, "codegen": codegen,
+                                                  "build_dir": build}, initial="random", seed=1).state
     return dict(st.mean), dict(st.tension), st.t, st.steps, dict(st.gates)  # picklable
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
+    """``{(codegen, solver): (final state, build directory)}``."""
     builds = {c: tmp_path_factory.mktemp(f"build_{c}") for c in CODEGENS}
+    out = {}
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        standalone = pool.submit(_run, "cpp_standalone", str(builds["cpp_standalone"]))
-        out = {c: (State(*_run(c, str(builds[c]))), builds[c]) for c in ("numpy", "cython")}
-        out["cpp_standalone"] = (State(*standalone.result()), builds["cpp_standalone"])
+        standalone = {s: pool.submit(_run, "cpp_standalone", str(builds["cpp_standalone"] / s), s) for s in SOLVERS}
+        for c in ("numpy", "cython"):
+            out.update({(c, s): (State(*_run(c, str(builds[c]), s)), builds[c]) for s in SOLVERS})
+        out.update({("cpp_standalone", s): (State(*f.result()), builds["cpp_standalone"])
+                    for s, f in standalone.items()})
     return out
 
 
@@ -48,9 +54,10 @@ def _rel(a, b):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("codegen", ["cython", "cpp_standalone"])
-def test_same_tensions_as_numpy(runs, codegen):
-    ref, ours = runs["numpy"][0], runs[codegen][0]
+def test_same_tensions_as_numpy(runs, codegen, solver):
+    ref, ours = runs[("numpy", solver)][0], runs[(codegen, solver)][0]
     assert ours.steps == ref.steps == 120
     for name in ref.tension:
         assert _rel(ours.tension[name], ref.tension[name]) < CODEGEN_RTOL
@@ -62,6 +69,6 @@ def test_same_tensions_as_numpy(runs, codegen):
 
 @pytest.mark.slow
 def test_build_products_stay_in_build_dir(runs):
-    assert any((runs["cython"][1] / "cython").rglob("*.so"))
-    assert any((runs["cpp_standalone"][1] / "standalone").rglob("main*"))
-    assert not list((runs["numpy"][1]).rglob("*.so"))
+    assert any((runs[("cython", "rk4")][1] / "cython").rglob("*.so"))
+    assert any((runs[("cpp_standalone", "rk4")][1] / "rk4" / "standalone").rglob("main*"))
+    assert not list((runs[("numpy", "rk4")][1]).rglob("*.so"))

@@ -11,11 +11,15 @@ import pytest
 
 from hwbp.cli import main
 from hwbp.io import save_model
+from hwbp.lower.lowerer import lower
 from hwbp.models import random_resmlp
 from hwbp.oracle.backprop import exact_gradients
+from hwbp.sim.simulate import simulate
+from hwbp.targets.brian2.backend import REFERENCE_RTOL
 from hwbp.types import Batch
 from hwbp.types import Gradients
 from hwbp.verify.compare import compare
+from hwbp.verify.readout import read_gradients
 
 
 @pytest.fixture(scope="module")
@@ -45,25 +49,32 @@ def test_files_are_deterministic_and_readable(compiled, tmp_path):
 
 
 @pytest.mark.slow
-def test_script_runs_alone_and_prints_exact_gradients(compiled):
+@pytest.mark.parametrize("solver", ["exponential_euler", "rk4"])
+def test_script_runs_alone_and_prints_exact_gradients(compiled, solver):
     d, graph = compiled
     out = d / "out"
-    proc = subprocess.run([sys.executable, "-I", str(out / "res_brian2.py"), "--out", str(d / "grads.npz"),
-                           "--build-dir", str(d / "build")], capture_output=True, text=True, timeout=300,
-                          cwd=d)
+    grads = d / f"grads_{solver}.npz"
+    proc = subprocess.run([sys.executable, "-I", str(out / "res_brian2.py"), "--out", str(grads),
+                           "--build-dir", str(d / "build"), "--solver", solver], capture_output=True, text=True,
+                          timeout=300, cwd=d)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert "exponential_euler, dt = 0.05 tau" in lines[0] and lines[1].split()[:2] == ["parameter", "shape"]
+    assert f"{solver}, dt = 0.05 tau" in lines[0] and lines[1].split()[:2] == ["parameter", "shape"]
     assert {ln.split()[0] for ln in lines[2:]} == set(graph.parameters())
     data = np.load(out / "res_brian2.npz")
     batch = Batch.for_model({"x": 3}, 3, {"x": data["x/x"]}, data["y"], loss="ce")
     exact = exact_gradients(graph, batch)
-    got = dict(np.load(d / "grads.npz"))
+    got = dict(np.load(grads))
     cmp = compare(Gradients(parameters=got, activations=exact.activations, loss=exact.loss), exact)
     assert cmp.max_rel_err < 1e-6
     loss = float(lines[0].rsplit("loss = ", 1)[1])
     assert loss == pytest.approx(exact.loss, rel=1e-8)
     assert not (d / "output").exists() and not (d / "build" / "standalone").exists()
+    if solver == "rk4":  # the script's staged RK4 is the reference simulator's RK4, step for step
+        system = lower(graph)
+        ref = simulate(system, batch, mode="continuous", solver="rk4", dt=0.05, initial="zeros")
+        want = read_gradients(system, ref.state, batch).parameters
+        assert max(np.linalg.norm(got[k] - w) / np.linalg.norm(w) for k, w in want.items()) < REFERENCE_RTOL
 
 
 def test_given_batch_is_stored(compiled, tmp_path):

@@ -35,7 +35,8 @@ __all__ = ["Brian2Options", "Brian2Backend", "ORACLE_RTOL", "REFERENCE_RTOL", "C
 #: (theorem 2); the bound the issue sets.
 ORACLE_RTOL = 1e-6
 #: Against the reference simulator's continuous mode with the same solver and dt: the
-#: same discrete scheme for euler and exponential_euler, so only summation order differs.
+#: same discrete scheme (euler, exponential_euler, and rk4 staged one stage per clock
+#: tick), so only summation order differs.
 REFERENCE_RTOL = 1e-9
 #: Between code-generation targets: the same equations compiled three ways; only libm
 #: and summation order differ (round-off).

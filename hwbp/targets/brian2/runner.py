@@ -9,10 +9,11 @@ Cython's cache and the standalone project go under ``build_dir``.
 Scheduling (one time step): the forward sums ``a_k`` and the softmax normalizer ``Z``
 are summed first, from the state at the start of the step; then the backward sums
 ``s_j`` from the gates built on them; then every group advances.  Each step therefore
-uses the drive of the state at its start, as the reference simulator does.  Under
-``rk4`` the sums are held over the step's stages (Brian2 updates summed variables once
-per step), so only ``euler`` and ``exponential_euler`` are the reference's schemes
-step for step; ``rk4`` is fourth order within a group and first order across groups.
+uses the drive of the state at its start, as the reference simulator does.  Brian2's
+own ``rk4`` would hold the sums over the step's four stages (summed variables are
+updated once per clock tick); hwbp's ``rk4`` is the classical RK4 of the whole network
+instead, one stage per tick of a clock at ``dt/4`` (:mod:`hwbp.targets.brian2.stages`),
+so all three solvers are the reference's schemes step for step.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from hwbp.errors import BackendError, ConfigError
 from hwbp.state import State, Trace
 from hwbp.targets.brian2.model import Brian2Model, connectivity
+from hwbp.targets.brian2.stages import RK4_STAGES, rk4_stages
 from hwbp.types import Batch
 
 __all__ = ["CODEGENS", "BRIAN2_SOLVERS", "EVENT_SCHEDULE", "RunOutput", "run_model", "import_brian2"]
@@ -85,9 +87,13 @@ EVENT_SCHEDULE = ["start", "thresholds", "synapses", "resets", "groups", "end"]
 
 
 def _objects(b2: Any, model: Brian2Model, batch: Batch, initial: State, params: Mapping[str, np.ndarray],
-             method: str, dt_s: float, theta: float | None) -> tuple[dict[str, Any], list[Any]]:
+             method: str, dt_s: float, n_steps: int, theta: float | None) -> tuple[dict[str, Any], list[Any]]:
     system = model.system
     ns = {"tau": system.tau_s * b2.second, "beta": float(system.beta)}
+    staged = method == "rk4"
+    if staged:  # one RK4 stage per clock tick (module docstring)
+        ns.update(h=dt_s * b2.second, n_ticks=RK4_STAGES * n_steps)
+        dt_s /= RK4_STAGES
     if theta is not None:
         ns["theta"] = float(theta)
     bsz = batch.size
@@ -100,9 +106,15 @@ def _objects(b2: Any, model: Brian2Model, batch: Batch, initial: State, params: 
             grp = b2.NeuronGroup(n, g.equations, name=g.name, dt=dt_s * b2.second, order=_GROUP_ORDER,
                                  events=events, namespace=ns)
             grp.x = np.asarray(batch.x[g.source], dtype=np.float64).ravel()
+        elif staged:
+            equations, code = rk4_stages(g.equations)
+            grp = b2.NeuronGroup(n, equations, namespace=ns, name=g.name, dt=dt_s * b2.second,
+                                 order=_GROUP_ORDER, events=events)
+            grp.run_regularly(code, when="groups", order=_GROUP_ORDER, name=f"{g.name}_rk4_stage")
         else:
             grp = b2.NeuronGroup(n, g.equations, method=method, namespace=ns, name=g.name,
                                  dt=dt_s * b2.second, order=_GROUP_ORDER, events=events)
+        if not g.is_input:
             grp.xbar = np.asarray(initial.mean[g.source], dtype=np.float64).ravel()
             grp.T = np.asarray(initial.tension[g.source], dtype=np.float64).ravel()
             for var, pname in g.biases:
@@ -175,7 +187,8 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
     t0 = time.perf_counter()
     _set_prefs(b2, codegen, build_dir)
     try:
-        groups, objs = _objects(b2, model, batch, initial, params, BRIAN2_SOLVERS[solver], dt_s, theta)
+        method = BRIAN2_SOLVERS[solver]
+        groups, objs = _objects(b2, model, batch, initial, params, method, dt_s, n_steps, theta)
         monitors = {}
         if trace_every:
             for g in model.groups:
@@ -190,7 +203,10 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
         if model.events:
             net.schedule = EVENT_SCHEDULE
         _use_codegen(b2, codegen)
-        net.run(n_steps * dt_s * b2.second)
+        if method == "rk4":  # four stage ticks per step, and the closing re-sum
+            net.run((RK4_STAGES * n_steps + 1) * dt_s / RK4_STAGES * b2.second)
+        else:
+            net.run(n_steps * dt_s * b2.second)
         if codegen == "cpp_standalone":
             b2.device.build(directory=str(build_dir / "standalone"), compile=True, run=True, with_output=False)
         total = time.perf_counter() - t0
@@ -242,9 +258,11 @@ def _read_back(model: Brian2Model, batch: Batch, groups: Mapping[str, Any], moni
         if g.name not in monitors:
             continue
         mon, variables = monitors[g.name]
-        if times is None:
+        if times is None:  # the samples before the end (an rk4 run has a closing tick after it)
             times = np.asarray(mon.t_[:], dtype=np.float64) / model.system.tau_s
-        arrays = {v: np.asarray(getattr(mon, v), dtype=np.float64).T.reshape(-1, bsz, g.size) for v in variables}
+            times = times[times < t_end - 1e-9 * max(1.0, t_end)]
+        arrays = {v: np.asarray(getattr(mon, v), dtype=np.float64).T[: len(times)].reshape(-1, bsz, g.size)
+                  for v in variables}
         tm[g.source] = np.concatenate([arrays["xbar"], means[g.source][None]])
         tt[g.source] = np.concatenate([arrays["T"], tens[g.source][None]])
         for k, var in g.gates:

@@ -8,10 +8,12 @@ and the defaults (deterministic).
 
 from __future__ import annotations
 
+import inspect
 import textwrap
 from typing import Any, Mapping
 
 from hwbp.targets.brian2.model import Brian2Model
+from hwbp.targets.brian2.stages import rk4_stages
 
 __all__ = ["render_script"]
 
@@ -35,6 +37,7 @@ Depth L = {depth}; the defaults run for {duration:g} tau.
 
 import argparse
 import os
+import re
 import shutil
 import tempfile
 
@@ -63,11 +66,27 @@ def dense(n_pre, n_post, batch, weight=None):
     return i, j, w
 
 
-def build(p, x, y, dt, method):
+{rk4_source}
+
+def pair_group(n, equations, method, ns, tick, name):
+    """A population's NeuronGroup.  Brian2 sums synaptic inputs once per clock tick, so
+    its own rk4 would hold them over the four stages; under rk4 the group takes one
+    stage of the whole network's classical RK4 per tick instead (rk4_stages)."""
+    if method != "rk4":
+        return NeuronGroup(n, equations, method=method, namespace=ns, dt=tick, order=2, name=name)
+    equations, code = rk4_stages(equations)
+    group = NeuronGroup(n, equations, namespace=ns, dt=tick, order=2, name=name)
+    group.run_regularly(code, when="groups", order=2, name=name + "_rk4_stage")
+    return group
+
+
+def build(p, x, y, dt, steps, method):
     """The network for one batch: inputs x[name] (batch, n), targets y (batch, n_out),
-    initial state zero.  Returns the Network and the groups by name."""
+    initial state zero, time step dt for steps steps (under rk4 the clock ticks at
+    dt / 4, one stage per tick).  Returns the Network and the groups by name."""
     B = len(y)
-    ns = {{"tau": tau, "beta": beta}}
+    tick = dt / 4 if method == "rk4" else dt
+    ns = {{"tau": tau, "beta": beta, "h": dt, "n_ticks": 4 * steps}}
     G, S = {{}}, {{}}
 '''
 
@@ -127,10 +146,11 @@ def main():
     steps = int(np.ceil(args.duration / args.dt - 1e-9))
     dt = args.duration / steps * tau
     try:
-        net, G = build(p, x, y, dt, args.solver)
+        net, G = build(p, x, y, dt, steps, args.solver)
         if args.codegen != "cpp_standalone":
             b2.prefs.codegen.target = args.codegen
-        net.run(steps * dt)
+        # rk4: four stage ticks per step, then one tick that only re-sums the inputs
+        net.run((4 * steps + 1) * dt / 4 if args.solver == "rk4" else steps * dt)
         if args.codegen == "cpp_standalone":
             b2.device.build(directory=standalone, compile=True, run=True, with_output=False)
         grads, loss = read_gradients(G, x, y)
@@ -151,6 +171,11 @@ def main():
 if __name__ == "__main__":
     main()
 '''
+
+
+def _rk4_source() -> str:
+    """The source of :func:`~hwbp.targets.brian2.stages.rk4_stages`, for the script."""
+    return inspect.getsource(rk4_stages).rstrip("\n") + "\n"
 
 
 def _block(text: str, indent: str) -> str:
@@ -174,18 +199,19 @@ def render_script(model: Brian2Model, npz_name: str, defaults: Mapping[str, Any]
     source = f" from {info['model_file']}" if info.get("model_file") else ""
     out = [_HEADER.format(name=system.name, source=source, script=f"{stem}.py", depth=system.depth,
                           duration=defaults["duration"], npz=npz_name, tau=float(system.tau_s),
-                          beta=float(system.beta), loss=system.loss.function, terms="".join(terms))]
+                          beta=float(system.beta), loss=system.loss.function, terms="".join(terms),
+                          rk4_source=_rk4_source())]
     for g in model.groups:
         q = f"G[{g.name!r}]"
         if g.is_input:
             out.append(f"    # ---- input {g.source}: {g.size} values per sample, clamped\n")
-            out.append(f"    {q} = NeuronGroup(B * {g.size}, \"x : 1 (constant)\", dt=dt, order=2, name={g.name!r})\n")
+            out.append(f"    {q} = NeuronGroup(B * {g.size}, \"x : 1 (constant)\", dt=tick, order=2, name={g.name!r})\n")
             out.append(f"    {q}.x = x[{g.source!r}].ravel()\n")
             continue
         level = system.population(g.source).level
         out.append(f"    # ---- population {g.source}: {g.size} conjugate pairs per sample (level {level})\n")
-        out.append(f"    {q} = NeuronGroup(B * {g.size}, \"\"\"\n{_block(g.equations, ' ' * 8)}    \"\"\", "
-                   f"method=method, namespace=ns, dt=dt, order=2, name={g.name!r})\n")
+        out.append(f"    {q} = pair_group(B * {g.size}, \"\"\"\n{_block(g.equations, ' ' * 8)}    \"\"\", "
+                   f"method, ns, tick, {g.name!r})\n")
         for var, pname in g.biases:
             out.append(f"    {q}.{var} = np.tile(p[{pname!r}], B)\n")
         if g.name == model.loss_group:
@@ -197,7 +223,7 @@ def render_script(model: Brian2Model, npz_name: str, defaults: Mapping[str, Any]
                 "softmax": "softmax normalizer Z inside each sample"}[s.kind]
         out.append(f"    # ---- synapses {s.name}: {s.pre} -> {s.post}, {what}\n")
         out.append(f"    {q} = Synapses(G[{s.pre!r}], G[{s.post!r}], \"\"\"\n{_block(s.model, ' ' * 8)}    \"\"\", "
-                   f"namespace=ns, dt=dt, name={s.name!r})\n")
+                   f"namespace=ns, dt=tick, name={s.name!r})\n")
         if s.kind == "one_to_one":
             out.append(f"    {q}.connect(j=\"i\")\n")
             continue
