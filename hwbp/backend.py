@@ -137,6 +137,12 @@ class ConformanceProfile:
     takes_initial : bool
         Whether the profile starts from the case's initial state; a profile that solves
         for the fixed point directly (SPICE ``.op``) runs every case from its default.
+    reference_options : Mapping[str, object], optional
+        Options of the ``reference`` backend whose discrete scheme this profile runs
+        step for step (same solver, dt and duration); the suite then also compares the
+        final means, tensions and gates with the reference simulator's.
+    reference_rtol : float
+        Bound on the relative difference of that comparison.
     """
 
     name: str
@@ -145,6 +151,8 @@ class ConformanceProfile:
     unsupported: Callable[[ConformanceCase], str | None] | None = None
     slow: Callable[[ConformanceCase], bool] | None = None
     takes_initial: bool = True
+    reference_options: Mapping[str, Any] | None = None
+    reference_rtol: float = 0.0
 
 
 # ------------------------------------------------------------------ backend

@@ -47,6 +47,22 @@ def test_backend_computes_exact_gradients(backend, profile, case) -> None:
     # the report says what ran: the backend's realized tau, its options, the readout route
     assert v.report["tau_s"] == v.artefact.tau_s
     assert set(v.report["readout"]) == set(v.exact.parameters)
+    if profile.reference_options is not None:  # the reference simulator's scheme, step for step
+        ref = get_backend("reference").simulate(v.system, batch, dict(profile.reference_options),
+                                                initial=case.initial if profile.takes_initial else None, seed=3)
+        ours = v.result.state
+        assert ours.t == ref.state.t and ours.steps == ref.state.steps
+        diffs = {f"{field} {name}": _rel(getattr(ours, field)[name], getattr(ref.state, field)[name])
+                 for field in ("mean", "tension") for name in ref.state.tension}
+        diffs.update({f"gate {key}": _rel(ours.gates[key], g) for key, g in ref.state.gates.items()})
+        worst = max(diffs, key=diffs.get)
+        assert diffs[worst] <= profile.reference_rtol, (
+            f"{worst}: {diffs[worst]:.3g} from the reference simulator > {profile.reference_rtol:g}")
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    scale = float(np.linalg.norm(b))
+    return float(np.linalg.norm(np.asarray(a) - b)) / (scale if scale > 0 else 1.0)
 
 
 @pytest.mark.parametrize("backend", backend_names())

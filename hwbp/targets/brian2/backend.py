@@ -137,8 +137,12 @@ class Brian2Backend(Backend):
         # numpy code generation (no compile per case; the cython and cpp_standalone
         # targets run the same equations, tests/test_brian2_codegen.py); exponential
         # Euler at dt = 0.1 tau over max(12L, 24) tau
+        # at the same time the reference simulator's exponential Euler step for step
         return (ConformanceProfile("numpy", {"codegen": "numpy", "dt": CONFORMANCE_DT}, ORACLE_RTOL,
-                                   slow=_slow_case),)
+                                   slow=_slow_case,
+                                   reference_options={"mode": "continuous", "solver": "exponential",
+                                                      "dt": CONFORMANCE_DT},
+                                   reference_rtol=REFERENCE_RTOL),)
 
 
 _BUILD_DIR: list[Path] = []
