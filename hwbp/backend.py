@@ -104,7 +104,7 @@ class Artefact:
 class ConformanceCase:
     """One case of the conformance suite: a model, a loss, a batch, an initial state."""
 
-    model: str  # "mlp" or "resmlp"
+    model: str  # "mlp", "resmlp" or "depthres" (hwbp.models.depth_resmlp)
     activation: str
     loss: str
     depth: int

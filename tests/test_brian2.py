@@ -204,3 +204,22 @@ def test_unsupported_term_features_are_one_line_errors():
     graph = random_mlp([3, 4, 2], activation="gelu", seed=2).with_loss("mse")
     with pytest.raises(ConfigError, match="activation 'gelu' has no Brian2 equation"):
         Brian2Backend().compile(lower(graph), Brian2Options())
+
+
+def test_source_side_activation_is_computed_by_the_source_group():
+    """The depth studies' pre-activation layers: the source group computes phi(xbar) and
+    phi'(xbar); the forward sum reads phi, the backward sum is gated by phi' on the
+    source side; the gain multiplies w both ways."""
+    from hwbp.models import depth_resmlp
+
+    system = lower(depth_resmlp(5, 4, 3, 3, activation="tanh", seed=1).with_loss("mse"))
+    model = build_model(system)
+    mid = model.group(system.populations[0].name)
+    assert "phi0 = tanh(xbar) : 1  # source-side tanh" in mid.equations
+    assert "dphi0 = (1 - phi0**2) : 1" in mid.equations
+    syn = [s for s in model.synapses if s.pre == mid.name and s.kind == "dense"][0]
+    gain = system.populations[1].terms[1].gain
+    assert f"a1_post = {gain!r} * w * phi0_pre : 1 (summed)" in syn.model
+    assert f"_pre = {gain!r} * w * gate1_post * dphi0_pre : 1 (summed)" in syn.model
+    with pytest.raises(ConfigError, match="source-side activation .tanh. is not realized with --event-threshold"):
+        build_model(system, events=True)

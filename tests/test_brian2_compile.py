@@ -89,3 +89,25 @@ def test_given_batch_is_stored(compiled, tmp_path):
     # bad option: one-line error, exit 2
     assert main(["compile", str(d / "res.hwbp"), "--target", "brian2", "-o", str(tmp_path / "p"),
                  "--codegen", "fortran"]) == 2
+
+
+@pytest.mark.slow
+def test_script_of_the_depth_model_prints_exact_gradients(tmp_path):
+    """Fixed gains and source-side activations (hwbp.models.depth_resmlp) in the script:
+    its gradient table is backprop's."""
+    from hwbp.models import depth_resmlp
+
+    graph = depth_resmlp(4, 3, 2, 3, activation="tanh", seed=2, name="deep")
+    save_model(graph, tmp_path / "deep.hwbp")
+    assert main(["compile", str(tmp_path / "deep.hwbp"), "--loss", "mse", "--target", "brian2", "-o",
+                 str(tmp_path / "out"), "--samples", "2", "--dt", "0.1"]) == 0
+    proc = subprocess.run([sys.executable, "-I", str(tmp_path / "out" / "deep_brian2.py"), "--out",
+                           str(tmp_path / "g.npz"), "--build-dir", str(tmp_path / "build")], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = np.load(tmp_path / "out" / "deep_brian2.npz")
+    batch = Batch.for_model({"x": 4}, 2, {"x": data["x/x"]}, data["y"], loss="mse")
+    exact = exact_gradients(graph.with_loss("mse"), batch)
+    got = dict(np.load(tmp_path / "g.npz"))
+    cmp = compare(Gradients(parameters=got, activations=exact.activations, loss=exact.loss), exact)
+    assert cmp.max_rel_err < 1e-6

@@ -4,6 +4,9 @@ One case per (model kind, activation, loss): MLP and residual MLP, every activat
 both losses.  The other dimensions (depth up to 8, batch size 1 or 7, initial state)
 are spread over those cases so that each value occurs with each model kind, rather
 than multiplied out (which would be 2 x 6 x 2 x 2 x 3 x 5 = 720 runs per profile).
+Two more cases run the depth studies' pre-activation residual MLP
+(:func:`hwbp.models.depth_resmlp`): fixed gains on every layer and the activation on
+the source side of the synapses.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import numpy as np
 
 from hwbp.backend import INITIAL_STATES, ConformanceCase
 from hwbp.ir.graph import Graph
-from hwbp.models import random_mlp, random_resmlp
+from hwbp.models import depth_resmlp, random_mlp, random_resmlp
 from hwbp.types import Batch
 
 MODELS = ("mlp", "resmlp")
+#: The depth studies' model: (activation, loss, depth, batch size, initial state).
+DEPTHRES_CASES = (("tanh", "mse", 4, 7, "random"), ("relu", "ce", 3, 1, "forward-manifold"))
 ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu", "leaky_relu", "softplus")
 LOSSES = ("mse", "ce")
 DEPTHS = (1, 2, 3, 5, 8)
@@ -33,13 +38,16 @@ def cases() -> list[ConformanceCase]:
             depth = max(depth, 2)  # stem and head are populations of their own
         out.append(ConformanceCase(model, act, loss, depth, BATCH_SIZES[(i // 2) % 2],
                                    INITIAL_STATES[i % len(INITIAL_STATES)]))
+    out += [ConformanceCase("depthres", *c) for c in DEPTHRES_CASES]
     return out
 
 
 def build(case: ConformanceCase, seed: int = 0) -> tuple[Graph, Batch]:
     """The graph (with its loss port) and the batch of ``case``."""
     gain = GAIN.get(case.activation, 1.2)
-    if case.model == "mlp":
+    if case.model == "depthres":
+        g = depth_resmlp(5, 4, 3, case.depth, activation=case.activation, seed=seed)
+    elif case.model == "mlp":
         sizes = [5] + [4] * (case.depth - 1) + [3]
         out_act = case.activation if case.depth == 1 else "identity"  # depth 1: the activation is the output's
         g = random_mlp(sizes, activation=case.activation, output_activation=out_act, seed=seed, gain=gain)

@@ -17,6 +17,11 @@ coordinates (``x± = xbar ± T/2``)::
 Each term is a ``Synapses`` object from the source group with ONE weight variable
 ``w`` that feeds both the forward pre-activation (``a0_post = w * xbar_pre``, summed)
 and, on the presynaptic side, the backward sum (``s0_pre = w * gate0_post``, summed).
+A fixed gain ``g`` of a term multiplies ``w`` in both sums.  A source-side activation
+``φ`` (the pre-activation layers of the depth studies, ``f(g W φ(u) + b)``) is computed
+by the source group (``phi0 = tanh(xbar) : 1`` and its derivative ``dphi0``): the
+forward sum reads ``phi0_pre`` and the backward sum is gated on the source side
+(``s0_pre = g * w * gate0_post * dphi0_pre``).
 A skip term (no weight) is a one-to-one ``Synapses`` without ``w``.  The loss port is
 part of the output population's equations (``beta * (xbar - target)`` for mse;
 ``beta * (1/Z - target)`` for ce, with ``Z = sum_k exp(xbar_k - xbar_j)`` summed by a
@@ -34,7 +39,8 @@ import numpy as np
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem, Term
 
-__all__ = ["GroupSpec", "SynapseSpec", "Brian2Model", "build_model", "ACTIVATION_EQUATIONS", "connectivity"]
+__all__ = ["GroupSpec", "SynapseSpec", "Brian2Model", "build_model", "ACTIVATION_EQUATIONS", "connectivity",
+           "source_outputs", "presynaptic_variable"]
 
 #: Per activation: (output y from pre-activation z, derivative f'(z) from z and y).  The
 #: same closed forms as :mod:`hwbp.ir.activations` (sigmoid through tanh, relu'(0) = 0);
@@ -162,17 +168,52 @@ def _term_lines(k: int, term: Term) -> list[str]:
     return lines
 
 
-def _check_term(pop: str, k: int, term: Term) -> None:
+def _check_term(pop: str, k: int, term: Term, events: bool) -> None:
     """Refuse, in one line, the term features the Brian2 realization does not have."""
-    if getattr(term, "layout", None) is not None:
+    if term.layout is not None:
         raise ConfigError(f"population {pop!r}, term {k}: structured weights (convolution, pooling, batch norm) "
                           "are not realized by the brian2 backend; use dense layers or --backend reference")
-    if getattr(term, "source_activation", "identity") != "identity":
-        raise ConfigError(f"population {pop!r}, term {k}: a source-side activation "
-                          f"({term.source_activation}) is not realized by the brian2 backend; use --backend reference")
-    if term.activation not in ACTIVATION_EQUATIONS:
-        raise ConfigError(f"population {pop!r}, term {k}: activation {term.activation!r} has no Brian2 equation; "
-                          f"valid: {', '.join(sorted(ACTIVATION_EQUATIONS))}")
+    for what, act in (("activation", term.activation), ("source-side activation", term.source_activation)):
+        if act not in ACTIVATION_EQUATIONS:
+            raise ConfigError(f"population {pop!r}, term {k}: {what} {act!r} has no Brian2 equation; "
+                              f"valid: {', '.join(sorted(ACTIVATION_EQUATIONS))}")
+    if events and term.source_activation != "identity":
+        raise ConfigError(f"population {pop!r}, term {k}: event-driven messaging sends the mean itself; a "
+                          f"source-side activation ({term.source_activation}) is not realized with --event-threshold")
+
+
+def source_outputs(system: DynamicsSystem) -> dict[tuple[str, str, float], int]:
+    """``(source, φ, alpha) -> j`` for every source-side activation a term reads: the
+    source group computes ``phi<j> = φ(xbar)`` (``φ(x)`` for an input) and its
+    derivative ``dphi<j>``, numbered per source in order of first use."""
+    out: dict[tuple[str, str, float], int] = {}
+    count: dict[str, int] = {}
+    for pop in system.populations:
+        for term in pop.terms:
+            key = (term.source, term.source_activation, float(term.source_alpha))
+            if term.source_activation != "identity" and key not in out:
+                out[key] = count.get(term.source, 0)
+                count[term.source] = out[key] + 1
+    return out
+
+
+def _source_lines(source: str, var: str, phis: dict[tuple[str, str, float], int]) -> list[str]:
+    """The ``phi<j>``/``dphi<j>`` subexpressions of group ``source`` (state variable ``var``)."""
+    lines = []
+    for (src, act, alpha), j in phis.items():
+        if src == source:
+            y_expr, df_expr = ACTIVATION_EQUATIONS[act]
+            lines += [f"phi{j} = {y_expr.format(z=var, alpha=repr(alpha))} : 1  # source-side {act}",
+                      f"dphi{j} = {df_expr.format(z=var, y=f'phi{j}', alpha=repr(alpha))} : 1"]
+    return lines
+
+
+def presynaptic_variable(term: Term, phis: dict[tuple[str, str, float], int], source_is_population: bool) -> str:
+    """The variable of the source group a term's synapses read: ``xbar`` (``x`` for an
+    input), or ``phi<j>`` under a source-side activation."""
+    if term.source_activation == "identity":
+        return "xbar" if source_is_population else "x"
+    return f"phi{phis[(term.source, term.source_activation, float(term.source_alpha))]}"
 
 
 def build_model(system: DynamicsSystem, *, events: bool = False) -> Brian2Model:
@@ -186,9 +227,17 @@ def build_model(system: DynamicsSystem, *, events: bool = False) -> Brian2Model:
     taken: set[str] = {"softmax"}
     names: dict[str, str] = {}
     groups: list[GroupSpec] = []
+    for pop in system.populations:
+        for k, term in enumerate(pop.terms):
+            _check_term(pop.name, k, term, events)
+    phis = source_outputs(system)
     for port in system.inputs:
         names[port.name] = _ident(port.name, taken)
-        if events:
+        if any(src == port.name for src, _, _ in phis):
+            groups.append(GroupSpec(names[port.name], port.name, port.size,
+                                    "\n".join(["x : 1 (constant)"] + _source_lines(port.name, "x", phis)),
+                                    is_input=True))
+        elif events:
             groups.append(GroupSpec(names[port.name], port.name, port.size,
                                     "x : 1 (constant)\nxs : 1  # value last sent\nn_send : 1  # events sent",
                                     is_input=True, events=(("send", "abs(x - xs) > theta", "xs = x\nn_send += 1"),)))
@@ -196,8 +245,6 @@ def build_model(system: DynamicsSystem, *, events: bool = False) -> Brian2Model:
             groups.append(GroupSpec(names[port.name], port.name, port.size, "x : 1 (constant)", is_input=True))
     for pop in system.populations:
         names[pop.name] = _ident(pop.name, taken)
-        for k, term in enumerate(pop.terms):
-            _check_term(pop.name, k, term)
     syn_taken: set[str] = set(taken)
     synapses: list[SynapseSpec] = []
     # backward sums: per source population, one variable per successor term
@@ -227,6 +274,7 @@ def build_model(system: DynamicsSystem, *, events: bool = False) -> Brian2Model:
             lines.append("target : 1 (constant)")
             if loss.function == "ce":
                 lines.append("Z : 1")
+        lines += _source_lines(pop.name, "xbar", phis)
         lines += ["xp = xbar + T / 2 : 1", "xm = xbar - T / 2 : 1"]
         group_events = []
         if events:
@@ -241,7 +289,9 @@ def build_model(system: DynamicsSystem, *, events: bool = False) -> Brian2Model:
                                 biases=tuple(biases), gates=tuple(gates), events=tuple(group_events)))
         for k, term in enumerate(pop.terms):
             src_is_pop = system.is_population(term.source)
-            pre_var = "xbar" if src_is_pop else "x"
+            pre_var = presynaptic_variable(term, phis, src_is_pop)
+            # under a source-side φ the backward sum is gated on the source side: φ'(xbar) ⊙ g Wᵀ e
+            src_gate = "" if term.source_activation == "identity" else f" * d{pre_var}_pre"
             gain = float(getattr(term, "gain", 1.0))
             w = ("" if gain == 1.0 else f"{gain!r} * ") + ("w * " if term.weight is not None else "")
             model = ["w : 1 (constant)"] if term.weight is not None else []
@@ -254,7 +304,7 @@ def build_model(system: DynamicsSystem, *, events: bool = False) -> Brian2Model:
             else:
                 model.append(f"a{k}_post = {w}{pre_var}_pre : 1 (summed)")
                 if back is not None:
-                    model.append(f"{back}_pre = {w}gate{k}_post : 1 (summed)")
+                    model.append(f"{back}_pre = {w}gate{k}_post{src_gate} : 1 (summed)")
             synapses.append(SynapseSpec(
                 _ident(f"{names[pop.name]}_term{k}", syn_taken), names[term.source], names[pop.name],
                 "dense" if term.weight is not None else "one_to_one", "\n".join(model), term.weight,

@@ -12,7 +12,7 @@ import inspect
 import textwrap
 from typing import Any, Mapping
 
-from hwbp.targets.brian2.model import Brian2Model
+from hwbp.targets.brian2.model import Brian2Model, presynaptic_variable, source_outputs
 from hwbp.targets.brian2.stages import rk4_stages
 
 __all__ = ["render_script"]
@@ -50,7 +50,7 @@ MODEL = {name!r}
 tau = {tau!r} * second  # node time constant
 beta = {beta!r}  # loss perturbation strength (tension = beta * gradient)
 LOSS = "{loss}"
-#: weighted terms: (population, gate variable, source, weight, bias)
+#: weighted terms: (population, gate variable, source, source variable, gain, weight, bias)
 TERMS = [
 {terms}]
 
@@ -104,13 +104,14 @@ def read_gradients(G, x, y):
     dL/db = mean e / beta, with e the gate signal Brian2 computed."""
     B = len(y)
     grads = {{}}
-    for pop, gate, source, weight, bias in TERMS:
+    for pop, gate, source, var, gain, weight, bias in TERMS:
         n = len(G[pop]) // B
         e = np.asarray(getattr(G[pop], gate)[:]).reshape(B, n) / beta
-        u = x[source] if source in x else np.asarray(G[source].xbar[:]).reshape(B, -1)
-        grads[weight] = e.T @ u / B
+        u = np.asarray(getattr(G[source], var)[:]).reshape(B, -1)  # what the synapses read
+        # a weight used by several terms (tied) collects every use
+        grads[weight] = grads.get(weight, 0.0) + gain * (e.T @ u) / B
         if bias is not None:
-            grads[bias] = e.sum(axis=0) / B
+            grads[bias] = grads.get(bias, 0.0) + e.sum(axis=0) / B
     out = np.asarray(G["{loss_group}"].xbar[:]).reshape(B, -1)
     if LOSS == "mse":
         loss = 0.5 * ((out - y) ** 2).sum(axis=1).mean()
@@ -188,14 +189,16 @@ def render_script(model: Brian2Model, npz_name: str, defaults: Mapping[str, Any]
     stem = npz_name[: -len(".npz")]
     sizes = {g.name: g.size for g in model.groups}
     terms = []
+    phis = source_outputs(system)
     for g in model.groups:
         if g.is_input:
             continue
         pop = system.population(g.source)
         for k, var in g.gates:
             t = pop.terms[k]
-            src = model.group(t.source).name if system.is_population(t.source) else t.source
-            terms.append(f"    ({g.name!r}, {var!r}, {src!r}, {t.weight!r}, {t.bias!r}),\n")
+            src_var = presynaptic_variable(t, phis, system.is_population(t.source))
+            terms.append(f"    ({g.name!r}, {var!r}, {model.group(t.source).name!r}, {src_var!r}, {float(t.gain)!r}, "
+                         f"{t.weight!r}, {t.bias!r}),\n")
     source = f" from {info['model_file']}" if info.get("model_file") else ""
     out = [_HEADER.format(name=system.name, source=source, script=f"{stem}.py", depth=system.depth,
                           duration=defaults["duration"], npz=npz_name, tau=float(system.tau_s),
