@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hwbp.backend import Artefact, Backend, ConformanceCase, ConformanceProfile, Options, initial_state, option
+from hwbp.backend import Artefact, Backend, ConformanceProfile, Options, initial_state, option
 from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State, Trace
@@ -220,21 +220,14 @@ class SpiceBackend(Backend):
         out = []
         for real in REALIZATIONS:
             out.append(ConformanceProfile(f"op-{real}", {"analysis": "op", "realization": real}, OP_RTOL,
-                                          unsupported=_unsupported, takes_initial=False))
+                                          takes_initial=False))
             if real == DEFAULT_REALIZATION:
                 slow = lambda c: c.depth > 2 or c.batch_size > 1  # noqa: E731
             else:
                 slow = lambda c: c.depth > 1 or c.batch_size > 1  # noqa: E731
             out.append(ConformanceProfile(f"tran-{real}", {"analysis": "tran", "realization": real}, TRAN_RTOL,
-                                          unsupported=_unsupported, slow=slow))
+                                          slow=slow))
         return tuple(out)
-
-
-def _unsupported(case: ConformanceCase) -> str | None:
-    """Cases the circuits cannot realize (compiling them is a one-line error)."""
-    if case.model == "depthres":
-        return "no circuit cell for a source-side activation (the pre-activation layers of depth_resmlp)"
-    return None
 
 
 def run_spice(system: DynamicsSystem, batch: Batch, *, initial: str | State | None = None, seed: int = 0,

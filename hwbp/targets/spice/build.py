@@ -16,6 +16,10 @@ sensitivity; a weight ``w`` is the conductance ``g = w / R`` in S):
   an ``hwbp_act_<f>`` cell turns it into the forward current ``f(a)/R`` and the
   gate voltage ``f'(a) * T`` on ``<v>_g<k>_<j>``, which the same synapse instances
   carry back to the source population's sensitivity nodes;
+* a source-side activation ``φ`` (a term ``f(g W φ(u) + b)``) is one more
+  ``hwbp_act_<φ>`` cell per source neuron: its synapses read ``φ(xb)`` and their
+  backward sum is gated by ``φ'(xb)`` before it reaches the source's sensitivity node
+  (:func:`~hwbp.targets.spice.builders.source_activation_sections`);
 * the loss port drives the output population's sensitivity nodes (``hwbp_loss_mse``
   or ``hwbp_loss_ce``, see :func:`~hwbp.targets.spice.builders.loss_section`);
 * inputs and targets are clamped voltage sources whose values a runner sets per sample.
@@ -36,7 +40,8 @@ from hwbp.errors import ConfigError, ModelError
 from hwbp.ir.activations import ACTIVATIONS
 from hwbp.lower.system import DynamicsSystem
 from hwbp.targets.spice.builders import (
-    CE_DENSE_MAX, BuildContext, device_neurons, loss_section, neuron_sections, stimulus_section, term_section,
+    CE_DENSE_MAX, BuildContext, device_neurons, loss_section, neuron_sections, source_activation_sections,
+    stimulus_section, term_section,
 )
 from hwbp.targets.spice.model import REALIZATIONS, Cell, Circuit, SpiceOptions, load_cell
 from hwbp.targets.spice.names import comment_text, unique_tags
@@ -60,10 +65,10 @@ def check_system(system: DynamicsSystem) -> None:
             if not (np.isfinite(term.alpha) and (term.high is None or np.isfinite(term.high))):
                 raise ModelError(f"spice: population {pop.name!r}: non-finite alpha or high ({term.alpha}, "
                                  f"{term.high})")
-            if term.source_activation != "identity":
-                raise ModelError(f"spice: population {pop.name!r}: a source-side nonlinearity "
-                                 f"({term.source_activation} before the weights of {term.weight}) has no circuit "
-                                 "cell yet; use the reference backend for pre-activation layers")
+            if term.source_activation not in ACTIVATIONS or term.source_activation == "clip":
+                raise ModelError(f"spice: population {pop.name!r}: source-side activation "
+                                 f"{term.source_activation!r} has no cell; valid: "
+                                 f"{', '.join(sorted(set(ACTIVATIONS) - {'clip'}))}")
     for name, value in system.parameters.items():
         if not np.all(np.isfinite(value)):
             bad = int(value.size - np.count_nonzero(np.isfinite(value)))
@@ -87,7 +92,7 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
         options = replace(options, realization="pair")
     tags = unique_tags([p.name for p in system.inputs] + [p.name for p in system.populations], "p")
     ctx = BuildContext(system, options, tags)
-    sections = stimulus_section(ctx) + neuron_sections(ctx)
+    sections = stimulus_section(ctx) + neuron_sections(ctx) + source_activation_sections(ctx)
     sections += [term_section(ctx, pop.name, k) for pop in system.populations for k in range(len(pop.terms))]
     loss, targets = loss_section(ctx)
     sections.append(loss)
@@ -111,7 +116,8 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
 def _cells(system: DynamicsSystem, options: SpiceOptions) -> tuple[Cell, ...]:
     """The cells the circuit instantiates (neuron of the realization, synapses, loss,
     one per activation used)."""
-    acts = sorted({t.activation for p in system.populations for t in p.terms})
+    acts = sorted({t.activation for p in system.populations for t in p.terms}
+                  | {t.source_activation for p in system.populations for t in p.terms if t.source_activation != "identity"})
     # the shipped synapse cells are written inline (G elements); a user's is instantiated
     syn = [r for r in ("synapse", "input_synapse") if r in options.cells]
     roles = [str(REALIZATIONS[options.realization]["cell"]), *syn,

@@ -21,8 +21,8 @@ from hwbp.targets.spice.model import REALIZATIONS, Element, Section, SpiceOption
 from hwbp.targets.spice.names import comment_text
 from hwbp.targets.spice.writer import spice_number
 
-__all__ = ["BuildContext", "stimulus_section", "neuron_sections", "device_neurons", "synapse_items", "activation_items",
-           "term_section", "loss_section", "CE_DENSE_MAX"]
+__all__ = ["BuildContext", "stimulus_section", "neuron_sections", "device_neurons", "source_activation_sections",
+           "synapse_items", "activation_items", "term_section", "loss_section", "CE_DENSE_MAX", "source_key"]
 
 #: Widest softmax-CE output written out in full per output node (O(n^2) text, robust
 #: for large logits); wider outputs share one normalizer node (O(n) text).  Measured
@@ -53,6 +53,9 @@ class BuildContext:
         Population -> its two RC state node lists (see :data:`REALIZATIONS`).
     gates : dict
         ``(population, term index)`` -> gate nodes of a weighted term.
+    phi : dict
+        :func:`source_key` -> ``(φ nodes, backward summing nodes)`` of a source-side
+        activation (:func:`source_activation_sections`).
     """
 
     system: DynamicsSystem
@@ -63,6 +66,7 @@ class BuildContext:
     pair: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     state: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     gates: dict[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
+    phi: dict[tuple[str, str, float], tuple[list[str], list[str]]] = field(default_factory=dict)
 
     def node(self, population: str, kind: str) -> list[str]:
         """Nodes ``<tag>_<kind>_<j>`` of every neuron of ``population``."""
@@ -121,6 +125,55 @@ def device_neurons(system: DynamicsSystem) -> bool:
     return real is not None and (real.nodes is not None or real.rail is not None)
 
 
+def source_key(term) -> tuple[str, str, float]:
+    """``(source, φ, alpha)``: terms with the same key share one source-side cell per neuron."""
+    return term.source, term.source_activation, float(term.source_alpha)
+
+
+def _act_model(activation: str, alpha: float, high: float | None) -> str:
+    """The instance model of an ``hwbp_act_<f>`` cell with its parameters."""
+    if activation in ("leaky_relu", "elu"):
+        return f"hwbp_act_{activation} alpha={spice_number(alpha)}"
+    if activation == "clip" and high is not None:
+        return f"hwbp_act_{activation} lo={spice_number(alpha)} hi={spice_number(high)}"
+    return f"hwbp_act_{activation}"
+
+
+def source_activation_sections(ctx: BuildContext) -> list[Section]:
+    """Source-side activations ``φ`` (terms ``f(g W φ(u) + b)``, the pre-activation layers
+    of the depth studies): per source and ``φ``, one ``hwbp_act_<φ>`` cell per source
+    neuron, the same cell as a term's.  It reads the mean ``xb`` (the clamped voltage of
+    an input) and drives ``φ(xb)/R`` into ``<v>_u<i>_<j>`` (R to ground: the node holds
+    ``φ(xb)``, which the terms' synapses read).  The synapses return their backward
+    currents into ``<v>_ub<i>_<j>`` (R to ground: ``g Wᵀ e``); the cell's gate
+    ``φ'(xb) * V(ub)`` on ``<v>_ug<i>_<j>`` is injected into the source's sensitivity
+    node by one G element (``1/R``): the sensitivity drive ``φ'(ū) ⊙ g Wᵀ e``."""
+    system, r = ctx.system, ctx.options.r_ohm
+    keys: list[tuple[str, str, float]] = []
+    for pop in system.populations:
+        keys += [source_key(t) for t in pop.terms if t.source_activation != "identity" and source_key(t) not in keys]
+    out = []
+    for key in keys:
+        source, act, alpha = key
+        t, i = ctx.tags[source], sum(1 for other in ctx.phi if other[0] == source)
+        n = len(ctx.source[source])
+        phi, back, gate = ([f"{t}_{kind}{i}_{j}" for j in range(n)] for kind in ("u", "ub", "ug"))
+        ctx.phi[key] = (phi, back)
+        from_pop = system.is_population(source)
+        model = _act_model(act, alpha, None)
+        items: list[Element] = []
+        for j in range(n):
+            items += [Element(f"Xu_{t}_{i}_{j}", (ctx.source[source][j], back[j], phi[j], gate[j]), model),
+                      Element(f"Ru_{t}_{i}_{j}", (phi[j], "0"), spice_number(r)),
+                      Element(f"Rub_{t}_{i}_{j}", (back[j], "0"), spice_number(r))]
+            if from_pop:
+                items.append(Element(f"Gu_{t}_{i}_{j}", ("0", ctx.node(source, "sd")[j], gate[j], "0"),
+                                     spice_number(1.0 / r)))
+        out.append(Section(f"source-side {act} of {comment_text(source)} ({n} cells: phi(xb) for the synapses, "
+                           "phi'(xb) gating their backward sum)", tuple(items)))
+    return out
+
+
 def synapse_items(ctx: BuildContext, population: str, k: int) -> tuple[list[Element | SynapseArray], list[str]]:
     """Term ``k`` of ``population``: its pre-activation nodes and what drives them.
 
@@ -142,6 +195,9 @@ def synapse_items(ctx: BuildContext, population: str, k: int) -> tuple[list[Elem
     t, n = ctx.tags[population], pop.size
     from_pop = system.is_population(term.source)
     pre = ctx.source[term.source]
+    sens_nodes = ctx.node(term.source, "sd") if from_pop else None
+    if term.source_activation != "identity":  # the synapses read φ(xb), return into the source-side cell
+        pre, sens_nodes = ctx.phi[source_key(term)]
     gate = [f"{t}_g{k}_{j}" for j in range(n)]
     items: list[Element | SynapseArray] = []
     if not term.weighted:
@@ -162,7 +218,7 @@ def synapse_items(ctx: BuildContext, population: str, k: int) -> tuple[list[Elem
         wb = None if wb is None else term.gain * wb
     if b is not None:
         items += [Element(f"Ib_{t}_{k}_{j}", ("0", a[j]), f"DC {spice_number(b[j] / r)}") for j in range(n)]
-    sens = tuple(ctx.node(term.source, "sd")) if from_pop else None
+    sens = tuple(sens_nodes) if sens_nodes is not None else None
     role = "synapse" if from_pop else "input_synapse"
     items.append(SynapseArray(f"Xs_{t}_{k}", "hwbp_synapse" if from_pop else "hwbp_synapse_fwd", tuple(pre),
                               tuple(a), tuple(gate) if from_pop else None, sens,
@@ -181,9 +237,7 @@ def activation_items(ctx: BuildContext, population: str, k: int, a: list[str]) -
     pop = system.population(population)
     term = pop.terms[k]
     t = ctx.tags[population]
-    extra = f" alpha={spice_number(term.alpha)}" if term.activation in ("leaky_relu", "elu") else ""
-    if term.activation == "clip" and term.high is not None:
-        extra = f" lo={spice_number(term.alpha)} hi={spice_number(term.high)}"
+    model = _act_model(term.activation, term.alpha, term.high)
     gate = [f"{t}_g{k}_{j}" for j in range(pop.size)]
     cell = None
     if system.realization is not None and term.weight is not None:
@@ -191,9 +245,9 @@ def activation_items(ctx: BuildContext, population: str, k: int, a: list[str]) -
     if cell is not None:  # a device instance: the cell's gain and offset errors around the shipped cell
         from hwbp.targets.spice.instance import instance_act
 
-        return instance_act(f"{t}_{k}", a, f"{t}_tn", f"{t}_fd", gate, f"hwbp_act_{term.activation}{extra}", cell, r)
-    return [Element(f"Xa_{t}_{k}_{j}", (a[j], f"{t}_tn_{j}", f"{t}_fd_{j}", gate[j]),
-                    f"hwbp_act_{term.activation}{extra}") for j in range(pop.size)]
+        return instance_act(f"{t}_{k}", a, f"{t}_tn", f"{t}_fd", gate, model, cell, r)
+    return [Element(f"Xa_{t}_{k}_{j}", (a[j], f"{t}_tn_{j}", f"{t}_fd_{j}", gate[j]), model)
+            for j in range(pop.size)]
 
 
 def term_section(ctx: BuildContext, population: str, k: int) -> Section:
