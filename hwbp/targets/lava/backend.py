@@ -214,8 +214,11 @@ class LavaBackend(Backend):
             return None
 
         return (
+            # the same unit-step Euler recursion as the reference simulator: equal states,
+            # step for step, up to the round-off named by FLOAT_UNIT_STEP_RTOL
             ConformanceProfile("float-unit-step", {"precision": "float"}, FLOAT_UNIT_STEP_RTOL,
-                               slow=lambda c: c.depth > 2 or c.batch_size > 4),
+                               slow=lambda c: c.depth > 2 or c.batch_size > 4,
+                               reference_options={"mode": "unit-step"}, reference_rtol=FLOAT_UNIT_STEP_RTOL),
             ConformanceProfile("fixed-16bit", {"precision": "fixed", "weight_bits": 16}, FIXED_RTOL,
                                unsupported=too_deep, slow=lambda c: c.depth > 2 or c.batch_size > 4),
         )
