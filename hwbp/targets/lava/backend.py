@@ -26,7 +26,7 @@ from hwbp.state import SimulationResult, State
 from hwbp.types import Batch
 
 __all__ = ["PRECISIONS", "LavaOptions", "LavaBackend", "FLOAT_UNIT_STEP_RTOL", "FLOAT_EULER_RTOL", "FIXED_RTOL",
-           "FIXED_MAX_SIGMOID_DEPTH", "term_table"]
+           "FIXED_MAX_SIGMOID_DEPTH", "term_table", "check_realizable"]
 
 PRECISIONS = ("float", "fixed")
 
@@ -109,6 +109,45 @@ def term_table(system: DynamicsSystem) -> dict[tuple[str, int], tuple[str, int, 
     return {(p.name, k): (t.source, sizes[t.source], p.size) for p in system.populations for k, t in enumerate(p.terms)}
 
 
+def check_realizable(system: DynamicsSystem) -> None:
+    """Refuse, in one line, a term the Lava processes do not realize.
+
+    Realized: dense (or absent) weights, ``f`` and the source-side ``φ`` from the
+    processes' activation codes, any finite fixed gain.  Not realized: structured
+    weights (:class:`~hwbp.lower.system.Layout`: convolution, pooling, batch norm),
+    other activations (gelu, elu, silu, clip, ...), and a gain, ``φ`` or bias on a
+    weightless term.
+
+    Raises
+    ------
+    ConfigError
+        Naming the population, the term and what is not realized.
+    """
+    from hwbp.targets.lava.compat import import_lava
+
+    import_lava()
+    from hwbp.targets.lava.lavaproc.processes import ACTIVATION_CODES
+
+    valid = ", ".join(ACTIVATION_CODES)
+    for p in system.populations:
+        for k, t in enumerate(p.terms):
+            where = f"lava: population {p.name!r}, term {k}"
+            if t.layout is not None:
+                raise ConfigError(f"{where}: structured weights (convolution, pooling, batch norm) are not realized "
+                                  f"by the Lava processes; use dense layers or --backend reference")
+            for what, act in (("activation", t.activation), ("source-side activation", t.source_activation)):
+                if act not in ACTIVATION_CODES:
+                    raise ConfigError(f"{where}: {what} {act!r} has no Lava process model; valid: {valid}")
+            if t.high is not None:
+                raise ConfigError(f"{where}: an upper bound (clip high={t.high:g}) is not realized by the Lava "
+                                  f"processes")
+            if not math.isfinite(t.gain):
+                raise ConfigError(f"{where}: the gain must be a finite number, got {t.gain!r}")
+            if t.weight is None and (t.bias is not None or t.gain != 1.0 or t.source_activation != "identity"):
+                raise ConfigError(f"{where}: a term without a weight passes its source through; a bias, gain or "
+                                  f"source-side activation on it is not realized by the Lava processes")
+
+
 class LavaBackend(Backend):
     """Lava processes in Lava's CPU simulator (floating_pt or fixed_pt ProcessModels)."""
 
@@ -119,6 +158,7 @@ class LavaBackend(Backend):
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: LavaOptions = self.options(options)  # type: ignore[assignment]
+        check_realizable(system)
         data = None
         if opts.precision == "fixed":
             from hwbp.targets.lava.fixed import FixedFormat
@@ -167,8 +207,6 @@ class LavaBackend(Backend):
 
     def conformance(self) -> Sequence[ConformanceProfile]:
         def too_deep(case) -> str | None:
-            if case.model == "depthres":
-                return _no_depthres(case)
             if case.activation == "sigmoid" and case.depth > FIXED_MAX_SIGMOID_DEPTH:
                 return (f"fixed point: sigmoid deeper than {FIXED_MAX_SIGMOID_DEPTH} shrinks early-layer gradients "
                         f"toward the 2**-16 state resolution (rel_err 0.34-0.75 at depth 8; a property of the "
@@ -176,14 +214,12 @@ class LavaBackend(Backend):
             return None
 
         return (
+            # the same unit-step Euler recursion as the reference simulator: equal states,
+            # step for step, up to the round-off named by FLOAT_UNIT_STEP_RTOL
             ConformanceProfile("float-unit-step", {"precision": "float"}, FLOAT_UNIT_STEP_RTOL,
-                               unsupported=_no_depthres, slow=lambda c: c.depth > 2 or c.batch_size > 4),
+                               slow=lambda c: c.depth > 2 or c.batch_size > 4,
+                               reference_options={"mode": "unit-step"}, reference_rtol=FLOAT_UNIT_STEP_RTOL),
             ConformanceProfile("fixed-16bit", {"precision": "fixed", "weight_bits": 16}, FIXED_RTOL,
                                unsupported=too_deep, slow=lambda c: c.depth > 2 or c.batch_size > 4),
         )
 
-
-def _no_depthres(case) -> str | None:
-    """Fixed gains and source-side activations are not realized by the processes yet."""
-    return "fixed gains and source-side activations (depth_resmlp) are not realized" if case.model == "depthres" \
-        else None

@@ -55,8 +55,11 @@ def _arrays(system: DynamicsSystem, o: LavaOptions) -> dict[str, np.ndarray]:
     from hwbp.targets.lava.compat import import_lava
 
     import_lava()
-    from hwbp.targets.lava.lavaproc.processes import ACTIVATION_CODES, LOSS_CODES
+    from hwbp.targets.lava.backend import check_realizable
+    from hwbp.targets.lava.lavaproc.processes import LOSS_CODES
+    from hwbp.targets.lava.run_float import float_term_params
 
+    check_realizable(system)
     sizes = {i.name: i.size for i in system.inputs} | {p.name: p.size for p in system.populations}
     arrays: dict[str, Any] = {}
     fmt = None
@@ -83,12 +86,14 @@ def _arrays(system: DynamicsSystem, o: LavaOptions) -> dict[str, np.ndarray]:
                 prm = dict(fmt.term_params[key])
                 w, b = fmt.weight[key], fmt.bias[key]
             else:
-                prm = {"act": ACTIVATION_CODES.index(t.activation), "alpha": t.alpha}
+                prm = float_term_params(t)
                 w = None if t.weight is None else system.parameters[t.weight]
                 b = None if t.bias is None else system.parameters[t.bias]
             prm.update({n: v for n, v in (("weight", w), ("bias", b)) if v is not None})
             arrays.update({prefix + n: v for n, v in prm.items()})
-            terms.append({"source": t.source, "n_in": sizes[t.source], "weight": t.weight, "bias": t.bias})
+            terms.append({"source": t.source, "n_in": sizes[t.source], "weight": t.weight, "bias": t.bias,
+                          "gain": float(t.gain), "source_activation": t.source_activation,
+                          "source_alpha": float(t.source_alpha)})
         top["populations"].append({"name": p.name, "size": p.size, "terms": terms})
     out = {k: np.asarray(v) for k, v in arrays.items()}
     out["topology"] = np.asarray(json.dumps(top, sort_keys=True))

@@ -56,7 +56,8 @@ class FixedFormat:
     dt_int, beta_int : int
         ``rint(dt 4096)``, ``rint(beta 4096)``.
     weight, bias, exp : dict
-        Per term ``(population, k)``: ``W_int``, bias integers, weight exponent.
+        Per term ``(population, k)``: ``W_int``, bias integers, weight exponent
+        (``W_int * 2**exp ~ g W``: the term's fixed gain folded in).
     term_params, pop_params : dict
         Process parameters of the fixed-point models (tables included).
     """
@@ -94,8 +95,10 @@ class FixedFormat:
                                       "lut_exp": _table(np.exp, S, -LUT_RANGE, 0)}
             for k, t in enumerate(p.terms):
                 key = (p.name, k)
-                if t.weight is not None:
-                    fmt.weight[key], fmt.exp[key] = quantize_weight(system.parameters[t.weight], opts.weight_bits)
+                if t.weight is not None:  # the fixed gain is folded into the weight (rule 3)
+                    w = np.asarray(system.parameters[t.weight], dtype=np.float64)
+                    fmt.weight[key], fmt.exp[key] = quantize_weight(w if t.gain == 1.0 else t.gain * w,
+                                                                    opts.weight_bits)
                 else:
                     fmt.weight[key], fmt.exp[key] = None, 0
                 fmt.bias[key] = None if t.bias is None else fmt.to_int(system.parameters[t.bias])
@@ -105,6 +108,13 @@ class FixedFormat:
                     "alpha_int": int(np.rint(t.alpha * 2 ** S)),
                     "lut_f": _table(lambda x: fn.f(x, t.alpha), S, -LUT_RANGE, LUT_RANGE),
                     "lut_d": _table(lambda x: fn.df(x, fn.f(x, t.alpha), t.alpha), S, -LUT_RANGE, LUT_RANGE)}
+                if t.source_activation != "identity":  # rule 9
+                    phi, sa = get_activation(t.source_activation), t.source_alpha
+                    fmt.term_params[key].update({
+                        "src_act": ACTIVATION_CODES.index(t.source_activation),
+                        "src_alpha_int": int(np.rint(sa * 2 ** S)),
+                        "lut_sf": _table(lambda x: phi.f(x, sa), S, -LUT_RANGE, LUT_RANGE),
+                        "lut_sd": _table(lambda x: phi.df(x, phi.f(x, sa), sa), S, -LUT_RANGE, LUT_RANGE)})
         return fmt
 
     def to_int(self, x: np.ndarray) -> np.ndarray:
@@ -141,7 +151,7 @@ def numpy_model(fmt: FixedFormat, system: DynamicsSystem, batch: Batch, start: S
     gate signals of the final state.  Returns integer ``(means, tensions, gates)``."""
     import_lava()
     from hwbp.targets.lava.lavaproc.fixed_models import (act_fixed, from_payload, gate, leak, loss_fixed,
-                                                         saturate, synapse, to_payload)
+                                                         saturate, source_fixed, source_gate, synapse, to_payload)
 
     spec = fixed_spec(fmt, system, batch, start, steps)
     sb, sh, pb, S = fmt.state_bits, fmt.shift, fmt.payload_bits, fmt.S
@@ -156,7 +166,7 @@ def numpy_model(fmt: FixedFormat, system: DynamicsSystem, batch: Batch, start: S
             for k, t in enumerate(p.terms):
                 key, prm = (p.name, k), spec.term_params[(p.name, k)]
                 W = spec.weight[key]
-                u = x_msg[t.source]
+                u, dphi = source_fixed(x_msg[t.source], prm)
                 a = synapse(u @ W.T, prm["k"], sb, spec.bias[key]) if W is not None else from_payload(u, sh, sb)
                 y, d = act_fixed(prm["act"], a, prm)
                 fwd[p.name] = fwd[p.name] + to_payload(y, sh, pb)
@@ -165,7 +175,7 @@ def numpy_model(fmt: FixedFormat, system: DynamicsSystem, batch: Batch, start: S
                     gates[key] = e
                 e_msg = to_payload(e, sh, pb)
                 if t.source in bwd:
-                    bwd[t.source] = bwd[t.source] + (to_payload(synapse(e_msg @ W, prm["k"], sb), sh, pb)
+                    bwd[t.source] = bwd[t.source] + (source_gate(synapse(e_msg @ W, prm["k"], sb), dphi, prm)
                                                      if W is not None else e_msg)
         if step == steps:
             break

@@ -3,8 +3,9 @@
 Each epoch is one run of ``blocks * (2L + 1)`` Lava steps: block ``k`` clamps
 mini-batch ``k`` (the input and loss processes hold the epoch's shuffled samples),
 the populations reset, settle for ``2L`` unit steps, and at the block's last step
-every term applies ``ΔW = -(lr / batch) e uᵀ`` and ``Δb = -(lr / batch) sum e`` with
-its own gate signal ``e`` and input ``u`` (plain SGD, local to the synapse).  In fixed
+every term applies ``ΔW = -(lr / batch) g e φ(u)ᵀ`` and ``Δb = -(lr / batch) sum e``
+with its own gate signal ``e``, input ``u``, fixed gain ``g`` and source-side
+activation ``φ`` (plain SGD, local to the synapse).  In fixed
 point the weights stay integers from epoch to epoch (stochastic rounding of ``ΔW``;
 rule 8 of :mod:`hwbp.targets.lava.lavaproc.fixed_models`).  The host only feeds the
 samples and, after each epoch, reads the weights back to measure test accuracy.
@@ -38,7 +39,7 @@ def train_on_chip(graph: Graph, x: np.ndarray, labels: np.ndarray, config: Any, 
         per-step losses (the chip reports none), test accuracy per epoch.
     """
     import_lava()
-    from hwbp.targets.lava.backend import term_table
+    from hwbp.targets.lava.backend import check_realizable, term_table
     from hwbp.targets.lava.fixed import FixedFormat, fixed_spec
     from hwbp.targets.lava.lavaproc.fixed_models import ETA_BITS, FIXED_MODELS
     from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS
@@ -52,6 +53,18 @@ def train_on_chip(graph: Graph, x: np.ndarray, labels: np.ndarray, config: Any, 
         print(f"{desc}: on-chip learning is plain SGD (ΔW = -lr e uᵀ); --optimizer {config.optimizer} does not "
               f"apply", file=sys.stderr)
     system = lower(graph, beta=beta)
+    check_realizable(system)
+    uses: dict[str, int] = {}
+    for t in (t for p in system.populations for t in p.terms if t.weight is not None):
+        uses[t.weight] = uses.get(t.weight, 0) + 1
+    if options.precision == "fixed" and any(t.gain == 0 for p in system.populations for t in p.terms
+                                            if t.weight is not None):
+        raise ConfigError("fixed-point on-chip learning folds each gain into its weight; a gain of 0 cannot be "
+                          "unfolded: use --precision float")
+    tied = sorted(n for n, c in uses.items() if c > 1)
+    if tied:
+        raise ConfigError(f"on-chip learning keeps one weight per term; {tied[0]!r} is used by {uses[tied[0]]} terms "
+                          f"(tied weights): train on the host (without --on-chip)")
     fixed = options.precision == "fixed"
     fmt = FixedFormat.for_system(system, options) if fixed else None
     B = config.batch_size
@@ -87,7 +100,10 @@ def train_on_chip(graph: Graph, x: np.ndarray, labels: np.ndarray, config: Any, 
             prm = dict(spec.term_params[key])
             prm.update(learn=True, period=period, has_bias=terms[key].bias is not None)
             if fixed:
-                prm.update(eta_int=int(np.rint(config.lr / B * 2 ** ETA_BITS)), exp=fmt.exp[key],
+                g = terms[key].gain  # folded into W_int: its update carries g twice (rule 8)
+                bits = ETA_BITS + 2 * max(0, int(np.ceil(-np.log2(abs(g)))))
+                prm.update(eta_int=int(np.rint(config.lr / B * g * g * 2 ** bits)),
+                           eta_bias_int=int(np.rint(config.lr / B * 2 ** bits)), eta_bits=bits, exp=fmt.exp[key],
                            weight_bits=fmt.weight_bits, seed=config.seed * 7919 + epoch * 104729 + i)
             else:
                 prm.update(eta=config.lr / B)
@@ -109,7 +125,7 @@ def train_on_chip(graph: Graph, x: np.ndarray, labels: np.ndarray, config: Any, 
         params = {}
         for k in keys:
             t = terms[k]
-            params[t.weight] = weights[k] * 2.0 ** fmt.exp[k] if fixed else weights[k]
+            params[t.weight] = weights[k] * 2.0 ** fmt.exp[k] / t.gain if fixed else weights[k]
             if t.bias is not None:
                 params[t.bias] = fmt.to_float(biases[k]) if fixed else biases[k]
         graph = graph.with_parameters(params)

@@ -10,8 +10,10 @@ lava-nc 0.10.0).  It needs only numpy and lava-nc::
 
 ``BATCH.npz`` holds ``x`` (or one array per input) and ``y``; without it a fixed-seed
 batch of 4 random samples is used.  The table lists, per parameter, the gradient
-``dl/dW = mean_b e uᵀ / beta`` built from the gate signals ``e`` that the term
-processes produced, its norm and its first entries.
+``dl/dW = g mean_b e φ(u)ᵀ / beta`` (``g`` the term's fixed gain, ``φ`` its
+source-side activation) built from the gate signals ``e`` that the term processes
+produced, its norm and its first entries; a parameter used by several terms (tied
+weights) gets the sum of every use's gradient.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     from lavaproc.fixed_models import FIXED_MODELS
-    from lavaproc.processes import FLOAT_MODELS, InputProcess, PopulationProcess, TermProcess
+    from lavaproc.processes import FLOAT_MODELS, InputProcess, PopulationProcess, TermProcess, activation
 
     top, arrays = load()
     fixed = top["precision"] == "fixed"
@@ -111,22 +113,29 @@ def main(argv: list[str] | None = None) -> int:
     first.run(condition=RunSteps(num_steps=steps + 1), run_cfg=cfg)
     try:
         means = {n: np.asarray(p.mean.get(), dtype=np.float64) * scale for n, p in pops.items()}
-        rows = []
+        rows: dict[str, np.ndarray] = {}
+
+        def add(name: str, g: np.ndarray) -> None:
+            rows[name] = rows[name] + g if name in rows else g
+
         for p in top["populations"]:
             for k, t in enumerate(p["terms"]):
                 if t["weight"] is None:
                     continue
                 e = np.asarray(terms[(p["name"], k)].e.get(), dtype=np.float64) * scale / top["beta"]
                 u = means[t["source"]] if t["source"] in means else x[t["source"]]
-                rows.append((t["weight"], e.T @ u / B))
+                phi = t.get("source_activation", "identity")
+                if phi != "identity":
+                    u = activation(phi, u, t["source_alpha"])[0]
+                add(t["weight"], t.get("gain", 1.0) * (e.T @ u) / B)
                 if t["bias"] is not None:
-                    rows.append((t["bias"], e.sum(axis=0) / B))
+                    add(t["bias"], e.sum(axis=0) / B)
     finally:
         first.stop()
     print(f"{top['model']}: {top['precision']} Lava models, {steps} unit steps ({steps + 1} Lava steps), "
           f"batch {B}, loss {top['loss']}")
     print(f"{'parameter':<24}{'shape':<12}{'|grad|':>12}  first entries")
-    for name, g in rows:
+    for name, g in rows.items():
         head = " ".join(f"{v:+.6e}" for v in g.ravel()[:3])
         print(f"{name:<24}{'x'.join(map(str, g.shape)):<12}{np.linalg.norm(g):>12.6e}  {head}")
     return 0

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwbp.lower.system import DynamicsSystem
+from hwbp.lower.system import DynamicsSystem, Term
 from hwbp.state import State
 from hwbp.targets.lava.compat import import_lava
 from hwbp.targets.lava.network import Network, NetworkSpec, build_network, run_network
 from hwbp.types import Batch
 
-__all__ = ["float_spec", "run_float", "read_state"]
+__all__ = ["float_term_params", "float_spec", "run_float", "read_state"]
+
+
+def float_term_params(term: Term) -> dict:
+    """Process parameters of a term for the float models: ``f`` and its slope, the fixed
+    gain ``g`` and the source-side ``φ`` and its slope (codes of ``ACTIVATION_CODES``)."""
+    import_lava()
+    from hwbp.targets.lava.lavaproc.processes import ACTIVATION_CODES
+
+    return {"act": ACTIVATION_CODES.index(term.activation), "alpha": float(term.alpha), "gain": float(term.gain),
+            "src_act": ACTIVATION_CODES.index(term.source_activation), "src_alpha": float(term.source_alpha)}
 
 
 def float_spec(system: DynamicsSystem, batch: Batch, start: State, steps: int, dt: float) -> NetworkSpec:
     """The float64 values of every process for ``batch`` from state ``start``."""
     import_lava()
-    from hwbp.targets.lava.lavaproc.processes import ACTIVATION_CODES, LOSS_CODES
+    from hwbp.targets.lava.lavaproc.processes import LOSS_CODES
 
     spec = NetworkSpec(inputs={i.name: np.asarray(batch.x[i.name], dtype=np.float64) for i in system.inputs})
     for p in system.populations:
@@ -30,7 +40,7 @@ def float_spec(system: DynamicsSystem, batch: Batch, start: State, steps: int, d
             key = (p.name, k)
             spec.weight[key] = None if t.weight is None else np.array(system.parameters[t.weight], dtype=np.float64)
             spec.bias[key] = None if t.bias is None else np.array(system.parameters[t.bias], dtype=np.float64)
-            spec.term_params[key] = {"act": ACTIVATION_CODES.index(t.activation), "alpha": t.alpha}
+            spec.term_params[key] = float_term_params(t)
     return spec
 
 

@@ -9,7 +9,9 @@ Imports only numpy and lava; no side effects at import.  Every quantity is an in
 * graded-spike payloads (every message): the state with its ``shift = state_bits -
   payload_bits`` lowest bits dropped, saturated to ``payload_bits`` bits;
 * weights: ``weight_bits``-bit integers with one shared exponent per weight tensor,
-  ``W ~ W_int * 2**exp``; biases are state integers.
+  ``W ~ W_int * 2**exp``; biases are state integers.  A term's fixed gain ``g`` is
+  folded into its weight before quantization (``W_int * 2**exp ~ g W``), so the
+  synapses compute ``g W φ(u)`` and ``g Wᵀ e`` with no separate multiplication.
 
 Rounding and saturation rules (all of them):
 
@@ -33,13 +35,22 @@ Rounding and saturation rules (all of them):
    ``[-LUT_RANGE, 0]`` as in rule 4 (0 below), ``p = (E << S) // sum(E)`` (floor), then
    ``beta`` as for mse on ``p - target``.
 8. On-chip learning (terms with ``learn``; at the last step of a block, see
-   :mod:`.processes`): ``acc = sum_rows e ⊗ u_msg`` exact, ``num = eta_int *
-   round_shift(acc, S)`` with ``eta_int = rint(lr / batch * 2**ETA_BITS)``, then
-   ``dW_int = (num + r) >> K`` with ``K = ETA_BITS + S - shift + exp`` and ``r`` uniform
+   :mod:`.processes`): ``acc = sum_rows e ⊗ u_msg`` exact (``u_msg`` the payload of
+   ``φ(u)``, rule 9), ``num = eta_int * round_shift(acc, S)`` with ``eta_int = rint(lr
+   g**2 / batch * 2**eta_bits)`` (``g**2``: the gain is folded into ``W_int``, so its
+   update is ``g`` times ``g e φ(u)ᵀ``; ``eta_bits = ETA_BITS`` for ``|g| >= 1``, and
+   ``2 ceil(-log2 |g|)`` more below, keeping the rate's relative resolution), then
+   ``dW_int = (num + r) >> K`` with ``K = eta_bits + S - shift + exp`` and ``r`` uniform
    in ``[0, 2**K)`` (stochastic rounding: unbiased, so updates far below one weight LSB
    still act on average) from ``numpy.random.default_rng(seed)`` of that term; ``W_int
    -= dW_int`` saturated to ``weight_bits``; the bias likewise with
-   ``eta_int * sum_rows e`` and ``K = ETA_BITS`` (drawn after the weight's).
+   ``eta_int * sum_rows e`` and ``K = eta_bits`` (drawn after the weight's) with
+   ``eta_int`` of ``lr / batch`` at ``eta_bits`` (the bias has no gain).
+9. Source-side activation ``φ`` (process parameter ``src_act``, tables ``lut_sf``,
+   ``lut_sd``, slope ``src_alpha_int``): the received payload ``u_msg`` is brought to
+   state scale, ``φ(u)`` and ``φ'(u)`` evaluated as in rule 4, the synapses read the
+   payload of ``φ(u)``; the backward sum (rule 3, state scale) is gated on the source
+   side by ``round_shift(φ'(u) * back, S)`` (saturated) before it is sent.
 """
 
 from __future__ import annotations
@@ -54,9 +65,9 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from .processes import ACTIVATION_CODES, InputProcess, PopulationProcess, TermProcess, block_of
 
-__all__ = ["LUT_FRAC", "LUT_RANGE", "DECAY_BITS", "ETA_BITS", "stochastic_update", "learn_fixed", "round_shift", "saturate", "to_payload", "from_payload",
-           "pwl", "act_fixed", "synapse", "gate", "loss_fixed", "leak", "PyInputFixed", "PyPopulationFixed",
-           "PyTermFixed", "FIXED_MODELS"]
+__all__ = ["LUT_FRAC", "LUT_RANGE", "DECAY_BITS", "ETA_BITS", "stochastic_update", "learn_fixed", "round_shift",
+           "saturate", "to_payload", "from_payload", "pwl", "act_fixed", "source_fixed", "source_gate", "synapse",
+           "gate", "loss_fixed", "leak", "PyInputFixed", "PyPopulationFixed", "PyTermFixed", "FIXED_MODELS"]
 
 #: Fraction bits of the grid of the piecewise-linear tables (step 1/32).
 LUT_FRAC = 5
@@ -79,12 +90,12 @@ def stochastic_update(q: np.ndarray, num: np.ndarray, K: int, rng: np.random.Gen
 def learn_fixed(weight: np.ndarray, bias: np.ndarray, e: np.ndarray, u_msg: np.ndarray, p: dict,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """New ``(W_int, b_int)`` after one on-chip update (rule 8)."""
-    S = p["S"]
+    S, bits = p["S"], p.get("eta_bits", ETA_BITS)
     num_w = p["eta_int"] * round_shift(e.T @ u_msg, S)
-    w = stochastic_update(weight, num_w, ETA_BITS + S - p["shift"] + p["exp"], rng, p["weight_bits"])
+    w = stochastic_update(weight, num_w, bits + S - p["shift"] + p["exp"], rng, p["weight_bits"])
     if not p["has_bias"]:
         return w, bias
-    b = stochastic_update(bias, p["eta_int"] * e.sum(axis=0), ETA_BITS, rng, p["state_bits"])
+    b = stochastic_update(bias, p.get("eta_bias_int", p["eta_int"]) * e.sum(axis=0), bits, rng, p["state_bits"])
     return w, b
 
 
@@ -141,6 +152,26 @@ def act_fixed(code: int, a: np.ndarray, p: dict) -> tuple[np.ndarray, np.ndarray
         top = a >= (LUT_RANGE << S)
         y, d = np.where(top, a, y), np.where(top, one, d)
     return saturate(y, p["state_bits"]), saturate(d, p["state_bits"])
+
+
+def source_fixed(u_msg: np.ndarray, p: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(payload of φ(u), φ'(u))`` of a received payload ``u_msg`` (rule 9); without a
+    source-side activation (``src_act`` 0) ``(u_msg, None)``."""
+    code = p.get("src_act", 0)
+    if not code:
+        return u_msg, None
+    sb, sh = p["state_bits"], p["shift"]
+    q = {"S": p["S"], "state_bits": sb, "alpha_int": p["src_alpha_int"], "lut_f": p.get("lut_sf"),
+         "lut_d": p.get("lut_sd")}
+    phi, dphi = act_fixed(code, from_payload(u_msg, sh, sb), q)
+    return to_payload(phi, sh, p["payload_bits"]), dphi
+
+
+def source_gate(back: np.ndarray, dphi: np.ndarray | None, p: dict) -> np.ndarray:
+    """The backward sum (state scale) gated by ``φ'(u)`` (rule 9), as a payload."""
+    if dphi is not None:
+        back = saturate(round_shift(dphi * back, p["S"]), p["state_bits"])
+    return to_payload(back, p["shift"], p["payload_bits"])
 
 
 def synapse(acc: np.ndarray, k: int, state_bits: int, bias: np.ndarray | None = None) -> np.ndarray:
@@ -227,8 +258,9 @@ class PyPopulationFixed(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyTermFixed(PyLoihiProcessModel):
-    """Integer term: ``a`` (rule 3), ``f(a)`` and ``f'(a)`` (rule 4), payload of
-    ``f(a)`` out; gate ``e`` (rule 5); payload of ``W_intᵀ e`` (rule 3) out."""
+    """Integer term: ``φ(u)`` (rule 9), ``a`` (rule 3), ``f(a)`` and ``f'(a)`` (rule 4),
+    payload of ``f(a)`` out; gate ``e`` (rule 5); payload of ``φ'(u) ⊙ W_intᵀ e``
+    (rules 3, 9) out."""
 
     weight: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
@@ -242,6 +274,7 @@ class PyTermFixed(PyLoihiProcessModel):
         p = self.proc_params
         sb, sh, pb, S = p["state_bits"], p["shift"], p["payload_bits"], p["S"]
         u = self.u_in.recv()
+        u, dphi = source_fixed(u, p)
         if p["has_weight"]:
             a = synapse(u @ self.weight.T, p["k"], sb, self.bias)
         else:
@@ -251,7 +284,7 @@ class PyTermFixed(PyLoihiProcessModel):
         self.e[:] = gate(d, self.t_in.recv(), S, sh, sb)
         e_msg = to_payload(self.e, sh, pb)
         if p["has_weight"]:
-            self.g_out.send(to_payload(synapse(e_msg @ self.weight, p["k"], sb), sh, pb))
+            self.g_out.send(source_gate(synapse(e_msg @ self.weight, p["k"], sb), dphi, p))
         else:
             self.g_out.send(e_msg)
         if p.get("learn") and block_of(self.time_step, p["period"])[1] == p["period"] - 1:

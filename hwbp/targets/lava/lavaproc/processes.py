@@ -17,9 +17,13 @@ Processes (one per population, one per term, one per input; every array is
     of its terms' ``f(W u + b)`` and on ``bwd_in`` the sum of ``Wᵀ e`` of the terms that
     read it; the loss population adds ``beta * grad l(mean)`` (target in ``target``).
 ``TermProcess``
-    the synapses and dendritic gate of one term ``f(W u + b)``: ONE weight variable
-    ``weight`` serves the forward product ``W u`` and the backward product ``Wᵀ e``,
-    where ``e = f'(a) ⊙ T`` is the gated sensitivity (kept in ``e``: the gate signal).
+    the synapses and dendritic gate of one term ``f(g W φ(u) + b)`` (``g`` a fixed gain,
+    ``φ`` a source-side activation; 1 and the identity unless the term says otherwise):
+    ONE weight variable ``weight`` serves the forward product ``g W φ(u)`` and the
+    backward product ``φ'(u) ⊙ (g Wᵀ e)``, where ``e = f'(a) ⊙ T`` is the gated
+    sensitivity (kept in ``e``: the gate signal).  The term receives the source's mean
+    ``u`` and computes ``φ(u)`` and ``φ'(u)`` itself, so the source-side gate is applied
+    where the synapses are.
 
 One Lava time step is one unit step of the dynamics: every process sends before it
 receives, all sends of a step depend only on the state at its start, so the
@@ -35,7 +39,7 @@ On-chip learning (process parameter ``period = n_steps + 1``): the run is a sequ
 of blocks of ``period`` Lava steps, one mini-batch each.  Inputs and targets then hold
 one ``(batch, n)`` slice per block (``(blocks, batch, n)`` variables); populations reset
 to zero at the start of every block; at the last step of a block each term with
-``learn`` set applies ``W <- W - eta e uᵀ`` and ``b <- b - eta sum_rows e`` (``eta`` per
+``learn`` set applies ``W <- W - eta g e φ(u)ᵀ`` and ``b <- b - eta sum_rows e`` (``eta`` per
 row: the learning rate over the batch size) with the ``e`` and ``u`` of that step.
 """
 
@@ -147,7 +151,7 @@ class PopulationProcess(AbstractProcess):
 
 
 class TermProcess(AbstractProcess):
-    """One term ``f(W u + b)`` of a population: synapses, dendritic gate, one weight.
+    """One term ``f(g W φ(u) + b)`` of a population: synapses, dendritic gate, one weight.
 
     Parameters
     ----------
@@ -161,15 +165,23 @@ class TermProcess(AbstractProcess):
         Index into :data:`ACTIVATION_CODES`.
     alpha : float
         Slope of leaky_relu.
+    gain : float
+        Fixed gain ``g`` (float models; the fixed-point models fold it into ``W``).
+    src_act : int
+        Index into :data:`ACTIVATION_CODES` of the source-side activation ``φ``.
+    src_alpha : float
+        Slope of a leaky_relu ``φ``.
     learn : bool, optional
         On-chip learning (with ``period`` and ``eta``, the rate per sample): update the
         weight at the last step of every block.
     """
 
     def __init__(self, *, batch: int, n_in: int, n_out: int, weight: np.ndarray | None = None,
-                 bias: np.ndarray | None = None, act: int = 0, alpha: float = 0.01, **kwargs) -> None:
+                 bias: np.ndarray | None = None, act: int = 0, alpha: float = 0.01, gain: float = 1.0,
+                 src_act: int = 0, src_alpha: float = 0.01, **kwargs) -> None:
         has_w = weight is not None
-        super().__init__(act=int(act), alpha=float(alpha), has_weight=has_w, **kwargs)
+        super().__init__(act=int(act), alpha=float(alpha), gain=float(gain), src_act=int(src_act),
+                         src_alpha=float(src_alpha), has_weight=has_w, **kwargs)
         self.weight = Var(shape=(n_out, n_in) if has_w else (1, 1), init=weight if has_w else np.zeros((1, 1)))
         self.bias = Var(shape=(n_out,), init=np.zeros(n_out) if bias is None else bias)
         self.e = Var(shape=(batch, n_out), init=np.zeros((batch, n_out)))
@@ -239,8 +251,8 @@ class PyPopulationFloat(PyLoihiProcessModel):
 @requires(CPU)
 @tag("floating_pt")
 class PyTermFloat(PyLoihiProcessModel):
-    """Float64 term: ``a = W u + b``, sends ``f(a)``; receives ``T``, keeps
-    ``e = f'(a) ⊙ T`` and sends ``Wᵀ e`` (the same ``weight`` both ways)."""
+    """Float64 term: ``a = g W φ(u) + b``, sends ``f(a)``; receives ``T``, keeps
+    ``e = f'(a) ⊙ T`` and sends ``φ'(u) ⊙ (g Wᵀ e)`` (the same ``weight`` both ways)."""
 
     weight: np.ndarray = LavaPyType(np.ndarray, float)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
@@ -253,8 +265,14 @@ class PyTermFloat(PyLoihiProcessModel):
     def run_spk(self) -> None:
         p = self.proc_params
         u = self.u_in.recv()
+        g, src = p.get("gain", 1.0), p.get("src_act", 0)
+        dphi = None
+        if src:  # the source-side activation, computed where the synapses are
+            u, dphi = activation(ACTIVATION_CODES[src], u, p["src_alpha"])
         if p["has_weight"]:
             a = u @ self.weight.T
+            if g != 1.0:
+                a *= g
             a += self.bias
         else:
             a = u
@@ -262,9 +280,17 @@ class PyTermFloat(PyLoihiProcessModel):
         self.y_out.send(y)
         t = self.t_in.recv()
         self.e[:] = t * gate
-        self.g_out.send(self.e @ self.weight if p["has_weight"] else self.e.copy())
+        if p["has_weight"]:
+            back = self.e @ self.weight
+            if g != 1.0:
+                back *= g
+            if dphi is not None:
+                back *= dphi
+        else:
+            back = self.e.copy()
+        self.g_out.send(back)
         if p.get("learn") and block_of(self.time_step, p["period"])[1] == p["period"] - 1:
-            self.weight[:] = self.weight - p["eta"] * (self.e.T @ u)
+            self.weight[:] = self.weight - (p["eta"] * g) * (self.e.T @ u)
             if p["has_bias"]:
                 self.bias[:] = self.bias - p["eta"] * self.e.sum(axis=0)
 
