@@ -223,3 +223,30 @@ def test_source_side_activation_is_computed_by_the_source_group():
     assert f"_pre = {gain!r} * w * gate1_post * dphi0_pre : 1 (summed)" in syn.model
     with pytest.raises(ConfigError, match="source-side activation .tanh. is not realized with --event-threshold"):
         build_model(system, events=True)
+
+
+@pytest.mark.parametrize("activation", ["gelu_tanh", "clip"])
+def test_more_activations_match_the_reference(activation, build_dir):
+    """gelu_tanh (the tanh form; gelu itself needs erf, which Brian2 lacks) and clip
+    with its two bounds: the reference's exponential Euler step for step, mid-transient."""
+    import dataclasses
+
+    graph = random_mlp([4, 5, 3], activation="relu6", seed=1, gain=1.5).with_loss("mse")
+    system = lower(graph)
+    hidden = system.populations[0]
+    term = dataclasses.replace(hidden.terms[0], activation=activation, alpha=-0.4, high=0.6 if activation == "clip"
+                               else None)
+    system = dataclasses.replace(system, populations=(dataclasses.replace(hidden, terms=(term,)),
+                                                      *system.populations[1:]))
+    batch = make_batch(graph, 3, seed=2, loss="mse")
+    ours = Brian2Backend().simulate(system, batch, {"dt": 0.1, "duration": 5.0, "build_dir": build_dir},
+                                    initial="random", seed=1).state
+    ref = simulate(system, batch, mode="continuous", solver="exponential", dt=0.1, duration=5.0, initial="random",
+                   seed=1).state
+    for name in ref.tension:
+        assert _rel(ours.tension[name], ref.tension[name]) < REFERENCE_RTOL
+        assert _rel(ours.mean[name], ref.mean[name]) < REFERENCE_RTOL
+    assert _rel(ours.gates[(hidden.name, 0)], ref.gates[(hidden.name, 0)]) < REFERENCE_RTOL
+    if activation == "clip":  # both bounds are active somewhere, or the test would not test them
+        z = batch.x["x"] @ system.parameters[term.weight].T * term.gain + system.parameters[term.bias]
+        assert (z < -0.4).any() and (z > 0.6).any()

@@ -44,7 +44,7 @@ __all__ = ["GroupSpec", "SynapseSpec", "Brian2Model", "build_model", "ACTIVATION
 
 #: Per activation: (output y from pre-activation z, derivative f'(z) from z and y).  The
 #: same closed forms as :mod:`hwbp.ir.activations` (sigmoid through tanh, relu'(0) = 0);
-#: gelu and gelu_tanh have none (Brian2 has no erf), a one-line error says so.
+#: gelu has none (Brian2 has no erf; gelu_tanh is the tanh form), a one-line error says so.
 ACTIVATION_EQUATIONS: dict[str, tuple[str, str]] = {
     "identity": ("{z}", "1"),
     "tanh": ("tanh({z})", "(1 - {y}**2)"),
@@ -59,6 +59,11 @@ ACTIVATION_EQUATIONS: dict[str, tuple[str, str]] = {
     "softsign": ("{z} / (1 + abs({z}))", "1 / (1 + abs({z}))**2"),
     "hardtanh": ("clip({z}, -1, 1)", "int({z} > -1) * int({z} < 1)"),
     "relu6": ("clip({z}, 0, 6)", "int({z} > 0) * int({z} < 6)"),
+    "clip": ("clip({z}, {alpha}, {high})", "int({z} > {alpha}) * int({z} < {high})"),
+    "gelu_tanh": ("0.5 * {z} * (1 + tanh(0.7978845608028654 * ({z} + 0.044715 * {z}**3)))",
+                  "(0.5 * (1 + tanh(0.7978845608028654 * ({z} + 0.044715 * {z}**3))) + 0.5 * {z} * "
+                  "(1 - tanh(0.7978845608028654 * ({z} + 0.044715 * {z}**3))**2) * 0.7978845608028654 * "
+                  "(1 + 0.134145 * {z}**2))"),
 }
 
 
@@ -156,11 +161,12 @@ class Brian2Model:
 def _term_lines(k: int, term: Term) -> list[str]:
     y_expr, df_expr = ACTIVATION_EQUATIONS[term.activation]
     alpha = repr(float(term.alpha))
+    high = repr(float(term.high)) if term.high is not None else "inf"
     z = f"z{k}"
     pre = f"a{k} + b{k}" if term.bias is not None else f"a{k}"
     lines = [f"{z} = {pre} : 1"]
-    lines.append(f"y{k} = {y_expr.format(z=z, alpha=alpha)} : 1")
-    gate = "T" if term.activation == "identity" else f"{df_expr.format(z=z, y=f'y{k}', alpha=alpha)} * T"
+    lines.append(f"y{k} = {y_expr.format(z=z, alpha=alpha, high=high)} : 1")
+    gate = "T" if term.activation == "identity" else f"{df_expr.format(z=z, y=f'y{k}', alpha=alpha, high=high)} * T"
     lines.append(f"gate{k} = {gate} : 1")
     lines.append(f"a{k} : 1")
     if term.bias is not None:
@@ -177,6 +183,8 @@ def _check_term(pop: str, k: int, term: Term, events: bool) -> None:
         if act not in ACTIVATION_EQUATIONS:
             raise ConfigError(f"population {pop!r}, term {k}: {what} {act!r} has no Brian2 equation; "
                               f"valid: {', '.join(sorted(ACTIVATION_EQUATIONS))}")
+    if term.source_activation == "clip":
+        raise ConfigError(f"population {pop!r}, term {k}: a source-side clip has no upper bound to realize")
     if events and term.source_activation != "identity":
         raise ConfigError(f"population {pop!r}, term {k}: event-driven messaging sends the mean itself; a "
                           f"source-side activation ({term.source_activation}) is not realized with --event-threshold")
