@@ -44,7 +44,7 @@ __all__ = ["GroupSpec", "SynapseSpec", "Brian2Model", "build_model", "ACTIVATION
 
 #: Per activation: (output y from pre-activation z, derivative f'(z) from z and y).  The
 #: same closed forms as :mod:`hwbp.ir.activations` (sigmoid through tanh, relu'(0) = 0);
-#: gelu has none (Brian2 has no erf; gelu_tanh is the tanh form), a one-line error says so.
+#: gelu calls ``hwbp_erfc`` (:mod:`hwbp.targets.brian2.functions`; Brian2 has no erf).
 ACTIVATION_EQUATIONS: dict[str, tuple[str, str]] = {
     "identity": ("{z}", "1"),
     "tanh": ("tanh({z})", "(1 - {y}**2)"),
@@ -60,6 +60,8 @@ ACTIVATION_EQUATIONS: dict[str, tuple[str, str]] = {
     "hardtanh": ("clip({z}, -1, 1)", "int({z} > -1) * int({z} < 1)"),
     "relu6": ("clip({z}, 0, 6)", "int({z} > 0) * int({z} < 6)"),
     "clip": ("clip({z}, {alpha}, {high})", "int({z} > {alpha}) * int({z} < {high})"),
+    "gelu": ("0.5 * {z} * hwbp_erfc(-0.7071067811865476 * {z})",
+             "(0.5 * hwbp_erfc(-0.7071067811865476 * {z}) + 0.3989422804014327 * {z} * exp(-0.5 * {z}**2))"),
     "gelu_tanh": ("0.5 * {z} * (1 + tanh(0.7978845608028654 * ({z} + 0.044715 * {z}**3)))",
                   "(0.5 * (1 + tanh(0.7978845608028654 * ({z} + 0.044715 * {z}**3))) + 0.5 * {z} * "
                   "(1 - tanh(0.7978845608028654 * ({z} + 0.044715 * {z}**3))**2) * 0.7978845608028654 * "

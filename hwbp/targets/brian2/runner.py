@@ -27,6 +27,7 @@ import numpy as np
 
 from hwbp.errors import BackendError, ConfigError
 from hwbp.state import State, Trace
+from hwbp.targets.brian2.functions import erfc_function
 from hwbp.targets.brian2.model import Brian2Model, connectivity
 from hwbp.targets.brian2.stages import RK4_STAGES, rk4_stages
 from hwbp.types import Batch
@@ -90,6 +91,8 @@ def _objects(b2: Any, model: Brian2Model, batch: Batch, initial: State, params: 
              method: str, dt_s: float, n_steps: int, theta: float | None) -> tuple[dict[str, Any], list[Any]]:
     system = model.system
     ns = {"tau": system.tau_s * b2.second, "beta": float(system.beta)}
+    if any("hwbp_erfc(" in g.equations for g in model.groups):
+        ns["hwbp_erfc"] = erfc_function(b2)
     staged = method == "rk4"
     if staged:  # one RK4 stage per clock tick (module docstring)
         ns.update(h=dt_s * b2.second, n_ticks=RK4_STAGES * n_steps)

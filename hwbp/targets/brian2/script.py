@@ -12,6 +12,7 @@ import inspect
 import textwrap
 from typing import Any, Mapping
 
+from hwbp.targets.brian2.functions import erfc_function
 from hwbp.targets.brian2.model import Brian2Model, presynaptic_variable, source_outputs
 from hwbp.targets.brian2.stages import rk4_stages
 
@@ -36,10 +37,12 @@ Depth L = {depth}; the defaults run for {duration:g} tau.
 """
 
 import argparse
+import math
 import os
 import re
 import shutil
 import tempfile
+from typing import Any
 
 import numpy as np
 import brian2 as b2
@@ -68,6 +71,8 @@ def dense(n_pre, n_post, batch, weight=None):
 
 {rk4_source}
 
+{erfc_source}
+
 def pair_group(n, equations, method, ns, tick, name):
     """A population's NeuronGroup.  Brian2 sums synaptic inputs once per clock tick, so
     its own rk4 would hold them over the four stages; under rk4 the group takes one
@@ -86,7 +91,7 @@ def build(p, x, y, dt, steps, method):
     dt / 4, one stage per tick).  Returns the Network and the groups by name."""
     B = len(y)
     tick = dt / 4 if method == "rk4" else dt
-    ns = {{"tau": tau, "beta": beta, "h": dt, "n_ticks": 4 * steps}}
+    ns = {{"tau": tau, "beta": beta, "h": dt, "n_ticks": 4 * steps, "hwbp_erfc": erfc_function(b2)}}
     G, S = {{}}, {{}}
 '''
 
@@ -174,9 +179,9 @@ if __name__ == "__main__":
 '''
 
 
-def _rk4_source() -> str:
-    """The source of :func:`~hwbp.targets.brian2.stages.rk4_stages`, for the script."""
-    return inspect.getsource(rk4_stages).rstrip("\n") + "\n"
+def _source(fn: Any) -> str:
+    """The source of ``fn`` (a self-contained function of hwbp's), for the script."""
+    return inspect.getsource(fn).rstrip("\n") + "\n"
 
 
 def _block(text: str, indent: str) -> str:
@@ -203,7 +208,7 @@ def render_script(model: Brian2Model, npz_name: str, defaults: Mapping[str, Any]
     out = [_HEADER.format(name=system.name, source=source, script=f"{stem}.py", depth=system.depth,
                           duration=defaults["duration"], npz=npz_name, tau=float(system.tau_s),
                           beta=float(system.beta), loss=system.loss.function, terms="".join(terms),
-                          rk4_source=_rk4_source())]
+                          rk4_source=_source(rk4_stages), erfc_source=_source(erfc_function))]
     for g in model.groups:
         q = f"G[{g.name!r}]"
         if g.is_input:
