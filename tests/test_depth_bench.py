@@ -61,3 +61,35 @@ def test_benchmark_over_local_cluster_matches_in_process(tmp_path) -> None:
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
     assert strip(_rows(tmp_path / "a" / "results.csv")) == strip(_rows(tmp_path / "b" / "results.csv"))
     assert _rows(tmp_path / "a" / "budget.csv") == _rows(tmp_path / "b" / "budget.csv")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_dyadic_gradient_is_backprop_at_depth_128(activation) -> None:
+    """T = 2L unit steps from the forward pass at depth 128, width 32, on a batch of 64
+    digits: cosine to backprop >= 0.999999 (the bound of the benchmark)."""
+    import runs
+    from hwbp.data import load_dataset
+    from hwbp.models import depth_resmlp
+    from hwbp.oracle import exact_gradients
+    from hwbp.train import get_source, gradient_cosine
+
+    data = load_dataset("digits")
+    graph = depth_resmlp(data.n_features, 32, data.n_classes, 128, activation=activation, seed=0).with_loss("mse")
+    batch = runs.heldout_batch(data, data.n_classes)
+    grads = runs.source_for("dyadic", 128)(graph, batch).parameters
+    assert gradient_cosine(grads, exact_gradients(graph, batch).parameters) >= 0.999999
+    short = get_source("reference", options={"steps": 127}, initial="forward-manifold")(graph, batch).parameters
+    assert gradient_cosine(short, exact_gradients(graph, batch).parameters) < 0.999999  # L - 1 steps: layer 1 lacks credit
+
+
+def test_committed_results_cover_the_default_size() -> None:
+    """The committed table is the default size, and its dyadic rows meet the bound."""
+    rows = _rows(ROOT / "sims" / "depth" / "results.csv")
+    assert {int(r["depth"]) for r in rows} == {8, 16, 32, 64, 128}
+    assert {r["dataset"] for r in rows} == {"mnist5k", "digits"} and {r["activation"] for r in rows} == {"relu", "tanh"}
+    assert {r["method"] for r in rows} == {"bp", "dyadic", "pc", "pc-alm"} and {r["seed"] for r in rows} == {"0", "1", "2"}
+    assert len(rows) == 2 * 2 * 5 * 4 * 3
+    assert min(float(r["grad_cosine"]) for r in rows if r["method"] == "dyadic") >= 0.999999
+    header = (ROOT / "sims" / "depth" / "results.md").read_text().splitlines()[2]
+    assert header == "- command: `python sims/depth/run.py`"
