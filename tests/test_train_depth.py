@@ -75,6 +75,17 @@ def test_baselines_train_through_the_same_interface(digits, name: str) -> None:
     assert r.loss[-1] < r.loss[0]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend,options", [("spice", {}), ("brian2", {"dt": 0.1}), ("lava", {})])
+def test_every_backend_trains_the_depth_model(digits, backend: str, options: dict) -> None:
+    """The depth studies' model (fixed gains, source-side activations) on every backend,
+    through the same interface: three steps whose gradients are backprop's."""
+    g = depth_resmlp(64, 6, 10, 3, activation="tanh", seed=1).with_loss("mse")
+    r = _run(g, digits, get_source(backend, options=options), TrainConfig(1, 8, "sgd", 0.05, 0), max_steps=3,
+             track_cosine=True)
+    assert len(r.cosine) == 3 and min(r.cosine) > 1 - 1e-9, r.cosine
+
+
 def test_cli_trains_depth_model_and_exports(tmp_path, capsys) -> None:
     out = tmp_path / "m.onnx"
     code = main(["train", "--depth", "4", "--width", "8", "--backend", "pc-alm", "--steps", "6", "--dual-step", "0.5",
