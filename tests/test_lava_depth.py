@@ -25,6 +25,7 @@ from hwbp.targets.lava.fixed import numpy_model, run_fixed
 from hwbp.verify import compare, read_gradients
 
 from conftest import make_batch
+from lava_helpers import replay_fixed_on_chip
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: A dropped gain (1/sqrt(N L) = 1/4 here) or a dropped φ leaves gradients far off: the
@@ -138,10 +139,8 @@ def test_fixed_on_chip_with_gains_equals_numpy_replay() -> None:
     at ``eta_bits = 24 + 2 ceil(-log2 g)``), the bias's ``lr e``; the host reads ``W`` back
     as ``W_int 2**exp / g``."""
     from hwbp.targets.lava.fixed import FixedFormat
-    from hwbp.targets.lava.lavaproc.fixed_models import learn_fixed, source_fixed, to_payload
     from hwbp.targets.lava.onchip import train_on_chip
     from hwbp.train import TrainConfig
-    from hwbp.types import Batch
 
     rng = np.random.default_rng(1)
     x, labels = rng.standard_normal((8, 5)), rng.integers(0, 3, 8)
@@ -149,28 +148,9 @@ def test_fixed_on_chip_with_gains_equals_numpy_replay() -> None:
     opts = get_backend("lava").options({"precision": "fixed", "on_chip": True, "weight_bits": 10})
     cfg = TrainConfig(epochs=1, batch_size=4, optimizer="sgd", lr=0.5, seed=3)
     res = train_on_chip(g, x, labels, cfg, opts, progress=False)
-    system = lower(g)
-    fmt = FixedFormat.for_system(system, opts)
-    order = np.random.default_rng(cfg.seed).permutation(len(x))
-    keys = [(p.name, k) for p in system.populations for k, t in enumerate(p.terms) if t.weight is not None]
+    system, fmt, keys = replay_fixed_on_chip(g, x, labels, cfg, opts)
     terms = {key: system.population(key[0]).terms[key[1]] for key in keys}
     assert {terms[k].gain for k in keys} == {1 / np.sqrt(5), 1 / 4}
-    rngs = {key: np.random.default_rng(cfg.seed * 7919 + i) for i, key in enumerate(keys)}
-    for blk in range(2):
-        idx = order[blk * 4:(blk + 1) * 4]
-        batch = Batch({"x": x[idx]}, np.eye(3)[labels[idx]])
-        m, _, gates = numpy_model(fmt, system, batch, initial_state(system, batch, "zeros"), 2 * system.depth)
-        w, b = dict(fmt.weight), dict(fmt.bias)
-        for key in keys:
-            t = terms[key]
-            bits = 24 + 2 * int(np.ceil(-np.log2(t.gain)))
-            src = fmt.to_int(batch.x[t.source]) if t.source == "x" else m[t.source]
-            prm = {**fmt.term_params[key], "eta_int": int(np.rint(cfg.lr / 4 * t.gain ** 2 * 2 ** bits)),
-                   "eta_bias_int": int(np.rint(cfg.lr / 4 * 2 ** bits)), "eta_bits": bits, "exp": fmt.exp[key],
-                   "weight_bits": 10, "has_bias": True}
-            phi_msg = source_fixed(to_payload(src, fmt.shift, fmt.payload_bits), prm)[0]
-            w[key], b[key] = learn_fixed(w[key], b[key], gates[key], phi_msg, prm, rngs[key])
-        fmt = dataclasses.replace(fmt, weight=w, bias=b)
     q0 = FixedFormat.for_system(system, opts).weight
     for key in keys:
         t = terms[key]

@@ -3,17 +3,18 @@ exact backprop gradients; fixed point equals a numpy replay of the same integer 
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
 
-from hwbp.backend import get_backend, initial_state
+from hwbp.backend import get_backend
 from hwbp.errors import ConfigError
 from hwbp.lower import lower
 from hwbp.models import random_mlp
 from hwbp.train import TrainConfig, get_source, train
 from hwbp.types import Batch
+
+from lava_helpers import replay_fixed_on_chip
 
 #: Float on-chip updates against host SGD with oracle gradients: the same arithmetic up
 #: to float64 round-off, accumulated over a few updates.
@@ -43,34 +44,16 @@ def test_float_on_chip_equals_host_sgd_with_exact_gradients() -> None:
 
 
 def test_fixed_on_chip_equals_numpy_replay() -> None:
-    from hwbp.targets.lava.fixed import FixedFormat, numpy_model
-    from hwbp.targets.lava.lavaproc.fixed_models import ETA_BITS, learn_fixed, to_payload
+    from hwbp.targets.lava.fixed import FixedFormat
     from hwbp.targets.lava.onchip import train_on_chip
 
     x, labels = _data(8, seed=1)
     g = _graph()
-    lava = get_backend("lava")
-    opts = lava.options({"precision": "fixed", "on_chip": True, "weight_bits": 8})
+    opts = get_backend("lava").options({"precision": "fixed", "on_chip": True, "weight_bits": 8})
     cfg = TrainConfig(epochs=1, batch_size=4, optimizer="sgd", lr=0.5, seed=3)
     res = train_on_chip(g, x, labels, cfg, opts, progress=False)
     # replay: the same blocks, the numpy integer model, the same update rule and draws
-    system = lower(g)
-    fmt = FixedFormat.for_system(system, opts)
-    order = np.random.default_rng(cfg.seed).permutation(len(x))
-    keys = [(p.name, k) for p in system.populations for k, t in enumerate(p.terms) if t.weight is not None]
-    rngs = {key: np.random.default_rng(cfg.seed * 7919 + 0 * 104729 + i) for i, key in enumerate(keys)}
-    eta = int(np.rint(cfg.lr / 4 * 2 ** ETA_BITS))
-    for blk in range(2):
-        idx = order[blk * 4:(blk + 1) * 4]
-        batch = Batch({"x": x[idx]}, np.eye(3)[labels[idx]])
-        m, _, gates = numpy_model(fmt, system, batch, initial_state(system, batch, "zeros"), 2 * system.depth)
-        w, b = dict(fmt.weight), dict(fmt.bias)
-        for key in keys:
-            src = system.population(key[0]).terms[key[1]].source
-            u = to_payload(fmt.to_int(batch.x[src]) if src == "x" else m[src], fmt.shift, fmt.payload_bits)
-            prm = {**fmt.term_params[key], "eta_int": eta, "exp": fmt.exp[key], "weight_bits": 8, "has_bias": True}
-            w[key], b[key] = learn_fixed(w[key], b[key], gates[key], u, prm, rngs[key])
-        fmt = dataclasses.replace(fmt, weight=w, bias=b)
+    system, fmt, keys = replay_fixed_on_chip(g, x, labels, cfg, opts)
     for key in keys:
         t = system.population(key[0]).terms[key[1]]
         assert np.array_equal(res.graph.parameters()[t.weight], fmt.weight[key] * 2.0 ** fmt.exp[key])

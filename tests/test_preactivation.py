@@ -117,7 +117,7 @@ def test_dyadic_cosine_at_depth_128(activation: str) -> None:
     assert _max_rel(grads, exact) < 1e-10
 
 
-def test_spice_realizes_gains_and_refuses_source_side_nonlinearity() -> None:
+def test_spice_realizes_gains_and_source_side_nonlinearity() -> None:
     from dataclasses import replace
 
     from spice_helpers import require_ngspice
@@ -136,9 +136,17 @@ def test_spice_realizes_gains_and_refuses_source_side_nonlinearity() -> None:
     spice = get_backend("spice")
     st = spice.simulate(s, b, {"analysis": "op"}).state
     assert _max_rel(read_gradients(s, st, b), exact_gradients(g, b)) < 1e-8
-    deep = lower(depth_resmlp(4, 3, 2, 3, activation="tanh").with_loss("mse"))
-    with pytest.raises(ModelError, match="source-side nonlinearity"):
-        spice.compile(deep, spice.options({"analysis": "op"}))
+    deep_graph = depth_resmlp(4, 3, 2, 3, activation="tanh").with_loss("mse")
+    deep = lower(deep_graph)
+    db = make_batch(deep_graph, 2, seed=1)
+    st = spice.simulate(deep, db, {"analysis": "op"}).state
+    assert _max_rel(read_gradients(deep, st, db), exact_gradients(deep_graph, db)) < 1e-10
+    bad = replace(deep, populations=(replace(deep.populations[0]), replace(
+        deep.populations[1], terms=(deep.populations[1].terms[0],
+                                    replace(deep.populations[1].terms[1], source_activation="clip"))),
+        *deep.populations[2:]))
+    with pytest.raises(ModelError, match="source-side activation 'clip' has no cell"):
+        spice.compile(bad, spice.options({"analysis": "op"}))
 
 
 def test_equations_show_gain_and_source_side_nonlinearity() -> None:
