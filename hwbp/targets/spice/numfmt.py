@@ -9,11 +9,11 @@ numpy:
   ``|v| * 10**k`` is a double-double product (Dekker's exact two-product with
   ``10**k`` held as a double-double from a table made with exact fractions), whose
   error is below 1e-14 of a unit of the last digit, so rounding to the nearest integer
-  is correct except within 1e-9 of a tie; those values (and zeros' sign aside,
-  non-finite, subnormal or beyond 1e280 values) are formatted by Python itself, so the
-  output always equals ``'%.17g' % v``;
+  is correct except within 1e-9 of a tie; those values, and non-finite, subnormal or
+  beyond-1e280 ones, are formatted by Python itself, so the output always equals
+  ``'%.17g' % v``;
 * the characters are laid out in a fixed-width ``uint8`` matrix in which unused cells
-  are NUL; removing the NULs (``bytes.replace``) leaves the text.
+  are NUL; deleting the NULs (``bytes.translate``) leaves the text.
 
 17 significant digits always read back to the same double (ngspice included).
 :func:`layer_blocks` builds the G-element lines of a dense synapse layer the same way:
