@@ -189,11 +189,16 @@ def layer_blocks(rows: Sequence[Sequence[str]], cols: Sequence[Sequence[str]], v
     mats = {"r": [padded(r) for r in rows], "c": [padded(c) for c in cols]}
     width = sum(VALUE_WIDTH if kind == "v" else mats[kind][k].shape[1] for line in lines for kind, k in line)
     step = max(1, BLOCK_BYTES // max(1, n_c * width))
+    # one character matrix, reused block after block; numpy writes into the bytearray's
+    # memory, which bytearray.translate then reads without another copy
+    store = bytearray(min(step, n_r) * n_c * width)
     parts = []
     for r0 in range(0, n_r, step):
         r1 = min(n_r, r0 + step)
+        size = (r1 - r0) * n_c * width
+        block = store if size == len(store) else bytearray(size)
+        buf = np.frombuffer(block, np.uint8).reshape(r1 - r0, n_c, width)
         vm = g17_matrix(values[r0:r1]).reshape(r1 - r0, n_c, VALUE_WIDTH)
-        buf = np.empty((r1 - r0, n_c, width), np.uint8)
         at = 0
         for line in lines:
             for kind, k in line:
@@ -208,5 +213,6 @@ def layer_blocks(rows: Sequence[Sequence[str]], cols: Sequence[Sequence[str]], v
                     m = mats["c"][k]
                     buf[:, :, at:at + m.shape[1]] = m[None, :, :]
                     at += m.shape[1]
-        parts.append(buf.tobytes().translate(None, b"\0")[:-1].decode("ascii"))
+        del buf  # release the export before the bytearray is read
+        parts.append(block.translate(None, b"\0")[:-1].decode("ascii"))
     return parts
