@@ -89,3 +89,33 @@ def test_bad_scheduler_options_are_one_line_errors(bad: dict) -> None:
     system, batch = _case(size=1)
     with pytest.raises(ConfigError, match="--spice-scheduler"):
         run_spice(system, batch, analysis="op", **bad)
+
+
+def test_tran_sample_netlists_expand_to_each_samples_whole_netlist() -> None:
+    """``s<b>.cir`` with its ``.include`` lines replaced by the files they name is, line
+    for line, the netlist a process of its own would run for sample ``b``."""
+    from hwbp.targets.spice.build import build_circuit
+    from hwbp.targets.spice.diagnose import tran_options
+    from hwbp.targets.spice.ngspice import BatchRunner
+
+    system, batch = _case(size=3)
+    c = build_circuit(system)
+    stims = [stimulus_of(c, batch, b) for b in range(3)]
+    ics = [{n: 0.1 * b + 0.01 * i for i, n in enumerate(c.saved_nodes()[:20])} for b in range(3)]
+    runner, opts = BatchRunner(), tran_options(5e-8, 1e-7)
+    files = runner._tran_files(c, stims, ics, ".tran 5e-08 4e-06 0 5e-08", c.saved_nodes(), opts, first=7)
+    assert sorted(k for k in files if k.startswith("s")) == ["s7.cir", "s8.cir", "s9.cir"]
+    for b in range(3):
+        whole = runner.writer.write(c, stimulus=stims[b], analyses=(".tran 5e-08 4e-06 0 5e-08",),
+                                    save=c.saved_nodes(), initial=ics[b], extra_options=opts)
+        expanded = "".join(files[ln.split()[1]] if ln.startswith(".include ") else ln + "\n"
+                           for ln in files[f"s{7 + b}.cir"].splitlines())
+        assert expanded == whole
+    assert files["s7.cir"] != files["s8.cir"]  # the samples' own lines do differ
+    assert sum(len(t) for k, t in files.items() if k.startswith("s")) < sum(len(t) for t in files.values()) / 2
+
+
+def stimulus_of(circuit, batch, b):
+    from hwbp.targets.spice.build import stimulus
+
+    return stimulus(circuit, {k: v[b] for k, v in batch.x.items()}, batch.y[b])

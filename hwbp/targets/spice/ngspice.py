@@ -40,7 +40,7 @@ from hwbp.targets.spice.diagnose import (
     APT_HINT, check_timeout, classify, find_ngspice, missing_results, ngspice_version, tran_options,
 )
 from hwbp.targets.spice.jobs import Job, JobResult, pool
-from hwbp.targets.spice.model import Circuit
+from hwbp.targets.spice.model import Circuit, Element
 from hwbp.targets.spice.writer import SWEEP_NODE, NgspiceWriter
 
 if TYPE_CHECKING:
@@ -189,8 +189,8 @@ class BatchRunner:
         fmt = "binary" if self.raw_format == "binary" else "ascii"
 
         def build(r: range):
-            files = {f"s{b}.cir": self.writer.write(circuit, stimulus=stimuli[b], analyses=(analysis,), save=nodes,
-                                                    initial=initials[b], extra_options=opts) for b in r}
+            files = self._tran_files(circuit, [stimuli[b] for b in r], [initials[b] for b in r], analysis, nodes,
+                                     opts, first=r.start)
             commands = ["set noaskquit", f"set filetype={fmt}", "set appendwrite"]
             for b in r:
                 commands += [f"source s{b}.cir", "run", "write @RAW@", "destroy all", "remcirc"]
@@ -208,6 +208,48 @@ class BatchRunner:
 
         parts = self._execute(lambda k: split_work(len(stimuli), k), build)
         return [run for part in parts for run in part]
+
+
+    def _tran_files(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]],
+                    initials: Sequence[Mapping[str, float]], analysis: str, nodes: Sequence[str],
+                    options: Mapping[str, str], first: int = 0) -> dict[str, str]:
+        """The netlists of consecutive samples ``first, first + 1, ...``: ``s<b>.cir`` per
+        sample holds only what differs between samples (its input and target sources and
+        its ``.ic`` lines), in place, and includes the runs of lines between them
+        (``c<i>.cir``, written once).  Each ``s<b>.cir`` therefore reads as the whole netlist
+        of its sample, line for line."""
+        lines = self.writer.write(circuit, stimulus=stimuli[0], analyses=(analysis,), save=nodes,
+                                  initial=initials[0], extra_options=options).split("\n")[:-1]
+        sources = {e.name: e for sec in circuit.sections for e in sec.items
+                   if isinstance(e, Element) and e.name in stimuli[0]}
+        parts: list[object] = []  # common text (str), a source (Element) or the k-th .ic line (int)
+        common: list[str] = []
+        n_ic = 0
+        for ln in lines[1:]:  # the title stays the first line of each sample's netlist
+            head = ln.split(" ", 1)[0]
+            vary: object = sources.get(head) if head in sources else (n_ic if ln.startswith(".ic ") else None)
+            if vary is None:
+                common.append(ln)
+                continue
+            if common:
+                parts.append("\n".join(common))
+                common = []
+            parts.append(vary)
+            n_ic += isinstance(vary, int)
+        if common:
+            parts.append("\n".join(common))
+        files = {f"c{i}.cir": text + "\n" for i, text in enumerate(p for p in parts if isinstance(p, str))}
+        for k, (stim, ic) in enumerate(zip(stimuli, initials)):
+            ics = self.writer.initial(ic)
+            out, n_common = [lines[0]], 0
+            for part in parts:
+                if isinstance(part, str):
+                    out.append(f".include c{n_common}.cir")
+                    n_common += 1
+                else:
+                    out.append(ics[part] if isinstance(part, int) else self.writer.element(part, stim))
+            files[f"s{first + k}.cir"] = "\n".join(out) + "\n"
+        return files
 
 
 def get_runner(mode: str = "batch", **options) -> "BatchRunner | SharedRunner":
