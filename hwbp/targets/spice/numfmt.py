@@ -48,8 +48,8 @@ def _pow10_table() -> tuple[np.ndarray, np.ndarray]:
 _HI, _LO = _pow10_table()
 #: Dekker's splitter 2**27 + 1.
 _SPLIT = 134217729.0
-#: 0..9999 as four ASCII digits, packed in one uint32 each.
-_LUT4 = np.frombuffer(b"".join(b"%04d" % i for i in range(10000)), dtype=np.uint32)
+#: 0..9999 as four ASCII digits packed in one little-endian uint32 each (byte b: digit b).
+_LUT4 = np.frombuffer(b"".join(b"%04d" % i for i in range(10000)), dtype="<u4")
 #: Trailing zero digits of 0..9999 written with four digits.
 _TZ4 = np.array([4 if i == 0 else len(str(i)) - len(str(i).rstrip("0")) for i in range(10000)], np.int8)
 _E16, _E17 = 10 ** 16, 10 ** 17
