@@ -119,3 +119,20 @@ def stimulus_of(circuit, batch, b):
     from hwbp.targets.spice.build import stimulus
 
     return stimulus(circuit, {k: v[b] for k, v in batch.x.items()}, batch.y[b])
+
+
+@pytest.mark.slow
+def test_cli_verify_on_a_local_dask_cluster(tmp_path, capsys) -> None:
+    import json
+
+    from hwbp.cli import main
+    from hwbp.io import save_model
+
+    save_model(mlp(3, 6, "tanh", seed=2), tmp_path / "m.hwbp")
+    report = tmp_path / "r.json"
+    code = main(["verify", str(tmp_path / "m.hwbp"), "--backend", "spice", "--random-batch", "3",
+                 "--spice-scheduler", "local", "--spice-workers", "2", "--report", str(report)])
+    assert code == 0, capsys.readouterr().err
+    settle = json.loads(report.read_text())["settle"]
+    assert settle["scheduler"] == "local" and settle["workers"] == 2
+    assert any(s.startswith("/") and "ngspice-" in s for s in settle["ngspice_ran"])
