@@ -127,7 +127,7 @@ class SpiceBackendOptions(Options):
     c_f: float = option(1e-9, "node capacitance C (default: 1e-9); tau = R*C", unit="F")
     cells: str | None = option(None, "directory of replacement cells (same file and subcircuit names as "
                                      "the shipped ones; missing ones come from hwbp)", flag="--cells")
-    timeout_s: float = option(600.0, "ngspice time limit (default: 600)", unit="s", flag="--timeout")
+    timeout_s: float = option(600.0, "ngspice time limit per sample (default: 600)", unit="s", flag="--timeout")
     duration: float | None = option(None, ".tran: duration (default: max(12L, 24))", unit="tau")
     step: float = option(0.05, ".tran: output step", unit="tau", cli=False)
     settle_tol: float = option(1e-4, ".tran: relative tolerance of the reported settling time", cli=False)
