@@ -175,19 +175,22 @@ def padded(strings: Sequence[str]) -> np.ndarray:
     return arr.view(np.uint8).reshape(len(strings), arr.dtype.itemsize)
 
 
-def layer_blocks(rows: Sequence[Sequence[str]], cols: Sequence[Sequence[str]], values: np.ndarray,
-                 lines: Sequence[Sequence[tuple[str, int]]]) -> list[str]:
+def layer_blocks(rows: Sequence[Sequence[str]], cols: Sequence[Sequence[str]],
+                 values: np.ndarray | Sequence[np.ndarray], lines: Sequence[Sequence[tuple[str, int]]]) -> list[str]:
     """Text of a dense layer: for every row ``j`` and column ``i`` (row-major) the
     ``lines``, each a sequence of pieces ``("r", k)`` (``rows[k][j]``), ``("c", k)``
-    (``cols[k][i]``) or ``("v", 0)`` (``'%.17g' % values[j, i]``, ending the line).
+    (``cols[k][i]``) or ``("v", k)`` (``'%.17g' % values[k][j, i]``, ending the line;
+    ``values`` is one ``(rows, cols)`` array or a sequence of them).
 
     Rows are written in blocks of about :data:`BLOCK_BYTES` of character matrix, so
     the working memory stays small and in cache whatever the layer's size; the result
     is one text per block, its lines joined by newlines, with no newline at the end
     (``"\\n".join`` of the blocks is the layer's text)."""
-    n_r, n_c = values.shape
+    arrays = [values] if isinstance(values, np.ndarray) else list(values)
+    n_r, n_c = arrays[0].shape
     mats = {"r": [padded(r) for r in rows], "c": [padded(c) for c in cols]}
     width = sum(VALUE_WIDTH if kind == "v" else mats[kind][k].shape[1] for line in lines for kind, k in line)
+    used = sorted({k for line in lines for kind, k in line if kind == "v"})
     step = max(1, BLOCK_BYTES // max(1, n_c * width))
     # one character matrix, reused block after block; numpy writes into the bytearray's
     # memory, which bytearray.translate then reads without another copy
@@ -198,12 +201,12 @@ def layer_blocks(rows: Sequence[Sequence[str]], cols: Sequence[Sequence[str]], v
         size = (r1 - r0) * n_c * width
         block = store if size == len(store) else bytearray(size)
         buf = np.frombuffer(block, np.uint8).reshape(r1 - r0, n_c, width)
-        vm = g17_matrix(values[r0:r1]).reshape(r1 - r0, n_c, VALUE_WIDTH)
+        vms = {k: g17_matrix(arrays[k][r0:r1]).reshape(r1 - r0, n_c, VALUE_WIDTH) for k in used}
         at = 0
         for line in lines:
             for kind, k in line:
                 if kind == "v":
-                    buf[:, :, at:at + VALUE_WIDTH] = vm
+                    buf[:, :, at:at + VALUE_WIDTH] = vms[k]
                     at += VALUE_WIDTH
                 elif kind == "r":
                     m = mats["r"][k]

@@ -230,14 +230,24 @@ def get_writer(dialect: str = "ngspice") -> SpiceWriter:
 def _device_synapses(s: SynapseArray) -> list[str]:
     """A device instance's synapses as primitive G elements: the forward device
     ``G{prefix}f_j_i`` (``conductance_s``) and the backward device ``G{prefix}b_j_i``
-    (``backward_s``), each its own value."""
+    (``backward_s``), each its own value (17 significant digits, as every conductance);
+    a dense array in a few text blocks (:func:`~hwbp.targets.spice.numfmt.layer_blocks`)."""
+    if s.mask is None:
+        rows = range(s.conductance_s.shape[0])
+        heads = ([f"G{s.prefix}f_{j}_" for j in rows], [f"{b} " for b in s.post])
+        cols = ([f"{i} 0 " for i in range(len(s.pre))], [f"{u} 0 " for u in s.pre])
+        fwd = (("r", 0), ("c", 0), ("r", 1), ("c", 1), ("v", 0))
+        if s.gate is None:
+            return layer_blocks(heads, cols, [s.conductance_s], (fwd,))
+        heads += ([f"G{s.prefix}b_{j}_" for j in rows], [f"{g} 0 " for g in s.gate])
+        cols += ([f"{i} 0 {d} " for i, d in enumerate(s.sens)],)
+        bwd = (("r", 2), ("c", 2), ("r", 3), ("v", 1))
+        return layer_blocks(heads, cols, [s.conductance_s, s.backward_s], (fwd, bwd))
     out: list[str] = []
-    fwd, bwd = s.conductance_s.tolist(), s.backward_s.tolist()
-    for j, post in enumerate(s.post):
-        for i, pre in enumerate(s.pre):
-            if s.mask is not None and not s.mask[j, i]:
-                continue  # no device where a structured layer has no synapse
-            out.append(f"G{s.prefix}f_{j}_{i} 0 {post} {pre} 0 {fwd[j][i]!r}")
-            if s.gate is not None:
-                out.append(f"G{s.prefix}b_{j}_{i} 0 {s.sens[i]} {s.gate[j]} 0 {bwd[j][i]!r}")
+    rows, cols = np.nonzero(s.mask)  # no device where a structured layer has no synapse
+    fwd, bwd = g17_strings(s.conductance_s[rows, cols]), g17_strings(s.backward_s[rows, cols])
+    for j, i, f, b in zip(rows.tolist(), cols.tolist(), fwd, bwd):
+        out.append(f"G{s.prefix}f_{j}_{i} 0 {s.post[j]} {s.pre[i]} 0 {f}")
+        if s.gate is not None:
+            out.append(f"G{s.prefix}b_{j}_{i} 0 {s.sens[i]} {s.gate[j]} 0 {b}")
     return out
