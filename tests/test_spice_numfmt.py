@@ -83,3 +83,24 @@ def test_writer_synapse_lines(flat: bool, backward: bool) -> None:
                 back = f" {gate[j]} {sens[i]}" if backward else ""
                 want.append(f"Xs_1_0_{j}_{i} {pre[i]} {post[j]}{back} hwbp_synapse g={v}")
     assert "\n".join(NgspiceWriter().synapses(s)) == "\n".join(want)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_writer_device_synapse_lines(masked: bool) -> None:
+    """A device instance's forward and backward devices, each its own conductance."""
+    from hwbp.targets.spice.model import SynapseArray
+    from hwbp.targets.spice.writer import NgspiceWriter
+
+    rng = np.random.default_rng(4)
+    fwd, bwd = rng.standard_normal((3, 4)) * 1e-3, rng.standard_normal((3, 4)) * 1e-3
+    mask = rng.random((3, 4)) < 0.6 if masked else None
+    pre, post = tuple(f"u{i}" for i in range(4)), tuple(f"a{j}" for j in range(3))
+    gate, sens = tuple(f"g{j}" for j in range(3)), tuple(f"s{i}" for i in range(4))
+    s = SynapseArray("Xs_1_0", "hwbp_synapse", pre, post, gate, sens, fwd, mask=mask, backward_s=bwd)
+    want = []
+    for j in range(3):
+        for i in range(4):
+            if mask is None or mask[j, i]:
+                want.append(f"GXs_1_0f_{j}_{i} 0 {post[j]} {pre[i]} 0 {'%.17g' % fwd[j, i]}")
+                want.append(f"GXs_1_0b_{j}_{i} 0 {sens[i]} {gate[j]} 0 {'%.17g' % bwd[j, i]}")
+    assert "\n".join(NgspiceWriter().synapses(s)) == "\n".join(want)
