@@ -1,9 +1,13 @@
 """SPICE target figures, side by side in one run (a plain script; prints, asserts nothing).
 
-1. Emission: build and write the 784-256-256-10 MLP's netlist; G elements per second.
+1. Emission: build and write the 784-256-256-10 MLP's netlist; G elements per second,
+   beside the same deck written with per-element Python float formatting (the
+   previous writer, kept here as the reference; the two texts must be identical).
 2. ``.op`` of the 784-256-256-10 MLP (default realization): the first sample, and the
    rate of the following samples of a batch solved in the same ngspice process.
-3. ``.tran`` of a 64-64-64-10 MLP for 12 L tau from a random state.
+3. ``.tran`` of a 64-64-64-10 MLP for 12 L tau from a random state; then a batch of
+   ``--tran-batch`` samples in one ngspice process beside the same samples run one at
+   a time (one process each), and whether the results are identical.
 4. Both realizations at ~50k synapses (128-128-128-128-10), ``.op``, and their ratio.
 5. End to end, ``verify`` (the API under ``hwbp verify --backend spice``) of one
    sample: 784-256-256-10, 256-256-256-256-10, a 64-wide MLP of depth 8.
@@ -12,7 +16,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_spice.py [--quick] [--batch 4]
+    .venv/bin/python benchmarks/bench_spice.py [--quick] [--batch 4] [--tran-batch 4]
 
 ``--quick`` skips the end-to-end section.  Times are wall clock on whatever else the
 machine is doing, with the CPU time (this process and ngspice) beside them and the
@@ -86,14 +90,39 @@ def _run(sizes, batch_size: int = 1, **options) -> tuple[Clock, int, dict]:
     return c, art.data.synapse_count, res.settle
 
 
+class PerElementWriter(NgspiceWriter):
+    """The previous writer's dense synapse arrays: a row template per array and one
+    ``'{:.17g}'.format`` call per conductance (the reference the emission rate is
+    compared with)."""
+
+    def _flat_synapses(self, s: SynapseArray) -> list[str]:
+        g17 = "{:.17g}".format
+        tag = s.prefix[2:]
+        if s.gate is None:
+            cols = [f"Gsf{tag}_\x01_{i} 0 \x02 {u} 0 {{{i}}}" for i, u in enumerate(s.pre)]
+        else:
+            cols = [f"Gsf{tag}_\x01_{i} 0 \x02 {u} 0 {{{i}}}\nGsb{tag}_\x01_{i} 0 {d} \x03 0 {{{i}}}"
+                    for i, (u, d) in enumerate(zip(s.pre, s.sens))]
+        template = "\n".join(cols)
+        gates = s.gate if s.gate is not None else s.post
+        return [template.replace("\x01", str(j)).replace("\x02", post).replace("\x03", gate).format(*map(g17, row))
+                for j, (post, gate, row) in enumerate(zip(s.post, gates, s.conductance_s.tolist()))]
+
+
 def emission() -> None:
     system = lower(_net(MNIST))
-    with Clock() as k:
-        c = build_circuit(system)
-        text = NgspiceWriter().write(c)
+    rates = {}
+    for label, writer in (("per-element", PerElementWriter()), ("vectorized", NgspiceWriter())):
+        with Clock() as k:
+            c = build_circuit(system)
+            text = writer.write(c)
+        rates[label] = (k, text)
     n_g = _g_elements(c)
-    print(f"emission 784-256-256-10: {c.synapse_count:,} synapses, {n_g:,} G elements, {len(text) / 1e6:.1f} MB; "
-          f"build + write {k} -> {n_g / k.wall / 1e6:.2f} M G-elements/s wall, {n_g / k.cpu / 1e6:.2f} per CPU s")
+    (k0, t0), (k1, t1) = rates["per-element"], rates["vectorized"]
+    print(f"emission 784-256-256-10: {c.synapse_count:,} synapses, {n_g:,} G elements, {len(t1) / 1e6:.1f} MB; "
+          f"build + write {k1} -> {n_g / k1.wall / 1e6:.2f} M G-elements/s wall, {n_g / k1.cpu / 1e6:.2f} per CPU s; "
+          f"per-element formatting {k0} -> {n_g / k0.wall / 1e6:.2f} M/s wall ({k0.cpu / k1.cpu:.1f}x the CPU); "
+          f"texts identical: {t0 == t1}")
 
 
 def op_mnist(batch: int) -> None:
@@ -110,6 +139,32 @@ def tran_64() -> None:
     t, n, settle = _run((64, 64, 64, 10), analysis="tran")
     print(f".tran 64-64-64-10 ({DEFAULT_REALIZATION}, {n:,} synapses) for {settle['duration_tau']:g} tau "
           f"(12 L): {t}")
+
+
+def tran_batch(size: int) -> None:
+    """``size`` samples' ``.tran`` in one ngspice process vs one process per sample."""
+    from hwbp.backend import initial_state
+    from hwbp.state import State
+
+    sizes = (64, 64, 64, 10)
+    be = SpiceBackend()
+    g = _net(sizes)
+    system = lower(g)
+    art = be.compile(system, be.options({"analysis": "tran"}))
+    batch = _batch(g, size)
+    start = initial_state(system, batch, "random", 0)
+    with Clock() as whole:
+        res = be.run(art, batch, initial=start)
+    same = True
+    with Clock() as alone:
+        for b in range(size):
+            one = be.run(art, Batch({k: v[b:b + 1] for k, v in batch.x.items()}, batch.y[b:b + 1]),
+                         initial=State({k: v[b:b + 1] for k, v in start.mean.items()},
+                                       {k: v[b:b + 1] for k, v in start.tension.items()}))
+            same &= all(np.array_equal(res.trace.tension[k][:, b:b + 1], one.trace.tension[k]) for k in one.trace.tension)
+    print(f".tran {'-'.join(map(str, sizes))} batch of {size}: one ngspice process {whole}; one process per sample "
+          f"{alone}; per sample {whole.cpu / size:.2f} vs {alone.cpu / size:.2f} s CPU "
+          f"({alone.cpu / whole.cpu:.2f}x); identical traces: {same}")
 
 
 def realizations_50k() -> None:
@@ -161,11 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="skip the end-to-end section")
     p.add_argument("--batch", type=int, default=4, help="batch size for the following-sample rate (>= 2)")
+    p.add_argument("--tran-batch", type=int, default=4, help="samples of the one-process .tran batch (>= 1)")
     args = p.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     emission()
     op_mnist(max(2, args.batch))
     tran_64()
+    tran_batch(max(1, args.tran_batch))
     realizations_50k()
     cnn_digits()
     if not args.quick:

@@ -12,7 +12,9 @@ result carries the trace (time in units of tau) and the settling time.
 ``differential`` (default; mean and tension are the RC nodes, zero fill-in) or ``pair``
 (x+ and x- are the RC nodes, as a designer draws them).  Both are read back into the
 same state.  ``ngspice`` (or ``$HWBP_NGSPICE``) picks the binary and ``workers`` how
-many ngspice processes run at once; ``settle`` records the binary, its version, the
+many ngspice processes run at once (each a contiguous chunk of the batch: ``.op`` as
+one ``.dc`` sweep, ``.tran`` one sample after another); ``scheduler`` sends the chunks
+to a Dask cluster instead.  ``settle`` records the binary, its version, the
 realization and the solver options that ran.
 """
 
@@ -125,7 +127,7 @@ class SpiceBackendOptions(Options):
     c_f: float = option(1e-9, "node capacitance C (default: 1e-9); tau = R*C", unit="F")
     cells: str | None = option(None, "directory of replacement cells (same file and subcircuit names as "
                                      "the shipped ones; missing ones come from hwbp)", flag="--cells")
-    timeout_s: float = option(600.0, "ngspice time limit (default: 600)", unit="s", flag="--timeout")
+    timeout_s: float = option(600.0, "ngspice time limit per sample (default: 600)", unit="s", flag="--timeout")
     duration: float | None = option(None, ".tran: duration (default: max(12L, 24))", unit="tau")
     step: float = option(0.05, ".tran: output step", unit="tau", cli=False)
     settle_tol: float = option(1e-4, ".tran: relative tolerance of the reported settling time", cli=False)
@@ -141,17 +143,23 @@ class SpiceBackendOptions(Options):
                                   cli=False)
     ngspice: str | None = option(None, "ngspice executable (default: $HWBP_NGSPICE, else ngspice on PATH)",
                                  flag="--ngspice")
-    workers: int = option(1, "ngspice processes run at once (batch mode: .op batch chunks, .tran samples)",
+    workers: int = option(1, "ngspice processes run at once, each solving a contiguous chunk of the batch "
+                             "(batch mode); with --spice-scheduler local, the local Dask workers",
                           flag="--spice-workers")
+    scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
+                                         "ngspice: a scheduler address (tcp://host:8786) or 'local' (a local "
+                                         "cluster of --spice-workers workers)", flag="--spice-scheduler")
 
     def check(self) -> None:
         if self.duration is not None and self.analysis != "tran":
             raise ConfigError("--duration applies to --analysis tran (.op solves for the rest state directly)")
         if not (isinstance(self.workers, int) and self.workers >= 1):
             raise ConfigError(f"--spice-workers must be an integer >= 1, got {self.workers!r}")
-        if self.runner == "shared" and (self.ngspice is not None or self.workers != 1):
-            raise ConfigError("--ngspice and --spice-workers apply to --spice-mode batch (the shared library "
-                              "is one per process)")
+        if self.runner == "shared" and (self.ngspice is not None or self.workers != 1 or self.scheduler is not None):
+            raise ConfigError("--ngspice, --spice-workers and --spice-scheduler apply to --spice-mode batch (the "
+                              "shared library is one per process)")
+        if self.scheduler is not None and not (isinstance(self.scheduler, str) and self.scheduler.strip()):
+            raise ConfigError(f"--spice-scheduler must be a Dask scheduler address or 'local', got {self.scheduler!r}")
         self.spice_options()  # validates R, C and the tolerances
 
     def spice_options(self) -> SpiceOptions:
@@ -242,7 +250,8 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
          initial: str | State, seed: int) -> SimulationResult:
     analysis = opts.analysis
     check_batch(batch, analysis)
-    extra = {"executable": opts.ngspice, "workers": opts.workers} if opts.runner == "batch" else {}
+    extra = ({"executable": opts.ngspice, "workers": opts.workers, "scheduler": opts.scheduler}
+             if opts.runner == "batch" else {})
     run = get_runner(opts.runner, timeout_s=opts.timeout_s, **extra)
     spice = opts.spice_options()
     nodes = circuit.saved_nodes()
@@ -253,6 +262,7 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
                               "solver_options": dict(circuit.options), **run.info()}
     if analysis == "op":
         values = run.op(circuit, stims, nodes)
+        _record_ran(settle, run)
         means, tensions, gates = split_nodes(circuit, values)
         settle.update(reltol=spice.reltol, abstol_a=spice.abstol_a, vntol_v=spice.vntol_v)
         return SimulationResult(State(means, tensions, float("inf"), 0, gates), None, settle)
@@ -275,6 +285,7 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
         ics.append(ic)
     series = []
     runs = run.tran_many(circuit, stims, ics, step * tau, total * tau, nodes, spice.tran_reltol)
+    _record_ran(settle, run)
     grid = np.arange(n_out + 1) * step  # after the runs: a huge duration times out first
     for t_s, v in runs:
         t_tau = t_s / tau
@@ -289,3 +300,9 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
     final = State({k: v[-1] for k, v in means.items()}, {k: v[-1] for k, v in tensions.items()}, total, n_out,
                   {k: v[-1] for k, v in gates.items()})
     return SimulationResult(final, tr, settle)
+
+
+def _record_ran(settle: dict[str, Any], run: Any) -> None:
+    """With a Dask scheduler, the ngspice binaries (path and version) the workers ran."""
+    if getattr(run, "scheduler", None) is not None:
+        settle["ngspice_ran"] = list(run.ran)

@@ -7,7 +7,9 @@ voltages:
     ``ngspice -b deck.cir -r out.raw`` in a subprocess with a timeout; the raw file
     is read with :mod:`hwbp.targets.spice.raw`.  Several ``.op`` samples run in one
     process as one ``.dc`` sweep over the sample index (stimulus sources are ``pwl``
-    functions of it), each solved from the previous one; ``workers`` processes at once.
+    functions of it), each solved from the previous one; several ``.tran`` samples run
+    in one process one after another; ``workers`` processes at once, on local threads or
+    as tasks on a Dask cluster (:mod:`hwbp.targets.spice.jobs`).
 ``shared``
     The ngspice shared library (``libngspice``) through PySpice (in
     :mod:`hwbp.targets.spice.shared`), loaded once per
@@ -29,22 +31,16 @@ returned.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from hwbp.errors import BackendError, ConfigError
+from hwbp.errors import ConfigError
 from hwbp.targets.spice.diagnose import (
-    APT_HINT, alter_commands, check_timeout, classify, find_ngspice, missing_results, ngspice_version,
-    timeout_error, tran_options,
+    APT_HINT, check_timeout, classify, find_ngspice, missing_results, ngspice_version, tran_options,
 )
-from hwbp.targets.spice.model import Circuit
-from hwbp.targets.spice.raw import parse_raw
+from hwbp.targets.spice.jobs import Job, JobResult, pool
+from hwbp.targets.spice.model import Circuit, Element
 from hwbp.targets.spice.writer import SWEEP_NODE, NgspiceWriter
 
 if TYPE_CHECKING:
@@ -63,7 +59,7 @@ def split_work(n: int, workers: int) -> list[range]:
 
 
 class BatchRunner:
-    """ngspice in a subprocess per run (``ngspice -b``), results through raw files.
+    """ngspice in subprocesses (``ngspice -b``), results through raw files.
 
     Parameters
     ----------
@@ -71,68 +67,64 @@ class BatchRunner:
         ngspice executable (a path or a name on PATH); default: the environment
         variable ``HWBP_NGSPICE``, else ``ngspice`` on PATH.
     timeout_s : float
-        Wall-clock limit of one ngspice process (s).
+        Wall-clock limit per sample (s): a process solving ``k`` samples may run
+        ``k * timeout_s``.
     raw_format : {"binary", "ascii"}
         Raw file format requested from ngspice.
     workers : int
-        Most ngspice processes run at once.  ``.op``: the batch is cut into ``workers``
-        contiguous chunks, each solved in one process (sample after sample, the stimulus
-        re-valued by ``alter``); ``.tran``: one process per sample.
+        Most ngspice processes run at once.  The batch is cut into ``workers``
+        contiguous chunks, each solved in one process: ``.op`` as one ``.dc`` sweep over
+        the sample index, ``.tran`` as one transient per sample, one after another.
+    scheduler : str, optional
+        Run the chunks as tasks on a Dask cluster instead of local threads: a
+        scheduler's address (the batch is cut into as many chunks as the cluster has
+        worker threads) or ``"local"`` (a ``LocalCluster`` of ``workers`` workers).
     """
 
     mode = "batch"
 
     def __init__(self, executable: str | None = None, timeout_s: float = 600.0, raw_format: str = "binary",
-                 workers: int = 1) -> None:
+                 workers: int = 1, scheduler: str | None = None) -> None:
         if raw_format not in ("binary", "ascii"):
             raise ConfigError(f"raw_format must be 'binary' or 'ascii', got {raw_format!r}")
         if not (isinstance(workers, (int, np.integer)) and workers >= 1):
             raise ConfigError(f"ngspice workers must be an integer >= 1, got {workers!r}")
+        if scheduler is not None and not (isinstance(scheduler, str) and scheduler.strip()):
+            raise ConfigError(f"--spice-scheduler must be a Dask scheduler address or 'local', got {scheduler!r}")
         self.timeout_s = check_timeout(timeout_s)
         self.executable = executable
         self.raw_format = raw_format
         self.workers = int(workers)
+        self.scheduler = scheduler
         self.writer = NgspiceWriter()
         self.last_output = ""
+        #: After a run: the ngspice binaries (path and version) that ran it.
+        self.ran: list[str] = []
 
     def info(self) -> dict[str, str]:
-        """Which ngspice runs: ``{"ngspice": path, "ngspice_version": "ngspice-39"}``."""
+        """Which ngspice runs: ``{"ngspice": path, "ngspice_version": "ngspice-39"}``
+        (with a Dask scheduler, the binary the workers resolve is recorded per run, in
+        :attr:`ran`)."""
+        if self.scheduler is not None:
+            return {"ngspice": self.executable or "$HWBP_NGSPICE or ngspice on the Dask workers' PATH",
+                    "ngspice_version": "see ngspice_ran", "scheduler": self.scheduler}
         exe = find_ngspice(self.executable)
         return {"ngspice": exe, "ngspice_version": ngspice_version(exe)}
 
-    def _run(self, deck: str, analysis: str, where: str, use_r: bool) -> tuple[list, str]:
-        exe = find_ngspice(self.executable)
-        with tempfile.TemporaryDirectory(prefix="hwbp-ngspice-") as tmp:
-            cir, raw = Path(tmp) / "deck.cir", Path(tmp) / "out.raw"
-            # ngspice runs in ``tmp``: a relative name needs no quoting (``tmp`` may hold spaces)
-            cir.write_text(deck.replace("@RAW@", raw.name), encoding="ascii")
-            cmd = [exe, "-b", str(cir)] + (["-r", str(raw)] if use_r else [])
-            env = dict(os.environ, SPICE_ASCIIRAWFILE="1" if self.raw_format == "ascii" else "0")
-            try:
-                proc = subprocess.run(cmd, cwd=tmp, capture_output=True, timeout=self.timeout_s, env=env,
-                                      stdin=subprocess.DEVNULL)
-            except subprocess.TimeoutExpired:
-                raise timeout_error(analysis, where, self.timeout_s) from None
-            except OSError as exc:
-                raise BackendError(f"ngspice {analysis} of {where}: cannot run {exe} ({exc.strerror}); "
-                                   f"install it: {APT_HINT}") from None
-            text = proc.stdout.decode("utf-8", "replace") + "\n" + proc.stderr.decode("utf-8", "replace")
-            classify(text, analysis, where)
-            if proc.returncode != 0:
-                last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(no output)"]
-                raise BackendError(f"ngspice {analysis} of {where}: exit status {proc.returncode} ({last[0][:160]})")
-            if not raw.is_file():
-                raise missing_results(text, analysis, where, "no results were written")
-            self.last_output = text
-            return parse_raw(raw.read_bytes(), f"raw file of {where}"), text
+    def _job(self, files: Mapping[str, str], main: str, analysis: str, where: str, use_r: bool,
+             samples: int) -> Job:
+        return Job(dict(files), main, analysis, where, use_r, self.timeout_s * max(1, samples), self.executable,
+                   self.raw_format == "ascii")
 
-    def _map(self, fn, items: Sequence) -> list:
-        """``fn`` over ``items`` on at most :attr:`workers` threads (each drives its own
-        ngspice process), in order; the first error is raised."""
-        if self.workers == 1 or len(items) == 1:
-            return [fn(i) for i in items]
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
-            return list(pool.map(fn, items))
+    def _execute(self, chunks_of, build) -> list:
+        """Cut the batch with ``chunks_of(pool size)``, make one job per chunk with
+        ``build(chunk) -> (job, read)``, run them, and return ``read(result)`` of each."""
+        with pool(self.workers, self.scheduler) as p:
+            work = [build(c) for c in chunks_of(p.size)]
+            results = p.map([job for job, _ in work])
+        self.ran = sorted({f"{r.ngspice} ({r.ngspice_version})" for r in results})
+        self.last_output = results[-1].text if results else ""
+        return [read(r) for (_, read), r in zip(work, results)]
 
     def op(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
         """DC operating points: ``(len(stimuli), len(nodes))`` node voltages (V).
@@ -140,28 +132,25 @@ class BatchRunner:
         Each ngspice process solves a contiguous chunk of the samples in one ``.dc``
         sweep over the sample index (:meth:`_op_sweep`): the first from scratch, each
         next one from the previous operating point, with the pivot order kept."""
-        chunks = split_work(len(stimuli), self.workers)
-        parts = self._map(lambda r: self._op_chunk(circuit, [stimuli[i] for i in r], nodes), chunks)
+        parts = self._execute(lambda k: split_work(len(stimuli), k),
+                              lambda r: self._op_chunk(circuit, [stimuli[i] for i in r], nodes))
         return np.concatenate(parts, axis=0)
 
-    def _op_chunk(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
+    def _op_chunk(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]):
         if len(stimuli) > 1:
             return self._op_sweep(circuit, stimuli, nodes)
         fmt = "binary" if self.raw_format == "binary" else "ascii"
-        commands = ["set noaskquit", f"set filetype={fmt}", "set appendwrite"]
-        prev: Mapping[str, float] = stimuli[0]
-        for k, stim in enumerate(stimuli):
-            commands += alter_commands(prev, stim) if k else []
-            commands += ["op", "write @RAW@"]
-            prev = stim
-        commands.append("quit 0")
+        commands = ["set noaskquit", f"set filetype={fmt}", "set appendwrite", "op", "write @RAW@", "quit 0"]
         deck = self.writer.write(circuit, stimulus=stimuli[0], analyses=(), save=nodes, control=commands)
-        plots, text = self._run(deck, ".op", circuit.title, use_r=False)
-        if len(plots) != len(stimuli):
-            raise missing_results(text, ".op", circuit.title, f"{len(plots)} of {len(stimuli)} operating points solved")
-        return np.array([[p.vectors[n.lower()][0] for n in nodes] for p in plots])
 
-    def _op_sweep(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]) -> np.ndarray:
+        def read(res: JobResult) -> np.ndarray:
+            if len(res.plots) != 1:
+                raise missing_results(res.text, ".op", circuit.title, f"{len(res.plots)} of 1 operating points solved")
+            return np.array([[res.plots[0].vectors[n.lower()][0] for n in nodes]])
+
+        return self._job({"deck.cir": deck}, "deck.cir", ".op", circuit.title, False, 1), read
+
+    def _op_sweep(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]):
         """Several operating points as one ``.dc`` sweep over the sample index: each
         stimulus source that changes is a ``pwl`` of the index, and ngspice solves point
         k + 1 from point k keeping its pivot order (``op`` after ``alter`` reorders the
@@ -171,10 +160,14 @@ class BatchRunner:
         n = len(stimuli)
         deck = self.writer.write(circuit, stimulus=stimuli[0], analyses=(f".dc V{SWEEP_NODE} 0 {n - 1} 1",),
                                  save=nodes, sweep=sweep)
-        plots, text = self._run(deck, ".op", circuit.title, use_r=True)
-        if len(plots) != 1 or any(len(plots[0].vectors.get(m.lower(), ())) != n for m in nodes[:1]):
-            raise missing_results(text, ".op", circuit.title, f"the sweep over {n} samples did not complete")
-        return np.stack([plots[0].vectors[m.lower()] for m in nodes], axis=1)
+
+        def read(res: JobResult) -> np.ndarray:
+            plots = res.plots
+            if len(plots) != 1 or any(len(plots[0].vectors.get(m.lower(), ())) != n for m in nodes[:1]):
+                raise missing_results(res.text, ".op", circuit.title, f"the sweep over {n} samples did not complete")
+            return np.stack([plots[0].vectors[m.lower()] for m in nodes], axis=1)
+
+        return self._job({"deck.cir": deck}, "deck.cir", ".op", circuit.title, True, n), read
 
     def tran(self, circuit: Circuit, stimulus: Mapping[str, float], initial: Mapping[str, float],
              step_s: float, stop_s: float, nodes: Sequence[str], reltol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -184,23 +177,84 @@ class BatchRunner:
     def tran_many(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]],
                   initials: Sequence[Mapping[str, float]], step_s: float, stop_s: float, nodes: Sequence[str],
                   reltol: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        """One transient per sample, each in its own ngspice process, at most
-        :attr:`workers` at once: per sample ``(t (s), (len(t), len(nodes)) V)``."""
-        def one(b: int) -> tuple[np.ndarray, np.ndarray]:
-            deck = self.writer.write(circuit, stimulus=stimuli[b], analyses=(f".tran {step_s!r} {stop_s!r} 0 {step_s!r}",),
-                                     save=nodes, initial=initials[b], extra_options=tran_options(step_s, reltol))
-            plots, text = self._run(deck, ".tran", circuit.title, use_r=True)
-            if len(plots) != 1 or "time" not in plots[0].vectors:
-                raise missing_results(text, ".tran", circuit.title, "no transient results")
-            v = plots[0].vectors
-            return v["time"], np.stack([v[n.lower()] for n in nodes], axis=1)
+        """One transient per sample: per sample ``(t (s), (len(t), len(nodes)) V)``.
 
-        return self._map(one, list(range(len(stimuli))))
+        The batch is cut into chunks (:attr:`workers`, or the Dask cluster's threads);
+        one ngspice process runs a chunk's samples one after another, each its own
+        netlist (its sources and ``.ic``) loaded with ``source`` and run, then removed, so
+        every sample is solved exactly as in a process of its own (same matrix, same
+        time steps: the results are bit-identical)."""
+        analysis = f".tran {step_s!r} {stop_s!r} 0 {step_s!r}"
+        opts = tran_options(step_s, reltol)
+        fmt = "binary" if self.raw_format == "binary" else "ascii"
+
+        def build(r: range):
+            files = self._tran_files(circuit, [stimuli[b] for b in r], [initials[b] for b in r], analysis, nodes,
+                                     opts, first=r.start)
+            commands = ["set noaskquit", f"set filetype={fmt}", "set appendwrite"]
+            for b in r:
+                commands += [f"source s{b}.cir", "run", "write @RAW@", "destroy all", "remcirc"]
+            main = "\n".join([f"* {circuit.title}: transients of samples {r.start}..{r.stop - 1}", ".control",
+                              *commands, "quit 0", ".endc", ".end", ""])
+
+            def read(res: JobResult) -> list[tuple[np.ndarray, np.ndarray]]:
+                if len(res.plots) != len(r) or any("time" not in p.vectors for p in res.plots):
+                    raise missing_results(res.text, ".tran", circuit.title,
+                                          f"{len(res.plots)} of {len(r)} transients completed")
+                return [(p.vectors["time"], np.stack([p.vectors[n.lower()] for n in nodes], axis=1))
+                        for p in res.plots]
+
+            return self._job({**files, "main.cir": main}, "main.cir", ".tran", circuit.title, False, len(r)), read
+
+        parts = self._execute(lambda k: split_work(len(stimuli), k), build)
+        return [run for part in parts for run in part]
+
+
+    def _tran_files(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]],
+                    initials: Sequence[Mapping[str, float]], analysis: str, nodes: Sequence[str],
+                    options: Mapping[str, str], first: int = 0) -> dict[str, str]:
+        """The netlists of consecutive samples ``first, first + 1, ...``: ``s<b>.cir`` per
+        sample holds only what differs between samples (its input and target sources and
+        its ``.ic`` lines), in place, and includes the runs of lines between them
+        (``c<i>.cir``, written once).  Each ``s<b>.cir`` therefore reads as the whole netlist
+        of its sample, line for line."""
+        lines = self.writer.write(circuit, stimulus=stimuli[0], analyses=(analysis,), save=nodes,
+                                  initial=initials[0], extra_options=options).split("\n")[:-1]
+        sources = {e.name: e for sec in circuit.sections for e in sec.items
+                   if isinstance(e, Element) and e.name in stimuli[0]}
+        parts: list[object] = []  # common text (str), a source (Element) or the k-th .ic line (int)
+        common: list[str] = []
+        n_ic = 0
+        for ln in lines[1:]:  # the title stays the first line of each sample's netlist
+            head = ln.split(" ", 1)[0]
+            vary: object = sources.get(head) if head in sources else (n_ic if ln.startswith(".ic ") else None)
+            if vary is None:
+                common.append(ln)
+                continue
+            if common:
+                parts.append("\n".join(common))
+                common = []
+            parts.append(vary)
+            n_ic += isinstance(vary, int)
+        if common:
+            parts.append("\n".join(common))
+        files = {f"c{i}.cir": text + "\n" for i, text in enumerate(p for p in parts if isinstance(p, str))}
+        for k, (stim, ic) in enumerate(zip(stimuli, initials)):
+            ics = self.writer.initial(ic)
+            out, n_common = [lines[0]], 0
+            for part in parts:
+                if isinstance(part, str):
+                    out.append(f".include c{n_common}.cir")
+                    n_common += 1
+                else:
+                    out.append(ics[part] if isinstance(part, int) else self.writer.element(part, stim))
+            files[f"s{first + k}.cir"] = "\n".join(out) + "\n"
+        return files
 
 
 def get_runner(mode: str = "batch", **options) -> "BatchRunner | SharedRunner":
     """The runner of ``mode`` (``batch`` options: executable, timeout_s, raw_format,
-    workers; ``shared`` options: timeout_s)."""
+    workers, scheduler; ``shared`` options: timeout_s)."""
     if mode == "batch":
         return BatchRunner(**options)
     if mode == "shared":

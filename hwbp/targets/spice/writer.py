@@ -14,18 +14,13 @@ import numpy as np
 
 from hwbp.errors import ConfigError
 from hwbp.targets.spice.model import Circuit, Element, SynapseArray
+from hwbp.targets.spice.numfmt import g17_strings, layer_blocks
 
 __all__ = ["SpiceWriter", "NgspiceWriter", "DIALECTS", "get_writer"]
 
 
 #: Node whose voltage is the sample index in a batch swept by ``.dc`` (see ``sweep``).
 SWEEP_NODE = "hwbp_k"
-
-
-#: Synapse conductances as text: 17 significant digits always read back to the same
-#: double, and this is ~25 % cheaper than ``repr``'s shortest form (the float formatting
-#: is most of the time spent writing a large netlist).
-_G17 = "{:.17g}".format
 
 
 def spice_number(v: float) -> str:
@@ -69,13 +64,13 @@ class SpiceWriter:
         return f"B{e.name[1:]} {' '.join(e.nodes)} V=pwl(V({SWEEP_NODE}), {pts})"
 
     def synapses(self, s: SynapseArray) -> list[str]:
-        """The instance lines of a synapse array, one text block per row of the matrix.
+        """The instance lines of a synapse array (a dense array in a few text blocks).
 
-        Hot path (hundreds of thousands of lines): a row template is built once per
-        array (``\x01`` marks the row index, ``\x02`` the post-synaptic node(s), ``{i}``
-        the conductance); each row is then two ``str.replace`` and one ``str.format`` in
-        C.  Conductances are written with 17 significant digits (:data:`_G17`).  Node
-        names are sanitized tags, so they hold no braces.
+        Hot path (hundreds of thousands of lines): a dense array is written by
+        :func:`~hwbp.targets.spice.numfmt.layer_blocks`, the row and column name pieces
+        and the conductances' text (17 significant digits, byte for byte ``'%.17g'``)
+        broadcast into one character matrix, with no per-synapse Python code.  Node
+        names are sanitized tags (ASCII, no NUL).
         """
         p, cell = s.prefix, s.cell
         if s.backward_s is not None:  # a device instance: distinct forward and backward devices
@@ -84,29 +79,33 @@ class SpiceWriter:
             return self._sparse_synapses(s)
         if s.flat:
             return self._flat_synapses(s)
+        rows, cols = s.conductance_s.shape
+        head = [f"{p}_{j}_" for j in range(rows)]
+        ins = [f"{i} {u} " for i, u in enumerate(s.pre)]
         if s.gate is None:
-            cols = [f"{p}_\x01_{i} {u} \x02 {cell} g={{{i}}}" for i, u in enumerate(s.pre)]
+            mids = [f"{b} " for b in s.post]
+            tails = [f"{cell} g="] * cols
         else:
-            cols = [f"{p}_\x01_{i} {u} \x02 {d} {cell} g={{{i}}}" for i, (u, d) in enumerate(zip(s.pre, s.sens))]
-        template = "\n".join(cols)
-        mids = s.post if s.gate is None else [f"{a} {b}" for a, b in zip(s.post, s.gate)]
-        return [template.replace("\x01", str(j)).replace("\x02", mid).format(*map(_G17, row))
-                for j, (mid, row) in enumerate(zip(mids, s.conductance_s.tolist()))]
+            mids = [f"{b} {g} " for b, g in zip(s.post, s.gate)]
+            tails = [f"{d} {cell} g=" for d in s.sens]
+        line = (("r", 0), ("c", 0), ("r", 1), ("c", 1), ("v", 0))
+        return layer_blocks((head, mids), (ins, tails), s.conductance_s, (line,))
 
     def _flat_synapses(self, s: SynapseArray) -> list[str]:
         """The shipped synapse cell inline: per synapse ``Gsf_<t>_<k>_<j>_<i>`` (``g * V(pre)`` into
         ``post``) and, with a backward path, ``Gsb_..`` (``g * V(gate)`` into ``sens``),
-        one row of the matrix per text block (see :meth:`synapses`)."""
+        the array in a few text blocks (see :meth:`synapses`)."""
         tag = s.prefix[2:]  # "Xs_<t>_<k>" -> "_<t>_<k>"
+        rows = range(s.conductance_s.shape[0])
+        fwd_rows = ([f"Gsf{tag}_{j}_" for j in rows], [f"{b} " for b in s.post])
+        fwd_cols = ([f"{i} 0 " for i in range(len(s.pre))], [f"{u} 0 " for u in s.pre])
+        fwd = (("r", 0), ("c", 0), ("r", 1), ("c", 1), ("v", 0))
         if s.gate is None:
-            cols = [f"Gsf{tag}_\x01_{i} 0 \x02 {u} 0 {{{i}}}" for i, u in enumerate(s.pre)]
-        else:
-            cols = [f"Gsf{tag}_\x01_{i} 0 \x02 {u} 0 {{{i}}}\nGsb{tag}_\x01_{i} 0 {d} \x03 0 {{{i}}}"
-                    for i, (u, d) in enumerate(zip(s.pre, s.sens))]
-        template = "\n".join(cols)
-        gates = s.gate if s.gate is not None else s.post
-        return [template.replace("\x01", str(j)).replace("\x02", post).replace("\x03", gate).format(*map(_G17, row))
-                for j, (post, gate, row) in enumerate(zip(s.post, gates, s.conductance_s.tolist()))]
+            return layer_blocks(fwd_rows, fwd_cols, s.conductance_s, (fwd,))
+        bwd_rows = ([f"Gsb{tag}_{j}_" for j in rows], [f"{g} 0 " for g in s.gate])
+        bwd_cols = ([f"{i} 0 {d} " for i, d in enumerate(s.sens)],)
+        bwd = (("r", 2), ("c", 2), ("r", 3), ("v", 0))
+        return layer_blocks(fwd_rows + bwd_rows, fwd_cols + bwd_cols, s.conductance_s, (fwd, bwd))
 
     def _sparse_synapses(self, s: SynapseArray) -> list[str]:
         """Synapses of a masked array (structured layers), row by row, only where
@@ -114,7 +113,7 @@ class SpiceWriter:
         else one cell instance each (:meth:`synapses`' names and 17-digit conductances)."""
         out: list[str] = []
         rows, cols = np.nonzero(s.mask)
-        values = map(_G17, s.conductance_s[rows, cols].tolist())
+        values = g17_strings(s.conductance_s[rows, cols])
         tag = s.prefix[2:]
         for j, i, v in zip(rows.tolist(), cols.tolist(), values):
             if s.flat:
@@ -203,7 +202,8 @@ class SpiceWriter:
         if control is not None:
             lines += self.control(control)
         lines.append(".end")
-        return "\n".join(lines) + "\n"
+        lines.append("")  # the final newline, without copying the whole text again
+        return "\n".join(lines)
 
 
 class NgspiceWriter(SpiceWriter):
@@ -230,14 +230,24 @@ def get_writer(dialect: str = "ngspice") -> SpiceWriter:
 def _device_synapses(s: SynapseArray) -> list[str]:
     """A device instance's synapses as primitive G elements: the forward device
     ``G{prefix}f_j_i`` (``conductance_s``) and the backward device ``G{prefix}b_j_i``
-    (``backward_s``), each its own value."""
+    (``backward_s``), each its own value (17 significant digits, as every conductance);
+    a dense array in a few text blocks (:func:`~hwbp.targets.spice.numfmt.layer_blocks`)."""
+    if s.mask is None:
+        rows = range(s.conductance_s.shape[0])
+        heads = ([f"G{s.prefix}f_{j}_" for j in rows], [f"{b} " for b in s.post])
+        cols = ([f"{i} 0 " for i in range(len(s.pre))], [f"{u} 0 " for u in s.pre])
+        fwd = (("r", 0), ("c", 0), ("r", 1), ("c", 1), ("v", 0))
+        if s.gate is None:
+            return layer_blocks(heads, cols, [s.conductance_s], (fwd,))
+        heads += ([f"G{s.prefix}b_{j}_" for j in rows], [f"{g} 0 " for g in s.gate])
+        cols += ([f"{i} 0 {d} " for i, d in enumerate(s.sens)],)
+        bwd = (("r", 2), ("c", 2), ("r", 3), ("v", 1))
+        return layer_blocks(heads, cols, [s.conductance_s, s.backward_s], (fwd, bwd))
     out: list[str] = []
-    fwd, bwd = s.conductance_s.tolist(), s.backward_s.tolist()
-    for j, post in enumerate(s.post):
-        for i, pre in enumerate(s.pre):
-            if s.mask is not None and not s.mask[j, i]:
-                continue  # no device where a structured layer has no synapse
-            out.append(f"G{s.prefix}f_{j}_{i} 0 {post} {pre} 0 {fwd[j][i]!r}")
-            if s.gate is not None:
-                out.append(f"G{s.prefix}b_{j}_{i} 0 {s.sens[i]} {s.gate[j]} 0 {bwd[j][i]!r}")
+    rows, cols = np.nonzero(s.mask)  # no device where a structured layer has no synapse
+    fwd, bwd = g17_strings(s.conductance_s[rows, cols]), g17_strings(s.backward_s[rows, cols])
+    for j, i, f, b in zip(rows.tolist(), cols.tolist(), fwd, bwd):
+        out.append(f"G{s.prefix}f_{j}_{i} 0 {s.post[j]} {s.pre[i]} 0 {f}")
+        if s.gate is not None:
+            out.append(f"G{s.prefix}b_{j}_{i} 0 {s.sens[i]} {s.gate[j]} 0 {b}")
     return out
