@@ -135,6 +135,10 @@ def run_network(net: Network, lava_steps: int, *, tag: str, models: Mapping[type
     proc = net.any_process()
     before = set(mp.active_children())
     out: dict[str, Any] = {}
+    # lava's stop() joins every process and reads its exit report from a pipe that
+    # _failed_model reads too: two threads reading one pipe can leave one blocked forever
+    # on a message the other took, so the two never overlap
+    pipes = threading.Lock()
 
     def work() -> None:
         try:
@@ -144,7 +148,8 @@ def run_network(net: Network, lava_steps: int, *, tag: str, models: Mapping[type
             out["error"] = exc
         finally:
             try:
-                proc.stop()
+                with pipes:
+                    proc.stop()
             except BaseException as exc:
                 # on a loaded machine lava's stop can try to close a process that is still
                 # exiting; the result was read before the stop, so only the clean-up below
@@ -166,7 +171,11 @@ def run_network(net: Network, lava_steps: int, *, tag: str, models: Mapping[type
     failure = ""
     while worker.is_alive() and time.monotonic() < deadline and not failure:
         worker.join(0.2)
-        failure = _failed_model(proc)  # a model that raised leaves the others waiting: stop now
+        if pipes.acquire(blocking=False):  # not while the run's stop() reads the same pipes
+            try:
+                failure = _failed_model(proc)  # a model that raised leaves the others waiting: stop now
+            finally:
+                pipes.release()
     if worker.is_alive():
         for child in set(mp.active_children()) - before:
             child.kill()
