@@ -17,7 +17,8 @@ from hwbp.oracle import exact_gradients
 from hwbp.sim import simulate
 from hwbp.sim.kernel import Kernel
 from hwbp.sim.simulate import gate_signals
-from hwbp.targets.lava.backend import FLOAT_UNIT_STEP_RTOL, term_table
+from hwbp.targets.lava.backend import FLOAT_UNIT_STEP_RTOL
+from hwbp.targets.lava.topology import term_table
 from hwbp.verify import compare, read_gradients
 
 from conftest import make_batch

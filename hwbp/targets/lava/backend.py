@@ -23,10 +23,11 @@ from hwbp.backend import Artefact, Backend, ConformanceProfile, Options, initial
 from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State
+from hwbp.targets.lava.topology import check_realizable
 from hwbp.types import Batch
 
 __all__ = ["PRECISIONS", "LavaOptions", "LavaBackend", "FLOAT_UNIT_STEP_RTOL", "FLOAT_EULER_RTOL", "FIXED_RTOL",
-           "FIXED_MAX_SIGMOID_DEPTH", "term_table", "check_realizable"]
+           "FIXED_MAX_SIGMOID_DEPTH"]
 
 PRECISIONS = ("float", "fixed")
 
@@ -101,51 +102,6 @@ class LavaOptions(Options):
         if self.step == 1.0:
             return 2 * depth
         return int(math.ceil(max(12.0 * depth, 24.0) / self.step - 1e-9))
-
-
-def term_table(system: DynamicsSystem) -> dict[tuple[str, int], tuple[str, int, int]]:
-    """``(population, k) -> (source, n_in, n_out)`` of every term."""
-    sizes = {i.name: i.size for i in system.inputs} | {p.name: p.size for p in system.populations}
-    return {(p.name, k): (t.source, sizes[t.source], p.size) for p in system.populations for k, t in enumerate(p.terms)}
-
-
-def check_realizable(system: DynamicsSystem) -> None:
-    """Refuse, in one line, a term the Lava processes do not realize.
-
-    Realized: dense (or absent) weights, ``f`` and the source-side ``φ`` from the
-    processes' activation codes, any finite fixed gain.  Not realized: structured
-    weights (:class:`~hwbp.lower.system.Layout`: convolution, pooling, batch norm),
-    other activations (gelu, elu, silu, clip, ...), and a gain, ``φ`` or bias on a
-    weightless term.
-
-    Raises
-    ------
-    ConfigError
-        Naming the population, the term and what is not realized.
-    """
-    from hwbp.targets.lava.compat import import_lava
-
-    import_lava()
-    from hwbp.targets.lava.lavaproc.processes import ACTIVATION_CODES
-
-    valid = ", ".join(ACTIVATION_CODES)
-    for p in system.populations:
-        for k, t in enumerate(p.terms):
-            where = f"lava: population {p.name!r}, term {k}"
-            if t.layout is not None:
-                raise ConfigError(f"{where}: structured weights (convolution, pooling, batch norm) are not realized "
-                                  f"by the Lava processes; use dense layers or --backend reference")
-            for what, act in (("activation", t.activation), ("source-side activation", t.source_activation)):
-                if act not in ACTIVATION_CODES:
-                    raise ConfigError(f"{where}: {what} {act!r} has no Lava process model; valid: {valid}")
-            if t.high is not None:
-                raise ConfigError(f"{where}: an upper bound (clip high={t.high:g}) is not realized by the Lava "
-                                  f"processes")
-            if not math.isfinite(t.gain):
-                raise ConfigError(f"{where}: the gain must be a finite number, got {t.gain!r}")
-            if t.weight is None and (t.bias is not None or t.gain != 1.0 or t.source_activation != "identity"):
-                raise ConfigError(f"{where}: a term without a weight passes its source through; a bias, gain or "
-                                  f"source-side activation on it is not realized by the Lava processes")
 
 
 class LavaBackend(Backend):

@@ -55,7 +55,7 @@ def _arrays(system: DynamicsSystem, o: LavaOptions) -> dict[str, np.ndarray]:
     from hwbp.targets.lava.compat import import_lava
 
     import_lava()
-    from hwbp.targets.lava.backend import check_realizable
+    from hwbp.targets.lava.topology import check_realizable
     from hwbp.targets.lava.lavaproc.processes import LOSS_CODES
     from hwbp.targets.lava.run_float import float_term_params
 

@@ -194,7 +194,7 @@ def run_fixed(fmt: FixedFormat, system: DynamicsSystem, batch: Batch, start: Sta
     """Run the fixed-point Lava models; a :class:`State` in float units (``raw``: the
     integer ``(means, tensions, gates)`` as read from the processes)."""
     import_lava()
-    from hwbp.targets.lava.backend import term_table
+    from hwbp.targets.lava.topology import term_table
     from hwbp.targets.lava.lavaproc.fixed_models import FIXED_MODELS
     from hwbp.targets.lava.network import build_network, run_network
 

@@ -39,7 +39,7 @@ def train_on_chip(graph: Graph, x: np.ndarray, labels: np.ndarray, config: Any, 
         per-step losses (the chip reports none), test accuracy per epoch.
     """
     import_lava()
-    from hwbp.targets.lava.backend import check_realizable, term_table
+    from hwbp.targets.lava.topology import check_realizable, term_table
     from hwbp.targets.lava.fixed import FixedFormat, fixed_spec
     from hwbp.targets.lava.lavaproc.fixed_models import ETA_BITS, FIXED_MODELS
     from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS

@@ -60,7 +60,7 @@ def read_state(system: DynamicsSystem, net: Network, steps: int, dt: float, scal
 def run_float(system: DynamicsSystem, batch: Batch, start: State, steps: int, dt: float, timeout_s: float) -> State:
     """Run ``steps`` unit steps (``steps + 1`` Lava steps) with the float models."""
     import_lava()
-    from hwbp.targets.lava.backend import term_table
+    from hwbp.targets.lava.topology import term_table
     from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS
 
     net = build_network(term_table(system), float_spec(system, batch, start, steps, dt))
