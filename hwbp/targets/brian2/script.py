@@ -70,9 +70,7 @@ def dense(n_pre, n_post, batch, weight=None):
 
 
 {rk4_source}
-
 {erfc_source}
-
 def pair_group(n, equations, method, ns, tick, name):
     """A population's NeuronGroup.  Brian2 sums synaptic inputs once per clock tick, so
     its own rk4 would hold them over the four stages; under rk4 the group takes one
@@ -91,7 +89,7 @@ def build(p, x, y, dt, steps, method):
     dt / 4, one stage per tick).  Returns the Network and the groups by name."""
     B = len(y)
     tick = dt / 4 if method == "rk4" else dt
-    ns = {{"tau": tau, "beta": beta, "h": dt, "n_ticks": 4 * steps, "hwbp_erfc": erfc_function(b2)}}
+    ns = {{"tau": tau, "beta": beta, "h": dt, "n_ticks": 4 * steps{erfc_ns}}}
     G, S = {{}}, {{}}
 '''
 
@@ -205,10 +203,13 @@ def render_script(model: Brian2Model, npz_name: str, defaults: Mapping[str, Any]
             terms.append(f"    ({g.name!r}, {var!r}, {model.group(t.source).name!r}, {src_var!r}, {float(t.gain)!r}, "
                          f"{t.weight!r}, {t.bias!r}),\n")
     source = f" from {info['model_file']}" if info.get("model_file") else ""
+    uses_erfc = any("hwbp_erfc(" in g.equations for g in model.groups)  # gelu
     out = [_HEADER.format(name=system.name, source=source, script=f"{stem}.py", depth=system.depth,
                           duration=defaults["duration"], npz=npz_name, tau=float(system.tau_s),
                           beta=float(system.beta), loss=system.loss.function, terms="".join(terms),
-                          rk4_source=_source(rk4_stages), erfc_source=_source(erfc_function))]
+                          rk4_source=_source(rk4_stages),
+                          erfc_source="\n" + _source(erfc_function) if uses_erfc else "",
+                          erfc_ns=', "hwbp_erfc": erfc_function(b2)' if uses_erfc else "")]
     for g in model.groups:
         q = f"G[{g.name!r}]"
         if g.is_input:

@@ -53,7 +53,7 @@ def rk4_stages(equations: str) -> tuple[str, str]:
     Returns
     -------
     equations : str
-        The equations without differential equations (module docstring).
+        The equations without differential equations (as above).
     code : str
         The stage update, to run every clock tick after the synaptic sums
         (``group.run_regularly(code, when="groups")``); it reads the RK4 step ``h``
