@@ -4,7 +4,8 @@ asserts nothing).
 
 The run: the digits MLP (``examples/mlp_digits.onnx``, 64-32-32-10, cross-entropy) on
 8 digits, exponential Euler (``--solver``: also euler, or rk4, which Brian2 runs as four
-stage ticks per step) with dt = 0.01 tau for 12 L tau = 36 tau (3600 steps), from rest.  Per backend: steps/s of the time stepping alone, the ratio to the
+stage ticks per step) with dt = 0.01 tau for 12 L tau = 36 tau (3600 steps), from rest.
+Per backend: steps/s of the time stepping alone, the ratio to the
 reference, and separately the one-off cost before the first step (code generation and
 compilation: Cython with an empty cache, the C++ project for cpp_standalone), and the
 largest tension difference from the reference (all run the same scheme).

@@ -161,7 +161,8 @@ def tran_batch(size: int) -> None:
             one = be.run(art, Batch({k: v[b:b + 1] for k, v in batch.x.items()}, batch.y[b:b + 1]),
                          initial=State({k: v[b:b + 1] for k, v in start.mean.items()},
                                        {k: v[b:b + 1] for k, v in start.tension.items()}))
-            same &= all(np.array_equal(res.trace.tension[k][:, b:b + 1], one.trace.tension[k]) for k in one.trace.tension)
+            same &= all(np.array_equal(res.trace.tension[k][:, b:b + 1], one.trace.tension[k])
+                        for k in one.trace.tension)
     print(f".tran {'-'.join(map(str, sizes))} batch of {size}: one ngspice process {whole}; one process per sample "
           f"{alone}; per sample {whole.cpu / size:.2f} vs {alone.cpu / size:.2f} s CPU "
           f"({alone.cpu / whole.cpu:.2f}x); identical traces: {same}")

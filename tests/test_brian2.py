@@ -110,6 +110,33 @@ def test_rk4_matches_reference_at_default_dt(case, build_dir):
     assert _compare_with_reference(case, "rk4", 0.01, build_dir) < REFERENCE_RTOL
 
 
+@pytest.mark.parametrize("solver", ["euler", "exponential_euler"])
+def test_euler_schemes_are_the_reference_mid_transient(solver, build_dir):
+    """Far from settled (t = 3 tau): the final means, tensions and gates of the reference's
+    scheme (the closing tick re-sums the inputs at the final state)."""
+    assert _compare_with_reference("resmlp-sigmoid-ce", solver, 0.1, build_dir, duration=3.0) < REFERENCE_RTOL
+
+
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+def test_traced_gates_are_those_of_the_traced_state(solver, build_dir):
+    """Every traced state, gates included, is the reference's at the same time."""
+    graph, loss = _systems()["resmlp-sigmoid-ce"]
+    system = lower(graph)
+    batch = make_batch(graph, 2, seed=5, loss=loss)
+    opts = {"solver": solver, "dt": 0.1, "duration": 2.0, "build_dir": build_dir, "trace_every": 5}
+    ours = Brian2Backend().simulate(system, batch, opts, initial="random", seed=3, trace=True).trace
+    ref = simulate(system, batch, mode="continuous", solver=REF_SOLVER[solver], dt=0.1, duration=2.0,
+                   initial="random", seed=3, trace=True).trace
+    assert np.allclose(ours.t, np.arange(0, 2.01, 0.5))
+    for k, t in enumerate(ours.t):
+        j = int(np.argmin(np.abs(ref.t - t)))
+        assert abs(ref.t[j] - t) < 1e-9
+        for key, g in ref.gates.items():
+            assert _rel(ours.gates[key][k], g[j]) < REFERENCE_RTOL, (t, key)
+        for name in ref.tension:
+            assert _rel(ours.tension[name][k], ref.tension[name][j]) < REFERENCE_RTOL
+
+
 @pytest.mark.parametrize("case", sorted(_systems()))
 def test_rk4_is_the_reference_scheme_mid_transient(case, build_dir):
     """At t = 3 tau, far from settled, with a coarse step (0.1 tau): the same RK4 as the

@@ -84,11 +84,25 @@ def test_dask_local_cluster_and_scheduler_address_equal_local_processes() -> Non
     _assert_same_run(serial_tran, remote)
 
 
-@pytest.mark.parametrize("bad", [{"scheduler": ""}, {"runner": "shared", "scheduler": "local"}, {"scheduler": 3}])
+@pytest.mark.parametrize("bad", [{"scheduler": ""}, {"runner": "shared", "scheduler": "local"}, {"scheduler": 3},
+                                 {"scheduler": "bogus"}])
 def test_bad_scheduler_options_are_one_line_errors(bad: dict) -> None:
     system, batch = _case(size=1)
-    with pytest.raises(ConfigError, match="--spice-scheduler"):
+    with pytest.raises(ConfigError, match="--spice-scheduler") as err:
         run_spice(system, batch, analysis="op", **bad)
+    assert "\n" not in str(err.value)
+
+
+def test_malformed_scheduler_address_exits_2(tmp_path, capsys) -> None:
+    from hwbp.cli import main
+    from hwbp.io import save_model
+    from hwbp.models import random_mlp
+
+    save_model(random_mlp([3, 4, 2], seed=1), tmp_path / "m.hwbp")
+    assert main(["verify", str(tmp_path / "m.hwbp"), "--backend", "spice", "--random-batch", "2",
+                 "--spice-scheduler", "bogus"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a Dask scheduler address" in err[0]
 
 
 def test_tran_sample_netlists_expand_to_each_samples_whole_netlist() -> None:
@@ -136,3 +150,20 @@ def test_cli_verify_on_a_local_dask_cluster(tmp_path, capsys) -> None:
     settle = json.loads(report.read_text())["settle"]
     assert settle["scheduler"] == "local" and settle["workers"] == 2
     assert any(s.startswith("/") and "ngspice-" in s for s in settle["ngspice_ran"])
+
+
+def test_tran_samples_of_another_layout_are_an_error() -> None:
+    """Every sample of a chunk must set the same sources and initial conditions (the
+    shared lines are written once): a sample that does not is refused, never cut."""
+    from hwbp.errors import BackendError
+    from hwbp.targets.spice.build import build_circuit
+    from hwbp.targets.spice.diagnose import tran_options
+    from hwbp.targets.spice.ngspice import BatchRunner
+
+    system, batch = _case(size=2)
+    c = build_circuit(system)
+    stims = [stimulus_of(c, batch, b) for b in range(2)]
+    nodes = c.saved_nodes()
+    ics = [{n: 0.1 for n in nodes[:20]}, {n: 0.1 for n in nodes[:19]}]
+    with pytest.raises(BackendError, match="sample 1 sets other sources or initial conditions"):
+        BatchRunner()._tran_files(c, stims, ics, ".tran 5e-08 4e-06 0 5e-08", nodes, tran_options(5e-8, 1e-7))

@@ -67,3 +67,30 @@ def test_without_the_source_side_gate_verification_fails(monkeypatch):
     graph, batch = _case("tanh")
     v = verify(graph, batch, backend="spice", options={})
     assert not v.passed and v.comparison.max_rel_err > 1e-3
+
+
+def test_source_side_activation_on_an_input():
+    """φ of a clamped input: one cell per input component, no backward path (the input
+    has no sensitivity); gradients equal the reference simulator's steady state."""
+    import dataclasses
+
+    from hwbp.backend import get_backend
+    from hwbp.models import random_mlp
+    from hwbp.verify.readout import read_gradients
+
+    require_ngspice()
+    system = lower(random_mlp([4, 5, 3], activation="tanh", seed=1).with_loss("mse"))
+    first = system.populations[0]
+    term = dataclasses.replace(first.terms[0], source_activation="tanh")
+    system = dataclasses.replace(system, populations=(dataclasses.replace(first, terms=(term,)),
+                                                      *system.populations[1:]))
+    text = NgspiceWriter().write(build_circuit(system, SpiceOptions()))
+    assert sum(ln.startswith("Xu_") for ln in text.splitlines()) == 4
+    assert not any(ln.startswith(("Rub_", "Gu_")) for ln in text.splitlines())
+    rng = np.random.default_rng(0)
+    batch = Batch({"x": rng.standard_normal((2, 4))}, rng.standard_normal((2, 3)))
+    want = read_gradients(system, get_backend("reference").simulate(system, batch, {"mode": "steady"}).state,
+                          batch).parameters
+    got = read_gradients(system, get_backend("spice").simulate(system, batch, {"analysis": "op"}).state,
+                         batch).parameters
+    assert max(np.linalg.norm(got[k] - w) / np.linalg.norm(w) for k, w in want.items()) < OP_TOL

@@ -56,5 +56,8 @@ def build(case: ConformanceCase, seed: int = 0) -> tuple[Graph, Batch]:
     g = g.with_loss(case.loss)
     rng = np.random.default_rng(seed + 100)
     x = rng.standard_normal((case.batch_size, 5))
-    y = np.eye(3)[rng.integers(0, 3, case.batch_size)] if case.loss == "ce" else rng.standard_normal((case.batch_size, 3))
+    if case.loss == "ce":
+        y = np.eye(3)[rng.integers(0, 3, case.batch_size)]
+    else:
+        y = rng.standard_normal((case.batch_size, 3))
     return g, Batch.for_model({"x": 5}, 3, x, y, loss=case.loss)

@@ -13,7 +13,10 @@ uses the drive of the state at its start, as the reference simulator does.  Bria
 own ``rk4`` would hold the sums over the step's four stages (summed variables are
 updated once per clock tick); hwbp's ``rk4`` is the classical RK4 of the whole network
 instead, one stage per tick of a clock at ``dt/4`` (:mod:`hwbp.targets.brian2.stages`),
-so all three solvers are the reference's schemes step for step.
+so all three solvers are the reference's schemes step for step.  Every run ends with one
+closing tick in which the groups hold still and the synapses re-sum, so the gates read
+back are those of the final state (event-driven runs excepted: their sums are those of
+the values last sent); a traced state is recorded after the sums of its own tick.
 """
 
 from __future__ import annotations
@@ -39,8 +42,11 @@ CODEGENS = ("numpy", "cython", "cpp_standalone")
 #: Solver names (hwbp's ``exponential`` is Brian2's ``exponential_euler``).
 BRIAN2_SOLVERS = {"euler": "euler", "rk4": "rk4", "exponential_euler": "exponential_euler",
                   "exponential": "exponential_euler"}
-#: Group scheduling order (the summed updates run before it: forward 0, backward 1).
-_GROUP_ORDER = 2
+#: Group scheduling order (the summed updates run before it: forward 0, backward 1;
+#: the monitors between them and the groups, so a traced gate is built on the sums of
+#: the traced state).
+_GROUP_ORDER = 3
+_MONITOR_ORDER = 2
 
 
 def import_brian2() -> Any:
@@ -199,7 +205,7 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
                     continue
                 variables = ["xbar", "T"] + [v for _, v in g.gates]
                 mon = b2.StateMonitor(groups[g.name], variables, record=True, dt=trace_every * dt_s * b2.second,
-                                      name=f"{g.name}_monitor")
+                                      name=f"{g.name}_monitor", when="groups", order=_MONITOR_ORDER)
                 monitors[g.name] = (mon, variables)
                 objs.append(mon)
         net = b2.Network(*objs)
@@ -210,6 +216,10 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
             net.run((RK4_STAGES * n_steps + 1) * dt_s / RK4_STAGES * b2.second)
         else:
             net.run(n_steps * dt_s * b2.second)
+            if not model.events:  # a closing tick: the groups hold still, the synapses re-sum at the final state
+                for grp in groups.values():
+                    grp.state_updater.active = False
+                net.run(dt_s * b2.second)
         if codegen == "cpp_standalone":
             b2.device.build(directory=str(build_dir / "standalone"), compile=True, run=True, with_output=False)
         total = time.perf_counter() - t0

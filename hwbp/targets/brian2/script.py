@@ -95,7 +95,7 @@ def build(p, x, y, dt, steps, method):
 
 _FOOTER = '''
     # each step: forward sums first, then the backward sums (they read the gates built
-    # on the forward sums), then the groups advance
+    # on the forward sums), then the groups advance (order 2)
     for syn in S.values():
         for var, updater in syn.summed_updaters.items():
             updater.order = 1 if var.endswith("_pre") else 0
@@ -153,8 +153,15 @@ def main():
         net, G = build(p, x, y, dt, steps, args.solver)
         if args.codegen != "cpp_standalone":
             b2.prefs.codegen.target = args.codegen
-        # rk4: four stage ticks per step, then one tick that only re-sums the inputs
-        net.run((4 * steps + 1) * dt / 4 if args.solver == "rk4" else steps * dt)
+        # then one closing tick that only re-sums the inputs, so the gates are those of
+        # the final state (rk4: four stage ticks per step, the closing one built in)
+        if args.solver == "rk4":
+            net.run((4 * steps + 1) * dt / 4)
+        else:
+            net.run(steps * dt)
+            for group in G.values():
+                group.state_updater.active = False
+            net.run(dt)
         if args.codegen == "cpp_standalone":
             b2.device.build(directory=standalone, compile=True, run=True, with_output=False)
         grads, loss = read_gradients(G, x, y)
@@ -214,7 +221,8 @@ def render_script(model: Brian2Model, npz_name: str, defaults: Mapping[str, Any]
         q = f"G[{g.name!r}]"
         if g.is_input:
             out.append(f"    # ---- input {g.source}: {g.size} values per sample, clamped\n")
-            out.append(f"    {q} = NeuronGroup(B * {g.size}, \"x : 1 (constant)\", dt=tick, order=2, name={g.name!r})\n")
+            out.append(f"    {q} = NeuronGroup(B * {g.size}, \"x : 1 (constant)\", dt=tick, order=2, "
+                       f"name={g.name!r})\n")
             out.append(f"    {q}.x = x[{g.source!r}].ravel()\n")
             continue
         level = system.population(g.source).level

@@ -141,7 +141,8 @@ def fixed_spec(fmt: FixedFormat, system: DynamicsSystem, batch: Batch, start: St
         spec.pop_params[p.name] = {**fmt.pop_params[p.name], "n_steps": steps}
         for k in range(len(p.terms)):
             key = (p.name, k)
-            spec.weight[key], spec.bias[key], spec.term_params[key] = fmt.weight[key], fmt.bias[key], fmt.term_params[key]
+            spec.weight[key], spec.bias[key] = fmt.weight[key], fmt.bias[key]
+            spec.term_params[key] = fmt.term_params[key]
     return spec
 
 

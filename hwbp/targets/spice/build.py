@@ -116,8 +116,8 @@ def build_circuit(system: DynamicsSystem, options: SpiceOptions = SpiceOptions()
 def _cells(system: DynamicsSystem, options: SpiceOptions) -> tuple[Cell, ...]:
     """The cells the circuit instantiates (neuron of the realization, synapses, loss,
     one per activation used)."""
-    acts = sorted({t.activation for p in system.populations for t in p.terms}
-                  | {t.source_activation for p in system.populations for t in p.terms if t.source_activation != "identity"})
+    terms = [t for p in system.populations for t in p.terms]
+    acts = sorted({t.activation for t in terms} | ({t.source_activation for t in terms} - {"identity"}))
     # the shipped synapse cells are written inline (G elements); a user's is instantiated
     syn = [r for r in ("synapse", "input_synapse") if r in options.cells]
     roles = [str(REALIZATIONS[options.realization]["cell"]), *syn,
@@ -145,7 +145,8 @@ def _header(system: DynamicsSystem, options: SpiceOptions, tags: Mapping[str, st
         + (f" from model file {comment_text(facts['model_file'])}" if "model_file" in facts else ""),
         *([f"model sha256: {comment_text(facts['model_sha256'])}"] if "model_sha256" in facts else []),
         f"loss: {system.loss.function} on {comment_text(out.name)}; depth L = {system.depth}",
-        f"beta = {spice_number(system.beta)} V of tension per unit of gradient (tension x+ - x- = beta * dl/dx at rest)",
+        f"beta = {spice_number(system.beta)} V of tension per unit of gradient "
+        "(tension x+ - x- = beta * dl/dx at rest)",
         f"R = {spice_number(options.r_ohm)} ohm, C = {spice_number(options.c_f)} F, "
         f"tau = R*C = {spice_number(options.tau_s)} s",
         f"realization: {options.realization} ({state})",

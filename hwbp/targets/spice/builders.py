@@ -163,12 +163,14 @@ def source_activation_sections(ctx: BuildContext) -> list[Section]:
         model = _act_model(act, alpha, None)
         items: list[Element] = []
         for j in range(n):
-            items += [Element(f"Xu_{t}_{i}_{j}", (ctx.source[source][j], back[j], phi[j], gate[j]), model),
-                      Element(f"Ru_{t}_{i}_{j}", (phi[j], "0"), spice_number(r)),
-                      Element(f"Rub_{t}_{i}_{j}", (back[j], "0"), spice_number(r))]
+            # a clamped input has no sensitivity: its cell reads a tension of 0 V
+            items += [Element(f"Xu_{t}_{i}_{j}", (ctx.source[source][j], back[j] if from_pop else "0", phi[j],
+                                                   gate[j]), model),
+                      Element(f"Ru_{t}_{i}_{j}", (phi[j], "0"), spice_number(r))]
             if from_pop:
-                items.append(Element(f"Gu_{t}_{i}_{j}", ("0", ctx.node(source, "sd")[j], gate[j], "0"),
-                                     spice_number(1.0 / r)))
+                items += [Element(f"Rub_{t}_{i}_{j}", (back[j], "0"), spice_number(r)),
+                          Element(f"Gu_{t}_{i}_{j}", ("0", ctx.node(source, "sd")[j], gate[j], "0"),
+                                  spice_number(1.0 / r))]
         out.append(Section(f"source-side {act} of {comment_text(source)} ({n} cells: phi(xb) for the synapses, "
                            "phi'(xb) gating their backward sum)", tuple(items)))
     return out
@@ -197,7 +199,8 @@ def synapse_items(ctx: BuildContext, population: str, k: int) -> tuple[list[Elem
     pre = ctx.source[term.source]
     sens_nodes = ctx.node(term.source, "sd") if from_pop else None
     if term.source_activation != "identity":  # the synapses read φ(xb), return into the source-side cell
-        pre, sens_nodes = ctx.phi[source_key(term)]
+        pre, back = ctx.phi[source_key(term)]
+        sens_nodes = back if from_pop else None
     gate = [f"{t}_g{k}_{j}" for j in range(n)]
     items: list[Element | SynapseArray] = []
     if not term.weighted:

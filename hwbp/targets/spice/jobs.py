@@ -151,6 +151,9 @@ def pool(workers: int = 1, scheduler: str | None = None) -> Iterator[Pool]:
             client = Client(cluster)
         else:
             client = Client(scheduler, timeout="30s")
+    except (ValueError, TypeError) as exc:  # a malformed address
+        raise ConfigError(f"--spice-scheduler {scheduler!r}: not a Dask scheduler address (tcp://HOST:PORT, or "
+                          f"'{LOCAL_CLUSTER}'): {exc}") from None
     except OSError as exc:
         if cluster is not None:
             cluster.close()

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from hwbp.errors import ConfigError
+from hwbp.errors import BackendError, ConfigError
 from hwbp.targets.spice.diagnose import (
     APT_HINT, check_timeout, classify, find_ngspice, missing_results, ngspice_version, tran_options,
 )
@@ -209,7 +209,6 @@ class BatchRunner:
         parts = self._execute(lambda k: split_work(len(stimuli), k), build)
         return [run for part in parts for run in part]
 
-
     def _tran_files(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]],
                     initials: Sequence[Mapping[str, float]], analysis: str, nodes: Sequence[str],
                     options: Mapping[str, str], first: int = 0) -> dict[str, str]:
@@ -241,6 +240,9 @@ class BatchRunner:
         files = {f"c{i}.cir": text + "\n" for i, text in enumerate(p for p in parts if isinstance(p, str))}
         for k, (stim, ic) in enumerate(zip(stimuli, initials)):
             ics = self.writer.initial(ic)
+            if list(ic) != list(initials[0]) or set(stim) != set(stimuli[0]):  # the layout of sample 0
+                raise BackendError(f"spice: sample {first + k} sets other sources or initial conditions than "
+                                   f"sample {first} ({len(ic)} node voltages, not {len(initials[0])})")
             out, n_common = [lines[0]], 0
             for part in parts:
                 if isinstance(part, str):
