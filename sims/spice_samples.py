@@ -51,7 +51,7 @@ from hwbp.io import atomic_write_text  # noqa: E402
 from hwbp.ir.graph import Graph  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
 from hwbp.models import random_mlp  # noqa: E402
-from hwbp.targets.spice.backend import initial_nodes  # noqa: E402
+from hwbp.targets.spice.backend import initial_conditions, initial_nodes  # noqa: E402
 from hwbp.targets.spice.build import build_circuit, stimulus  # noqa: E402
 from hwbp.targets.spice.diagnose import tran_options  # noqa: E402
 from hwbp.targets.spice.model import Element, Section, SpiceOptions  # noqa: E402
@@ -105,16 +105,8 @@ def _case(sizes: tuple[int, ...], samples: int):
 
 def _per_sample(circuit, system, batch, seed: int = 0):
     init = initial_nodes(system, batch, initial_state(system, batch, "random", seed), seed)
-    stims, ics = [], []
-    for b in range(batch.size):
-        stims.append(stimulus(circuit, {k: v[b] for k, v in batch.x.items()}, batch.y[b]))
-        ic: dict[str, float] = {}
-        for name, (na, nb) in circuit.state_nodes().items():
-            va, vb = circuit.state_values(*init[b][name])
-            ic.update(zip(na, map(float, va)))
-            ic.update(zip(nb, map(float, vb)))
-        ics.append(ic)
-    return stims, ics
+    stims = [stimulus(circuit, {k: v[b] for k, v in batch.x.items()}, batch.y[b]) for b in range(batch.size)]
+    return stims, initial_conditions(circuit, init)
 
 
 def _capacitor(node: str) -> str:

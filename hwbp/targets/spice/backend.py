@@ -35,7 +35,7 @@ from hwbp.targets.spice.ngspice import get_runner
 from hwbp.types import Batch
 
 __all__ = ["ANALYSES", "SpiceBackend", "SpiceBackendOptions", "run_spice", "check_batch", "settling_time",
-           "split_nodes", "initial_nodes", "OP_RTOL", "TRAN_RTOL"]
+           "split_nodes", "initial_nodes", "initial_conditions", "OP_RTOL", "TRAN_RTOL"]
 
 ANALYSES = ("op", "tran")
 
@@ -70,6 +70,21 @@ def initial_nodes(system: DynamicsSystem, batch: Batch, initial: str | State, se
     st = initial_state(system, batch, initial, seed)
     return [{p.name: (st.mean[p.name][b], st.tension[p.name][b]) for p in system.populations}
             for b in range(batch.size)]
+
+
+def initial_conditions(circuit: Circuit, init: list[dict[str, tuple[np.ndarray, np.ndarray]]]
+                       ) -> list[dict[str, float]]:
+    """Per sample, the ``.ic`` voltage (V) of every state node of ``circuit`` for the
+    initial states ``init`` of :func:`initial_nodes`."""
+    out = []
+    for state in init:
+        ic: dict[str, float] = {}
+        for name, (na, nb) in circuit.state_nodes().items():
+            va, vb = circuit.state_values(*state[name])
+            ic.update(zip(na, map(float, va)))
+            ic.update(zip(nb, map(float, vb)))
+        out.append(ic)
+    return out
 
 
 def check_batch(batch: Batch, analysis: str) -> None:
@@ -275,14 +290,7 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
     init = initial_nodes(system, batch, initial, seed)
     tau = spice.tau_s
     n_out = int(round(total / step))
-    ics = []
-    for b in range(batch.size):
-        ic: dict[str, float] = {}
-        for name, (na, nb) in circuit.state_nodes().items():
-            va, vb = circuit.state_values(*init[b][name])
-            ic.update(zip(na, map(float, va)))
-            ic.update(zip(nb, map(float, vb)))
-        ics.append(ic)
+    ics = initial_conditions(circuit, init)
     series = []
     runs = run.tran_many(circuit, stims, ics, step * tau, total * tau, nodes, spice.tran_reltol)
     _record_ran(settle, run)
