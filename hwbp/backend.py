@@ -209,11 +209,11 @@ class Backend(ABC):
         return (ConformanceProfile("default", {}, 1e-10),)
 
     def figure(self, verification: Any, batch: Batch) -> Any:
-        """The matplotlib figure of a verification (``hwbp verify --plot``): by default
-        the gradients against exact backprop, and the error against time when traced."""
-        from hwbp.verify.plot import verification_figure
-
-        return verification_figure(verification, batch)
+        """Optional: a matplotlib figure of a verification of this backend's own
+        (``hwbp verify --plot``), or ``None`` (the default) for the standard one: the
+        gradients against exact backprop, and the error against time when traced
+        (:func:`hwbp.verify.plot.verification_figure`)."""
+        return None
 
     def simulate(self, system: DynamicsSystem, batch: Batch, options: Mapping[str, Any] | Options | None = None,
                  **run: Any) -> SimulationResult:

@@ -20,6 +20,7 @@ from hwbp import __version__
 from hwbp.errors import ConfigError, HwbpError, ModelNote
 from hwbp.ir.graph import Graph
 from hwbp.backend import INITIAL_STATES
+from hwbp.cliflags import add_output_arg, check_out_path
 from hwbp.ir.losses import LOSSES
 from hwbp.types import Batch
 
@@ -41,12 +42,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model file (.onnx or .hwbp)")
     p.add_argument("--loss", choices=sorted(LOSSES), default="mse", help="loss port (default: mse)")
     p.add_argument("--beta", type=float, default=1.0, help="loss perturbation strength (default: 1)")
-    _output_arg(p)
-
-
-def _output_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output", metavar="NAME", help="ONNX tensor to use as the model's output (default: the only "
-                                                    "output; with several, a classifier's logits)")
+    add_output_arg(p)
 
 
 def _batch_args(p: argparse.ArgumentParser) -> None:
@@ -185,26 +181,17 @@ def _backend_from(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     return backend, options, run
 
 
-def _check_out_path(path: str | None, suffix: str, flag: str) -> None:
-    from hwbp.io import check_writable
-
-    if path is not None:
-        if Path(path).suffix.lower() != suffix:
-            raise ConfigError(f"{flag} {path}: expected a {suffix} file")
-        check_writable(path, flag)
-
-
 # ------------------------------------------------------------------ commands
 def cmd_verify(args: argparse.Namespace) -> int:
     """``hwbp verify``: exit 0 when the gradients pass, 1 when not."""
     from hwbp.io import atomic_write_all, file_sha256
     from hwbp.verify.compare import Tolerances
     from hwbp.verify.run import verify
-    from hwbp.verify.plot import figure_png
+    from hwbp.verify.plot import figure_png, verification_figure
     from hwbp.verify.table import format_table
 
-    _check_out_path(args.report, ".json", "--report")
-    _check_out_path(args.plot, ".png", "--plot")
+    check_out_path(args.report, ".json", "--report")
+    check_out_path(args.plot, ".png", "--plot")
     backend, options, run = _backend_from(args)
     tol = Tolerances(args.rtol, args.min_cosine)
     graph, batch = _load(args)
@@ -224,7 +211,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from hwbp.hardware.table import format_instance
 
         print(format_instance(v.report["hardware"]))
-    png = figure_png(backend.figure(v, batch)) if args.plot else None  # render first: write both or neither
+    png = None
+    if args.plot:  # render first: write both or neither
+        fig = backend.figure(v, batch)
+        png = figure_png(verification_figure(v, batch) if fig is None else fig)
     files: dict[str, bytes] = {}
     if args.report:
         files[args.report] = (json.dumps(v.report, indent=1) + "\n").encode()

@@ -9,12 +9,13 @@ backend does not take is an error naming the backends it belongs to, never ignor
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hwbp.options import OptionInfo, Options
 from hwbp.errors import ConfigError
 
-__all__ = ["add_option_flags", "options_from_args", "OptionFlags"]
+__all__ = ["add_option_flags", "options_from_args", "OptionFlags", "add_output_arg", "check_out_path"]
 
 
 def _argtype(info: OptionInfo):
@@ -92,3 +93,20 @@ def options_from_args(flags: OptionFlags, args: argparse.Namespace, owner: str, 
     """Option values for ``owner`` from ``args`` over ``defaults``."""
     values = {**dict(defaults or {}), **flags.values(args, owner, kind)}
     return {k: v for k, v in values.items() if k not in skip}
+
+
+def add_output_arg(p: argparse.ArgumentParser) -> None:
+    """``--output NAME``: the ONNX tensor to use as the model's output."""
+    p.add_argument("--output", metavar="NAME", help="ONNX tensor to use as the model's output (default: the only "
+                                                    "output; with several, a classifier's logits)")
+
+
+def check_out_path(path: str | None, suffix: str, flag: str) -> None:
+    """Raise :class:`ConfigError` unless ``path`` (given with ``flag``) is None or a
+    writable file name ending in ``suffix``."""
+    from hwbp.io import check_writable
+
+    if path is not None:
+        if Path(path).suffix.lower() != suffix:
+            raise ConfigError(f"{flag} {path}: expected a {suffix} file")
+        check_writable(path, flag)

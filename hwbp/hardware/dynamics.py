@@ -26,6 +26,7 @@ from hwbp.errors import ConfigError
 from hwbp.hardware.realize import Realization, quantize_readout
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.kernel import Kernel
+from hwbp.sim.recording import Recorder, default_duration, gate_signals, initial_lists
 from hwbp.sim.solvers import SOLVERS
 from hwbp.state import SimulationResult, State
 from hwbp.types import Batch
@@ -110,8 +111,6 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
     """Settle a device instance (see the module docstring); arguments as
     :func:`hwbp.sim.simulate.simulate`.  ``steady`` iterates unit steps to the fixed
     point; noise needs ``continuous`` (solved with Euler-Maruyama)."""
-    from hwbp.sim.simulate import _initial, _Recorder, default_duration, gate_signals
-
     real: Realization = system.realization
     if trace and mode == "steady":
         raise ConfigError("--trace needs a trajectory: use --mode unit-step or continuous, not steady")
@@ -119,16 +118,16 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
         raise ConfigError(f"hardware noise needs --mode continuous (a stochastic solver), not {mode}")
     kernel = Kernel(system, batch)
     nodes = _Nodes(kernel, real)
-    means, tensions, _ = _initial(kernel, system, batch, initial, seed)
+    means, tensions, _ = initial_lists(kernel, system, batch, initial, seed)
     s = nodes.clip(means + tensions)
     L = system.depth
     settle: dict = {"mode": mode, "initial": initial if isinstance(initial, str) else "given", "depth": L,
                     "hardware": list(real.hardware.features()), "instance_seed": real.seed}
     n = len(kernel.names)
-    record = _Recorder(None)
+    record = Recorder(None)
     if mode == "unit-step":
         n_steps = 2 * L if steps is None else int(steps)
-        record = _Recorder(1 if trace else None)
+        record = Recorder(1 if trace else None)
         record(0, 0.0, s[:n], s[n:])
         for step in range(1, n_steps + 1):
             s = nodes.clip([x + r for x, r in zip(s, nodes.rate(s))])
@@ -163,7 +162,7 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
         def drive(x: Arrays) -> Arrays:  # the solvers integrate D(s) - s
             return [a + r for a, r in zip(x, nodes.rate(x))]
 
-        record = _Recorder(max(1, n_steps // 400) if trace else None)
+        record = Recorder(max(1, n_steps // 400) if trace else None)
         record(0, 0.0, s[:n], s[n:])
         for step in tqdm(range(1, n_steps + 1), disable=not progress, desc="simulating", unit="step",
                          leave=False, file=sys.stderr):

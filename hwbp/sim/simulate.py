@@ -25,8 +25,9 @@ from hwbp.backend import INITIAL_STATES
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.kernel import Kernel
+from hwbp.sim.recording import Recorder, default_duration, forward_sweep, gate_signals, initial_lists
 from hwbp.sim.solvers import SOLVERS
-from hwbp.state import SimulationResult, State, Trace
+from hwbp.state import SimulationResult, State
 from hwbp.types import Batch
 
 __all__ = ["MODES", "INITIAL_STATES", "simulate", "default_duration", "gate_signals"]
@@ -38,82 +39,9 @@ MAX_STEPS = 10**8
 MAX_UNIT_STEPS = 10**6
 
 
-class _Recorder:
-    """Keeps references to the state at chosen steps (arrays are never mutated)."""
-
-    def __init__(self, every: int | None) -> None:
-        self.every = every
-        self.t: list[float] = []
-        self.means: list[list[np.ndarray]] = []
-        self.tensions: list[list[np.ndarray]] = []
-
-    def __call__(self, step: int, t: float, means: list, tensions: list, *, last: bool = False) -> None:
-        if self.every is None or not (step % self.every == 0 or last):
-            return
-        if self.t and self.t[-1] == t:
-            return
-        self.t.append(t)
-        self.means.append(list(means))
-        self.tensions.append(list(tensions))
-
-    def trace(self, names: list[str]) -> Trace | None:
-        if self.every is None:
-            return None
-        return Trace(
-            np.array(self.t),
-            {n: np.stack([m[i] for m in self.means]) for i, n in enumerate(names)},
-            {n: np.stack([m[i] for m in self.tensions]) for i, n in enumerate(names)},
-        )
-
-
-def _forward_sweep(kernel: Kernel, means: list[np.ndarray]) -> None:
-    for i in range(len(means)):  # in topological order, each from the updated means
-        kernel.forward((i,), means, means)
-
-
 def _backward_sweep(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray]) -> None:
     for i in reversed(range(len(tensions))):
         kernel.backward((i,), means, tensions, tensions)
-
-
-def _initial(kernel: Kernel, system: DynamicsSystem, batch: Batch, initial: str | State, seed: int
-             ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
-    """Initial means and tensions (from :func:`hwbp.backend.initial_state`), and whether
-    they lie on the forward manifold."""
-    from hwbp.backend import initial_state
-
-    if isinstance(initial, str) and initial == "forward-manifold":
-        # the same sweep initial_state makes, on this kernel: it caches the gates of the
-        # populations that the unit steps then skip as settled
-        means = [np.zeros((batch.size, n)) for n in kernel.sizes]
-        _forward_sweep(kernel, means)
-        return means, [np.zeros_like(m) for m in means], True
-    st = initial_state(system, batch, initial, seed)
-    means = [np.array(st.mean[n]) for n in kernel.names]
-    tens = [np.array(st.tension[n]) for n in kernel.names]
-    return means, tens, False
-
-
-def default_duration(depth: int) -> float:
-    """Continuous-mode default duration in units of tau: ``max(12 L, 24)``.  The error
-    decays after a delay of ~2L tau with an Erlang tail; a shallow net needs more than
-    ``8L`` (at L = 1, ``8 tau`` leaves ~2e-3; ``24 tau`` ~1e-8), as for SPICE ``.tran``."""
-    return max(12.0 * depth, 24.0)
-
-
-def gate_signals(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray]) -> dict[tuple[str, int], np.ndarray]:
-    """The gated sensitivity ``e = f'(a) ⊙ T`` of every weighted term at the state
-    ``(means, tensions)``, as the kernel computes it (``a`` from these means)."""
-    scratch: list[np.ndarray] = list(means)
-    kernel.forward(range(len(means)), means, scratch)
-    out: dict[tuple[str, int], np.ndarray] = {}
-    for i, (name, terms) in enumerate(zip(kernel.names, kernel.terms)):
-        for k, term in enumerate(terms):
-            if kernel.system.populations[i].terms[k].weight is None:  # no parameter to read out
-                continue
-            gate = kernel.gates[i][k]
-            out[(name, k)] = tensions[i] if gate is None else gate * tensions[i]
-    return out
 
 
 def _unit_steps(
@@ -194,13 +122,13 @@ def simulate(
                                  initial=initial, seed=seed, trace=trace, progress=progress)
     kernel = Kernel(system, batch)
     L = system.depth
-    means, tensions, on_manifold = _initial(kernel, system, batch, initial, seed)
+    means, tensions, on_manifold = initial_lists(kernel, system, batch, initial, seed)
     label = initial if isinstance(initial, str) else "given"
     settle: dict = {"mode": mode, "initial": label, "depth": L}
     if mode == "steady":
-        _forward_sweep(kernel, means)
+        forward_sweep(kernel, means)
         _backward_sweep(kernel, means, tensions)
-        record = _Recorder(None)
+        record = Recorder(None)
         t_end, n_steps = float("inf"), 0
     elif mode == "unit-step":
         n_steps = 2 * L if steps is None else int(steps)
@@ -208,7 +136,7 @@ def simulate(
             raise ConfigError(f"steps must be >= 0, got {steps}")
         if n_steps > MAX_UNIT_STEPS:
             raise ConfigError(f"steps must be <= {MAX_UNIT_STEPS:.0e} (exactness needs 2L = {2 * L}), got {steps}")
-        record = _Recorder((trace_every or 1) if trace else None)
+        record = Recorder((trace_every or 1) if trace else None)
         means, tensions = _unit_steps(kernel, means, tensions, n_steps, on_manifold, skip_unchanged, record)
         settle["steps"] = n_steps
         t_end = float(n_steps)
@@ -223,7 +151,7 @@ def simulate(
         n_steps = int(np.ceil(total / dt - 1e-9))
         h = total / n_steps if n_steps else 0.0
         every = trace_every or max(1, n_steps // 400)
-        record = _Recorder(every if trace else None)
+        record = Recorder(every if trace else None)
         impl = SOLVERS[solver]()
         n = len(means)
 

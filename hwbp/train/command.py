@@ -33,11 +33,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     from hwbp.train.sources import source_options
 
     t = sub.add_parser("train", help="train with gradients from the circuit, the dynamics, backprop, PC or PC-ALM")
-    from hwbp.cli import _output_arg
+    from hwbp.cliflags import add_output_arg
 
     t.add_argument("model", nargs="?", help="model file (.onnx or .hwbp): architecture and initial weights "
                    "(or give --depth for the depth-scaled residual MLP)")
-    _output_arg(t)
+    add_output_arg(t)
     t.add_argument("--depth", type=_count, help="instead of MODEL: residual MLP with L weight layers (>= 2)")
     t.add_argument("--width", type=_count, default=32, help="--depth model: hidden width N (default: 32)")
     t.add_argument("--activation", choices=("relu", "tanh"), default="relu",
@@ -90,7 +90,7 @@ def _model(args: argparse.Namespace, n_in: int, n_out: int):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``hwbp train``: train on a dataset, write the trained model (ONNX and native)."""
-    from hwbp.cli import _check_out_path
+    from hwbp.cliflags import check_out_path
     from hwbp.data import load_dataset
     from hwbp.exporters.onnx import graph_to_onnx_bytes
     from hwbp.io import atomic_write_all, check_writable
@@ -98,11 +98,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hwbp.train import TrainConfig, get_source, train
 
     # every check that can fail comes before the (long) training run
-    _check_out_path(args.out, ".onnx", "-o")
+    check_out_path(args.out, ".onnx", "-o")
     out = Path(args.out)
     check_writable(out.with_suffix(".hwbp"), "-o (native copy)")
     if args.checkpoint:
-        _check_out_path(args.checkpoint, ".npz", "--checkpoint")
+        check_out_path(args.checkpoint, ".npz", "--checkpoint")
     lr = args.lr
     if lr is None:
         lr = 1e-3 * float(np.sqrt(args.width / max(args.depth, 1))) if args.depth is not None else 0.01

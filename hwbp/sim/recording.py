@@ -1,0 +1,89 @@
+"""State bookkeeping shared by the reference simulator (:mod:`hwbp.sim.simulate`) and
+the simulation of device instances (:mod:`hwbp.hardware.dynamics`): the recorder of
+traced states, the initial state as the kernel's lists, the default duration of the
+continuous mode and the gate signals read from a state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwbp.lower.system import DynamicsSystem
+from hwbp.sim.kernel import Kernel
+from hwbp.state import State, Trace
+from hwbp.types import Batch
+
+__all__ = ["Recorder", "forward_sweep", "initial_lists", "default_duration", "gate_signals"]
+
+
+class Recorder:
+    """Keeps references to the state at chosen steps (arrays are never mutated)."""
+
+    def __init__(self, every: int | None) -> None:
+        self.every = every
+        self.t: list[float] = []
+        self.means: list[list[np.ndarray]] = []
+        self.tensions: list[list[np.ndarray]] = []
+
+    def __call__(self, step: int, t: float, means: list, tensions: list, *, last: bool = False) -> None:
+        if self.every is None or not (step % self.every == 0 or last):
+            return
+        if self.t and self.t[-1] == t:
+            return
+        self.t.append(t)
+        self.means.append(list(means))
+        self.tensions.append(list(tensions))
+
+    def trace(self, names: list[str]) -> Trace | None:
+        if self.every is None:
+            return None
+        return Trace(
+            np.array(self.t),
+            {n: np.stack([m[i] for m in self.means]) for i, n in enumerate(names)},
+            {n: np.stack([m[i] for m in self.tensions]) for i, n in enumerate(names)},
+        )
+
+
+def forward_sweep(kernel: Kernel, means: list[np.ndarray]) -> None:
+    for i in range(len(means)):  # in topological order, each from the updated means
+        kernel.forward((i,), means, means)
+
+
+def initial_lists(kernel: Kernel, system: DynamicsSystem, batch: Batch, initial: str | State, seed: int
+             ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
+    """Initial means and tensions (from :func:`hwbp.backend.initial_state`), and whether
+    they lie on the forward manifold."""
+    from hwbp.backend import initial_state
+
+    if isinstance(initial, str) and initial == "forward-manifold":
+        # the same sweep initial_state makes, on this kernel: it caches the gates of the
+        # populations that the unit steps then skip as settled
+        means = [np.zeros((batch.size, n)) for n in kernel.sizes]
+        forward_sweep(kernel, means)
+        return means, [np.zeros_like(m) for m in means], True
+    st = initial_state(system, batch, initial, seed)
+    means = [np.array(st.mean[n]) for n in kernel.names]
+    tens = [np.array(st.tension[n]) for n in kernel.names]
+    return means, tens, False
+
+
+def default_duration(depth: int) -> float:
+    """Continuous-mode default duration in units of tau: ``max(12 L, 24)``.  The error
+    decays after a delay of ~2L tau with an Erlang tail; a shallow net needs more than
+    ``8L`` (at L = 1, ``8 tau`` leaves ~2e-3; ``24 tau`` ~1e-8), as for SPICE ``.tran``."""
+    return max(12.0 * depth, 24.0)
+
+
+def gate_signals(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray]) -> dict[tuple[str, int], np.ndarray]:
+    """The gated sensitivity ``e = f'(a) ⊙ T`` of every weighted term at the state
+    ``(means, tensions)``, as the kernel computes it (``a`` from these means)."""
+    scratch: list[np.ndarray] = list(means)
+    kernel.forward(range(len(means)), means, scratch)
+    out: dict[tuple[str, int], np.ndarray] = {}
+    for i, (name, terms) in enumerate(zip(kernel.names, kernel.terms)):
+        for k, term in enumerate(terms):
+            if kernel.system.populations[i].terms[k].weight is None:  # no parameter to read out
+                continue
+            gate = kernel.gates[i][k]
+            out[(name, k)] = tensions[i] if gate is None else gate * tensions[i]
+    return out
