@@ -12,20 +12,13 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing hwbp and its pinned dependencies into $(VENV) ..."
-	@$(PIP) install -c constraints.txt -e '.[test,lava]'
+	@# torch (the cross-checks against torch autograd and torch's ONNX exporters) and onnxscript
+	@# (torch's default exporter) are pinned test dependencies: the CPU build of torch==2.13.0
+	@$(PIP) install -c constraints.txt -e '.[test,lava,torch]'
 	@# lava-nc 0.10.0 declares Python < 3.11 but runs on 3.11 with hwbp's compatibility layer
 	@# (hwbp/targets/lava/compat.py): its dependencies come from the lava extra above, then
 	@# lava-nc itself without the resolver
 	@$(PIP) install -c constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0
-	@# torch is optional (oracle and import cross-checks): a local build if there is one; under CI
-	@# (CI set) from the index, since CI runs the torch cross-checks rather than skip them.
-	@# onnxscript comes with it: torch.onnx.export's default (dynamo) exporter needs it
-	@if $(PIP) install --no-index --no-deps -c constraints.txt torch==2.13.0 >/dev/null 2>&1; then \
-	    $(PIP) install -c constraints.txt torch==2.13.0 onnxscript==0.7.2; \
-	elif [ -n "$$CI" ]; then $(PIP) install -c constraints.txt torch==2.13.0 onnxscript==0.7.2; \
-	else echo "note: torch==2.13.0 is not available locally; torch cross-checks will be skipped"; fi
-	@# torch's default (dynamo) exporter needs onnxscript: installed wherever torch is
-	@if $(BIN)/python -c "import torch" >/dev/null 2>&1; then $(PIP) install -c constraints.txt onnxscript==0.7.2; fi
 	@touch $(STAMP)
 
 # ngspice (SPICE target): installed through apt when missing and running as root;

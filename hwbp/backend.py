@@ -173,11 +173,7 @@ class Backend(ABC):
 
     def options(self, values: Mapping[str, Any] | Options | None = None) -> Options:
         """``values`` as this backend's :class:`Options` (unknown keys are errors)."""
-        if isinstance(values, Options):
-            if not isinstance(values, self.Options):
-                raise ConfigError(f"backend {self.name!r} takes {self.Options.__name__}, got {type(values).__name__}")
-            return values
-        return self.Options.from_mapping(values, owner=self.name)
+        return self.Options.coerce(values, owner=self.name, kind="backend")
 
     @abstractmethod
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:

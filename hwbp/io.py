@@ -226,14 +226,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def atomic_write_all(files: Mapping[str | os.PathLike, bytes]) -> None:
-    """Write several files all or none: every file goes to a temporary name first, and
-    only when all of them are written are they renamed into place."""
+def atomic_write_all(files: Mapping[str | os.PathLike, bytes], flag: str = "output") -> list[Path]:
+    """Write several files all or none: every destination is checked before anything is
+    created (a one-line ``ConfigError`` naming ``flag``), every file goes to a temporary
+    name first, and only when all of them are written are they renamed into place.
+    Returns the paths, in order."""
+    paths = [Path(path) for path in files]
+    for p in paths:
+        check_writable(p, flag)
     temps: list[tuple[str, Path]] = []
     try:
-        for path, data in files.items():
-            p = Path(path)
-            check_writable(p)
+        for p, data in zip(paths, files.values()):
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
@@ -245,6 +248,7 @@ def atomic_write_all(files: Mapping[str | os.PathLike, bytes]) -> None:
                 raise ConfigError(f"cannot write {p}: {exc.strerror or exc}") from None
         for tmp, p in temps:
             os.replace(tmp, p)
+        return paths
     finally:
         for tmp, _ in temps:
             if os.path.exists(tmp):

@@ -150,6 +150,17 @@ class Options:
             raise ConfigError(f"{who} has no option {unknown[0]!r}; valid: {', '.join(names) or '(none)'}")
         return cls(**values)
 
+    @classmethod
+    def coerce(cls, values: "Mapping[str, Any] | Options | None", *, owner: str, kind: str) -> "Options":
+        """``values`` as this class: an instance of it as it is, a mapping (or None)
+        through :meth:`from_mapping`; an instance of another class is a
+        :class:`ConfigError` naming the ``kind`` (backend, target) ``owner``."""
+        if isinstance(values, Options):
+            if not isinstance(values, cls):
+                raise ConfigError(f"{kind} {owner!r} takes {cls.__name__}, got {type(values).__name__}")
+            return values
+        return cls.from_mapping(values, owner=owner)
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready field values (for the report)."""
         out: dict[str, Any] = {}

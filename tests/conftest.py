@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import os
+import io
+import warnings
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -43,26 +44,50 @@ def batch_for():
 
 
 def require_torch() -> ModuleType:
-    """torch, for the cross-checks against torch.autograd and torch.onnx.export.
-
-    torch is an optional dependency: without it these checks are skipped on a
-    developer's machine, but under CI (``CI`` set), where ``make test`` installs
-    torch==2.13.0, a missing torch is a failure, never a silent skip.
-    """
+    """torch, for the cross-checks against torch.autograd and torch.onnx.export: a
+    pinned test dependency (``make test`` installs torch==2.13.0), so a missing torch
+    is a failure, never a skip."""
     try:
         return importlib.import_module("torch")
     except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("torch is missing under CI: make test should have installed torch==2.13.0")
-        pytest.skip("torch not installed: the torch cross-checks need it (make test installs torch==2.13.0)")
+        pytest.fail("torch is not installed: run make test, or pip install -c constraints.txt -e '.[torch]'")
 
 
 def require_onnxscript() -> None:
-    """onnxscript, which torch's default (dynamo) exporter needs: a failure under CI
-    (``CI`` set, where the torch extra installs it), a skip elsewhere."""
+    """onnxscript, which torch's default (dynamo) exporter needs: installed with torch
+    (the ``torch`` extra), so a missing one is a failure, never a skip."""
     try:
         importlib.import_module("onnxscript")
     except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("onnxscript is missing under CI: torch's default exporter needs it")
-        pytest.skip("onnxscript not installed: torch's default exporter needs it")
+        pytest.fail("onnxscript is not installed: run make test, or pip install -c constraints.txt -e '.[torch]'")
+
+
+def torch_onnx_bytes(model, n_in: int, *, dynamo: bool = False, constant_folding: bool = True) -> bytes:
+    """The ONNX bytes of ``model`` taking ``[batch, n_in]`` float64: the TorchScript
+    exporter (``constant_folding=False`` keeps batch normalization a node), or torch's
+    default (dynamo) exporter with the weights kept inside the file."""
+    torch = require_torch()
+    x = (torch.zeros(2, n_in, dtype=torch.float64),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            require_onnxscript()
+            return torch.onnx.export(model, x, dynamo=True, verbose=False).model_proto.SerializeToString()
+        buf = io.BytesIO()
+        torch.onnx.export(model, x, buf, dynamo=False, do_constant_folding=constant_folding)
+        return buf.getvalue()
+
+
+def torch_gradients(model, x: np.ndarray, y: np.ndarray, loss: str = "mse") -> dict[str, np.ndarray]:
+    """Batch-mean loss gradients by torch float64 autograd (hwbp's mse: ``0.5 |out - y|^2``;
+    ce: softmax cross-entropy with probability targets)."""
+    torch = require_torch()
+    model.zero_grad()
+    out = model(torch.from_numpy(np.array(x)))
+    yt = torch.from_numpy(np.array(y))
+    if loss == "mse":
+        value = (0.5 * ((out - yt) ** 2).sum(dim=1)).mean()
+    else:
+        value = -(yt * torch.log_softmax(out, dim=1)).sum(dim=1).mean()
+    value.backward()
+    return {k: p.grad.numpy().copy() for k, p in model.named_parameters()}

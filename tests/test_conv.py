@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_onnxscript, require_torch
+from conftest import require_torch, torch_gradients, torch_onnx_bytes
 from hwbp.cli import main
 from hwbp.errors import ShapeError, UnsupportedOpError
 from hwbp.exporters.onnx import graph_to_onnx_bytes
@@ -32,32 +32,8 @@ OP_TOL = 1e-10
 
 
 def export(model, n_in: int, *, dynamo: bool = False) -> bytes:
-    """ONNX bytes of ``model`` taking ``[batch, n_in]`` (TorchScript exporter without
-    constant folding, so batch normalization stays a node; or torch's default exporter)."""
-    torch = require_torch()
-    x = (torch.zeros(2, n_in, dtype=torch.float64),)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            require_onnxscript()
-            return torch.onnx.export(model, x, dynamo=True, verbose=False).model_proto.SerializeToString()
-        buf = io.BytesIO()
-        torch.onnx.export(model, x, buf, dynamo=False, do_constant_folding=False)
-        return buf.getvalue()
-
-
-def torch_gradients(model, x: np.ndarray, y: np.ndarray, loss: str = "mse") -> dict[str, np.ndarray]:
-    """Batch-mean loss gradients by torch float64 autograd (hwbp's mse: ``0.5 |out - y|^2``)."""
-    torch = require_torch()
-    model.zero_grad()
-    out = model(torch.from_numpy(np.array(x)))
-    yt = torch.from_numpy(np.array(y))
-    if loss == "mse":
-        value = (0.5 * ((out - yt) ** 2).sum(dim=1)).mean()
-    else:
-        value = -(yt * torch.log_softmax(out, dim=1)).sum(dim=1).mean()
-    value.backward()
-    return {k: p.grad.numpy().copy() for k, p in model.named_parameters()}
+    """ONNX bytes of ``model`` (without constant folding, so batch normalization stays a node)."""
+    return torch_onnx_bytes(model, n_in, dynamo=dynamo, constant_folding=False)
 
 
 def _seq(shape: tuple[int, ...], *layers):

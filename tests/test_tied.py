@@ -3,16 +3,14 @@ its uses' local gradients, on every backend, in verification, training and expor
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
-from conftest import require_onnxscript, require_torch
+from conftest import require_torch, torch_gradients, torch_onnx_bytes
 from hwbp.cli import main
 from hwbp.errors import ModelError
 from hwbp.exporters.onnx import graph_to_onnx_bytes
@@ -48,29 +46,8 @@ def tied_module(n_in: int = 5, width: int = 6, n_out: int = 3):
 
 
 def export(model, n_in: int, dynamo: bool) -> bytes:
-    """The ONNX bytes of ``model``: TorchScript exporter, or torch's default (dynamo)
-    exporter with the weights kept inside the file."""
-    torch = require_torch()
-    x = (torch.zeros(2, n_in, dtype=torch.float64),)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            require_onnxscript()
-            program = torch.onnx.export(model, x, dynamo=True, verbose=False)
-            return program.model_proto.SerializeToString()
-        buf = io.BytesIO()
-        torch.onnx.export(model, x, buf, dynamo=False)
-        return buf.getvalue()
-
-
-def torch_gradients(model, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Gradients of the batch-mean MSE (``0.5 |out - y|^2``) by torch float64 autograd."""
-    torch = require_torch()
-    model.zero_grad()
-    out = model(torch.from_numpy(np.array(x)))
-    loss = (0.5 * ((out - torch.from_numpy(np.array(y))) ** 2).sum(dim=1)).mean()
-    loss.backward()
-    return {k: p.grad.numpy().copy() for k, p in model.named_parameters()}
+    """The ONNX bytes of ``model`` (TorchScript or torch's default exporter)."""
+    return torch_onnx_bytes(model, n_in, dynamo=dynamo)
 
 
 def _batch(g: Graph, n: int = 4, seed: int = 3) -> Batch:

@@ -26,7 +26,7 @@ from hwbp.errors import ConfigError
 from hwbp.hardware.realize import Realization, quantize_readout
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.kernel import Kernel
-from hwbp.sim.recording import Recorder, default_duration, gate_signals, initial_lists
+from hwbp.sim.recording import Recorder, default_duration, duration_steps, gate_signals, initial_lists
 from hwbp.sim.solvers import SOLVERS
 from hwbp.state import SimulationResult, State
 from hwbp.types import Batch
@@ -153,8 +153,7 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
         total = default_duration(L) if duration is None else float(duration)
         if not (np.isfinite(dt) and dt > 0) or not (np.isfinite(total) and total >= 0):
             raise ConfigError(f"dt must be > 0 and duration >= 0 (units of tau), got dt={dt}, duration={total}")
-        n_steps = int(np.ceil(total / dt - 1e-9))
-        h = total / n_steps if n_steps else 0.0
+        n_steps, h = duration_steps(total, dt)
         noisy = real.noise_rms > 0
         impl = SOLVERS["euler" if noisy else solver]()
         rng = np.random.default_rng([real.seed, seed, 0x6E6F])

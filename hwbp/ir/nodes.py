@@ -80,8 +80,28 @@ class Input(Node):
         object.__setattr__(self, "size", int(self.size))
 
 
+class _Parameters:
+    """``weight_name`` and ``bias_name`` of a node with a weight and a bias: its own
+    ``<name>.weight`` / ``<name>.bias``, or the parameter it shares (``weight_param``,
+    ``bias_param``: tied weights)."""
+
+    name: str
+    weight_param: str | None
+    bias_param: str | None
+
+    @property
+    def weight_name(self) -> str:
+        """Parameter name of the weight (matrix or kernel)."""
+        return self.weight_param or f"{self.name}.weight"
+
+    @property
+    def bias_name(self) -> str:
+        """Parameter name of the bias."""
+        return self.bias_param or f"{self.name}.bias"
+
+
 @dataclass(frozen=True, eq=False)
-class Dense(Node):
+class Dense(_Parameters, Node):
     """Affine map ``y = g W x + b`` with ``W`` of shape ``(out, in)``, ``b`` of ``(out,)``
     and a fixed (untrained) scalar gain ``g`` (default 1).
 
@@ -124,16 +144,6 @@ class Dense(Node):
     @property
     def inputs(self) -> tuple[str, ...]:
         return (self.source,)
-
-    @property
-    def weight_name(self) -> str:
-        """Parameter name of the weight matrix."""
-        return self.weight_param or f"{self.name}.weight"
-
-    @property
-    def bias_name(self) -> str:
-        """Parameter name of the bias vector."""
-        return self.bias_param or f"{self.name}.bias"
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,7 +242,7 @@ class _Spatial(Node):
 
 
 @dataclass(frozen=True, eq=False)
-class Conv(_Spatial):
+class Conv(_Parameters, _Spatial):
     """Convolution (ONNX ``Conv``, cross-correlation) over ``d = 1`` or ``2`` spatial axes.
 
     Input ``x`` of shape ``in_shape = (C_in, *S)`` (flattened row-major per sample),
@@ -264,16 +274,6 @@ class Conv(_Spatial):
         object.__setattr__(self, "weight", frozen_array(self.weight, f"conv {self.name!r}: weight"))
         object.__setattr__(self, "bias", frozen_array(self.bias, f"conv {self.name!r}: bias"))
         object.__setattr__(self, "groups", int(_number(self.groups, f"conv {self.name!r}: groups")))
-
-    @property
-    def weight_name(self) -> str:
-        """Parameter name of the kernel."""
-        return self.weight_param or f"{self.name}.weight"
-
-    @property
-    def bias_name(self) -> str:
-        """Parameter name of the bias (one per output channel; see :attr:`has_bias`)."""
-        return self.bias_param or f"{self.name}.bias"
 
     @property
     def has_bias(self) -> bool:

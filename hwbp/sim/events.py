@@ -88,16 +88,15 @@ def simulate_events(system: DynamicsSystem, batch: Batch, *, threshold: float, d
         ``stats["events"]``: counts of ``forward``, ``backward`` and ``input`` events;
         ``stats["events_per_sample"]``: their total over the batch size.
     """
-    from hwbp.sim.simulate import default_duration
+    from hwbp.sim.recording import default_duration, duration_steps
 
     check_event_options(threshold, solver)
     duration = default_duration(system.depth) if duration is None else float(duration)
-    n_steps = int(np.ceil(duration / dt - 1e-9))
+    n_steps, h = duration_steps(duration, dt)
     if trace:
         trace_every = trace_every or max(1, n_steps // 400)
     else:
         trace_every = None
-    h = duration / n_steps if n_steps else dt
     c = _step_factor(solver, h)
     st = initial_state(system, batch, initial, seed)
     means = {k: np.array(v) for k, v in st.mean.items()}

@@ -13,7 +13,7 @@ from hwbp.sim.kernel import Kernel
 from hwbp.state import State, Trace
 from hwbp.types import Batch
 
-__all__ = ["Recorder", "forward_sweep", "initial_lists", "default_duration", "gate_signals"]
+__all__ = ["Recorder", "forward_sweep", "initial_lists", "default_duration", "duration_steps", "gate_signals"]
 
 
 class Recorder:
@@ -72,6 +72,13 @@ def default_duration(depth: int) -> float:
     decays after a delay of ~2L tau with an Erlang tail; a shallow net needs more than
     ``8L`` (at L = 1, ``8 tau`` leaves ~2e-3; ``24 tau`` ~1e-8), as for SPICE ``.tran``."""
     return max(12.0 * depth, 24.0)
+
+
+def duration_steps(duration: float, dt: float) -> tuple[int, float]:
+    """Number of steps and the step actually taken (units of tau) for ``duration`` with
+    a step of at most ``dt``: ``ceil(duration / dt)`` equal steps (``dt`` when none)."""
+    n = int(np.ceil(duration / dt - 1e-9))
+    return n, (duration / n if n else dt)
 
 
 def gate_signals(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray]) -> dict[tuple[str, int], np.ndarray]:

@@ -25,7 +25,8 @@ from hwbp.backend import INITIAL_STATES
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.kernel import Kernel
-from hwbp.sim.recording import Recorder, default_duration, forward_sweep, gate_signals, initial_lists
+from hwbp.sim.recording import (Recorder, default_duration, duration_steps, forward_sweep, gate_signals,
+                                initial_lists)
 from hwbp.sim.solvers import SOLVERS
 from hwbp.state import SimulationResult, State
 from hwbp.types import Batch
@@ -148,8 +149,7 @@ def simulate(
             raise ConfigError(f"dt must be > 0 and duration >= 0 (units of tau), got dt={dt}, duration={total}")
         if total / dt > MAX_STEPS:
             raise ConfigError(f"duration/dt = {total / dt:.3g} steps exceeds {MAX_STEPS:.0e}; increase dt")
-        n_steps = int(np.ceil(total / dt - 1e-9))
-        h = total / n_steps if n_steps else 0.0
+        n_steps, h = duration_steps(total, dt)
         every = trace_every or max(1, n_steps // 400)
         record = Recorder(every if trace else None)
         impl = SOLVERS[solver]()

@@ -15,7 +15,6 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Mapping
 
 from hwbp.backend import Options
-from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.registry import Registry
 
@@ -34,11 +33,7 @@ class Target(ABC):
 
     def options(self, values: Mapping[str, Any] | Options | None = None) -> Options:
         """``values`` as this target's :class:`Options` (unknown keys are errors)."""
-        if isinstance(values, Options):
-            if not isinstance(values, self.Options):
-                raise ConfigError(f"target {self.name!r} takes {self.Options.__name__}, got {type(values).__name__}")
-            return values
-        return self.Options.from_mapping(values, owner=self.name)
+        return self.Options.coerce(values, owner=self.name, kind="target")
 
     @abstractmethod
     def emit(self, system: DynamicsSystem, out_dir: str | Path, options: Options,

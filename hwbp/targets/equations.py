@@ -148,10 +148,9 @@ class EquationsTarget(Target):
 
 def write_equations(system: DynamicsSystem, out_dir: str | Path, **options: Any) -> list[Path]:
     """Write ``equations.md`` and ``equations.json`` into ``out_dir``; return their paths."""
-    from hwbp.io import atomic_write_text
+    from hwbp.io import atomic_write_all
 
     out = Path(out_dir)
-    md, js = out / "equations.md", out / "equations.json"
-    atomic_write_text(md, equations_markdown(system))
-    atomic_write_text(js, json.dumps(equations_json(system), indent=1, sort_keys=True) + "\n")
-    return [md, js]
+    text = json.dumps(equations_json(system), indent=1, sort_keys=True) + "\n"
+    return atomic_write_all({out / "equations.md": equations_markdown(system).encode("utf-8"),
+                             out / "equations.json": text.encode("utf-8")}, "equations output")

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from hwbp.backend import Artefact, Backend, ConformanceCase, ConformanceProfile, Options, initial_state, option
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
+from hwbp.sim.recording import duration_steps
 from hwbp.state import SimulationResult, State
 from hwbp.targets.brian2.model import build_model
 from hwbp.targets.brian2.runner import BRIAN2_SOLVERS, CODEGENS
@@ -49,13 +49,6 @@ CONFORMANCE_DT = 0.1
 DEFAULT_DT = 0.01
 #: Default solver.
 DEFAULT_SOLVER = "exponential_euler"
-
-
-def duration_steps(duration: float, dt: float) -> tuple[int, float]:
-    """Number of steps and the step actually taken (units of tau) for ``duration``,
-    exactly as the reference simulator splits it."""
-    n = int(np.ceil(duration / dt - 1e-9))
-    return n, (duration / n if n else dt)
 
 
 @dataclass(frozen=True)

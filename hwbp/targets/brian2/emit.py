@@ -98,7 +98,7 @@ def _batch_arrays(system: DynamicsSystem, samples: int, seed: int) -> dict[str, 
 def write_brian2(system: DynamicsSystem, out_dir: str | Path, options: Brian2TargetOptions,
                  info: Mapping[str, Any] | None = None) -> list[Path]:
     """Write the script and the parameter archive into ``out_dir``; return their paths."""
-    from hwbp.io import atomic_write_bytes, atomic_write_text
+    from hwbp.io import atomic_write_all
     from hwbp.sim.simulate import default_duration
 
     system = system.with_options(tau_s=options.tau_s)
@@ -120,6 +120,4 @@ def write_brian2(system: DynamicsSystem, out_dir: str | Path, options: Brian2Tar
         arrays["y"] = np.asarray(batch.y, dtype=np.float64)
     else:
         arrays.update(_batch_arrays(system, options.samples, options.seed))
-    atomic_write_text(script, text)
-    atomic_write_bytes(npz, npz_bytes(arrays))
-    return [script, npz]
+    return atomic_write_all({script: text.encode("utf-8"), npz: npz_bytes(arrays)}, "brian2 output")

@@ -152,6 +152,13 @@ class Brian2Model:
     loss_group: str
     events: bool = False
 
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The functions of :mod:`hwbp.targets.brian2.functions` the equations call."""
+        from hwbp.targets.brian2.functions import FUNCTION_NAMES
+
+        return tuple(f for f in FUNCTION_NAMES if any(f"{f}(" in g.equations for g in self.groups))
+
     def group(self, source: str) -> GroupSpec:
         """The group realizing hwbp population or input ``source``."""
         for g in self.groups:

@@ -94,20 +94,23 @@ EVENT_SCHEDULE = ["start", "thresholds", "synapses", "resets", "groups", "end"]
 
 
 def _objects(b2: Any, model: Brian2Model, batch: Batch, initial: State, params: Mapping[str, np.ndarray],
-             method: str, dt_s: float, n_steps: int, theta: float | None) -> tuple[dict[str, Any], list[Any]]:
+             method: str, dt_s: float, theta: float | None) -> tuple[dict[str, Any], list[Any], list[Any]]:
+    """The groups by name, every Brian2 object, and the objects that advance the
+    populations (what the closing tick switches off); ``dt_s`` is the solver step (s)."""
     system = model.system
     ns = {"tau": system.tau_s * b2.second, "beta": float(system.beta)}
-    if any("hwbp_erfc(" in g.equations for g in model.groups):
+    if "hwbp_erfc" in model.functions:
         ns["hwbp_erfc"] = erfc_function(b2)
     staged = method == "rk4"
     if staged:  # one RK4 stage per clock tick (module docstring)
-        ns.update(h=dt_s * b2.second, n_ticks=RK4_STAGES * n_steps)
+        ns["h"] = dt_s * b2.second
         dt_s /= RK4_STAGES
     if theta is not None:
         ns["theta"] = float(theta)
     bsz = batch.size
     groups: dict[str, Any] = {}
     objs: list[Any] = []
+    updaters: list[Any] = []
     for g in model.groups:
         n = g.size * bsz
         events = {name: cond for name, cond, _ in g.events} or None
@@ -119,10 +122,11 @@ def _objects(b2: Any, model: Brian2Model, batch: Batch, initial: State, params: 
             equations, code = rk4_stages(g.equations)
             grp = b2.NeuronGroup(n, equations, namespace=ns, name=g.name, dt=dt_s * b2.second,
                                  order=_GROUP_ORDER, events=events)
-            grp.run_regularly(code, when="groups", order=_GROUP_ORDER, name=f"{g.name}_rk4_stage")
+            updaters.append(grp.run_regularly(code, when="groups", order=_GROUP_ORDER, name=f"{g.name}_rk4_stage"))
         else:
             grp = b2.NeuronGroup(n, g.equations, method=method, namespace=ns, name=g.name,
                                  dt=dt_s * b2.second, order=_GROUP_ORDER, events=events)
+            updaters.append(grp.state_updater)
         if not g.is_input:
             grp.xbar = np.asarray(initial.mean[g.source], dtype=np.float64).ravel()
             grp.T = np.asarray(initial.tension[g.source], dtype=np.float64).ravel()
@@ -156,7 +160,7 @@ def _objects(b2: Any, model: Brian2Model, batch: Batch, initial: State, params: 
         for var, updater in syn.summed_updaters.items():
             updater.order = 0 if var == f"{s.forward_var}_post" else 1
         objs.append(syn)
-    return groups, objs
+    return groups, objs, updaters
 
 
 def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str, solver: str, dt_tau: float,
@@ -197,7 +201,7 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
     _set_prefs(b2, codegen, build_dir)
     try:
         method = BRIAN2_SOLVERS[solver]
-        groups, objs = _objects(b2, model, batch, initial, params, method, dt_s, n_steps, theta)
+        groups, objs, updaters = _objects(b2, model, batch, initial, params, method, dt_s, theta)
         monitors = {}
         if trace_every:
             for g in model.groups:
@@ -212,14 +216,12 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
         if model.events:
             net.schedule = EVENT_SCHEDULE
         _use_codegen(b2, codegen)
-        if method == "rk4":  # four stage ticks per step, and the closing re-sum
-            net.run((RK4_STAGES * n_steps + 1) * dt_s / RK4_STAGES * b2.second)
-        else:
-            net.run(n_steps * dt_s * b2.second)
-            if not model.events:  # a closing tick: the groups hold still, the synapses re-sum at the final state
-                for grp in groups.values():
-                    grp.state_updater.active = False
-                net.run(dt_s * b2.second)
+        tick_s = dt_s / RK4_STAGES if method == "rk4" else dt_s  # rk4: one stage per tick
+        net.run(n_steps * dt_s * b2.second)
+        if not model.events:  # a closing tick: the groups hold still, the synapses re-sum at the final state
+            for updater in updaters:
+                updater.active = False
+            net.run(tick_s * b2.second)
         if codegen == "cpp_standalone":
             b2.device.build(directory=str(build_dir / "standalone"), compile=True, run=True, with_output=False)
         total = time.perf_counter() - t0

@@ -71,26 +71,30 @@ def dense(n_pre, n_post, batch, weight=None):
 
 {rk4_source}
 {erfc_source}
-def pair_group(n, equations, method, ns, tick, name):
-    """A population's NeuronGroup.  Brian2 sums synaptic inputs once per clock tick, so
-    its own rk4 would hold them over the four stages; under rk4 the group takes one
-    stage of the whole network's classical RK4 per tick instead (rk4_stages)."""
+def pair_group(n, equations, method, ns, tick, name, updaters):
+    """A population's NeuronGroup; what advances it is appended to updaters.  Brian2
+    sums synaptic inputs once per clock tick, so its own rk4 would hold them over the
+    four stages; under rk4 the group takes one stage of the whole network's classical
+    RK4 per tick instead (rk4_stages)."""
     if method != "rk4":
-        return NeuronGroup(n, equations, method=method, namespace=ns, dt=tick, order=2, name=name)
+        group = NeuronGroup(n, equations, method=method, namespace=ns, dt=tick, order=2, name=name)
+        updaters.append(group.state_updater)
+        return group
     equations, code = rk4_stages(equations)
     group = NeuronGroup(n, equations, namespace=ns, dt=tick, order=2, name=name)
-    group.run_regularly(code, when="groups", order=2, name=name + "_rk4_stage")
+    updaters.append(group.run_regularly(code, when="groups", order=2, name=name + "_rk4_stage"))
     return group
 
 
-def build(p, x, y, dt, steps, method):
+def build(p, x, y, dt, method):
     """The network for one batch: inputs x[name] (batch, n), targets y (batch, n_out),
-    initial state zero, time step dt for steps steps (under rk4 the clock ticks at
-    dt / 4, one stage per tick).  Returns the Network and the groups by name."""
+    initial state zero, time step dt (under rk4 the clock ticks at
+    dt / 4, one stage per tick).  Returns the Network, the groups by name, the clock tick
+    and what advances the populations."""
     B = len(y)
     tick = dt / 4 if method == "rk4" else dt
-    ns = {{"tau": tau, "beta": beta, "h": dt, "n_ticks": 4 * steps{erfc_ns}}}
-    G, S = {{}}, {{}}
+    ns = {{"tau": tau, "beta": beta, "h": dt{erfc_ns}}}
+    G, S, U = {{}}, {{}}, []
 '''
 
 _FOOTER = '''
@@ -99,7 +103,7 @@ _FOOTER = '''
     for syn in S.values():
         for var, updater in syn.summed_updaters.items():
             updater.order = 1 if var.endswith("_pre") else 0
-    return Network(*G.values(), *S.values()), G
+    return Network(*G.values(), *S.values()), G, tick, U
 
 
 def read_gradients(G, x, y):
@@ -150,18 +154,15 @@ def main():
     steps = int(np.ceil(args.duration / args.dt - 1e-9))
     dt = args.duration / steps * tau
     try:
-        net, G = build(p, x, y, dt, steps, args.solver)
+        net, G, tick, updaters = build(p, x, y, dt, args.solver)
         if args.codegen != "cpp_standalone":
             b2.prefs.codegen.target = args.codegen
-        # then one closing tick that only re-sums the inputs, so the gates are those of
-        # the final state (rk4: four stage ticks per step, the closing one built in)
-        if args.solver == "rk4":
-            net.run((4 * steps + 1) * dt / 4)
-        else:
-            net.run(steps * dt)
-            for group in G.values():
-                group.state_updater.active = False
-            net.run(dt)
+        net.run(steps * dt)
+        # one closing tick in which the groups hold still and only the synapses re-sum,
+        # so the gates are those of the final state
+        for updater in updaters:
+            updater.active = False
+        net.run(tick)
         if args.codegen == "cpp_standalone":
             b2.device.build(directory=standalone, compile=True, run=True, with_output=False)
         grads, loss = read_gradients(G, x, y)
@@ -210,7 +211,7 @@ def render_script(model: Brian2Model, npz_name: str, defaults: Mapping[str, Any]
             terms.append(f"    ({g.name!r}, {var!r}, {model.group(t.source).name!r}, {src_var!r}, {float(t.gain)!r}, "
                          f"{t.weight!r}, {t.bias!r}),\n")
     source = f" from {info['model_file']}" if info.get("model_file") else ""
-    uses_erfc = any("hwbp_erfc(" in g.equations for g in model.groups)  # gelu
+    uses_erfc = "hwbp_erfc" in model.functions  # gelu
     out = [_HEADER.format(name=system.name, source=source, script=f"{stem}.py", depth=system.depth,
                           duration=defaults["duration"], npz=npz_name, tau=float(system.tau_s),
                           beta=float(system.beta), loss=system.loss.function, terms="".join(terms),
@@ -228,7 +229,7 @@ def render_script(model: Brian2Model, npz_name: str, defaults: Mapping[str, Any]
         level = system.population(g.source).level
         out.append(f"    # ---- population {g.source}: {g.size} conjugate pairs per sample (level {level})\n")
         out.append(f"    {q} = pair_group(B * {g.size}, \"\"\"\n{_block(g.equations, ' ' * 8)}    \"\"\", "
-                   f"method, ns, tick, {g.name!r})\n")
+                   f"method, ns, tick, {g.name!r}, U)\n")
         for var, pname in g.biases:
             out.append(f"    {q}.{var} = np.tile(p[{pname!r}], B)\n")
         if g.name == model.loss_group:

@@ -14,10 +14,7 @@ every tick, and each group then takes the stage:
   weighted slope sum ``k_v``;
 * stage ``c = t_in_timesteps % 4`` runs ``v = v_0 + (h/2) f_v`` (c = 0, 1),
   ``v = v_0 + h f_v`` (c = 2) and ``v = v_0 + (h/6)(k1 + 2 k2 + 2 k3 + k4)``
-  (c = 3), so every fourth tick ``v`` is the RK4 state of the whole network;
-* the run lasts one tick more than its ``n_ticks = 4 n`` stages: in that last tick
-  the groups hold still (``go = 0``) and only the synapses re-sum, so the summed
-  inputs, and the gates built on them, are those of the final state.
+  (c = 3), so every fourth tick ``v`` is the RK4 state of the whole network.
 
 Every slope of a group is taken before any of its variables moves (the slopes of
 ``T`` read ``xbar`` through the loss port).  The function has no imports besides
@@ -40,9 +37,7 @@ def rk4_stages(equations: str) -> tuple[str, str]:
     Each ``dv/dt = F : unit`` becomes the slope ``f_v = F``, the stage state ``v`` (what
     the synapses read), the step's start ``v_0`` and the slope sum ``k_v``; the stage
     ``c = t_in_timesteps % 4`` sets ``v = v_0 + h/2 f_v`` (c = 0, 1), ``v_0 + h f_v``
-    (c = 2), ``v_0 + h/6 (k1 + 2 k2 + 2 k3 + k4)`` (c = 3).  After ``n_ticks`` ticks the
-    groups hold still (``go = 0``) so that one more tick re-sums the inputs at the final
-    state.
+    (c = 2), ``v_0 + h/6 (k1 + 2 k2 + 2 k3 + k4)`` (c = 3).
 
     Parameters
     ----------
@@ -57,7 +52,7 @@ def rk4_stages(equations: str) -> tuple[str, str]:
     code : str
         The stage update, to run every clock tick after the synaptic sums
         (``group.run_regularly(code, when="groups")``); it reads the RK4 step ``h``
-        (seconds) and the number of stage ticks ``n_ticks`` from the namespace.
+        (seconds) from the namespace.
     """
     kept, state = [], []
     for line in equations.splitlines():
@@ -70,11 +65,11 @@ def rk4_stages(equations: str) -> tuple[str, str]:
         kept += [f"f_{var} = {rhs} : {unit}/second  # slope d{var}/dt at the stage state",
                  f"{var} : {unit}  # stage state", f"{var}_0 : {unit}  # state at the start of the step",
                  f"k_{var} : {unit}/second  # k1 + 2 k2 + 2 k3 + k4 so far"]
-    code = ["stage = t_in_timesteps % 4", "go = int(t_in_timesteps < n_ticks)  # 0: the closing re-sum"]
+    code = ["stage = t_in_timesteps % 4"]
     code += [f"slope_{v} = f_{v}" for v in state]
     for v in state:
         code += [f"{v}_0 = int(stage == 0) * {v} + int(stage > 0) * {v}_0",
                  f"k_{v} = int(stage > 0) * k_{v} + (1 + int(stage == 1) + int(stage == 2)) * slope_{v}",
-                 f"{v} = (1 - go) * {v} + go * ({v}_0 + h * ((0.5 * int(stage < 2) + int(stage == 2)) * slope_{v} "
-                 f"+ int(stage == 3) * k_{v} / 6))"]
+                 f"{v} = {v}_0 + h * ((0.5 * int(stage < 2) + int(stage == 2)) * slope_{v} "
+                 f"+ int(stage == 3) * k_{v} / 6)"]
     return "\n".join(kept), "\n".join(code)

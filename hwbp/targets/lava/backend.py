@@ -14,7 +14,6 @@ signals ``e`` of the final state; the report gives both counts.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -99,9 +98,11 @@ class LavaOptions(Options):
         duration) below."""
         if self.steps is not None:
             return self.steps
+        from hwbp.sim.recording import default_duration, duration_steps
+
         if self.step == 1.0:
             return 2 * depth
-        return int(math.ceil(max(12.0 * depth, 24.0) / self.step - 1e-9))
+        return duration_steps(default_duration(depth), self.step)[0]
 
 
 class LavaBackend(Backend):

@@ -126,14 +126,7 @@ class LavaTarget(Target):
 
     def emit(self, system: DynamicsSystem, out_dir: str | Path, options: Options,
              info: Mapping[str, Any] | None = None) -> list[Path]:
-        from hwbp.io import atomic_write_bytes, check_writable
+        from hwbp.io import atomic_write_all
 
         files = program_files(system, self.options(options))  # type: ignore[arg-type]
-        out = Path(out_dir)
-        for rel in files:
-            check_writable(out / rel, "lava output")
-        written = []
-        for rel, data in files.items():
-            atomic_write_bytes(out / rel, data)
-            written.append(out / rel)
-        return written
+        return atomic_write_all({Path(out_dir) / rel: data for rel, data in files.items()}, "lava output")

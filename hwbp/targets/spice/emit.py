@@ -204,7 +204,7 @@ def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: s
         Further :class:`SpiceOptions` fields (tolerances, ``realization``, ``pivrel``);
         unknown keys are ignored.
     """
-    from hwbp.io import atomic_write_text, check_writable
+    from hwbp.io import atomic_write_all
 
     info: dict[str, Any] = {}
     if model_file is not None:
@@ -217,12 +217,6 @@ def write_netlists(system: DynamicsSystem, out_dir: str | Path, *, model_file: s
     opts = SpiceOptions(r_ohm=r_ohm, c_f=c_f, cells=dict(cells or {}), **fields)
     files = netlist_files(system, opts, dialect=dialect, info=info, sample=sample)
     out = Path(out_dir)
-    # every destination is checked before the first write, so a blocked path (a file
-    # where ``cells/`` should be, a directory named like the netlist) writes nothing
-    for rel in files:
-        check_writable(out / rel, "spice output")
-    written = []
-    for rel, text in files.items():
-        atomic_write_text(out / rel, text)
-        written.append(out / rel)
-    return written
+    # all or none: a blocked path (a file where ``cells/`` should be, a directory named
+    # like the netlist) writes nothing
+    return atomic_write_all({out / rel: text.encode("utf-8") for rel, text in files.items()}, "spice output")
