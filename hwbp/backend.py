@@ -269,11 +269,10 @@ def initial_state(system: DynamicsSystem, batch: Batch, initial: str | State, se
         return State(means, {n: rng.standard_normal(s) for n, s in zip(names, shapes)})
     if initial == "forward-manifold":
         from hwbp.sim.kernel import Kernel
+        from hwbp.sim.recording import forward_sweep
 
-        kernel = Kernel(system, batch)
         m = [np.zeros(s) for s in shapes]
-        for i in range(len(m)):
-            kernel.forward((i,), m, m)
+        forward_sweep(Kernel(system, batch), m)
         return State(dict(zip(names, m)), {n: np.zeros(s) for n, s in zip(names, shapes)})
     raise ConfigError(f"unknown initial state {initial!r}; valid: {', '.join(INITIAL_STATES)} or a State")
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from hwbp.options import OptionInfo, Options
 from hwbp.errors import ConfigError
 
-__all__ = ["add_option_flags", "options_from_args", "OptionFlags", "add_output_arg", "check_out_path"]
+__all__ = ["add_option_flags", "OptionFlags", "add_output_arg", "check_out_path"]
 
 
 def _argtype(info: OptionInfo):
@@ -86,13 +86,6 @@ def add_option_flags(parser: argparse.ArgumentParser, owners: Mapping[str, type[
     flags = OptionFlags(owners)
     flags.add_to(parser, title)
     return flags
-
-
-def options_from_args(flags: OptionFlags, args: argparse.Namespace, owner: str, kind: str = "backend",
-                      defaults: Mapping[str, Any] | None = None, skip: Sequence[str] = ()) -> dict[str, Any]:
-    """Option values for ``owner`` from ``args`` over ``defaults``."""
-    values = {**dict(defaults or {}), **flags.values(args, owner, kind)}
-    return {k: v for k, v in values.items() if k not in skip}
 
 
 def add_output_arg(p: argparse.ArgumentParser) -> None:

@@ -260,6 +260,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """An uncompressed ``.npz`` of ``arrays``: members sorted by name, fixed zip
+    timestamps, no pickle, so the same arrays always give the same bytes
+    (``numpy.savez`` stamps the current time); ``numpy.load(..., allow_pickle=False)``
+    reads it.  An array of dtype object is a ``TypeError``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for key in sorted(arrays):
+            value = np.asarray(arrays[key])
+            if value.dtype == object:
+                raise TypeError(f"array {key!r} has dtype object (would need pickle)")
+            member = io.BytesIO()
+            if value.ndim and not value.flags.c_contiguous:  # (ascontiguousarray would make a 0-d array 1-d)
+                value = np.ascontiguousarray(value)
+            np.lib.format.write_array(member, value, allow_pickle=False)
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            z.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
 def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
     """Save arrays to an uncompressed ``.npz`` atomically (names may contain ``/``)."""
     buf = io.BytesIO()

@@ -341,3 +341,14 @@ def test_correlated_devices_exact_for_convolutions_and_gains(backend: str) -> No
         v = verify(g, make_batch(g, 4, seed=2), hardware=hw, seed=2)
         assert v.report["hardware"]["own"]["max_rel_err"] <= 1e-9
         assert v.report["hardware"]["nominal"]["max_rel_err"] > 1e-2
+
+
+@pytest.mark.parametrize("bad,message", [({"mode": "continuous", "solver": "bogus"}, "unknown solver 'bogus'"),
+                                         ({"mode": "unit-step", "steps": -1}, "steps must be >= 0"),
+                                         ({"mode": "continuous", "dt": 0.0}, "dt must be > 0")])
+def test_device_instance_runs_check_their_arguments(bad, message):
+    """A device instance's run takes the same one-line argument errors as the ideal network's."""
+    graph = random_mlp([3, 4, 2], seed=1).with_loss("mse")
+    inst = realize(lower(graph), hardware_from_mapping({"mismatch": {"sigma": 0.05}}), seed=1)
+    with pytest.raises(ConfigError, match=message):
+        simulate(inst, make_batch(graph, 1, seed=0), **bad)

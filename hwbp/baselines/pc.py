@@ -34,6 +34,7 @@ import numpy as np
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.kernel import Kernel
+from hwbp.sim.recording import forward_sweep
 from hwbp.state import State
 from hwbp.types import Batch, Gradients
 
@@ -85,8 +86,7 @@ class _Relaxer:
 
     def feedforward(self) -> Arrays:
         z = [np.zeros((self.kernel.batch_size, s)) for s in self.kernel.sizes]
-        for i in range(self.n):
-            self.kernel.forward((i,), z, z)
+        forward_sweep(self.kernel, z)
         return z
 
     def predictions(self, z: Arrays) -> Arrays:

@@ -109,7 +109,7 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
                       initial: object = "zeros", seed: int = 0, trace: bool = False,
                       progress: bool = False, **_ignored: object) -> SimulationResult:
     """Settle a device instance (see the module docstring); arguments as
-    :func:`hwbp.sim.simulate.simulate`.  ``steady`` iterates unit steps to the fixed
+    :func:`hwbp.sim.simulate.simulate`, which checks them before it hands over.  ``steady`` iterates unit steps to the fixed
     point; noise needs ``continuous`` (solved with Euler-Maruyama)."""
     real: Realization = system.realization
     if trace and mode == "steady":
@@ -150,9 +150,7 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
         settle["steps"] = n_steps
         t_end = float("inf")
     else:
-        total = default_duration(L) if duration is None else float(duration)
-        if not (np.isfinite(dt) and dt > 0) or not (np.isfinite(total) and total >= 0):
-            raise ConfigError(f"dt must be > 0 and duration >= 0 (units of tau), got dt={dt}, duration={total}")
+        total = default_duration(L) if duration is None else float(duration)  # checked by simulate()
         n_steps, h = duration_steps(total, dt)
         noisy = real.noise_rms > 0
         impl = SOLVERS["euler" if noisy else solver]()

@@ -251,7 +251,6 @@ class Hardware:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {f.name: f.type for f in dataclasses.fields(Hardware) if f.name != "unit_V"}
 _TYPES = {"weights": Weights, "mismatch": Mismatch, "nodes": Nodes, "cells": Cells, "noise": Noise,
           "rails": Rails, "readout": Readout}
 

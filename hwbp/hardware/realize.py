@@ -135,10 +135,6 @@ class Realization:
         return 1.0 + d.f_gain, d.f_offset, 1.0 + d.df_gain, d.df_offset
 
 
-def _lognormal(rng: np.random.Generator, shape: tuple, sigma: float) -> np.ndarray:
-    return np.exp(sigma * rng.standard_normal(shape))
-
-
 def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSystem:
     """``system`` as one device instance (drawn from ``seed``) computes it.
 

@@ -322,7 +322,7 @@ class AvgPool(_Spatial):
 
 
 @dataclass(frozen=True, eq=False)
-class BatchNorm(_Spatial):
+class BatchNorm(_Parameters, _Spatial):
     """Batch normalization in inference form, per channel ``c`` of ``in_shape = (C, *S)``::
 
         y[c, p] = weight[c] * (x[c, p] - mean[c]) / sqrt(var[c] + epsilon) + bias[c]
@@ -337,22 +337,15 @@ class BatchNorm(_Spatial):
     var: np.ndarray = field(default_factory=lambda: frozen_array(np.zeros(0)))
     epsilon: float = 1e-5
     kind: ClassVar[str] = "batchnorm"
+    #: gamma and beta are always its own (``weight_name``, ``bias_name``: never shared)
+    weight_param: ClassVar[None] = None
+    bias_param: ClassVar[None] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for f in ("weight", "bias", "mean", "var"):
             object.__setattr__(self, f, frozen_array(getattr(self, f), f"batchnorm {self.name!r}: {f}"))
         object.__setattr__(self, "epsilon", _number(self.epsilon, f"batchnorm {self.name!r}: epsilon"))
-
-    @property
-    def weight_name(self) -> str:
-        """Parameter name of gamma."""
-        return f"{self.name}.weight"
-
-    @property
-    def bias_name(self) -> str:
-        """Parameter name of beta."""
-        return f"{self.name}.bias"
 
     @property
     def out_shape(self) -> tuple[int, ...]:

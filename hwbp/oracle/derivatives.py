@@ -99,11 +99,6 @@ def _sigmoid_prime(a: Array, alpha: float = 0.0) -> Array:
     return e / (1.0 + e) ** 2
 
 
-def _tanh_prime(a: Array, alpha: float) -> Array:
-    e = np.exp(-2.0 * np.abs(a))  # sech^2(a) = 4 e^{-2|a|} / (1 + e^{-2|a|})^2
-    return 4.0 * e / (1.0 + e) ** 2
-
-
 def _softplus(a: Array, alpha: float) -> Array:
     return np.maximum(a, 0.0) + np.log1p(_exp_neg_abs(a))
 
@@ -133,7 +128,7 @@ def _gelu_prime(a: Array, alpha: float) -> Array:
 
 
 def _sech2(u: Array) -> Array:
-    e = np.exp(-2.0 * np.abs(u))
+    e = np.exp(-2.0 * np.abs(u))  # sech^2(u) = 4 e^{-2|u|} / (1 + e^{-2|u|})^2
     return 4.0 * e / (1.0 + e) ** 2
 
 
@@ -171,7 +166,7 @@ def _clip_prime(lo: float, hi: float) -> Callable[[Array, float], Array]:
 
 _ACTIVATIONS = (
     OracleActivation("identity", lambda a, alpha: a + 0.0, lambda a, alpha: np.ones(np.shape(a))),
-    OracleActivation("tanh", lambda a, alpha: np.tanh(a), _tanh_prime),
+    OracleActivation("tanh", lambda a, alpha: np.tanh(a), lambda a, alpha: _sech2(a)),
     OracleActivation("sigmoid", _sigmoid, _sigmoid_prime),
     OracleActivation("relu", lambda a, alpha: np.where(a > 0, a, 0.0), _relu_prime),
     OracleActivation("leaky_relu", lambda a, alpha: np.where(a > 0, a, alpha * a), _leaky_relu_prime),
@@ -185,7 +180,7 @@ _ACTIVATIONS = (
     OracleActivation("relu6", lambda a, alpha: np.minimum(np.maximum(a, 0.0), 6.0), _clip_prime(0.0, 6.0)),
     # clip's parameter is the pair of bounds (lo, hi)
     OracleActivation("clip", lambda a, p: np.minimum(np.maximum(a, p[0]), p[1]),
-                     lambda a, p: np.where((a > p[0]) & (a < p[1]), 1.0, 0.0)),
+                     lambda a, p: _clip_prime(p[0], p[1])(a, p)),
 )
 
 #: The oracle's activations, by IR name (read-only).

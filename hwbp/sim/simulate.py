@@ -45,6 +45,27 @@ def _backward_sweep(kernel: Kernel, means: list[np.ndarray], tensions: list[np.n
         kernel.backward((i,), means, tensions, tensions)
 
 
+def _check_arguments(mode: str, depth: int, steps: int | None, duration: float | None, dt: float,
+                     solver: str) -> None:
+    """One-line :class:`ConfigError` for a bad mode, unit-step count, solver, step or
+    duration (checked before a run of the ideal network or of a device instance)."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    if mode == "unit-step" and steps is not None:
+        if int(steps) < 0:
+            raise ConfigError(f"steps must be >= 0, got {steps}")
+        if int(steps) > MAX_UNIT_STEPS:
+            raise ConfigError(f"steps must be <= {MAX_UNIT_STEPS:.0e} (exactness needs 2L = {2 * depth}), got {steps}")
+    if mode == "continuous":
+        if solver not in SOLVERS:
+            raise ConfigError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
+        total = default_duration(depth) if duration is None else float(duration)
+        if not (np.isfinite(dt) and dt > 0) or not (np.isfinite(total) and total >= 0):
+            raise ConfigError(f"dt must be > 0 and duration >= 0 (units of tau), got dt={dt}, duration={total}")
+        if total / dt > MAX_STEPS:
+            raise ConfigError(f"duration/dt = {total / dt:.3g} steps exceeds {MAX_STEPS:.0e}; increase dt")
+
+
 def _unit_steps(
     kernel: Kernel, means: list, tensions: list, steps: int, on_manifold: bool, skip: bool, record: Callable
 ) -> tuple[list, list]:
@@ -114,8 +135,7 @@ def simulate(
     -------
     SimulationResult
     """
-    if mode not in MODES:
-        raise ConfigError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    _check_arguments(mode, system.depth, steps, duration, dt, solver)
     if system.realization is not None:  # one device instance of a hardware model
         from hwbp.hardware.dynamics import simulate_instance
 
@@ -133,22 +153,12 @@ def simulate(
         t_end, n_steps = float("inf"), 0
     elif mode == "unit-step":
         n_steps = 2 * L if steps is None else int(steps)
-        if n_steps < 0:
-            raise ConfigError(f"steps must be >= 0, got {steps}")
-        if n_steps > MAX_UNIT_STEPS:
-            raise ConfigError(f"steps must be <= {MAX_UNIT_STEPS:.0e} (exactness needs 2L = {2 * L}), got {steps}")
         record = Recorder((trace_every or 1) if trace else None)
         means, tensions = _unit_steps(kernel, means, tensions, n_steps, on_manifold, skip_unchanged, record)
         settle["steps"] = n_steps
         t_end = float(n_steps)
     else:
-        if solver not in SOLVERS:
-            raise ConfigError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
         total = default_duration(L) if duration is None else float(duration)
-        if not (np.isfinite(dt) and dt > 0) or not (np.isfinite(total) and total >= 0):
-            raise ConfigError(f"dt must be > 0 and duration >= 0 (units of tau), got dt={dt}, duration={total}")
-        if total / dt > MAX_STEPS:
-            raise ConfigError(f"duration/dt = {total / dt:.3g} steps exceeds {MAX_STEPS:.0e}; increase dt")
         n_steps, h = duration_steps(total, dt)
         every = trace_every or max(1, n_steps // 400)
         record = Recorder(every if trace else None)

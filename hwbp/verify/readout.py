@@ -82,7 +82,7 @@ def readout_routes(system: DynamicsSystem, state: State) -> dict[str, str]:
         for k, term in enumerate(pop.terms):
             if term.weight is None:
                 continue
-            route = "gate" if (pop.name, k) in state.gates else "recomputed"
+            route = ROUTES[0] if (pop.name, k) in state.gates else ROUTES[1]
             for p in (term.weight, term.bias):
                 if p is not None:
                     routes[p] = route

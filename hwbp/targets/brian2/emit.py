@@ -14,8 +14,6 @@ Both are deterministic: the same model and options give byte-identical files.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,6 +22,7 @@ import numpy as np
 
 from hwbp.backend import Options, option
 from hwbp.errors import ConfigError
+from hwbp.io import npz_bytes
 from hwbp.lower.system import DynamicsSystem
 from hwbp.targets import Target
 from hwbp.targets.brian2.model import Brian2Model, build_model
@@ -31,20 +30,6 @@ from hwbp.targets.brian2.runner import BRIAN2_SOLVERS, CODEGENS
 from hwbp.targets.brian2.script import render_script
 
 __all__ = ["Brian2TargetOptions", "Brian2Target", "npz_bytes", "write_brian2"]
-
-
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """An ``.npz`` archive of ``arrays`` (sorted by name) with fixed zip timestamps, so the
-    same arrays always give the same bytes (``numpy.savez`` stamps the current time)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name in sorted(arrays):
-            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            data = io.BytesIO()
-            np.lib.format.write_array(data, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-            zf.writestr(info, data.getvalue())
-    return buf.getvalue()
 
 
 @dataclass(frozen=True)

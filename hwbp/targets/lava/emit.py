@@ -15,15 +15,14 @@ byte-identical files (the ``.npz`` has fixed member order and timestamps).
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from hwbp.backend import Options
+from hwbp.io import npz_bytes
 from hwbp.lower.system import DynamicsSystem
 from hwbp.targets import Target
 from hwbp.targets.lava.backend import LavaOptions
@@ -32,23 +31,6 @@ __all__ = ["LavaTarget", "program_files", "npz_bytes"]
 
 _HERE = Path(__file__).resolve().parent
 _COMPAT_IMPORT = "from hwbp.errors import BackendError\n"
-
-
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """An uncompressed ``.npz`` of ``arrays`` with sorted members and fixed timestamps
-    (deterministic; ``numpy.load(..., allow_pickle=False)`` reads it)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for key in sorted(arrays):
-            value = np.asarray(arrays[key])
-            if value.dtype == object:
-                raise TypeError(f"array {key!r} has dtype object (would need pickle)")
-            member = io.BytesIO()
-            np.lib.format.write_array(member, value, allow_pickle=False)
-            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            z.writestr(info, member.getvalue())
-    return buf.getvalue()
 
 
 def _arrays(system: DynamicsSystem, o: LavaOptions) -> dict[str, np.ndarray]:

@@ -88,11 +88,12 @@ class FixedFormat:
         fmt = cls(opts.state_bits, payload, opts.weight_bits, S, opts.state_bits - payload,
                   int(np.rint(opts.step * 2 ** DECAY_BITS)), int(np.rint(system.beta * 2 ** DECAY_BITS)))
         common = {"S": S, "state_bits": fmt.state_bits, "payload_bits": fmt.payload_bits, "shift": fmt.shift}
+        lut_exp = _table(np.exp, S, -LUT_RANGE, 0)  # the same table for every population
         for p in system.populations:
             is_loss = p.name == system.loss.population
             fmt.pop_params[p.name] = {**common, "loss": LOSS_CODES.index(system.loss.function) if is_loss else 0,
                                       "dt_int": fmt.dt_int, "beta_int": fmt.beta_int,
-                                      "lut_exp": _table(np.exp, S, -LUT_RANGE, 0)}
+                                      "lut_exp": lut_exp}
             for k, t in enumerate(p.terms):
                 key = (p.name, k)
                 if t.weight is not None:  # the fixed gain is folded into the weight (rule 3)

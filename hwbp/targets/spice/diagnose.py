@@ -56,11 +56,6 @@ _TRAN_OP = re.compile(r"transient op (started|finished)", re.IGNORECASE)
 _SINGULAR = re.compile(r"singular matrix:?\s*(check node \S+)?", re.IGNORECASE)
 #: How long a halted background analysis may take to stop (s).
 HALT_GRACE_S = 10.0
-#: Messages that look alarming but do not stop an analysis.
-_BENIGN = re.compile(r"^(note:|warning:|\s*$|ngspice-\d+ done|circuit:|doing analysis|no\. of data|"
-                     r"reference value|total |dram|maximum ngspice|current ngspice|shared ngspice|text \(code\)|"
-                     r"stack =|library pages|binary raw file|ascii raw file|using sparse|initial transient)",
-                     re.IGNORECASE)
 
 
 def _match(lines: Sequence[str]) -> tuple[str, str, str] | None:
