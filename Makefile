@@ -7,14 +7,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-fast bench examples clean ngspice cxx
+.PHONY: demo test test-fast bench examples docs clean ngspice cxx
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing hwbp and its pinned dependencies into $(VENV) ..."
 	@# torch (the cross-checks against torch autograd and torch's ONNX exporters) and onnxscript
-	@# (torch's default exporter) are pinned test dependencies: the CPU build of torch==2.13.0
-	@$(PIP) install -c constraints.txt -e '.[test,lava,torch]'
+	@# (torch's default exporter) are pinned test dependencies: the CPU build of torch==2.13.0;
+	@# the docs extra (MkDocs, Material, mkdocstrings, mkdocs-jupyter) builds the site the tests check
+	@$(PIP) install -c constraints.txt -e '.[test,lava,torch,docs]'
 	@# lava-nc 0.10.0 declares Python < 3.11 but runs on 3.11 with hwbp's compatibility layer
 	@# (hwbp/targets/lava/compat.py): its dependencies come from the lava extra above, then
 	@# lava-nc itself without the resolver
@@ -55,8 +56,12 @@ bench: $(STAMP) ngspice cxx
 	@$(BIN)/python benchmarks/bench_sweep.py
 	@$(BIN)/python benchmarks/bench_brian2.py
 
+# the documentation site (docs/, mkdocs.yml) into site/, strict: any warning fails
+docs: $(STAMP)
+	@$(BIN)/python -m mkdocs build --strict --site-dir site
+
 examples: $(STAMP)
 	@$(BIN)/python examples/make_mlp_digits.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache site .cache

@@ -1,5 +1,6 @@
-"""Documentation that runs: every ``hwbp`` command in the README's code blocks, verbatim,
-and every notebook in ``notebooks/``, each in a temporary directory outside the tree."""
+"""Documentation that runs: every ``hwbp`` command in the code blocks of the README and of
+the documentation pages (``docs/``), verbatim, and every notebook in ``notebooks/``, each in
+a temporary directory outside the tree; the documentation site builds in strict mode."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,12 +34,35 @@ def readme_commands(text: str) -> list[str]:
     return commands
 
 
-README_COMMANDS = readme_commands((ROOT / "README.md").read_text(encoding="utf-8"))
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+#: The README and every page of the documentation site.
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def _doc_commands() -> list[str]:
+    """Every example command of :data:`DOC_FILES`, each once, in order of appearance."""
+    seen: dict[str, None] = {}
+    for path in DOC_FILES:
+        for command in readme_commands(path.read_text(encoding="utf-8")):
+            seen.setdefault(command, None)
+    return list(seen)
+
+
+README_COMMANDS = _doc_commands()
 
 
 def test_the_readme_has_examples() -> None:
+    assert "make test" in README and "make demo" in README
+    assert any("--mode continuous --solver rk4 --dt 0.01 --initial random" in c for c in readme_commands(README))
     assert len(README_COMMANDS) >= 6, README_COMMANDS
-    assert any("--mode continuous --solver rk4 --dt 0.01 --initial random" in c for c in README_COMMANDS)
+
+
+def test_the_readme_links_resolve() -> None:
+    """Every relative link of the README (the landing page) names a file of the tree."""
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README)
+    assert links
+    missing = [link for link in links if "://" not in link and not (ROOT / link).exists()]
+    assert not missing, missing
 
 
 def test_synopsis_lines_are_told_from_examples() -> None:
@@ -83,3 +109,33 @@ def test_notebook_runs(notebook: Path, tmp_path: Path, monkeypatch) -> None:
                    resources={"metadata": {"path": str(tmp_path / "notebooks")}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+
+
+def test_every_page_is_in_the_nav() -> None:
+    """A page missing from ``mkdocs.yml``'s nav would only be an INFO line of mkdocs; the
+    strict build's ``omitted_files: warn`` turns it into a failure, checked here without a build."""
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    pages = [p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")]
+    assert pages
+    assert not [p for p in pages if f": {p}" not in nav]
+    assert "omitted_files: warn" in nav
+
+
+@pytest.mark.slow
+def test_the_site_builds_strict(tmp_path: Path) -> None:
+    """``mkdocs build --strict`` (what ``make docs`` runs) into a temporary directory: any
+    warning (a broken link or anchor, a page outside the nav, a docstring mkdocstrings
+    cannot read) fails; the API reference and the notebooks are rendered."""
+    site = tmp_path / "site"
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+                          "--site-dir", str(site)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log
+    assert "WARNING" not in log, log
+    api = (site / "api" / "verify.html").read_text(encoding="utf-8")
+    for anchor in ("hwbp.verify.verify", "hwbp.verify.read_gradients", "hwbp.verify.Verification"):
+        assert f'id="{anchor}"' in api, anchor
+    for notebook in NOTEBOOKS:
+        assert (site / "notebooks" / f"{notebook.stem}.html").is_file(), notebook.name

@@ -57,7 +57,8 @@ class LavaOptions(Options):
 
     precision: str = option("float", "number format of the ProcessModels (floating_pt or fixed_pt tag)",
                             choices=PRECISIONS)
-    steps: int | None = option(None, "unit steps of the dynamics to take (default: 2L, or 2L/dt rounded up)")
+    steps: int | None = option(None, "steps of the dynamics to take (default: 2L at --dt 1; below, "
+                                     "ceil(max(12L, 24) / dt), the reference's continuous duration)")
     dt: float | None = option(None, "Euler step of the decay (1: unit-step, exact; < 1: continuous-time "
                                     "approximation; default 1)", unit="tau")
     weight_bits: int = option(8, "fixed point: bits of the integer weights (sign included; shared exponent "
