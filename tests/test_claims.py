@@ -189,6 +189,11 @@ def test_lava_fixed_point_figures(sandbox: Path) -> None:
     cosine, rel = figures("backends/lava.md", r"min cosine ([\d.]+), max rel_err ([\d.]+) with 8-bit weights")
     _, rep = run(command_in("backends/lava.md", "--precision fixed", "--batch"), sandbox / "batch.json")
     assert same_digits(cosine, rep["min_cosine"]) and same_digits(rel, rep["max_rel_err"]), rep
+    from hwbp.targets.lava.backend import LavaOptions  # the defaults its help states ran
+
+    assert _stated_default(LavaOptions, "dt") == "1" and rep["settle"]["dt_tau"] == 1.0
+    assert _stated_default(LavaOptions, "steps").startswith("2L at --dt 1")
+    assert rep["settle"]["steps"] == 2 * rep["depth"]
     ce, mse = figures("backends/lava.md", r"min cosine ([\d.]+) with `--loss ce` \(([\d.]+) with the default `--loss mse`\)")
     command = command_in("backends/lava.md", "--precision fixed", "--loss ce", without=("--batch",))
     _, rep = run(command, sandbox / "ce.json")
@@ -227,3 +232,68 @@ def test_demo_figures(sandbox: Path) -> None:
     errors = [float(e) for e in re.findall(r"^PASSED: max rel_err ([\d.e+-]+)", text, flags=re.M)]
     assert backends == ["reference", "spice"] and len(errors) == 2, text
     assert all(same_magnitude(printed, e) for e in errors), errors
+
+
+# --- help strings: the defaults they state are the ones that run --------------------------------
+
+def _option_help(owner: type, name: str) -> str:
+    import dataclasses
+
+    (f,) = [f for f in dataclasses.fields(owner) if f.name == name]
+    return " ".join(f.metadata["help"].split())
+
+
+def _stated_default(owner: type, name: str) -> str:
+    found = re.findall(r"default:? ([^;)]*)", _option_help(owner, name))
+    assert len(found) == 1, (owner, name, found)
+    return found[0].strip()
+
+
+def test_literal_defaults_in_help_are_the_field_defaults() -> None:
+    """Every option whose help states a number as its default has that number as its value."""
+    import dataclasses
+
+    from hwbp.backend import backend_names, get_backend
+    from hwbp.targets import get_target, target_names
+
+    owners = [get_backend(n).Options for n in backend_names()] + [get_target(n).Options for n in target_names()]
+    checked = 0
+    for owner in owners:
+        for f in dataclasses.fields(owner):
+            found = re.findall(r"default:? ([-+\d.e]+)\s*[;)]", " ".join(f.metadata.get("help", "").split()))
+            if found and f.default is not None and isinstance(f.default, (int, float)):
+                assert float(found[0]) == float(f.default), (owner.__name__, f.name, found, f.default)
+                checked += 1
+    assert checked >= 8
+
+
+def test_resolved_defaults_in_help_are_what_runs(sandbox: Path) -> None:
+    """Options whose default is resolved at run time (None in the dataclass): the value the
+    help states is the one the report records, on the digits MLP (L = 3)."""
+    from hwbp.backend import get_backend
+
+    ReferenceOptions = get_backend("reference").Options
+    _, rep = run("hwbp verify examples/mlp_digits.onnx --mode continuous --random-batch 2", sandbox / "ref.json")
+    settle = rep["settle"]
+    assert float(_stated_default(ReferenceOptions, "dt")) == settle["dt_tau"]
+    assert _stated_default(ReferenceOptions, "solver") == settle["solver"]
+    assert _stated_default(ReferenceOptions, "duration").startswith("max(12L, 24")
+    assert settle["duration_tau"] == max(12 * rep["depth"], 24)
+    _, rep = run("hwbp verify examples/mlp_digits.onnx --random-batch 2", sandbox / "unit.json")
+    assert _stated_default(ReferenceOptions, "steps") == "2L" and rep["settle"]["steps"] == 2 * rep["depth"]
+
+
+@pytest.mark.slow
+def test_spice_defaults_in_help_are_what_runs(sandbox: Path) -> None:
+    from hwbp.backend import get_backend
+
+    SpiceOptions = get_backend("spice").Options
+    _, rep = run("hwbp verify examples/mlp_digits.onnx --backend spice --analysis tran --random-batch 1",
+                 sandbox / "tran.json")
+    settle = rep["settle"]
+    for name, key in (("reltol", "reltol"), ("abstol_a", "abstol"), ("vntol_v", "vntol")):
+        assert float(_stated_default(SpiceOptions, name)) == float(settle["solver_options"][key]), name
+    assert float(_stated_default(SpiceOptions, "tran_reltol")) == settle["reltol"]
+    assert settle["duration_tau"] == max(12 * rep["depth"], 24)
+    assert float(_stated_default(SpiceOptions, "r_ohm")) == settle["r_ohm"]
+    assert float(_stated_default(SpiceOptions, "c_f")) == settle["c_f"]
