@@ -58,7 +58,7 @@ bench: $(STAMP) ngspice cxx
 
 # the documentation site (docs/, mkdocs.yml) into site/, strict: any warning fails
 docs: $(STAMP)
-	@$(BIN)/python -m mkdocs build --strict --site-dir site
+	@NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
 examples: $(STAMP)
 	@$(BIN)/python examples/make_mlp_digits.py

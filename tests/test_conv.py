@@ -282,7 +282,7 @@ def test_cnn_digits_example_verifies_on_spice_op() -> None:
 
 
 def test_cnn_digits_netlist_size() -> None:
-    """The documented netlist size (README): 330 neuron pairs, 2,832 synapses."""
+    """The documented netlist size (docs/models.md): 330 neuron pairs, 2,832 synapses."""
     from hwbp.targets.spice.build import build_circuit
 
     system = lower(load_onnx(EXAMPLES / "cnn_digits.onnx").with_loss("ce"))

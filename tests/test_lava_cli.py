@@ -1,4 +1,4 @@
-"""The lava backend and target on the command line (the README's lines)."""
+"""The lava backend and target on the command line (the lines of docs/backends/lava.md)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ def test_bad_flags_exit_2(tmp_path: Path, capsys) -> None:
 
 
 def test_readme_lava_lines_run(tmp_path: Path, monkeypatch) -> None:
-    """The README's lava lines (all but train, which trains a full epoch), verbatim."""
+    """The Lava page's first code block (all but train, which trains a full epoch), verbatim."""
     import re
     import shlex
     import shutil
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("## Lava target")[1].split("```")[1]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "backends" / "lava.md").read_text()
+    block = page.split("```")[1]
     lines = [ln.strip() for ln in block.splitlines() if ln.strip().startswith("hwbp ")]
     assert len(lines) == 4
     shutil.copytree(EXAMPLES, tmp_path / "examples")
