@@ -167,3 +167,21 @@ def test_overflow_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     path = tmp_path / "b.npz"
     np.savez(path, x=np.full((2, 64), 1e308), y=np.zeros((2, 10)))
     assert "numerical overflow" in one_line_error(capsys, main(["verify", MODEL, "--batch", str(path)]))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "npy", "no_meta"])
+def test_resume_of_a_damaged_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     damage: str) -> None:
+    ck = tmp_path / "ck.npz"
+    buf = io.BytesIO()
+    if damage == "npy":
+        np.save(buf, np.zeros(3))
+    else:
+        np.savez(buf, **({"order": np.arange(4)} if damage == "no_meta" else
+                         {"meta": np.frombuffer(b'{"format": 1}', np.uint8), "order": np.arange(400)}))
+    data = buf.getvalue()
+    ck.write_bytes(data[: len(data) // 2] if damage == "truncated" else data)
+    out = tmp_path / "t.onnx"
+    line = one_line_error(capsys, main(["train", MODEL, "--backend", "oracle", "--resume", str(ck), "-o", str(out)]))
+    assert f"--resume {ck}" in line
+    assert not out.exists()
