@@ -185,3 +185,28 @@ def test_resume_of_a_damaged_checkpoint_is_one_line(tmp_path: Path, capsys: pyte
     line = one_line_error(capsys, main(["train", MODEL, "--backend", "oracle", "--resume", str(ck), "-o", str(out)]))
     assert f"--resume {ck}" in line
     assert not out.exists()
+
+
+def test_a_flooding_ngspice_is_bounded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+    import time
+
+    from hwbp.targets.spice.diagnose import ngspice_version
+
+    flood = tmp_path / "flood.sh"
+    flood.write_text('#!/bin/sh\nexec yes "ngspice-99 flood"\n')
+    flood.chmod(0o755)
+    t0 = time.monotonic()
+    assert ngspice_version(str(flood)) == "unknown"  # 64 KiB kept, then the probe gives up
+    assert time.monotonic() - t0 < 20
+    assert ngspice_version(shutil.which("ngspice")).startswith("ngspice-")
+    line = one_line_error(capsys, main(["verify", MODEL, "--backend", "spice", "--ngspice", str(flood),
+                                        "--random-batch", "2"]))
+    assert "printed more than 256 MiB" in line
+
+
+def test_lava_step_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    line = one_line_error(capsys, main(["verify", MODEL, "--backend", "lava", "--dt", "1e-300"]))
+    assert "--dt 1e-300 over the default duration makes 3.6e+301 steps, more than 1e+06" in line
+    line = one_line_error(capsys, main(["verify", MODEL, "--backend", "lava", "--steps", "10000000"]))
+    assert "--steps makes 1e+07 steps" in line
