@@ -210,3 +210,21 @@ def test_lava_step_limit(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--dt 1e-300 over the default duration makes 3.6e+301 steps, more than 1e+06" in line
     line = one_line_error(capsys, main(["verify", MODEL, "--backend", "lava", "--steps", "10000000"]))
     assert "--steps makes 1e+07 steps" in line
+
+
+def test_a_failed_write_leaves_no_directory(tmp_path: Path) -> None:
+    from hwbp.errors import ConfigError
+    from hwbp.io import atomic_write_all
+
+    with pytest.raises(ConfigError, match="File name too long"):
+        atomic_write_all({tmp_path / "new" / "deeper" / ("a" * 300): b"1"})
+    assert not (tmp_path / "new").exists()
+
+
+def test_brian2_compile_of_a_long_model_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hwbp.io import save_model
+    from hwbp.models import random_mlp
+
+    save_model(random_mlp([3, 4, 2], name="a" * 250), tmp_path / "m.hwbp")
+    assert main(["compile", str(tmp_path / "m.hwbp"), "--target", "brian2", "-o", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a" * 100 + "_brian2.npz", "a" * 100 + "_brian2.py"]

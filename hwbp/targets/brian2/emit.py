@@ -88,7 +88,7 @@ def write_brian2(system: DynamicsSystem, out_dir: str | Path, options: Brian2Tar
 
     system = system.with_options(tau_s=options.tau_s)
     model: Brian2Model = build_model(system)
-    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in system.name) or "model"
+    stem = ("".join(c if c.isalnum() or c in "-_" else "_" for c in system.name) or "model")[:100]
     out = Path(out_dir)
     script, npz = out / f"{stem}_brian2.py", out / f"{stem}_brian2.npz"
     defaults = {
