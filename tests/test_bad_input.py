@@ -228,3 +228,16 @@ def test_brian2_compile_of_a_long_model_name(tmp_path: Path, capsys: pytest.Capt
     save_model(random_mlp([3, 4, 2], name="a" * 250), tmp_path / "m.hwbp")
     assert main(["compile", str(tmp_path / "m.hwbp"), "--target", "brian2", "-o", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a" * 100 + "_brian2.npz", "a" * 100 + "_brian2.py"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["verify", MODEL, "--random-batch", "x"], ["verify", MODEL, "--bogus"], ["sweep", "x.toml", "-o", "o", "--workers", "0"],
+    ["frob"], ["verify", MODEL, "--loss", "foo"], ["verify"], ["compile", MODEL, "--target", "nope", "-o", "x"],
+])
+def test_usage_errors_are_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    line = one_line_error(capsys, code)
+    assert "_count" not in line and "usage:" not in line
