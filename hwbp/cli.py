@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     _batch_args(s)
     _run_args(s)
     s.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    s.add_argument("--hardware", metavar="FILE.toml",
+                   help="simulate one device instance (drawn from --seed) of this hardware model, as verify does")
     _backend_args(s, owners, default="reference")
     s.set_defaults(func=cmd_simulate)
 
@@ -248,7 +250,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         check_writable(out / name, "-o")
     backend, options, run = _backend_from(args)
     graph, batch = _load(args)
-    artefact = backend.compile(lower(graph, beta=args.beta), options)
+    system = lower(graph, beta=args.beta)
+    if args.hardware:  # the device instance verify --hardware runs: realized with --seed
+        from hwbp.backend import check_hardware
+        from hwbp.hardware import load_hardware, realize
+
+        hardware = load_hardware(args.hardware)
+        check_hardware(backend, hardware)
+        system = realize(system, hardware, args.seed)
+    artefact = backend.compile(system, options)
     system = artefact.system
     result = backend.run(artefact, batch, **run)
     check_state(system, result.state, args.backend)
