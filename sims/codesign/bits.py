@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import ROOT, markdown, save, write_table  # noqa: E402
+from common import markdown, parse_args, ROOT, save, write_table  # noqa: E402
 from hwbp.hardware import hardware_from_mapping
 from hwbp.io import load_batch, load_model
 from hwbp.verify.run import verify
@@ -30,6 +30,7 @@ def _run(graph, batch, hw: dict, seed: int = 0) -> dict:
 
 
 def main() -> None:
+    parse_args('bits', __doc__)
     graph = load_model(ROOT / "examples/mlp_digits.onnx").with_loss("ce")
     batch = load_batch(ROOT / "examples/digits_batch.npz", graph, loss="ce")
     rows = []

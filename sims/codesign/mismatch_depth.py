@@ -17,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-from common import markdown, save, write_table  # noqa: E402  (sets sys.path)
+from common import markdown, parse_args, save, write_table  # noqa: E402  (sets sys.path)
 from hwbp.sweep import run_sweep, spec_from_mapping
 
 DEPTHS = (2, 4, 8, 16)
@@ -44,6 +44,7 @@ def _agg(rows, key):
 
 
 def main() -> None:
+    parse_args('mismatch_depth', __doc__)
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
