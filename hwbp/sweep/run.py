@@ -205,11 +205,12 @@ def _prepare(spec: SweepSpec, out: Path, retry: bool = False) -> dict[int, dict[
     return done
 
 
-_ADDRESS = re.compile(r"^(?:(?:tcp|tls|inproc|ucx|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+_ADDRESS = re.compile(r"^(?:(?:tcp|tls|inproc|ucx|ws|wss)://\S+|[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
 
 
 def check_scheduler(address: str) -> None:
-    """Refuse a scheduler address that is not ``[protocol://]host:port``."""
+    """Refuse a scheduler address that is neither ``protocol://...`` (tcp, tls, inproc,
+    ucx, ws, wss) nor ``host:port``."""
     if not _ADDRESS.match(address):
         raise ConfigError(f"--scheduler {address!r}: not a Dask scheduler address; give [tcp://]HOST:PORT")
 
