@@ -241,3 +241,16 @@ def test_usage_errors_are_one_line(argv: list[str], capsys: pytest.CaptureFixtur
         code = e.code
     line = one_line_error(capsys, code)
     assert "_count" not in line and "usage:" not in line
+
+
+def test_lava_time_out_leaves_no_shared_memory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "hwbp", "verify", MODEL, "--backend", "lava", "--steps", "200000",
+                        "--timeout", "3"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "did not finish within 3 s" in err[0], err  # no leaked shared_memory warning
