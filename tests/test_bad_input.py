@@ -243,6 +243,7 @@ def test_usage_errors_are_one_line(argv: list[str], capsys: pytest.CaptureFixtur
     assert "_count" not in line and "usage:" not in line
 
 
+@pytest.mark.slow
 def test_lava_time_out_leaves_no_shared_memory(tmp_path: Path) -> None:
     import subprocess
     import sys

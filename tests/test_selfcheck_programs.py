@@ -50,6 +50,7 @@ def test_check_metrics_are_verify_metrics() -> None:
     assert not ok and "missing" in text and text.splitlines()[-1].startswith("FAILED")
 
 
+@pytest.mark.slow
 def test_lava_program_passes_then_fails_on_an_altered_weight(tmp_path) -> None:
     out = tmp_path / "prog"
     assert main(["compile", str(MODEL), "--target", "lava", "-o", str(out)]) == 0

@@ -49,6 +49,7 @@ def test_output_dir_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     assert output_dir(ap, ap.parse_args(["--quick", "-o", str(tmp_path / "o")]), committed, "x") == tmp_path / "o"
 
 
+@pytest.mark.slow
 def test_a_reduced_run_keeps_the_committed_results(tmp_path: Path) -> None:
     committed = SIMS / "spice_samples.md"
     before = committed.read_bytes()

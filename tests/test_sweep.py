@@ -205,6 +205,7 @@ def test_bad_scheduler_is_one_line(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_a_start_that_failed_leaves_nothing_to_resume(tmp_path: Path, capsys) -> None:
     from hwbp.cli import main
     from hwbp.io import save_model
