@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
 
@@ -82,12 +83,21 @@ def _backend_args(p: argparse.ArgumentParser, owners: dict[str, type], *, defaul
     p.set_defaults(option_flags=add_option_flags(p, owners, "backend options (each flag names its backends)"))
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (not the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        sub = self.prog.removeprefix("hwbp").strip()
+        message = re.sub(r"invalid \w+ value", "invalid value", message)  # not the converter's name
+        self.exit(2, f"hwbp: error: {sub + ': ' if sub else ''}{message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hwbp`` command."""
     from hwbp.cliflags import add_option_flags
     from hwbp.targets import get_target, target_names
 
-    parser = argparse.ArgumentParser(prog="hwbp", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="hwbp", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"hwbp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     owners = _backend_options()
@@ -110,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     _batch_args(s)
     _run_args(s)
     s.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    s.add_argument("--hardware", metavar="FILE.toml",
+                   help="simulate one device instance (drawn from --seed) of this hardware model, as verify does")
     _backend_args(s, owners, default="reference")
     s.set_defaults(func=cmd_simulate)
 
@@ -238,7 +250,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         check_writable(out / name, "-o")
     backend, options, run = _backend_from(args)
     graph, batch = _load(args)
-    artefact = backend.compile(lower(graph, beta=args.beta), options)
+    system = lower(graph, beta=args.beta)
+    if args.hardware:  # the device instance verify --hardware runs: realized with --seed
+        from hwbp.backend import check_hardware
+        from hwbp.hardware import load_hardware, realize
+
+        hardware = load_hardware(args.hardware)
+        check_hardware(backend, hardware)
+        system = realize(system, hardware, args.seed)
+    artefact = backend.compile(system, options)
     system = artefact.system
     result = backend.run(artefact, batch, **run)
     check_state(system, result.state, args.backend)

@@ -8,6 +8,7 @@ run leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -235,10 +236,14 @@ def atomic_write_all(files: Mapping[str | os.PathLike, bytes], flag: str = "outp
     for p in paths:
         check_writable(p, flag)
     temps: list[tuple[str, Path]] = []
+    made: list[Path] = []  # directories created here, removed again if a write fails
+    ok = False
     try:
         for p, data in zip(paths, files.values()):
             try:
+                missing = [d for d in (p.parent, *p.parent.parents) if not d.exists()]
                 p.parent.mkdir(parents=True, exist_ok=True)
+                made += [d for d in missing if d not in made]
                 fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
                 temps.append((tmp, p))
                 with os.fdopen(fd, "wb") as fh:
@@ -248,11 +253,16 @@ def atomic_write_all(files: Mapping[str | os.PathLike, bytes], flag: str = "outp
                 raise ConfigError(f"cannot write {p}: {exc.strerror or exc}") from None
         for tmp, p in temps:
             os.replace(tmp, p)
+        ok = True
         return paths
     finally:
         for tmp, _ in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        if not ok:
+            for d in made:  # deepest first: each was created empty by this call
+                with contextlib.suppress(OSError):
+                    d.rmdir()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -18,6 +18,12 @@ module is built: the gradients are the backend's.  Supported modules are those t
 ONNX importer reads (Linear layers, the supported activations, residual adds); torch
 parameter ``fc1.weight`` is IR parameter ``fc1.weight``.
 
+The gradients are those of the module in eval mode (BatchNorm with its running
+statistics, no dropout): a module in ``train()`` mode that holds such a layer is
+refused, not silently evaluated otherwise.  Buffers (running statistics) are synced
+like the parameters: when one has changed since the export, the module is exported
+again.  Inputs must have the example input's per-sample shape.
+
 torch is imported lazily (the CLI never needs it).
 """
 
@@ -45,6 +51,19 @@ def _export(module: Any, example: Any) -> bytes:
     return buf.getvalue()
 
 
+def _mode_dependent(module: Any) -> list[str]:
+    """Names of the submodules of ``module`` whose output depends on train/eval mode
+    (batch normalization, dropout) and that are in training mode."""
+    import torch
+
+    kinds = (torch.nn.modules.batchnorm._NormBase, torch.nn.modules.dropout._DropoutNd)
+    return [name or type(m).__name__ for name, m in module.named_modules() if isinstance(m, kinds) and m.training]
+
+
+def _buffers(module: Any) -> dict[str, np.ndarray]:
+    return {k: b.detach().cpu().double().numpy().copy() for k, b in module.named_buffers()}
+
+
 class PhysicalGradients:
     """A torch module bound to a gradient source (see the module docstring).
 
@@ -69,13 +88,14 @@ class PhysicalGradients:
 
     def __init__(self, module: Any, example_input: Any, *, backend: str = "reference", loss: str = "ce",
                  beta: float = 1.0, options: Mapping[str, Any] | None = None, initial: str | None = None) -> None:
-        from hwbp.importers.onnx import load_onnx_bytes
         from hwbp.train.sources import get_source
 
         self.module = module
         self.loss_name = loss
-        graph = load_onnx_bytes(_export(module, example_input), source="torch module")
-        self.graph = graph.with_loss(loss)
+        self._check_mode()
+        self._example = example_input
+        self._sample_shape = tuple(example_input.shape[1:])
+        self._export_graph()
         names = dict(module.named_parameters())
         ir = self.graph.parameters()
         if set(names) != set(ir):
@@ -89,6 +109,27 @@ class PhysicalGradients:
         self.source = get_source(backend, beta=beta, options=options,
                                  **({"initial": initial} if initial is not None else {}))
         self.last = None  # the Gradients of the last call
+
+    def _check_mode(self) -> None:
+        busy = _mode_dependent(self.module)
+        if busy:
+            raise ConfigError(f"torch module is in training mode and {', '.join(busy[:3])} behave differently "
+                              f"there (batch statistics, dropout); hwbp computes the gradients of the eval-mode "
+                              f"network: call module.eval() first")
+
+    def _export_graph(self) -> None:
+        from hwbp.importers.onnx import load_onnx_bytes
+
+        self._synced = _buffers(self.module)
+        graph = load_onnx_bytes(_export(self.module, self._example), source="torch module")
+        self.graph = graph.with_loss(self.loss_name)
+
+    def _inputs(self, x: Any) -> np.ndarray:
+        xs = x.detach().cpu().double().numpy() if hasattr(x, "detach") else np.asarray(x, dtype=np.float64)
+        if xs.ndim < 1 or tuple(xs.shape[1:]) != self._sample_shape:
+            raise ConfigError(f"input has shape {tuple(xs.shape)}; this module was exported for inputs of shape "
+                              f"(batch, {', '.join(map(str, self._sample_shape))})")
+        return xs.reshape(len(xs), -1)
 
     def _targets(self, target: Any, n: int) -> np.ndarray:
         y = target.detach().cpu().numpy() if hasattr(target, "detach") else np.asarray(target)
@@ -108,10 +149,14 @@ class PhysicalGradients:
 
         from hwbp.types import Batch
 
+        self._check_mode()
+        xs = self._inputs(x)
+        now = _buffers(self.module)
+        if now.keys() != self._synced.keys() or any(not np.array_equal(v, self._synced[k]) for k, v in now.items()):
+            self._export_graph()  # running statistics (or other buffers) changed: they are constants of the graph
         params = dict(self.module.named_parameters())
         values = {k: params[k].detach().cpu().double().numpy() for k in self.names}
         self.graph = self.graph.with_parameters(values)
-        xs = x.detach().cpu().double().numpy()
         batch = Batch({self.graph.inputs[0].name: xs}, self._targets(target, len(xs)))
         grads = self.source(self.graph, batch)
         self.last = grads

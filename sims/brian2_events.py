@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from outdir import add_out_arg, output_dir  # noqa: E402
 from hwbp.io import atomic_write_bytes, atomic_write_text, load_batch, load_model  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
 from hwbp.models import random_resmlp  # noqa: E402
@@ -90,7 +91,7 @@ def run(build_dir: str) -> list[dict]:
     return rows
 
 
-def write(rows: list[dict]) -> None:
+def write(rows: list[dict], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,8 +115,8 @@ def write(rows: list[dict]) -> None:
            "continuous run's, and the events grow; theta = 0 (every change sent) is the continuous run to "
            "round-off (tests/test_events.py).  The reference implementation counts exactly the same events "
            "at every theta.", ""]
-    atomic_write_text(HERE / "brian2_events.csv", "\n".join(csv) + "\n")
-    atomic_write_text(HERE / "brian2_events.md", "\n".join(md))
+    atomic_write_text(out / "brian2_events.csv", "\n".join(csv) + "\n")
+    atomic_write_text(out / "brian2_events.md", "\n".join(md))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for model, marker in zip(dict.fromkeys(r["model"] for r in rows), ("o", "s")):
         ev = [r for r in rows if r["model"] == model and not r["continuous"]]
@@ -137,13 +138,16 @@ def write(rows: list[dict]) -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    atomic_write_bytes(HERE / "brian2_events.png", buf.getvalue())
+    atomic_write_bytes(out / "brian2_events.png", buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_out_arg(ap)
+    args = ap.parse_args(argv)
+    out = output_dir(ap, args, HERE, "brian2_events")
     with tempfile.TemporaryDirectory(prefix="hwbp-brian2-") as build:
-        write(run(build))
+        write(run(build), out)
     return 0
 
 

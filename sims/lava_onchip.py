@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from outdir import add_out_arg, output_dir  # noqa: E402
 from hwbp.io import load_model  # noqa: E402
 from hwbp.models import random_init  # noqa: E402
 from hwbp.train import TrainConfig, get_source, load_digits_split, train  # noqa: E402
@@ -39,7 +40,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    add_out_arg(ap)
     args = ap.parse_args()
+    out = output_dir(ap, args, ROOT / "sims", "lava_onchip")
     graph = random_init(load_model(ROOT / "examples" / "mlp_digits.onnx").with_loss("ce"), seed=args.seed)
     x_tr, x_te, y_tr, y_te = load_digits_split()
     cfg = TrainConfig(args.epochs, 32, "sgd", args.lr, args.seed)
@@ -62,7 +65,7 @@ def main() -> None:
         lines.append(f"| {label} | " + " | ".join(f"{a:.4f}" for a in acc) + f" | {wall:.0f} |")
     lines += ["", "Wall times on a shared 2-core machine (guidance only). On-chip runs drop the last incomplete "
               "mini-batch of each epoch.", ""]
-    (ROOT / "sims" / "lava_onchip.md").write_text("\n".join(lines))
+    (out / "lava_onchip.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

@@ -13,12 +13,14 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from outdir import add_out_arg, output_dir  # noqa: E402
 from hwbp.io import load_batch, load_model  # noqa: E402
 from hwbp.targets.lava.precision import figure, sweep, to_csv, to_markdown  # noqa: E402
 from hwbp.verify.plot import figure_png  # noqa: E402
@@ -26,7 +28,11 @@ from hwbp.verify.plot import figure_png  # noqa: E402
 TITLE = "Lava fixed point: digits MLP gradients vs exact backprop"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_out_arg(ap)
+    args = ap.parse_args(argv)
+    out_dir = output_dir(ap, args, ROOT / "sims", "lava_precision")
     graph = load_model(ROOT / "examples" / "mlp_digits.onnx").with_loss("ce")
     batch = load_batch(ROOT / "examples" / "digits_batch.npz", graph, loss="ce")
     points = sweep(graph, batch, range(4, 17), (16, 20, 24))
@@ -34,7 +40,7 @@ def main() -> None:
     (same,) = [p for p in points if (p.weight_bits, p.state_bits) == (8, 24)]
     if check != same:
         raise SystemExit(f"Lava and the numpy model differ at 8/24 bits: {check} vs {same}")
-    out = ROOT / "sims" / "lava_precision"
+    out = out_dir / "lava_precision"
     out.with_suffix(".csv").write_text(to_csv(points))
     note = ("\nPayloads as wide as the state; cosine and rel_err of the worst parameter tensor; "
             "the 8-bit/24-bit point was also run in Lava's simulator with identical results.\n")

@@ -47,6 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hwbp.backend import initial_state  # noqa: E402
+from outdir import add_out_arg, output_dir  # noqa: E402
 from hwbp.io import atomic_write_text  # noqa: E402
 from hwbp.ir.graph import Graph  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
@@ -219,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=4)
     p.add_argument("--sizes", default="16-16-10,64-64-64-10")
+    add_out_arg(p)
     args = p.parse_args(argv)
+    out = output_dir(p, args, HERE, "spice_samples")
     info = BatchRunner().info()
     load0 = os.getloadavg()[0]
     lines = [
@@ -257,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         "come from the worker pool (`--spice-workers`) or a Dask cluster (`--spice-scheduler`).",
         "",
     ]
-    atomic_write_text(HERE / "spice_samples.md", "\n".join(lines))
-    print(f"wrote {HERE / 'spice_samples.md'}")
+    atomic_write_text(out / "spice_samples.md", "\n".join(lines))
+    print(f"wrote {out / 'spice_samples.md'}")
     return 0
 
 

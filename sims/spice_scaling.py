@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hwbp.errors import BackendError  # noqa: E402
+from outdir import add_out_arg, output_dir  # noqa: E402
 from hwbp.io import atomic_write_bytes, atomic_write_text  # noqa: E402
 from hwbp.verify.plot import figure_png  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
@@ -69,13 +70,13 @@ def _fit(n: np.ndarray, t: np.ndarray) -> float:
 DATA = HERE / "spice_scaling_data"
 
 
-def measure(analysis: str, label: str, widths: list[int], limit: float) -> None:
+def measure(analysis: str, label: str, widths: list[int], limit: float, data: Path = DATA) -> None:
     """Run one series, rewriting ``spice_scaling_data/<analysis>-<set>.json`` after each
     point (so a long run that is stopped keeps what it measured)."""
     be = SpiceBackend()
     opts = SETS[label]
-    DATA.mkdir(exist_ok=True)
-    out = DATA / f"{analysis}-{list(SETS).index(label)}.json"
+    data.mkdir(parents=True, exist_ok=True)
+    out = data / f"{analysis}-{list(SETS).index(label)}.json"
     rec = {"analysis": analysis, "label": label, "limit_cpu_s": limit, "points": [],
            "load_start": os.getloadavg()[0]}
     for w in widths:
@@ -111,17 +112,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="comma-separated widths W")
     p.add_argument("--series", default=None, help="run one series only: <op|tran>:<set index 0-2>")
     p.add_argument("--report", action="store_true", help="only write the table and figure from the data")
+    add_out_arg(p)
     args = p.parse_args(argv)
+    # --report only redraws the data and --series measures one whole series: they write
+    # where a full run writes; other widths or another CPU limit are reduced runs
+    out = output_dir(p, args, HERE, "spice_scaling", neutral=("report", "series"))
+    data = DATA if out == HERE else out / DATA.name
     widths = [int(w) for w in args.widths.split(",")]
     if args.series:
         analysis, k = args.series.split(":")
-        measure(analysis, list(SETS)[int(k)], widths, args.limit)
+        measure(analysis, list(SETS)[int(k)], widths, args.limit, data)
         return 0
     if not args.report:
         for analysis in ("op", "tran"):
             for label in SETS:
-                measure(analysis, label, widths, args.limit)
-    recs = [json.loads(f.read_text()) for f in sorted(DATA.glob("*.json"))]
+                measure(analysis, label, widths, args.limit, data)
+    recs = [json.loads(f.read_text()) for f in sorted(data.glob("*.json"))]
     rows: dict[tuple[str, str], list[tuple[int, float]]] = {}
     walls: dict[tuple[str, str, int], float] = {}
     tensions: dict[tuple[str, int], np.ndarray] = {}
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                                                           f"{arr[-1, 1]:.1f} s)" if len(arr) else ""))
     lines += ["", "`.op` tension, differential vs tuned pair, max |difference| (V): "
               + ", ".join(f"W={w}: {d:.1e}" for w, d in diffs), ""]
-    atomic_write_text(HERE / "spice_scaling.md", "\n".join(lines))
+    atomic_write_text(out / "spice_scaling.md", "\n".join(lines))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_title(f".{a}" + (" (12 L tau)" if a == "tran" else ""))
         ax.legend(fontsize=7)
     fig.tight_layout()
-    atomic_write_bytes(HERE / "spice_scaling.png", figure_png(fig))
-    print(f"wrote {HERE / 'spice_scaling.md'} and {HERE / 'spice_scaling.png'}")
+    atomic_write_bytes(out / "spice_scaling.png", figure_png(fig))
+    print(f"wrote {out / 'spice_scaling.md'} and {out / 'spice_scaling.png'}")
     return 0
 
 

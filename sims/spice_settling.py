@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from outdir import add_out_arg, output_dir  # noqa: E402
 from hwbp.io import atomic_write_bytes, atomic_write_text  # noqa: E402
 from hwbp.verify.plot import figure_png  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
@@ -38,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tol", type=float, default=1e-4, help="relative settling tolerance (default 1e-4)")
     p.add_argument("--runner", choices=("batch", "shared"), default="batch")
+    add_out_arg(p)
     args = p.parse_args(argv)
+    out = output_dir(p, args, HERE, "spice_settling")
     rows, curves = [], {}
     for L in DEPTHS:
         g = random_mlp([6] + [8] * (L - 1) + [3], activation="tanh", seed=L, gain=1.2).with_loss("mse")
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Linear fit: settling = {slope:.2f} tau * L + {icpt:.2f} tau (largest relative residual {resid:.1%}).",
         "",
     ]
-    atomic_write_text(HERE / "spice_settling.md", "\n".join(lines))
+    atomic_write_text(out / "spice_settling.md", "\n".join(lines))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     a2.set_ylabel(f"settling time to {args.tol:g} (tau)")
     a2.legend(fontsize=8)
     fig.tight_layout()
-    atomic_write_bytes(HERE / "spice_settling.png", figure_png(fig))
-    print(f"wrote {HERE / 'spice_settling.md'} and {HERE / 'spice_settling.png'}")
+    atomic_write_bytes(out / "spice_settling.png", figure_png(fig))
+    print(f"wrote {out / 'spice_settling.md'} and {out / 'spice_settling.png'}")
     return 0
 
 

@@ -167,3 +167,91 @@ def test_overflow_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     path = tmp_path / "b.npz"
     np.savez(path, x=np.full((2, 64), 1e308), y=np.zeros((2, 10)))
     assert "numerical overflow" in one_line_error(capsys, main(["verify", MODEL, "--batch", str(path)]))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "npy", "no_meta"])
+def test_resume_of_a_damaged_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     damage: str) -> None:
+    ck = tmp_path / "ck.npz"
+    buf = io.BytesIO()
+    if damage == "npy":
+        np.save(buf, np.zeros(3))
+    else:
+        np.savez(buf, **({"order": np.arange(4)} if damage == "no_meta" else
+                         {"meta": np.frombuffer(b'{"format": 1}', np.uint8), "order": np.arange(400)}))
+    data = buf.getvalue()
+    ck.write_bytes(data[: len(data) // 2] if damage == "truncated" else data)
+    out = tmp_path / "t.onnx"
+    line = one_line_error(capsys, main(["train", MODEL, "--backend", "oracle", "--resume", str(ck), "-o", str(out)]))
+    assert f"--resume {ck}" in line
+    assert not out.exists()
+
+
+def test_a_flooding_ngspice_is_bounded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+    import time
+
+    from hwbp.targets.spice.diagnose import ngspice_version
+
+    flood = tmp_path / "flood.sh"
+    flood.write_text('#!/bin/sh\nexec yes "ngspice-99 flood"\n')
+    flood.chmod(0o755)
+    t0 = time.monotonic()
+    assert ngspice_version(str(flood)) == "unknown"  # 64 KiB kept, then the probe gives up
+    assert time.monotonic() - t0 < 20
+    assert ngspice_version(shutil.which("ngspice")).startswith("ngspice-")
+    line = one_line_error(capsys, main(["verify", MODEL, "--backend", "spice", "--ngspice", str(flood),
+                                        "--random-batch", "2"]))
+    assert "printed more than 256 MiB" in line
+
+
+def test_lava_step_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    line = one_line_error(capsys, main(["verify", MODEL, "--backend", "lava", "--dt", "1e-300"]))
+    assert "--dt 1e-300 over the default duration makes 3.6e+301 steps, more than 1e+06" in line
+    line = one_line_error(capsys, main(["verify", MODEL, "--backend", "lava", "--steps", "10000000"]))
+    assert "--steps makes 1e+07 steps" in line
+
+
+def test_a_failed_write_leaves_no_directory(tmp_path: Path) -> None:
+    from hwbp.errors import ConfigError
+    from hwbp.io import atomic_write_all
+
+    with pytest.raises(ConfigError, match="File name too long"):
+        atomic_write_all({tmp_path / "new" / "deeper" / ("a" * 300): b"1"})
+    assert not (tmp_path / "new").exists()
+
+
+def test_brian2_compile_of_a_long_model_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hwbp.io import save_model
+    from hwbp.models import random_mlp
+
+    save_model(random_mlp([3, 4, 2], name="a" * 250), tmp_path / "m.hwbp")
+    assert main(["compile", str(tmp_path / "m.hwbp"), "--target", "brian2", "-o", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a" * 100 + "_brian2.npz", "a" * 100 + "_brian2.py"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["verify", MODEL, "--random-batch", "x"], ["verify", MODEL, "--bogus"], ["sweep", "x.toml", "-o", "o", "--workers", "0"],
+    ["frob"], ["verify", MODEL, "--loss", "foo"], ["verify"], ["compile", MODEL, "--target", "nope", "-o", "x"],
+])
+def test_usage_errors_are_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    line = one_line_error(capsys, code)
+    assert "_count" not in line and "usage:" not in line
+
+
+@pytest.mark.slow
+def test_lava_time_out_leaves_no_shared_memory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "hwbp", "verify", MODEL, "--backend", "lava", "--steps", "200000",
+                        "--timeout", "3"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "did not finish within 3 s" in err[0], err  # no leaked shared_memory warning

@@ -76,3 +76,33 @@ def test_cli_missing_idx_is_one_line_exit_2(tmp_path, capsys) -> None:
                  "-o", str(tmp_path / "m.onnx")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "missing train-images-idx3-ubyte" in err[0]
+
+
+@pytest.mark.parametrize(("labels", "match"), [
+    (np.array([0, -1, 2, 3], dtype=np.int8), r"entry 1 is -1, not a class label"),
+    (np.array([0, 1.5, 2, 3]), r"entry 1 is 1\.5, not a class label"),
+    (np.array([0, 1, np.nan, 3]), r"entry 2 is nan"),
+])
+def test_idx_labels_are_class_indices(tmp_path, labels, match) -> None:
+    _write_set(tmp_path, False, n_train=4)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    with pytest.raises(DatasetError, match=match):
+        load_dataset(f"idx:{tmp_path}")
+
+
+def test_idx_degenerate_files_are_one_line_errors(tmp_path) -> None:
+    import gzip
+    import struct
+
+    _write_set(tmp_path, False, n_train=4)
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((0, 4, 3), np.uint8))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
+    with pytest.raises(DatasetError, match="train files hold 0 samples"):
+        load_dataset(f"idx:{tmp_path}")
+    (tmp_path / "huge").write_bytes(bytes([0, 0, 8, 4]) + struct.pack(">4I", *[65536] * 4))
+    with pytest.raises(IdxFormatError, match="dimensions"):
+        read_idx(tmp_path / "huge")
+    body = gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 2, 1, 2]))
+    (tmp_path / "corrupt.gz").write_bytes(body[:12] + b"\xff" * (len(body) - 12))
+    with pytest.raises(IdxFormatError, match="cannot read"):
+        read_idx(tmp_path / "corrupt.gz")

@@ -73,9 +73,51 @@ def test_brian2_events_match_reference_event_for_event(case, theta, tmp_path_fac
                                                     "build_dir": str(tmp_path_factory.getbasetemp() / "b2ev")},
                                     initial="random", seed=1)
     assert ours.stats["events"] == ref.stats["events"]
+    assert ours.stats["events_by"] == ref.stats["events_by"] and ours.stats["clock_by"] == ref.stats["clock_by"]
     assert ours.settle["mode"] == "events"
     assert _max_abs(ours.state.tension, ref.state.tension) < 1e-12
     g_ref = read_gradients(system, ref.state, batch).parameters
     g_ours = read_gradients(system, ours.state, batch).parameters
     for k in g_ref:
         assert np.linalg.norm(g_ours[k] - g_ref[k]) <= 1e-9 * np.linalg.norm(g_ref[k])
+
+
+def test_events_per_sender_and_the_clock_driven_count(case):
+    system, batch = case
+    r = simulate_events(system, batch, threshold=1e-3, dt=0.05)
+    by, clock, steps = r.stats["events_by"], r.stats["clock_by"], r.settle["steps"]
+    assert sum(by.values()) == sum(r.stats["events"].values()) and by.keys() == clock.keys()
+    assert sum(v for k, v in by.items() if k.startswith("backward")) == r.stats["events"]["backward"]
+    for p in system.populations:
+        assert clock[f"forward {p.name}"] == steps * batch.size * p.size
+        for k, t in enumerate(p.terms):
+            if system.is_population(t.source):
+                assert clock[f"backward {p.name}[{k}]"] == steps * batch.size * p.size
+    assert all(0 < by[k] < clock[k] for k in by)  # events: fewer messages than every step, but some
+    # theta = 0: every change fires: the populations send near every step (a constant input once)
+    r0 = simulate_events(system, batch, threshold=0.0, dt=0.05, initial="random", seed=1)
+    pops = [k for k in r0.stats["events_by"] if k != "forward x"]
+    assert 0.9 < sum(r0.stats["events_by"][k] for k in pops) / sum(r0.stats["clock_by"][k] for k in pops) <= 1.0
+    assert r0.stats["events_by"]["forward x"] == batch.size * 3
+
+
+def test_verify_reports_and_prints_the_events(tmp_path, capsys):
+    import json
+
+    from hwbp.cli import main
+    from hwbp.io import save_model
+
+    save_model(GRAPH, tmp_path / "m.hwbp")
+    code = main(["verify", str(tmp_path / "m.hwbp"), "--loss", "ce", "--mode", "continuous", "--event-threshold",
+                 "1e-3", "--dt", "0.05", "--random-batch", "2", "--report", str(tmp_path / "r.json")])
+    assert code in (0, 1)
+    out = capsys.readouterr().out
+    ev = json.loads((tmp_path / "r.json").read_text())["events"]
+    total = ev["total"]
+    assert 0 < total["ratio"] < 1 and total["events"] == pytest.approx(sum(m["events"] for m in ev["per_sample"].values()))
+    assert "events sent (clock-driven: every value every step)" in out
+    assert any(line.startswith("total") and f"{total['ratio']:.3g}" in line for line in out.splitlines())
+    code = main(["verify", str(tmp_path / "m.hwbp"), "--loss", "ce", "--random-batch", "2", "--report",
+                 str(tmp_path / "plain.json")])
+    assert "events" not in json.loads((tmp_path / "plain.json").read_text())
+    assert "events sent" not in capsys.readouterr().out

@@ -160,3 +160,88 @@ def test_spice_rows_match_reference_rows(tmp_path: Path) -> None:
         assert sp["error"] == "" and ref["seed"] == sp["seed"]
         for col in ("cos_nominal", "cos_own", "rel_err_own", "loss_circuit"):
             assert sp[col] == pytest.approx(ref[col], rel=1e-9, abs=1e-12), col
+
+
+_BAD_SPECS = [
+    ("sweep = 5\n", "sweep must be a \\[sweep\\] table"),
+    ('hardware = 5\n[model]\nsizes = [2, 2]\n', "hardware must be a \\[hardware\\] table"),
+    ('[model]\nsizes = [2, 2]\n[backends]\nreference = 5\n', "backends.reference must be a table"),
+    ('model = "x.onnx"\n', "model must be a \\[model\\] table.*sweep.model"),
+    ('[model]\nsizes = [8, "a", 4]\n', "sizes holds 'a'"),
+    ('[model]\nsizes = [8, 2.5, 4]\n', "sizes holds 2.5"),
+    ('[model]\nsizes = [2, 2]\ngain = "x"\n', "gain has the wrong type"),
+    ('[model]\nsizes = [2, 2]\nseed = "x"\n', "seed has the wrong type"),
+    ('[sweep]\nbeta = 0\n[model]\nsizes = [2, 2]\n', "beta must be a finite number > 0"),
+    ('[sweep]\ninstances = 100000000\n[model]\nsizes = [2, 2]\n', "instances must be 1..100000"),
+    ('[model]\nsizes = [2, 2]\n[grid]\n' + "".join(f'"mismatch.sigma{"" if i == 0 else i}" = '
+                                                  f'[{", ".join(str(0.01 * j) for j in range(10))}]\n'
+                                                  for i in range(8)), "the sweep has 100000000 rows"),
+    ('[sweep]\nmodel = "missing.onnx"\n', "not found"),
+]
+
+
+@pytest.mark.parametrize("k", range(len(_BAD_SPECS)))
+def test_bad_specs_are_one_line_exit_2_and_write_nothing(k: int, tmp_path: Path, capsys) -> None:
+    from hwbp.cli import main
+
+    text, match = _BAD_SPECS[k]
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    t0 = time.monotonic()
+    assert main(["sweep", str(p), "-o", str(tmp_path / "o")]) == 2
+    assert time.monotonic() - t0 < 30
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and __import__("re").search(match, err[0]), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_scheduler_is_one_line(tmp_path: Path, capsys) -> None:
+    from hwbp.cli import main
+
+    p = tmp_path / "s.toml"
+    p.write_text('[model]\nsizes = [2, 2]\n')
+    assert main(["sweep", str(p), "-o", str(tmp_path / "o"), "--scheduler", "%%%"]) == 2
+    assert "not a Dask scheduler address" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_a_start_that_failed_leaves_nothing_to_resume(tmp_path: Path, capsys) -> None:
+    from hwbp.cli import main
+    from hwbp.io import save_model
+    from hwbp.models import random_mlp
+
+    p = tmp_path / "s.toml"
+    p.write_text('[sweep]\nmodel = "m.hwbp"\nrandom_batch = 2\n')
+    assert main(["sweep", str(p), "-o", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+    save_model(random_mlp([3, 4, 2], seed=0), tmp_path / "m.hwbp")
+    assert main(["sweep", str(p), "-o", str(tmp_path / "o"), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming" not in out and "1 rows (1 run now, 0 failed)" in out
+
+
+@pytest.mark.slow
+def test_failed_rows_are_retried_and_exit_1(tmp_path: Path) -> None:
+    import shutil
+
+    exe = tmp_path / "bin" / "ngspice"  # absent on the first run: a worker without ngspice
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[sweep]\nrandom_batch = 2\ninstances = 2\n[model]\nsizes = [3, 4, 2]\n'
+                    f'[backends.spice]\nngspice = "{exe}"\n')
+    cmd = [sys.executable, "-m", "hwbp", "sweep", str(spec), "-o", str(tmp_path / "o"), "--workers", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 1, r.stderr
+    assert "2 of 2 rows failed" in r.stderr and r.stderr.count("not found or not executable") == 1
+    assert "2 rows (0, 1): BackendError" in r.stderr
+    r = subprocess.run(cmd + ["--no-retry"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 1 and "keeping the 2 that failed (--no-retry)" in r.stdout
+    assert "(0 run now, 2 failed)" in r.stdout
+    exe.parent.mkdir()
+    exe.symlink_to(shutil.which("ngspice"))  # the worker is fixed
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "retrying the 2 that failed" in r.stdout and "(2 run now, 0 failed)" in r.stdout
+    rows = [json.loads(line) for line in (tmp_path / "o" / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and not any(row["error"] for row in rows)

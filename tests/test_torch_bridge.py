@@ -98,3 +98,58 @@ def test_spice_backend_follows_autograd_for_a_few_steps() -> None:
     np.testing.assert_allclose(lp, la, rtol=1e-8)
     for p, q in zip(auto.parameters(), phys.parameters()):
         np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), rtol=1e-6, atol=1e-8)
+
+
+def _bn_module():
+    torch = require_torch()
+
+    class BN(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = torch.nn.Linear(4, 6)
+            self.bn = torch.nn.BatchNorm1d(6)
+            self.out = torch.nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.out(torch.tanh(self.bn(self.fc1(x))))
+
+    torch.manual_seed(0)
+    m = BN().double()
+    x = torch.randn(8, 4, dtype=torch.float64)
+    m(x)  # training mode: the running statistics move away from (0, 1)
+    return torch, m, x, torch.randint(0, 3, (8,))
+
+
+def test_running_statistics_are_synced_and_training_mode_is_refused() -> None:
+    from hwbp.errors import ConfigError
+    from hwbp.torch import physical_gradients
+
+    torch, m, x, y = _bn_module()
+    with pytest.raises(ConfigError, match="training mode.*bn.*module.eval"):
+        physical_gradients(m, x[:2], backend="oracle", loss="ce")
+    m.eval()
+    pg = physical_gradients(m, x[:2], backend="oracle", loss="ce")
+    with torch.no_grad():  # statistics change after the export
+        m.bn.running_mean.add_(0.5)
+        m.bn.running_var.mul_(2.0)
+    m.zero_grad()
+    pg(x, y).backward()
+    got = {k: p.grad.clone() for k, p in m.named_parameters()}
+    m.zero_grad()
+    torch.nn.functional.cross_entropy(m(x), y).backward()
+    for k, p in m.named_parameters():
+        assert float((got[k] - p.grad).norm() / p.grad.norm()) < 1e-12, k
+    m.train()
+    with pytest.raises(ConfigError, match="training mode"):
+        pg(x, y)
+
+
+def test_input_shape_is_checked() -> None:
+    from hwbp.errors import ConfigError
+    from hwbp.torch import physical_gradients
+
+    torch, m, x, y = _bn_module()
+    m.eval()
+    pg = physical_gradients(m, x[:2], backend="oracle", loss="ce")
+    with pytest.raises(ConfigError, match=r"shape \(8, 1, 2, 2\).*\(batch, 4\)"):
+        pg(x.reshape(8, 1, 2, 2), y)

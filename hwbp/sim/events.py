@@ -86,7 +86,10 @@ def simulate_events(system: DynamicsSystem, batch: Batch, *, threshold: float, d
     -------
     SimulationResult
         ``stats["events"]``: counts of ``forward``, ``backward`` and ``input`` events;
-        ``stats["events_per_sample"]``: their total over the batch size.
+        ``stats["events_per_sample"]``: their total over the batch size;
+        ``stats["events_by"]``: events per sender (``forward <population or input>``,
+        ``backward <population>[k]`` for term ``k``'s gates), and ``stats["clock_by"]``:
+        the messages each sender would send clock-driven (every value every step).
     """
     from hwbp.sim.recording import default_duration, duration_steps
 
@@ -113,6 +116,7 @@ def simulate_events(system: DynamicsSystem, batch: Batch, *, threshold: float, d
             for j in range(len(system.successors[p.name]))}
     loss = get_loss(system.loss.function)
     counts = {"forward": 0, "backward": 0, "input": 0}
+    by = {f"forward {src}": 0 for src in {**inputs, **means}} | {f"backward {p}[{k}]": 0 for p, k, _ in back_sources}
     record_t, record_m, record_T, record_g = [], [], [], []
 
     def gates() -> dict[tuple[str, int], np.ndarray]:
@@ -141,6 +145,7 @@ def simulate_events(system: DynamicsSystem, batch: Batch, *, threshold: float, d
             if not fired.any():
                 continue
             counts["input" if src in inputs else "forward"] += int(fired.sum())
+            by[f"forward {src}"] += int(fired.sum())
             delta = np.where(fired, delta, 0.0)
             for p, k, t in terms:
                 if t.source == src:
@@ -154,6 +159,7 @@ def simulate_events(system: DynamicsSystem, batch: Batch, *, threshold: float, d
             if not fired.any():
                 continue
             counts["backward"] += int(fired.sum())
+            by[f"backward {p}[{k}]"] += int(fired.sum())
             delta = np.where(fired, delta, 0.0)
             key = (t.source, slot[(p, k)])
             back[key] = back[key] + (delta @ params[t.weight] if t.weight is not None else delta)
@@ -184,7 +190,11 @@ def simulate_events(system: DynamicsSystem, batch: Batch, *, threshold: float, d
     settle: dict[str, Any] = {"mode": "events", "initial": initial if isinstance(initial, str) else "given",
                               "depth": system.depth, "steps": n_steps, "duration_tau": n_steps * h, "dt_tau": h,
                               "solver": solver, "event_threshold": threshold}
-    return SimulationResult(state, trace, settle, {"events": counts, "events_per_sample": total / batch.size})
+    sizes = {k: int(np.size(v)) for k, v in {**inputs, **means}.items()}
+    clock = {f"forward {src}": n_steps * n for src, n in sizes.items()} | {
+        f"backward {p}[{k}]": n_steps * sizes[p] for p, k, _ in back_sources}
+    return SimulationResult(state, trace, settle, {"events": counts, "events_per_sample": total / batch.size,
+                                                   "events_by": by, "clock_by": clock})
 
 
 def _weighted(system: DynamicsSystem, key: tuple[str, int]) -> bool:

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hwbp.errors import HwbpError
 from hwbp.io import atomic_write_bytes, atomic_write_text
 from hwbp.sweep.spec import SweepSpec
 
@@ -83,34 +84,77 @@ def summary_markdown(rows: Sequence[dict[str, Any]], spec: SweepSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sweep_figure(rows: Sequence[dict[str, Any]], spec: SweepSpec):
-    """Cosine (a) and (b) and accuracy against the first grid parameter; one line per
-    value of the other parameters and backend (mean ± std over instances)."""
-    from matplotlib.figure import Figure
+#: Fewest samples an accuracy panel is drawn on (below, one sample moves it by > 1 %).
+MIN_ACCURACY_SAMPLES = 100
 
-    stats = group_stats(rows, spec)
+
+def _accuracy_informative(rows: Sequence[dict[str, Any]], samples: int | None, n_classes: int | None,
+                          loss: str) -> bool:
+    """Whether the accuracies of ``rows`` say something: a classifier (ce), at least
+    :data:`MIN_ACCURACY_SAMPLES` samples, and the nominal network clearly above chance
+    (by 3 binomial standard deviations)."""
+    if loss != "ce" or not samples or samples < MIN_ACCURACY_SAMPLES or not n_classes:
+        return False
+    acc = [_num(r.get("acc_nominal")) for r in rows if not r.get("error")]
+    acc = [a for a in acc if math.isfinite(a)]
+    chance = 1.0 / n_classes
+    return bool(acc) and float(np.mean(acc)) > chance + 3 * math.sqrt(chance * (1 - chance) / samples)
+
+
+def sweep_figure(rows: Sequence[dict[str, Any]], spec: SweepSpec, *, samples: int | None = None,
+                 n_classes: int | None = None):
+    """1 - cosine of the gradients against (a) the nominal network's and (b) the
+    instance's own forward network's backprop, on log axes, against the first grid
+    parameter: one series per value of the other parameters and backend (the median over
+    instances, bars from the smallest to the largest).  An accuracy panel is added only
+    when it is informative (:func:`_accuracy_informative`: ``samples`` in the batch,
+    ``n_classes`` outputs).  One legend below the panels."""
+    from hwbp.style import axis_label, context, figure, legend_below
+
     keys = [k for k, _ in spec.grid]
-    fig = Figure(figsize=(12, 3.8), layout="constrained")
-    axes = fig.subplots(1, 3)
     x_key = keys[0] if keys else None
-    lines: dict[tuple, list[dict]] = {}
-    for s in stats:
-        label = tuple((k, s[k]) for k in keys[1:]) + (("backend", s["backend"]),)
-        lines.setdefault(label, []).append(s)
-    for label, ss in list(lines.items())[:10]:
-        xs = np.arange(len(ss)) if x_key is None else np.array([_num(s[x_key]) for s in ss])
-        name = ", ".join(f"{k}={v}" for k, v in label)
-        for ax, m in zip(axes, ("cos_nominal", "cos_own", "acc_circuit")):
-            ys = np.array([s[m] for s in ss])
-            es = np.array([s[m + "_std"] for s in ss])
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
-    titles = ("gradient cosine vs nominal backprop (a)", "gradient cosine vs own forward network (b)",
-              "accuracy of the instance")
-    for ax, title in zip(axes, titles):
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel(x_key or "grid point")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    groups: dict[tuple, dict[Any, list[dict[str, Any]]]] = {}
+    for r in rows:
+        if r.get("error"):
+            continue
+        label = tuple((k, r.get(k)) for k in keys[1:]) + (("backend", r["backend"]),)
+        x = r.get(x_key) if x_key else r["point"]
+        groups.setdefault(label, {}).setdefault(x, []).append(r)
+    show_acc = _accuracy_informative(rows, samples, n_classes, spec.loss)
+    metrics = [("cos_nominal", "1 - cosine vs nominal backprop (a)"), ("cos_own", "1 - cosine vs own network (b)")]
+    if show_acc:
+        metrics.append(("acc_circuit", "accuracy of the instance"))
+    with context():
+        fig, axes = figure(1, len(metrics), panel=(4.2, 3.4))
+        axes = list(axes[0])
+        xs_all: list[float] = []
+        for i, (label, by_x) in enumerate(list(groups.items())[:10]):
+            name = ", ".join(f"{k}={v}" for k, v in label)
+            xs = sorted(by_x, key=_num)
+            xv = np.array([_num(x) for x in xs])
+            xs_all += list(xv)
+            for ax, (m, _) in zip(axes, metrics):
+                vals = [np.array([_num(r.get(m)) for r in by_x[x]]) for x in xs]
+                if m.startswith("cos"):
+                    vals = [np.maximum(1.0 - v, 1e-17) for v in vals]  # 1 - cosine, floored at round-off
+                mid = np.array([np.nanmedian(v) for v in vals])
+                lo = mid - np.array([np.nanmin(v) for v in vals])
+                hi = np.array([np.nanmax(v) for v in vals]) - mid
+                # markers differ per series so that coinciding series stay visible
+                ax.errorbar(xv, mid, yerr=[lo, hi], marker="osD^v<>ph*"[i % 10], capsize=3, label=name,
+                            alpha=0.85, markerfacecolor="none" if i % 2 else None)
+        positive = [x for x in xs_all if x > 0 and math.isfinite(x)]
+        for ax, (m, title) in zip(axes, metrics):
+            ax.set_title(title)
+            ax.set_xlabel(axis_label(x_key) if x_key else "grid point")
+            if m.startswith("cos"):
+                ax.set_yscale("log")
+                ax.set_ylabel("1 - cosine (1)")
+            else:
+                ax.set_ylabel(f"accuracy on {samples} samples (1)")
+            if positive and len(positive) == len(xs_all) and max(positive) / min(positive) >= 30:
+                ax.set_xscale("log")
+        legend_below(fig, axes)
     return fig
 
 
@@ -119,9 +163,16 @@ def write_results(rows: Sequence[dict[str, Any]], spec: SweepSpec, out: str | Pa
     """Write ``results.csv``, ``summary.md`` and ``summary.png`` into ``out`` (atomically)."""
     from hwbp.verify.plot import figure_png
 
+    from hwbp.sweep.run import _problem
+
     out = Path(out)
     paths = [out / "results.csv", out / "summary.md", out / "summary.png"]
-    png = figure_png(sweep_figure(rows, spec))
+    try:
+        graph, batch = _problem(spec)
+        samples, n_classes = batch.size, graph.size(graph.output)
+    except (HwbpError, OSError):  # the model cannot be loaded (every row failed): no accuracy panel
+        samples = n_classes = None
+    png = figure_png(sweep_figure(rows, spec, samples=samples, n_classes=n_classes))
     atomic_write_text(paths[0], csv_text(rows, cols))
     atomic_write_text(paths[1], summary_markdown(rows, spec))
     atomic_write_bytes(paths[2], png)

@@ -3,8 +3,11 @@
 Each task is a pure function of the spec and its own seeds, so the numbers do not
 depend on how many workers ran them or in which order.  Every finished row is appended
 (and flushed to disk) to ``rows.jsonl`` at once; a sweep started again on the same
-output directory reads it and runs only the rows that are missing.  A task that fails
-(an exception in the backend, a lost worker) is a row with its error.
+output directory reads it and runs only the rows that are missing, and again the rows
+that failed (unless ``retry=False``).  A task that fails (an exception in the backend,
+a lost worker) is a row with its error.  Nothing is written before the spec, its
+model and batch and the cluster are known to be usable, so a start that fails leaves
+no rows behind for a later run to resume.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,7 +24,8 @@ from typing import Any, Callable
 from hwbp.errors import ConfigError
 from hwbp.sweep.spec import SweepSpec, Task
 
-__all__ = ["run_task", "run_sweep", "fingerprint", "load_rows", "columns", "ROWS_FILE"]
+__all__ = ["run_task", "run_sweep", "fingerprint", "load_rows", "columns", "check_problem", "pending_tasks",
+           "failure_groups", "ROWS_FILE"]
 
 ROWS_FILE = "rows.jsonl"
 SPEC_FILE = "spec.json"
@@ -61,6 +66,33 @@ def _build_problem(spec: SweepSpec):
     else:
         batch = random_batch(graph, spec.random_batch, seed=spec.seed, loss=spec.loss)
     return graph, batch
+
+
+def check_problem(spec: SweepSpec) -> None:
+    """Load the sweep's model and batch (raising the loader's one-line error), so that a
+    sweep whose model file is missing or unreadable is refused before it writes."""
+    from hwbp.errors import HwbpError
+
+    try:
+        _problem(spec)
+    except HwbpError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{spec.source}: cannot load the sweep's model or batch: {exc}".splitlines()[0]) from None
+
+
+def pending_tasks(spec: SweepSpec, done: dict[int, dict[str, Any]], retry: bool = True) -> list[Task]:
+    """Tasks still to run: those without a row, and (``retry``) those whose row failed."""
+    return [t for t in spec.tasks() if t.id not in done or (retry and done[t.id].get("error"))]
+
+
+def failure_groups(rows: list[dict[str, Any]]) -> list[tuple[str, list[int]]]:
+    """Failed rows grouped by their error message: (error, row ids), most rows first."""
+    groups: dict[str, list[int]] = {}
+    for r in rows:
+        if r.get("error"):
+            groups.setdefault(str(r["error"]), []).append(int(r["id"]))
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
 
 
 def parameter_names(spec: SweepSpec) -> list[str]:
@@ -141,36 +173,57 @@ def load_rows(out: Path, n_tasks: int) -> dict[int, dict[str, Any]]:
     return rows
 
 
-def _prepare(spec: SweepSpec, out: Path) -> dict[int, dict[str, Any]]:
-    out.mkdir(parents=True, exist_ok=True)
-    fp = fingerprint(spec)
+def _check_directory(spec: SweepSpec, out: Path) -> None:
+    """Refuse an output path that is a file or holds another sweep (reads only)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"-o {out}: exists and is not a directory")
     meta = out / SPEC_FILE
     if meta.is_file():
         try:
             old = json.loads(meta.read_text(encoding="utf-8")).get("fingerprint")
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, AttributeError):
             old = None
-        if old != fp:
+        if old != fingerprint(spec):
             raise ConfigError(f"{out} holds the rows of a different sweep (spec changed); choose another -o")
-    else:
-        from hwbp.io import atomic_write_text
 
-        atomic_write_text(meta, json.dumps({"fingerprint": fp, "spec": spec.as_mapping()}, indent=1,
+
+def _prepare(spec: SweepSpec, out: Path, retry: bool = False) -> dict[int, dict[str, Any]]:
+    from hwbp.io import atomic_write_text
+
+    _check_directory(spec, out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = out / SPEC_FILE
+    if not meta.is_file():
+        atomic_write_text(meta, json.dumps({"fingerprint": fingerprint(spec), "spec": spec.as_mapping()}, indent=1,
                                            default=str) + "\n")
     tasks = spec.tasks()
     done = load_rows(out, len(tasks))
-    from hwbp.io import atomic_write_text
-
-    # rewrite without a torn line, so that appends start on a fresh line
+    if retry:  # the failed rows are run again: their new rows replace them
+        done = {i: r for i, r in done.items() if not r.get("error")}
+    # rewrite without a torn line (nor the rows run again), so that appends start on a fresh line
     atomic_write_text(out / ROWS_FILE, "".join(json.dumps(done[i]) + "\n" for i in sorted(done)))
     return done
+
+
+_ADDRESS = re.compile(r"^(?:(?:tcp|tls|inproc|ucx|ws|wss)://\S+|[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
+
+
+def check_scheduler(address: str) -> None:
+    """Refuse a scheduler address that is neither ``protocol://...`` (tcp, tls, inproc,
+    ucx, ws, wss) nor ``host:port``."""
+    if not _ADDRESS.match(address):
+        raise ConfigError(f"--scheduler {address!r}: not a Dask scheduler address; give [tcp://]HOST:PORT")
 
 
 def _client(scheduler: str | None, workers: int | None, processes: bool):
     from distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler), None
+        check_scheduler(scheduler)
+        try:
+            return Client(scheduler, timeout="10s"), None
+        except (OSError, ValueError, TypeError) as exc:  # unreachable, refused, malformed
+            raise ConfigError(f"--scheduler {scheduler}: cannot connect ({exc})".splitlines()[0]) from None
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None)
     return Client(cluster), cluster
@@ -178,7 +231,7 @@ def _client(scheduler: str | None, workers: int | None, processes: bool):
 
 def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, scheduler: str | None = None, workers: int | None = None,
               processes: bool = True, progress: bool | None = None, chunk: int | None = None,
-              on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+              on_row: Callable[[dict[str, Any]], None] | None = None, retry: bool = True) -> list[dict[str, Any]]:
     """Run (or resume) ``spec`` into directory ``out``; return every row, sorted by id.
 
     Parameters
@@ -197,45 +250,55 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, scheduler: str | None 
         Progress bar on stderr (default: when stderr is a terminal).
     chunk : int, optional
         Tasks per Dask task (default: about 4 per worker, at most 16).
+    on_row : callable, optional
+        Called with every row as it arrives.
+    retry : bool
+        Run again the rows that failed in an earlier run on ``out`` (default); False
+        keeps them as they are.
     """
     from tqdm import tqdm
 
     out = Path(out)
     tasks = spec.tasks()
-    done = _prepare(spec, out)
-    pending = [t for t in tasks if t.id not in done]
-    if pending:
-        from distributed import as_completed
+    check_problem(spec)
+    _check_directory(spec, out)
+    existing = load_rows(out, len(tasks)) if out.is_dir() else {}
+    pending = pending_tasks(spec, existing, retry)
+    if not pending:
+        return [existing[i] for i in sorted(existing)]
+    from distributed import as_completed
 
-        if progress is None:
-            progress = sys.stderr.isatty()
-        client, cluster = _client(scheduler, workers, processes)
-        try:
-            key = fingerprint(spec)
-            n_workers = len(client.nthreads()) or 1
-            futures = {client.submit(run_chunk, spec, group, key=f"hwbp-sweep-{key}-{group[0].id}", pure=False): group
-                       for group in _chunks(pending, n_workers, chunk)}
-            with open(out / ROWS_FILE, "a", encoding="utf-8") as fh, \
-                    tqdm(total=len(tasks), initial=len(done), disable=not progress, desc="sweep", unit="row",
-                         file=sys.stderr) as bar:
-                for fut in as_completed(futures):
-                    group = futures[fut]
-                    try:
-                        rows = fut.result()
-                    except Exception as exc:  # a lost worker, a failed deserialization
-                        rows = [{"id": t.id, "point": t.point, "backend": t.backend, "instance": t.instance,
-                                 "seed": t.seed, **dict(t.values),
-                                 "error": f"{type(exc).__name__}: {exc}".splitlines()[0]} for t in group]
-                    fh.write("".join(json.dumps(row) + "\n" for row in rows))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                    for row in rows:
-                        done[row["id"]] = row
-                        if on_row is not None:
-                            on_row(row)
-                    bar.update(len(rows))
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+    if progress is None:
+        progress = sys.stderr.isatty()
+    client, cluster = _client(scheduler, workers, processes)
+    try:
+        done = _prepare(spec, out, retry)
+        pending = pending_tasks(spec, done, retry)
+        key = fingerprint(spec)
+        n_workers = len(client.nthreads()) or 1
+        futures = {client.submit(run_chunk, spec, group, key=f"hwbp-sweep-{key}-{group[0].id}", pure=False): group
+                   for group in _chunks(pending, n_workers, chunk)}
+        with open(out / ROWS_FILE, "a", encoding="utf-8") as fh, \
+                tqdm(total=len(tasks), initial=len(tasks) - len(pending), disable=not progress, desc="sweep",
+                     unit="row", file=sys.stderr) as bar:
+            for fut in as_completed(futures):
+                group = futures[fut]
+                try:
+                    rows = fut.result()
+                except Exception as exc:  # a lost worker, a failed deserialization
+                    rows = [{"id": t.id, "point": t.point, "backend": t.backend, "instance": t.instance,
+                             "seed": t.seed, **dict(t.values),
+                             "error": f"{type(exc).__name__}: {exc}".splitlines()[0]} for t in group]
+                fh.write("".join(json.dumps(row) + "\n" for row in rows))
+                fh.flush()
+                os.fsync(fh.fileno())
+                for row in rows:
+                    done[row["id"]] = row
+                    if on_row is not None:
+                        on_row(row)
+                bar.update(len(rows))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
     return [done[i] for i in sorted(done)]

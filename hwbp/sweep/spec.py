@@ -28,6 +28,7 @@ Layout (paths are relative to the spec file)::
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,11 @@ from typing import Any, Mapping
 from hwbp.errors import ConfigError
 from hwbp.hardware.model import Hardware, hardware_from_mapping
 
-__all__ = ["SweepSpec", "Task", "load_spec", "spec_from_mapping"]
+__all__ = ["SweepSpec", "Task", "load_spec", "spec_from_mapping", "MAX_TASKS"]
+
+#: Most rows one sweep may have (grid points x backends x instances): a spec beyond it
+#: is refused before anything is enumerated or written.
+MAX_TASKS = 100_000
 
 
 @dataclass(frozen=True)
@@ -99,12 +104,45 @@ def _get(table: Mapping, key: str, types: tuple, where: str, default: Any) -> An
     return v
 
 
+def _table(data: Mapping, key: str, source: str, default: Any) -> Any:
+    """``data[key]`` that must be a TOML table (``[key]``)."""
+    v = data.get(key, default)
+    if not isinstance(v, Mapping):
+        hint = "; a model file goes in sweep.model" if key == "model" else ""
+        raise ConfigError(f"{source}: {key} must be a [{key}] table, got {v!r}{hint}")
+    return v
+
+
+def _check_mlp(mlp: Mapping, source: str) -> None:
+    bad = sorted(set(mlp) - {"sizes", "activation", "seed", "gain"})
+    if bad:
+        raise ConfigError(f"{source}: [model] has no key {bad[0]!r}; valid: sizes, activation, seed, gain")
+    sizes = mlp.get("sizes")
+    if not isinstance(sizes, list) or len(sizes) < 2:
+        raise ConfigError(f"{source}: [model] sizes must be a list of at least 2 layer widths")
+    for v in sizes:
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 100_000:
+            raise ConfigError(f"{source}: [model] sizes holds {v!r}; every width must be an integer 1..100000")
+    where = f"{source}: [model]"
+    _get(mlp, "activation", (str,), where, None)
+    seed = _get(mlp, "seed", (int,), where, 0)
+    if seed < 0:
+        raise ConfigError(f"{where}: seed must be >= 0, got {seed}")
+    gain = _get(mlp, "gain", (int, float), where, 1.0)
+    if not math.isfinite(gain) or gain <= 0:
+        raise ConfigError(f"{where}: gain must be a finite number > 0, got {gain!r}")
+
+
 def spec_from_mapping(data: Mapping[str, Any], *, source: str = "(spec)", base: Path | None = None) -> SweepSpec:
-    """A :class:`SweepSpec` from a TOML-shaped mapping (paths relative to ``base``)."""
+    """A :class:`SweepSpec` from a TOML-shaped mapping (paths relative to ``base``).
+
+    The whole specification is checked here, before any row is enumerated or any
+    file written: table shapes and types, the grid's size (at most :data:`MAX_TASKS`
+    rows), every grid point's hardware model and every backend's options."""
     unknown = sorted(set(data) - {"sweep", "model", "hardware", "grid", "backends"})
     if unknown:
         raise ConfigError(f"{source}: unknown table [{unknown[0]}]; valid: sweep, model, hardware, grid, backends")
-    sw = data.get("sweep", {})
+    sw = _table(data, "sweep", source, {})
     known = {"model", "batch", "random_batch", "loss", "beta", "instances", "seed"}
     bad = sorted(set(sw) - known)
     if bad:
@@ -115,36 +153,50 @@ def spec_from_mapping(data: Mapping[str, Any], *, source: str = "(spec)", base: 
         return None if v is None else str((base / v).resolve())
 
     model = _get(sw, "model", (str,), source, None)
-    mlp = data.get("model")
+    mlp = None if "model" not in data else _table(data, "model", source, None)
     if (model is None) == (mlp is None):
         raise ConfigError(f"{source}: give exactly one of sweep.model (a file) or a [model] table")
     if mlp is not None:
-        if not isinstance(mlp.get("sizes"), list) or len(mlp["sizes"]) < 2:
-            raise ConfigError(f"{source}: [model] sizes must be a list of at least 2 layer widths")
-        bad = sorted(set(mlp) - {"sizes", "activation", "seed", "gain"})
-        if bad:
-            raise ConfigError(f"{source}: [model] has no key {bad[0]!r}; valid: sizes, activation, seed, gain")
+        _check_mlp(mlp, source)
     instances = _get(sw, "instances", (int,), source, 1)
-    if instances < 1:
-        raise ConfigError(f"{source}: sweep.instances must be >= 1, got {instances}")
+    if not 1 <= instances <= MAX_TASKS:
+        raise ConfigError(f"{source}: sweep.instances must be 1..{MAX_TASKS}, got {instances}")
     seed = _get(sw, "seed", (int,), source, 0)
     if seed < 0:
         raise ConfigError(f"{source}: sweep.seed must be >= 0, got {seed}")
-    grid_t = data.get("grid", {})
+    beta = _get(sw, "beta", (int, float), source, 1.0)
+    if not math.isfinite(beta) or beta <= 0:
+        raise ConfigError(f"{source}: sweep.beta must be a finite number > 0 (the tension is beta times the "
+                          f"gradient), got {beta!r}")
+    loss = _get(sw, "loss", (str,), source, "mse")
+    if loss not in ("mse", "ce"):
+        raise ConfigError(f"{source}: sweep.loss must be 'mse' or 'ce', got {loss!r}")
+    random_batch = _get(sw, "random_batch", (int,), source, 16)
+    if not 1 <= random_batch <= 1_000_000:
+        raise ConfigError(f"{source}: sweep.random_batch must be 1..1000000, got {random_batch}")
+    grid_t = _table(data, "grid", source, {})
     grid = []
     for key, values in grid_t.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: [grid] {key} must be a non-empty list of values")
         grid.append((key, tuple(values)))
-    backends = data.get("backends", {"reference": {}})
-    if not isinstance(backends, Mapping) or not backends:
+    backends = _table(data, "backends", source, {"reference": {}})
+    if not backends:
         raise ConfigError(f"{source}: [backends] must name at least one backend table")
+    for name, opts in backends.items():
+        if not isinstance(opts, Mapping):
+            raise ConfigError(f"{source}: backends.{name} must be a table of options ([backends.{name}]), "
+                              f"got {opts!r}")
+    n_tasks = math.prod(len(v) for _, v in grid) * len(backends) * instances
+    if n_tasks > MAX_TASKS:
+        raise ConfigError(f"{source}: the sweep has {n_tasks} rows (grid points x backends x instances); "
+                          f"at most {MAX_TASKS}")
     spec = SweepSpec(
         source=source, model=path(model), mlp=None if mlp is None else dict(mlp),
         batch=path(_get(sw, "batch", (str,), source, None)),
-        random_batch=_get(sw, "random_batch", (int,), source, 16), loss=_get(sw, "loss", (str,), source, "mse"),
-        beta=float(_get(sw, "beta", (int, float), source, 1.0)), instances=instances, seed=seed,
-        hardware=dict(data.get("hardware", {})), grid=tuple(grid),
+        random_batch=random_batch, loss=loss,
+        beta=float(beta), instances=instances, seed=seed,
+        hardware=dict(_table(data, "hardware", source, {})), grid=tuple(grid),
         backends={k: dict(v) for k, v in backends.items()},
     )
     # every grid point must be a valid hardware model, every backend known with valid options

@@ -9,6 +9,8 @@ that never stopped.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,7 +69,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         meta = json.loads(bytes(data.pop("meta")).decode())
     except FileNotFoundError:
         raise ConfigError(f"--resume {path}: no such checkpoint file") from None
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # a truncated file is a BadZipFile; a single .npy array is no context manager
         raise ConfigError(f"--resume {path}: not a readable hwbp checkpoint ({exc})".splitlines()[0]) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ConfigError(f"--resume {path}: not a checkpoint of format {FORMAT!r}")
@@ -75,6 +78,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     def part(prefix: str) -> dict[str, np.ndarray]:
         return {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
 
-    return Checkpoint(part("param/"), int(meta["opt_step"]), part("m/"), part("v/"), meta["rng_state"],
-                      int(meta["epoch"]), int(meta["step_in_epoch"]), data["order"], meta["history"],
-                      meta.get("config", {}))
+    try:
+        return Checkpoint(part("param/"), int(meta["opt_step"]), part("m/"), part("v/"), meta["rng_state"],
+                          int(meta["epoch"]), int(meta["step_in_epoch"]), data["order"], meta["history"],
+                          meta.get("config", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"--resume {path}: incomplete hwbp checkpoint (missing or bad {exc})".splitlines()[0]) \
+            from None

@@ -16,11 +16,10 @@ def error_panel(ax: "matplotlib.axes.Axes", v: Verification, batch, *, xlabel: s
     t, err = error_curve(v.system, v.result.trace, batch, v.exact)
     ax.semilogy(t, np.maximum(err, 1e-17), marker="." if len(t) < 60 else None)
     ax.axvline(2 * v.system.depth, color="C3", ls="--", lw=1, label="2L")
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel("max rel_err (all tensors)", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7)
-    ax.set_title("gradient error vs time", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("max rel_err, all tensors (1)")
+    ax.legend(loc="lower left")
+    ax.set_title("gradient error vs time")
 
 
 def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  # noqa: F821
@@ -29,6 +28,13 @@ def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    from hwbp.style import context
+
+    with context():
+        return _verification_figure(v, batch)
+
+
+def _verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  # noqa: F821
     import matplotlib.pyplot as plt
 
     names = [k for k in v.exact.parameters if k.endswith(".weight")] or list(v.exact.parameters)
@@ -48,10 +54,9 @@ def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  
         ax.plot([-lim, lim], [-lim, lim], color="0.7", lw=1)
         ax.scatter(exact, phys, s=4, alpha=0.6)
         m = v.comparison.parameters[name]
-        ax.set_title(f"{name}\nrel_err={m.rel_err:.1e}", fontsize=8)
-        ax.set_xlabel("exact dL/dW", fontsize=8)
-        ax.set_ylabel(f"{v.report['backend']} dL/dW", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(f"{name}\nrel_err={m.rel_err:.1e}")
+        ax.set_xlabel("exact dL/dW (loss per weight unit)")
+        ax.set_ylabel(f"{v.report['backend']} dL/dW (loss per weight unit)")
     if not names and not has_trace:
         ax = axes[0, 0]
         ax.set_visible(True)
@@ -61,7 +66,7 @@ def verification_figure(v: Verification, batch) -> "matplotlib.figure.Figure":  
         ax = axes[0, -1]
         ax.set_visible(True)
         unit_steps = v.result.settle.get("mode") == "unit-step"
-        error_panel(ax, v, batch, xlabel="steps" if unit_steps else "time (units of tau)")
+        error_panel(ax, v, batch, xlabel="steps (1)" if unit_steps else "time (tau)")
     fig.suptitle(f"{v.report['model']}: {v.report['backend']} vs exact backprop", fontsize=10)
     fig.tight_layout()
     return fig

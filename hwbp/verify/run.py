@@ -91,6 +91,11 @@ def build_report(
         "min_cosine": json_number(comparison.min_cosine),
         "passed": comparison.passed,
     }
+    from hwbp.verify.events import events_section
+
+    events = events_section(result.stats, batch.size)
+    if events is not None:
+        report["events"] = events
     if extra:
         report.update(extra)
     return report

@@ -32,4 +32,8 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"{verdict}: max rel_err {_num(report['max_rel_err'], '.3g')} (tol {tol['max_rel_err']:g}), "
         f"min cosine {_num(report['min_cosine'], '.12g')} (tol {tol['min_cosine']:.12g})",
     ]
+    if report.get("events"):
+        from hwbp.verify.events import format_events
+
+        lines += ["", format_events(report["events"])]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import sys
@@ -10,18 +11,34 @@ from typing import Any, Sequence
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, HERE.parent):  # hwbp, and sims/outdir.py
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from outdir import add_out_arg, output_dir  # noqa: E402
+
+#: Where the tables and figures go (set by :func:`parse_args`; default beside the scripts).
+OUT = HERE
+
+
+def parse_args(study: str, doc: str | None, argv: list[str] | None = None) -> Path:
+    """Parse the study's command line (``-o DIR``) and set :data:`OUT`."""
+    global OUT
+    ap = argparse.ArgumentParser(description=(doc or study).splitlines()[0])
+    add_out_arg(ap)
+    args = ap.parse_args(argv)
+    OUT = output_dir(ap, args, HERE, study)
+    return OUT
 
 
 def write_table(name: str, rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> Path:
-    """``HERE/name.csv`` (floats to 6 significant digits)."""
+    """``OUT/name.csv`` (floats to 6 significant digits)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
     for r in rows:
         w.writerow([f"{r[c]:.6g}" if isinstance(r[c], float) else r[c] for c in cols])
-    path = HERE / f"{name}.csv"
+    path = OUT / f"{name}.csv"
     path.write_text(buf.getvalue())
     return path
 
@@ -35,7 +52,7 @@ def markdown(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> str:
 
 
 def save(fig, name: str) -> Path:
-    """``HERE/name.png`` at 110 dpi."""
-    path = HERE / f"{name}.png"
+    """``OUT/name.png`` at 110 dpi."""
+    path = OUT / f"{name}.png"
     fig.savefig(path, dpi=110)
     return path

@@ -17,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-from common import markdown, save, write_table  # noqa: E402  (sets sys.path)
+from common import markdown, parse_args, save, write_table  # noqa: E402  (sets sys.path)
 from hwbp.sweep import run_sweep, spec_from_mapping
 
 DEPTHS = (2, 4, 8, 16)
@@ -44,6 +44,7 @@ def _agg(rows, key):
 
 
 def main() -> None:
+    parse_args('mismatch_depth', __doc__)
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
@@ -78,27 +79,38 @@ def main() -> None:
     print()
     print(markdown(table_b, list(table_b[0])))
 
-    from matplotlib.figure import Figure
+    plot(table_a, table_b)
 
-    fig = Figure(figsize=(12, 3.8), layout="constrained")
-    ax1, ax2, ax3 = fig.subplots(1, 3)
-    for depth in DEPTHS:
-        rs = [r for r in table_a if r["depth"] == depth]
-        s = [r["sigma"] for r in rs]
-        ax1.semilogx(s, [1 - r["cos_own"] for r in rs], "o-", label=f"L = {depth}")
-        ax2.semilogx(s, [1 - r["cos_nominal"] for r in rs], "o-", label=f"L = {depth}")
-        rb = [r for r in table_b if r["depth"] == depth]
-        ax3.semilogy([1 - r["correlation"] + 1e-4 for r in rb], [max(r["rel_err_own"], 1e-17) for r in rb], "o-",
-                     label=f"L = {depth}")
-    ax1.set(xlabel="conductance mismatch sigma", ylabel="1 - cosine", yscale="log",
-            title="credit error vs own forward network (b)")
-    ax2.set(xlabel="conductance mismatch sigma", ylabel="1 - cosine", yscale="log",
-            title="error vs nominal backprop (a)")
-    ax3.set(xscale="log", xlabel="1 - correlation (+1e-4 so that 1 shows)", ylabel="rel_err (b)",
-            title="sigma = 0.1: rel_err (b) vs correlation")
-    for ax in (ax1, ax2, ax3):
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+
+def plot(table_a: list[dict], table_b: list[dict]) -> None:
+    """mismatch_depth.png: 1 - cosine against sigma, (b) and (a); and rel_err (b) against
+    1 - correlation on a log axis for correlation < 1.  Correlation 1 (tied devices) is
+    exact to round-off: stated in the panel, not drawn, so the axis spans what varies."""
+    from hwbp.style import context, figure, legend_below
+
+    exact = max(r["rel_err_own"] for r in table_b if r["correlation"] == 1.0)
+    with context():
+        fig, axes = figure(1, 3, panel=(4.2, 3.6))
+        ax1, ax2, ax3 = axes[0]
+        for depth in DEPTHS:
+            rs = [r for r in table_a if r["depth"] == depth]
+            s = [r["sigma"] for r in rs]
+            ax1.loglog(s, [1 - r["cos_own"] for r in rs], "o-", label=f"L = {depth}")
+            ax2.loglog(s, [1 - r["cos_nominal"] for r in rs], "o-", label=f"L = {depth}")
+            rb = [r for r in table_b if r["depth"] == depth and r["correlation"] < 1.0]
+            ax3.loglog([1 - r["correlation"] for r in rb], [r["rel_err_own"] for r in rb], "o-",
+                       label=f"L = {depth}")
+        said = "0 (exact)" if exact == 0 else f"<= {exact:.1e} (round-off)"
+        ax3.text(0.03, 0.94, f"correlation 1: rel_err {said}", transform=ax3.transAxes, fontsize=7, va="top")
+        ax1.set(xlabel="conductance mismatch sigma (relative)", ylabel="1 - cosine (1)",
+                title="credit error vs own forward network (b)")
+        ax2.set(xlabel="conductance mismatch sigma (relative)", ylabel="1 - cosine (1)",
+                title="error vs nominal backprop (a)")
+        ax3.set(xlabel="1 - forward/backward device correlation (1)", ylabel="rel_err (b) (1)",
+                title="sigma = 0.1: rel_err (b) vs correlation")
+        for ax in (ax1, ax2, ax3):
+            ax.grid(alpha=0.3, which="both")
+        legend_below(fig, [ax1])
     save(fig, "mismatch_depth")
 
 

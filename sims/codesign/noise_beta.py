@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import markdown, save, write_table  # noqa: E402
+from common import markdown, parse_args, save, write_table  # noqa: E402
 from hwbp.hardware import hardware_from_mapping
 from hwbp.io import random_batch
 from hwbp.ir.activations import get_activation
@@ -77,6 +77,7 @@ EXACT = None
 
 
 def main() -> None:
+    parse_args('noise_beta', __doc__)
     global EXACT
     graph = random_mlp([16, 32, 32, 8], activation="tanh", seed=3, gain=1.2).with_loss("mse")
     batch = random_batch(graph, 16, seed=0, loss="mse")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import markdown, save, write_table  # noqa: E402
+from common import markdown, parse_args, save, write_table  # noqa: E402
 from hwbp.hardware import hardware_from_mapping
 from hwbp.hardware.training import InstanceSource, instance_accuracy
 from hwbp.models import random_mlp
@@ -33,6 +33,7 @@ CONFIG = TrainConfig(epochs=8, batch_size=32, optimizer="adam", lr=0.01, seed=0)
 
 
 def main() -> None:
+    parse_args('training', __doc__)
     x_tr, x_te, y_tr, y_te = load_digits_split()
     graph = random_mlp([64, 32, 10], activation="tanh", seed=0).with_loss("ce")
     offline = train(graph, x_tr, y_tr, get_source("oracle"), CONFIG, progress=False).graph

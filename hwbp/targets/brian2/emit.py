@@ -80,6 +80,22 @@ def _batch_arrays(system: DynamicsSystem, samples: int, seed: int) -> dict[str, 
     return out
 
 
+def _reference(system: DynamicsSystem, arrays: Mapping[str, np.ndarray], info: Mapping[str, Any]
+               ) -> dict[str, np.ndarray]:
+    """The exact gradients of the network on the stored batch (``check/grad/...``), for
+    the script's self-check (see :mod:`hwbp.targets.selfcheck`)."""
+    from hwbp.ir.graph import Graph
+    from hwbp.targets.selfcheck import reference_arrays
+    from hwbp.types import Batch
+
+    graph = info.get("graph")
+    if not isinstance(graph, Graph):
+        raise TypeError("the brian2 target needs the model's graph (info['graph']) for the script's self-check")
+    batch = Batch({k[2:]: v for k, v in arrays.items() if k.startswith("x/")}, arrays["y"])
+    ref = reference_arrays(graph.with_loss(system.loss.function), batch)
+    return {k: v for k, v in ref.items() if k.startswith("check/grad/")}
+
+
 def write_brian2(system: DynamicsSystem, out_dir: str | Path, options: Brian2TargetOptions,
                  info: Mapping[str, Any] | None = None) -> list[Path]:
     """Write the script and the parameter archive into ``out_dir``; return their paths."""
@@ -88,7 +104,7 @@ def write_brian2(system: DynamicsSystem, out_dir: str | Path, options: Brian2Tar
 
     system = system.with_options(tau_s=options.tau_s)
     model: Brian2Model = build_model(system)
-    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in system.name) or "model"
+    stem = ("".join(c if c.isalnum() or c in "-_" else "_" for c in system.name) or "model")[:100]
     out = Path(out_dir)
     script, npz = out / f"{stem}_brian2.py", out / f"{stem}_brian2.npz"
     defaults = {
@@ -105,4 +121,5 @@ def write_brian2(system: DynamicsSystem, out_dir: str | Path, options: Brian2Tar
         arrays["y"] = np.asarray(batch.y, dtype=np.float64)
     else:
         arrays.update(_batch_arrays(system, options.samples, options.seed))
+    arrays.update(_reference(system, arrays, info or {}))
     return atomic_write_all({script: text.encode("utf-8"), npz: npz_bytes(arrays)}, "brian2 output")

@@ -228,7 +228,7 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
         run_s = float(getattr(b2.device, "_last_run_time", float("nan")))
         stats: dict[str, Any] = {"wall_s": total, "run_s": run_s, "build_s": total - run_s, "steps": n_steps}
         if model.events:
-            stats.update(_event_counts(model, groups, batch.size))
+            stats.update(_event_counts(model, groups, batch.size, n_steps))
         return RunOutput(*_read_back(model, batch, groups, monitors, n_steps, dt_tau), stats=stats)
     except (ConfigError, BackendError):
         raise
@@ -241,14 +241,21 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
             b2.set_device("runtime")
 
 
-def _event_counts(model: Brian2Model, groups: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
+def _event_counts(model: Brian2Model, groups: Mapping[str, Any], batch_size: int, n_steps: int) -> dict[str, Any]:
     counts = {"forward": 0, "backward": 0, "input": 0}
+    by: dict[str, int] = {}
+    clock: dict[str, int] = {}
     for g in model.groups:
         grp = groups[g.name]
         for name, _, _ in g.events:
             n = int(round(float(np.sum(getattr(grp, "n_" + name)[:]))))
             counts["input" if g.is_input else "backward" if name != "send" else "forward"] += n
-    return {"events": counts, "events_per_sample": sum(counts.values()) / batch_size}
+            # the senders as hwbp.sim.events names them
+            label = f"forward {g.source}" if name == "send" else f"backward {g.source}[{name[len('send_e'):]}]"
+            by[label] = n
+            clock[label] = n_steps * len(grp)
+    return {"events": counts, "events_per_sample": sum(counts.values()) / batch_size, "events_by": by,
+            "clock_by": clock}
 
 
 def _read_back(model: Brian2Model, batch: Batch, groups: Mapping[str, Any], monitors: Mapping[str, Any],

@@ -15,6 +15,8 @@ from typing import Any, Mapping
 from hwbp.targets.brian2.functions import erfc_function
 from hwbp.targets.brian2.model import Brian2Model, presynaptic_variable, source_outputs
 from hwbp.targets.brian2.stages import rk4_stages
+from hwbp.targets.selfcheck import _metrics, check
+from hwbp.verify.compare import Tolerances
 
 __all__ = ["render_script"]
 
@@ -34,6 +36,11 @@ backward sum s = sum w * gate_post (summed onto the presynaptic group), where
 gate = f'(a + b) * T is the gated sensitivity e.  Each weight's gradient is read
 locally: dL/dW = mean over the batch of e * u / beta.  Times are in units of tau.
 Depth L = {depth}; the defaults run for {duration:g} tau.
+
+The parameter file also holds the exact gradients of this network on its batch,
+computed by hwbp's backprop oracle when the script was generated: the script prints
+the table of `hwbp verify` (rel_err, cosine, max_abs_err per tensor) against them and
+PASSED or FAILED, and exits 1 when FAILED.
 """
 
 import argparse
@@ -41,8 +48,9 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import brian2 as b2
@@ -56,6 +64,10 @@ LOSS = "{loss}"
 #: weighted terms: (population, gate variable, source, source variable, gain, weight, bias)
 TERMS = [
 {terms}]
+#: populations: name -> NeuronGroup (its tension T / beta is dloss/dx)
+POPULATIONS = {populations!r}
+#: pass criteria of the self-check (those of `hwbp verify`)
+RTOL, MIN_COSINE = {rtol!r}, {min_cosine!r}
 
 
 def dense(n_pre, n_post, batch, weight=None):
@@ -71,6 +83,8 @@ def dense(n_pre, n_post, batch, weight=None):
 
 {rk4_source}
 {erfc_source}
+{check_source}
+
 def pair_group(n, equations, method, ns, tick, name, updaters):
     """A population's NeuronGroup; what advances it is appended to updaters.  Brian2
     sums synaptic inputs once per clock tick, so its own rk4 would hold them over the
@@ -108,7 +122,8 @@ _FOOTER = '''
 
 def read_gradients(G, x, y):
     """Gradients of the batch-mean loss from the final state: dL/dW = mean e u^T / beta,
-    dL/db = mean e / beta, with e the gate signal Brian2 computed."""
+    dL/db = mean e / beta, with e the gate signal Brian2 computed; and each population's
+    dl/dx = T / beta per sample (under "dl/d[name]")."""
     B = len(y)
     grads = {{}}
     for pop, gate, source, var, gain, weight, bias in TERMS:
@@ -119,6 +134,8 @@ def read_gradients(G, x, y):
         grads[weight] = grads.get(weight, 0.0) + gain * (e.T @ u) / B
         if bias is not None:
             grads[bias] = grads.get(bias, 0.0) + e.sum(axis=0) / B
+    for pop, group in POPULATIONS.items():
+        grads[f"dl/d[{{pop}}]"] = np.asarray(G[group].T[:]).reshape(B, -1) / beta
     out = np.asarray(G["{loss_group}"].xbar[:]).reshape(B, -1)
     if LOSS == "mse":
         loss = 0.5 * ((out - y) ** 2).sum(axis=1).mean()
@@ -171,17 +188,16 @@ def main():
             shutil.rmtree(build_dir, ignore_errors=True)
     print(f"{{MODEL}}: {{args.codegen}}, {{args.solver}}, dt = {{args.dt:g}} tau, {{steps}} steps to "
           f"t = {{args.duration:g}} tau; loss = {{loss:.9g}}")
-    print(f"{{'parameter':<28}} {{'shape':>10}} {{'norm':>14}} {{'max |grad|':>14}}")
-    for name in sorted(grads):
-        g = grads[name]
-        shape = "x".join(map(str, g.shape))
-        print(f"{{name:<28}} {{shape:>10}} {{np.linalg.norm(g):14.8e}} {{np.abs(g).max():14.8e}}")
+    expected = {{k[len("check/grad/"):]: data[k] for k in data.files if k.startswith("check/grad/")}}
+    table, passed = check(grads, expected, RTOL, MIN_COSINE)
+    print(table)
     if args.out:
-        np.savez(args.out, **grads)
+        np.savez(args.out, **{{k: v for k, v in grads.items() if not k.startswith("dl/d[")}})
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
 '''
 
 
@@ -216,6 +232,9 @@ def render_script(model: Brian2Model, npz_name: str, defaults: Mapping[str, Any]
                           duration=defaults["duration"], npz=npz_name, tau=float(system.tau_s),
                           beta=float(system.beta), loss=system.loss.function, terms="".join(terms),
                           rk4_source=_source(rk4_stages),
+                          check_source=_source(_metrics) + "\n\n" + _source(check),
+                          populations={g.source: g.name for g in model.groups if not g.is_input},
+                          rtol=Tolerances().max_rel_err, min_cosine=Tolerances().min_cosine,
                           erfc_source="\n" + _source(erfc_function) if uses_erfc else "",
                           erfc_ns=', "hwbp_erfc": erfc_function(b2)' if uses_erfc else "")]
     for g in model.groups:
@@ -246,10 +265,11 @@ def render_script(model: Brian2Model, npz_name: str, defaults: Mapping[str, Any]
             out.append(f"    {q}.connect(j=\"i\")\n")
             continue
         weight = f"p[{s.weight!r}]" if s.weight is not None else "None"
-        out.append(f"    i, j, w = dense({sizes[s.pre]}, {sizes[s.post]}, B, {weight})\n")
-        out.append(f"    {q}.connect(i=i, j=j)\n")
+        # (not i, j, w: Brian2 would see the synapses' own variables in this frame too)
+        out.append(f"    pre_idx, post_idx, w_val = dense({sizes[s.pre]}, {sizes[s.post]}, B, {weight})\n")
+        out.append(f"    {q}.connect(i=pre_idx, j=post_idx)\n")
         if s.weight is not None:
-            out.append(f"    {q}.w = w\n")
+            out.append(f"    {q}.w = w_val\n")
     out.append(_FOOTER.format(loss_group=model.loss_group, codegen=defaults["codegen"], solver=defaults["solver"],
                               dt=float(defaults["dt"]), duration=float(defaults["duration"])))
     return "".join(out)

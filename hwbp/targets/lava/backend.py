@@ -97,13 +97,24 @@ class LavaOptions(Options):
         """Steps to take on a system of depth ``depth``: ``--steps``, else ``2L`` at
         ``dt = 1`` and ``ceil(max(12 L, 24) / dt)`` (the reference's continuous default
         duration) below."""
-        if self.steps is not None:
-            return self.steps
         from hwbp.sim.recording import default_duration, duration_steps
 
-        if self.step == 1.0:
-            return 2 * depth
-        return duration_steps(default_duration(depth), self.step)[0]
+        if self.steps is not None:
+            n = self.steps
+        elif self.step == 1.0:
+            n = 2 * depth
+        else:
+            n = duration_steps(default_duration(depth), self.step)[0]
+        if n > MAX_LAVA_STEPS:
+            how = "--steps" if self.steps is not None else f"--dt {self.step:g} over the default duration"
+            raise ConfigError(f"lava: {how} makes {n:.3g} steps, more than {MAX_LAVA_STEPS:.0e}; "
+                              f"take fewer steps or a larger --dt")
+        return n
+
+
+#: Most Lava steps one run may take (each is a round of messages through Lava's
+#: runtime, ~1 ms): beyond it a run is refused up front instead of running for hours.
+MAX_LAVA_STEPS = 10**6
 
 
 class LavaBackend(Backend):

@@ -3,12 +3,14 @@
 ``hwbp compile --target lava -o DIR`` writes::
 
     DIR/run_lava.py          the program (hwbp/targets/lava/program.py, verbatim)
-    DIR/params.npz           topology (JSON text) and every parameter array, no pickle
+    DIR/selfcheck.py         its comparison with the exact gradients (hwbp/targets/selfcheck.py)
+    DIR/params.npz           topology (JSON text), every parameter array, the default batch
+                             and the exact gradients on it (the oracle's), no pickle
     DIR/lavaproc/            the processes and ProcessModels (copies of hwbp's)
     DIR/lava_compat.py       Python 3.11 support for lava-nc 0.10.0 (copy of hwbp's)
 
 It runs with only numpy and lava-nc: ``python DIR/run_lava.py [--batch B.npz]``, and
-prints the gradient table.  Everything is built in memory and every destination
+prints the verification table and PASSED or FAILED (exit 1).  Everything is built in memory and every destination
 checked before the first file is written; the same model and options give
 byte-identical files (the ``.npz`` has fixed member order and timestamps).
 """
@@ -31,6 +33,37 @@ __all__ = ["LavaTarget", "program_files", "npz_bytes"]
 
 _HERE = Path(__file__).resolve().parent
 _COMPAT_IMPORT = "from hwbp.errors import BackendError\n"
+
+
+#: Default batch of the program when ``hwbp compile`` gets none: samples and seed.
+DEFAULT_SAMPLES, DEFAULT_SEED = 4, 0
+
+
+def _tolerances(o: LavaOptions) -> tuple[float, float]:
+    """(max rel_err, min cosine) the program checks with: ``hwbp verify``'s defaults for
+    float models, :data:`~hwbp.targets.lava.backend.FIXED_RTOL` for fixed point (a
+    rel_err r bounds 1 - cosine by r**2 / 2)."""
+    from hwbp.targets.lava.backend import FIXED_RTOL
+    from hwbp.verify.compare import Tolerances
+
+    if o.precision == "fixed":
+        return FIXED_RTOL, 1.0 - FIXED_RTOL ** 2 / 2
+    t = Tolerances()
+    return t.max_rel_err, t.min_cosine
+
+
+def _check_arrays(system: DynamicsSystem, info: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The default batch and the exact gradients on it (see :mod:`hwbp.targets.selfcheck`)."""
+    from hwbp.io import random_batch
+    from hwbp.ir.graph import Graph
+    from hwbp.targets.selfcheck import reference_arrays
+
+    graph = info.get("graph")
+    if not isinstance(graph, Graph):
+        raise TypeError("the lava target needs the model's graph (info['graph']) for the program's self-check")
+    graph = graph.with_loss(system.loss.function)
+    batch = info.get("batch") or random_batch(graph, DEFAULT_SAMPLES, seed=DEFAULT_SEED, loss=system.loss.function)
+    return reference_arrays(graph, batch)
 
 
 def _arrays(system: DynamicsSystem, o: LavaOptions) -> dict[str, np.ndarray]:
@@ -56,6 +89,7 @@ def _arrays(system: DynamicsSystem, o: LavaOptions) -> dict[str, np.ndarray]:
         "output_size": system.population(system.loss.population).size,
         "inputs": [{"name": i.name, "size": i.size} for i in system.inputs], "populations": [],
         "S": fmt.S if fmt else 0, "state_bits": o.state_bits}
+    top["rtol"], top["min_cosine"] = _tolerances(o)
     for p in system.populations:
         is_loss = p.name == system.loss.population
         pop = fmt.pop_params[p.name] if fmt else {"loss": LOSS_CODES.index(system.loss.function) if is_loss else 0,
@@ -82,8 +116,10 @@ def _arrays(system: DynamicsSystem, o: LavaOptions) -> dict[str, np.ndarray]:
     return out
 
 
-def program_files(system: DynamicsSystem, options: LavaOptions) -> dict[str, bytes]:
-    """Relative path -> bytes of every file of the program (nothing is written)."""
+def program_files(system: DynamicsSystem, options: LavaOptions, info: Mapping[str, Any]) -> dict[str, bytes]:
+    """Relative path -> bytes of every file of the program (nothing is written);
+    ``info["graph"]`` is the model (the oracle's input), ``info["batch"]`` the default
+    batch (else :data:`DEFAULT_SAMPLES` random samples of seed :data:`DEFAULT_SEED`)."""
     compat = (_HERE / "compat.py").read_text()
     if _COMPAT_IMPORT not in compat:
         raise RuntimeError("hwbp/targets/lava/compat.py no longer imports BackendError as expected")
@@ -91,7 +127,8 @@ def program_files(system: DynamicsSystem, options: LavaOptions) -> dict[str, byt
     compat = compat.replace("hwbp.targets.lava.compat", "lava_compat")
     return {
         "run_lava.py": (_HERE / "program.py").read_bytes(),
-        "params.npz": npz_bytes(_arrays(system, options)),
+        "params.npz": npz_bytes({**_arrays(system, options), **_check_arrays(system, info)}),
+        "selfcheck.py": (_HERE.parent / "selfcheck.py").read_bytes(),
         "lava_compat.py": compat.encode(),
         "lavaproc/__init__.py": (_HERE / "lavaproc" / "__init__.py").read_bytes(),
         "lavaproc/processes.py": (_HERE / "lavaproc" / "processes.py").read_bytes(),
@@ -110,5 +147,5 @@ class LavaTarget(Target):
              info: Mapping[str, Any] | None = None) -> list[Path]:
         from hwbp.io import atomic_write_all
 
-        files = program_files(system, self.options(options))  # type: ignore[arg-type]
+        files = program_files(system, self.options(options), info or {})  # type: ignore[arg-type]
         return atomic_write_all({Path(out_dir) / rel: data for rel, data in files.items()}, "lava output")

@@ -116,6 +116,20 @@ def _failed_model(proc: Any) -> str:
     return ""
 
 
+def _release_shared_memory(proc: Any) -> None:
+    """Unlink the shared-memory segments of an abandoned run (a time-out): killing lava's
+    manager process would leave them behind, and the resource tracker warns of each one
+    at exit."""
+    infra = getattr(getattr(proc, "_runtime", None), "_messaging_infrastructure", None)
+    smm = getattr(getattr(infra, "smm", None), "_shared_memory_handles", None)
+    for handle in list(smm or []):
+        for release in (handle.close, handle.unlink):
+            try:
+                release()
+            except (OSError, ValueError, BufferError):  # already gone, or still mapped by a view
+                pass
+
+
 def run_network(net: Network, lava_steps: int, *, tag: str, models: Mapping[type, type], timeout_s: float,
                 read: Callable[[Network], Any]) -> Any:
     """Run ``net`` for ``lava_steps`` Lava time steps, return ``read(net)`` (read before
@@ -177,6 +191,7 @@ def run_network(net: Network, lava_steps: int, *, tag: str, models: Mapping[type
             finally:
                 pipes.release()
     if worker.is_alive():
+        _release_shared_memory(proc)
         for child in set(mp.active_children()) - before:
             child.kill()
             mp.Process.join(child, 5)  # lava's SystemProcess.join takes no time limit

@@ -143,13 +143,63 @@ def ngspice_version(executable: str) -> str:
     return _version(str(p), stamp)
 
 
+class OutputLimitExceeded(Exception):
+    """A subprocess printed more than :func:`run_bounded` would keep."""
+
+
+def run_bounded(cmd: Sequence[str], *, timeout_s: float, limit_bytes: int, cwd: str | None = None,
+                env: Mapping[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    """Run ``cmd`` (stdin closed) and return (exit status, stdout, stderr), keeping at
+    most ``limit_bytes`` of output in memory: a program that prints more is killed
+    (:class:`OutputLimitExceeded`), one that runs past ``timeout_s`` seconds too
+    (:class:`subprocess.TimeoutExpired`)."""
+    import selectors
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    fd_out, fd_err = proc.stdout.fileno(), proc.stderr.fileno()  # type: ignore[union-attr]
+    out: dict[int, list[bytes]] = {fd_out: [], fd_err: []}
+    total = 0
+    deadline = time.monotonic() + timeout_s
+    sel = selectors.DefaultSelector()
+    for f in (proc.stdout, proc.stderr):
+        sel.register(f, selectors.EVENT_READ)  # type: ignore[arg-type]
+    try:
+        open_pipes = 2
+        while open_pipes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(cmd, timeout_s)
+            for key, _ in sel.select(timeout=left):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    open_pipes -= 1
+                    continue
+                out[key.fd].append(chunk)
+                total += len(chunk)
+                if total > limit_bytes:
+                    raise OutputLimitExceeded(f"{cmd[0]} printed more than {limit_bytes} bytes")
+        code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        sel.close()
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    return code, b"".join(out[fd_out]), b"".join(out[fd_err])
+
+
 @lru_cache(maxsize=8)
 def _version(executable: str, stamp: int) -> str:
     try:
-        proc = subprocess.run([executable, "-v"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
+        _, stdout, _ = run_bounded([executable, "-v"], timeout_s=30, limit_bytes=1 << 16)
+    except (OSError, subprocess.TimeoutExpired, OutputLimitExceeded):
         return "unknown"
-    m = re.search(r"ngspice-(\S+)", proc.stdout.decode("utf-8", "replace"))
+    m = re.search(r"ngspice-(\S+)", stdout.decode("utf-8", "replace"))
     return f"ngspice-{m.group(1)}" if m else "unknown"
 
 

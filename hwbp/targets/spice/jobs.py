@@ -21,7 +21,8 @@ from typing import Iterator, Mapping, Sequence
 
 from hwbp.errors import BackendError, ConfigError
 from hwbp.targets.spice.diagnose import (
-    APT_HINT, classify, find_ngspice, missing_results, ngspice_version, timeout_error,
+    APT_HINT, OutputLimitExceeded, classify, find_ngspice, missing_results, ngspice_version, run_bounded,
+    timeout_error,
 )
 from hwbp.targets.spice.raw import RawPlot, parse_raw
 
@@ -78,6 +79,11 @@ class JobResult:
     ngspice_version: str = field(default="unknown")
 
 
+#: Most output (stdout and stderr) one batch ngspice run may print; results travel in
+#: the raw file, so only diagnostics are read from it.
+MAX_OUTPUT_BYTES = 256 << 20
+
+
 def run_job(job: Job) -> JobResult:
     """Run ``job`` in a temporary directory; raise :class:`BackendError` on a timeout,
     a reported failure, a non-zero exit status or a missing raw file."""
@@ -90,18 +96,21 @@ def run_job(job: Job) -> JobResult:
         cmd = [exe, "-b", job.main] + (["-r", RAW_NAME] if job.use_r else [])
         env = dict(os.environ, SPICE_ASCIIRAWFILE="1" if job.ascii_raw else "0")
         try:
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, timeout=job.timeout_s, env=env,
-                                  stdin=subprocess.DEVNULL)
+            code, stdout, stderr = run_bounded(cmd, cwd=tmp, timeout_s=job.timeout_s, env=env,
+                                               limit_bytes=MAX_OUTPUT_BYTES)
         except subprocess.TimeoutExpired:
             raise timeout_error(job.analysis, job.where, job.timeout_s) from None
+        except OutputLimitExceeded:
+            raise BackendError(f"ngspice {job.analysis} of {job.where}: {exe} printed more than "
+                               f"{MAX_OUTPUT_BYTES >> 20} MiB; is it ngspice?") from None
         except OSError as exc:
             raise BackendError(f"ngspice {job.analysis} of {job.where}: cannot run {exe} ({exc.strerror}); "
                                f"install it: {APT_HINT}") from None
-        text = proc.stdout.decode("utf-8", "replace") + "\n" + proc.stderr.decode("utf-8", "replace")
+        text = stdout.decode("utf-8", "replace") + "\n" + stderr.decode("utf-8", "replace")
         classify(text, job.analysis, job.where)
-        if proc.returncode != 0:
+        if code != 0:
             last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(no output)"]
-            raise BackendError(f"ngspice {job.analysis} of {job.where}: exit status {proc.returncode} "
+            raise BackendError(f"ngspice {job.analysis} of {job.where}: exit status {code} "
                                f"({last[0][:160]})")
         if not raw.is_file():
             raise missing_results(text, job.analysis, job.where, "no results were written")

@@ -143,17 +143,27 @@ class SpiceOptions:
         return out
 
 
-#: Dot commands a cell file may not contain anywhere (file access, scripts, deck end);
-#: ngspice reads any ``.inc...`` as ``.include`` and ``.lib...`` as ``.lib``.
-_BANNED = re.compile(r"\.(inc\w*|lib\w*|control|endc|end)$", re.IGNORECASE)
+#: The only dot commands a cell file may hold, matched as whole words.  ngspice reads a
+#: directive by its case-insensitive prefix (``.controlx`` and ``.control;x`` open a
+#: control section, ``.incfoo`` is ``.include``), so anything else that starts with a dot
+#: (control sections, ``.include``/``.lib``, analyses, options, ``.end``) is refused.
+_ALLOWED_DOT = frozenset({".subckt", ".ends", ".param", ".func", ".model"})
+#: ngspice's in-line comment starters; what follows one is not part of the directive.
+_INLINE_COMMENT = re.compile(r"[;$]|//")
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
     """(first physical line number, text) of every non-blank, non-comment line of a
-    SPICE file, with ``+`` continuation lines joined to the line they continue."""
+    SPICE file, with ``+`` continuation lines joined to the line they continue.
+
+    A ``*#`` line is not a comment to ngspice (it runs as a control command) and is
+    refused here, as is any line ngspice might read as the start of a script."""
     out: list[tuple[int, str]] = []
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
+        if line.startswith("*#") or line.lower().startswith("*ng_script"):
+            raise ConfigError(f"line {n}: {line.split()[0]!r} is not allowed in a cell "
+                              f"(ngspice runs '*#' lines as control commands)")
         if not line or line.startswith("*"):
             continue
         if line.startswith("+") and out:
@@ -163,18 +173,30 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
+def _head(line: str) -> str:
+    """The directive or element name a logical line starts with, as ngspice reads it
+    (an in-line comment that follows it cut off)."""
+    word = line.split()[0]
+    return _INLINE_COMMENT.split(word, maxsplit=1)[0] or word
+
+
 def _top_subckts(p: Path, text: str) -> dict[str, int]:
     """Lower-case name -> port count of each top-level ``.subckt`` of the cell file
     ``p``; rejects banned dot commands, unbalanced ``.subckt``/``.ends`` and any
     line outside a subcircuit (a stray ``.param`` there would rescale the circuit)."""
     found: dict[str, int] = {}
     depth = 0
-    for n, line in _logical_lines(text):
+    try:
+        lines = _logical_lines(text)
+    except ConfigError as e:
+        raise ConfigError(f"cell file {p}: {e}") from None
+    for n, line in lines:
         words = line.split()
-        head = words[0].lower()
-        if _BANNED.match(head):
-            raise ConfigError(f"cell file {p}: line {n}: {words[0]} is not allowed in a cell "
-                              f"(no .include, .inc, .lib, .control, .endc or .end)")
+        head = _head(line).lower()
+        if head.startswith(".") and head not in _ALLOWED_DOT:
+            raise ConfigError(f"cell file {p}: line {n}: {_head(line)} is not allowed in a cell "
+                              f"(only .subckt, .ends, .param, .func and .model; no control section, "
+                              f".include, .lib, analysis, option or .end)")
         if head == ".subckt":
             if len(words) < 2:
                 raise ConfigError(f"cell file {p}: line {n}: .subckt without a name")
@@ -215,8 +237,10 @@ def load_cell(role: str, path: str | Path | None = None) -> Cell:
 
     The file may hold only comments and ``.subckt ... .ends`` blocks (helper
     subcircuits included, in any order); ``+`` continuation lines are joined before
-    a header is read.  ``.include``/``.inc``/``.lib``, ``.control``/``.endc`` and
-    ``.end`` are rejected anywhere.
+    a header is read.  Inside a subcircuit only elements and ``.param``, ``.func`` and
+    ``.model`` are accepted: every other dot command, read as ngspice reads it
+    (case-insensitive prefix, ``;``/``$`` comments cut), and ``*#`` lines are refused,
+    so a cell cannot open a control section, run ``shell`` or read another file.
     """
     if role not in DEFAULT_CELLS:
         raise ConfigError(f"unknown cell role {role!r}; valid: {', '.join(DEFAULT_CELLS)}")
