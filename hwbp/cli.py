@@ -19,7 +19,7 @@ import numpy as np
 from hwbp import __version__
 from hwbp.errors import ConfigError, HwbpError, ModelNote
 from hwbp.ir.graph import Graph
-from hwbp.backend import INITIAL_STATES
+from hwbp.initial import INITIAL_STATES
 from hwbp.cliflags import add_output_arg, check_out_path
 from hwbp.ir.losses import LOSSES
 from hwbp.types import Batch

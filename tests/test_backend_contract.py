@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwbp.backend import (
-    Artefact, Backend, Options, backend_names, get_backend, initial_state, option, register_backend, REGISTRY,
-)
+from hwbp.backend import Artefact, Backend, Options, backend_names, get_backend, option, register_backend, REGISTRY
+from hwbp.initial import initial_state
 from hwbp.cli import main
 from hwbp.cliflags import OptionFlags
 from hwbp.errors import ConfigError

@@ -12,7 +12,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from hwbp.backend import get_backend, initial_state
+from hwbp.backend import get_backend
+from hwbp.initial import initial_state
 from hwbp.cli import main
 from hwbp.errors import ConfigError
 from hwbp.io import save_model

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import Sequence
 
 
-from hwbp.backend import Artefact, Backend, ConformanceProfile, Options, initial_state, option
+from hwbp.backend import Artefact, Backend, Options, Support, option
+from hwbp.testing import ConformanceProfile
+from hwbp.initial import initial_state
 from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State
-from hwbp.targets.lava.topology import check_realizable
+from hwbp.targets.lava.topology import LAVA_ACTIVATIONS, check_realizable
 from hwbp.types import Batch
 
 __all__ = ["PRECISIONS", "LavaOptions", "LavaBackend", "FLOAT_UNIT_STEP_RTOL", "FLOAT_EULER_RTOL", "FIXED_RTOL",
@@ -112,9 +114,14 @@ class LavaBackend(Backend):
     description = "Lava processes (lava-nc CPU simulator): float or Loihi-like fixed point"
     Options = LavaOptions
     training_defaults = {"precision": "float"}
+    #: The processes' activation codes as f and φ, any fixed gain, tied weights (each term
+    #: holds its use of the one parameter); no structured layout, no hardware model.
+    support = Support(activations=LAVA_ACTIVATIONS, source_activations=LAVA_ACTIVATIONS,
+                      features={"gain", "source_activation", "tied"})
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: LavaOptions = self.options(options)  # type: ignore[assignment]
+        self.check_support(system, opts)
         check_realizable(system)
         data = None
         if opts.precision == "fixed":

@@ -25,7 +25,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hwbp.backend import Artefact, Backend, ConformanceProfile, Options, initial_state, option
+from hwbp.backend import Artefact, Backend, Options, Support, option
+from hwbp.testing import ConformanceProfile
+from hwbp.initial import initial_state
 from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State, Trace
@@ -65,7 +67,7 @@ def split_nodes(circuit: Circuit, values: np.ndarray) -> tuple[dict[str, np.ndar
 def initial_nodes(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int
                   ) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Per sample, the (mean, tension) of the initial state by population (V), from
-    :func:`hwbp.backend.initial_state` (drawn exactly as every backend draws it);
+    :func:`hwbp.initial.initial_state` (drawn exactly as every backend draws it);
     :meth:`Circuit.state_values` turns them into the realization's node voltages."""
     st = initial_state(system, batch, initial, seed)
     return [{p.name: (st.mean[p.name][b], st.tension[p.name][b]) for p in system.populations}
@@ -197,10 +199,13 @@ class SpiceBackend(Backend):
     #: (weights, mismatch), each node's own R and C (nodes), the f and f' cells' gain and
     #: offset around the shipped cells (cells), node clipping at the rails (rails, .op only),
     #: and the tension ADC (readout) applied to the solved voltages.
-    hardware_support = frozenset({"weights", "mismatch", "nodes", "cells", "rails", "readout"})
+    #: Every term feature (structured layouts as G-element arrays, gains and source-side
+    #: φ in the synapses and their cells, tied weights as one .param per use).
+    support = Support(hardware={"weights", "mismatch", "nodes", "cells", "rails", "readout"})
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
+        self.check_support(system, opts)
         if system.realization is not None:  # a device instance: refuse what the netlist does not realize
             from hwbp.backend import check_hardware
 
