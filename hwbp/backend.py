@@ -76,7 +76,7 @@ if TYPE_CHECKING:  # the conformance types live in the test library, which impor
 __all__ = [
     "option", "Options", "OptionInfo", "Artefact", "Backend", "TrainsOnChip", "Support", "ENTRY_POINT_GROUP",
     "BUILTIN_BACKENDS", "REGISTRY", "backend_names", "get_backend", "register_backend", "check_state",
-    "check_hardware", "FP_ERRORS",
+    "check_hardware", "check_backend", "FP_ERRORS",
 ]
 
 #: Entry point group of backends (``name = "module:Class"``).
@@ -238,8 +238,31 @@ def check_hardware(backend: Backend, hardware: Any) -> None:
 
 
 # ------------------------------------------------------------------ registry
+def check_backend(backend: Backend) -> None:
+    """Raise :class:`ConfigError` (one line, naming it) if a loaded backend is malformed:
+    its ``Options`` not an :class:`Options` dataclass with valid fields and flags, its
+    ``support`` not a :class:`Support`.  Run when the registry loads it, so that a
+    malformed plug-in is refused by itself and never breaks the others."""
+    where = f"backend {backend.name or type(backend).__name__!r} ({type(backend).__module__})"
+    if not (isinstance(backend.Options, type) and issubclass(backend.Options, Options)):
+        raise ConfigError(f"{where}: Options must be a subclass of hwbp.options.Options, got {backend.Options!r}")
+    try:
+        infos = backend.Options.infos()
+    except Exception as exc:
+        raise ConfigError(f"{where}: its Options cannot be read: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    for info in infos:
+        if info.cli and not (isinstance(info.flag, str) and info.flag.startswith("--") and len(info.flag) > 2
+                             and " " not in info.flag):
+            raise ConfigError(f"{where}: option {info.name!r} has the invalid flag {info.flag!r} (--name expected)")
+        if info.cli and info.type not in (int, float, str, bool):
+            raise ConfigError(f"{where}: option {info.name!r} of type {getattr(info.type, '__name__', info.type)} "
+                              f"cannot be a command-line flag (int, float, str or bool; or cli=False)")
+    if not isinstance(backend.support, Support):
+        raise ConfigError(f"{where}: support must be a hwbp.support.Support, got {type(backend.support).__name__}")
+
+
 #: The registry of backends (built-ins, entry points of group ``hwbp.backends``).
-REGISTRY = Registry("backend", ENTRY_POINT_GROUP, BUILTIN_BACKENDS, Backend)
+REGISTRY = Registry("backend", ENTRY_POINT_GROUP, BUILTIN_BACKENDS, Backend, validate=check_backend)
 
 
 def backend_names() -> list[str]:

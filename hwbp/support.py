@@ -172,7 +172,7 @@ def support_table(rows: Sequence[tuple[str, Support | str]]) -> str:
             lines.append((f"  {v}", ["x" if v in get(s) else "-" for _, s in loaded]))
 
     section("activations", sorted(ACTIVATIONS), lambda s: s.activations)
-    section("source-side activations", sorted(ACTIVATIONS), lambda s: s.source_activations)
+    section("source-side activations", sorted(set(ACTIVATIONS) - {"identity"}), lambda s: s.source_activations)
     section("term features", list(FEATURES), lambda s: s.features)
     section("losses", sorted(LOSSES), lambda s: s.losses)
     section("hardware non-idealities", HARDWARE_FEATURES, lambda s: s.hardware)
