@@ -154,3 +154,42 @@ def test_the_shipped_suite_runs_for_one_backend_from_another_directory(tmp_path:
     bad = subprocess.run([sys.executable, "-m", "hwbp.testing", "nope", "-q", "-p", "no:xdist"],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert bad.returncode == 1 and "unknown backend 'nope'" in bad.stdout
+
+
+@pytest.mark.parametrize("backend", ["reference", "spice", "lava", "brian2", "template"])
+def test_compile_refuses_exactly_what_the_support_leaves_out(backend: str) -> None:
+    """For every case of the suite: compile succeeds where the declared support covers
+    the case, and refuses (one line) where it does not: the suite's skips and compile's
+    refusals are the same."""
+    from hwbp.testing import cases
+    from hwbp.testing.suite import case_uses
+
+    be = get_backend(backend)
+    for profile in be.conformance():
+        opts = be.options(dict(profile.options))
+        for case in cases():
+            graph, _ = build(case)
+            missing = be.supports(opts).missing(case_uses(case))
+            if missing:
+                with pytest.raises(ConfigError, match="does not realize"):
+                    be.compile(lower(graph), opts)
+            else:
+                be.compile(lower(graph), opts)
+
+
+def test_declared_activations_are_the_realizations_own_tables() -> None:
+    from hwbp.ir.activations import ACTIVATIONS
+    from hwbp.targets.brian2.backend import Brian2Backend
+    from hwbp.targets.brian2.model import ACTIVATION_EQUATIONS
+    from hwbp.targets.lava.compat import import_lava
+    from hwbp.targets.lava.topology import LAVA_ACTIVATIONS
+
+    import_lava()
+    from hwbp.targets.lava.lavaproc.processes import ACTIVATION_CODES
+
+    assert LAVA_ACTIVATIONS == ACTIVATION_CODES
+    assert get_backend("lava").support.activations == set(ACTIVATION_CODES)
+    assert set(ACTIVATION_EQUATIONS) == set(ACTIVATIONS) == get_backend("brian2").support.activations
+    be = Brian2Backend()
+    assert "source_activation" in be.supports(be.options({})).features
+    assert "source_activation" not in be.supports(be.options({"event_threshold": 1e-3})).features
