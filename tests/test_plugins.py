@@ -193,3 +193,14 @@ def test_declared_activations_are_the_realizations_own_tables() -> None:
     be = Brian2Backend()
     assert "source_activation" in be.supports(be.options({})).features
     assert "source_activation" not in be.supports(be.options({"event_threshold": 1e-3})).features
+
+
+def test_on_chip_training_is_a_capability_of_lava_alone() -> None:
+    from hwbp.backend import Backend, TrainsOnChip
+    from hwbp.train.sources import DynamicsSource
+
+    assert not hasattr(Backend, "train_on_chip")
+    assert [n for n in ("reference", "spice", "lava", "brian2", "template")
+            if isinstance(get_backend(n), TrainsOnChip)] == ["lava"]
+    g = random_mlp([3, 4, 2], seed=0).with_loss("mse")
+    assert DynamicsSource("reference").train_on_chip(g, np.zeros((2, 3)), np.zeros(2, dtype=int), None) is None

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbp.testing.profile import ConformanceCase, ConformanceProfile
+from hwbp.testing.profile import CORE, ConformanceCase, ConformanceProfile, core
 
-__all__ = ["ConformanceCase", "ConformanceProfile", "cases", "build", "check_case", "check_state_signals",
+__all__ = ["ConformanceCase", "ConformanceProfile", "CORE", "core", "cases", "build", "check_case", "check_state_signals",
            "suite_params", "skip_reason"]
 
 _LAZY = {"cases": "hwbp.testing.catalog", "build": "hwbp.testing.catalog", "check_case": "hwbp.testing.suite",

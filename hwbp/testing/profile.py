@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-__all__ = ["ConformanceCase", "ConformanceProfile"]
+__all__ = ["ConformanceCase", "ConformanceProfile", "CORE", "core"]
+
+#: The core cases, by (model kind, activation): one of each model kind, both losses, the
+#: activations whose derivatives differ most (tanh, relu, elu, clip).  A backend whose
+#: cases cost seconds each marks the others ``slow`` (``make test-fast`` runs these).
+CORE = frozenset({("mlp", "identity"), ("mlp", "tanh"), ("mlp", "elu"), ("resmlp", "relu"), ("resmlp", "clip"),
+                  ("depthres", "relu"), ("conv2d", "silu"), ("batchnorm", "tanh"), ("tied", "tanh")})
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,11 @@ class ConformanceCase:
     def id(self) -> str:
         """Short test id."""
         return f"{self.model}-{self.activation}-{self.loss}-L{self.depth}-b{self.batch_size}-{self.initial}"
+
+
+def core(case: ConformanceCase) -> bool:
+    """Whether ``case`` is one of the :data:`CORE` cases."""
+    return (case.model, case.activation) in CORE
 
 
 @dataclass(frozen=True)

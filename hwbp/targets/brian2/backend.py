@@ -19,7 +19,7 @@ from typing import Sequence
 
 
 from hwbp.backend import Artefact, Backend, Options, Support, option
-from hwbp.testing import ConformanceCase, ConformanceProfile
+from hwbp.testing import ConformanceCase, ConformanceProfile, core
 from hwbp.initial import initial_state
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
@@ -163,6 +163,7 @@ def _process_build_dir() -> Path:
 
 
 def _slow_case(case: ConformanceCase) -> bool:
-    """Cases that take more than a couple of seconds with numpy code generation (the
-    per-step cost grows with the number of groups and synapses, the steps with L)."""
-    return case.depth >= 5 or case.depth * case.batch_size > 8
+    """Beyond the core cases, cases that take more than a couple of seconds with numpy
+    code generation (the per-step cost grows with the number of groups and synapses, the
+    steps with L)."""
+    return not core(case) or case.depth >= 5 or case.depth * case.batch_size > 8

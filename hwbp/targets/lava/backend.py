@@ -19,7 +19,7 @@ from typing import Sequence
 
 
 from hwbp.backend import Artefact, Backend, Options, Support, option
-from hwbp.testing import ConformanceProfile
+from hwbp.testing import ConformanceProfile, core
 from hwbp.initial import initial_state
 from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
@@ -181,9 +181,9 @@ class LavaBackend(Backend):
             # the same unit-step Euler recursion as the reference simulator: equal states,
             # step for step, up to the round-off named by FLOAT_UNIT_STEP_RTOL
             ConformanceProfile("float-unit-step", {"precision": "float"}, FLOAT_UNIT_STEP_RTOL,
-                               slow=lambda c: c.depth > 2 or c.batch_size > 4,
+                               slow=lambda c: not core(c) or c.depth > 3,
                                reference_options={"mode": "unit-step"}, reference_rtol=FLOAT_UNIT_STEP_RTOL),
             ConformanceProfile("fixed-16bit", {"precision": "fixed", "weight_bits": 16}, FIXED_RTOL,
-                               unsupported=too_deep, slow=lambda c: c.depth > 2 or c.batch_size > 4),
+                               unsupported=too_deep, slow=lambda c: not core(c) or c.depth > 3),
         )
 

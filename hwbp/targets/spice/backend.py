@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from hwbp.backend import Artefact, Backend, Options, Support, option
-from hwbp.testing import ConformanceProfile
+from hwbp.testing import ConformanceProfile, core
 from hwbp.initial import initial_state
 from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
@@ -243,16 +243,17 @@ class SpiceBackend(Backend):
     def conformance(self) -> Sequence[ConformanceProfile]:
         """``.op`` and ``.tran`` in each realization (:data:`REALIZATIONS`): the same
         circuit read back into the same state.  ``.op`` solves for the fixed point
-        directly (no initial state); ``.tran`` beyond the smallest cases is slow, and in
-        the realization other than the default every ``.tran`` case past depth 1 is."""
+        directly (no initial state); beyond the core cases every case is slow, ``.tran``
+        beyond the smallest cases is, and in the realization other than the default every
+        ``.tran`` case past depth 1 is."""
         out = []
         for real in REALIZATIONS:
             out.append(ConformanceProfile(f"op-{real}", {"analysis": "op", "realization": real}, OP_RTOL,
-                                          takes_initial=False))
+                                          takes_initial=False, slow=lambda c: not core(c)))
             if real == DEFAULT_REALIZATION:
-                slow = lambda c: c.depth > 2 or c.batch_size > 1  # noqa: E731
+                slow = lambda c: not core(c) or c.depth > 2 or c.batch_size > 1  # noqa: E731
             else:
-                slow = lambda c: c.depth > 1 or c.batch_size > 1  # noqa: E731
+                slow = lambda c: not core(c) or c.depth > 1 or c.batch_size > 1  # noqa: E731
             out.append(ConformanceProfile(f"tran-{real}", {"analysis": "tran", "realization": real}, TRAN_RTOL,
                                           slow=slow))
         return tuple(out)
