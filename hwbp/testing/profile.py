@@ -89,6 +89,10 @@ class ConformanceProfile:
         final means, tensions and gates with the reference simulator's.
     reference_rtol : float
         Bound on the relative difference of that comparison.
+    expected_failure : callable, optional
+        ``expected_failure(case) -> str | None``: a case known to exceed the bound under
+        this setting, with the measured figure; it runs and must fail (a strict xfail),
+        so the day it passes the declaration is revisited.
     """
 
     name: str
@@ -99,3 +103,4 @@ class ConformanceProfile:
     takes_initial: bool = True
     reference_options: Mapping[str, Any] | None = None
     reference_rtol: float = 0.0
+    expected_failure: Callable[[ConformanceCase], str | None] | None = None

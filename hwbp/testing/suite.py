@@ -149,6 +149,10 @@ def suite_params(names: Iterable[str] | None = None, *, requested: bool = False)
                     marks.append(pytest.mark.skip(reason=reason))
                 if profile.slow is not None and profile.slow(case):
                     marks.append(pytest.mark.slow)
+                why = profile.expected_failure(case) if profile.expected_failure is not None else None
+                if why is not None:
+                    marks.append(pytest.mark.xfail(strict=True, raises=AssertionError,
+                                                   reason=f"{name}/{profile.name}: {why}"))
                 out.append(pytest.param(name, profile, case, id=f"{name}-{profile.name}-{case.id}", marks=marks))
     return out
 
