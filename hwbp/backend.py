@@ -58,7 +58,7 @@ import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -68,10 +68,8 @@ from hwbp.registry import Registry
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State
 from hwbp.support import Support, check_support as _check_support
+from hwbp.testing.profile import ConformanceProfile
 from hwbp.types import Batch
-
-if TYPE_CHECKING:  # the conformance types live in the test library, which imports this module
-    from hwbp.testing.profile import ConformanceProfile
 
 __all__ = [
     "option", "Options", "OptionInfo", "Artefact", "Backend", "TrainsOnChip", "Support", "ENTRY_POINT_GROUP",
@@ -166,11 +164,9 @@ class Backend(ABC):
         uses anything :meth:`supports` does not declare; ``compile`` calls it first."""
         _check_support(self.name, self.supports(options), system)
 
-    def conformance(self) -> Sequence["ConformanceProfile"]:
+    def conformance(self) -> Sequence[ConformanceProfile]:
         """Profiles (:class:`hwbp.testing.ConformanceProfile`) under which this backend
         runs the conformance suite (default: one, with default options, at 1e-10)."""
-        from hwbp.testing.profile import ConformanceProfile
-
         return (ConformanceProfile("default", {}, 1e-10),)
 
     def figure(self, verification: Any, batch: Batch) -> Any:
