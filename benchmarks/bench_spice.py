@@ -143,7 +143,7 @@ def tran_64() -> None:
 
 def tran_batch(size: int) -> None:
     """``size`` samples' ``.tran`` in one ngspice process vs one process per sample."""
-    from hwbp.backend import initial_state
+    from hwbp.initial import initial_state
     from hwbp.state import State
 
     sizes = (64, 64, 64, 10)

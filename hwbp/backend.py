@@ -14,10 +14,18 @@ A backend is a subclass of :class:`Backend` with
 * ``run(artefact, batch, *, initial, seed, trace) -> SimulationResult``: settle on a
   batch and return, per population, means and tensions and, per weighted term, the
   gated sensitivity ``e = f'(a) ⊙ T`` as the hardware produced it;
+* ``support``: what it realizes, as data (:class:`hwbp.support.Support`); ``compile``
+  starts with :meth:`Backend.check_support`, which refuses anything else in one line;
 * optionally ``update_parameters(artefact, params)`` so training need not recompile;
-* ``conformance()``: the profiles (settings, tolerances with the reason for each, and
-  unsupported cases with a reason) under which it runs the one conformance suite in
-  ``tests/conformance/``.
+* ``conformance()``: the profiles (settings, tolerances with the reason for each)
+  under which it runs the one conformance suite, :mod:`hwbp.testing`
+  (``python -m hwbp.testing NAME``);
+* optionally the capability :class:`TrainsOnChip` (on-chip learning).
+
+``compile`` and ``run`` of every backend run under ``numpy.errstate(over="raise",
+invalid="raise")`` (:data:`FP_ERRORS`), from the API as from the command line: a
+float64 overflow is a :class:`FloatingPointError`, never a silent NaN.
+Initial states are in :mod:`hwbp.initial`.
 
 Backends are found by :func:`get_backend` in the built-in table and in the package
 entry points of group ``hwbp.backends`` (``name = "module:Class"``): a third-party
@@ -26,7 +34,7 @@ are declared the same way in hwbp's own metadata; the table below only lets a so
 checkout that was never installed find them.  A backend module imports its external
 tool lazily (inside ``compile``/``run``), so that listing its options costs nothing.
 
-Example (the minimum a backend author writes; see ``tests/fixtures/``)::
+Example (the minimum a backend author writes; see ``docs/conformance.md``)::
 
     @dataclass(frozen=True)
     class MyOptions(Options):
@@ -46,10 +54,11 @@ Example (the minimum a backend author writes; see ``tests/fixtures/``)::
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -58,16 +67,22 @@ from hwbp.options import OptionInfo, Options, option
 from hwbp.registry import Registry
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State
+from hwbp.support import Support, check_support as _check_support
+from hwbp.testing.profile import ConformanceProfile
 from hwbp.types import Batch
 
 __all__ = [
-    "option", "Options", "OptionInfo", "Artefact", "Backend", "ConformanceCase", "ConformanceProfile",
-    "INITIAL_STATES", "initial_state", "ENTRY_POINT_GROUP", "BUILTIN_BACKENDS", "REGISTRY", "backend_names",
-    "get_backend", "register_backend", "check_state", "check_hardware",
+    "option", "Options", "OptionInfo", "Artefact", "Backend", "TrainsOnChip", "Support", "ENTRY_POINT_GROUP",
+    "BUILTIN_BACKENDS", "REGISTRY", "backend_names", "get_backend", "register_backend", "check_state",
+    "check_hardware", "check_backend", "FP_ERRORS",
 ]
 
 #: Entry point group of backends (``name = "module:Class"``).
 ENTRY_POINT_GROUP = "hwbp.backends"
+
+#: Floating-point error handling of every backend's ``compile`` and ``run`` (and of the
+#: command line): overflow and invalid operations raise.
+FP_ERRORS: Mapping[str, str] = MappingProxyType({"over": "raise", "invalid": "raise"})
 
 #: The backends hwbp ships (also declared as entry points in its metadata).
 BUILTIN_BACKENDS: Mapping[str, str] = MappingProxyType({
@@ -76,10 +91,6 @@ BUILTIN_BACKENDS: Mapping[str, str] = MappingProxyType({
     "lava": "hwbp.targets.lava.backend:LavaBackend",
     "brian2": "hwbp.targets.brian2.backend:Brian2Backend",
 })
-
-#: Named initial states every backend understands (besides a :class:`State`).
-INITIAL_STATES = ("zeros", "random", "forward-manifold")
-
 
 # ------------------------------------------------------------------ artefact
 @dataclass(frozen=True, eq=False)
@@ -99,62 +110,6 @@ class Artefact:
             object.__setattr__(self, "system", self.system.with_options(tau_s=self.tau_s))
 
 
-# ------------------------------------------------------------------ conformance
-@dataclass(frozen=True)
-class ConformanceCase:
-    """One case of the conformance suite: a model, a loss, a batch, an initial state."""
-
-    model: str  # "mlp", "resmlp" or "depthres" (hwbp.models.depth_resmlp)
-    activation: str
-    loss: str
-    depth: int
-    batch_size: int
-    initial: str
-
-    @property
-    def id(self) -> str:
-        """Short test id."""
-        return f"{self.model}-{self.activation}-{self.loss}-L{self.depth}-b{self.batch_size}-{self.initial}"
-
-
-@dataclass(frozen=True)
-class ConformanceProfile:
-    """A setting under which a backend runs the conformance suite.
-
-    Attributes
-    ----------
-    name : str
-        Profile name, e.g. ``"unit-step"`` or ``"op"``.
-    options : Mapping[str, object]
-        Option values (fields of the backend's ``Options``).
-    max_rel_err : float
-        Bound on every tensor's ``rel_err``: a named constant of the backend module,
-        with a comment saying why it is what it is.
-    unsupported : callable, optional
-        ``unsupported(case) -> str | None``: the reason a case is not run, or None.
-    slow : callable, optional
-        ``slow(case) -> bool``: cases marked ``slow`` (CI runs them too).
-    takes_initial : bool
-        Whether the profile starts from the case's initial state; a profile that solves
-        for the fixed point directly (SPICE ``.op``) runs every case from its default.
-    reference_options : Mapping[str, object], optional
-        Options of the ``reference`` backend whose discrete scheme this profile runs
-        step for step (same solver, dt and duration); the suite then also compares the
-        final means, tensions and gates with the reference simulator's.
-    reference_rtol : float
-        Bound on the relative difference of that comparison.
-    """
-
-    name: str
-    options: Mapping[str, Any]
-    max_rel_err: float
-    unsupported: Callable[[ConformanceCase], str | None] | None = None
-    slow: Callable[[ConformanceCase], bool] | None = None
-    takes_initial: bool = True
-    reference_options: Mapping[str, Any] | None = None
-    reference_rtol: float = 0.0
-
-
 # ------------------------------------------------------------------ backend
 class Backend(ABC):
     """Base class of every backend (see the module docstring for the contract)."""
@@ -167,9 +122,18 @@ class Backend(ABC):
     Options: ClassVar[type[Options]] = Options
     #: Option values a gradient source for training uses unless the user sets them.
     training_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
-    #: Hardware non-idealities (:meth:`hwbp.hardware.Hardware.features`) this backend
-    #: realizes for a device instance; any other is refused by :func:`check_hardware`.
-    hardware_support: ClassVar[frozenset[str]] = frozenset()
+    #: What this backend realizes (:class:`hwbp.support.Support`): activations, term
+    #: features, losses and hardware non-idealities.  ``compile`` refuses anything else
+    #: (:meth:`check_support`), the conformance suite skips it, ``hwbp backends`` lists it.
+    #: The default declares every term feature and no hardware non-ideality.
+    support: ClassVar[Support] = Support()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method in ("compile", "run"):  # the same floating-point handling from the API as from the CLI
+            fn = cls.__dict__.get(method)
+            if fn is not None and not getattr(fn, "_hwbp_errstate", False):
+                setattr(cls, method, _with_fp_errors(fn))
 
     def options(self, values: Mapping[str, Any] | Options | None = None) -> Options:
         """``values`` as this backend's :class:`Options` (unknown keys are errors)."""
@@ -190,18 +154,19 @@ class Backend(ABC):
         """An artefact with new parameter values (default: compile again)."""
         return self.compile(artefact.system.with_parameters(params), artefact.options)
 
-    def train_on_chip(self, graph: Any, x: np.ndarray, labels: np.ndarray, config: Any, options: Options, *,
-                      beta: float = 1.0, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
-                      progress: bool = True, desc: str = "training") -> Any:
-        """Optional: train inside the realization (on-chip learning), when ``options`` ask
-        for it.  Return a :class:`hwbp.train.TrainResult`, or ``None`` (the default) to let
-        the host train with the gradients that :meth:`run` provides.  ``config`` is a
-        :class:`hwbp.train.TrainConfig`; ``x``, ``labels`` the training set."""
-        return None
+    def supports(self, options: Options | None = None) -> Support:
+        """What this backend realizes with ``options`` (default: :attr:`support`, whatever
+        the options; a backend whose support depends on an option overrides this)."""
+        return self.support
+
+    def check_support(self, system: DynamicsSystem, options: Options | None = None) -> None:
+        """Raise :class:`ConfigError` (one line, listing what is realized) if ``system``
+        uses anything :meth:`supports` does not declare; ``compile`` calls it first."""
+        _check_support(self.name, self.supports(options), system)
 
     def conformance(self) -> Sequence[ConformanceProfile]:
-        """Profiles under which this backend runs the conformance suite (default: one,
-        with default options, at the reference bound)."""
+        """Profiles (:class:`hwbp.testing.ConformanceProfile`) under which this backend
+        runs the conformance suite (default: one, with default options, at 1e-10)."""
         return (ConformanceProfile("default", {}, 1e-10),)
 
     def figure(self, verification: Any, batch: Batch) -> Any:
@@ -218,6 +183,32 @@ class Backend(ABC):
         return self.run(artefact, batch, **run)
 
 
+def _with_fp_errors(fn: Any) -> Any:
+    """``fn`` run under :data:`FP_ERRORS`."""
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(**FP_ERRORS):
+            return fn(*args, **kwargs)
+
+    wrapped._hwbp_errstate = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+@runtime_checkable
+class TrainsOnChip(Protocol):
+    """The capability of a backend that trains inside its realization (on-chip learning):
+    the training code looks it up (``isinstance(backend, TrainsOnChip)``) and, where the
+    backend has it, lets it train when its options ask for it."""
+
+    def train_on_chip(self, graph: Any, x: np.ndarray, labels: np.ndarray, config: Any, options: Options, *,
+                      beta: float = 1.0, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
+                      progress: bool = True, desc: str = "training") -> Any:
+        """Train inside the realization when ``options`` ask for it: a
+        :class:`hwbp.train.TrainResult`, or ``None`` to let the host train with the
+        gradients that :meth:`Backend.run` provides.  ``config`` is a
+        :class:`hwbp.train.TrainConfig`; ``x``, ``labels`` the training set."""
+
+
 def check_state(system: DynamicsSystem, state: State, backend: str) -> None:
     """Raise :class:`ConfigError` if a backend's ``state`` lacks a population or has
     arrays of the wrong shape (a defect of that backend, reported clearly)."""
@@ -232,64 +223,42 @@ def check_state(system: DynamicsSystem, state: State, backend: str) -> None:
                                   f"expected (batch, {pop.size})")
 
 
-# ------------------------------------------------------------------ initial state
-def initial_state(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int = 0) -> State:
-    """The initial state every backend starts from, drawn identically for one seed.
-
-    ``zeros``: all nodes at 0.  ``random``: means then tensions ``N(0, 1)``, population
-    by population in topological order, from ``numpy.random.default_rng(seed)``.
-    ``forward-manifold``: means at the forward pass (populations in topological order,
-    each from the settled means), tensions 0.  A :class:`State` is checked (every
-    population, shape ``(batch, n)``, finite) and returned as float64.
-    """
-    shapes = [(batch.size, p.size) for p in system.populations]
-    names = [p.name for p in system.populations]
-    if isinstance(initial, State):
-        means, tens = {}, {}
-        for n, shape in zip(names, shapes):
-            for label, src, dst in (("activation", initial.mean, means), ("tension", initial.tension, tens)):
-                if n not in src:
-                    raise ConfigError(f"initial state lacks the {label} of population {n!r}; give every "
-                                      f"population: {', '.join(names)}")
-                a = np.array(src[n], dtype=np.float64)
-                if a.shape != shape:
-                    raise ConfigError(f"initial {label} of population {n!r}: expected shape {shape} "
-                                      f"(batch x neurons), got {a.shape}")
-                if not np.all(np.isfinite(a)):
-                    raise ConfigError(f"initial {label} of population {n!r} has NaN or Inf values")
-                dst[n] = a
-        return State(means, tens)
-    if initial == "zeros":
-        return State({n: np.zeros(s) for n, s in zip(names, shapes)}, {n: np.zeros(s) for n, s in zip(names, shapes)})
-    if initial == "random":
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
-        rng = np.random.default_rng(seed)
-        means = {n: rng.standard_normal(s) for n, s in zip(names, shapes)}
-        return State(means, {n: rng.standard_normal(s) for n, s in zip(names, shapes)})
-    if initial == "forward-manifold":
-        from hwbp.sim.kernel import Kernel
-        from hwbp.sim.recording import forward_sweep
-
-        m = [np.zeros(s) for s in shapes]
-        forward_sweep(Kernel(system, batch), m)
-        return State(dict(zip(names, m)), {n: np.zeros(s) for n, s in zip(names, shapes)})
-    raise ConfigError(f"unknown initial state {initial!r}; valid: {', '.join(INITIAL_STATES)} or a State")
-
-
 def check_hardware(backend: Backend, hardware: Any) -> None:
     """Raise :class:`ConfigError` (one line) if ``backend`` does not realize every
     non-ideality that ``hardware`` (a :class:`hwbp.hardware.Hardware`) switches on."""
-    missing = [f for f in hardware.features() if f not in backend.hardware_support]
+    missing = [f for f in hardware.features() if f not in backend.support.hardware]
     if missing:
-        have = ", ".join(sorted(backend.hardware_support)) or "none"
+        have = ", ".join(sorted(backend.support.hardware)) or "none"
         raise ConfigError(f"backend {backend.name!r} does not realize hardware non-ideality "
                           f"{', '.join(missing)} (it supports: {have})")
 
 
 # ------------------------------------------------------------------ registry
+def check_backend(backend: Backend) -> None:
+    """Raise :class:`ConfigError` (one line, naming it) if a loaded backend is malformed:
+    its ``Options`` not an :class:`Options` dataclass with valid fields and flags, its
+    ``support`` not a :class:`Support`.  Run when the registry loads it, so that a
+    malformed plug-in is refused by itself and never breaks the others."""
+    where = f"backend {backend.name or type(backend).__name__!r} ({type(backend).__module__})"
+    if not (isinstance(backend.Options, type) and issubclass(backend.Options, Options)):
+        raise ConfigError(f"{where}: Options must be a subclass of hwbp.options.Options, got {backend.Options!r}")
+    try:
+        infos = backend.Options.infos()
+    except Exception as exc:
+        raise ConfigError(f"{where}: its Options cannot be read: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    for info in infos:
+        if info.cli and not (isinstance(info.flag, str) and info.flag.startswith("--") and len(info.flag) > 2
+                             and " " not in info.flag):
+            raise ConfigError(f"{where}: option {info.name!r} has the invalid flag {info.flag!r} (--name expected)")
+        if info.cli and info.type not in (int, float, str, bool):
+            raise ConfigError(f"{where}: option {info.name!r} of type {getattr(info.type, '__name__', info.type)} "
+                              f"cannot be a command-line flag (int, float, str or bool; or cli=False)")
+    if not isinstance(backend.support, Support):
+        raise ConfigError(f"{where}: support must be a hwbp.support.Support, got {type(backend.support).__name__}")
+
+
 #: The registry of backends (built-ins, entry points of group ``hwbp.backends``).
-REGISTRY = Registry("backend", ENTRY_POINT_GROUP, BUILTIN_BACKENDS, Backend)
+REGISTRY = Registry("backend", ENTRY_POINT_GROUP, BUILTIN_BACKENDS, Backend, validate=check_backend)
 
 
 def backend_names() -> list[str]:

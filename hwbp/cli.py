@@ -1,8 +1,11 @@
-"""The ``hwbp`` command line: verify, simulate, compile, train, sweep, demo.
+"""The ``hwbp`` command line: verify, simulate, compile, train, sweep, backends, demo.
 
-Exit codes: 0 success (verification passed), 1 verification failed, 2 bad input,
-3 internal error (a defect of hwbp: please report it with the traceback).
-Every error is one line on stderr saying what was wrong and where.
+Exit codes: 0 success (verification passed), 1 verification failed, 2 bad input or a
+failing external component (a tool, or a plug-in: its error names it), 3 internal error
+(a defect of hwbp: please report it with the traceback).
+Every error is one line on stderr saying what was wrong and where.  A plug-in that
+cannot be loaded, or whose options clash, is one warning line, and every other
+backend keeps working.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from hwbp import __version__
 from hwbp.errors import ConfigError, HwbpError, ModelNote
 from hwbp.ir.graph import Graph
-from hwbp.backend import INITIAL_STATES
+from hwbp.initial import INITIAL_STATES
 from hwbp.cliflags import add_output_arg, check_out_path
 from hwbp.ir.losses import LOSSES
 from hwbp.types import Batch
@@ -62,16 +65,18 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _backend_options() -> dict[str, type]:
-    """Options class of every registered backend that loads (one that does not is
-    reported when chosen)."""
+    """Options class of every registered backend that loads; one that does not is one
+    warning line here, and its error when chosen."""
     from hwbp.backend import backend_names, get_backend
+    from hwbp.cliflags import warn_rejected
 
-    out = {}
+    out, broken = {}, {}
     for name in backend_names():
         try:
             out[name] = get_backend(name).Options
-        except HwbpError:
-            continue
+        except HwbpError as exc:
+            broken[name] = str(exc)
+    warn_rejected(broken, "backend")
     return out
 
 
@@ -147,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hwbp.sweep.cli import add_sweep_parser
 
     add_sweep_parser(sub)
+
+    b = sub.add_parser("backends", help="list the backends and what each realizes (activations, term features, "
+                                        "losses, hardware non-idealities)")
+    b.set_defaults(func=cmd_backends)
 
     d = sub.add_parser("demo", help="verify the shipped digits MLP and print the table")
     d.add_argument("--out", default="out", metavar="DIR", help="where to write the reports (default: out)")
@@ -308,6 +317,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_backends(args: argparse.Namespace) -> int:
+    """``hwbp backends``: every registered backend with its description, and the matrix
+    of what each realizes (:func:`hwbp.support.support_table`)."""
+    from hwbp.backend import backend_names, get_backend
+    from hwbp.support import support_table
+
+    rows: list[tuple[str, Any]] = []
+    for name in backend_names():
+        try:
+            be = get_backend(name)
+        except HwbpError as exc:
+            rows.append((name, str(exc)))
+            continue
+        rows.append((name, be.support))
+        print(f"{name}: {be.description} ({type(be).__module__})")
+    print()
+    print(support_table(rows))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``hwbp demo``: the main job on the shipped example — the reference simulator,
     then (when ngspice is installed) the circuit: netlists into ``netlists/`` and an
@@ -341,8 +370,11 @@ def _show_note(message: Warning | str, category: type[Warning], *args: Any, **kw
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hwbp`` command; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except HwbpError as exc:
+        print(f"hwbp: error: {exc}", file=sys.stderr)
+        return 2
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         # float64 overflow (huge inputs, targets or weights) is bad input, not a NaN result
@@ -363,12 +395,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"hwbp: error: {exc.strerror or exc} ({exc.filename or 'file system'})", file=sys.stderr)
         return 2
-    except Exception as exc:  # a defect of hwbp, not of the input: say so, keep 1 for "failed"
+    except Exception as exc:  # a defect of hwbp or of a plug-in, not of the input: keep 1 for "failed"
         import traceback
 
+        plugin = _plugin_of(exc)
+        if plugin is not None:
+            print(f"hwbp: error: {plugin[0]} {plugin[1]!r} ({plugin[2]}) failed: {type(exc).__name__}: "
+                  f"{exc}".splitlines()[0] + " (a defect of that plug-in, not of hwbp: report it to its authors; "
+                  "--backend reference and the other backends work)", file=sys.stderr)
+            return 2
         traceback.print_exc()
         print(f"hwbp: internal error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 3
+
+
+def _plugin_of(exc: BaseException) -> tuple[str, str, str] | None:
+    """``(kind, name, module)`` of the third-party backend or target whose code raised
+    ``exc`` (the innermost frame of hwbp or of a plug-in decides), or None (hwbp's)."""
+    import traceback
+
+    from hwbp.backend import REGISTRY
+    from hwbp.targets import TARGETS
+
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".")[0] == "hwbp":
+            return None
+        for kind, registry in (("backend", REGISTRY), ("target", TARGETS)):
+            name = registry.plugin_of(module)
+            if name is not None:
+                return kind, name, module
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

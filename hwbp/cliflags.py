@@ -4,18 +4,24 @@ Every registered backend (or target) contributes its option fields as flags.  A 
 shared by several backends (``--duration``, ``--dt``, ...) appears once; its help says
 which backends take it.  Flags default to "not given", so a flag that the chosen
 backend does not take is an error naming the backends it belongs to, never ignored.
+
+The options of each owner are validated when its flags are added: an owner whose flag
+is one of hwbp's own (``--rtol``), or has the flag of another owner with another type,
+is left out as a whole (:attr:`OptionFlags.rejected`, one line saying why), and every
+other owner keeps working.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from hwbp.options import OptionInfo, Options
 from hwbp.errors import ConfigError
 
-__all__ = ["add_option_flags", "OptionFlags", "add_output_arg", "check_out_path"]
+__all__ = ["add_option_flags", "OptionFlags", "warn_rejected", "add_output_arg", "check_out_path"]
 
 
 def _argtype(info: OptionInfo):
@@ -29,29 +35,51 @@ def _argtype(info: OptionInfo):
 class OptionFlags:
     """The flags of a set of option classes (by owner name) on one parser."""
 
-    def __init__(self, owners: Mapping[str, type[Options]]) -> None:
-        self.owners = dict(owners)
+    def __init__(self, owners: Mapping[str, type[Options]], reserved: Collection[str] = ()) -> None:
         #: dest -> (info, [owner names]); dests are ``opt_<field>``
         self.flags: dict[str, tuple[OptionInfo, list[str]]] = {}
         self._helps: dict[str, list[str]] = {}
-        for owner, cls in self.owners.items():
+        #: owner -> why it was left out (its options clash)
+        self.rejected: dict[str, str] = {}
+        accepted = {}
+        for owner, cls in owners.items():
+            reason = self._clash(owner, cls, set(reserved))
+            if reason is not None:
+                self.rejected[owner] = reason
+                continue
+            accepted[owner] = cls
             for info in cls.infos():
                 if not info.cli:
                     continue
                 dest = "opt_" + info.name
                 if dest in self.flags:
-                    known, users = self.flags[dest]
-                    if known.flag != info.flag or known.type is not info.type:
-                        raise ConfigError(f"option {info.name!r} of {owner!r} clashes with the one of "
-                                          f"{users[0]!r} ({info.flag} {info.type.__name__} vs "
-                                          f"{known.flag} {known.type.__name__})")
-                    users.append(owner)
+                    self.flags[dest][1].append(owner)
                 else:
                     self.flags[dest] = (info, [owner])
                     self._helps[dest] = []
                 unit = f" [{info.unit}]" if info.unit else ""
                 choices = f" {{{','.join(map(str, info.choices))}}}" if info.choices else ""
                 self._helps[dest].append(f"{owner}: {info.help}{unit}{choices}")
+        self.owners = accepted
+
+    def _clash(self, owner: str, cls: type[Options], reserved: set[str]) -> str | None:
+        """Why the options of ``owner`` cannot join (None: they can)."""
+        try:
+            infos = [i for i in cls.infos() if i.cli]
+        except Exception as exc:
+            return f"its options cannot be read ({type(exc).__name__}: {exc})".splitlines()[0]
+        by_flag = {info.flag: info for info, _ in self.flags.values()}
+        for info in infos:
+            if info.flag in reserved:
+                return f"its option {info.name!r} ({info.flag}) clashes with hwbp's own flag {info.flag}"
+            dest = "opt_" + info.name
+            known = self.flags[dest][0] if dest in self.flags else by_flag.get(info.flag)
+            if known is not None and (known.flag != info.flag or known.type is not info.type
+                                      or known.name != info.name):
+                users = self.flags["opt_" + known.name][1]
+                return (f"its option {info.name!r} ({info.flag} {info.type.__name__}) clashes with the one of "
+                        f"{users[0]!r} ({known.flag} {known.type.__name__})")
+        return None
 
     def add_to(self, parser: argparse.ArgumentParser, title: str) -> None:
         """Add every flag to ``parser`` in a group called ``title``."""
@@ -67,7 +95,9 @@ class OptionFlags:
 
     def values(self, args: argparse.Namespace, owner: str, kind: str) -> dict[str, Any]:
         """The option values given on the command line for ``owner``; a flag that
-        ``owner`` does not take is a :class:`ConfigError`."""
+        ``owner`` does not take, or an owner that was left out, is a :class:`ConfigError`."""
+        if owner in self.rejected:
+            raise ConfigError(f"{kind} {owner!r} is left out: {self.rejected[owner]}")
         out: dict[str, Any] = {}
         for dest, (info, users) in self.flags.items():
             value = getattr(args, dest, None)
@@ -82,10 +112,26 @@ class OptionFlags:
 
 def add_option_flags(parser: argparse.ArgumentParser, owners: Mapping[str, type[Options]],
                      title: str) -> OptionFlags:
-    """Add the flags of ``owners`` to ``parser``; return the :class:`OptionFlags`."""
-    flags = OptionFlags(owners)
+    """Add the flags of ``owners`` to ``parser``; return the :class:`OptionFlags`.  An
+    owner whose options clash with the parser's own flags or with another owner's is
+    left out (:attr:`OptionFlags.rejected`) and reported by :func:`warn_rejected`."""
+    flags = OptionFlags(owners, reserved=list(parser._option_string_actions))
     flags.add_to(parser, title)
+    warn_rejected(flags.rejected, title.split()[0])
     return flags
+
+
+#: What :func:`warn_rejected` reported in this process (each once).
+_WARNED: set[str] = set()
+
+
+def warn_rejected(rejected: Mapping[str, str], kind: str) -> None:
+    """One ``hwbp: warning:`` line on stderr per left-out plug-in and reason (once per
+    process, whichever command's flags found it first)."""
+    for owner, reason in rejected.items():
+        if f"{owner}: {reason}" not in _WARNED:
+            _WARNED.add(f"{owner}: {reason}")
+            print(f"hwbp: warning: {kind} {owner!r} is left out: {reason}; the other {kind}s work", file=sys.stderr)
 
 
 def add_output_arg(p: argparse.ArgumentParser) -> None:

@@ -7,13 +7,19 @@ entry points of its group (how hwbp declares its own built-ins too, and how a
 third-party package adds one without editing hwbp), and :meth:`Registry.register`
 calls in this process.  Components are ``"module:attr"`` strings imported lazily, so
 a component whose external tool is missing costs nothing until it is chosen.
+
+A third-party component (a plug-in) cannot break the others: one whose import or
+construction fails, or that fails the registry's ``validate`` check, is a one-line
+:class:`ConfigError` naming it when it is chosen, and :meth:`Registry.plugin_of` tells
+which plug-in a failing piece of code belongs to (so that its errors are reported as
+its own, not hwbp's).
 """
 
 from __future__ import annotations
 
 import importlib
 from importlib import metadata
-from typing import Any, Container, Mapping
+from typing import Any, Callable, Container, Mapping
 
 from hwbp.errors import ConfigError, HwbpError
 
@@ -33,10 +39,15 @@ class Registry:
         Name -> ``"module:attr"`` of the components hwbp ships.
     base : type
         Class every component must be an instance (or subclass) of.
+    validate : callable, optional
+        ``validate(component)`` raises :class:`ConfigError` (one line) if a loaded
+        component is unusable (e.g. its options are malformed).
     """
 
-    def __init__(self, kind: str, group: str, builtins: Mapping[str, str], base: type) -> None:
+    def __init__(self, kind: str, group: str, builtins: Mapping[str, str], base: type,
+                 validate: Callable[[Any], None] | None = None) -> None:
         self.kind, self.group, self.builtins, self.base = kind, group, dict(builtins), base
+        self.validate = validate
         self._entry_points: dict[str, str] | None = None
         self._registered: dict[str, Any] = {}
         self._instances: dict[str, Any] = {}
@@ -86,14 +97,37 @@ class Registry:
                         obj = getattr(obj, part)
                 except HwbpError:
                     raise
-                except (ImportError, AttributeError) as exc:
-                    raise ConfigError(f"{self.kind} {name!r} ({table[name]}) cannot be loaded: {exc}") from None
-            inst = obj() if isinstance(obj, type) else obj
+                except Exception as exc:  # a broken plug-in: its error, one line, naming it
+                    raise ConfigError(f"{self.kind} {name!r} ({table[name]}) cannot be loaded: "
+                                      f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+            try:
+                inst = obj() if isinstance(obj, type) else obj
+            except HwbpError:
+                raise
+            except Exception as exc:
+                raise ConfigError(f"{self.kind} {name!r} cannot be constructed: {type(exc).__name__}: "
+                                  f"{exc}".splitlines()[0]) from None
             if not isinstance(inst, self.base):
                 raise ConfigError(f"{self.kind} {name!r} is not a {self.base.__module__}.{self.base.__name__} "
                                   f"(got {type(inst).__name__})")
+            if self.validate is not None:
+                self.validate(inst)
             self._instances[name] = inst
         return self._instances[name]
+
+
+    def plugin_of(self, module: str) -> str | None:
+        """The name of the third-party component (not part of hwbp) whose top-level
+        package holds ``module`` (a module name), or None."""
+        top = module.split(".")[0]
+        if top == "hwbp":
+            return None
+        for name, obj in self._table().items():
+            where = obj.partition(":")[0] if isinstance(obj, str) else (
+                obj.__module__ if isinstance(obj, type) else type(obj).__module__)
+            if where.split(".")[0] == top:
+                return name
+        return None
 
 
 def unique_name(base: str, taken: Container[str]) -> str:

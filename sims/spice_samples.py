@@ -46,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hwbp.backend import initial_state  # noqa: E402
+from hwbp.initial import initial_state  # noqa: E402
 from outdir import add_out_arg, output_dir  # noqa: E402
 from hwbp.io import atomic_write_text  # noqa: E402
 from hwbp.ir.graph import Graph  # noqa: E402

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from hwbp.backend import initial_state
+from hwbp.initial import initial_state
 from hwbp.ir.graph import Graph
 from hwbp.lower import lower
 from hwbp.types import Batch

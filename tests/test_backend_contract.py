@@ -3,6 +3,7 @@ one tau, complete states, and a backend written outside hwbp."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -13,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwbp.backend import (
-    Artefact, Backend, Options, backend_names, get_backend, initial_state, option, register_backend, REGISTRY,
-)
+from hwbp.backend import Artefact, Backend, Options, backend_names, get_backend, option, register_backend, REGISTRY
+from hwbp.initial import initial_state
 from hwbp.cli import main
 from hwbp.cliflags import OptionFlags
 from hwbp.errors import ConfigError
@@ -91,8 +91,11 @@ def test_flags_shared_by_two_backends_must_agree() -> None:
         dt: int | None = option(None, "another step")
 
     assert "opt_dt" in OptionFlags({"a": A, "c": A}).flags
-    with pytest.raises(ConfigError, match="clashes"):
-        OptionFlags({"a": A, "b": B})
+    flags = OptionFlags({"a": A, "b": B})  # the second is left out, with the reason; the first works
+    assert set(flags.owners) == {"a"} and flags.flags["opt_dt"][1] == ["a"]
+    assert "clashes with the one of 'a' (--dt float)" in flags.rejected["b"]
+    with pytest.raises(ConfigError, match="backend 'b' is left out: its option 'dt'"):
+        flags.values(argparse.Namespace(opt_dt=None), "b", "backend")
 
 
 def test_every_backend_draws_the_same_initial_state() -> None:

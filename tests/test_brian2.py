@@ -233,7 +233,7 @@ def test_unsupported_term_features_are_one_line_errors():
     from hwbp.importers import load_onnx
 
     cnn = load_onnx(Path(__file__).resolve().parent.parent / "examples" / "cnn_digits.onnx").with_loss("ce")
-    with pytest.raises(ConfigError, match="structured weights .* are not realized by the brian2 backend") as err:
+    with pytest.raises(ConfigError, match="backend 'brian2' does not realize the feature conv") as err:
         Brian2Backend().compile(lower(cnn), Brian2Options())
     assert "\n" not in str(err.value)
 

@@ -10,7 +10,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from hwbp.backend import get_backend, initial_state
+from hwbp.backend import get_backend
+from hwbp.initial import initial_state
 from hwbp.io import load_batch, load_model
 from hwbp.lower import lower
 from hwbp.models import random_mlp, random_resmlp

@@ -135,7 +135,7 @@ def test_hang_times_out_and_leaves_no_process() -> None:
     from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS, PopulationProcess, PyPopulationFloat
     from hwbp.targets.lava.network import build_network, run_network
     from hwbp.targets.lava.run_float import float_spec
-    from hwbp.backend import initial_state
+    from hwbp.initial import initial_state
 
     class ReceiveFirst(PyPopulationFloat):
         def run_spk(self) -> None:
@@ -155,7 +155,7 @@ def test_hang_times_out_and_leaves_no_process() -> None:
 def test_conformance_profiles_run() -> None:
     """Each declared profile meets its own bound on a small case (the full case list is
     the shared conformance suite's)."""
-    from hwbp.backend import ConformanceCase
+    from hwbp.testing import ConformanceCase
 
     lava = get_backend("lava")
     g, system, batch = _case("mlp", 2, "tanh", "ce", seed=11)
@@ -187,7 +187,7 @@ def test_a_failing_model_stops_the_run_early() -> None:
     from hwbp.targets.lava.compat import import_lava
 
     import_lava()
-    from hwbp.backend import initial_state
+    from hwbp.initial import initial_state
     from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS, PyTermFloat, TermProcess
     from hwbp.targets.lava.network import build_network, run_network
     from hwbp.targets.lava.run_float import float_spec

@@ -63,6 +63,10 @@ def test_wheel_contents(wheel: Path) -> None:
     assert {"reference", "spice"} <= set(eps["hwbp.backends"])
     assert {"equations", "spice"} <= set(eps["hwbp.targets"])
     assert eps["console_scripts"]["hwbp"].strip() == "hwbp.cli:main"
+    # the conformance suite ships as a library with its pytest plugin
+    assert {"hwbp/testing/__init__.py", "hwbp/testing/test_conformance.py", "hwbp/testing/__main__.py",
+            "hwbp/testing/plugin.py"} <= set(names)
+    assert eps["pytest11"]["hwbp.testing.plugin"].strip() == "hwbp.testing.plugin"
 
 
 @pytest.mark.slow
@@ -90,3 +94,8 @@ def test_wheel_installs_and_runs_spice_outside_the_repo(wheel: Path, tmp_path: P
     assert list((work / "netlists").glob("*.cir"))
     out = _run([hwbp, "verify", "model.onnx", "--backend", "spice", "--report", "op.json"], cwd=work, env=env)
     assert "PASSED" in out.stdout and (work / "op.json").is_file()
+    # the shipped conformance suite, for one backend, from the installed wheel (its pytest
+    # plugin found through the entry point); the fast cases of the .op profiles
+    out = _run([str(py), "-m", "pytest", "--pyargs", "hwbp.testing", "--backend", "spice", "-q", "-p", "no:xdist",
+                "-m", "not slow", "-k", "op-differential and (mlp-tanh or conv2d)"], cwd=work, env=env)
+    assert " passed" in out.stdout and "failed" not in out.stdout

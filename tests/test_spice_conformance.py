@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from hwbp.backend import ConformanceCase
+from hwbp.testing import ConformanceCase
 from hwbp.models import random_mlp, random_resmlp
 from hwbp.targets.spice.backend import SpiceBackend
 from hwbp.verify import verify

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwbp.backend import initial_state
+from hwbp.initial import initial_state
 from hwbp.errors import ConfigError
 from hwbp.lower import lower
 from hwbp.state import State

@@ -6,7 +6,8 @@ import sys
 from dataclasses import dataclass
 from typing import Sequence
 
-from hwbp.backend import Artefact, Backend, ConformanceProfile, Options, option
+from hwbp.backend import Artefact, Backend, Options, Support, option
+from hwbp.testing import ConformanceProfile, core
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.simulate import MODES, simulate
@@ -86,10 +87,11 @@ class ReferenceBackend(Backend):
     description = "embedded numpy simulator (float64): unit-step Euler, continuous ODE solvers, steady state"
     Options = ReferenceOptions
     training_defaults = {"mode": "unit-step"}
-    hardware_support = frozenset({"weights", "mismatch", "nodes", "cells", "noise", "rails", "readout"})
+    support = Support(hardware={"weights", "mismatch", "nodes", "cells", "noise", "rails", "readout"})
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts = self.options(options)
+        self.check_support(system, opts)
         return Artefact(system, opts, tau_s=opts.tau_s)
 
     def run(self, artefact: Artefact, batch: Batch, *, initial: str | State | None = None, seed: int = 0,
@@ -118,5 +120,5 @@ class ReferenceBackend(Backend):
             ConformanceProfile("unit-step", {"mode": "unit-step"}, UNIT_STEP_RTOL),
             ConformanceProfile("steady", {"mode": "steady"}, STEADY_RTOL),
             ConformanceProfile("continuous", {"mode": "continuous", "dt": 0.02}, CONTINUOUS_RTOL,
-                               slow=lambda c: c.depth > 4),
+                               slow=lambda c: not core(c) or c.depth > 4),
         )

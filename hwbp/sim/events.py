@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hwbp.backend import initial_state
+from hwbp.initial import initial_state
 from hwbp.errors import ConfigError
 from hwbp.ir.activations import get_activation
 from hwbp.ir.losses import get_loss

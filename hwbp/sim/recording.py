@@ -51,9 +51,9 @@ def forward_sweep(kernel: Kernel, means: list[np.ndarray]) -> None:
 
 def initial_lists(kernel: Kernel, system: DynamicsSystem, batch: Batch, initial: str | State, seed: int
              ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
-    """Initial means and tensions (from :func:`hwbp.backend.initial_state`), and whether
+    """Initial means and tensions (from :func:`hwbp.initial.initial_state`), and whether
     they lie on the forward manifold."""
-    from hwbp.backend import initial_state
+    from hwbp.initial import initial_state
 
     if isinstance(initial, str) and initial == "forward-manifold":
         # the same sweep initial_state makes, on this kernel: it caches the gates of the

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from hwbp.backend import Artefact, Options, backend_names, get_backend, option
+from hwbp.backend import Artefact, Options, TrainsOnChip, backend_names, get_backend, option
 from hwbp.errors import ConfigError
 from hwbp.ir.graph import Graph
 from hwbp.types import Batch, Gradients
@@ -125,8 +125,11 @@ class DynamicsSource:
         return read_gradients(self._artefact.system, result.state, batch)
 
     def train_on_chip(self, graph: Graph, x: Any, labels: Any, config: Any, **kw: Any) -> Any:
-        """The backend's own training run (:meth:`hwbp.backend.Backend.train_on_chip`), or
-        None when the backend trains on the host."""
+        """The backend's own training run, where it has the capability
+        (:class:`hwbp.backend.TrainsOnChip`) and its options ask for it; otherwise None
+        (the host trains)."""
+        if not isinstance(self.backend, TrainsOnChip):
+            return None
         return self.backend.train_on_chip(graph, x, labels, config, self.options, beta=self.beta, **kw)
 
 

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Sequence
 
 
-from hwbp.backend import Artefact, Backend, ConformanceCase, ConformanceProfile, Options, initial_state, option
+from hwbp.backend import Artefact, Backend, Options, Support, option
+from hwbp.testing import ConformanceCase, ConformanceProfile, core
+from hwbp.initial import initial_state
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.recording import duration_steps
 from hwbp.state import SimulationResult, State
-from hwbp.targets.brian2.model import build_model
+from hwbp.targets.brian2.model import ACTIVATION_EQUATIONS, build_model
 from hwbp.targets.brian2.runner import BRIAN2_SOLVERS, CODEGENS
 from hwbp.types import Batch
 
@@ -89,6 +91,17 @@ class Brian2Backend(Backend):
     name = "brian2"
     description = "Brian2 simulator: NeuronGroups and Synapses with summed variables (numpy, cython, cpp_standalone)"
     Options = Brian2Options
+    #: Every activation as f (:data:`ACTIVATION_EQUATIONS`), gains and source-side φ (not
+    #: with event-driven messaging, see :meth:`supports`), tied weights; no structured
+    #: layout, no hardware model.
+    support = Support(activations=ACTIVATION_EQUATIONS, features={"gain", "source_activation", "tied"})
+
+    def supports(self, options: Options | None = None) -> Support:
+        """:attr:`support`; with ``event_threshold`` the messages carry the mean itself, so no
+        source-side activation."""
+        if options is not None and getattr(options, "event_threshold", None) is not None:
+            return self.support.replace(features=self.support.features - {"source_activation"})
+        return self.support
 
     def build_dir(self, options: Brian2Options) -> Path:
         """Where Brian2's generated code and caches go: ``--build-dir``, or one temporary
@@ -100,6 +113,7 @@ class Brian2Backend(Backend):
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts = self.options(options)
+        self.check_support(system, opts)
         realized = system.with_options(tau_s=opts.tau_s)
         return Artefact(realized, opts, tau_s=opts.tau_s,
                         data=build_model(realized, events=opts.event_threshold is not None))
@@ -149,6 +163,7 @@ def _process_build_dir() -> Path:
 
 
 def _slow_case(case: ConformanceCase) -> bool:
-    """Cases that take more than a couple of seconds with numpy code generation (the
-    per-step cost grows with the number of groups and synapses, the steps with L)."""
-    return case.depth >= 5 or case.depth * case.batch_size > 8
+    """Beyond the core cases, cases that take more than a couple of seconds with numpy
+    code generation (the per-step cost grows with the number of groups and synapses, the
+    steps with L)."""
+    return not core(case) or case.depth >= 5 or case.depth * case.batch_size > 8

@@ -45,7 +45,7 @@ def train_on_chip(graph: Graph, x: np.ndarray, labels: np.ndarray, config: Any, 
     from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS
     from hwbp.targets.lava.network import build_network, run_network
     from hwbp.targets.lava.run_float import float_spec
-    from hwbp.backend import initial_state
+    from hwbp.initial import initial_state
     from hwbp.train.loop import TrainResult, accuracy
     from hwbp.types import Batch
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 
-from hwbp.backend import get_backend, initial_state
+from hwbp.backend import get_backend
+from hwbp.initial import initial_state
 from hwbp.ir.graph import Graph
 from hwbp.lower import lower
 from hwbp.oracle import exact_gradients

@@ -12,7 +12,12 @@ import math
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 
-__all__ = ["term_table", "check_realizable"]
+__all__ = ["LAVA_ACTIVATIONS", "term_table", "check_realizable"]
+
+#: The activations the Lava processes realize (``f`` and source-side ``φ``): the names of
+#: the processes' activation codes (``lavaproc.processes.ACTIVATION_CODES``, which imports
+#: Lava), here without Lava for the backend's declared support.
+LAVA_ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu", "leaky_relu", "softplus")
 
 
 def term_table(system: DynamicsSystem) -> dict[tuple[str, int], tuple[str, int, int]]:

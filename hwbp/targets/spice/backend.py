@@ -25,7 +25,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hwbp.backend import Artefact, Backend, ConformanceProfile, Options, initial_state, option
+from hwbp.backend import Artefact, Backend, Options, Support, option
+from hwbp.testing import ConformanceProfile, core
+from hwbp.initial import initial_state
 from hwbp.errors import BatchError, ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State, Trace
@@ -65,7 +67,7 @@ def split_nodes(circuit: Circuit, values: np.ndarray) -> tuple[dict[str, np.ndar
 def initial_nodes(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int
                   ) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Per sample, the (mean, tension) of the initial state by population (V), from
-    :func:`hwbp.backend.initial_state` (drawn exactly as every backend draws it);
+    :func:`hwbp.initial.initial_state` (drawn exactly as every backend draws it);
     :meth:`Circuit.state_values` turns them into the realization's node voltages."""
     st = initial_state(system, batch, initial, seed)
     return [{p.name: (st.mean[p.name][b], st.tension[p.name][b]) for p in system.populations}
@@ -197,10 +199,13 @@ class SpiceBackend(Backend):
     #: (weights, mismatch), each node's own R and C (nodes), the f and f' cells' gain and
     #: offset around the shipped cells (cells), node clipping at the rails (rails, .op only),
     #: and the tension ADC (readout) applied to the solved voltages.
-    hardware_support = frozenset({"weights", "mismatch", "nodes", "cells", "rails", "readout"})
+    #: Every term feature (structured layouts as G-element arrays, gains and source-side
+    #: φ in the synapses and their cells, tied weights as one .param per use).
+    support = Support(hardware={"weights", "mismatch", "nodes", "cells", "rails", "readout"})
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
+        self.check_support(system, opts)
         if system.realization is not None:  # a device instance: refuse what the netlist does not realize
             from hwbp.backend import check_hardware
 
@@ -238,16 +243,17 @@ class SpiceBackend(Backend):
     def conformance(self) -> Sequence[ConformanceProfile]:
         """``.op`` and ``.tran`` in each realization (:data:`REALIZATIONS`): the same
         circuit read back into the same state.  ``.op`` solves for the fixed point
-        directly (no initial state); ``.tran`` beyond the smallest cases is slow, and in
-        the realization other than the default every ``.tran`` case past depth 1 is."""
+        directly (no initial state); beyond the core cases every case is slow, ``.tran``
+        beyond the smallest cases is, and in the realization other than the default every
+        ``.tran`` case past depth 1 is."""
         out = []
         for real in REALIZATIONS:
             out.append(ConformanceProfile(f"op-{real}", {"analysis": "op", "realization": real}, OP_RTOL,
-                                          takes_initial=False))
+                                          takes_initial=False, slow=lambda c: not core(c)))
             if real == DEFAULT_REALIZATION:
-                slow = lambda c: c.depth > 2 or c.batch_size > 1  # noqa: E731
+                slow = lambda c: not core(c) or c.depth > 2 or c.batch_size > 1  # noqa: E731
             else:
-                slow = lambda c: c.depth > 1 or c.batch_size > 1  # noqa: E731
+                slow = lambda c: not core(c) or c.depth > 1 or c.batch_size > 1  # noqa: E731
             out.append(ConformanceProfile(f"tran-{real}", {"analysis": "tran", "realization": real}, TRAN_RTOL,
                                           slow=slow))
         return tuple(out)
