@@ -53,6 +53,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from hwbp.dynamics.drive import forward_pass
 from hwbp.errors import ConfigError
 from hwbp.options import OptionInfo, Options, option
 from hwbp.registry import Registry
@@ -268,12 +269,7 @@ def initial_state(system: DynamicsSystem, batch: Batch, initial: str | State, se
         means = {n: rng.standard_normal(s) for n, s in zip(names, shapes)}
         return State(means, {n: rng.standard_normal(s) for n, s in zip(names, shapes)})
     if initial == "forward-manifold":
-        from hwbp.sim.kernel import Kernel
-        from hwbp.sim.recording import forward_sweep
-
-        m = [np.zeros(s) for s in shapes]
-        forward_sweep(Kernel(system, batch), m)
-        return State(dict(zip(names, m)), {n: np.zeros(s) for n, s in zip(names, shapes)})
+        return State(forward_pass(system, batch), {n: np.zeros(s) for n, s in zip(names, shapes)})
     raise ConfigError(f"unknown initial state {initial!r}; valid: {', '.join(INITIAL_STATES)} or a State")
 
 

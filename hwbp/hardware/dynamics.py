@@ -1,4 +1,4 @@
-"""The reference simulator's dynamics of one device instance (``system.realization``).
+"""The reference simulator's dynamics of one device instance (``system.instance``).
 
 The kernel supplies the forward drive ``F`` (forward devices, activation cells) and the
 sensitivity drive ``B`` (backward devices, derivative cells) of every population.  The
@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hwbp.errors import ConfigError
-from hwbp.hardware.realize import Realization, quantize_readout
+from hwbp.hardware.realize import DeviceInstance, quantize_readout
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.kernel import Kernel
 from hwbp.sim.recording import Recorder, default_duration, duration_steps, gate_signals, initial_lists
@@ -42,7 +42,7 @@ Arrays = list[np.ndarray]
 class _Nodes:
     """The node-level equations of an instance (gains, rates, rails, noise)."""
 
-    def __init__(self, kernel: Kernel, real: Realization) -> None:
+    def __init__(self, kernel: Kernel, real: DeviceInstance) -> None:
         self.kernel = kernel
         self.real = real
         n = len(kernel.names)
@@ -111,7 +111,7 @@ def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit
     """Settle a device instance (see the module docstring); arguments as
     :func:`hwbp.sim.simulate.simulate`, which checks them before it hands over.  ``steady`` iterates unit steps to the fixed
     point; noise needs ``continuous`` (solved with Euler-Maruyama)."""
-    real: Realization = system.realization
+    real: DeviceInstance = system.instance
     if trace and mode == "steady":
         raise ConfigError("--trace needs a trajectory: use --mode unit-step or continuous, not steady")
     if real.noise_rms > 0 and mode != "continuous":

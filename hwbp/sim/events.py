@@ -31,8 +31,7 @@ import numpy as np
 
 from hwbp.backend import initial_state
 from hwbp.errors import ConfigError
-from hwbp.ir.activations import get_activation
-from hwbp.ir.losses import get_loss
+from hwbp.dynamics.drive import loss_drive, operands, term_activate, term_backward, term_input, term_linear
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State, Trace
 from hwbp.types import Batch
@@ -102,35 +101,43 @@ def simulate_events(system: DynamicsSystem, batch: Batch, *, threshold: float, d
     means = {k: np.array(v) for k, v in st.mean.items()}
     tens = {k: np.array(v) for k, v in st.tension.items()}
     inputs = {k: np.asarray(v, dtype=np.float64) for k, v in batch.x.items()}
-    params = system.parameters
+    ops = operands(system)
     sent = {k: np.zeros_like(v) for k, v in {**means, **inputs}.items()}
-    terms = [(p.name, k, t) for p in system.populations for k, t in enumerate(p.terms)]
-    acc = {(p, k): np.zeros_like(means[p]) for p, k, _ in terms}
-    back_sources = [(p, k, t) for p, k, t in terms if system.is_population(t.source)]
-    sent_e = {(p, k): np.zeros_like(means[p]) for p, k, _ in back_sources}
+    terms = [(p.name, k) for p in system.populations for k in range(len(p.terms))]
+    readers: dict[str, list] = {}
+    for key in terms:
+        readers.setdefault(ops[key].source, []).append(key)
+    # acc: the synaptic sum g W φ(x̂) of each term, accumulated from the events it received
+    acc = {key: np.zeros_like(means[key[0]]) for key in terms}
+    back_sources = [key for key in terms if system.is_population(ops[key].source)]
+    sent_e = {key: np.zeros_like(means[key[0]]) for key in back_sources}
     slot = {succ: j for v in system.successors for j, succ in enumerate(system.successors[v])}
+    # back: g Wᵀ ê of each reading term, accumulated at its source (φ' is applied there)
     back = {(p.name, j): np.zeros_like(means[p.name]) for p in system.populations
             for j in range(len(system.successors[p.name]))}
-    loss = get_loss(system.loss.function)
     counts = {"forward": 0, "backward": 0, "input": 0}
     record_t, record_m, record_T, record_g = [], [], [], []
 
-    def gates() -> dict[tuple[str, int], np.ndarray]:
+    def activated() -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+        """``(f(a), e = f'(a) ⊙ T)`` of every term, ``a = acc + b`` (the term's pre-activation)."""
         out = {}
-        for p, k, t in terms:
-            z = acc[(p, k)] + (params[t.bias] if t.bias is not None else 0.0)
-            fn = get_activation(t.activation)
-            out[(p, k)] = tens[p] if t.activation == "identity" else fn.df(z, fn.f(z, t.alpha), t.alpha) * tens[p]
+        for key in terms:
+            op = ops[key]
+            a = acc[key] + op.bias if op.bias is not None else acc[key]
+            y, gate = term_activate(op, a)
+            out[key] = (y, tens[key[0]] if gate is None else gate * tens[key[0]])
         return out
+
+    def gates() -> dict[tuple[str, int], np.ndarray]:
+        return {key: e for key, (_, e) in activated().items() if _weighted(system, key)}
 
     def record(step: int) -> None:
         if trace_every is None or not (step % trace_every == 0 or step == n_steps):
             return
-        g = gates()
         record_t.append(step * h)
         record_m.append({k: v.copy() for k, v in means.items()})
         record_T.append({k: v.copy() for k, v in tens.items()})
-        record_g.append({key: g[key] for key in g if _weighted(system, key)})
+        record_g.append(gates())
 
     for step in range(n_steps):
         record(step)
@@ -141,39 +148,43 @@ def simulate_events(system: DynamicsSystem, batch: Batch, *, threshold: float, d
             if not fired.any():
                 continue
             counts["input" if src in inputs else "forward"] += int(fired.sum())
+            new = np.where(fired, value, sent[src])
             delta = np.where(fired, delta, 0.0)
-            for p, k, t in terms:
-                if t.source == src:
-                    acc[(p, k)] = acc[(p, k)] + (delta @ params[t.weight].T if t.weight is not None else delta)
-            sent[src] = np.where(fired, value, sent[src])
+            for key in readers.get(src, ()):
+                op = ops[key]
+                change = delta if op.phi is None else term_input(op, new)[0] - term_input(op, sent[src])[0]
+                acc[key] = acc[key] + term_linear(op, change)
+            sent[src] = new
         # backward events, from the gates on the updated pre-activations
-        g = gates()
-        for p, k, t in back_sources:
-            delta = g[(p, k)] - sent_e[(p, k)]
+        act = activated()
+        for key in back_sources:
+            delta = act[key][1] - sent_e[key]
             fired = np.abs(delta) > threshold
             if not fired.any():
                 continue
             counts["backward"] += int(fired.sum())
             delta = np.where(fired, delta, 0.0)
-            key = (t.source, slot[(p, k)])
-            back[key] = back[key] + (delta @ params[t.weight] if t.weight is not None else delta)
-            sent_e[(p, k)] = np.where(fired, g[(p, k)], sent_e[(p, k)])
+            op = ops[key]
+            j = (op.source, slot[key])
+            back[j] = back[j] + term_backward(op, delta)
+            sent_e[key] = np.where(fired, act[key][1], sent_e[key])
         # every population advances with its drive held over the step
         new_m, new_T = {}, {}
         for pop in system.populations:
             drive = 0.0
-            for k, t in enumerate(pop.terms):
-                z = acc[(pop.name, k)] + (params[t.bias] if t.bias is not None else 0.0)
-                drive = drive + get_activation(t.activation).f(z, t.alpha)
-            sens = sum((back[(pop.name, j)] for j in range(len(system.successors[pop.name]))),
-                       np.zeros_like(tens[pop.name]))
+            for k in range(len(pop.terms)):
+                drive = drive + act[(pop.name, k)][0]
+            sens = np.zeros_like(tens[pop.name])
+            for j, (owner, k) in enumerate(system.successors[pop.name]):
+                pre_gate = term_input(ops[(owner, k)], means[pop.name])[1]  # φ'(x̄) at the source
+                sens = sens + (back[(pop.name, j)] if pre_gate is None else pre_gate * back[(pop.name, j)])
             if pop.name == system.loss.population:
-                sens = sens + system.beta * loss.grad(means[pop.name], batch.y)
+                sens = sens + loss_drive(system, means[pop.name], batch.y)
             new_m[pop.name] = means[pop.name] + c * (drive - means[pop.name])
             new_T[pop.name] = tens[pop.name] + c * (sens - tens[pop.name])
         means, tens = new_m, new_T
     record(n_steps)
-    final_gates = {key: e for key, e in gates().items() if _weighted(system, key)}
+    final_gates = gates()
     state = State(means, tens, n_steps * h, n_steps, final_gates)
     trace = None
     if trace_every is not None:

@@ -136,7 +136,7 @@ def simulate(
     SimulationResult
     """
     _check_arguments(mode, system.depth, steps, duration, dt, solver)
-    if system.realization is not None:  # one device instance of a hardware model
+    if system.instance is not None:  # one device instance of a hardware model
         from hwbp.hardware.dynamics import simulate_instance
 
         return simulate_instance(system, batch, mode=mode, steps=steps, duration=duration, dt=dt, solver=solver,

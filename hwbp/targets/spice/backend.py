@@ -201,11 +201,11 @@ class SpiceBackend(Backend):
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
-        if system.realization is not None:  # a device instance: refuse what the netlist does not realize
+        if system.instance is not None:  # a device instance: refuse what the netlist does not realize
             from hwbp.backend import check_hardware
 
-            check_hardware(self, system.realization.hardware)
-            if system.realization.rail is not None and opts.analysis != "op":
+            check_hardware(self, system.instance.hardware)
+            if system.instance.rail is not None and opts.analysis != "op":
                 raise ConfigError("spice realizes hardware rails in --analysis op only (the clipped fixed point)")
         spice = opts.spice_options()
         return Artefact(system, opts, tau_s=spice.tau_s, data=build_circuit(system, spice))
@@ -220,10 +220,10 @@ class SpiceBackend(Backend):
         if opts.analysis == "op" and initial is not None:
             raise ConfigError("--initial applies to --analysis tran (.op solves for the rest state directly)")
         result = _run(artefact.system, artefact.data, opts, batch, "random" if initial is None else initial, seed)
-        if artefact.system.realization is not None and artefact.system.realization.adc_lsb is not None:
+        if artefact.system.instance is not None and artefact.system.instance.adc_lsb is not None:
             from hwbp.hardware.realize import readout_result
 
-            result = readout_result(result, artefact.system.realization)
+            result = readout_result(result, artefact.system.instance)
         return result
 
     def figure(self, verification: Any, batch: Batch) -> Any:
