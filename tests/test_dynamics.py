@@ -22,9 +22,8 @@ from hwbp.ir.nodes import Activation
 from hwbp.lower.lowerer import lower
 from hwbp.models import depth_resmlp, random_mlp
 from hwbp.oracle.backprop import exact_gradients
-from hwbp.sim.events import simulate_events
 from hwbp.sim.kernel import Kernel
-from hwbp.sim.simulate import simulate
+from hwbp.sim.simulate import simulate, simulate_events
 from hwbp.state import State
 from hwbp.verify.compare import compare
 from hwbp.verify.readout import read_gradients
@@ -161,3 +160,15 @@ def test_cli_verify_event_threshold_zero(name, tmp_path: Path, capsys):
                "--duration", "80"])
     out = capsys.readouterr()
     assert rc == 0, out.err
+
+
+def test_scipy_backend_from_outside_realizes_every_term_feature():
+    """The outside backend (drive function + solve_ivp) on layouts, batch norm, clip
+    and gains; cut short, it fails verification (negative control)."""
+    for name in ("batchnorm", "clip", "depth_resmlp"):
+        g = GRAPHS[name]
+        v = verify(g, make_batch(g, 3, seed=4), backend="scipy", initial="random")
+        assert v.passed and v.comparison.max_rel_err < 1e-6, name
+    g = GRAPHS["depth_resmlp"]
+    short = verify(g, make_batch(g, 3, seed=4), backend="scipy", options={"duration": 2.0}, initial="random")
+    assert not short.passed

@@ -18,6 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from hwbp.errors import ConfigError
+from hwbp.hardware.dynamics import InstanceDevices, quantize_readout
 from hwbp.hardware.model import Hardware
 from hwbp.lower.system import DynamicsSystem
 
@@ -126,6 +127,11 @@ class DeviceInstance:
             bf = sb * (bp * d.bias_plus - bm * d.bias_minus) / span
         return wf, wb, bf
 
+    def devices(self, names: list[str]) -> InstanceDevices:
+        """The device part of the reference simulator's driver for this instance
+        (populations ``names`` in the simulator's order)."""
+        return InstanceDevices(self, names)
+
     def cell(self, key: Key) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """``(1 + f_gain, f_offset, 1 + df_gain, df_offset)`` of term ``key``, or None
         (ideal cells or an identity term)."""
@@ -198,13 +204,6 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
         adc_range=None if ro.adc_bits is None else adc_range,
     )
     return replace(system, instance=real)
-
-
-def quantize_readout(values: np.ndarray, real: DeviceInstance) -> np.ndarray:
-    """``values`` as the readout ADC reports them (unchanged without an ADC)."""
-    if real.adc_lsb is None:
-        return values
-    return np.clip(np.round(values / real.adc_lsb) * real.adc_lsb, -real.adc_range, real.adc_range)
 
 
 def readout_result(result, real: DeviceInstance):

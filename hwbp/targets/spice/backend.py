@@ -1,5 +1,5 @@
 """The ``spice`` verification backend: build the circuit, run ngspice, read the
-conjugate node pairs back into a :class:`~hwbp.sim.state.SimulationResult`.
+conjugate node pairs back into a :class:`~hwbp.state.SimulationResult`.
 
 ``analysis="op"``: the DC operating point of every sample (the fixed point, so the
 tension is ``beta * dl/dx`` to solver tolerance).  ``analysis="tran"``: a transient
