@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from hwbp.errors import ConfigError
 from hwbp.hardware.dynamics import InstanceDevices, quantize_readout
-from hwbp.hardware.model import Hardware
 from hwbp.lower.system import DynamicsSystem
+
+if TYPE_CHECKING:  # the model draws its instances with realize() (hwbp.hardware.model imports this module)
+    from hwbp.hardware.model import Hardware
 
 __all__ = ["DeviceInstance", "TermDraws", "NodeDraws", "realize", "quantize_readout", "readout_result"]
 
