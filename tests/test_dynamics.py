@@ -172,3 +172,25 @@ def test_scipy_backend_from_outside_realizes_every_term_feature():
     g = GRAPHS["depth_resmlp"]
     short = verify(g, make_batch(g, 3, seed=4), backend="scipy", options={"duration": 2.0}, initial="random")
     assert not short.passed
+
+
+def test_term_pieces_take_a_sparse_matrix():
+    """A structured term's W may be a scipy.sparse matrix: same numbers, ndarray out."""
+    import scipy.sparse as sp
+    from dataclasses import replace
+
+    system = lower(GRAPHS["batchnorm"])
+    rng = np.random.default_rng(0)
+    for op in operands(system).values():
+        if op.weight is None:
+            continue
+        w = sp.csr_matrix(op.weight)
+        sparse = replace(op, weight=w, weight_t=w.T.tocsr())
+        u = rng.standard_normal((3, op.weight.shape[1]))
+        e = rng.standard_normal((3, op.weight.shape[0]))
+        dense_fw, sparse_fw = term_forward(op, u), term_forward(sparse, u)
+        assert type(sparse_fw.y) is np.ndarray
+        np.testing.assert_allclose(sparse_fw.y, dense_fw.y, rtol=1e-14, atol=1e-14)
+        back = term_backward(sparse, e, sparse_fw.pre_gate)
+        assert type(back) is np.ndarray
+        np.testing.assert_allclose(back, term_backward(op, e, dense_fw.pre_gate), rtol=1e-14, atol=1e-14)

@@ -6,10 +6,9 @@ relax toward their *drive*, ``tau dx̄/dt = −x̄ + F_v`` and ``tau dT/dt = −
 population is driven by a sum of terms; term ``k`` of ``v`` reads a source ``u`` (a
 population's mean or a clamped input) and evaluates
 
-.. math::
+::
 
-    a_k = g_k W_k φ_k(u) + b_k, \\qquad y_k = f_k(a_k), \\qquad
-    F_v = \\sum_k y_k
+    a_k = g_k W_k φ_k(u) + b_k,      y_k = f_k(a_k),      F_v = Σ_k y_k
 
 (``W`` the term's matrix as :func:`~hwbp.lower.system.term_matrix` builds it, ``g`` a
 fixed gain, ``φ`` a source-side nonlinearity, ``f`` the activation with its parameter,
@@ -18,10 +17,9 @@ sensitivity ``e_k = f′_k(a_k) ⊙ T_v``; the sensitivity drive of a population
 over the terms that read it, the pull-back of their gated sensitivity, plus the loss at
 the output:
 
-.. math::
+::
 
-    B_s = \\sum_{(v, k)\\,\\text{reads}\\,s} φ′_k(x̄_s) ⊙ g_k W_kᵀ e_k
-          \\;+\\; [s = \\text{out}]\\; β ∇ℓ(x̄_s, y)
+    B_s = Σ_{(v, k) reads s} φ′_k(x̄_s) ⊙ g_k W_kᵀ e_k  +  [s = out] β ∇ℓ(x̄_s, y)
 
 At the fixed point ``x̄`` is the forward pass and ``T = β ∂ℓ/∂x`` (backprop).  A
 weightless term is ``f(u)`` (a skip connection when ``f`` is the identity): its

@@ -5,7 +5,9 @@ are addressed by index (topological order).  :meth:`Kernel.forward` evaluates th
 forward drive ``sum_k f_k(W_k xbar_u + b_k)`` of a set of populations and caches the
 gates ``f_k'(a_k)`` of their terms; :meth:`Kernel.backward` evaluates the sensitivity
 drive ``sum W_kᵀ (f_k'(a_k) ⊙ T_p) + beta grad_l`` from the cached gates of the
-populations that read them.
+populations that read them.  Each term is evaluated by :mod:`hwbp.dynamics`
+(:func:`~hwbp.dynamics.term_forward`, :func:`~hwbp.dynamics.term_backward`), the one
+definition of the physics; the kernel adds the batching and the bookkeeping.
 
 Layers are vectorized where widths allow: a *chain* of populations that each read
 the previous one through a square weight of one size, with one activation, is
