@@ -14,6 +14,7 @@ from conftest import make_batch
 from hwbp.backend import initial_state
 from hwbp.cli import main
 from hwbp.dynamics import drive, forward_pass, operands, term_backward, term_forward
+from hwbp.errors import ConfigError
 from hwbp.hardware import hardware_from_mapping, realize
 from hwbp.hardware.compare import instance_gradients
 from hwbp.io import save_model
@@ -194,3 +195,22 @@ def test_term_pieces_take_a_sparse_matrix():
         back = term_backward(sparse, e, sparse_fw.pre_gate)
         assert type(back) is np.ndarray
         np.testing.assert_allclose(back, term_backward(op, e, dense_fw.pre_gate), rtol=1e-14, atol=1e-14)
+
+
+def test_one_driver_composes_events_with_a_device_instance():
+    """The event rule (messaging part) and a device instance (device part) in one run:
+    at threshold 0 it is the instance's continuous run with the same solver."""
+    g = GRAPHS["clip"]
+    system, batch = lower(g), make_batch(g, 3, seed=4)
+    hw = hardware_from_mapping({"mismatch": {"sigma": 0.05}, "nodes": {"r_sigma": 0.02, "c_sigma": 0.05},
+                                "cells": {"f_gain_sigma": 0.02}})
+    inst = realize(system, hw, 2)
+    ev = simulate(inst, batch, mode="continuous", event_threshold=0.0, dt=0.05, initial="random", seed=1)
+    cont = simulate(inst, batch, mode="continuous", solver="exponential", dt=0.05, initial="random", seed=1)
+    assert ev.settle["mode"] == "events" and ev.settle["instance_seed"] == 2
+    for n in cont.state.tension:
+        np.testing.assert_allclose(ev.state.tension[n], cont.state.tension[n], rtol=0, atol=1e-12)
+    ideal = simulate(system, batch, mode="continuous", event_threshold=0.0, dt=0.05, initial="random", seed=1)
+    assert max(float(np.abs(ev.state.tension[n] - ideal.state.tension[n]).max()) for n in cont.state.tension) > 1e-4
+    with pytest.raises(ConfigError, match="applies to --mode continuous"):
+        simulate(system, batch, mode="unit-step", event_threshold=0.0)
