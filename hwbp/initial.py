@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwbp.dynamics.drive import forward_pass
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.state import State
@@ -67,11 +68,5 @@ def initial_state(system: DynamicsSystem, batch: Batch, initial: str | State, se
         means = {n: rng.standard_normal(s) for n, s in zip(names, shapes)}
         return State(means, {n: rng.standard_normal(s) for n, s in zip(names, shapes)})
     if initial == "forward-manifold":
-        # the simulator imports this module (its initial states): import it here
-        from hwbp.sim.kernel import Kernel
-        from hwbp.sim.recording import forward_sweep
-
-        m = [np.zeros(s) for s in shapes]
-        forward_sweep(Kernel(system, batch), m)
-        return State(dict(zip(names, m)), {n: np.zeros(s) for n, s in zip(names, shapes)})
+        return State(forward_pass(system, batch), {n: np.zeros(s) for n, s in zip(names, shapes)})
     raise ConfigError(f"unknown initial state {initial!r}; valid: {', '.join(INITIAL_STATES)} or a State")

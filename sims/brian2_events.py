@@ -36,7 +36,7 @@ from hwbp.io import atomic_write_bytes, atomic_write_text, load_batch, load_mode
 from hwbp.lower import lower  # noqa: E402
 from hwbp.models import random_resmlp  # noqa: E402
 from hwbp.oracle import exact_gradients  # noqa: E402
-from hwbp.sim.events import simulate_events  # noqa: E402
+from hwbp.sim.simulate import simulate_events  # noqa: E402
 from hwbp.targets.brian2.backend import Brian2Backend  # noqa: E402
 from hwbp.types import Batch  # noqa: E402
 from hwbp.verify.compare import compare  # noqa: E402

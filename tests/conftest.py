@@ -20,8 +20,12 @@ from hwbp.types import Batch
 #: (group ``hwbp.backends``): it is on the path of the whole test session, so the
 #: conformance suite and the command line pick it up as a user's install would.
 TEMPLATE_BACKEND = Path(__file__).resolve().parent / "fixtures" / "template_backend"
-if str(TEMPLATE_BACKEND) not in sys.path:
-    sys.path.insert(0, str(TEMPLATE_BACKEND))
+#: Another one, written with the drive function of hwbp.dynamics and scipy's solve_ivp.
+SCIPY_BACKEND = Path(__file__).resolve().parent / "fixtures" / "scipy_backend"
+if str(TEMPLATE_BACKEND) not in sys.path or str(SCIPY_BACKEND) not in sys.path:
+    for _fixture in (TEMPLATE_BACKEND, SCIPY_BACKEND):
+        if str(_fixture) not in sys.path:
+            sys.path.insert(0, str(_fixture))
     REGISTRY.refresh()
 
 

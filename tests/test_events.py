@@ -13,7 +13,7 @@ from hwbp.errors import ConfigError
 from hwbp.lower.lowerer import lower
 from hwbp.models import random_resmlp
 from hwbp.oracle.backprop import exact_gradients
-from hwbp.sim.events import simulate_events
+from hwbp.sim.simulate import simulate_events
 from hwbp.sim.simulate import simulate
 from hwbp.targets.brian2.backend import Brian2Backend
 from hwbp.verify.compare import compare

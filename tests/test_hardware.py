@@ -1,4 +1,4 @@
-"""Hardware model: TOML, device instances, the reference simulator's realization of them,
+"""Hardware model: TOML, device instances, the reference simulator's simulation of them,
 and the comparisons (a) nominal / (b) the instance's own forward network."""
 
 from __future__ import annotations
@@ -103,22 +103,22 @@ def test_same_seed_same_instance_and_draws_independent_of_spread() -> None:
     s = lower(g)
     h1 = hardware_from_mapping({"mismatch": {"sigma": 0.1}})
     a, a2 = realize(s, h1, 4), realize(s, h1, 4)
-    key = next(iter(a.realization.terms))
+    key = next(iter(a.instance.terms))
     w = s.parameters[s.population(key[0]).terms[key[1]].weight]
-    assert np.array_equal(a.realization.device_weights(key, w, None)[0], a2.realization.device_weights(key, w, None)[0])
-    other = realize(s, h1, 5).realization.device_weights(key, w, None)[0]
-    assert not np.array_equal(other, a.realization.device_weights(key, w, None)[0])
+    assert np.array_equal(a.instance.device_weights(key, w, None)[0], a2.instance.device_weights(key, w, None)[0])
+    other = realize(s, h1, 5).instance.device_weights(key, w, None)[0]
+    assert not np.array_equal(other, a.instance.device_weights(key, w, None)[0])
     # common random numbers: log multipliers scale with sigma
     h2 = h1.replace(**{"mismatch.sigma": 0.2})
-    z1 = np.log(a.realization.terms[key].fwd_plus)
-    z2 = np.log(realize(s, h2, 4).realization.terms[key].fwd_plus)
+    z1 = np.log(a.instance.terms[key].fwd_plus)
+    z2 = np.log(realize(s, h2, 4).instance.terms[key].fwd_plus)
     np.testing.assert_allclose(z2, 2 * z1, rtol=1e-12)
 
 
 def test_quantization_levels() -> None:
     g, _ = _net(2)
     s = lower(g)
-    real = realize(s, hardware_from_mapping({"weights": {"bits": 3}}), 0).realization
+    real = realize(s, hardware_from_mapping({"weights": {"bits": 3}}), 0).instance
     key = next(iter(real.terms))
     w = s.parameters[s.population(key[0]).terms[key[1]].weight]
     wf, wb, _ = real.device_weights(key, w, None)
@@ -167,10 +167,10 @@ def test_matched_node_gains_keep_weight_gradients_exact() -> None:
     g, b = _net(3)
     s = lower(g, beta=0.5)
     inst = realize(s, hardware_from_mapping({"nodes": {"r_sigma": 0.1}}), 2)
-    nodes = {k: type(v)(v.r_plus, v.r_plus, v.c_plus, v.c_plus) for k, v in inst.realization.nodes.items()}
+    nodes = {k: type(v)(v.r_plus, v.r_plus, v.c_plus, v.c_plus) for k, v in inst.instance.nodes.items()}
     from dataclasses import replace
 
-    matched = replace(inst, realization=replace(inst.realization, nodes=nodes))
+    matched = replace(inst, instance=replace(inst.instance, nodes=nodes))
     own = instance_gradients(matched, b)
     phys = read_gradients(matched, simulate(matched, b, mode="steady").state, b)
     for k, v in own.parameters.items():

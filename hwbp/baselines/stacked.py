@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwbp.ir.activations import ActivationFn, get_activation
+from hwbp.dynamics.drive import term_backward, term_forward, term_linear, term_operands
+from hwbp.ir.activations import ActivationFn
 from hwbp.lower.system import DynamicsSystem, Term
 from hwbp.types import Batch
 
@@ -23,7 +24,7 @@ Arrays = list[np.ndarray]
 
 
 def _weighted(t: Term, src: str) -> bool:
-    return t.source == src and t.weight is not None and t.activation == "identity"
+    return t.source == src and t.weight is not None and t.layout is None and t.activation == "identity"
 
 
 class StackedChain:
@@ -31,21 +32,17 @@ class StackedChain:
 
     def __init__(self, system: DynamicsSystem, batch: Batch) -> None:
         pops = system.populations
-        p = system.parameters
-        first, mids, last = pops[0].terms[0], [q.terms[1] for q in pops[1:-1]], pops[-1].terms[0]
-        u = batch.x[first.source]
-        if first.source_activation != "identity":
-            u = get_activation(first.source_activation).f(u, first.source_alpha)
-        self.mu_first = first.gain * (u @ p[first.weight].T) + (0.0 if first.bias is None else p[first.bias])
-        self.phi: ActivationFn = get_activation(last.source_activation)
-        self.alpha = last.source_alpha
-        self.w = np.stack([p[t.weight] for t in mids]) if mids else None  # (G, N, N)
-        self.wt = None if self.w is None else np.ascontiguousarray(np.swapaxes(self.w, 1, 2))
+        first = term_operands(system, pops[0].name, 0)
+        mids = [term_operands(system, q.name, 1) for q in pops[1:-1]]
+        self.last = term_operands(system, pops[-1].name, 0)
+        self.mu_first = term_forward(first, batch.x[first.source]).y
+        self.phi: ActivationFn = self.last.phi
+        self.alpha = self.last.phi_param
+        self.w = np.stack([t.weight for t in mids]) if mids else None  # (G, N, N)
+        self.wt = np.stack([t.weight_t for t in mids]) if mids else None
         self.g = np.array([t.gain for t in mids])[:, None, None] if mids else None
-        self.b = np.stack([p[t.bias] if t.bias is not None else np.zeros(p[t.weight].shape[0])
+        self.b = np.stack([t.bias if t.bias is not None else np.zeros(t.weight.shape[0])
                            for t in mids])[:, None, :] if mids else None
-        self.w_last, self.g_last = p[last.weight], last.gain
-        self.b_last = 0.0 if last.bias is None else p[last.bias]
         self.n = len(pops)
         self._dphi: np.ndarray | None = None
 
@@ -61,7 +58,8 @@ class StackedChain:
             mid += zs[:-1]
             mid += self.b
             out += list(mid)
-        out.append(self.g_last * (phi[-1] @ self.w_last.T) + self.b_last)
+        last = term_linear(self.last, phi[-1])
+        out.append(last if self.last.bias is None else last + self.last.bias)
         return out
 
     def pullback(self, z: Arrays, signal: Arrays) -> Arrays:
@@ -74,7 +72,7 @@ class StackedChain:
             c = np.matmul(s, self.w)
             c *= self.g
             back[:-1] = s + self._dphi[:-1] * c
-        back[-1] = self._dphi[-1] * (self.g_last * (signal[-1] @ self.w_last))
+        back[-1] = term_backward(self.last, signal[-1], self._dphi[-1])
         return list(back) + [None]  # type: ignore[list-item]
 
 
@@ -82,12 +80,12 @@ def stacked_chain(system: DynamicsSystem, batch: Batch) -> StackedChain | None:
     """A :class:`StackedChain` when ``system`` is a residual chain of equal square
     layers with one source-side nonlinearity (the depth-study model), else None."""
     pops = system.populations
-    if len(pops) < 2 or system.loss.population != pops[-1].name:
+    if len(pops) < 2 or system.loss.population != pops[-1].name or system.instance is not None:
         return None
     first, last = pops[0], pops[-1]
     if len(first.terms) != 1 or system.is_population(first.terms[0].source):
         return None
-    if first.terms[0].weight is None or first.terms[0].activation != "identity":
+    if first.terms[0].weight is None or first.terms[0].layout is not None or first.terms[0].activation != "identity":
         return None
     if len(last.terms) != 1 or not _weighted(last.terms[0], pops[-2].name):
         return None

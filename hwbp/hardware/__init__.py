@@ -9,7 +9,7 @@ instance's gradients with the nominal network's and with its own forward network
 from hwbp.hardware.model import (
     Cells, Hardware, Mismatch, Nodes, Noise, Rails, Readout, Weights, hardware_from_mapping, load_hardware,
 )
-from hwbp.hardware.realize import Realization, realize
+from hwbp.hardware.realize import DeviceInstance, realize
 
 __all__ = ["Hardware", "Weights", "Mismatch", "Nodes", "Cells", "Noise", "Rails", "Readout", "load_hardware",
-           "hardware_from_mapping", "Realization", "realize"]
+           "hardware_from_mapping", "DeviceInstance", "realize"]

@@ -18,53 +18,55 @@ read.  A parameter used by several terms sums its uses.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from hwbp.ir.activations import get_activation
+from hwbp.dynamics.drive import TermOp, term_backward, term_forward, term_input, term_operands
 from hwbp.ir.losses import get_loss
-from hwbp.lower.system import DynamicsSystem, term_matrix
+from hwbp.lower.system import DynamicsSystem
 from hwbp.types import Batch, Gradients
 from hwbp.verify.compare import Metrics, compare, json_number, metrics
 from hwbp.verify.readout import local_gradients
 
-__all__ = ["instance_gradients", "instance_forward", "total_metrics", "accuracy", "instance_report"]
+__all__ = ["instance_gradients", "instance_forward", "own_operands", "total_metrics", "accuracy", "instance_report"]
+
+
+def own_operands(system: DynamicsSystem, population: str, k: int) -> TermOp:
+    """Term ``k`` of ``population`` as the instance's own forward network computes it:
+    the forward devices (tied: the backward uses them too) and the activation cell
+    ``y = (1 + g) f(a) + o``, whose exact derivative is ``(1 + g) f'(a)``."""
+    op = term_operands(system, population, k)
+    if op.cell is None and op.weight_back is None:
+        return op
+    cell = None if op.cell is None else (op.cell[0], op.cell[1], op.cell[0], 0.0)
+    return replace(op, weight_back=None, cell=cell)
+
+
+def _node_gain(system: DynamicsSystem, population: str) -> float | np.ndarray:
+    real = system.instance
+    if real is None or real.nodes is None:
+        return 1.0
+    d = real.nodes[population]
+    return 0.5 * (d.r_plus + d.r_minus)
 
 
 def instance_forward(system: DynamicsSystem, batch: Batch) -> dict[str, Any]:
-    """Forward pass of the instance's own network: values, pre-activations and the
-    per-term device values used (``{"x": {...}, "terms": {(pop, k): (u, φ(u), a, W, gain, r)}}``;
-    a term computes ``f(g W φ(u) + b)``, its matrix ``W`` built by
-    :func:`~hwbp.lower.system.term_matrix` and then realized by the instance's devices)."""
-    real = system.realization
+    """Forward pass of the instance's own network: values and per-term evaluations
+    (``{"x": {...}, "terms": {(pop, k): (op, u, forward, r)}}``: the term's
+    :func:`own_operands`, its source value, its :class:`~hwbp.dynamics.TermForward`
+    and the population's node gain ``r``)."""
     x: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in batch.x.items()}
     terms: dict = {}
     for pop in system.populations:
-        r = 1.0
-        if real is not None and real.nodes is not None:
-            d = real.nodes[pop.name]
-            r = 0.5 * (d.r_plus + d.r_minus)
+        r = _node_gain(system, pop.name)
         total = np.zeros((batch.size, pop.size))
         for k, t in enumerate(pop.terms):
-            u0 = x[t.source]
-            u = u0 if t.source_activation == "identity" else get_activation(t.source_activation).f(u0, t.source_alpha)
-            w, b = term_matrix(system.parameters, t)
-            cell = None
-            if real is not None and t.weight is not None:
-                w, _, b = real.device_weights((pop.name, k), w, b)
-                cell = real.cell((pop.name, k))
-            a = u if w is None else t.gain * (u @ w.T)
-            if b is not None:
-                a = a + b
-            fn = get_activation(t.activation)
-            y = fn.f(a, t.alpha)
-            gain = 1.0
-            if cell is not None:
-                gain = cell[0]
-                y = gain * y + cell[1]
-            total = total + y
-            terms[(pop.name, k)] = (u0, u, a, w, gain, r)
+            op = own_operands(system, pop.name, k)
+            fw = term_forward(op, x[t.source])
+            total = total + fw.y
+            terms[(pop.name, k)] = (op, x[t.source], fw, r)
         x[pop.name] = r * total
     return {"x": x, "terms": terms}
 
@@ -72,7 +74,7 @@ def instance_forward(system: DynamicsSystem, batch: Batch) -> dict[str, Any]:
 def instance_gradients(system: DynamicsSystem, batch: Batch) -> Gradients:
     """Exact gradients of the batch-mean loss of the instance's own forward network
     (module docstring), with respect to its forward device values; on an ideal system
-    (``realization is None``) plain backprop of the nominal network."""
+    (``instance is None``) plain backprop of the nominal network."""
     fw = instance_forward(system, batch)
     x = fw["x"]
     loss = get_loss(system.loss.function)
@@ -85,19 +87,13 @@ def instance_gradients(system: DynamicsSystem, batch: Batch) -> Gradients:
             continue
         d = delta[pop.name]
         for k, t in enumerate(pop.terms):
-            u0, u, a, w, gain, r = fw["terms"][(pop.name, k)]
-            fn = get_activation(t.activation)
-            g = r * gain * fn.df(a, fn.f(a, t.alpha), t.alpha) * d
-            if w is not None:
-                if t.weight is not None:  # the same local rule as the readout, on these devices
-                    for name, value in local_gradients(system, t, g, u, n).items():
-                        params[name] = params.get(name, 0.0) + value
-                back = t.gain * (g @ w)
-            else:
-                back = g
-            if t.source_activation != "identity":
-                phi = get_activation(t.source_activation)
-                back = back * phi.df(u0, phi.f(u0, t.source_alpha), t.source_alpha)
+            op, u, f, r = fw["terms"][(pop.name, k)]
+            g = r * (d if f.gate is None else f.gate * d)
+            if t.weight is not None:  # the same local rule as the readout, on these devices
+                v = term_input(op, u)[0]
+                for name, value in local_gradients(system, t, g, v, n).items():
+                    params[name] = params.get(name, 0.0) + value
+            back = term_backward(op, g, f.pre_gate)
             if system.is_population(t.source):
                 delta[t.source] = delta[t.source] + back if t.source in delta else back
     acts = {p.name: delta.get(p.name, np.zeros((n, p.size))) for p in system.populations}
@@ -142,6 +138,4 @@ def instance_report(system: DynamicsSystem, physical: Gradients, nominal: Gradie
 
 
 def _nominal_output(system: DynamicsSystem, batch: Batch) -> np.ndarray:
-    from dataclasses import replace
-
-    return instance_forward(replace(system, realization=None), batch)["x"][system.loss.population]
+    return instance_forward(replace(system, instance=None), batch)["x"][system.loss.population]

@@ -1,10 +1,12 @@
-"""The reference simulator's dynamics of one device instance (``system.realization``).
+"""The device part of one device instance (``system.instance``) for the reference simulator.
 
-The kernel supplies the forward drive ``F`` (forward devices, activation cells) and the
-sensitivity drive ``B`` (backward devices, derivative cells) of every population.  The
-nodes add what the ideal dynamics lack.  Node ``x±`` with resistor factor ``r±`` and
-capacitor factor ``c±`` obeys ``r± c± tau dx±/dt = -x± + r± (F ± B/2)``; in the mean and
-tension coordinates, with ``r = (r+ + r-)/2``, ``dr = r+ - r-`` (likewise ``k± = 1/(r± c±)``)::
+:func:`hwbp.sim.simulate.simulate` is the one driver: the messaging part (the kernel or
+the event rule) supplies the forward drive ``F`` (forward devices, activation cells)
+and the sensitivity drive ``B`` (backward devices, derivative cells) of every
+population; this part adds what the ideal nodes lack.  Node ``x±`` with resistor factor
+``r±`` and capacitor factor ``c±`` obeys ``r± c± tau dx±/dt = -x± + r± (F ± B/2)``; in
+the mean and tension coordinates, with ``r = (r+ + r-)/2``, ``dr = r+ - r-`` (likewise
+``k± = 1/(r± c±)``)::
 
     D_mean = r F + dr B / 4,      D_tension = r B + dr F
     dmean/dt = k (D_mean - mean) + dk (D_tension - tension) / 4
@@ -17,40 +19,42 @@ mode only).  The readout ADC quantizes the final tensions and gate signals.
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from hwbp.errors import ConfigError
-from hwbp.hardware.realize import Realization, quantize_readout
-from hwbp.lower.system import DynamicsSystem
-from hwbp.sim.kernel import Kernel
-from hwbp.sim.recording import Recorder, default_duration, duration_steps, gate_signals, initial_lists
-from hwbp.sim.solvers import SOLVERS
-from hwbp.state import SimulationResult, State
-from hwbp.types import Batch
 
-__all__ = ["simulate_instance", "MAX_STEADY_STEPS"]
-
-#: Steady mode with a device instance iterates unit steps; this many at most.
-MAX_STEADY_STEPS = 100_000
+__all__ = ["InstanceDevices", "quantize_readout"]
 
 Arrays = list[np.ndarray]
 
 
-class _Nodes:
-    """The node-level equations of an instance (gains, rates, rails, noise)."""
+def quantize_readout(values: np.ndarray, real: Any) -> np.ndarray:
+    """``values`` as the readout ADC of instance ``real`` reports them (unchanged without an ADC)."""
+    if real.adc_lsb is None:
+        return values
+    return np.clip(np.round(values / real.adc_lsb) * real.adc_lsb, -real.adc_range, real.adc_range)
 
-    def __init__(self, kernel: Kernel, real: Realization) -> None:
-        self.kernel = kernel
+
+class InstanceDevices:
+    """The node-level equations of an instance (gains, rates, rails, noise, readout),
+    for populations ``names`` in the simulator's order.
+
+    Parameters
+    ----------
+    real : DeviceInstance
+    names : list of str
+    """
+
+    def __init__(self, real: Any, names: list[str]) -> None:
         self.real = real
-        n = len(kernel.names)
-        self.n = n
+        self.n = len(names)
+        self.noisy = real.noise_rms > 0
         if real.nodes is None:
             self.r = self.dr = self.k = self.dk = None
         else:
-            nd = [real.nodes[name] for name in kernel.names]
+            nd = [real.nodes[name] for name in names]
             self.r = [0.5 * (d.r_plus + d.r_minus) for d in nd]
             self.dr = [d.r_plus - d.r_minus for d in nd]
             kp = [1.0 / (d.r_plus * d.c_plus) for d in nd]
@@ -59,10 +63,21 @@ class _Nodes:
             self.dk = [a - b for a, b in zip(kp, km)]
             self.kp, self.km = kp, km
 
-    def rate(self, s: Arrays) -> Arrays:
-        """``ds/dt`` (units of 1/tau) of the flat state ``means + tensions``."""
+    def check(self, mode: str, trace: bool) -> None:
+        """Raise :class:`ConfigError` for what an instance cannot run in ``mode``."""
+        if trace and mode == "steady":
+            raise ConfigError("--trace needs a trajectory: use --mode unit-step or continuous, not steady")
+        if self.noisy and mode != "continuous":
+            raise ConfigError(f"hardware noise needs --mode continuous (a stochastic solver), not {mode}")
+
+    def settle(self) -> dict[str, Any]:
+        """The instance's entries of a run's ``settle`` report."""
+        return {"hardware": list(self.real.hardware.features()), "instance_seed": self.real.seed}
+
+    def rate(self, fm: Arrays, bt: Arrays, s: Arrays) -> Arrays:
+        """``ds/dt`` (units of 1/tau) of the flat state ``s = means + tensions`` given the
+        drive ``F`` (``fm``) and ``B`` (``bt``)."""
         n = self.n
-        fm, bt = self.kernel.drive(s[:n], s[n:])
         if self.r is None:
             return [d - x for d, x in zip(fm + bt, s)]
         um, ut = [], []
@@ -89,6 +104,10 @@ class _Nodes:
             out_t.append(xp - xm)
         return out_m + out_t
 
+    def noise_rng(self, seed: int) -> np.random.Generator:
+        """The generator of the thermal noise of a run with ``seed``."""
+        return np.random.default_rng([self.real.seed, seed, 0x6E6F])
+
     def noise(self, s: Arrays, h: float, rng: np.random.Generator) -> Arrays:
         """Euler-Maruyama increment ``sigma sqrt(2 k± h) xi±`` of every node."""
         n, sig = self.n, self.real.noise_rms
@@ -103,78 +122,12 @@ class _Nodes:
             out_t.append(s[n + i] + (ep - em))
         return out_m + out_t
 
+    def readout(self, values: np.ndarray) -> np.ndarray:
+        """A tension or gate signal as the instance's ADC reads it."""
+        return quantize_readout(values, self.real)
 
-def simulate_instance(system: DynamicsSystem, batch: Batch, *, mode: str = "unit-step", steps: int | None = None,
-                      duration: float | None = None, dt: float = 0.01, solver: str = "rk4",
-                      initial: object = "zeros", seed: int = 0, trace: bool = False,
-                      progress: bool = False, **_ignored: object) -> SimulationResult:
-    """Settle a device instance (see the module docstring); arguments as
-    :func:`hwbp.sim.simulate.simulate`, which checks them before it hands over.  ``steady`` iterates unit steps to the fixed
-    point; noise needs ``continuous`` (solved with Euler-Maruyama)."""
-    real: Realization = system.realization
-    if trace and mode == "steady":
-        raise ConfigError("--trace needs a trajectory: use --mode unit-step or continuous, not steady")
-    if real.noise_rms > 0 and mode != "continuous":
-        raise ConfigError(f"hardware noise needs --mode continuous (a stochastic solver), not {mode}")
-    kernel = Kernel(system, batch)
-    nodes = _Nodes(kernel, real)
-    means, tensions, _ = initial_lists(kernel, system, batch, initial, seed)
-    s = nodes.clip(means + tensions)
-    L = system.depth
-    settle: dict = {"mode": mode, "initial": initial if isinstance(initial, str) else "given", "depth": L,
-                    "hardware": list(real.hardware.features()), "instance_seed": real.seed}
-    n = len(kernel.names)
-    record = Recorder(None)
-    if mode == "unit-step":
-        n_steps = 2 * L if steps is None else int(steps)
-        record = Recorder(1 if trace else None)
-        record(0, 0.0, s[:n], s[n:])
-        for step in range(1, n_steps + 1):
-            s = nodes.clip([x + r for x, r in zip(s, nodes.rate(s))])
-            record(step, float(step), s[:n], s[n:], last=step == n_steps)
-        settle["steps"] = n_steps
-        t_end = float(n_steps)
-    elif mode == "steady":
-        n_steps = 0
-        while True:
-            new = nodes.clip([x + r for x, r in zip(s, nodes.rate(s))])
-            n_steps += 1
-            change = max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(new, s))
-            scale = max(float(np.max(np.abs(a), initial=0.0)) for a in new)
-            s = new
-            if n_steps >= 2 * L and change <= 1e-15 * (1.0 + scale):
-                break
-            if n_steps >= MAX_STEADY_STEPS:
-                raise ConfigError(f"hardware instance did not settle in {MAX_STEADY_STEPS} steps "
-                                  f"(last change {change:.3g}): node mismatch too large")
-        settle["steps"] = n_steps
-        t_end = float("inf")
-    else:
-        total = default_duration(L) if duration is None else float(duration)  # checked by simulate()
-        n_steps, h = duration_steps(total, dt)
-        noisy = real.noise_rms > 0
-        impl = SOLVERS["euler" if noisy else solver]()
-        rng = np.random.default_rng([real.seed, seed, 0x6E6F])
-
-        def drive(x: Arrays) -> Arrays:  # the solvers integrate D(s) - s
-            return [a + r for a, r in zip(x, nodes.rate(x))]
-
-        record = Recorder(max(1, n_steps // 400) if trace else None)
-        record(0, 0.0, s[:n], s[n:])
-        for step in tqdm(range(1, n_steps + 1), disable=not progress, desc="simulating", unit="step",
-                         leave=False, file=sys.stderr):
-            s = impl.step(drive, s, h)
-            if noisy:
-                s = nodes.noise(s, h, rng)
-            s = nodes.clip(s)
-            record(step, step * h, s[:n], s[n:], last=step == n_steps)
-        settle.update(steps=n_steps, duration_tau=total, dt_tau=h,
-                      solver="euler-maruyama" if noisy else solver)
-        t_end = total
-    means = s[:n]
-    # the ADC reads the tension nodes and the gate nodes (computed in analog from the raw tension)
-    gates = {k: quantize_readout(v, real) for k, v in gate_signals(kernel, means, s[n:]).items()}
-    tensions = [quantize_readout(t, real) for t in s[n:]]
-    stats = {"layer_evaluations": kernel.evaluations, "flops": kernel.flops}
-    state = State(dict(zip(kernel.names, means)), dict(zip(kernel.names, tensions)), t_end, n_steps, gates)
-    return SimulationResult(state, record.trace(kernel.names), settle, stats)
+    @staticmethod
+    def steady_failure(change: float, steps: int) -> ConfigError:
+        """The error when ``steps`` iterated unit steps do not settle."""
+        return ConfigError(f"hardware instance did not settle in {steps} steps "
+                           f"(last change {change:.3g}): node mismatch too large")

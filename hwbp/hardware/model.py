@@ -31,6 +31,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from hwbp.errors import ConfigError
+from hwbp.hardware.compare import instance_gradients, instance_report
+from hwbp.hardware.realize import realize
 
 __all__ = ["Weights", "Mismatch", "Nodes", "Cells", "Noise", "Rails", "Readout", "Hardware",
            "load_hardware", "hardware_from_mapping", "BOLTZMANN_J_PER_K"]
@@ -249,6 +251,20 @@ class Hardware:
     def as_dict(self) -> dict[str, Any]:
         """The model as a nested, TOML-shaped dict."""
         return dataclasses.asdict(self)
+
+    def draw_instance(self, system: Any, seed: int) -> Any:
+        """``system`` as one device instance of this model, drawn from ``seed``
+        (:func:`hwbp.hardware.realize`)."""
+        return realize(system, self, seed)
+
+    def instance_section(self, system: Any, physical: Any, nominal: Any, outputs: np.ndarray, batch: Any,
+                         seed: int) -> dict[str, Any]:
+        """The ``hardware`` section of a verification report: the instance's gradients
+        (``physical``) against the nominal network's and its own forward network's
+        (:func:`hwbp.hardware.compare.instance_report`), the features, seed and model."""
+        section = instance_report(system, physical, nominal, instance_gradients(system, batch), outputs, batch)
+        section.update(features=list(self.features()), seed=seed, model=self.as_dict())
+        return section
 
 
 _TYPES = {"weights": Weights, "mismatch": Mismatch, "nodes": Nodes, "cells": Cells, "noise": Noise,

@@ -1,11 +1,11 @@
 """One device instance: the random draws of a :class:`~hwbp.hardware.Hardware` model,
-attached to a :class:`~hwbp.lower.DynamicsSystem` as its ``realization``.
+attached to a :class:`~hwbp.lower.DynamicsSystem` as its ``instance``.
 
 The instance keeps the *draws* (device multipliers ``exp(sigma z)``, cell errors, node
-R and C factors), not realized weights: :meth:`Realization.device_weights` maps the
+R and C factors), not realized weights: :meth:`DeviceInstance.device_weights` maps the
 trained (nominal) parameter onto the forward and the backward device of each use, so
 the parameter stays one and training on the instance (circuit in the loop) sees the
-same devices at every step.  The ideal system (``realization is None``) stays exactly
+same devices at every step.  The ideal system (``instance is None``) stays exactly
 tied.
 """
 
@@ -13,15 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from hwbp.errors import ConfigError
-from hwbp.hardware.model import Hardware
+from hwbp.hardware.dynamics import InstanceDevices, quantize_readout
 from hwbp.lower.system import DynamicsSystem
 
-__all__ = ["Realization", "TermDraws", "NodeDraws", "realize", "quantize_readout", "readout_result"]
+if TYPE_CHECKING:  # the model draws its instances with realize() (hwbp.hardware.model imports this module)
+    from hwbp.hardware.model import Hardware
+
+__all__ = ["DeviceInstance", "TermDraws", "NodeDraws", "realize", "quantize_readout", "readout_result"]
 
 Key = tuple[str, int]
 
@@ -81,7 +84,7 @@ def _full_scale(w: np.ndarray, mode: str) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class Realization:
+class DeviceInstance:
     """The non-idealities of one device instance, in normalized units.
 
     Attributes
@@ -125,6 +128,11 @@ class Realization:
             bp, bm, _ = _split(b, sb, hw)
             bf = sb * (bp * d.bias_plus - bm * d.bias_minus) / span
         return wf, wb, bf
+
+    def devices(self, names: list[str]) -> InstanceDevices:
+        """The device part of the reference simulator's driver for this instance
+        (populations ``names`` in the simulator's order)."""
+        return InstanceDevices(self, names)
 
     def cell(self, key: Key) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """``(1 + f_gain, f_offset, 1 + df_gain, df_offset)`` of term ``key``, or None
@@ -190,24 +198,17 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
     ro = hardware.readout
     rail = None if hardware.rails.v_V is None else hardware.rails.v_V / hardware.unit_V
     adc_range = ro.adc_range_V / hardware.unit_V
-    real = Realization(
+    real = DeviceInstance(
         hardware=hardware, seed=int(seed), terms=MappingProxyType(terms),
         nodes=None if nodes is None else MappingProxyType(nodes),
         noise_rms=hardware.noise.sigma_V / hardware.unit_V, rail=rail,
         adc_lsb=None if ro.adc_bits is None else 2 * adc_range / 2 ** ro.adc_bits,
         adc_range=None if ro.adc_bits is None else adc_range,
     )
-    return replace(system, realization=real)
+    return replace(system, instance=real)
 
 
-def quantize_readout(values: np.ndarray, real: Realization) -> np.ndarray:
-    """``values`` as the readout ADC reports them (unchanged without an ADC)."""
-    if real.adc_lsb is None:
-        return values
-    return np.clip(np.round(values / real.adc_lsb) * real.adc_lsb, -real.adc_range, real.adc_range)
-
-
-def readout_result(result, real: Realization):
+def readout_result(result, real: DeviceInstance):
     """A backend's :class:`~hwbp.state.SimulationResult` with its final tensions and
     gate signals as the instance's readout ADC reports them (the trace is kept raw)."""
     from dataclasses import replace as _replace

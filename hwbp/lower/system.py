@@ -268,9 +268,9 @@ class DynamicsSystem:
         Time constant tau of every node, in seconds.
     beta : float
         Loss perturbation strength (dimensionless; tension = beta * gradient).
-    realization : object, optional
+    instance : object, optional
         One device instance of a hardware model
-        (:class:`hwbp.hardware.Realization`, made by :func:`hwbp.hardware.realize`):
+        (:class:`hwbp.hardware.DeviceInstance`, made by :func:`hwbp.hardware.realize`):
         physically distinct forward and backward devices of each synapse, cell and node
         errors.  ``None`` (the default): the ideal system, every weight exactly tied.
     """
@@ -284,7 +284,7 @@ class DynamicsSystem:
     loss: LossPort
     tau_s: float = 1.0
     beta: float = 1.0
-    realization: Any = None
+    instance: Any = None
     _index: Mapping[str, Population] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

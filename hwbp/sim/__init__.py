@@ -1,11 +1,13 @@
-"""Reference simulator (numpy, float64): unit-step, continuous and steady modes."""
+"""Reference simulator (numpy, float64): unit-step, continuous and steady modes, with
+event-driven messaging and device instances, all through the one driver
+:func:`~hwbp.sim.simulate.simulate`."""
 
 from hwbp.sim.kernel import Kernel
-from hwbp.sim.simulate import INITIAL_STATES, MODES, simulate
+from hwbp.sim.simulate import INITIAL_STATES, MODES, simulate, simulate_events
 from hwbp.sim.solvers import SOLVERS, ExponentialEuler, Euler, RK4, Solver
-from hwbp.sim.state import SimulationResult, State, Trace
+from hwbp.state import SimulationResult, State, Trace
 
 __all__ = [
-    "Kernel", "INITIAL_STATES", "MODES", "simulate", "SOLVERS", "ExponentialEuler", "Euler", "RK4",
-    "Solver", "SimulationResult", "State", "Trace",
+    "Kernel", "INITIAL_STATES", "MODES", "simulate", "simulate_events", "SOLVERS", "ExponentialEuler", "Euler",
+    "RK4", "Solver", "SimulationResult", "State", "Trace",
 ]

@@ -10,7 +10,8 @@ from hwbp.backend import Artefact, Backend, Options, Support, option
 from hwbp.testing import ConformanceProfile, core
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
-from hwbp.sim.simulate import MODES, simulate
+from hwbp.sim.events import check_event_options
+from hwbp.sim.simulate import MAX_UNIT_STEPS, MODES, simulate
 from hwbp.sim.solvers import SOLVERS
 from hwbp.state import SimulationResult, State
 from hwbp.types import Batch
@@ -56,8 +57,6 @@ class ReferenceOptions(Options):
         for name, needs in only.items():
             if getattr(self, name) is not None and self.mode != needs:
                 raise ConfigError(f"{self.info(name).flag} applies to --mode {needs}, not {self.mode}")
-        from hwbp.sim.simulate import MAX_UNIT_STEPS
-
         if self.steps is not None and not 0 <= self.steps <= MAX_UNIT_STEPS:
             raise ConfigError(f"--steps must lie in [0, {MAX_UNIT_STEPS:.0e}] (exactness needs 2L), got {self.steps}")
         check_time_options(self.dt, self.duration, self.tau_s, self.event_threshold, self.solver or "exponential")
@@ -75,8 +74,6 @@ def check_time_options(dt: float | None, duration: float | None, tau_s: float, e
     if not tau_s > 0:
         raise ConfigError(f"--tau must be a positive number of seconds, got {tau_s}")
     if event_threshold is not None:
-        from hwbp.sim.events import check_event_options
-
         check_event_options(event_threshold, solver)
 
 
@@ -103,16 +100,10 @@ class ReferenceBackend(Backend):
                     "trace": trace, "skip_unchanged": o.skip_unchanged}
         if o.mode == "unit-step":
             kw["steps"] = o.steps
-        elif o.mode == "continuous" and o.event_threshold is not None:
-            from hwbp.sim.events import simulate_events
-
-            return simulate_events(artefact.system, batch, threshold=o.event_threshold, duration=o.duration,
-                                   dt=0.01 if o.dt is None else o.dt, solver=o.solver or "exponential",
-                                   initial=kw["initial"], seed=seed, trace=trace)
         elif o.mode == "continuous":
             progress = sys.stderr.isatty() if o.progress is None else o.progress
-            kw.update(duration=o.duration, dt=0.01 if o.dt is None else o.dt, solver=o.solver or "rk4",
-                      progress=progress)
+            kw.update(duration=o.duration, dt=0.01 if o.dt is None else o.dt, solver=o.solver,
+                      progress=progress, event_threshold=o.event_threshold)
         return simulate(artefact.system, batch, **kw)
 
     def conformance(self) -> Sequence[ConformanceProfile]:

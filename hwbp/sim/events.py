@@ -4,19 +4,25 @@ Neuromorphic hardware communicates in events.  With a threshold ``theta`` every
 message source keeps the value it last sent and sends again only when its present
 value has moved by more than ``theta`` from it; the receiver accumulates the change:
 
-* forward: each population (and input) neuron sends its mean ``xbar``; a term's
-  pre-activation accumulates ``a += W (xbar - xhat)`` over the neurons that fired,
-  which then set ``xhat = xbar``;
+* forward: each population (and input) neuron sends its mean ``xbar``; a term
+  ``f(g W φ(u) + b)`` accumulates its synaptic sum ``acc += g W (φ(xbar) - φ(xhat))``
+  over the neurons that fired, which then set ``xhat = xbar``;
 * backward: each term whose source is a population sends its gated sensitivity
-  ``e = f'(a + b) ⊙ T``; the source's backward sum accumulates ``s += Wᵀ (e - ehat)``
-  over the neurons that fired, which then set ``ehat = e``.
+  ``e = f'(acc + b) ⊙ T``; the source accumulates ``s += g Wᵀ (e - ehat)`` per reading
+  term over the neurons that fired, which then set ``ehat = e``, and gates it locally
+  with its own ``φ'(xbar)``.
+
+Every term is evaluated with :mod:`hwbp.dynamics` (gains, source-side activations,
+structured layouts, clip bounds and device instances included).  This module is the
+*messaging part* of the one driver :func:`hwbp.sim.simulate.simulate`
+(``event_threshold=``).
 
 One step of size ``h`` (units of tau), from sent values, accumulators and counters
 all zero at ``t = 0``: forward events (from the means at the step's start), then
 backward events (from the gates on the updated pre-activations), then every
 population advances with its drive held over the step (``euler`` or ``exponential``
 Euler): ``tau dxbar/dt = -xbar + sum_k f(a_k + b_k)``,
-``tau dT/dt = -T + sum_j s_j [+ beta grad_l(xbar)]`` (the loss port is local to the
+``tau dT/dt = -T + sum_j φ_j'(xbar) ⊙ s_j [+ beta grad_l(xbar)]`` (the loss port is local to the
 output population).  A value must move by MORE than ``theta`` to fire; with
 ``theta = 0`` every change fires and the run is the continuous one of the same
 solver.  The Brian2 backend implements the same rule with Brian2 events
@@ -25,19 +31,16 @@ solver.  The Brian2 backend implements the same rule with Brian2 events
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
-from hwbp.initial import initial_state
 from hwbp.errors import ConfigError
-from hwbp.ir.activations import get_activation
-from hwbp.ir.losses import get_loss
+from hwbp.dynamics.drive import loss_drive, operands, term_activate, term_backward, term_input, term_linear
 from hwbp.lower.system import DynamicsSystem
-from hwbp.state import SimulationResult, State, Trace
 from hwbp.types import Batch
 
-__all__ = ["EVENT_SOLVERS", "simulate_events", "check_event_options"]
+__all__ = ["EVENT_SOLVERS", "EventMessaging", "check_event_options"]
 
 #: Solvers of the event-driven mode (the drive is held over a step by construction).
 EVENT_SOLVERS = ("euler", "exponential")
@@ -51,150 +54,129 @@ def check_event_options(threshold: float, solver: str) -> None:
         raise ConfigError(f"--event-threshold needs --solver {' or '.join(EVENT_SOLVERS)}, not {solver}")
 
 
-def _step_factor(solver: str, h: float) -> float:
-    """Weight of the drive in ``s <- s + c (D - s)``: ``h`` (Euler), ``1 - e^-h`` (exponential)."""
-    if solver == "euler":
-        return h
-    if solver == "exponential":
-        return float(-np.expm1(-h))
-    raise ConfigError(f"event-driven messaging needs a solver of {', '.join(EVENT_SOLVERS)}, got {solver!r}")
+class EventMessaging:
+    """The messaging part of :func:`hwbp.sim.simulate.simulate` in event-driven mode.
 
-
-def simulate_events(system: DynamicsSystem, batch: Batch, *, threshold: float, duration: float | None = None,
-                    dt: float = 0.01, solver: str = "exponential", initial: str | State = "zeros", seed: int = 0,
-                    trace: bool = False, trace_every: int | None = None) -> SimulationResult:
-    """Simulate ``system`` with sigma-delta messaging of threshold ``threshold`` (see module).
+    It keeps the last sent values and the receivers' accumulators (see the module
+    docstring).  :meth:`begin` exchanges one step's events from the state at the
+    step's start and holds the drive that the solver then integrates over the step;
+    :meth:`drive` returns it whatever state it is asked at (the drive is held).
 
     Parameters
     ----------
     system : DynamicsSystem
     batch : Batch
     threshold : float
-        ``theta``: a value fires when it moved by more than this since its last event
-        (same units as the means and tensions, i.e. V in a circuit).
-    duration, dt : float
-        Units of tau (duration default ``max(12 L, 24)``); ``ceil(duration / dt)`` steps
-        of ``duration / steps``.
-    solver : {"euler", "exponential"}
-    initial : {"zeros", "random", "forward-manifold"} or State
-    seed : int
-    trace : bool
-        Record the state every ``trace_every`` steps (default: about 400 per run) and at the end.
-    trace_every : int, optional
-
-    Returns
-    -------
-    SimulationResult
-        ``stats["events"]``: counts of ``forward``, ``backward`` and ``input`` events;
-        ``stats["events_per_sample"]``: their total over the batch size;
-        ``stats["events_by"]``: events per sender (``forward <population or input>``,
-        ``backward <population>[k]`` for term ``k``'s gates), and ``stats["clock_by"]``:
-        the messages each sender would send clock-driven (every value every step).
+        ``theta``: a value fires when it moved by more than this since its last event.
     """
-    from hwbp.sim.recording import default_duration, duration_steps
 
-    check_event_options(threshold, solver)
-    duration = default_duration(system.depth) if duration is None else float(duration)
-    n_steps, h = duration_steps(duration, dt)
-    if trace:
-        trace_every = trace_every or max(1, n_steps // 400)
-    else:
-        trace_every = None
-    c = _step_factor(solver, h)
-    st = initial_state(system, batch, initial, seed)
-    means = {k: np.array(v) for k, v in st.mean.items()}
-    tens = {k: np.array(v) for k, v in st.tension.items()}
-    inputs = {k: np.asarray(v, dtype=np.float64) for k, v in batch.x.items()}
-    params = system.parameters
-    sent = {k: np.zeros_like(v) for k, v in {**means, **inputs}.items()}
-    terms = [(p.name, k, t) for p in system.populations for k, t in enumerate(p.terms)]
-    acc = {(p, k): np.zeros_like(means[p]) for p, k, _ in terms}
-    back_sources = [(p, k, t) for p, k, t in terms if system.is_population(t.source)]
-    sent_e = {(p, k): np.zeros_like(means[p]) for p, k, _ in back_sources}
-    slot = {succ: j for v in system.successors for j, succ in enumerate(system.successors[v])}
-    back = {(p.name, j): np.zeros_like(means[p.name]) for p in system.populations
-            for j in range(len(system.successors[p.name]))}
-    loss = get_loss(system.loss.function)
-    counts = {"forward": 0, "backward": 0, "input": 0}
-    by = {f"forward {src}": 0 for src in {**inputs, **means}} | {f"backward {p}[{k}]": 0 for p, k, _ in back_sources}
-    record_t, record_m, record_T, record_g = [], [], [], []
+    def __init__(self, system: DynamicsSystem, batch: Batch, threshold: float) -> None:
+        self.system, self.batch, self.threshold = system, batch, threshold
+        self.names = [p.name for p in system.populations]
+        self.inputs = {k: np.asarray(v, dtype=np.float64) for k, v in batch.x.items()}
+        self.ops = ops = operands(system)
+        shape = {p.name: (batch.size, p.size) for p in system.populations}
+        self.sent = {k: np.zeros(shape[k]) for k in self.names}
+        self.sent.update({k: np.zeros_like(v) for k, v in self.inputs.items()})
+        self.terms = [(p.name, k) for p in system.populations for k in range(len(p.terms))]
+        self.readers: dict[str, list] = {}
+        for key in self.terms:
+            self.readers.setdefault(ops[key].source, []).append(key)
+        # acc: the synaptic sum g W φ(x̂) of each term, accumulated from the events it received
+        self.acc = {key: np.zeros(shape[key[0]]) for key in self.terms}
+        self.back_sources = [key for key in self.terms if system.is_population(ops[key].source)]
+        self.sent_e = {key: np.zeros(shape[key[0]]) for key in self.back_sources}
+        self.slot = {succ: j for v in system.successors for j, succ in enumerate(system.successors[v])}
+        # back: g Wᵀ ê of each reading term, accumulated at its source (φ' is applied there)
+        self.back = {(p.name, j): np.zeros(shape[p.name]) for p in system.populations
+                     for j in range(len(system.successors[p.name]))}
+        self.counts = {"forward": 0, "backward": 0, "input": 0}
+        #: events per sender: ``forward <population or input>``, ``backward <population>[k]``
+        self.by = {f"forward {src}": 0 for src in [*self.inputs, *self.names]}
+        self.by.update({f"backward {p}[{k}]": 0 for p, k in self.back_sources})
+        self.steps = 0
+        self.held: list[np.ndarray] = []
 
-    def gates() -> dict[tuple[str, int], np.ndarray]:
+    def _activated(self, tens: Mapping[str, np.ndarray]) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+        """``(f(a), e = f'(a) ⊙ T)`` of every term, ``a = acc + b`` (the term's pre-activation)."""
         out = {}
-        for p, k, t in terms:
-            z = acc[(p, k)] + (params[t.bias] if t.bias is not None else 0.0)
-            fn = get_activation(t.activation)
-            out[(p, k)] = tens[p] if t.activation == "identity" else fn.df(z, fn.f(z, t.alpha), t.alpha) * tens[p]
+        for key in self.terms:
+            op = self.ops[key]
+            a = self.acc[key] + op.bias if op.bias is not None else self.acc[key]
+            y, gate = term_activate(op, a)
+            out[key] = (y, tens[key[0]] if gate is None else gate * tens[key[0]])
         return out
 
-    def record(step: int) -> None:
-        if trace_every is None or not (step % trace_every == 0 or step == n_steps):
-            return
-        g = gates()
-        record_t.append(step * h)
-        record_m.append({k: v.copy() for k, v in means.items()})
-        record_T.append({k: v.copy() for k, v in tens.items()})
-        record_g.append({key: g[key] for key in g if _weighted(system, key)})
+    def gates(self, tensions: list[np.ndarray]) -> dict[tuple[str, int], np.ndarray]:
+        """The gate signal ``e`` of every weighted term, from the accumulators and ``tensions``."""
+        act = self._activated(dict(zip(self.names, tensions)))
+        return {key: e for key, (_, e) in act.items() if _weighted(self.system, key)}
 
-    for step in range(n_steps):
-        record(step)
+    def begin(self, s: list[np.ndarray]) -> None:
+        """One step's events from the state ``s = means + tensions`` at the step's start;
+        holds the drive of the step."""
+        n, th = len(self.names), self.threshold
+        self.steps += 1
+        means, tens = dict(zip(self.names, s[:n])), dict(zip(self.names, s[n:]))
         # forward events, from the means (and inputs) at the step's start
-        for src, value in {**inputs, **means}.items():
-            delta = value - sent[src]
-            fired = np.abs(delta) > threshold
+        for src, value in {**self.inputs, **means}.items():
+            delta = value - self.sent[src]
+            fired = np.abs(delta) > th
             if not fired.any():
                 continue
-            counts["input" if src in inputs else "forward"] += int(fired.sum())
-            by[f"forward {src}"] += int(fired.sum())
+            self.counts["input" if src in self.inputs else "forward"] += int(fired.sum())
+            self.by[f"forward {src}"] += int(fired.sum())
+            new = np.where(fired, value, self.sent[src])
             delta = np.where(fired, delta, 0.0)
-            for p, k, t in terms:
-                if t.source == src:
-                    acc[(p, k)] = acc[(p, k)] + (delta @ params[t.weight].T if t.weight is not None else delta)
-            sent[src] = np.where(fired, value, sent[src])
+            for key in self.readers.get(src, ()):
+                op = self.ops[key]
+                change = delta if op.phi is None else term_input(op, new)[0] - term_input(op, self.sent[src])[0]
+                self.acc[key] = self.acc[key] + term_linear(op, change)
+            self.sent[src] = new
         # backward events, from the gates on the updated pre-activations
-        g = gates()
-        for p, k, t in back_sources:
-            delta = g[(p, k)] - sent_e[(p, k)]
-            fired = np.abs(delta) > threshold
+        act = self._activated(tens)
+        for key in self.back_sources:
+            delta = act[key][1] - self.sent_e[key]
+            fired = np.abs(delta) > th
             if not fired.any():
                 continue
-            counts["backward"] += int(fired.sum())
-            by[f"backward {p}[{k}]"] += int(fired.sum())
+            self.counts["backward"] += int(fired.sum())
+            self.by[f"backward {key[0]}[{key[1]}]"] += int(fired.sum())
             delta = np.where(fired, delta, 0.0)
-            key = (t.source, slot[(p, k)])
-            back[key] = back[key] + (delta @ params[t.weight] if t.weight is not None else delta)
-            sent_e[(p, k)] = np.where(fired, g[(p, k)], sent_e[(p, k)])
-        # every population advances with its drive held over the step
-        new_m, new_T = {}, {}
+            op = self.ops[key]
+            j = (op.source, self.slot[key])
+            self.back[j] = self.back[j] + term_backward(op, delta)
+            self.sent_e[key] = np.where(fired, act[key][1], self.sent_e[key])
+        # the drive held over the step
+        system = self.system
+        fwd, sens_all = [], []
         for pop in system.populations:
             drive = 0.0
-            for k, t in enumerate(pop.terms):
-                z = acc[(pop.name, k)] + (params[t.bias] if t.bias is not None else 0.0)
-                drive = drive + get_activation(t.activation).f(z, t.alpha)
-            sens = sum((back[(pop.name, j)] for j in range(len(system.successors[pop.name]))),
-                       np.zeros_like(tens[pop.name]))
+            for k in range(len(pop.terms)):
+                drive = drive + act[(pop.name, k)][0]
+            sens = np.zeros_like(tens[pop.name])
+            for j, (owner, k) in enumerate(system.successors[pop.name]):
+                pre_gate = term_input(self.ops[(owner, k)], means[pop.name])[1]  # φ'(x̄) at the source
+                sens = sens + (self.back[(pop.name, j)] if pre_gate is None else pre_gate * self.back[(pop.name, j)])
             if pop.name == system.loss.population:
-                sens = sens + system.beta * loss.grad(means[pop.name], batch.y)
-            new_m[pop.name] = means[pop.name] + c * (drive - means[pop.name])
-            new_T[pop.name] = tens[pop.name] + c * (sens - tens[pop.name])
-        means, tens = new_m, new_T
-    record(n_steps)
-    final_gates = {key: e for key, e in gates().items() if _weighted(system, key)}
-    state = State(means, tens, n_steps * h, n_steps, final_gates)
-    trace = None
-    if trace_every is not None:
-        trace = Trace(np.array(record_t), {n: np.stack([r[n] for r in record_m]) for n in means},
-                      {n: np.stack([r[n] for r in record_T]) for n in tens},
-                      {key: np.stack([r[key] for r in record_g]) for key in final_gates})
-    total = sum(counts.values())
-    settle: dict[str, Any] = {"mode": "events", "initial": initial if isinstance(initial, str) else "given",
-                              "depth": system.depth, "steps": n_steps, "duration_tau": n_steps * h, "dt_tau": h,
-                              "solver": solver, "event_threshold": threshold}
-    sizes = {k: int(np.size(v)) for k, v in {**inputs, **means}.items()}
-    clock = {f"forward {src}": n_steps * n for src, n in sizes.items()} | {
-        f"backward {p}[{k}]": n_steps * sizes[p] for p, k, _ in back_sources}
-    return SimulationResult(state, trace, settle, {"events": counts, "events_per_sample": total / batch.size,
-                                                   "events_by": by, "clock_by": clock})
+                sens = sens + loss_drive(system, means[pop.name], self.batch.y)
+            fwd.append(drive)
+            sens_all.append(sens)
+        self.held = fwd + sens_all
+
+    def drive(self, s: list[np.ndarray]) -> list[np.ndarray]:
+        """The drive held over the step (``s`` is not read)."""
+        return self.held
+
+    def stats(self) -> dict[str, Any]:
+        """Event counts: ``events`` by kind, ``events_per_sample`` (their total over the batch
+        size), ``events_by`` (per sender) and ``clock_by`` (the messages each sender would
+        send clock-driven: every value every step)."""
+        sizes = {k: int(np.size(v)) for k, v in self.sent.items()}
+        clock = {f"forward {src}": self.steps * sizes[src] for src in [*self.inputs, *self.names]}
+        clock.update({f"backward {p}[{k}]": self.steps * sizes[p] for p, k in self.back_sources})
+        return {"events": dict(self.counts), "events_per_sample": sum(self.counts.values()) / self.batch.size,
+                "events_by": dict(self.by), "clock_by": clock}
 
 
 def _weighted(system: DynamicsSystem, key: tuple[str, int]) -> bool:

@@ -5,7 +5,9 @@ are addressed by index (topological order).  :meth:`Kernel.forward` evaluates th
 forward drive ``sum_k f_k(W_k xbar_u + b_k)`` of a set of populations and caches the
 gates ``f_k'(a_k)`` of their terms; :meth:`Kernel.backward` evaluates the sensitivity
 drive ``sum W_kᵀ (f_k'(a_k) ⊙ T_p) + beta grad_l`` from the cached gates of the
-populations that read them.
+populations that read them.  Each term is evaluated by :mod:`hwbp.dynamics`
+(:func:`~hwbp.dynamics.term_forward`, :func:`~hwbp.dynamics.term_backward`), the one
+definition of the physics; the kernel adds the batching and the bookkeeping.
 
 Layers are vectorized where widths allow: a *chain* of populations that each read
 the previous one through a square weight of one size, with one activation, is
@@ -27,9 +29,12 @@ from typing import Iterable
 
 import numpy as np
 
-from hwbp.ir.activations import ActivationFn, activation_parameter, get_activation
+import scipy.sparse as sp
+
+from hwbp.dynamics.drive import TermOp, loss_drive, term_backward, term_forward, term_operands
+from hwbp.ir.activations import ActivationFn
 from hwbp.ir.losses import get_loss
-from hwbp.lower.system import DynamicsSystem, term_matrix
+from hwbp.lower.system import DynamicsSystem
 from hwbp.types import Batch
 
 __all__ = ["Kernel", "STACK_MAX_VALUES"]
@@ -44,17 +49,7 @@ Arrays = list[np.ndarray]
 class _Term:
     src: int  # population index, or -1 for an input
     src_input: np.ndarray | None  # the clamped input array when src == -1
-    weight: np.ndarray | None  # W, (out, in)
-    wt: np.ndarray | None  # Wᵀ, contiguous (in, out)
-    bias: np.ndarray | None
-    fn: ActivationFn | None  # None for the identity
-    alpha: float
-    gain: float = 1.0  # fixed scale g of g W φ(u)
-    pre: ActivationFn | None = None  # source-side φ; None for the identity
-    pre_alpha: float = 0.01
-    # a device instance (system.realization): backward devices and cell errors
-    wb: np.ndarray | None = None  # backward weight (out, in); None: tied to ``weight``
-    cell: tuple | None = None  # (f gain, f offset, f' gain, f' offset) per neuron
+    op: TermOp  # the term's operands (hwbp.dynamics), device values included
 
 
 @dataclass(frozen=True)
@@ -94,37 +89,11 @@ class Kernel:
         self.target = batch.y
         self.batch_size = batch.size
         self.terms: list[list[_Term]] = []
-        real = system.realization
-        if real is not None:
+        if system.instance is not None:
             stack_layers = False  # per-use device values: one term at a time
         for pop in system.populations:
-            terms = []
-            for k, t in enumerate(pop.terms):
-                fn = get_activation(t.activation)
-                phi = get_activation(t.source_activation)
-                # each use of a tied parameter (a layer applied twice, a convolution
-                # kernel at every position) is realized from the one parameter value
-                w, b = term_matrix(system.parameters, t)
-                wb = cell = None
-                if real is not None and t.weight is not None:
-                    w, wb, b = real.device_weights((pop.name, k), w, b)
-                    cell = real.cell((pop.name, k))
-                terms.append(
-                    _Term(
-                        src=index.get(t.source, -1),
-                        src_input=None if t.source in index else batch.x[t.source],
-                        weight=w,
-                        wt=None if w is None else np.ascontiguousarray(w.T),
-                        bias=b,
-                        fn=None if fn.name == "identity" else fn,
-                        alpha=activation_parameter(t.activation, t.alpha, t.high),
-                        gain=float(t.gain),
-                        pre=None if phi.name == "identity" else phi,
-                        pre_alpha=float(t.source_alpha),
-                        wb=wb,
-                        cell=cell,
-                    )
-                )
+            terms = [_Term(src=index.get(t.source, -1), src_input=None if t.source in index else batch.x[t.source],
+                           op=term_operands(system, pop.name, k)) for k, t in enumerate(pop.terms)]
             self.terms.append(terms)
         #: successors[i]: (population index p, term index k) reading population i.
         self.successors = [[(index[p], k) for p, k in system.successors[n]] for n in self.names]
@@ -148,17 +117,23 @@ class Kernel:
         """Whether population ``i + 1`` can extend a chain ending at population ``i``."""
         if i + 1 >= len(self.terms) or self.successors[i] != [(i + 1, 0)] or i == self.loss_index:
             return False
-        a, b = self.terms[i], self.terms[i + 1]
+        a, b = self.terms[i][0].op, self.terms[i + 1]
         return (
-            len(b) == 1 and b[0].src == i and b[0].weight is not None and b[0].bias is not None
-            and b[0].gain == 1.0 and b[0].pre is None
-            and b[0].weight.shape == a[0].weight.shape and b[0].fn is a[0].fn and b[0].alpha == a[0].alpha
+            len(b) == 1 and b[0].src == i and self._dense(b[0].op)
+            and b[0].op.weight.shape == a.weight.shape and b[0].op.fn is a.fn and b[0].op.param == a.param
         )
 
+    @staticmethod
+    def _dense(t: TermOp) -> bool:
+        """Whether a term can join a stacked chain: dense ``f(W u + b)``, no gain, no φ, no cell."""
+        return (t.weight is not None and not sp.issparse(t.weight) and t.bias is not None and t.gain == 1.0
+                and t.phi is None and t.cell is None and t.weight_back is None)
+
     def _chainable(self, i: int) -> bool:
-        (t,) = self.terms[i] if len(self.terms[i]) == 1 else (None,)
-        return (t is not None and t.weight is not None and t.bias is not None and t.gain == 1.0 and t.pre is None
-                and t.weight.shape[0] == t.weight.shape[1])
+        if len(self.terms[i]) != 1:
+            return False
+        t = self.terms[i][0].op
+        return self._dense(t) and t.weight.shape[0] == t.weight.shape[1]
 
     def _find_chains(self) -> list[_Chain]:
         chains, i = [], 0
@@ -168,14 +143,14 @@ class Kernel:
                 while self._links(j):
                     j += 1
             if j > i:
-                members = [self.terms[m][0] for m in range(i, j + 1)]
+                members = [self.terms[m][0].op for m in range(i, j + 1)]
                 chains.append(_Chain(
                     first=i,
                     weight=np.stack([t.weight for t in members]),
-                    wt=np.stack([t.wt for t in members]),
+                    wt=np.stack([t.weight_t for t in members]),
                     bias=np.stack([t.bias for t in members])[:, None, :],
                     fn=members[0].fn,
-                    alpha=members[0].alpha,
+                    alpha=members[0].param,
                 ))
             i = j + 1
         return chains
@@ -197,31 +172,14 @@ class Kernel:
         out = None
         gates = self.gates[i]
         for k, term in enumerate(self.terms[i]):
-            u = term.src_input if term.src < 0 else means[term.src]
-            if term.pre is not None:
-                phi = term.pre.f(u, term.pre_alpha)
-                self.pre_gates[i][k] = term.pre.df(u, phi, term.pre_alpha)
-                u = phi
-            if term.wt is not None:
-                a = u @ term.wt
-                self.flops += 2 * a.size * term.wt.shape[0]
-                if term.gain != 1.0:
-                    a *= term.gain
-                if term.bias is not None:
-                    a += term.bias
-            else:
-                a = u
-            if term.fn is None:
-                y = a
-                gates[k] = None
-            else:
-                y = term.fn.f(a, term.alpha)
-                gates[k] = term.fn.df(a, y, term.alpha)
-                if term.cell is not None:  # a device instance's activation and derivative cells
-                    gain, offset, dgain, doffset = term.cell
-                    y = gain * y + offset
-                    gates[k] = dgain * gates[k] + doffset
-            out = y if out is None else out + y
+            op = term.op
+            r = term_forward(op, term.src_input if term.src < 0 else means[term.src])
+            if op.weight is not None:
+                self.flops += 2 * r.a.size * op.weight.shape[1]
+            if op.phi is not None:
+                self.pre_gates[i][k] = r.pre_gate
+            gates[k] = r.gate
+            out = r.y if out is None else out + r.y
             self.evaluations += 1
         return out
 
@@ -255,20 +213,14 @@ class Kernel:
     def _backward_one(self, i: int, means: Arrays, tensions: Arrays) -> np.ndarray:
         out = None
         if i == self.loss_index:
-            out = self.beta * self.loss_fn.grad(means[i], self.target)
+            out = loss_drive(self.system, means[i], self.target)
         for p, k in self.successors[i]:
-            term = self.terms[p][k]
+            op = self.terms[p][k].op
             gate = self.gates[p][k]
             e = tensions[p] if gate is None else tensions[p] * gate
-            if term.weight is not None:
-                c = e @ (term.weight if term.wb is None else term.wb)
-                self.flops += 2 * c.size * term.weight.shape[0]
-                if term.gain != 1.0:
-                    c *= term.gain
-                if term.pre is not None:
-                    c *= self.pre_gates[p][k]
-            else:
-                c = e
+            c = term_backward(op, e, self.pre_gates[p][k] if op.phi is not None else None)
+            if op.weight is not None:
+                self.flops += 2 * c.size * op.weight.shape[0]
             out = c if out is None else out + c
             self.evaluations += 1
         return np.zeros((self.batch_size, self.sizes[i])) if out is None else out

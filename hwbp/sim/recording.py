@@ -1,13 +1,15 @@
-"""State bookkeeping shared by the reference simulator (:mod:`hwbp.sim.simulate`) and
-the simulation of device instances (:mod:`hwbp.hardware.dynamics`): the recorder of
-traced states, the initial state as the kernel's lists, the default duration of the
-continuous mode and the gate signals read from a state.
+"""State bookkeeping of the reference simulator's driver (:mod:`hwbp.sim.simulate`):
+the recorder of traced states, the initial state as the kernel's lists, the default
+duration of the continuous mode and the gate signals read from a state.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
+from hwbp.initial import initial_state
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.kernel import Kernel
 from hwbp.state import State, Trace
@@ -17,13 +19,16 @@ __all__ = ["Recorder", "forward_sweep", "initial_lists", "default_duration", "du
 
 
 class Recorder:
-    """Keeps references to the state at chosen steps (arrays are never mutated)."""
+    """Keeps references to the state at chosen steps (arrays are never mutated), and
+    the gate signals ``gates(tensions)`` where a messaging part supplies them."""
 
-    def __init__(self, every: int | None) -> None:
+    def __init__(self, every: int | None, gates: Callable[[list], dict] | None = None) -> None:
         self.every = every
+        self.gates = gates
         self.t: list[float] = []
         self.means: list[list[np.ndarray]] = []
         self.tensions: list[list[np.ndarray]] = []
+        self.gate_records: list[dict] = []
 
     def __call__(self, step: int, t: float, means: list, tensions: list, *, last: bool = False) -> None:
         if self.every is None or not (step % self.every == 0 or last):
@@ -33,6 +38,8 @@ class Recorder:
         self.t.append(t)
         self.means.append(list(means))
         self.tensions.append(list(tensions))
+        if self.gates is not None:
+            self.gate_records.append(self.gates(tensions))
 
     def trace(self, names: list[str]) -> Trace | None:
         if self.every is None:
@@ -41,6 +48,8 @@ class Recorder:
             np.array(self.t),
             {n: np.stack([m[i] for m in self.means]) for i, n in enumerate(names)},
             {n: np.stack([m[i] for m in self.tensions]) for i, n in enumerate(names)},
+            {key: np.stack([g[key] for g in self.gate_records]) for key in self.gate_records[0]}
+            if self.gate_records else {},
         )
 
 
@@ -53,8 +62,6 @@ def initial_lists(kernel: Kernel, system: DynamicsSystem, batch: Batch, initial:
              ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
     """Initial means and tensions (from :func:`hwbp.initial.initial_state`), and whether
     they lie on the forward manifold."""
-    from hwbp.initial import initial_state
-
     if isinstance(initial, str) and initial == "forward-manifold":
         # the same sweep initial_state makes, on this kernel: it caches the gates of the
         # populations that the unit steps then skip as settled

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwbp.ir.activations import activation_parameter, get_activation
+from hwbp.dynamics.drive import term_forward, term_operands
+from hwbp.ir.activations import get_activation
 from hwbp.ir.losses import get_loss
-from hwbp.lower.system import DynamicsSystem, Term, term_matrix
+from hwbp.lower.system import DynamicsSystem, Term
 from hwbp.state import State
 from hwbp.types import Batch, Gradients
 
@@ -40,16 +41,12 @@ def _presynaptic(term: Term, u: np.ndarray) -> np.ndarray:
     return get_activation(term.source_activation).f(u, term.source_alpha)
 
 
-def _recomputed_gate(system: DynamicsSystem, term: Term, u: np.ndarray, tension: np.ndarray) -> np.ndarray:
-    w, b = term_matrix(system.parameters, term)
-    a = u @ w.T
-    if term.gain != 1.0:
-        a = a * term.gain
-    if b is not None:
-        a = a + b
-    fn = get_activation(term.activation)
-    p = activation_parameter(term.activation, term.alpha, term.high)
-    return fn.df(a, fn.f(a, p), p) * tension
+def _recomputed_gate(system: DynamicsSystem, population: str, k: int, u: np.ndarray,
+                     tension: np.ndarray) -> np.ndarray:
+    """``f'(a) ⊙ T`` of term ``k`` of ``population`` on the source value ``u`` (the
+    nominal term, :func:`hwbp.dynamics.term_forward`)."""
+    gate = term_forward(term_operands(system, population, k, instance=None), u).gate
+    return tension if gate is None else gate * tension
 
 
 def local_gradients(system: DynamicsSystem, term: Term, e: np.ndarray, u: np.ndarray, n: int) -> dict[str, np.ndarray]:
@@ -108,11 +105,11 @@ def read_gradients(system: DynamicsSystem, state: State, batch: Batch) -> Gradie
         for k, term in enumerate(pop.terms):
             if term.weight is None:
                 continue
-            u = np.asarray(state.mean[term.source]) if system.is_population(term.source) else batch.x[term.source]
-            u = _presynaptic(term, u)
+            source = np.asarray(state.mean[term.source]) if system.is_population(term.source) else batch.x[term.source]
+            u = _presynaptic(term, source)
             gate = state.gates.get((pop.name, k))
             if gate is None:
-                gate = _recomputed_gate(system, term, u, np.asarray(state.tension[pop.name]))
+                gate = _recomputed_gate(system, pop.name, k, source, np.asarray(state.tension[pop.name]))
             e = np.asarray(gate, dtype=np.float64) / beta
             for pname, g in local_gradients(system, term, e, u, n).items():
                 params[pname] = params[pname] + g if pname in params else g

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hwbp.backend import Artefact, Options, check_state, get_backend
+from hwbp.backend import Artefact, Options, check_hardware, check_state, get_backend
 from hwbp.ir.graph import Graph
 from hwbp.lower.lowerer import lower
 from hwbp.lower.system import DynamicsSystem
@@ -150,11 +150,8 @@ def verify(
     opts = be.options(options)
     system = lower(graph, beta=beta)
     if hardware is not None:
-        from hwbp.backend import check_hardware
-        from hwbp.hardware import realize
-
         check_hardware(be, hardware)
-        system = realize(system, hardware, seed if instance_seed is None else instance_seed)
+        system = hardware.draw_instance(system, seed if instance_seed is None else instance_seed)
     artefact = be.compile(system, opts)
     result = be.run(artefact, batch, initial=initial, seed=seed, trace=trace)
     realized = artefact.system
@@ -163,12 +160,8 @@ def verify(
     exact = exact_gradients(graph, batch)
     comparison = compare(physical, exact, tolerances)
     report = build_report(realized, backend, result, physical, exact, comparison, batch, extra, opts)
-    if hardware is not None:
-        from hwbp.hardware.compare import instance_gradients, instance_report
-
-        section = instance_report(realized, physical, exact, instance_gradients(realized, batch),
-                                  np.asarray(result.state.mean[realized.loss.population]), batch)
-        section.update(features=list(hardware.features()),
-                       seed=seed if instance_seed is None else instance_seed, model=hardware.as_dict())
-        report["hardware"] = section
+    if hardware is not None:  # the hardware model compares its instance (hwbp.hardware.compare)
+        report["hardware"] = hardware.instance_section(
+            realized, physical, exact, np.asarray(result.state.mean[realized.loss.population]), batch,
+            seed if instance_seed is None else instance_seed)
     return Verification(realized, result, artefact, physical, exact, comparison, report)

@@ -1,4 +1,4 @@
-"""Fixed-point realization: quantization of a system into the integers of the
+"""Fixed-point precision: quantization of a system into the integers of the
 ``fixed_pt`` ProcessModels, and a plain numpy model of the same integer arithmetic.
 
 The arithmetic (every rounding rule) is documented in

@@ -1,5 +1,5 @@
 """The ``spice`` verification backend: build the circuit, run ngspice, read the
-conjugate node pairs back into a :class:`~hwbp.sim.state.SimulationResult`.
+conjugate node pairs back into a :class:`~hwbp.state.SimulationResult`.
 
 ``analysis="op"``: the DC operating point of every sample (the fixed point, so the
 tension is ``beta * dl/dx`` to solver tolerance).  ``analysis="tran"``: a transient
@@ -206,11 +206,11 @@ class SpiceBackend(Backend):
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
         self.check_support(system, opts)
-        if system.realization is not None:  # a device instance: refuse what the netlist does not realize
+        if system.instance is not None:  # a device instance: refuse what the netlist does not realize
             from hwbp.backend import check_hardware
 
-            check_hardware(self, system.realization.hardware)
-            if system.realization.rail is not None and opts.analysis != "op":
+            check_hardware(self, system.instance.hardware)
+            if system.instance.rail is not None and opts.analysis != "op":
                 raise ConfigError("spice realizes hardware rails in --analysis op only (the clipped fixed point)")
         spice = opts.spice_options()
         return Artefact(system, opts, tau_s=spice.tau_s, data=build_circuit(system, spice))
@@ -225,10 +225,10 @@ class SpiceBackend(Backend):
         if opts.analysis == "op" and initial is not None:
             raise ConfigError("--initial applies to --analysis tran (.op solves for the rest state directly)")
         result = _run(artefact.system, artefact.data, opts, batch, "random" if initial is None else initial, seed)
-        if artefact.system.realization is not None and artefact.system.realization.adc_lsb is not None:
+        if artefact.system.instance is not None and artefact.system.instance.adc_lsb is not None:
             from hwbp.hardware.realize import readout_result
 
-            result = readout_result(result, artefact.system.realization)
+            result = readout_result(result, artefact.system.instance)
         return result
 
     def figure(self, verification: Any, batch: Batch) -> Any:

@@ -98,7 +98,7 @@ def neuron_sections(ctx: BuildContext) -> list[Section]:
     real = REALIZATIONS[ctx.options.realization]
     cell = "hwbp_neuron_pair" if real["cell"] == "neuron" else "hwbp_neuron_diff"
     a, b = real["state"]  # type: ignore[misc]
-    device = ctx.system.realization
+    device = ctx.system.instance
     out = []
     for pop in ctx.system.populations:
         t = ctx.tags[pop.name]
@@ -121,7 +121,7 @@ def neuron_sections(ctx: BuildContext) -> list[Section]:
 def device_neurons(system: DynamicsSystem) -> bool:
     """Whether ``system`` is a device instance whose neurons need primitive elements
     (per-node R and C, or rails)."""
-    real = system.realization
+    real = system.instance
     return real is not None and (real.nodes is not None or real.rail is not None)
 
 
@@ -214,8 +214,8 @@ def synapse_items(ctx: BuildContext, population: str, k: int) -> tuple[list[Elem
     items += [Element(f"Ra_{t}_{k}_{j}", (a[j], "0"), spice_number(r)) for j in range(n)]
     w, b = term_matrix(system.parameters, term)
     wb = None
-    if system.realization is not None and term.weight is not None:  # a device instance
-        w, wb, b = system.realization.device_weights((population, k), w, b)
+    if system.instance is not None and term.weight is not None:  # a device instance
+        w, wb, b = system.instance.device_weights((population, k), w, b)
     if term.gain != 1.0:  # the fixed gain g is part of each synapse's conductance
         w = term.gain * w
         wb = None if wb is None else term.gain * wb
@@ -243,8 +243,8 @@ def activation_items(ctx: BuildContext, population: str, k: int, a: list[str]) -
     model = _act_model(term.activation, term.alpha, term.high)
     gate = [f"{t}_g{k}_{j}" for j in range(pop.size)]
     cell = None
-    if system.realization is not None and term.weight is not None:
-        cell = system.realization.cell((population, k))
+    if system.instance is not None and term.weight is not None:
+        cell = system.instance.cell((population, k))
     if cell is not None:  # a device instance: the cell's gain and offset errors around the shipped cell
         from hwbp.targets.spice.instance import instance_act
 

@@ -1,0 +1,11 @@
+"""The physics of hwbp as functions: the drive of the conjugate-pair dynamics
+(:mod:`hwbp.dynamics.drive`), the one definition that every simulator, readout,
+hardware comparison and backend evaluates."""
+
+from hwbp.dynamics.drive import (
+    SYSTEM, Drive, TermForward, TermOp, drive, forward_pass, loss_drive, operands, term_activate, term_backward,
+    term_forward, term_input, term_linear, term_operands,
+)
+
+__all__ = ["TermOp", "TermForward", "Drive", "term_operands", "operands", "term_input", "term_linear",
+           "term_activate", "term_forward", "term_backward", "loss_drive", "drive", "forward_pass", "SYSTEM"]
