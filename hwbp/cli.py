@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hwbp.sweep.cli import add_sweep_parser
 
     add_sweep_parser(sub)
+    from hwbp.pdk.cli import add_characterize_parser
+
+    add_characterize_parser(sub)
 
     d = sub.add_parser("demo", help="verify the shipped digits MLP and print the table")
     d.add_argument("--out", default="out", metavar="DIR", help="where to write the reports (default: out)")
