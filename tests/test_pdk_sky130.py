@@ -8,6 +8,7 @@ loads.  tt, 27 C only (a few ngspice runs; corners and Monte Carlo are slow-mark
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,19 @@ def test_unknown_cell_names_its_missing_testbench(monkeypatch, tmp_path):
     monkeypatch.setattr(cells_mod, "cells_dir", lambda: tmp_path)
     with pytest.raises(ConfigError, match="testbench tb_hwbp_act_tanh.cir is missing"):
         get_cell("tanh")
+
+
+def test_report_rewrites_the_table_and_hardware_model_from_the_csv(tmp_path):
+    """The committed characterization (sims/sky130/characterization/) read back: the Monte Carlo
+    spreads of the hardware model are those of the nominal row's own corner and temperature."""
+    from hwbp.hardware import load_hardware
+    from hwbp.pdk.report import main as report_main, rows_from_csv
+
+    src = ROOT / "sims" / "sky130" / "characterization" / "characterization.csv"
+    shutil.copy(src, tmp_path / "characterization.csv")
+    assert report_main([str(tmp_path)]) == 0
+    rows = rows_from_csv(src)
+    tt = [r["f_gain"] for r in rows if r["cell"] == "tanh" and r["corner"] == "tt" and r["mc_seed"] != ""]
+    hw = load_hardware(tmp_path / "hardware.toml")
+    assert hw.cells.f_gain_sigma == pytest.approx(float(np.std(tt, ddof=1)))
+    assert "| tanh | ss | 27 |" in (tmp_path / "characterization.md").read_text()

@@ -15,7 +15,7 @@ from hwbp.pdk.bench import BenchResult
 from hwbp.pdk.cells import get_cell
 from hwbp.pdk.measure import GATE_T, f_curve, gate_curves
 
-__all__ = ["COLUMNS", "csv_text", "markdown", "hardware_toml", "figures", "write_all"]
+__all__ = ["COLUMNS", "csv_text", "markdown", "hardware_toml", "figures", "write_all", "rows_from_csv"]
 
 COLUMNS = (["cell", "corner", "temp_C", "mc_seed", "vu_V", "unit_current_A", "f_gain", "f_offset", "f_shape_rms",
             "f_err_rms", "gate_gain", "gate_offset", "gate_zero_T"] + [f"gate_err_T{t:g}" for t in GATE_T]
@@ -41,8 +41,12 @@ def _nominal(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r["mc_seed"] == ""]
 
 
-def _mc_stats(rows: Sequence[dict[str, Any]], cell: str, key: str) -> tuple[float, float, int]:
-    vals = np.array([r[key] for r in rows if r["cell"] == cell and r["mc_seed"] != ""], dtype=float)
+def _mc_stats(rows: Sequence[dict[str, Any]], cell: str, key: str, corner: str,
+              temp_c: float) -> tuple[float, float, int]:
+    """Mean, sample standard deviation and count of ``key`` over the Monte Carlo rows of
+    ``cell`` on ``corner`` at ``temp_c``."""
+    vals = np.array([r[key] for r in rows if r["cell"] == cell and r["mc_seed"] != "" and r["corner"] == corner
+                     and float(r["temp_C"]) == float(temp_c)], dtype=float)
     if vals.size < 2:
         return float("nan"), 0.0, int(vals.size)
     return float(vals.mean()), float(vals.std(ddof=1)), int(vals.size)
@@ -56,14 +60,15 @@ def hardware_toml(rows: Sequence[dict[str, Any]], cell: str | None = None) -> st
     cells = list(dict.fromkeys(r["cell"] for r in rows))
     cell = cell or ("tanh" if "tanh" in cells else cells[0])
     nom = [r for r in _nominal(rows) if r["cell"] == cell]
-    ref = next((r for r in nom if r["corner"] == "tt" and r["temp_C"] == 27.0), nom[0])
+    ref = next((r for r in nom if r["corner"] == "tt" and float(r["temp_C"]) == 27.0), nom[0])
     vu = float(ref["vu_V"])
-    s = {k: _mc_stats(rows, cell, k)[1] for k in ("f_gain", "f_offset", "gate_gain", "gate_offset")}
-    n_mc = _mc_stats(rows, cell, "f_gain")[2]
+    where = (ref["corner"], ref["temp_C"])
+    s = {k: _mc_stats(rows, cell, k, *where)[1] for k in ("f_gain", "f_offset", "gate_gain", "gate_offset")}
+    n_mc = _mc_stats(rows, cell, "f_gain", *where)[2]
     lines = [
         f"# hardware model derived by `hwbp characterize` from the {cell} cell (circuits/sky130/hwbp_act_{cell}.cir)",
-        f"# nominal values: corner {ref['corner']}, {ref['temp_C']:g} C; spreads: {n_mc} Monte Carlo draws "
-        f"({ref['corner']}_mm)",
+        f"# nominal values: corner {ref['corner']}, {float(ref['temp_C']):g} C; spreads: {n_mc} Monte Carlo draws "
+        f"({ref['corner']}_mm, {float(ref['temp_C']):g} C)",
         "# f~(a) = (1 + f_gain) f(a) + f_offset_V/unit_V; f'~(a) = (1 + df_gain) f'(a) + df_offset (gate / T).",
         "# Not represented by this model (see characterization.md): the shape error f_shape_rms, the gate",
         "# offset at zero tension gate_zero_T, and that the gate tracks the realized f.",
@@ -88,23 +93,27 @@ def markdown(rows: Sequence[dict[str, Any]], command: str) -> str:
             "gate err T=0.25", "gate err T=1", "gate vs f(a+T/2)-f(a-T/2)", "tau (s)", "P (W)", "area (um^2)"]
     out = ["# SKY130 cell characterization", "", f"Produced by `{command}`.", "",
            "f in units of the cell's unit current, a and T in units of vu (V); gate errors are relative rms "
-           "errors against the derivative of the *measured* f times T (|a| < 3.5).", "",
+           "errors against the derivative of the *measured* f times T (|a| < 3.5).  Figures: `transfer.png` "
+           "(f; nominal corners in colour, Monte Carlo draws grey, the ideal dashed) and `gate.png` (gate minus "
+           "f'_measured(a) T at T = 0.5).", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in _nominal(rows):
-        vals = [r["cell"], r["corner"], f"{r['temp_C']:g}", f"{r['f_gain']:.4f}", f"{r['f_offset']:+.4f}",
+        vals = [r["cell"], r["corner"], f"{float(r['temp_C']):g}", f"{r['f_gain']:.4f}", f"{r['f_offset']:+.4f}",
                 f"{r['f_shape_rms']:.4f}", f"{r['gate_gain']:.4f}", f"{r['gate_zero_T']:.4f}",
                 f"{r['gate_err_T0.25']:.3f}", f"{r['gate_err_T1']:.3f}", f"{r['gate_vs_fdiff']:.3f}",
                 f"{r['tau_s']:.3g}", f"{r['power_W']:.3g}", f"{r['area_um2']:.0f}"]
         out.append("| " + " | ".join(vals) + " |")
-    mc_cells = sorted({r["cell"] for r in rows if r["mc_seed"] != ""})
-    if mc_cells:
+    groups = list(dict.fromkeys((r["cell"], r["corner"], float(r["temp_C"])) for r in rows if r["mc_seed"] != ""))
+    if groups:
         out += ["", "## Monte Carlo (mismatch models `<corner>_mm`)", "",
-                "| cell | draws | f gain mean | f gain sigma | f offset sigma | gate gain sigma | gate offset sigma |",
-                "|---|---|---|---|---|---|---|"]
-        for c in mc_cells:
-            m, sg, n = _mc_stats(rows, c, "f_gain")
-            out.append(f"| {c} | {n} | {m:.4f} | {sg:.4f} | {_mc_stats(rows, c, 'f_offset')[1]:.4f} | "
-                       f"{_mc_stats(rows, c, 'gate_gain')[1]:.4f} | {_mc_stats(rows, c, 'gate_offset')[1]:.4f} |")
+                "| cell | corner | T (C) | draws | f gain mean | f gain sigma | f offset sigma | gate gain sigma | "
+                "gate offset sigma | gate err T=0.25 mean |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for c, corner, t in groups:
+            m, sg, n = _mc_stats(rows, c, "f_gain", corner, t)
+            sd = {k: _mc_stats(rows, c, k, corner, t)[1] for k in ("f_offset", "gate_gain", "gate_offset")}
+            ge = _mc_stats(rows, c, "gate_err_T0.25", corner, t)[0]
+            out.append(f"| {c} | {corner} | {t:g} | {n} | {m:.4f} | {sg:.4f} | {sd['f_offset']:.4f} | "
+                       f"{sd['gate_gain']:.4f} | {sd['gate_offset']:.4f} | {ge:.3f} |")
     return "\n".join(out) + "\n"
 
 
@@ -166,3 +175,45 @@ def write_all(out_dir: Path, rows: Sequence[dict[str, Any]], curves: Sequence[Be
     }
     files.update({out_dir / k: v for k, v in figures(rows, curves).items()})
     return atomic_write_all(files, flag="-o")
+
+
+def rows_from_csv(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``characterization.csv`` (numbers as floats, ``mc_seed`` as int or "")."""
+    rows = []
+    with Path(path).open(newline="") as fh:
+        for r in csv.DictReader(fh):
+            row: dict[str, Any] = {}
+            for k, v in r.items():
+                if k in ("cell", "corner"):
+                    row[k] = v
+                elif k == "mc_seed":
+                    row[k] = int(v) if v else ""
+                else:
+                    row[k] = float(v)
+            rows.append(row)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hwbp.pdk.report DIR``: rewrite ``characterization.md`` and ``hardware.toml``
+    of DIR from its ``characterization.csv`` (the figures need the curves: rerun
+    ``hwbp characterize`` for those)."""
+    import sys
+
+    from hwbp.io import atomic_write_all
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m hwbp.pdk.report DIR", file=sys.stderr)
+        return 2
+    out = Path(args[0])
+    rows = rows_from_csv(out / "characterization.csv")
+    first = (out / "characterization.md").read_text().splitlines()[2] if (out / "characterization.md").exists() else ""
+    command = first[len("Produced by `"):-2] if first.startswith("Produced by `") else "hwbp characterize"
+    atomic_write_all({out / "characterization.md": markdown(rows, command).encode(),
+                      out / "hardware.toml": hardware_toml(rows).encode()}, flag="DIR")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
