@@ -120,12 +120,12 @@ def test_corners_and_monte_carlo_spread(tmp_path):
     from hwbp.hardware import load_hardware
 
     out = tmp_path / "char"
-    assert main(["characterize", "--pdk", "sky130", "--cells", "tanh", "--corners", "ss,ff", "--mc", "3",
+    assert main(["characterize", "--pdk", "sky130", "--cells", "tanh", "--corners", "ss", "--mc", "2",
                  "-o", str(out)]) == 0
     rows = list(csv.DictReader((out / "characterization.csv").open()))
-    assert len(rows) == 8
-    gains = {r["mc_seed"]: float(r["f_gain"]) for r in rows if r["corner"] == "ss"}
-    assert len(set(gains.values())) == 4  # the draws differ from each other and from nominal
+    assert len(rows) == 3
+    gains = {r["mc_seed"]: float(r["f_gain"]) for r in rows}
+    assert len(set(gains.values())) == 3  # the draws differ from each other and from nominal
     hw = load_hardware(out / "hardware.toml")
     assert hw.cells.f_gain_sigma > 0 and hw.cells.f_offset_sigma_V > 0
 
