@@ -66,6 +66,12 @@ def test_pdk_options_need_the_pdk_and_unknown_activations_are_refused(tmp_path):
         be.options({"corner": "ss"}).check()
     with pytest.raises(ConfigError, match="corner"):
         be.options({"pdk": "sky130", "corner": "xx"})
+    from hwbp.hardware import hardware_from_mapping
+
+    tiny, tiny_batch = _tiny()
+    with pytest.raises(ConfigError, match="do not combine it with --hardware"):
+        verify(tiny, tiny_batch, backend="spice", options={"pdk": "sky130"},
+               hardware=hardware_from_mapping({"cells": {"f_gain": 0.1}}), instance_seed=0)
     graph = random_mlp([3, 4, 2], activation="softsign", seed=0).with_loss("mse")
     with pytest.raises(ConfigError, match="no transistor-level cell for activation 'softsign'"):
         verify(graph, random_batch(graph, 1, seed=0), backend="spice", options={"pdk": "sky130"})

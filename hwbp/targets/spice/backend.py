@@ -215,6 +215,9 @@ class SpiceBackend(Backend):
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
+        if opts.pdk is not None and system.realization is not None:
+            raise ConfigError("--pdk: the transistor cells are the device imperfections; do not combine it with "
+                              "--hardware")
         if system.realization is not None:  # a device instance: refuse what the netlist does not realize
             from hwbp.backend import check_hardware
 

@@ -204,7 +204,8 @@ class BatchRunner:
                 return [(p.vectors["time"], np.stack([p.vectors[n.lower()] for n in nodes], axis=1))
                         for p in res.plots]
 
-            return self._job({**circuit.run_files, **files, "main.cir": main}, "main.cir", ".tran", circuit.title, False, len(r)), read
+            return self._job({**circuit.run_files, **files, "main.cir": main}, "main.cir", ".tran", circuit.title,
+                             False, len(r)), read
 
         parts = self._execute(lambda k: split_work(len(stimuli), k), build)
         return [run for part in parts for run in part]
