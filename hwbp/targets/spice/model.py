@@ -1,7 +1,7 @@
 """The circuit object model: what an emitted netlist contains, independent of text.
 
 A :class:`Circuit` holds global parameters, cell subcircuits (:class:`Cell`, loaded
-from the package's ``cells/``), and sections of elements.  Dense synapse layers are kept as one
+from the circuit library's ``circuits/behavioral/``), and sections of elements.  Dense synapse layers are kept as one
 :class:`SynapseArray` (a conductance matrix and its four node lists) rather than
 hundreds of thousands of element objects, so building and writing stay fast; the
 writer expands it into one cell instance per synapse.  Text writers live in
@@ -19,14 +19,16 @@ from typing import Mapping
 import numpy as np
 
 from hwbp.errors import ConfigError
+from hwbp.library import BEHAVIORAL_DIR
 
 __all__ = [
     "CELLS_DIR", "DEFAULT_CELLS", "REALIZATIONS", "DEFAULT_REALIZATION", "SpiceOptions", "Cell", "load_cell", "cells_from_dir", "Element", "SynapseArray",
     "Section", "Circuit",
 ]
 
-#: Directory of the shipped cell subcircuits (package data of ``hwbp.targets.spice``).
-CELLS_DIR = Path(__file__).resolve().parent / "cells"
+#: Directory of the shipped behavioral cell subcircuits (``circuits/behavioral/`` of the
+#: circuit library, see :mod:`hwbp.library`).
+CELLS_DIR = BEHAVIORAL_DIR
 
 #: Cell role -> file name in :data:`CELLS_DIR`.  Roles ``act_<f>`` exist per activation.
 DEFAULT_CELLS: Mapping[str, str] = MappingProxyType(
@@ -363,6 +365,10 @@ class Circuit:
     state : Mapping[str, tuple of (tuple of str, tuple of str)]
         Population -> its two RC state node lists: (x+, x-) for ``pair``, (mean,
         tension) for ``differential``; what runners save, read and set initially.
+    preamble : tuple of str
+        Netlist lines after the ``.param`` lines (a PDK's ``.lib``, supplies, ``.temp``).
+    run_files : Mapping[str, str]
+        Extra files the run directory needs (a PDK's ``.spiceinit``).
     """
 
     title: str
@@ -377,6 +383,8 @@ class Circuit:
     gates: Mapping[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
     realization: str = "pair"
     state: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    preamble: tuple[str, ...] = ()
+    run_files: Mapping[str, str] = field(default_factory=dict)
 
     def state_nodes(self) -> Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]:
         """Population -> its two RC state node lists (:attr:`state`, or the pair)."""

@@ -148,7 +148,7 @@ class BatchRunner:
                 raise missing_results(res.text, ".op", circuit.title, f"{len(res.plots)} of 1 operating points solved")
             return np.array([[res.plots[0].vectors[n.lower()][0] for n in nodes]])
 
-        return self._job({"deck.cir": deck}, "deck.cir", ".op", circuit.title, False, 1), read
+        return self._job({**circuit.run_files, "deck.cir": deck}, "deck.cir", ".op", circuit.title, False, 1), read
 
     def _op_sweep(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]):
         """Several operating points as one ``.dc`` sweep over the sample index: each
@@ -167,7 +167,7 @@ class BatchRunner:
                 raise missing_results(res.text, ".op", circuit.title, f"the sweep over {n} samples did not complete")
             return np.stack([plots[0].vectors[m.lower()] for m in nodes], axis=1)
 
-        return self._job({"deck.cir": deck}, "deck.cir", ".op", circuit.title, True, n), read
+        return self._job({**circuit.run_files, "deck.cir": deck}, "deck.cir", ".op", circuit.title, True, n), read
 
     def tran(self, circuit: Circuit, stimulus: Mapping[str, float], initial: Mapping[str, float],
              step_s: float, stop_s: float, nodes: Sequence[str], reltol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +204,8 @@ class BatchRunner:
                 return [(p.vectors["time"], np.stack([p.vectors[n.lower()] for n in nodes], axis=1))
                         for p in res.plots]
 
-            return self._job({**files, "main.cir": main}, "main.cir", ".tran", circuit.title, False, len(r)), read
+            return self._job({**circuit.run_files, **files, "main.cir": main}, "main.cir", ".tran", circuit.title,
+                             False, len(r)), read
 
         parts = self._execute(lambda k: split_work(len(stimuli), k), build)
         return [run for part in parts for run in part]

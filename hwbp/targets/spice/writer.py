@@ -190,6 +190,7 @@ class SpiceWriter:
             ``V{SWEEP_NODE}`` (0, 1, 2, ...): several samples in one ``.dc`` analysis.
         """
         lines = self.title(circuit) + self.header(circuit) + self.params(circuit)
+        lines += list(circuit.preamble)
         lines += self.cells(circuit, include_dir)
         if sweep:
             lines.append(f"V{SWEEP_NODE} {SWEEP_NODE} 0 DC 0")

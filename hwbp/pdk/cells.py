@@ -1,0 +1,151 @@
+"""The SKY130 cell set: which file realizes which behavioral role, its default parameters,
+its unit current and ideal function, and its device area from the netlist and the PDK's
+densities."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from hwbp.errors import ConfigError
+from hwbp.pdk.sky130 import cells_dir
+
+__all__ = ["CellSpec", "CELLS", "get_cell", "cell_area_um2", "RSHEET_OHM_PER_SQ", "RES_WIDTH_UM",
+           "CAP_DENSITY_F_PER_UM2", "spice_number"]
+
+#: Sheet resistance (ohm/square) of SKY130's xhigh_po poly resistor (``rsheet`` in
+#: ``sky130_fd_pr__res_xhigh_po__base``), the resistor every cell resistor is drawn in.
+RSHEET_OHM_PER_SQ = 2000.0
+#: Its narrowest drawn width (um), ``sky130_fd_pr__res_xhigh_po_0p35``.
+RES_WIDTH_UM = 0.35
+#: MIM capacitor density (F/um^2), ``camimc`` of the typical corner (``res_typical__cap_typical__lin``).
+CAP_DENSITY_F_PER_UM2 = 2.0e-15
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One transistor-level activation cell.
+
+    Attributes
+    ----------
+    name : str
+        Short name (``tanh``), the behavioral role ``act_<name>``.
+    params : Mapping[str, float]
+        Default parameters passed to the subcircuit (V, A, ohm, um as in its header).
+    unit_current : Callable[[Mapping[str, float]], float]
+        Current (A) that is one unit of f, from the parameters.
+    ideal : Callable[[np.ndarray], np.ndarray]
+        The ideal function the cell approximates.
+    """
+
+    name: str
+    params: Mapping[str, float]
+    unit_current: Callable[[Mapping[str, float]], float]
+    ideal: Callable[[np.ndarray], np.ndarray]
+
+    @property
+    def subckt(self) -> str:
+        """Subcircuit name (the behavioral twin's)."""
+        return f"hwbp_act_{self.name}"
+
+    @property
+    def path(self) -> Path:
+        """The cell file."""
+        return cells_dir() / f"{self.subckt}.cir"
+
+    @property
+    def testbench(self) -> Path:
+        """The cell's testbench, next to it."""
+        return cells_dir() / f"tb_{self.subckt}.cir"
+
+
+_DP = {"vu": 0.125, "ib": 1e-6, "rdiv": 200e3, "w": 10.0, "l": 1.0, "wt": 2.0, "lt": 2.0, "wp": 8.0, "lp": 2.0}
+CELLS: Mapping[str, CellSpec] = {
+    "tanh": CellSpec("tanh", dict(_DP), lambda p: p["ib"], np.tanh),
+    "sigmoid": CellSpec("sigmoid", dict(_DP), lambda p: 2 * p["ib"], _sigmoid),
+    "relu": CellSpec("relu", {**_DP, "ib": 2e-6, "rs": 120e3, "iu": 1e-6, "w": 4.0},
+                     lambda p: p["iu"], lambda a: np.maximum(a, 0.0)),
+}
+
+
+def get_cell(name: str) -> CellSpec:
+    """The cell ``name``; a :class:`ConfigError` that lists the valid ones, or says what is
+    missing (the cell file or its testbench), otherwise."""
+    if name not in CELLS:
+        raise ConfigError(f"--cells {name!r}: unknown cell; valid: {', '.join(CELLS)}")
+    spec = CELLS[name]
+    for what, p in (("cell file", spec.path), ("testbench", spec.testbench)):
+        if not p.is_file():
+            raise ConfigError(f"--cells {name}: its {what} {p.name} is missing from {p.parent}")
+    return spec
+
+
+_SUFFIX = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15}
+_NUM = re.compile(r"(?<![A-Za-z_])(\d+\.?\d*(?:e[-+]?\d+)?)(meg|t|g|k|m|u|n|p|f)?(?![A-Za-z_0-9])", re.I)
+
+
+def spice_number(expr: str, env: Mapping[str, float]) -> float:
+    """Value of a SPICE parameter expression (``200k``, ``{2*rdiv}``, ``{vu/ib}``) in ``env``."""
+    body = expr.strip().strip("{}").strip("'")
+    body = _NUM.sub(lambda m: repr(float(m.group(1)) * _SUFFIX.get((m.group(2) or "").lower(), 1.0)), body)
+    try:
+        return float(eval(body, {"__builtins__": {}}, dict(env)))  # noqa: S307 (arithmetic of shipped cells)
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(f"cell parameter expression {expr!r}: {exc}") from None
+
+
+def _subckts(text: str) -> dict[str, tuple[list[str], dict[str, str], list[str]]]:
+    out, cur = {}, None
+    for line in text.splitlines():
+        toks = line.split()
+        if not toks or toks[0].startswith("*"):
+            continue
+        if toks[0].lower() == ".subckt":
+            head = line.split("params:")
+            names = head[0].split()[1:]
+            defaults = dict(kv.split("=") for kv in (head[1].split() if len(head) > 1 else []))
+            cur = names[0]
+            out[cur] = (names[1:], defaults, [])
+        elif toks[0].lower().startswith(".ends"):
+            cur = None
+        elif cur is not None:
+            out[cur][2].append(line)
+    return out
+
+
+def cell_area_um2(path: Path, subckt: str, params: Mapping[str, float]) -> dict[str, float]:
+    """Device area (um^2) of one instance of ``subckt`` in ``path``: W*L of every
+    transistor, resistors as xhigh_po strips (``R/RSHEET`` squares of ``RES_WIDTH_UM``),
+    capacitors at the MIM density.  Returns ``{"mos": ..., "res": ..., "cap": ..., "total": ...}``."""
+    defs = _subckts(path.read_text(encoding="ascii"))
+    acc = {"mos": 0.0, "res": 0.0, "cap": 0.0}
+
+    def walk(name: str, given: Mapping[str, str], env_outer: Mapping[str, float]) -> None:
+        ports, defaults, lines = defs[name]
+        env = {k: spice_number(v, env_outer) for k, v in defaults.items()}
+        env.update({k: spice_number(v, env_outer) for k, v in given.items()})
+        for line in lines:
+            toks = line.split()
+            kind = toks[0][0].lower()
+            kv = dict(t.split("=", 1) for t in toks if "=" in t)
+            plain = [t for t in toks if "=" not in t]
+            if kind == "x" and plain[-1].startswith("sky130_fd_pr__"):
+                acc["mos"] += spice_number(kv["W"], env) * spice_number(kv["L"], env)
+            elif kind == "x":
+                walk(plain[-1], kv, env)
+            elif kind == "r":
+                acc["res"] += spice_number(toks[3], env) / RSHEET_OHM_PER_SQ * RES_WIDTH_UM ** 2
+            elif kind == "c":
+                acc["cap"] += spice_number(toks[3], env) / CAP_DENSITY_F_PER_UM2
+
+    walk(subckt, {k: repr(float(v)) for k, v in params.items()}, {})
+    acc["total"] = acc["mos"] + acc["res"] + acc["cap"]
+    return acc

