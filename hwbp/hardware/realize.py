@@ -19,7 +19,7 @@ import numpy as np
 
 from hwbp.errors import ConfigError
 from hwbp.hardware.model import Hardware
-from hwbp.lower.system import DynamicsSystem
+from hwbp.lower.system import DynamicsSystem, as_dense
 
 __all__ = ["Realization", "TermDraws", "NodeDraws", "realize", "quantize_readout", "readout_result"]
 
@@ -115,6 +115,7 @@ class Realization:
         nominal ``w`` (out, in) and ``b``: quantized, then each device's mismatch."""
         d = self.terms[key]
         hw = self.hardware
+        w = as_dense(w)  # one device per entry of a structured term's matrix
         s = _full_scale(w, hw.weights.scale)
         gp, gm, span = _split(w, s, hw)
         wf = s * (gp * d.fwd_plus - gm * d.fwd_minus) / span

@@ -29,7 +29,7 @@ import numpy as np
 
 from hwbp.ir.activations import ActivationFn, activation_parameter, get_activation
 from hwbp.ir.losses import get_loss
-from hwbp.lower.system import DynamicsSystem, term_matrix
+from hwbp.lower.system import DynamicsSystem, as_dense, term_matrix
 from hwbp.types import Batch
 
 __all__ = ["Kernel", "STACK_MAX_VALUES"]
@@ -44,8 +44,8 @@ Arrays = list[np.ndarray]
 class _Term:
     src: int  # population index, or -1 for an input
     src_input: np.ndarray | None  # the clamped input array when src == -1
-    weight: np.ndarray | None  # W, (out, in)
-    wt: np.ndarray | None  # Wᵀ, contiguous (in, out)
+    weight: np.ndarray | None  # W, (out, in); a structured term's operator (convolution, sparse)
+    wt: np.ndarray | None  # Wᵀ, contiguous (in, out); the operator's transpose
     bias: np.ndarray | None
     fn: ActivationFn | None  # None for the identity
     alpha: float
@@ -107,14 +107,14 @@ class Kernel:
                 w, b = term_matrix(system.parameters, t)
                 wb = cell = None
                 if real is not None and t.weight is not None:
-                    w, wb, b = real.device_weights((pop.name, k), w, b)
+                    w, wb, b = real.device_weights((pop.name, k), as_dense(w), b)
                     cell = real.cell((pop.name, k))
                 terms.append(
                     _Term(
                         src=index.get(t.source, -1),
                         src_input=None if t.source in index else batch.x[t.source],
                         weight=w,
-                        wt=None if w is None else np.ascontiguousarray(w.T),
+                        wt=None if w is None else (np.ascontiguousarray(w.T) if isinstance(w, np.ndarray) else w.T),
                         bias=b,
                         fn=None if fn.name == "identity" else fn,
                         alpha=activation_parameter(t.activation, t.alpha, t.high),
@@ -150,15 +150,15 @@ class Kernel:
             return False
         a, b = self.terms[i], self.terms[i + 1]
         return (
-            len(b) == 1 and b[0].src == i and b[0].weight is not None and b[0].bias is not None
+            len(b) == 1 and b[0].src == i and isinstance(b[0].weight, np.ndarray) and b[0].bias is not None
             and b[0].gain == 1.0 and b[0].pre is None
             and b[0].weight.shape == a[0].weight.shape and b[0].fn is a[0].fn and b[0].alpha == a[0].alpha
         )
 
     def _chainable(self, i: int) -> bool:
         (t,) = self.terms[i] if len(self.terms[i]) == 1 else (None,)
-        return (t is not None and t.weight is not None and t.bias is not None and t.gain == 1.0 and t.pre is None
-                and t.weight.shape[0] == t.weight.shape[1])
+        return (t is not None and isinstance(t.weight, np.ndarray) and t.bias is not None and t.gain == 1.0
+                and t.pre is None and t.weight.shape[0] == t.weight.shape[1])
 
     def _find_chains(self) -> list[_Chain]:
         chains, i = [], 0

@@ -68,7 +68,9 @@ def _check_arguments(mode: str, depth: int, steps: int | None, duration: float |
 
 def _unit_steps(
     kernel: Kernel, means: list, tensions: list, steps: int, on_manifold: bool, skip: bool, record: Callable
-) -> tuple[list, list]:
+) -> tuple[list, list, set]:
+    """``steps`` unit steps; also returns the populations whose cached gates are stale
+    (sources changed in the last step)."""
     n = len(means)
     everything = set(range(n))
     fwd_stale = set() if on_manifold else set(everything)
@@ -88,7 +90,7 @@ def _unit_steps(
         fwd_stale, bwd_stale = next_fwd, next_bwd
         means, tensions = new_means, new_tensions
         record(step, float(step), means, tensions, last=step == steps)
-    return means, tensions
+    return means, tensions, fwd_stale
 
 
 def simulate(
@@ -146,7 +148,9 @@ def simulate(
     means, tensions, on_manifold = initial_lists(kernel, system, batch, initial, seed)
     label = initial if isinstance(initial, str) else "given"
     settle: dict = {"mode": mode, "initial": label, "depth": L}
+    stale: set | None = None  # populations whose cached gates are not those of the final means
     if mode == "steady":
+        stale = set()
         forward_sweep(kernel, means)
         _backward_sweep(kernel, means, tensions)
         record = Recorder(None)
@@ -154,7 +158,7 @@ def simulate(
     elif mode == "unit-step":
         n_steps = 2 * L if steps is None else int(steps)
         record = Recorder((trace_every or 1) if trace else None)
-        means, tensions = _unit_steps(kernel, means, tensions, n_steps, on_manifold, skip_unchanged, record)
+        means, tensions, stale = _unit_steps(kernel, means, tensions, n_steps, on_manifold, skip_unchanged, record)
         settle["steps"] = n_steps
         t_end = float(n_steps)
     else:
@@ -179,6 +183,6 @@ def simulate(
         settle.update(steps=n_steps, duration_tau=total, dt_tau=h, solver=solver)
         t_end = total
     stats = {"layer_evaluations": kernel.evaluations, "flops": kernel.flops}  # the dynamics, not the readout
-    gates = gate_signals(kernel, means, tensions)
+    gates = gate_signals(kernel, means, tensions, stale)
     state = State(dict(zip(kernel.names, means)), dict(zip(kernel.names, tensions)), t_end, n_steps, gates)
     return SimulationResult(state, record.trace(kernel.names), settle, stats)

@@ -42,7 +42,7 @@ def _presynaptic(term: Term, u: np.ndarray) -> np.ndarray:
 
 def _recomputed_gate(system: DynamicsSystem, term: Term, u: np.ndarray, tension: np.ndarray) -> np.ndarray:
     w, b = term_matrix(system.parameters, term)
-    a = u @ w.T
+    a = np.asarray(u @ w.T)
     if term.gain != 1.0:
         a = a * term.gain
     if b is not None:
@@ -66,7 +66,7 @@ def local_gradients(system: DynamicsSystem, term: Term, e: np.ndarray, u: np.nda
     if lay.offset is not None:
         u = u - lay.offset
     theta = system.parameters[term.weight]
-    out[term.weight] = lay.weight_gradient(g * (e.T @ u) / n, theta.size).reshape(theta.shape)
+    out[term.weight] = (g * lay.weight_gradient(e, u, theta.size) / n).reshape(theta.shape)
     if term.bias is not None:
         bias = system.parameters[term.bias]
         eb = e.sum(axis=0) / n
