@@ -73,6 +73,16 @@ class _Chain:
         return self.first + self.weight.shape[0] - 1
 
 
+def _transposed(w, batch_size: int):
+    """``Wᵀ`` as the forward product reads it: a view (BLAS reads the transposed
+    operand in place, bit for bit the product with a contiguous copy), a contiguous
+    copy only for a batch of one (there numpy takes a matrix-vector path whose result
+    depends on the operand's layout), the operator's transpose for a structured term."""
+    if not isinstance(w, np.ndarray):
+        return w.T
+    return np.ascontiguousarray(w.T) if batch_size == 1 else w.T
+
+
 class Kernel:
     """Drive evaluator for one system and one batch (see module docstring).
 
@@ -114,7 +124,7 @@ class Kernel:
                         src=index.get(t.source, -1),
                         src_input=None if t.source in index else batch.x[t.source],
                         weight=w,
-                        wt=None if w is None else (np.ascontiguousarray(w.T) if isinstance(w, np.ndarray) else w.T),
+                        wt=None if w is None else _transposed(w, batch.size),
                         bias=b,
                         fn=None if fn.name == "identity" else fn,
                         alpha=activation_parameter(t.activation, t.alpha, t.high),
@@ -135,10 +145,10 @@ class Kernel:
         self.gates: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
         #: source-side gates φ'(ū) of the terms that have a source-side nonlinearity
         self.pre_gates: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
-        chains = self._find_chains() if stack_layers else []
-        if stack_layers == "auto":
-            chains = [c for c in chains if batch.size * c.weight.shape[1] <= STACK_MAX_VALUES]
-        self.chains = chains
+        #: populations whose cached gates hold ``e = f'(a) ⊙ T`` (see :meth:`gate_in_place`)
+        self.gated: set[int] = set()
+        limit = STACK_MAX_VALUES // batch.size if stack_layers == "auto" else None
+        self.chains = self._find_chains(limit) if stack_layers else []
         self.chain_of = {i: c for c in self.chains for i in range(c.first, c.last + 1)}
         self.flops = 0
         self.evaluations = 0
@@ -160,14 +170,16 @@ class Kernel:
         return (t is not None and isinstance(t.weight, np.ndarray) and t.bias is not None and t.gain == 1.0
                 and t.pre is None and t.weight.shape[0] == t.weight.shape[1])
 
-    def _find_chains(self) -> list[_Chain]:
+    def _find_chains(self, max_width: int | None) -> list[_Chain]:
+        """Chains of at least two populations; with ``max_width``, only those whose layers
+        have at most that many inputs are stacked (the others are never copied)."""
         chains, i = [], 0
         while i < len(self.terms):
             j = i
             if self._chainable(i):
                 while self._links(j):
                     j += 1
-            if j > i:
+            if j > i and (max_width is None or self.terms[i][0].weight.shape[1] <= max_width):
                 members = [self.terms[m][0] for m in range(i, j + 1)]
                 chains.append(_Chain(
                     first=i,
@@ -195,6 +207,7 @@ class Kernel:
     # ------------------------------------------------------------ forward
     def _forward_one(self, i: int, means: Arrays) -> np.ndarray:
         out = None
+        self.gated.discard(i)
         gates = self.gates[i]
         for k, term in enumerate(self.terms[i]):
             u = term.src_input if term.src < 0 else means[term.src]
@@ -241,6 +254,7 @@ class Kernel:
             g = c.fn.df(a, y, c.alpha)
         for j, m in enumerate(range(lo, hi + 1)):
             self.gates[m][0] = None if g is None else g[j]
+            self.gated.discard(m)
         return list(y)
 
     def forward(self, indices: Iterable[int], means: Arrays, out: Arrays) -> None:
@@ -259,7 +273,7 @@ class Kernel:
         for p, k in self.successors[i]:
             term = self.terms[p][k]
             gate = self.gates[p][k]
-            e = tensions[p] if gate is None else tensions[p] * gate
+            e = tensions[p] if gate is None else gate if p in self.gated else tensions[p] * gate
             if term.weight is not None:
                 c = e @ (term.weight if term.wb is None else term.wb)
                 self.flops += 2 * c.size * term.weight.shape[0]
@@ -275,9 +289,13 @@ class Kernel:
 
     def _backward_chain(self, c: _Chain, lo: int, hi: int, tensions: Arrays) -> Arrays:
         """Members ``lo..hi`` (all before the chain's last): each reads only its successor."""
-        e = np.stack(tensions[lo + 1:hi + 2])
-        if c.fn is not None:
-            e = e * np.stack([self.gates[m][0] for m in range(lo + 1, hi + 2)])
+        members = range(lo + 1, hi + 2)
+        if c.fn is not None and all(m in self.gated for m in members):
+            e = np.stack([self.gates[m][0] for m in members])
+        else:
+            e = np.stack(tensions[lo + 1:hi + 2])
+            if c.fn is not None:
+                e = e * np.stack([self.gates[m][0] for m in members])
         s = slice(lo + 1 - c.first, hi + 2 - c.first)
         out = np.matmul(e, c.weight[s])
         self.flops += 2 * out.size * c.weight.shape[1]
@@ -296,6 +314,18 @@ class Kernel:
                     out[lo] = self._backward_one(lo, means, tensions)
                 continue
             out[lo:hi + 1] = self._backward_chain(c, lo, hi, tensions)
+
+    def gate_in_place(self, i: int, tension: np.ndarray) -> None:
+        """Turn the cached gates ``f'(a)`` of population ``i``'s terms into ``e = f'(a) ⊙ T``
+        (``T`` its settled tension), in place: the sensitivity products and the readout
+        then use these without a second copy (steady mode).  The next forward
+        evaluation of ``i`` caches ``f'(a)`` again."""
+        if i in self.gated:
+            return
+        for gate in self.gates[i]:
+            if gate is not None:
+                np.multiply(gate, tension, out=gate)
+        self.gated.add(i)
 
     def drive(self, means: Arrays, tensions: Arrays) -> tuple[Arrays, Arrays]:
         """The full drive ``D(s)`` of every population (forward, then sensitivity)."""

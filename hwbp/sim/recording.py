@@ -103,5 +103,6 @@ def gate_signals(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndar
             if kernel.system.populations[i].terms[k].weight is None:  # no parameter to read out
                 continue
             gate = kernel.gates[i][k]
-            out[(name, k)] = tensions[i] if gate is None else gate * tensions[i]
+            out[(name, k)] = (tensions[i] if gate is None else gate if i in kernel.gated
+                              else gate * tensions[i])
     return out

@@ -43,6 +43,7 @@ MAX_UNIT_STEPS = 10**6
 def _backward_sweep(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray]) -> None:
     for i in reversed(range(len(tensions))):
         kernel.backward((i,), means, tensions, tensions)
+        kernel.gate_in_place(i, tensions[i])  # settled: e = f'(a) ⊙ T once, read by sources and readout
 
 
 def _check_arguments(mode: str, depth: int, steps: int | None, duration: float | None, dt: float,
@@ -64,6 +65,17 @@ def _check_arguments(mode: str, depth: int, steps: int | None, duration: float |
             raise ConfigError(f"dt must be > 0 and duration >= 0 (units of tau), got dt={dt}, duration={total}")
         if total / dt > MAX_STEPS:
             raise ConfigError(f"duration/dt = {total / dt:.3g} steps exceeds {MAX_STEPS:.0e}; increase dt")
+
+
+def _check_initial(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int) -> None:
+    """Steady mode overwrites the initial state: check it as the other modes would,
+    without building it (a given State is checked by building it)."""
+    from hwbp.backend import initial_state
+
+    if isinstance(initial, State) or initial not in ("zeros", "random", "forward-manifold"):
+        initial_state(system, batch, initial, seed)
+    elif initial == "random" and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 def _unit_steps(
@@ -145,7 +157,12 @@ def simulate(
                                  initial=initial, seed=seed, trace=trace, progress=progress)
     kernel = Kernel(system, batch)
     L = system.depth
-    means, tensions, on_manifold = initial_lists(kernel, system, batch, initial, seed)
+    if mode == "steady":  # the fixed point directly: no initial state to build and overwrite
+        _check_initial(system, batch, initial, seed)
+        means = [None] * len(kernel.names)  # type: ignore[list-item]
+        tensions = [None] * len(kernel.names)  # type: ignore[list-item]
+    else:
+        means, tensions, on_manifold = initial_lists(kernel, system, batch, initial, seed)
     label = initial if isinstance(initial, str) else "given"
     settle: dict = {"mode": mode, "initial": label, "depth": L}
     stale: set | None = None  # populations whose cached gates are not those of the final means
