@@ -170,6 +170,7 @@ class ConvOperator:
         self.transposed = transposed
         out, inn = geometry.shape
         self.shape = (inn, out) if transposed else (out, inn)
+        self._adjoint_conv = _adjoint_as_conv(geometry, w)
 
     @property
     def T(self) -> "ConvOperator":  # noqa: N802 - the matrix transpose
@@ -186,8 +187,9 @@ class ConvOperator:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the operator holds (the kernel, and its transpose)."""
-        return self._w.nbytes + self._wt.nbytes
+        """Bytes the operator holds (the kernel, its transpose and flipped copy)."""
+        extra = 0 if self._adjoint_conv is None else self._adjoint_conv._w.nbytes
+        return self._w.nbytes + self._wt.nbytes + extra
 
     def forward(self, u: np.ndarray) -> np.ndarray:
         """``u @ W.T``: the convolution of flat inputs ``u`` ``(b, in)`` -> ``(b, out)``."""
@@ -203,6 +205,8 @@ class ConvOperator:
 
     def adjoint(self, e: np.ndarray) -> np.ndarray:
         """``e @ W``: the transposed convolution of ``e`` ``(b, out)`` -> ``(b, in)``."""
+        if self._adjoint_conv is not None:  # stride 1: a convolution with the flipped kernel
+            return self._adjoint_conv.forward(e)
         geo = self.geometry
         b = e.shape[0]
         g, p = geo.groups, prod(geo.out_shape[1:])
@@ -225,6 +229,31 @@ class ConvOperator:
         r, c, ix = conv_entries(self.geometry)
         w = sp.csr_array((self.weight.reshape(-1)[ix], (r, c)), shape=self.geometry.shape).toarray()
         return w.T if self.transposed else w
+
+
+def _adjoint_as_conv(geo: ConvGeometry, w: np.ndarray) -> "ConvOperator | None":
+    """The transpose of a stride-1 convolution as a convolution: kernel ``W[o, c, k]``
+    becomes ``W'[c, o, K - 1 - k]`` (per group), padding ``dil (K - 1) - pad`` each side;
+    None where that does not hold (a stride, or padding beyond the dilated kernel)."""
+    d = len(geo.kernel)
+    span = [geo.dilations[i] * (geo.kernel[i] - 1) for i in range(d)]
+    if any(s != 1 for s in geo.strides) or any(geo.pads[i] > span[i] or geo.pads[d + i] > span[i]
+                                               for i in range(d)):
+        return None
+    g = geo.groups
+    og = geo.out_shape[0] // g
+    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * d
+    wt = np.concatenate([np.swapaxes(w[i * og:(i + 1) * og], 0, 1)[flip] for i in range(g)])  # (C_in, O/G, *K)
+    adj = ConvGeometry(in_shape=tuple(geo.out_shape), out_shape=tuple(geo.in_shape), kernel=tuple(geo.kernel),
+                       strides=tuple(geo.strides), dilations=tuple(geo.dilations), groups=g,
+                       pads=tuple(span[i] - geo.pads[i] for i in range(d)) + tuple(span[i] - geo.pads[d + i]
+                                                                                for i in range(d)))
+    op = ConvOperator.__new__(ConvOperator)
+    op.geometry, op.weight, op.transposed, op.shape = adj, wt, True, adj.shape[::-1]
+    op._w = np.ascontiguousarray(wt.reshape(g, wt.shape[0] // g, -1))
+    op._wt = None
+    op._adjoint_conv = None
+    return op
 
 
 def conv_weight_gradient(geo: ConvGeometry, e: np.ndarray, u: np.ndarray) -> np.ndarray:
