@@ -13,12 +13,32 @@ interleaved round by round (medians over rounds), it times:
                 order) with nothing else: the simulator's achieved fraction of numpy
                 matmul throughput                                        — target >= 50%.
 
-Run: ``python benchmarks/bench_core.py [--rounds N] [--depths 8 64]``.
+A second table sets ``steady`` (+ readout) against its outside competitor, torch
+float64 forward + backward (parameter gradients of the same MLP and loss), by CPU time
+with one BLAS / torch thread, at width 256 (depths 8, 32, 64) and width 1024 (depth 8),
+batch 256 — targets <= 1.1x at width 256, <= 1.2x at 1024 — and the peak memory of one
+steady run + readout against one torch step at depth 64 (each in a fresh child
+process, the network and batch already built: the peak of the C heap in use, sampled
+every 0.2 ms during the step, minus its value before; median of three) — target <= 1.5x.
+
+Run: ``python benchmarks/bench_core.py [--rounds N] [--depths 8 64] [--no-torch]``.
+The process sets ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` to 1 unless they are set.
 """
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (the BLAS thread count must be set before numpy is imported)
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import argparse
+import ctypes
+import json
+import subprocess
+import sys
+import threading
 import time
 from statistics import median
 from typing import Callable
@@ -84,11 +104,161 @@ def bench(depth: int, rounds: int) -> dict[str, float]:
     return med
 
 
+#: (width, depth, target ratio) of the steady-vs-torch rows.
+TORCH_ROWS = ((256, 8, 1.1), (256, 32, 1.1), (256, 64, 1.1), (1024, 8, 1.2))
+#: (width, depth) of the memory row, and its target ratio.
+MEMORY_ROW, MEMORY_TARGET = (256, 64), 1.5
+
+
+def _mlp_case(width: int, depth: int):
+    graph = random_mlp([width] * (depth + 1), activation="tanh", seed=0).with_loss("mse")
+    rng = np.random.default_rng(0)
+    batch = Batch.for_model({"x": width}, width, rng.standard_normal((BATCH, width)),
+                            rng.standard_normal((BATCH, width)))
+    return graph, batch
+
+
+def _torch_step(graph, batch):
+    """Torch float64 forward + backward of ``graph`` (Dense and Activation nodes, mse)."""
+    import torch
+
+    from hwbp.ir import Activation, Dense
+
+    torch.set_num_threads(1)
+    params, layers = {}, []
+    for node in graph.nodes:
+        if isinstance(node, Dense):
+            w = torch.tensor(np.array(node.weight), requires_grad=True)
+            b = torch.tensor(np.array(node.bias), requires_grad=True)
+            params[node.weight_name], params[node.bias_name] = w, b
+            layers.append((w, b, node.gain))
+        elif isinstance(node, Activation):
+            assert node.function == "tanh"
+            layers.append(None)
+    x, y = torch.tensor(batch.x["x"]), torch.tensor(batch.y)
+    names, tensors = list(params), list(params.values())
+
+    def step() -> dict:
+        h = x
+        for layer in layers:
+            if layer is None:
+                h = torch.tanh(h)
+            else:
+                w, b, g = layer
+                h = torch.nn.functional.linear(h, w if g == 1.0 else g * w, b)
+        loss = (0.5 * ((h - y) ** 2).sum(dim=1)).mean()
+        return dict(zip(names, torch.autograd.grad(loss, tensors)))
+
+    return step
+
+
+def _steady_step(graph, batch):
+    system = lower(graph)
+    return lambda: read_gradients(system, simulate(system, batch, mode="steady").state, batch)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _heap_in_use() -> Callable[[], int]:
+    """Bytes the C heap has handed out (small blocks + mmapped blocks): numpy's and
+    torch's arrays both live there."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+
+    def in_use() -> int:
+        m = libc.mallinfo2()
+        return int(m.uordblks + m.hblkhd)
+
+    return in_use
+
+
+def _memory_child(case: str, width: int, depth: int) -> None:
+    """Print the peak heap memory one ``case`` step adds (bytes), in this fresh process:
+    a thread samples the heap in use every 0.2 ms while the step runs."""
+    make = _torch_step if case == "torch" else _steady_step
+    make(*_mlp_case(16, 2))()  # load the code paths (libraries, thread pools) on a tiny network first
+    graph, batch = _mlp_case(width, depth)
+    step = make(graph, batch)
+    in_use = _heap_in_use()
+    before = in_use()
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], in_use())
+            time.sleep(0.0002)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        result = step()
+    finally:
+        done.set()
+        thread.join()
+    peak[0] = max(peak[0], in_use())
+    print(json.dumps({"added": peak[0] - before, "n": len(getattr(result, "parameters", result))}))
+
+
+def _memory(case: str, width: int, depth: int, tries: int = 3) -> dict:
+    """The median of ``tries`` fresh-process measurements."""
+    runs = []
+    for _ in range(tries):
+        out = subprocess.run([sys.executable, __file__, "--memory-child", case, str(width), str(depth)],
+                             capture_output=True, text=True, check=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return sorted(runs, key=lambda r: r["added"])[len(runs) // 2]
+
+
+def bench_torch(rounds: int) -> list[tuple[str, bool]]:
+    """Steady + readout against torch float64 forward + backward (CPU time, side by side)."""
+    import torch
+
+    print(f"\nsteady + readout against torch {torch.__version__} float64 forward + backward; batch {BATCH}, tanh "
+          f"MLP, CPU time, 1 thread, medians of {rounds} interleaved rounds\n")
+    head = f"{'width':>5}  {'depth':>5}  {'torch ms':>9}  {'steady ms':>9}  {'steady/torch':>12}  {'target':>6}"
+    print(head)
+    print("-" * len(head))
+    verdicts = []
+    for width, depth, target in TORCH_ROWS:
+        graph, batch = _mlp_case(width, depth)
+        cases = {"torch": _torch_step(graph, batch), "steady": _steady_step(graph, batch)}
+        want, got = cases["torch"](), cases["steady"]()  # warm-up, and the two agree
+        worst = max(float(np.linalg.norm(got.parameters[k] - w.numpy()) / np.linalg.norm(w.numpy()))
+                    for k, w in want.items())
+        times: dict[str, list[float]] = {k: [] for k in cases}
+        for _ in range(rounds):
+            for name, fn in cases.items():
+                t0 = time.process_time()
+                fn()
+                times[name].append(time.process_time() - t0)
+        t, st = median(times["torch"]), median(times["steady"])
+        print(f"{width:>5}  {depth:>5}  {t * 1e3:>9.1f}  {st * 1e3:>9.1f}  {st / t:>11.2f}x  {target:>5.1f}x")
+        verdicts += [(f"width {width} depth {depth}: steady + readout <= {target}x torch forward+backward",
+                      st / t <= target), (f"width {width} depth {depth}: gradients agree with torch (rel "
+                                          f"{worst:.0e} <= 1e-10)", worst <= 1e-10)]
+    width, depth = MEMORY_ROW
+    mt, ms = _memory("torch", width, depth), _memory("steady", width, depth)
+    ratio = ms["added"] / mt["added"]
+    print(f"\npeak heap memory added by one step, width {width} depth {depth} (fresh processes): torch "
+          f"{mt['added'] / 2**20:.0f} MiB, steady + readout {ms['added'] / 2**20:.0f} MiB, {ratio:.2f}x")
+    verdicts.append((f"width {width} depth {depth}: steady peak memory <= {MEMORY_TARGET}x torch's",
+                     ratio <= MEMORY_TARGET))
+    return verdicts
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--memory-child":
+        _memory_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--depths", type=int, nargs="+", default=[8, 64])
     parser.add_argument("--width", type=int, default=WIDTH)
+    parser.add_argument("--no-torch", action="store_true", help="skip the rows against torch")
     args = parser.parse_args()
     globals()["WIDTH"] = args.width
     print(f"batch {BATCH}, width {WIDTH}, tanh MLP; medians of {args.rounds} interleaved rounds\n")
@@ -107,6 +277,8 @@ def main() -> None:
             (f"depth {depth}: manifold unit-step <= 2x oracle", m["manifold"] / o <= 2.0),
             (f"depth {depth}: faithful unit-step >= 50% of matmul throughput", share >= 0.5),
         ]
+    if not args.no_torch:
+        verdicts += bench_torch(args.rounds)
     print()
     for text, ok in verdicts:
         print(f"  {'met ' if ok else 'MISSED'}  {text}")

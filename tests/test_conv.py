@@ -143,7 +143,7 @@ def test_conv_gradient_is_the_sum_over_positions() -> None:
     by_entry = np.zeros(conv.weight.size)
     for m in range(lay.rows.size):  # one use per structural non-zero
         by_entry[lay.index[m]] += outer[lay.rows[m], lay.cols[m]]
-    np.testing.assert_allclose(lay.weight_gradient(outer, conv.weight.size), by_entry, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(lay.weight_gradient(e, u, conv.weight.size), by_entry, rtol=1e-14, atol=1e-14)
     assert lay.rows.size > conv.weight.size  # many uses per kernel entry
     np.testing.assert_array_equal(lay.matrix(conv.weight) != 0, lay.mask())
 

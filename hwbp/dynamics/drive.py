@@ -133,12 +133,16 @@ class Drive(NamedTuple):
     gates: dict[Key, np.ndarray]
 
 
-def _transpose(w: Any) -> Any:
+def _transpose(w: Any, contiguous: bool = True) -> Any:
+    """``Wᵀ``: a CSR matrix for a sparse ``W``, the operator's own transpose for a
+    structured operator, a contiguous copy (``contiguous``) or a view for an array."""
     if w is None:
         return None
     if sp.issparse(w):
         return w.T.tocsr()
-    return np.ascontiguousarray(w.T)
+    if not isinstance(w, np.ndarray):
+        return w.T
+    return np.ascontiguousarray(w.T) if contiguous else w.T
 
 
 def _dense(x: Any) -> np.ndarray:
@@ -146,7 +150,8 @@ def _dense(x: Any) -> np.ndarray:
     return x if isinstance(x, np.ndarray) else np.asarray(x)
 
 
-def term_operands(system: DynamicsSystem, population: str, k: int, *, instance: Any = SYSTEM) -> TermOp:
+def term_operands(system: DynamicsSystem, population: str, k: int, *, instance: Any = SYSTEM,
+                  contiguous: bool = True) -> TermOp:
     """The resolved operands of term ``k`` of ``population``.
 
     Parameters
@@ -159,6 +164,9 @@ def term_operands(system: DynamicsSystem, population: str, k: int, *, instance: 
         A device instance (``device_weights(key, W, b) -> (W_fwd, W_bwd, b)`` and
         ``cell(key) -> tuple or None``) that realizes the term's parameters; default
         ``system.instance``; None: the nominal network.
+    contiguous : bool, optional
+        Hold ``Wᵀ`` of a dense ``W`` as a contiguous copy (default) rather than a view
+        (the same products for batches of more than one sample, without the copy).
 
     Returns
     -------
@@ -176,7 +184,7 @@ def term_operands(system: DynamicsSystem, population: str, k: int, *, instance: 
         w, wb, b = instance.device_weights((population, k), w, b)
         cell = instance.cell((population, k))
     return TermOp(
-        source=term.source, weight=w, weight_t=_transpose(w), weight_back=wb,
+        source=term.source, weight=w, weight_t=_transpose(w, contiguous), weight_back=wb,
         bias=None if w is None else b,
         fn=None if fn.name == "identity" else fn,
         param=activation_parameter(term.activation, term.alpha, term.high),

@@ -19,7 +19,7 @@ import numpy as np
 
 from hwbp.errors import ConfigError
 from hwbp.hardware.dynamics import InstanceDevices, quantize_readout
-from hwbp.lower.system import DynamicsSystem
+from hwbp.lower.system import DynamicsSystem, as_dense
 
 if TYPE_CHECKING:  # the model draws its instances with realize() (hwbp.hardware.model imports this module)
     from hwbp.hardware.model import Hardware
@@ -118,6 +118,7 @@ class DeviceInstance:
         nominal ``w`` (out, in) and ``b``: quantized, then each device's mismatch."""
         d = self.terms[key]
         hw = self.hardware
+        w = as_dense(w)  # one device per entry of a structured term's matrix
         s = _full_scale(w, hw.weights.scale)
         gp, gm, span = _split(w, s, hw)
         wf = s * (gp * d.fwd_plus - gm * d.fwd_minus) / span

@@ -90,6 +90,15 @@ def _dgelu_tanh(a: Array, y: Array, p: float) -> Array:
     return 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * _GELU_C * (1.0 + 0.134145 * (a * a))
 
 
+def _dtanh(a: Array, y: Array, p: float) -> Array:
+    """``1 - y^2``, the square's buffer reused for the result (the same numbers)."""
+    g = y * y
+    if not isinstance(g, np.ndarray):  # a scalar
+        return 1.0 - g
+    np.subtract(1.0, g, out=g)
+    return g
+
+
 def _inside(a: Array, lo: float, hi: float) -> Array:
     return ((a > lo) & (a < hi)).astype(np.float64)
 
@@ -98,7 +107,7 @@ _TABLE = {
     fn.name: fn
     for fn in (
         ActivationFn("identity", lambda a, p: a, lambda a, y, p: np.ones_like(a), "f(a) = a"),
-        ActivationFn("tanh", lambda a, p: np.tanh(a), lambda a, y, p: 1.0 - y * y, "f(a) = tanh(a)"),
+        ActivationFn("tanh", lambda a, p: np.tanh(a), _dtanh, "f(a) = tanh(a)"),
         ActivationFn(
             "sigmoid", lambda a, p: sigmoid(a), lambda a, y, p: sigmoid(a) * sigmoid(-a), "f(a) = 1/(1+exp(-a))"
         ),

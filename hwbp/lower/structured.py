@@ -16,6 +16,7 @@ import itertools
 import numpy as np
 
 from hwbp.ir.nodes import AvgPool, BatchNorm, Conv
+from hwbp.lower.operators import ConvGeometry
 from hwbp.lower.system import Layout
 
 __all__ = ["conv_layout", "avgpool_layout", "batchnorm_layout"]
@@ -41,30 +42,14 @@ def _windows(in_shape: tuple[int, ...], out_spatial: tuple[int, ...], kernel: tu
 
 def conv_layout(node: Conv) -> Layout:
     """The layout of ``node``: entry ``(o, p) <- (c_in, p s + k dil - pad)`` takes kernel
-    entry ``W[o, c, k]`` (``c`` the channel within the group); bias by output channel."""
-    w = node.weight
-    c_out, c_per = int(w.shape[0]), int(w.shape[1])
-    kernel = tuple(int(n) for n in w.shape[2:])
-    out_shape = node.out_shape
-    n_out_sp = int(np.prod(out_shape[1:]))
-    n_in_sp = int(np.prod(node.in_shape[1:]))
-    per_group = c_out // node.groups
-    rows, cols, index = [], [], []
-    for k, op, ip in _windows(node.in_shape, out_shape[1:], kernel, node.strides, node.pads, node.dilations):
-        k_flat = int(np.ravel_multi_index(k, kernel)) if kernel else 0
-        for o in range(c_out):
-            base = (o // per_group) * c_per
-            for c in range(c_per):
-                rows.append(o * n_out_sp + op)
-                cols.append((base + c) * n_in_sp + ip)
-                index.append(np.full(op.shape, (o * c_per + c) * int(np.prod(kernel)) + k_flat))
-    rows_a, cols_a, index_a = (np.concatenate(v) for v in (rows, cols, index))
-    order = np.lexsort((cols_a, rows_a))
-    return Layout(
-        shape=(c_out * n_out_sp, int(np.prod(node.in_shape))),
-        rows=rows_a[order], cols=cols_a[order], index=index_a[order], scale=np.ones(order.size),
-        bias_index=np.repeat(np.arange(c_out), n_out_sp),
-    )
+    entry ``W[o, c, k]`` (``c`` the channel within the group); bias by output channel.
+    It carries the convolution's geometry, so that it is applied as a convolution and
+    its entries (:func:`~hwbp.lower.operators.conv_entries`) are built only on demand."""
+    geo = ConvGeometry(in_shape=tuple(int(n) for n in node.in_shape), out_shape=tuple(int(n) for n in node.out_shape),
+                       kernel=tuple(int(n) for n in node.weight.shape[2:]), strides=tuple(node.strides),
+                       pads=tuple(node.pads), dilations=tuple(node.dilations), groups=int(node.groups))
+    n_out_sp = int(np.prod(node.out_shape[1:]))
+    return Layout(shape=geo.shape, conv=geo, bias_index=np.repeat(np.arange(geo.out_shape[0]), n_out_sp))
 
 
 def avgpool_layout(node: AvgPool) -> Layout:

@@ -28,7 +28,7 @@ from hwbp.errors import ModelError
 from hwbp.ir.nodes import frozen_array
 
 __all__ = [
-    "InputPort", "Layout", "Term", "term_matrix", "Population", "Coupling", "TiedParameter", "LossPort", "DynamicsSystem",
+    "InputPort", "Layout", "Term", "term_matrix", "dense_term_matrix", "as_dense", "Population", "Coupling", "TiedParameter", "LossPort", "DynamicsSystem",
 ]
 
 
@@ -43,7 +43,6 @@ class InputPort:
     size: int
 
 
-@dataclass(frozen=True, eq=False)
 class Layout:
     """A structured (sparse) weight built from one parameter: the term's matrix is
 
@@ -58,6 +57,10 @@ class Layout:
     ``scale[m] * (e uᵀ)[rows[m], cols[m]]`` over the entries ``m`` with ``index[m] = k``.
     A fixed linear map (average pooling) has ``index = -1`` throughout and no parameter.
 
+    A convolution carries its :class:`~hwbp.lower.operators.ConvGeometry` (``conv``)
+    instead of entry arrays: its entries are built only when asked for (emission of a
+    netlist, :meth:`mask`), and :func:`term_matrix` applies it as a convolution.
+
     Attributes
     ----------
     shape : tuple of int
@@ -70,38 +73,82 @@ class Layout:
         int64 ``(out,)``: which bias parameter entry each output takes.
     offset : numpy.ndarray or None
         float64 ``(in,)`` fixed input offset (batch-norm running mean), or None for 0.
+    conv : ConvGeometry or None
+        The convolution this layout is (entries then derived from it on demand).
     """
 
-    shape: tuple[int, int]
-    rows: np.ndarray
-    cols: np.ndarray
-    index: np.ndarray
-    scale: np.ndarray
-    bias_index: np.ndarray | None = None
-    offset: np.ndarray | None = None
+    def __init__(self, shape: tuple[int, int], rows: np.ndarray | None = None, cols: np.ndarray | None = None,
+                 index: np.ndarray | None = None, scale: np.ndarray | None = None,
+                 bias_index: np.ndarray | None = None, offset: np.ndarray | None = None,
+                 conv: Any = None) -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.conv = conv
+        self._entries: tuple[np.ndarray, ...] | None = None
+        if conv is None:
+            if rows is None or cols is None or index is None or scale is None:
+                raise ModelError("a layout needs rows, cols, index and scale, or a convolution geometry")
+            self._entries = self._freeze(rows, cols, index, scale)
+        self.bias_index = None if bias_index is None else _frozen_int(bias_index)
+        self.offset = None if offset is None else frozen_array(offset)
 
-    def __post_init__(self) -> None:
-        for f in ("rows", "cols", "index", "bias_index"):
-            v = getattr(self, f)
-            if v is not None:
-                v = np.array(v, dtype=np.int64)
-                v.setflags(write=False)
-                object.__setattr__(self, f, v)
-        object.__setattr__(self, "scale", frozen_array(self.scale))
-        if self.offset is not None:
-            object.__setattr__(self, "offset", frozen_array(self.offset))
-        object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))
+    @staticmethod
+    def _freeze(rows, cols, index, scale) -> tuple[np.ndarray, ...]:
+        return _frozen_int(rows), _frozen_int(cols), _frozen_int(index), frozen_array(scale)
 
-    def matrix(self, theta: np.ndarray | None) -> np.ndarray:
-        """The dense ``(out, in)`` matrix for the weight parameter ``theta`` (None: fixed map)."""
-        w = np.zeros(self.shape)
-        values = self.scale.copy()
+    def _coo(self) -> tuple[np.ndarray, ...]:
+        if self._entries is None:
+            from hwbp.lower.operators import conv_entries
+
+            r, c, ix = conv_entries(self.conv)
+            self._entries = self._freeze(r, c, ix, np.ones(r.size))
+        return self._entries
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Row of each structural non-zero."""
+        return self._coo()[0]
+
+    @property
+    def cols(self) -> np.ndarray:
+        """Column of each structural non-zero."""
+        return self._coo()[1]
+
+    @property
+    def index(self) -> np.ndarray:
+        """Parameter entry of each structural non-zero (-1: a fixed entry)."""
+        return self._coo()[2]
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Fixed factor of each structural non-zero."""
+        return self._coo()[3]
+
+    @property
+    def nnz(self) -> int:
+        """Number of structural non-zeros (synapses)."""
+        return self.conv.nnz if self._entries is None else int(self._entries[0].size)
+
+    def operator(self, theta: np.ndarray | None) -> Any:
+        """The matrix for the weight parameter ``theta`` (None: fixed map) as an operator
+        with ``u @ W.T``, ``e @ W`` and ``.shape``: a
+        :class:`~hwbp.lower.operators.ConvOperator` for a convolution, otherwise a
+        ``scipy.sparse`` CSR array.  Never a dense matrix."""
+        from hwbp.lower.operators import ConvOperator, sparse_layout_matrix
+
+        if self.conv is not None:
+            return ConvOperator(self.conv, theta)
+        rows, cols, index, scale = self._coo()
+        values = scale.copy()
         if theta is not None:
             flat = np.asarray(theta, dtype=np.float64).reshape(-1)
-            tied = self.index >= 0
-            values[tied] *= flat[self.index[tied]]
-        np.add.at(w, (self.rows, self.cols), values)
-        return w
+            tied = index >= 0
+            values[tied] *= flat[index[tied]]
+        return sparse_layout_matrix(self.shape, rows, cols, values)
+
+    def matrix(self, theta: np.ndarray | None) -> np.ndarray:
+        """The dense ``(out, in)`` matrix for the weight parameter ``theta`` (None: fixed
+        map); for emission and small checks only (:meth:`operator` for computing)."""
+        return self.operator(theta).toarray()
 
     def mask(self) -> np.ndarray:
         """Boolean ``(out, in)``: the structural non-zeros (where a synapse exists)."""
@@ -109,12 +156,28 @@ class Layout:
         m[self.rows, self.cols] = True
         return m
 
-    def weight_gradient(self, outer: np.ndarray, size: int) -> np.ndarray:
-        """Flat gradient of ``theta`` (``size`` entries) from the dense matrix gradient
-        ``outer = dL/dW`` (``(out, in)``): the sum over every use of each entry."""
-        tied = self.index >= 0
-        vals = self.scale[tied] * outer[self.rows[tied], self.cols[tied]]
-        return np.bincount(self.index[tied], weights=vals, minlength=size)
+    def weight_gradient(self, e: np.ndarray, u: np.ndarray, size: int) -> np.ndarray:
+        """Flat gradient of ``theta`` (``size`` entries) of ``sum_b e_b u_bᵀ`` (``e``
+        ``(batch, out)``, ``u`` ``(batch, in)``): the sum over every use of each entry,
+        computed at the structural non-zeros only (a convolution as a convolution)."""
+        if self.conv is not None:
+            from hwbp.lower.operators import conv_weight_gradient
+
+            return conv_weight_gradient(self.conv, e, u)
+        rows, cols, index, scale = self._coo()
+        tied = np.flatnonzero(index >= 0)
+        vals = np.empty(tied.size)
+        step = max(1, (32 * 2**20) // (8 * max(e.shape[0], 1)))  # bound the gathered (batch, chunk) arrays
+        for s in range(0, tied.size, step):
+            m = tied[s:s + step]
+            vals[s:s + step] = scale[m] * np.einsum("bm,bm->m", e[:, rows[m]], u[:, cols[m]])
+        return np.bincount(index[tied], weights=vals, minlength=size)
+
+
+def _frozen_int(v: np.ndarray) -> np.ndarray:
+    a = np.array(v, dtype=np.int64)
+    a.setflags(write=False)
+    return a
 
 
 @dataclass(frozen=True)
@@ -171,12 +234,14 @@ class Term:
         return self.weight is not None or self.layout is not None
 
 
-def term_matrix(parameters: Mapping[str, np.ndarray], term: Term) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The dense ``(W, b)`` a term applies, ``a = g W φ(u) + b`` (``(None, None)`` for a
+def term_matrix(parameters: Mapping[str, np.ndarray], term: Term) -> tuple[Any, np.ndarray | None]:
+    """The ``(W, b)`` a term applies, ``a = g W φ(u) + b`` (``(None, None)`` for a
     pass-through term); the fixed gain ``g`` and the source-side ``φ`` are the term's own
     fields and are not folded in.
 
-    With a :class:`Layout`, ``W`` is built from the weight parameter and the input
+    With a :class:`Layout`, ``W`` is an operator built from the weight parameter
+    (:meth:`Layout.operator`: a convolution or a ``scipy.sparse`` CSR array; use only
+    ``u @ W.T``, ``e @ W`` and ``W.shape``, or :func:`dense_term_matrix`) and the input
     offset is folded into the bias, ``b = beta[bias_index] - W offset``.
     """
     if term.layout is None:
@@ -184,14 +249,26 @@ def term_matrix(parameters: Mapping[str, np.ndarray], term: Term) -> tuple[np.nd
         b = None if term.bias is None else parameters[term.bias]
         return w, b
     lay = term.layout
-    w = lay.matrix(None if term.weight is None else parameters[term.weight])
+    w = lay.operator(None if term.weight is None else parameters[term.weight])
     b = None
     if term.bias is not None:
         flat = np.asarray(parameters[term.bias], dtype=np.float64).reshape(-1)
         b = flat[lay.bias_index] if lay.bias_index is not None else flat.copy()
     if lay.offset is not None:
-        b = (np.zeros(lay.shape[0]) if b is None else b) - w @ lay.offset
+        b = (np.zeros(lay.shape[0]) if b is None else b) - np.asarray(lay.offset[None, :] @ w.T).reshape(-1)
     return w, b
+
+
+def dense_term_matrix(parameters: Mapping[str, np.ndarray], term: Term) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """:func:`term_matrix` with ``W`` as a dense ``(out, in)`` array (for emitters that
+    write one element per entry, and device instances drawn per entry)."""
+    w, b = term_matrix(parameters, term)
+    return as_dense(w), b
+
+
+def as_dense(w: Any) -> np.ndarray | None:
+    """``w`` as a dense array (an operator's or sparse matrix's ``toarray()``)."""
+    return w.toarray() if w is not None and hasattr(w, "toarray") else w
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,13 @@ def conv_forward(node: Conv, x: np.ndarray) -> np.ndarray:
     xp = _pad(x, node.pads)
     c_in_g, c_out_g = w.shape[1], w.shape[0] // g
     y = np.zeros((x.shape[0], w.shape[0]) + tuple(out_sp))
+    n = x.shape[0]
     for k in itertools.product(*[range(n) for n in w.shape[2:]]):
         patch = xp[(slice(None), slice(None)) + _tap(k, out_sp, node.strides, node.dilations)]
         for gi in range(g):
-            xs = patch[:, gi * c_in_g:(gi + 1) * c_in_g]
-            ws = w[(slice(gi * c_out_g, (gi + 1) * c_out_g), slice(None)) + k]
-            y[:, gi * c_out_g:(gi + 1) * c_out_g] += np.einsum("bc...,oc->bo...", xs, ws)
+            xs = patch[:, gi * c_in_g:(gi + 1) * c_in_g].reshape(n, c_in_g, -1)  # (batch, c, positions)
+            ws = np.ascontiguousarray(w[(slice(gi * c_out_g, (gi + 1) * c_out_g), slice(None)) + k])  # (o, c)
+            y[:, gi * c_out_g:(gi + 1) * c_out_g] += np.matmul(ws, xs).reshape((n, c_out_g) + tuple(out_sp))
     return y + node.bias.reshape((1, -1) + (1,) * len(out_sp)) if node.has_bias else y
 
 
@@ -52,16 +53,17 @@ def conv_vjp(node: Conv, x: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.
     gxp = np.zeros_like(xp)
     gw = np.zeros_like(w)
     c_in_g, c_out_g = w.shape[1], w.shape[0] // g
+    n = gy.shape[0]
     for k in itertools.product(*[range(n) for n in w.shape[2:]]):
         sl = (slice(None), slice(None)) + _tap(k, out_sp, node.strides, node.dilations)
         patch = xp[sl]
         for gi in range(g):
             oc, ic = slice(gi * c_out_g, (gi + 1) * c_out_g), slice(gi * c_in_g, (gi + 1) * c_in_g)
-            n = gy.shape[0]
-            gw[(oc, slice(None)) + k] += np.einsum("bos,bcs->oc", gy[:, oc].reshape(n, c_out_g, -1),
-                                                   patch[:, ic].reshape(n, c_in_g, -1))
+            gyo = gy[:, oc].reshape(n, c_out_g, -1)  # (batch, o, positions)
+            xs = patch[:, ic].reshape(n, c_in_g, -1)
+            gw[(oc, slice(None)) + k] += np.matmul(gyo, xs.transpose(0, 2, 1)).sum(axis=0)
             view = gxp[sl]
-            view[:, ic] += np.einsum("bo...,oc->bc...", gy[:, oc], w[(oc, slice(None)) + k])
+            view[:, ic] += np.matmul(np.ascontiguousarray(w[(oc, slice(None)) + k].T), gyo).reshape((n, c_in_g) + tuple(out_sp))
             gxp[sl] = view
     d = len(out_sp)
     crop = (slice(None), slice(None)) + tuple(slice(node.pads[i], node.pads[i] + x.shape[2 + i]) for i in range(d))

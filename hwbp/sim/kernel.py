@@ -29,8 +29,6 @@ from typing import Iterable
 
 import numpy as np
 
-import scipy.sparse as sp
-
 from hwbp.dynamics.drive import TermOp, loss_drive, term_backward, term_forward, term_operands
 from hwbp.ir.activations import ActivationFn
 from hwbp.ir.losses import get_loss
@@ -92,8 +90,12 @@ class Kernel:
         if system.instance is not None:
             stack_layers = False  # per-use device values: one term at a time
         for pop in system.populations:
+            # Wᵀ as a view (BLAS reads the transposed operand in place, bit for bit the product
+            # with a contiguous copy), a contiguous copy only for a batch of one (there numpy
+            # takes a matrix-vector path whose result depends on the operand's layout)
             terms = [_Term(src=index.get(t.source, -1), src_input=None if t.source in index else batch.x[t.source],
-                           op=term_operands(system, pop.name, k)) for k, t in enumerate(pop.terms)]
+                           op=term_operands(system, pop.name, k, contiguous=batch.size == 1))
+                     for k, t in enumerate(pop.terms)]
             self.terms.append(terms)
         #: successors[i]: (population index p, term index k) reading population i.
         self.successors = [[(index[p], k) for p, k in system.successors[n]] for n in self.names]
@@ -104,10 +106,10 @@ class Kernel:
         self.gates: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
         #: source-side gates φ'(ū) of the terms that have a source-side nonlinearity
         self.pre_gates: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
-        chains = self._find_chains() if stack_layers else []
-        if stack_layers == "auto":
-            chains = [c for c in chains if batch.size * c.weight.shape[1] <= STACK_MAX_VALUES]
-        self.chains = chains
+        #: populations whose cached gates hold ``e = f'(a) ⊙ T`` (see :meth:`gate_in_place`)
+        self.gated: set[int] = set()
+        limit = STACK_MAX_VALUES // batch.size if stack_layers == "auto" else None
+        self.chains = self._find_chains(limit) if stack_layers else []
         self.chain_of = {i: c for c in self.chains for i in range(c.first, c.last + 1)}
         self.flops = 0
         self.evaluations = 0
@@ -126,7 +128,7 @@ class Kernel:
     @staticmethod
     def _dense(t: TermOp) -> bool:
         """Whether a term can join a stacked chain: dense ``f(W u + b)``, no gain, no φ, no cell."""
-        return (t.weight is not None and not sp.issparse(t.weight) and t.bias is not None and t.gain == 1.0
+        return (isinstance(t.weight, np.ndarray) and t.bias is not None and t.gain == 1.0
                 and t.phi is None and t.cell is None and t.weight_back is None)
 
     def _chainable(self, i: int) -> bool:
@@ -135,14 +137,16 @@ class Kernel:
         t = self.terms[i][0].op
         return self._dense(t) and t.weight.shape[0] == t.weight.shape[1]
 
-    def _find_chains(self) -> list[_Chain]:
+    def _find_chains(self, max_width: int | None) -> list[_Chain]:
+        """Chains of at least two populations; with ``max_width``, only those whose layers
+        have at most that many inputs are stacked (the others are never copied)."""
         chains, i = [], 0
         while i < len(self.terms):
             j = i
             if self._chainable(i):
                 while self._links(j):
                     j += 1
-            if j > i:
+            if j > i and (max_width is None or self.terms[i][0].op.weight.shape[1] <= max_width):
                 members = [self.terms[m][0].op for m in range(i, j + 1)]
                 chains.append(_Chain(
                     first=i,
@@ -170,6 +174,7 @@ class Kernel:
     # ------------------------------------------------------------ forward
     def _forward_one(self, i: int, means: Arrays) -> np.ndarray:
         out = None
+        self.gated.discard(i)
         gates = self.gates[i]
         for k, term in enumerate(self.terms[i]):
             op = term.op
@@ -199,6 +204,7 @@ class Kernel:
             g = c.fn.df(a, y, c.alpha)
         for j, m in enumerate(range(lo, hi + 1)):
             self.gates[m][0] = None if g is None else g[j]
+            self.gated.discard(m)
         return list(y)
 
     def forward(self, indices: Iterable[int], means: Arrays, out: Arrays) -> None:
@@ -217,7 +223,7 @@ class Kernel:
         for p, k in self.successors[i]:
             op = self.terms[p][k].op
             gate = self.gates[p][k]
-            e = tensions[p] if gate is None else tensions[p] * gate
+            e = tensions[p] if gate is None else gate if p in self.gated else tensions[p] * gate
             c = term_backward(op, e, self.pre_gates[p][k] if op.phi is not None else None)
             if op.weight is not None:
                 self.flops += 2 * c.size * op.weight.shape[0]
@@ -227,9 +233,13 @@ class Kernel:
 
     def _backward_chain(self, c: _Chain, lo: int, hi: int, tensions: Arrays) -> Arrays:
         """Members ``lo..hi`` (all before the chain's last): each reads only its successor."""
-        e = np.stack(tensions[lo + 1:hi + 2])
-        if c.fn is not None:
-            e = e * np.stack([self.gates[m][0] for m in range(lo + 1, hi + 2)])
+        members = range(lo + 1, hi + 2)
+        if c.fn is not None and all(m in self.gated for m in members):
+            e = np.stack([self.gates[m][0] for m in members])
+        else:
+            e = np.stack(tensions[lo + 1:hi + 2])
+            if c.fn is not None:
+                e = e * np.stack([self.gates[m][0] for m in members])
         s = slice(lo + 1 - c.first, hi + 2 - c.first)
         out = np.matmul(e, c.weight[s])
         self.flops += 2 * out.size * c.weight.shape[1]
@@ -248,6 +258,18 @@ class Kernel:
                     out[lo] = self._backward_one(lo, means, tensions)
                 continue
             out[lo:hi + 1] = self._backward_chain(c, lo, hi, tensions)
+
+    def gate_in_place(self, i: int, tension: np.ndarray) -> None:
+        """Turn the cached gates ``f'(a)`` of population ``i``'s terms into ``e = f'(a) ⊙ T``
+        (``T`` its settled tension), in place: the sensitivity products and the readout
+        then use these without a second copy (steady mode).  The next forward
+        evaluation of ``i`` caches ``f'(a)`` again."""
+        if i in self.gated:
+            return
+        for gate in self.gates[i]:
+            if gate is not None:
+                np.multiply(gate, tension, out=gate)
+        self.gated.add(i)
 
     def drive(self, means: Arrays, tensions: Arrays) -> tuple[Arrays, Arrays]:
         """The full drive ``D(s)`` of every population (forward, then sensitivity)."""

@@ -5,7 +5,7 @@ duration of the continuous mode and the gate signals read from a state.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -88,16 +88,26 @@ def duration_steps(duration: float, dt: float) -> tuple[int, float]:
     return n, (duration / n if n else dt)
 
 
-def gate_signals(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray]) -> dict[tuple[str, int], np.ndarray]:
+def gate_signals(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray],
+                 stale: Iterable[int] | None = None) -> dict[tuple[str, int], np.ndarray]:
     """The gated sensitivity ``e = f'(a) ⊙ T`` of every weighted term at the state
-    ``(means, tensions)``, as the kernel computes it (``a`` from these means)."""
-    scratch: list[np.ndarray] = list(means)
-    kernel.forward(range(len(means)), means, scratch)
+    ``(means, tensions)``, as the kernel computes it (``a`` from these means).
+
+    ``stale``: the populations whose cached gates may not belong to ``means`` (their
+    sources changed since their last forward evaluation); only those are evaluated
+    again, the others' gates are the kernel's own from that evaluation, bit for bit
+    what a new evaluation gives.  None: every population (the default).
+    """
+    todo = range(len(means)) if stale is None else sorted(stale)
+    if todo:
+        scratch: list[np.ndarray] = list(means)
+        kernel.forward(todo, means, scratch)
     out: dict[tuple[str, int], np.ndarray] = {}
     for i, (name, terms) in enumerate(zip(kernel.names, kernel.terms)):
         for k, term in enumerate(terms):
             if kernel.system.populations[i].terms[k].weight is None:  # no parameter to read out
                 continue
             gate = kernel.gates[i][k]
-            out[(name, k)] = tensions[i] if gate is None else gate * tensions[i]
+            out[(name, k)] = (tensions[i] if gate is None else gate if i in kernel.gated
+                              else gate * tensions[i])
     return out

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from hwbp.initial import INITIAL_STATES
+from hwbp.initial import INITIAL_STATES, initial_state
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.events import EventMessaging, check_event_options
@@ -54,6 +54,7 @@ MAX_STEADY_STEPS = 100_000
 def _backward_sweep(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndarray]) -> None:
     for i in reversed(range(len(tensions))):
         kernel.backward((i,), means, tensions, tensions)
+        kernel.gate_in_place(i, tensions[i])  # settled: e = f'(a) ⊙ T once, read by sources and readout
 
 
 def _check_arguments(mode: str, depth: int, steps: int | None, duration: float | None, dt: float,
@@ -77,9 +78,20 @@ def _check_arguments(mode: str, depth: int, steps: int | None, duration: float |
             raise ConfigError(f"duration/dt = {total / dt:.3g} steps exceeds {MAX_STEPS:.0e}; increase dt")
 
 
+def _check_initial(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int) -> None:
+    """Steady mode overwrites the initial state: check it as the other modes would,
+    without building it (a given State is checked by building it)."""
+    if isinstance(initial, State) or initial not in INITIAL_STATES:
+        initial_state(system, batch, initial, seed)
+    elif initial == "random" and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+
+
 def _unit_steps(
     kernel: Kernel, means: list, tensions: list, steps: int, on_manifold: bool, skip: bool, record: Callable
-) -> tuple[list, list]:
+) -> tuple[list, list, set]:
+    """``steps`` unit steps; also returns the populations whose cached gates are stale
+    (sources changed in the last step)."""
     n = len(means)
     everything = set(range(n))
     fwd_stale = set() if on_manifold else set(everything)
@@ -99,7 +111,7 @@ def _unit_steps(
         fwd_stale, bwd_stale = next_fwd, next_bwd
         means, tensions = new_means, new_tensions
         record(step, float(step), means, tensions, last=step == steps)
-    return means, tensions
+    return means, tensions, fwd_stale
 
 
 class _KernelMessaging:
@@ -195,7 +207,12 @@ def simulate(
         devices.check(mode, trace)
     L = system.depth
     n = len(kernel.names)
-    means, tensions, on_manifold = initial_lists(kernel, system, batch, initial, seed)
+    if mode == "steady" and devices is None:  # the fixed point directly: no initial state to build and overwrite
+        _check_initial(system, batch, initial, seed)
+        means = [None] * n  # type: ignore[list-item]
+        tensions = [None] * n  # type: ignore[list-item]
+    else:
+        means, tensions, on_manifold = initial_lists(kernel, system, batch, initial, seed)
     label = initial if isinstance(initial, str) else "given"
     settle: dict = {"mode": "events" if event_threshold is not None else mode, "initial": label, "depth": L}
     if devices is not None:
@@ -203,12 +220,14 @@ def simulate(
         s = devices.clip(means + tensions)
         means, tensions = s[:n], s[n:]
     messaging: Any = None
+    stale: set | None = None  # populations whose cached gates are not those of the final means
     if mode == "steady":
         record = Recorder(None)
         if devices is None:
             forward_sweep(kernel, means)
             _backward_sweep(kernel, means, tensions)
             n_steps = 0
+            stale = set()
         else:
             means, tensions, n_steps = _settle_instance(kernel, devices, means, tensions, L)
             settle["steps"] = n_steps
@@ -217,7 +236,8 @@ def simulate(
         n_steps = 2 * L if steps is None else int(steps)
         record = Recorder((trace_every or 1) if trace else None)
         if devices is None:
-            means, tensions = _unit_steps(kernel, means, tensions, n_steps, on_manifold, skip_unchanged, record)
+            means, tensions, stale = _unit_steps(kernel, means, tensions, n_steps, on_manifold, skip_unchanged,
+                                                 record)
         else:
             s = means + tensions
             record(0, 0.0, s[:n], s[n:])
@@ -269,7 +289,7 @@ def simulate(
         "layer_evaluations": kernel.evaluations, "flops": kernel.flops}  # the dynamics, not the readout
     gates = None if messaging is None else messaging.gates(tensions)
     if gates is None:
-        gates = gate_signals(kernel, means, tensions)
+        gates = gate_signals(kernel, means, tensions, stale)
     if devices is not None:
         # the ADC reads the tension nodes and the gate nodes (computed in analog from the raw tension)
         gates = {k: devices.readout(v) for k, v in gates.items()}

@@ -41,6 +41,12 @@ def _presynaptic(term: Term, u: np.ndarray) -> np.ndarray:
     return get_activation(term.source_activation).f(u, term.source_alpha)
 
 
+def _per_beta(x: np.ndarray, beta: float) -> np.ndarray:
+    """``x / beta`` as float64; ``x`` itself when ``beta`` is 1 (the same numbers, no copy)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x if beta == 1.0 else x / beta
+
+
 def _recomputed_gate(system: DynamicsSystem, population: str, k: int, u: np.ndarray,
                      tension: np.ndarray) -> np.ndarray:
     """``f'(a) ⊙ T`` of term ``k`` of ``population`` on the source value ``u`` (the
@@ -56,14 +62,18 @@ def local_gradients(system: DynamicsSystem, term: Term, e: np.ndarray, u: np.nda
     out: dict[str, np.ndarray] = {}
     g = term.gain
     if lay is None:
-        out[term.weight] = (e.T @ u if g == 1.0 else g * (e.T @ u)) / n
+        w = e.T @ u
+        if g != 1.0:
+            w *= g
+        w /= n  # in place: the same numbers as (g * (e.T @ u)) / n, without the temporaries
+        out[term.weight] = w
         if term.bias is not None:
             out[term.bias] = e.sum(axis=0) / n
         return out
     if lay.offset is not None:
         u = u - lay.offset
     theta = system.parameters[term.weight]
-    out[term.weight] = lay.weight_gradient(g * (e.T @ u) / n, theta.size).reshape(theta.shape)
+    out[term.weight] = (g * lay.weight_gradient(e, u, theta.size) / n).reshape(theta.shape)
     if term.bias is not None:
         bias = system.parameters[term.bias]
         eb = e.sum(axis=0) / n
@@ -99,7 +109,7 @@ def read_gradients(system: DynamicsSystem, state: State, batch: Batch) -> Gradie
     """
     beta = system.beta
     n = batch.size
-    sens = {p.name: np.asarray(state.tension[p.name]) / beta for p in system.populations}
+    sens = {p.name: _per_beta(state.tension[p.name], beta) for p in system.populations}
     params: dict[str, np.ndarray] = {}
     for pop in system.populations:
         for k, term in enumerate(pop.terms):
@@ -110,7 +120,7 @@ def read_gradients(system: DynamicsSystem, state: State, batch: Batch) -> Gradie
             gate = state.gates.get((pop.name, k))
             if gate is None:
                 gate = _recomputed_gate(system, pop.name, k, source, np.asarray(state.tension[pop.name]))
-            e = np.asarray(gate, dtype=np.float64) / beta
+            e = _per_beta(gate, beta)
             for pname, g in local_gradients(system, term, e, u, n).items():
                 params[pname] = params[pname] + g if pname in params else g
     out = np.asarray(state.mean[system.loss.population])

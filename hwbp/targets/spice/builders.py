@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from hwbp.lower.system import DynamicsSystem, term_matrix
+from hwbp.lower.system import DynamicsSystem, dense_term_matrix
 from hwbp.targets.spice.model import REALIZATIONS, Element, Section, SpiceOptions, SynapseArray
 from hwbp.targets.spice.names import comment_text
 from hwbp.targets.spice.writer import spice_number
@@ -182,7 +182,7 @@ def synapse_items(ctx: BuildContext, population: str, k: int) -> tuple[list[Elem
     A term with a matrix (a weight, or a structured layout such as a convolution or a
     fixed pooling map) gets pre-activation nodes ``<tag>_a<k>_<j>`` (R to ground, bias
     current ``b/R``) fed by one synapse per structural entry of the dense matrix of
-    :func:`~hwbp.lower.system.term_matrix` (``hwbp_synapse`` from a population,
+    :func:`~hwbp.lower.system.dense_term_matrix` (``hwbp_synapse`` from a population,
     carrying the gate back; ``hwbp_synapse_fwd`` from an input): the shipped cells are
     written inline as G elements (``SynapseArray.flat``), a user's cell is instantiated.
     Every use of a tied parameter takes its conductance from the one value; the fixed
@@ -212,7 +212,7 @@ def synapse_items(ctx: BuildContext, population: str, k: int) -> tuple[list[Elem
         ctx.gates[(population, k)] = tuple(gate)
     a = [f"{t}_a{k}_{j}" for j in range(n)]
     items += [Element(f"Ra_{t}_{k}_{j}", (a[j], "0"), spice_number(r)) for j in range(n)]
-    w, b = term_matrix(system.parameters, term)
+    w, b = dense_term_matrix(system.parameters, term)  # one synapse element per entry
     wb = None
     if system.instance is not None and term.weight is not None:  # a device instance
         w, wb, b = system.instance.device_weights((population, k), w, b)
