@@ -180,12 +180,16 @@ def test_term_pieces_take_a_sparse_matrix():
     import scipy.sparse as sp
     from dataclasses import replace
 
+    from hwbp.lower.system import as_dense
+
     system = lower(GRAPHS["batchnorm"])
     rng = np.random.default_rng(0)
     for op in operands(system).values():
         if op.weight is None:
             continue
-        w = sp.csr_matrix(op.weight)
+        dense_w = as_dense(op.weight)
+        op = replace(op, weight=dense_w, weight_t=np.ascontiguousarray(dense_w.T))
+        w = sp.csr_matrix(dense_w)
         sparse = replace(op, weight=w, weight_t=w.T.tocsr())
         u = rng.standard_normal((3, op.weight.shape[1]))
         e = rng.standard_normal((3, op.weight.shape[0]))

@@ -53,8 +53,8 @@ def _batch(graph: Graph, n: int) -> Batch:
 def _plain_kernel(system, batch) -> Kernel:
     """A kernel whose dense terms read contiguous copies of ``Wᵀ`` (the former layout)."""
     k = Kernel(system, batch)
-    k.terms = [[replace(t, wt=np.ascontiguousarray(t.weight.T)) if isinstance(t.weight, np.ndarray) else t
-                for t in terms] for terms in k.terms]
+    k.terms = [[replace(t, op=replace(t.op, weight_t=np.ascontiguousarray(t.op.weight.T)))
+                 if isinstance(t.op.weight, np.ndarray) else t for t in terms] for terms in k.terms]
     return k
 
 

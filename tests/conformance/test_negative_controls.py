@@ -9,6 +9,7 @@ the report are those of the given system, as a real backend's would be).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from unittest import mock
 
@@ -81,7 +82,9 @@ class IgnoredLayoutOffset(_Altered):
         def drop(t):
             if t.layout is None or t.layout.offset is None:
                 return t
-            return dataclasses.replace(t, layout=dataclasses.replace(t.layout, offset=None))
+            layout = copy.copy(t.layout)
+            layout.offset = None
+            return dataclasses.replace(t, layout=layout)
         return _with_terms(system, drop)
 
 
