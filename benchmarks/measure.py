@@ -105,6 +105,8 @@ def measure(fn: Callable[[], Any], repeat: int = 1, *, per: float = 1.0) -> Samp
 def _fmt_time(s: float) -> str:
     if s != s:
         return "—"
+    if s < 0:  # a difference of two noisy times
+        return "−" + _fmt_time(-s)
     if s >= 10:
         return f"{s:.1f} s"
     if s >= 1:
