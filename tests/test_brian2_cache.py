@@ -33,7 +33,7 @@ def _verify(env: dict) -> None:
     """One ``hwbp verify --codegen cython`` in a new process (checked ok)."""
     out = subprocess.run([sys.executable, "-m", "hwbp", "verify", str(ROOT / "examples" / "mlp_digits.onnx"),
                           "--loss", "ce", "--backend", "brian2", "--codegen", "cython", "--random-batch", "1",
-                          "--dt", "0.1"], env=env, capture_output=True, text=True, timeout=1200)
+                          "--dt", "0.1"], env=env, capture_output=True, text=True, timeout=3600)
     assert out.returncode == 0, out.stderr[-2000:]
 
 
