@@ -54,10 +54,7 @@ test-fast: $(STAMP) ngspice cxx
 	@$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP) ngspice cxx
-	@$(BIN)/python benchmarks/bench_core.py
-	@$(BIN)/python benchmarks/bench_spice.py
-	@$(BIN)/python benchmarks/bench_sweep.py
-	@$(BIN)/python benchmarks/bench_brian2.py
+	@$(BIN)/python benchmarks/run_all.py --out benchmarks/results.md
 
 # the documentation site (docs/, mkdocs.yml) into site/, strict: any warning fails
 docs: $(STAMP)

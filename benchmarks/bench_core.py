@@ -13,6 +13,10 @@ interleaved round by round (medians over rounds), it times:
                 order) with nothing else: the simulator's achieved fraction of numpy
                 matmul throughput                                        — target >= 50%.
 
+Each row prints wall and CPU time (medians), the load average and the ratio to its
+competitor (``oracle``; ``matmul`` against ``faithful``): CPU-time ratios are the ones
+to quote on a shared machine (``benchmarks/measure.py``).
+
 A second table sets ``steady`` (+ readout) against its outside competitor, torch
 float64 forward + backward (parameter gradients of the same MLP and loss), by CPU time
 with one BLAS / torch thread, at width 256 (depths 8, 32, 64) and width 1024 (depth 8),
@@ -40,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from statistics import median
 from typing import Callable
 
@@ -52,17 +57,14 @@ from hwbp.sim import simulate
 from hwbp.types import Batch
 from hwbp.verify import read_gradients
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import Sample, Table, measure, thread_note  # noqa: E402
+
 BATCH = 256
 WIDTH = 256
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def bench(depth: int, rounds: int) -> dict[str, float]:
+def bench(depth: int, rounds: int) -> dict:
     graph = random_mlp([WIDTH] * (depth + 1), activation="tanh", seed=0).with_loss("mse")
     rng = np.random.default_rng(0)
     batch = Batch.for_model({"x": WIDTH}, WIDTH, rng.standard_normal((BATCH, WIDTH)),
@@ -92,15 +94,16 @@ def bench(depth: int, rounds: int) -> dict[str, float]:
 
     cases = {"oracle": lambda: exact_gradients(graph, batch), "steady": steady, "manifold": manifold,
              "faithful": faithful, "matmul": matmul}
-    times: dict[str, list[float]] = {k: [] for k in cases}
+    samples: dict[str, list[Sample]] = {k: [] for k in cases}
     for name, fn in cases.items():  # warm-up
         fn()
     for _ in range(rounds):
         for name, fn in cases.items():
-            times[name].append(_timed(fn))
-    med = {k: median(v) for k, v in times.items()}
-    med["faithful_gflops"] = flops["faithful"] / med["faithful"] / 1e9
-    med["matmul_gflops"] = flops["faithful"] / med["matmul"] / 1e9
+            samples[name].append(measure(fn))
+    med: dict = {k: Sample(median(s.wall_s for s in v), median(s.cpu_s for s in v), v[-1].load, len(v))
+                 for k, v in samples.items()}
+    med["faithful_gflops"] = flops["faithful"] / med["faithful"].wall_s / 1e9
+    med["matmul_gflops"] = flops["faithful"] / med["matmul"].wall_s / 1e9
     return med
 
 
@@ -261,21 +264,24 @@ def main() -> None:
     parser.add_argument("--no-torch", action="store_true", help="skip the rows against torch")
     args = parser.parse_args()
     globals()["WIDTH"] = args.width
-    print(f"batch {BATCH}, width {WIDTH}, tanh MLP; medians of {args.rounds} interleaved rounds\n")
-    head = f"{'depth':>5}  {'oracle ms':>9}  {'steady':>13}  {'manifold':>13}  {'faithful':>13}  {'matmul share':>17}"
-    print(head)
-    print("-" * len(head))
+    print(f"batch {BATCH}, width {WIDTH}, tanh MLP; medians of {args.rounds} interleaved rounds; {thread_note()}\n")
     verdicts = []
     for depth in args.depths:
         m = bench(depth, args.rounds)
-        o = m["oracle"]
-        share = m["matmul"] / m["faithful"]
-        print(f"{depth:>5}  {o * 1e3:>9.1f}  {m['steady'] / o:>12.2f}x  {m['manifold'] / o:>12.2f}x  "
-              f"{m['faithful'] / o:>12.1f}x  {share:>6.0%} ({m['faithful_gflops']:.0f}/{m['matmul_gflops']:.0f} GF/s)")
+        table = Table(f"depth {depth}: one gradient (batch {BATCH}, width {WIDTH})", unit="gradient",
+                      extra=("target",))
+        table.add("oracle", m["oracle"], None, "")
+        table.add("steady", m["steady"], "oracle", "<= 1.5x")
+        table.add("manifold", m["manifold"], "oracle", "<= 2x")
+        table.add("faithful", m["faithful"], "oracle", "")
+        table.add("matmul", m["matmul"], "faithful", ">= 50% of faithful's throughput")
+        table.print()
+        share = m["matmul"].cpu_s / m["faithful"].cpu_s
+        print(f"faithful: {m['faithful_gflops']:.0f} GF/s, matmul alone {m['matmul_gflops']:.0f} GF/s (wall)\n")
         verdicts += [
-            (f"depth {depth}: steady <= 1.5x oracle", m["steady"] / o <= 1.5),
-            (f"depth {depth}: manifold unit-step <= 2x oracle", m["manifold"] / o <= 2.0),
-            (f"depth {depth}: faithful unit-step >= 50% of matmul throughput", share >= 0.5),
+            (f"depth {depth}: steady <= 1.5x oracle (CPU)", table.ratio("steady") <= 1.5),
+            (f"depth {depth}: manifold unit-step <= 2x oracle (CPU)", table.ratio("manifold") <= 2.0),
+            (f"depth {depth}: faithful unit-step >= 50% of matmul throughput (CPU)", share >= 0.5),
         ]
     if not args.no_torch:
         verdicts += bench_torch(args.rounds)

@@ -4,19 +4,22 @@ PC-ALM (T = 2L), for batch 64, width 32, 784 inputs.
 
     python benchmarks/bench_depth.py [--depths 8 32 128] [--repeat 3]
 
-Prints the median wall time per gradient and its ratio to backprop.
+Prints, per depth, a Markdown table: median wall and CPU time per gradient, the load
+average and the ratio to backprop (``benchmarks/measure.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import Table, measure, thread_note  # noqa: E402
 
 from hwbp.baselines import pc_alm_relax, pc_gradients, pc_relax  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
@@ -27,22 +30,13 @@ from hwbp.types import Batch  # noqa: E402
 from hwbp.verify.readout import read_gradients  # noqa: E402
 
 
-def _median(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--depths", nargs="+", type=int, default=[8, 32, 128])
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
-    print(f"{'L':>4s} {'method':>14s} {'s/gradient':>11s} {'x backprop':>11s}")
+    print(f"depth-study model, batch 64, width 32, 784 inputs; {thread_note()}\n")
     for L in args.depths:
         g = depth_resmlp(784, 32, 10, L, activation="relu", seed=0).with_loss("mse")
         b = Batch({"x": rng.random((64, 784))}, np.eye(10)[rng.integers(0, 10, 64)])
@@ -54,11 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             "pc": lambda: pc_gradients(s, b, pc_relax(s, b)),
             "pc-alm": lambda: pc_gradients(s, b, pc_alm_relax(s, b)),
         }
-        base = None
+        table = Table(f"L = {L}: one gradient (medians of {args.repeat})", unit="gradient")
         for name, fn in cases.items():
-            t = _median(fn, args.repeat)
-            base = base or t
-            print(f"{L:4d} {name:>14s} {t:11.4f} {t / base:11.1f}")
+            table.add(name, measure(fn, args.repeat), None if name == "backprop" else "backprop")
+        table.print()
     return 0
 
 

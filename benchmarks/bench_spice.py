@@ -18,22 +18,29 @@ Usage::
 
     .venv/bin/python benchmarks/bench_spice.py [--quick] [--batch 4] [--tran-batch 4]
 
-``--quick`` skips the end-to-end section.  Times are wall clock on whatever else the
-machine is doing, with the CPU time (this process and ngspice) beside them and the
-load average before and after.
+``--quick`` skips the end-to-end section.  Every table row gives wall and CPU time
+(this process and ngspice: ``benchmarks/measure.py``), the load average and the ratio
+to the row it is compared with; on a shared machine quote the CPU ratios.  The
+end-to-end rows also split the CPU time into ngspice's (the child process) and
+hwbp's (the rest: lowering, the oracle, emission, reading the raw file), next to the
+same ``verify`` on the reference backend, and the start-up of a Python process that
+imports hwbp's SPICE path (what the command line adds).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import resource
+import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import Sample, Table, load_average, measure, thread_note  # noqa: E402
 
 from hwbp.lower import lower  # noqa: E402
 from hwbp.models import random_mlp  # noqa: E402
@@ -61,33 +68,22 @@ def _net(sizes):
     return random_mlp(sizes, activation="tanh", seed=0).with_loss("ce")
 
 
-class Clock:
-    """Wall time and CPU time (this process and its finished children, i.e. ngspice)
-    of a block: on a shared machine the CPU time is what the work itself costs."""
-
-    def __enter__(self) -> "Clock":
-        self.t0, self.c0 = time.perf_counter(), _cpu()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.t0, _cpu() - self.c0
-
-    def __str__(self) -> str:
-        return f"{self.wall:.2f} s wall ({self.cpu:.2f} s CPU)"
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def _run(sizes, batch_size: int = 1, **options) -> tuple[Clock, int, dict]:
+def _run(sizes, batch_size: int = 1, **options) -> tuple[Sample, int, dict]:
     be = SpiceBackend()
     g = _net(sizes)
     art = be.compile(lower(g), be.options(options))
-    with Clock() as c:
-        res = be.run(art, _batch(g, batch_size), initial="random" if options.get("analysis") == "tran" else None)
-    return c, art.data.synapse_count, res.settle
+    out = {}
+
+    def run() -> None:
+        out["res"] = be.run(art, _batch(g, batch_size), initial="random" if options.get("analysis") == "tran"
+                            else None)
+
+    return measure(run), art.data.synapse_count, out["res"].settle
 
 
 class PerElementWriter(NgspiceWriter):
@@ -111,34 +107,39 @@ class PerElementWriter(NgspiceWriter):
 
 def emission() -> None:
     system = lower(_net(MNIST))
-    rates = {}
-    for label, writer in (("per-element", PerElementWriter()), ("vectorized", NgspiceWriter())):
-        with Clock() as k:
-            c = build_circuit(system)
-            text = writer.write(c)
-        rates[label] = (k, text)
-    n_g = _g_elements(c)
-    (k0, t0), (k1, t1) = rates["per-element"], rates["vectorized"]
-    print(f"emission 784-256-256-10: {c.synapse_count:,} synapses, {n_g:,} G elements, {len(t1) / 1e6:.1f} MB; "
-          f"build + write {k1} -> {n_g / k1.wall / 1e6:.2f} M G-elements/s wall, {n_g / k1.cpu / 1e6:.2f} per CPU s; "
-          f"per-element formatting {k0} -> {n_g / k0.wall / 1e6:.2f} M/s wall ({k0.cpu / k1.cpu:.1f}x the CPU); "
-          f"texts identical: {t0 == t1}")
+    out = {}
+    table = Table("emission of the 784-256-256-10 MLP's netlist (build + write)", extra=("M G-elements / CPU s",))
+    for label, writer in (("per-element formatting", PerElementWriter()), ("vectorized writer", NgspiceWriter())):
+        def run() -> None:
+            out["c"] = build_circuit(system)
+            out[label] = writer.write(out["c"])
+
+        k = measure(run, 3)
+        n_g = _g_elements(out["c"])
+        table.add(label, k, None if label.startswith("per") else "per-element formatting",
+                  f"{n_g / k.cpu_s / 1e6:.2f}")
+    table.print()
+    print(f"{out['c'].synapse_count:,} synapses, {n_g:,} G elements, {len(out['vectorized writer']) / 1e6:.1f} MB; "
+          f"texts identical: {out['per-element formatting'] == out['vectorized writer']}\n")
 
 
 def op_mnist(batch: int) -> None:
     t1, n, settle = _run(MNIST, analysis="op")
     tb, _, _ = _run(MNIST, batch, analysis="op")
-    per_cpu = (tb.cpu - t1.cpu) / (batch - 1)
-    # the per-sample wall difference is only meaningful on an idle machine: print it raw
-    print(f".op 784-256-256-10 ({DEFAULT_REALIZATION}, {n:,} synapses): first sample {t1}; batch of {batch} in "
-          f"one process {tb} -> following samples {per_cpu:.2f} s CPU each "
-          f"({(tb.wall - t1.wall) / (batch - 1):+.2f} s wall each); {settle['ngspice_version']}")
+    table = Table(f".op 784-256-256-10 ({DEFAULT_REALIZATION}, {n:,} synapses), {settle['ngspice_version']}")
+    table.add("1 sample", t1)
+    per = Sample((tb.wall_s - t1.wall_s) / (batch - 1), (tb.cpu_s - t1.cpu_s) / (batch - 1), tb.load)
+    table.add(f"batch of {batch}, one process", tb, "1 sample")
+    table.add("each following sample (difference)", per, "1 sample")
+    table.print()
 
 
 def tran_64() -> None:
     t, n, settle = _run((64, 64, 64, 10), analysis="tran")
-    print(f".tran 64-64-64-10 ({DEFAULT_REALIZATION}, {n:,} synapses) for {settle['duration_tau']:g} tau "
-          f"(12 L): {t}")
+    table = Table(f".tran 64-64-64-10 ({DEFAULT_REALIZATION}, {n:,} synapses) for {settle['duration_tau']:g} tau "
+                  f"(12 L), 1 sample")
+    table.add(".tran", t)
+    table.print()
 
 
 def tran_batch(size: int) -> None:
@@ -153,39 +154,66 @@ def tran_batch(size: int) -> None:
     art = be.compile(system, be.options({"analysis": "tran"}))
     batch = _batch(g, size)
     start = initial_state(system, batch, "random", 0)
-    with Clock() as whole:
-        res = be.run(art, batch, initial=start)
-    same = True
-    with Clock() as alone:
+    got: dict = {"same": True}
+
+    def whole() -> None:
+        got["res"] = be.run(art, batch, initial=start)
+
+    def alone() -> None:
         for b in range(size):
             one = be.run(art, Batch({k: v[b:b + 1] for k, v in batch.x.items()}, batch.y[b:b + 1]),
                          initial=State({k: v[b:b + 1] for k, v in start.mean.items()},
                                        {k: v[b:b + 1] for k, v in start.tension.items()}))
-            same &= all(np.array_equal(res.trace.tension[k][:, b:b + 1], one.trace.tension[k])
-                        for k in one.trace.tension)
-    print(f".tran {'-'.join(map(str, sizes))} batch of {size}: one ngspice process {whole}; one process per sample "
-          f"{alone}; per sample {whole.cpu / size:.2f} vs {alone.cpu / size:.2f} s CPU "
-          f"({alone.cpu / whole.cpu:.2f}x); identical traces: {same}")
+            got["same"] &= all(np.array_equal(got["res"].trace.tension[k][:, b:b + 1], one.trace.tension[k])
+                               for k in one.trace.tension)
+
+    batched = measure(whole, per=size)  # first: the per-sample runs are compared with its traces
+    table = Table(f".tran {'-'.join(map(str, sizes))}, {size} samples", unit="sample")
+    table.add("one process per sample", measure(alone, per=size))
+    table.add("one ngspice process for the batch", batched, "one process per sample")
+    table.print()
+    print(f"identical traces: {got['same']}\n")
 
 
 def realizations_50k() -> None:
     sizes = (128, 128, 128, 128, 10)
     td, n, _ = _run(sizes, analysis="op", realization="differential")
     tp, _, _ = _run(sizes, analysis="op", realization="pair")
-    print(f".op {'-'.join(map(str, sizes))} ({n:,} synapses): differential {td}, pair (pivrel 1e-6) {tp}; "
-          f"pair / differential = {tp.wall / td.wall:.1f}x wall, {tp.cpu / td.cpu:.1f}x CPU")
+    table = Table(f".op {'-'.join(map(str, sizes))} ({n:,} synapses), both realizations")
+    table.add("differential", td)
+    table.add("pair (pivrel 1e-6)", tp, "differential")
+    table.print()
+
+
+def startup() -> Sample:
+    """A new Python process that imports the command line and the SPICE path."""
+    code = "import hwbp.cli, hwbp.targets.spice.backend, hwbp.verify"
+    return measure(lambda: subprocess.run([sys.executable, "-c", code], check=True), 3)
 
 
 def end_to_end() -> None:
     from hwbp.verify import verify
 
-    for sizes, bound in ((MNIST, 12.0), ((256, 256, 256, 256, 10), 30.0), ((64,) * 8 + (10,), 5.0)):
+    start = startup()
+    table = Table("end to end: verify (1 sample, .op) against the reference backend's verify of the same model",
+                  extra=("ngspice CPU", "hwbp CPU", "ngspice share"))
+    table.add("python start-up (imports)", start, None, "", "", "")
+    for sizes in (MNIST, (256, 256, 256, 256, 10), (64,) * 8 + (10,)):
         g = _net(sizes)
-        with Clock() as t:
-            v = verify(g, _batch(g), backend="spice", options={"analysis": "op"})
-        print(f"verify --backend spice {'-'.join(map(str, sizes))} (1 sample): {t} (bound {bound:g} s: "
-              f"wall {'met' if t.wall < bound else 'NOT met'}, CPU {'met' if t.cpu < bound else 'NOT met'}); "
-              f"max rel err {v.comparison.max_rel_err:.1e}")
+        batch = _batch(g)
+        name = "-".join(map(str, sizes))
+        table.add(f"reference {name}", measure(lambda: verify(g, batch, backend="reference"), 3), None, "", "", "")
+        spent = {}
+
+        def spice() -> None:
+            c0 = _children_cpu()
+            v = verify(g, batch, backend="spice", options={"analysis": "op"})
+            spent["ngspice"], spent["err"] = _children_cpu() - c0, v.comparison.max_rel_err
+
+        t = measure(spice)
+        table.add(f"spice {name}", t, f"reference {name}", f"{spent['ngspice']:.2f} s",
+                  f"{t.cpu_s - spent['ngspice']:.2f} s", f"{spent['ngspice'] / t.cpu_s:.0%}")
+    table.print()
 
 
 def cnn_digits() -> None:
@@ -195,22 +223,23 @@ def cnn_digits() -> None:
     g = load_onnx(examples / "cnn_digits.onnx").with_loss("ce")
     system = lower(g)
     data = np.load(examples / "digits_batch.npz")
-    t0 = time.perf_counter()
-    c = build_circuit(system)
-    text = NgspiceWriter().write(c)
-    t1 = time.perf_counter()
-    print("\n== examples/cnn_digits.onnx: Conv(1->4, 3x3) -> ReLU -> AvgPool(2) -> Linear(64->10) ==")
-    print("populations: " + ", ".join(f"{p.name} ({p.size})" for p in system.populations))
-    print(f"synapse instances {c.synapse_count:,}; G elements {_g_elements(c):,}; "
-          f"all top-level elements {c.element_count:,}; {len(text) / 1e3:.0f} kB")
-    print(f"{'row':<28}{'emission (s)':>14}{'.op (s)':>10}")
+    out = {}
+
+    def emit() -> None:
+        out["c"] = build_circuit(system)
+        out["text"] = NgspiceWriter().write(out["c"])
+
+    table = Table("examples/cnn_digits.onnx: Conv(1->4, 3x3) -> ReLU -> AvgPool(2) -> Linear(64->10)")
+    table.add("emission", measure(emit, 3))
     for n in (1, 32):
         batch = Batch({"x": data["x"][:n]}, data["y"][:n])
-        t2 = time.perf_counter()
-        run_spice(system, batch, analysis="op")
-        t3 = time.perf_counter()
-        print(f"{f'cnn_digits, {n} sample(s)':<28}{t1 - t0:>14.3f}{t3 - t2:>10.2f}")
-
+        table.add(f".op, {n} sample(s)", measure(lambda: run_spice(system, batch, analysis="op")),
+                  None if n == 1 else ".op, 1 sample(s)")
+    table.print()
+    c = out["c"]
+    print("populations: " + ", ".join(f"{p.name} ({p.size})" for p in system.populations))
+    print(f"synapse instances {c.synapse_count:,}; G elements {_g_elements(c):,}; "
+          f"all top-level elements {c.element_count:,}; {len(out['text']) / 1e3:.0f} kB\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=4, help="batch size for the following-sample rate (>= 2)")
     p.add_argument("--tran-batch", type=int, default=4, help="samples of the one-process .tran batch (>= 1)")
     args = p.parse_args(argv)
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"load average {load_average():.1f}; {thread_note()}\n")
     emission()
     op_mnist(max(2, args.batch))
     tran_64()
@@ -228,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     cnn_digits()
     if not args.quick:
         end_to_end()
-    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"load average {load_average():.1f} at the end")
     return 0
 
 

@@ -8,20 +8,30 @@ worker processes, started (and warmed up with one task) before the clock starts,
 figure is the steady throughput; the cluster start-up is printed separately.  Rounds
 alternate 1 and 2 workers; medians over rounds.
 
+Each row prints the median wall and CPU time of one round (CPU of this process and
+of the worker processes: ``benchmarks/measure.py``), the load average and the ratio of
+2 workers to 1 (the CPU ratio shows what the second worker adds in work; the wall ratio
+the speed-up).
+
 Run: ``python benchmarks/bench_sweep.py [--instances N] [--rounds R]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 from statistics import median
 
-from hwbp.sweep import run_sweep, spec_from_mapping
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from measure import Sample, Table, measure, thread_note  # noqa: E402
+
+from hwbp.sweep import run_sweep, spec_from_mapping  # noqa: E402
 
 
 def _spec(instances: int, seed: int):
@@ -49,26 +59,32 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:  # warm-up: imports and the model in every worker
             run_sweep(_spec(n, 10_000), d, scheduler=cluster.scheduler_address, progress=False)
         clusters[n] = (cluster, client, time.perf_counter() - t0)
-    rates: dict[int, list[float]] = {1: [], 2: []}
+    samples: dict[int, list[Sample]] = {1: [], 2: []}
     for r in range(args.rounds):
         for n in (1, 2):
             cluster = clusters[n][0]
             spec = _spec(args.instances, 1000 * (r + 1))
             with tempfile.TemporaryDirectory() as d:
-                t0 = time.perf_counter()
-                rows = run_sweep(spec, d, scheduler=cluster.scheduler_address, progress=False)
-                dt = time.perf_counter() - t0
-            assert not any(row["error"] for row in rows), [row["error"] for row in rows if row["error"]][:1]
-            rates[n].append(len(rows) / dt)
+                def one() -> None:
+                    rows = run_sweep(spec, d, scheduler=cluster.scheduler_address, progress=False)
+                    assert len(rows) == 2 * args.instances
+                    assert not any(row["error"] for row in rows), [row["error"] for row in rows if row["error"]][:1]
+
+                samples[n].append(measure(one))
     for cluster, client, _ in clusters.values():
         client.close()
         cluster.close()
     tasks = 2 * args.instances
-    print(f"sweep: {tasks} instances per round (digits MLP, steady mode), {args.rounds} rounds, medians")
+    table = Table(f"sweep: {tasks} instances per round (digits MLP, steady mode), medians of {args.rounds} rounds",
+                  unit="round", extra=("instances/s (wall)", "start-up + warm-up"))
     for n in (1, 2):
-        print(f"  {n} worker(s): {median(rates[n]):8.1f} instances/s   (cluster start-up + warm-up "
-              f"{clusters[n][2]:.1f} s)")
-    print(f"scaling 2 workers / 1 worker: {median(rates[2]) / median(rates[1]):.2f}x")
+        s = Sample(median(x.wall_s for x in samples[n]), median(x.cpu_s for x in samples[n]), samples[n][-1].load,
+                   args.rounds)
+        table.add(f"{n} worker(s)", s, None if n == 1 else "1 worker(s)", f"{tasks / s.wall_s:.1f}",
+                  f"{clusters[n][2]:.1f} s")
+    table.print()
+    print(f"scaling 2 workers / 1 worker (instances/s): {1 / table.ratio('2 worker(s)', cpu=False):.2f}x; "
+          f"{thread_note()}")
 
 
 if __name__ == "__main__":

@@ -188,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
                                                           f"{arr[-1, 1]:.1f} s)" if len(arr) else ""))
     lines += ["", "`.op` tension, differential vs tuned pair, max |difference| (V): "
               + ", ".join(f"W={w}: {d:.1e}" for w, d in diffs), ""]
-    atomic_write_text(out / "spice_scaling.md", "\n".join(lines))
+    md = out / "spice_scaling.md"
+    split = "## Where the time of verify goes"  # written by sims/spice_scaling_split.py: kept
+    old = md.read_text() if md.exists() else ""
+    tail = ("\n" + split + old.split(split, 1)[1]) if split in old else ""
+    atomic_write_text(md, "\n".join(lines) + tail)
     import matplotlib
 
     matplotlib.use("Agg")

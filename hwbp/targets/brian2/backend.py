@@ -4,13 +4,19 @@ backend contract (means, tensions and the gate signals ``e = f'(a) ⊙ T`` as Br
 computed them; time in units of tau).
 
 Brian2 is imported lazily (inside :meth:`Brian2Backend.run`), so listing the options
-costs nothing.  Build and cache directories live under ``--build-dir`` or, by default,
-one temporary directory per process, never the current directory or the home.
+costs nothing.  Generated code and caches live under ``--build-dir`` or, by default,
+in one temporary directory per process, except Cython's compiled extensions: by
+default they are kept in the user's cache directory (``$XDG_CACHE_HOME/hwbp/brian2/
+cython``, else ``~/.cache/hwbp/brian2/cython``; :func:`cython_cache_dir`), so a second
+``--codegen cython`` run of the same model loads them instead of compiling again
+(Brian2 names each extension by a hash of its code and locks it while it builds).
+Never the current directory.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -29,7 +35,7 @@ from hwbp.targets.brian2.model import ACTIVATION_EQUATIONS, build_model
 from hwbp.targets.brian2.runner import BRIAN2_SOLVERS, CODEGENS
 from hwbp.types import Batch
 
-__all__ = ["Brian2Options", "Brian2Backend", "ORACLE_RTOL", "REFERENCE_RTOL", "CODEGEN_RTOL", "DEFAULT_DT",
+__all__ = ["Brian2Options", "Brian2Backend", "cython_cache_dir", "ORACLE_RTOL", "REFERENCE_RTOL", "CODEGEN_RTOL", "DEFAULT_DT",
            "DEFAULT_SOLVER", "duration_steps"]
 
 #: Conformance against the oracle at the default duration max(12L, 24) tau: the error
@@ -68,7 +74,7 @@ class Brian2Options(Options):
                                                  "or gate is sent when it moved by more than this (solver euler or "
                                                  "exponential_euler)")
     build_dir: str | None = option(None, "directory for generated code and caches (default: a temporary "
-                                         "directory)")
+                                         "directory, Cython's compiled extensions in ~/.cache/hwbp/brian2)")
     trace_every: int | None = option(None, "steps between traced states (default: about 400 per run)", cli=False)
 
     def check(self) -> None:
@@ -111,6 +117,13 @@ class Brian2Backend(Backend):
             return Path(options.build_dir)
         return _process_build_dir()
 
+    def cache_dir(self, options: Brian2Options) -> Path:
+        """Cython's cache of compiled extensions: ``--build-dir``/cython, or the user's
+        cache directory (:func:`cython_cache_dir`)."""
+        if options.build_dir is not None:
+            return Path(options.build_dir) / "cython"
+        return cython_cache_dir()
+
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts = self.options(options)
         self.check_support(system, opts)
@@ -132,7 +145,8 @@ class Brian2Backend(Backend):
         init = initial_state(system, batch, "zeros" if initial is None else initial, seed)
         every = (o.trace_every or max(1, n_steps // 400)) if trace else None
         out = run_model(artefact.data, batch, init, codegen=o.codegen, solver=o.method, dt_tau=h,
-                        n_steps=n_steps, build_dir=self.build_dir(o), trace_every=every, theta=o.event_threshold)
+                        n_steps=n_steps, build_dir=self.build_dir(o), trace_every=every, theta=o.event_threshold,
+                        cache_dir=self.cache_dir(o))
         label = initial if isinstance(initial, str) else ("zeros" if initial is None else "given")
         settle = {"mode": "continuous", "initial": label, "depth": system.depth, "steps": n_steps,
                   "duration_tau": total, "dt_tau": h, "solver": o.method, "codegen": o.codegen}
@@ -153,6 +167,14 @@ class Brian2Backend(Backend):
 
 
 _BUILD_DIR: list[Path] = []
+
+
+def cython_cache_dir() -> Path:
+    """The persistent Cython cache: ``$XDG_CACHE_HOME/hwbp/brian2/cython`` (an absolute
+    ``XDG_CACHE_HOME``), else ``~/.cache/hwbp/brian2/cython``."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "hwbp" / "brian2" / "cython"
 
 
 def _process_build_dir() -> Path:

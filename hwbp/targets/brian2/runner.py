@@ -3,8 +3,14 @@
 Brian2 is imported here, lazily.  Its preferences are global, so :func:`run_model`
 sets every one it depends on for each run (code-generation target, Cython cache
 directory, no log file) and, for ``cpp_standalone``, resets the device afterwards.
-No build or cache directory is ever the current directory or the user's home:
-Cython's cache and the standalone project go under ``build_dir``.
+No build or cache directory is ever the current directory: the standalone project goes
+under ``build_dir``, Cython's compiled extensions into ``cache_dir`` (by default
+``build_dir/cython``; the backend passes the user's cache directory, so a second run
+of the same code loads them instead of compiling again).
+
+Timings (``stats``): ``run_s`` is the time stepping (Brian2's own clock of the main run
+and of the closing tick; ``cpp_standalone``: the whole run of the compiled binary),
+``build_s`` everything else of the call (objects, code generation, compilation).
 
 Scheduling (one time step): the forward sums ``a_k`` and the softmax normalizer ``Z``
 are summed first, from the state at the start of the step; then the backward sums
@@ -67,14 +73,14 @@ class RunOutput:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def _set_prefs(b2: Any, codegen: str, build_dir: Path) -> None:
+def _set_prefs(b2: Any, codegen: str, build_dir: Path, cache_dir: Path) -> None:
     """Every preference a run depends on.  Under runtime targets the set-up code (synapse
     creation) runs as numpy code; :func:`_use_codegen` then selects the target of the
     dynamics, so only the per-step code is compiled."""
     b2.prefs.logging.file_log = False
     b2.prefs.logging.delete_log_on_exit = True
     b2.prefs.core.default_float_dtype = np.float64
-    b2.prefs.codegen.runtime.cython.cache_dir = str(build_dir / "cython")
+    b2.prefs.codegen.runtime.cython.cache_dir = str(cache_dir)
     b2.prefs.codegen.runtime.cython.multiprocess_safe = True
     if codegen == "cpp_standalone":
         b2.set_device("cpp_standalone", directory=str(build_dir / "standalone"), build_on_run=False)
@@ -165,7 +171,8 @@ def _objects(b2: Any, model: Brian2Model, batch: Batch, initial: State, params: 
 
 def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str, solver: str, dt_tau: float,
               n_steps: int, build_dir: str | Path, trace_every: int | None = None,
-              params: Mapping[str, np.ndarray] | None = None, theta: float | None = None) -> RunOutput:
+              params: Mapping[str, np.ndarray] | None = None, theta: float | None = None,
+              cache_dir: str | Path | None = None) -> RunOutput:
     """Run ``model`` on ``batch`` from ``initial`` for ``n_steps`` steps of ``dt_tau`` (units of tau).
 
     Parameters
@@ -187,6 +194,8 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
         Parameter values (default: the system's).
     theta : float, optional
         Event threshold of an event-driven ``model`` (``build_model(..., events=True)``).
+    cache_dir : path, optional
+        Cython's cache of compiled extensions (default: ``build_dir/cython``).
     """
     if codegen not in CODEGENS:
         raise ConfigError(f"--codegen: invalid value {codegen!r}; valid: {', '.join(CODEGENS)}")
@@ -198,7 +207,8 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
     tau_s = system.tau_s
     dt_s = dt_tau * tau_s
     t0 = time.perf_counter()
-    _set_prefs(b2, codegen, build_dir)
+    cache_dir = build_dir / "cython" if cache_dir is None else Path(cache_dir)
+    _set_prefs(b2, codegen, build_dir, cache_dir)
     try:
         method = BRIAN2_SOLVERS[solver]
         groups, objs, updaters = _objects(b2, model, batch, initial, params, method, dt_s, theta)
@@ -218,14 +228,16 @@ def run_model(model: Brian2Model, batch: Batch, initial: State, *, codegen: str,
         _use_codegen(b2, codegen)
         tick_s = dt_s / RK4_STAGES if method == "rk4" else dt_s  # rk4: one stage per tick
         net.run(n_steps * dt_s * b2.second)
+        run_s = float(getattr(b2.device, "_last_run_time", float("nan")))  # runtime targets: this run's loop
         if not model.events:  # a closing tick: the groups hold still, the synapses re-sum at the final state
             for updater in updaters:
                 updater.active = False
             net.run(tick_s * b2.second)
+            run_s += float(getattr(b2.device, "_last_run_time", float("nan")))
         if codegen == "cpp_standalone":
             b2.device.build(directory=str(build_dir / "standalone"), compile=True, run=True, with_output=False)
+            run_s = float(b2.device.timers.get("run_binary") or float("nan"))  # the binary: every run in it
         total = time.perf_counter() - t0
-        run_s = float(getattr(b2.device, "_last_run_time", float("nan")))
         stats: dict[str, Any] = {"wall_s": total, "run_s": run_s, "build_s": total - run_s, "steps": n_steps}
         if model.events:
             stats.update(_event_counts(model, groups, batch.size, n_steps))

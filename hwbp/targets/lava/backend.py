@@ -10,6 +10,11 @@ step, as the reference simulator's continuous mode with ``--solver euler``).
 :meth:`LavaOptions.unit_steps`).  A run takes one
 more Lava step than unit steps: the last one only lets the terms compute the gate
 signals ``e`` of the final state; the report gives both counts.
+
+Every run of a job goes to one Lava runtime, kept while the network's structure
+stays the same (:mod:`hwbp.targets.lava.session`): the batch, the start state and the
+parameters go into the processes through their host pipes, so only the first run pays
+for compiling the processes and starting Lava.
 """
 
 from __future__ import annotations

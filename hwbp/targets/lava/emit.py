@@ -133,6 +133,7 @@ def program_files(system: DynamicsSystem, options: LavaOptions, info: Mapping[st
         "lavaproc/__init__.py": (_HERE / "lavaproc" / "__init__.py").read_bytes(),
         "lavaproc/processes.py": (_HERE / "lavaproc" / "processes.py").read_bytes(),
         "lavaproc/fixed_models.py": (_HERE / "lavaproc" / "fixed_models.py").read_bytes(),
+        "lavaproc/host.py": (_HERE / "lavaproc" / "host.py").read_bytes(),
     }
 
 

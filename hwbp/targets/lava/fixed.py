@@ -193,23 +193,19 @@ def numpy_model(fmt: FixedFormat, system: DynamicsSystem, batch: Batch, start: S
 
 def run_fixed(fmt: FixedFormat, system: DynamicsSystem, batch: Batch, start: State, steps: int, dt: float,
               timeout_s: float, *, raw: bool = False) -> Any:
-    """Run the fixed-point Lava models; a :class:`State` in float units (``raw``: the
+    """Run the fixed-point Lava models on the Lava runtime this job keeps
+    (:mod:`hwbp.targets.lava.session`); a :class:`State` in float units (``raw``: the
     integer ``(means, tensions, gates)`` as read from the processes)."""
     import_lava()
     from hwbp.targets.lava.topology import term_table
     from hwbp.targets.lava.lavaproc.fixed_models import FIXED_MODELS
-    from hwbp.targets.lava.network import build_network, run_network
+    from hwbp.targets.lava.session import run_session
 
-    def read(net):
-        means = {n: np.asarray(p.mean.get()).astype(np.int64) for n, p in net.populations.items()}
-        tens = {n: np.asarray(p.tension.get()).astype(np.int64) for n, p in net.populations.items()}
-        gates = {key: np.asarray(net.terms[key].e.get()).astype(np.int64) for key in fmt.weight
-                 if fmt.weight[key] is not None}
-        return means, tens, gates
-
-    net = build_network(term_table(system), fixed_spec(fmt, system, batch, start, steps))
-    means, tens, gates = run_network(net, steps + 1, tag="fixed_pt", models=FIXED_MODELS, timeout_s=timeout_s,
-                                     read=read)
+    means, tens, gates = run_session(term_table(system), fixed_spec(fmt, system, batch, start, steps), "fixed_pt",
+                                     FIXED_MODELS, timeout_s)
+    means = {n: np.asarray(v).astype(np.int64) for n, v in means.items()}
+    tens = {n: np.asarray(v).astype(np.int64) for n, v in tens.items()}
+    gates = {k: np.asarray(v).astype(np.int64) for k, v in gates.items()}
     if raw:
         return means, tens, gates
     f = fmt.to_float

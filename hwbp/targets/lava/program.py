@@ -1,6 +1,10 @@
 """Run a network compiled by ``hwbp compile --target lava`` in Lava's CPU simulator and
 check its gradients against the exact ones.
 
+The processes exchange the batch, the start state, the parameters and the results
+with this program through their host pipes (``lavaproc/host.py``: whole arrays, one
+message per process), as ``hwbp verify --backend lava`` does on its kept runtime.
+
 This file is copied verbatim into the output directory next to ``params.npz`` (the
 topology as JSON text, every parameter array, the default batch and the exact
 gradients of the network on it, computed at compile time by hwbp's backprop oracle;
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     from lavaproc.fixed_models import FIXED_MODELS
+    from lavaproc.host import recv_block, send_block
     from lavaproc.processes import FLOAT_MODELS, InputProcess, PopulationProcess, TermProcess, activation
 
     top, arrays = load()
@@ -94,19 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     x, y = batch_of(top, arrays, args.batch)
     steps = top["steps"] if args.steps is None else args.steps
     B = len(y)
-    inputs = {i["name"]: InputProcess(x=enc(x[i["name"]]), **params_of(arrays, "input/")) for i in top["inputs"]}
-    pops, terms = {}, {}
+    host = {"host_io": True, "period": steps + 1}
+    xs = {i["name"]: enc(x[i["name"]]) for i in top["inputs"]}
+    inputs = {n: InputProcess(x=v, **params_of(arrays, "input/"), **host) for n, v in xs.items()}
+    pops, terms, state, targets, weights, biases = {}, {}, {}, {}, {}, {}
     for p in top["populations"]:
-        z = np.zeros((B, p["size"]))
-        target = enc(y) if p["name"] == top["loss_population"] else enc(z)
-        pops[p["name"]] = PopulationProcess(mean=enc(z), tension=enc(z), target=target, n_steps=steps,
-                                            **params_of(arrays, f"pop/{p['name']}/"))
+        state[p["name"]] = enc(np.zeros((B, p["size"])))
+        targets[p["name"]] = enc(y) if p["name"] == top["loss_population"] else state[p["name"]]
+        pops[p["name"]] = PopulationProcess(mean=state[p["name"]], tension=state[p["name"]],
+                                            target=targets[p["name"]], n_steps=steps,
+                                            **params_of(arrays, f"pop/{p['name']}/"), **host)
     for p in top["populations"]:
         for k, t in enumerate(p["terms"]):
             key = f"term/{p['name']}/{k}/"
             prm = params_of(arrays, key)
             w, b = prm.pop("weight", None), prm.pop("bias", None)
-            proc = TermProcess(batch=B, n_in=t["n_in"], n_out=p["size"], weight=w, bias=b, **prm)
+            weights[(p["name"], k)], biases[(p["name"], k)] = w, b
+            proc = TermProcess(batch=B, n_in=t["n_in"], n_out=p["size"], weight=w, bias=b, **prm, **host)
             src = pops.get(t["source"]) or inputs[t["source"]]
             src.x_out.connect(proc.u_in)
             proc.y_out.connect(pops[p["name"]].fwd_in)
@@ -117,10 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     first = next(iter(pops.values()))
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt",
                        exception_proc_model_map=FIXED_MODELS if fixed else FLOAT_MODELS)
-    first.run(condition=RunSteps(num_steps=steps + 1), run_cfg=cfg)
+    first.create_runtime(run_cfg=cfg)
     try:
-        means = {n: np.asarray(p.mean.get(), dtype=np.float64) * scale for n, p in pops.items()}
-        tensions = {n: np.asarray(p.tension.get(), dtype=np.float64) * scale for n, p in pops.items()}
+        send_block(inputs, pops, terms, xs, state, state, targets, weights, biases)
+        first.run(condition=RunSteps(num_steps=steps + 1))
+        got_means, got_tensions, got_gates = recv_block(pops, terms)
+        means = {n: np.asarray(v, dtype=np.float64) * scale for n, v in got_means.items()}
+        tensions = {n: np.asarray(v, dtype=np.float64) * scale for n, v in got_tensions.items()}
         rows: dict[str, np.ndarray] = {}
 
         def add(name: str, g: np.ndarray) -> None:
@@ -130,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             for k, t in enumerate(p["terms"]):
                 if t["weight"] is None:
                     continue
-                e = np.asarray(terms[(p["name"], k)].e.get(), dtype=np.float64) * scale / top["beta"]
+                e = np.asarray(got_gates[(p["name"], k)], dtype=np.float64) * scale / top["beta"]
                 u = means[t["source"]] if t["source"] in means else x[t["source"]]
                 phi = t.get("source_activation", "identity")
                 if phi != "identity":

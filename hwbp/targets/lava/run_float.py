@@ -7,7 +7,7 @@ import numpy as np
 from hwbp.lower.system import DynamicsSystem, Term
 from hwbp.state import State
 from hwbp.targets.lava.compat import import_lava
-from hwbp.targets.lava.network import Network, NetworkSpec, build_network, run_network
+from hwbp.targets.lava.network import Network, NetworkSpec
 from hwbp.types import Batch
 
 __all__ = ["float_term_params", "float_spec", "run_float", "read_state"]
@@ -58,11 +58,15 @@ def read_state(system: DynamicsSystem, net: Network, steps: int, dt: float, scal
 
 
 def run_float(system: DynamicsSystem, batch: Batch, start: State, steps: int, dt: float, timeout_s: float) -> State:
-    """Run ``steps`` unit steps (``steps + 1`` Lava steps) with the float models."""
+    """Run ``steps`` unit steps (``steps + 1`` Lava steps) with the float models, on the
+    Lava runtime this job keeps (:mod:`hwbp.targets.lava.session`)."""
     import_lava()
     from hwbp.targets.lava.topology import term_table
     from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS
+    from hwbp.targets.lava.session import run_session
 
-    net = build_network(term_table(system), float_spec(system, batch, start, steps, dt))
-    return run_network(net, steps + 1, tag="floating_pt", models=FLOAT_MODELS, timeout_s=timeout_s,
-                       read=lambda n: read_state(system, n, steps, dt))
+    means, tens, gates = run_session(term_table(system), float_spec(system, batch, start, steps, dt), "floating_pt",
+                                     FLOAT_MODELS, timeout_s)
+    f64 = {n: np.asarray(v, dtype=np.float64) for n, v in means.items()}
+    return State(f64, {n: np.asarray(v, dtype=np.float64) for n, v in tens.items()}, steps * dt, steps,
+                 {k: np.asarray(v, dtype=np.float64) for k, v in gates.items()})

@@ -63,7 +63,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from .processes import ACTIVATION_CODES, InputProcess, PopulationProcess, TermProcess, block_of
+from .processes import ACTIVATION_CODES, InputProcess, PopulationProcess, TermProcess, block_of, host_flags
 
 __all__ = ["LUT_FRAC", "LUT_RANGE", "DECAY_BITS", "ETA_BITS", "stochastic_update", "learn_fixed", "round_shift",
            "saturate", "to_payload", "from_payload", "pwl", "act_fixed", "source_fixed", "source_gate", "synapse",
@@ -212,9 +212,12 @@ class PyInputFixed(PyLoihiProcessModel):
 
     x: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+    host_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
 
     def run_spk(self) -> None:
         p = self.proc_params
+        if host_flags(p, self.time_step)[0]:
+            self.x[:] = self.host_in.recv()
         x = self.x if self.x.ndim == 2 else self.x[block_of(self.time_step, p["period"])[0]]
         self.x_out.send(to_payload(x, p["shift"], p["payload_bits"]))
 
@@ -233,12 +236,17 @@ class PyPopulationFixed(PyLoihiProcessModel):
     t_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
     fwd_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
     bwd_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
+    host_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
+    host_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
 
     def run_spk(self) -> None:
         p = self.proc_params
         sb, sh, pb = p["state_bits"], p["shift"], p["payload_bits"]
         block, local = block_of(self.time_step, p.get("period", p["n_steps"] + 1))
-        if local == 0 and block > 0:  # a new block (mini-batch): reset
+        first, last = host_flags(p, self.time_step)
+        if first:  # host I/O: this block's start state and target
+            self.mean[:], self.tension[:], self.target[:] = self.host_in.recv()
+        elif local == 0 and block > 0:  # a new block (mini-batch): reset
             self.mean[:] = 0
             self.tension[:] = 0
         self.x_out.send(to_payload(self.mean, sh, pb))
@@ -248,6 +256,8 @@ class PyPopulationFixed(PyLoihiProcessModel):
         if p["loss"]:
             target = self.target if self.target.ndim == 2 else self.target[block]
             back = saturate(back + loss_fixed(p["loss"], self.mean, target, p), sb)
+        if last:
+            self.host_out.send(np.stack([self.mean, self.tension]))
         if local >= p["n_steps"]:
             return
         self.mean[:] = leak(self.mean, drive, p["dt_int"], sb)
@@ -269,10 +279,16 @@ class PyTermFixed(PyLoihiProcessModel):
     y_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
     t_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
     g_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+    host_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
+    host_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
 
     def run_spk(self) -> None:
         p = self.proc_params
         sb, sh, pb, S = p["state_bits"], p["shift"], p["payload_bits"], p["S"]
+        first, last = host_flags(p, self.time_step)
+        if first:  # host I/O: this block's [W_int | b]
+            wb = self.host_in.recv()
+            self.weight[:], self.bias[:] = wb[:, :-1], wb[:, -1]
         u = self.u_in.recv()
         u, dphi = source_fixed(u, p)
         if p["has_weight"]:
@@ -282,6 +298,8 @@ class PyTermFixed(PyLoihiProcessModel):
         y, d = act_fixed(p["act"], a, p)
         self.y_out.send(to_payload(y, sh, pb))
         self.e[:] = gate(d, self.t_in.recv(), S, sh, sb)
+        if last:
+            self.host_out.send(self.e)
         e_msg = to_payload(self.e, sh, pb)
         if p["has_weight"]:
             self.g_out.send(source_gate(synapse(e_msg @ self.weight, p["k"], sb), dphi, p))

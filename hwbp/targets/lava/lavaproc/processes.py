@@ -41,6 +41,14 @@ one ``(batch, n)`` slice per block (``(blocks, batch, n)`` variables); populatio
 to zero at the start of every block; at the last step of a block each term with
 ``learn`` set applies ``W <- W - eta g e φ(u)ᵀ`` and ``b <- b - eta sum_rows e`` (``eta`` per
 row: the learning rate over the batch size) with the ``e`` and ``u`` of that step.
+
+Host I/O (process parameter ``host_io``, with ``period = n_steps + 1``): one runtime
+serves many runs of ``period`` Lava steps each.  Every process then has ports to and
+from the host (Lava's external pipes; whole arrays per message, see
+:mod:`.host`): at the first step of a block an input receives its ``x``, a population
+its ``[mean, tension, target]``, a weighted term its ``[W | b]``; at the last step a
+population sends ``[mean, tension]`` and a weighted term its gate ``e`` to the host.
+Without ``host_io`` these ports stay unconnected and unused.
 """
 
 from __future__ import annotations
@@ -56,13 +64,26 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-__all__ = ["ACTIVATION_CODES", "LOSS_CODES", "block_of", "activation", "loss_grad", "InputProcess", "PopulationProcess",
+__all__ = ["ACTIVATION_CODES", "LOSS_CODES", "HOST_BUFFER", "block_of", "host_flags", "activation", "loss_grad", "InputProcess", "PopulationProcess",
            "TermProcess", "PyInputFloat", "PyPopulationFloat", "PyTermFloat", "FLOAT_MODELS"]
 
 #: Activation names in the order of their integer codes (process parameter ``act``).
 ACTIVATION_CODES = ("identity", "tanh", "sigmoid", "relu", "leaky_relu", "softplus")
 #: Loss names by code (process parameter ``loss``; "none" for a population without loss).
 LOSS_CODES = ("none", "mse", "ce")
+
+
+#: Messages a host pipe holds (one block's worth: the host sends, runs, receives).
+HOST_BUFFER = 2
+
+
+def host_flags(p: dict, time_step: int) -> tuple[bool, bool]:
+    """``(first, last)``: whether ``time_step`` opens or closes a block of a process in
+    host I/O mode (both False without ``host_io``)."""
+    if not p.get("host_io"):
+        return False, False
+    local = block_of(time_step, p["period"])[1]
+    return local == 0, local == p["period"] - 1
 
 
 def block_of(time_step: int, period: int) -> tuple[int, int]:
@@ -108,10 +129,13 @@ class InputProcess(AbstractProcess):
     """A clamped input: sends ``x`` ``(batch, n)`` every step on ``x_out`` (``x`` of
     shape ``(blocks, batch, n)``: slice ``block`` in block ``block``; parameter ``period``)."""
 
-    def __init__(self, *, x: np.ndarray, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, x: np.ndarray, host_io: bool = False, **kwargs) -> None:
+        super().__init__(host_io=bool(host_io), **kwargs)
         self.x = Var(shape=x.shape, init=x)
         self.x_out = OutPort(shape=x.shape[-2:])
+        self.host_in = InPort(shape=x.shape[-2:])
+        if host_io:
+            self.host_in.flag_external_pipe(buffer_size=HOST_BUFFER)
 
 
 class PopulationProcess(AbstractProcess):
@@ -135,11 +159,15 @@ class PopulationProcess(AbstractProcess):
     period : int, optional
         On-chip learning: Lava steps per block (``n_steps + 1``); the state resets to
         zero at the start of each block.
+    host_io : bool, optional
+        Host I/O (module docstring; with ``period``): the state and target of each block
+        come from the host, the final state goes back to it.
     """
 
     def __init__(self, *, mean: np.ndarray, tension: np.ndarray, target: np.ndarray, loss: int = 0,
-                 beta: float = 1.0, dt: float = 1.0, n_steps: int = 0, **kwargs) -> None:
-        super().__init__(loss=int(loss), beta=float(beta), dt=float(dt), n_steps=int(n_steps), **kwargs)
+                 beta: float = 1.0, dt: float = 1.0, n_steps: int = 0, host_io: bool = False, **kwargs) -> None:
+        super().__init__(loss=int(loss), beta=float(beta), dt=float(dt), n_steps=int(n_steps),
+                         host_io=bool(host_io), **kwargs)
         shape = mean.shape
         self.mean = Var(shape=shape, init=mean)
         self.tension = Var(shape=shape, init=tension)
@@ -148,6 +176,11 @@ class PopulationProcess(AbstractProcess):
         self.t_out = OutPort(shape=shape)
         self.fwd_in = InPort(shape=shape)
         self.bwd_in = InPort(shape=shape)
+        self.host_in = InPort(shape=(3, *shape))
+        self.host_out = OutPort(shape=(2, *shape))
+        if host_io:
+            self.host_in.flag_external_pipe(buffer_size=HOST_BUFFER)
+            self.host_out.flag_external_pipe(buffer_size=HOST_BUFFER)
 
 
 class TermProcess(AbstractProcess):
@@ -174,14 +207,18 @@ class TermProcess(AbstractProcess):
     learn : bool, optional
         On-chip learning (with ``period`` and ``eta``, the rate per sample): update the
         weight at the last step of every block.
+    host_io : bool, optional
+        Host I/O (module docstring; with ``period``): a weighted term receives ``[W | b]``
+        at the start of each block and sends ``e`` at its end.
     """
 
     def __init__(self, *, batch: int, n_in: int, n_out: int, weight: np.ndarray | None = None,
                  bias: np.ndarray | None = None, act: int = 0, alpha: float = 0.01, gain: float = 1.0,
-                 src_act: int = 0, src_alpha: float = 0.01, **kwargs) -> None:
+                 src_act: int = 0, src_alpha: float = 0.01, host_io: bool = False, **kwargs) -> None:
         has_w = weight is not None
+        host_io = bool(host_io) and has_w
         super().__init__(act=int(act), alpha=float(alpha), gain=float(gain), src_act=int(src_act),
-                         src_alpha=float(src_alpha), has_weight=has_w, **kwargs)
+                         src_alpha=float(src_alpha), has_weight=has_w, host_io=host_io, **kwargs)
         self.weight = Var(shape=(n_out, n_in) if has_w else (1, 1), init=weight if has_w else np.zeros((1, 1)))
         self.bias = Var(shape=(n_out,), init=np.zeros(n_out) if bias is None else bias)
         self.e = Var(shape=(batch, n_out), init=np.zeros((batch, n_out)))
@@ -189,6 +226,11 @@ class TermProcess(AbstractProcess):
         self.y_out = OutPort(shape=(batch, n_out))
         self.t_in = InPort(shape=(batch, n_out))
         self.g_out = OutPort(shape=(batch, n_in))
+        self.host_in = InPort(shape=(n_out, n_in + 1))
+        self.host_out = OutPort(shape=(batch, n_out))
+        if host_io:
+            self.host_in.flag_external_pipe(buffer_size=HOST_BUFFER)
+            self.host_out.flag_external_pipe(buffer_size=HOST_BUFFER)
 
 
 # ----------------------------------------------------------------- float models
@@ -200,8 +242,11 @@ class PyInputFloat(PyLoihiProcessModel):
 
     x: np.ndarray = LavaPyType(np.ndarray, float)
     x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    host_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
 
     def run_spk(self) -> None:
+        if host_flags(self.proc_params, self.time_step)[0]:
+            self.x[:] = self.host_in.recv()
         x = self.x
         if x.ndim == 3:
             x = x[block_of(self.time_step, self.proc_params["period"])[0]]
@@ -222,11 +267,16 @@ class PyPopulationFloat(PyLoihiProcessModel):
     t_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     fwd_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     bwd_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    host_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    host_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
 
     def run_spk(self) -> None:
         p = self.proc_params
         block, local = block_of(self.time_step, p.get("period", p["n_steps"] + 1))
-        if local == 0 and block > 0:  # a new block (mini-batch): reset
+        first, last = host_flags(p, self.time_step)
+        if first:  # host I/O: this block's start state and target
+            self.mean[:], self.tension[:], self.target[:] = self.host_in.recv()
+        elif local == 0 and block > 0:  # a new block (mini-batch): reset
             self.mean[:] = 0.0
             self.tension[:] = 0.0
         self.x_out.send(self.mean)
@@ -236,6 +286,8 @@ class PyPopulationFloat(PyLoihiProcessModel):
         if p["loss"]:
             target = self.target if self.target.ndim == 2 else self.target[block]
             back = p["beta"] * loss_grad(LOSS_CODES[p["loss"]], self.mean, target) + back
+        if last:
+            self.host_out.send(np.stack([self.mean, self.tension]))
         if local >= p["n_steps"]:
             return
         dt = p["dt"]
@@ -261,9 +313,15 @@ class PyTermFloat(PyLoihiProcessModel):
     y_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     t_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     g_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    host_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    host_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
 
     def run_spk(self) -> None:
         p = self.proc_params
+        first, last = host_flags(p, self.time_step)
+        if first:  # host I/O: this block's [W | b]
+            wb = self.host_in.recv()
+            self.weight[:], self.bias[:] = wb[:, :-1], wb[:, -1]
         u = self.u_in.recv()
         g, src = p.get("gain", 1.0), p.get("src_act", 0)
         dphi = None
@@ -280,6 +338,8 @@ class PyTermFloat(PyLoihiProcessModel):
         self.y_out.send(y)
         t = self.t_in.recv()
         self.e[:] = t * gate
+        if last:
+            self.host_out.send(self.e)
         if p["has_weight"]:
             back = self.e @ self.weight
             if g != 1.0:
