@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from measure import Table, measure, thread_note  # noqa: E402
 
-from hwbp.backend import get_backend, initial_state  # noqa: E402
+from hwbp.backend import get_backend  # noqa: E402
+from hwbp.initial import initial_state  # noqa: E402
 from hwbp.io import load_batch, load_model  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
 from hwbp.types import Batch  # noqa: E402

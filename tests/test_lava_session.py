@@ -12,7 +12,8 @@ import os
 import numpy as np
 import pytest
 
-from hwbp.backend import get_backend, initial_state
+from hwbp.backend import get_backend
+from hwbp.initial import initial_state
 from hwbp.errors import BackendError
 from hwbp.lower import lower
 from hwbp.models import random_mlp
