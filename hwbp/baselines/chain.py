@@ -186,29 +186,34 @@ class ResChain:
         return lam
 
     def pc(self, x: np.ndarray, y: np.ndarray, steps: int, eta: float, *, rho: float = 1.0, alpha: float = 0.0,
-           timing: str = "pre_dual_energy", gamma: float = 1.0) -> dict:
+           timing: str = "pre_dual_energy", gamma: float = 1.0, checkpoints=None):
         """PC (``alpha = 0``) or PC-ALM (``alpha > 0``): ``steps`` primal steps
         ``z ← z − η ∇_z E`` from the feed-forward pass, each followed (PC-ALM) by the
         dual ascent ``λ ← λ + α r``; gradient ``∂E/∂θ`` at the final ``z`` with the
         multipliers of ``timing`` (:data:`TIMINGS`).  ``gamma`` scales the output loss
-        (small-error PC: ``gamma << 1``; the result is divided by it)."""
+        (small-error PC: ``gamma << 1``; the result is divided by it).  With
+        ``checkpoints`` (step counts), returns ``{T: gradient after T steps}`` instead."""
         if timing not in TIMINGS:
             raise ConfigError(f"unknown multiplier timing {timing!r}; valid: {', '.join(TIMINGS)}")
         z, _ = self.forward(x)
         lam = np.zeros_like(z)
         lam_prev = lam
         mu, yhat, ph, dph = self.predict(x, z)
-        for _ in range(steps):
+        marks = set(checkpoints or ()) | {steps}
+        out = {}
+        for t in range(steps + 1):
+            if t in marks:
+                used = lam_prev if (alpha and timing == "pre_dual_energy") else lam
+                g = self.grads(x, ph, -(rho * (z - mu) + used), gamma * (yhat - y))
+                out[t] = {k: v / gamma for k, v in g.items()} if gamma != 1.0 else g
+            if t == steps:
+                break
             s = -(rho * (z - mu) + lam)
-            s_out = gamma * (yhat - y)
-            z = z - eta * (self.pullback(dph, s, s_out) - s)
+            z = z - eta * (self.pullback(dph, s, gamma * (yhat - y)) - s)
             mu, yhat, ph, dph = self.predict(x, z)
             if alpha:
                 lam_prev, lam = lam, lam + alpha * (z - mu)
-        used = lam_prev if (alpha and timing == "pre_dual_energy") else lam
-        s = -(rho * (z - mu) + used)
-        g = self.grads(x, ph, s, gamma * (yhat - y))
-        return {k: v / gamma for k, v in g.items()} if gamma != 1.0 else g
+        return out if checkpoints is not None else out[steps]
 
     def fixed_prediction_pc(self, x: np.ndarray, y: np.ndarray, steps: int, eta: float = 1.0) -> dict:
         """PC with the fixed-prediction assumption (Millidge et al. 2020): predictions and

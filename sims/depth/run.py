@@ -4,6 +4,13 @@
     python sims/depth/run.py --quick -o out  # CI size: digits, depths 4 and 8, one seed
     python sims/depth/run.py --data DIR      # MNIST / Fashion-MNIST IDX files in DIR
     python sims/depth/run.py --scheduler tcp://host:8786   # an existing Dask cluster
+    python sims/depth/run.py --protocol pc-alm   # the PC-ALM protocol, into sims/depth/protocol/
+
+``--quick`` writes into a fresh scratch directory (printed) unless ``-o`` names one, so
+a quick run never overwrites the committed results.  ``--protocol pc-alm`` runs the
+depth study as the PC-ALM paper's reference code does (``protocol_runs.py`` and
+:mod:`hwbp.baselines.protocol`: standardized Fashion-MNIST 60k/10k, 937 steps of batch
+64, eta = 1/lambda_max per cell, cosines over the weights and the biases apart).
 
 Every training run and every credit study is one Dask task, spread over a
 ``distributed.LocalCluster`` (``--workers``, one thread each) unless ``--scheduler``
@@ -53,9 +60,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="depths of the credit studies (default: the training depths)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster workers (0: run in this process)")
-    p.add_argument("-o", "--out", default=str(HERE), metavar="DIR", help="output directory (default: sims/depth)")
+    p.add_argument("-o", "--out", metavar="DIR",
+                   help="output directory (default: sims/depth, sims/depth/protocol with --protocol; "
+                        "with --quick a new scratch directory)")
+    p.add_argument("--protocol", choices=("pc-alm",), help="run the depth study under the PC-ALM protocol")
+    p.add_argument("--dataset", default="fashion-mnist", metavar="NAME",
+                   help="--protocol: fashion-mnist (Debian's dataset-fashion-mnist) or idx:DIR (default: "
+                        "fashion-mnist)")
+    p.add_argument("--timing", choices=("pre_dual_energy", "post_dual"), default="pre_dual_energy",
+                   help="--protocol: when PC-ALM's multipliers are read (default: pre_dual_energy)")
+    p.add_argument("--no-bias", action="store_true", help="--protocol: bias-free models")
+    p.add_argument("--deep-steps", type=int, default=30, metavar="N",
+                   help="--protocol: training steps of the cells deeper than 32 (default: 30)")
+    p.add_argument("--deep-seeds", type=int, default=2, metavar="S",
+                   help="--protocol: seeds of those cells (default: 2)")
+    p.add_argument("--conv-steps", type=int, default=20000, metavar="T",
+                   help="--protocol: inference steps of PC-ALM on the linear cells (default: 20000)")
+    p.add_argument("--conv-depths", nargs="+", type=int, default=[8, 32], metavar="L",
+                   help="--protocol: depths of the linear-cell convergence study (default: 8 32)")
+    p.add_argument("--no-variants", action="store_true", help="--protocol: skip the variants")
     p.add_argument("--no-figures", action="store_true", help="write the CSVs and the table only")
     args = p.parse_args(argv)
+    if args.out is None:
+        import tempfile
+
+        args.out = (tempfile.mkdtemp(prefix="hwbp-depth-quick-") if args.quick
+                    else str(HERE / "protocol" if args.protocol else HERE))
+    if args.quick and args.protocol:
+        args.dataset, args.depths = "digits", args.depths or [4, 8]
+        args.seeds, args.deep_steps, args.conv_steps, args.conv_depths = 1, 3, 200, [4]
     if args.quick:
         args.datasets = args.datasets or ["digits"]
         args.depths = args.depths or [4, 8]
@@ -81,8 +114,14 @@ def _tasks(args: argparse.Namespace) -> tuple[list[tuple], list[tuple]]:
 
 
 def _execute(args: argparse.Namespace, runs: list[tuple], credit: list[tuple]) -> tuple[list, list]:
+    out = _map(args, [(credit_run, c) for c in credit] + [(train_run, r) for r in runs], "runs.py")
+    return out[len(credit):], out[:len(credit)]
+
+
+def _map(args: argparse.Namespace, calls: list[tuple], module: str) -> list:
+    """``fn(*task)`` for every ``(fn, task)`` of ``calls``, on Dask unless ``--workers 0``."""
     if args.workers == 0 and not args.scheduler:
-        return [train_run(*r) for r in runs], [credit_run(*c) for c in credit]
+        return [fn(*t) for fn, t in calls]
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -96,15 +135,18 @@ def _execute(args: argparse.Namespace, runs: list[tuple], credit: list[tuple]) -
                                dashboard_address=":0", env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
         client = Client(cluster)
     try:
-        client.upload_file(str(HERE / "runs.py"))
-        futs = [client.submit(credit_run, *c, pure=False) for c in credit]
-        futs += [client.submit(train_run, *r, pure=False) for r in runs]
-        total, done = len(futs), 0
-        for _ in as_completed(futs):
+        client.upload_file(str(HERE / module))
+        futs = [client.submit(fn, *t, pure=False) for fn, t in calls]
+        total, done, t0 = len(futs), 0, time.perf_counter()
+        for fut in as_completed(futs):
             done += 1
-            if sys.stderr.isatty():
-                print(f"\r{done}/{total} runs", end="", file=sys.stderr)
-        return [f.result() for f in futs[len(credit):]], [f.result() for f in futs[:len(credit)]]
+            r = fut.result()
+            r = r.get("row", r)
+            what = (f" {r['activation']} {r['method']} L={r['depth']} seed {r['seed']}: eta = {r['eta']:.4f}, "
+                    f"{r['wall_s']:.0f} s") if "method" in r else ""
+            print(f"{done}/{total} runs ({(time.perf_counter() - t0) / 60:.1f} min){what}", file=sys.stderr,
+                  flush=True)
+        return [f.result() for f in futs]
     finally:
         client.close()
         if cluster is not None:
@@ -116,7 +158,8 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
     w = csv.DictWriter(buf, columns, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in r.items() if k in columns})
+        w.writerow({k: ("" if isinstance(v, float) and v != v else f"{v:.9g}" if isinstance(v, float) else v)
+                    for k, v in r.items() if k in columns})
     return buf.getvalue()
 
 
@@ -169,10 +212,70 @@ def table(rows: list[dict], command: str, wall_s: float, args: argparse.Namespac
     return "\n".join(head) + "\n"
 
 
+def main_protocol(args: argparse.Namespace, command: str) -> int:
+    """``--protocol pc-alm``: the table ``results.csv`` / ``results.md`` and the figures in ``--out``."""
+    from functools import partial
+
+    from hwbp.io import atomic_write_text
+    from protocol_runs import CONV_COLUMNS, COLUMNS, ORDER, convergence_run, plan, run_task, table
+
+    tasks = plan(args.dataset, args.depths, args.seeds, args.deep_steps, variants=not args.no_variants,
+                 deep_seeds=args.deep_seeds, bias=not args.no_bias)
+    conv = [] if args.no_variants else [(args.dataset, L, args.conv_steps) for L in args.conv_depths]
+    fn = partial(run_task, timing=args.timing)
+    cfn = partial(convergence_run, bias=not args.no_bias, timing=args.timing)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    res = _map(args, [(cfn, c) for c in conv] + [(fn, t) for t in tasks], "protocol_runs.py")
+    wall = time.perf_counter() - t0
+    rows = [r["row"] if "row" in r else r for r in res]
+    curve = [c for r in res if "convergence" in r for c in r["convergence"]]
+    order = {m: i for i, m in enumerate(ORDER)}
+    rows.sort(key=lambda r: (r["dataset"], r["activation"], r["depth"], order[r["method"]], r["seed"]))
+    load = os.getloadavg()
+    header = [
+        "# Depth study under the PC-ALM protocol: dyadic gradients vs backprop, PC and PC-ALM",
+        "",
+        f"- command: `{command}`",
+        f"- machine: {machine()}; {args.workers} Dask workers; load average at the end {load[0]:.1f} / {load[1]:.1f} "
+        f"/ {load[2]:.1f} (1/5/15 min; the machine was shared with other jobs); wall time {wall / 60:.1f} min",
+        f"- data: {args.dataset}, inputs standardized (train pixel mean and sd), batch 64, one epoch = "
+        "n_train // 64 steps (937 for 60k) unless `steps` is smaller; MSE to one-hot targets; Adam, "
+        "lr = 1e-3 sqrt(N/L); width N = 32; depth-muP residual MLP (`depth_resmlp`)"
+        + (", bias-free" if args.no_bias else ", biases start at 0"),
+        f"- cells deeper than 32: the first {args.deep_steps} training steps only, "
+        f"{args.deep_seeds or args.seeds} seed(s) (their PC runs cost seconds per step on this machine), so no "
+        "test accuracy; pc-alm-conv: PC-ALM on the linear cell run to T = "
+        f"{args.conv_steps} steps, at the initial weights (seed 0, first batch; no training; the whole curve "
+        "against T is `linear_convergence.csv`)",
+        "- T: inference steps per gradient. dyadic = T unit steps of the sensitivity field from the forward pass "
+        "(exact after L - 1); PC, PC-ALM: T steps of size eta = 1/lambda_max (largest eigenvalue of the PC "
+        "energy's Gauss-Newton Hessian at the cell's initial weights, first batch), rho = 1, PC-ALM alpha = 1, "
+        f"multipliers {args.timing}; fp-pc: fixed-prediction PC, eta = 1; se-pc: small-error PC (loss x 1e-3)",
+        "- cosine: to backprop on each training batch at the current weights, mean over the run's steps; over "
+        "the weights only and over the biases only; 'at init': the first step's",
+        "- mean ± 95 % interval over seeds (Student t); test accuracy only for full-epoch cells whose backprop "
+        "accuracy is clearly above chance (> 30 %)",
+    ]
+    atomic_write_text(out / "results.csv", _csv(rows, COLUMNS))
+    atomic_write_text(out / "results.md", table(rows, header))
+    if curve:
+        atomic_write_text(out / "linear_convergence.csv", _csv(curve, CONV_COLUMNS))
+    if not args.no_figures:
+        from protocol_figures import write_protocol_figures
+
+        write_protocol_figures(out)
+    print(f"{len(rows)} runs in {wall / 60:.1f} min; wrote {out}/")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from hwbp.io import atomic_write_text
 
     args = parse_args(argv)
+    if args.protocol:
+        return main_protocol(args, "python sims/depth/run.py " + " ".join(sys.argv[1:] if argv is None else argv))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs, credit = _tasks(args)
