@@ -177,3 +177,12 @@ def write_protocol_figures(directory: str | Path) -> list[Path]:
         plt.close(fig)
         written.append(d / name)
     return written
+
+
+if __name__ == "__main__":  # redraw from a (possibly partial) table: python protocol_figures.py DIR
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+    for p in write_protocol_figures(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "protocol"):
+        print(p)

@@ -9,9 +9,9 @@ deep cells, whose PC runs cost seconds per step).  The plan (:func:`plan`):
 - the PC-ALM paper's cell (width 32, depth 32, ReLU, T = 2L) and the depth sweep
   ``L = 8, 16, 32`` over full epochs, ``L = 64, 128`` over the first
   ``--deep-steps`` steps: backprop, dyadic, PC, PC-ALM;
-- the variants at L = 32: fixed-prediction PC (η = 1, T = L − 1), small-error PC
-  (loss × 1e-3, T = 2L), and the linear cell (identity activation): backprop,
-  dyadic, PC-ALM at T = 2L; and (:func:`convergence_run`) PC-ALM on the linear cells
+- the variants at L = 32 (their first ``--variant-steps`` training steps):
+  fixed-prediction PC (η = 1, T = L − 1), small-error PC (loss × 1e-3, T = 2L), and
+  the linear cell (identity activation): backprop, dyadic, PC-ALM at T = 2L; and (:func:`convergence_run`) PC-ALM on the linear cells
   at their initial weights, run far past 2L (to ``--conv-steps``): its gradient
   against T, which reaches backprop's only at equilibrium (``linear_convergence.csv``;
   its last point is the ``pc-alm-conv`` row of the table).
@@ -45,22 +45,23 @@ def _data(spec: str):
     return _DATA[spec]
 
 
-def plan(dataset: str, depths: list[int], seeds: int, deep_steps: int, *,
-         variants: bool = True, deep_seeds: int | None = None, bias: bool = True) -> list[tuple]:
-    """Tasks ``(dataset, activation, depth, method, seed, max_steps, bias)``, costliest first."""
-    tasks = []
-    deep_seeds = seeds if deep_seeds is None else deep_seeds
-    for L in depths:
-        deep = L > 32
-        for m in MAIN:
-            tasks += [(dataset, "relu", L, m, s, deep_steps if deep else None, bias)
-                      for s in range(deep_seeds if deep else seeds)]
+def plan(dataset: str, depths: list[int], seeds: int, deep_steps: int, *, variants: bool = True,
+         deep_seeds: int = 1, variant_steps: int = 100, variant_seeds: int = 2, bias: bool = True) -> list[tuple]:
+    """Tasks ``(dataset, activation, depth, method, seed, max_steps, bias)`` in priority order:
+    the paper's cell (L = 32; PC-ALM first), the other full-epoch depths (<= 32), the
+    variants (their first ``variant_steps`` steps), then the deep cells (their first
+    ``deep_steps`` steps).  A run that must stop early keeps the most important rows."""
+    first = [L for L in depths if L == 32] + sorted(L for L in depths if L < 32)
+    order = ("pc-alm", "backprop", "pc", "dyadic")
+    tasks = [(dataset, "relu", L, m, s, None, bias) for L in first for m in order for s in range(seeds)]
     if variants:
         L = 32 if 32 in depths else max(depths)
-        tasks += [(dataset, "relu", L, m, s, None, bias) for m in ("fp-pc", "se-pc") for s in range(seeds)]
-        tasks += [(dataset, "identity", L, m, s, None, bias) for m in MAIN if m != "pc" for s in range(seeds)]
-    cost = {"backprop": 1, "dyadic": 2, "fp-pc": 2, "pc": 5, "se-pc": 5, "pc-alm": 5}
-    tasks.sort(key=lambda t: -cost[t[3]] * t[2] ** 1.5 * (t[5] or 937))
+        tasks += [(dataset, "relu", L, m, s, variant_steps, bias) for m in ("fp-pc", "se-pc")
+                  for s in range(variant_seeds)]
+        tasks += [(dataset, "identity", L, m, s, variant_steps, bias) for m in ("pc-alm", "backprop", "dyadic")
+                  for s in range(variant_seeds)]
+    tasks += [(dataset, "relu", L, m, s, deep_steps, bias) for L in sorted(L for L in depths if L > 32)
+              for m in order for s in range(deep_seeds)]
     return tasks
 
 

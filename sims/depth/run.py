@@ -72,11 +72,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-bias", action="store_true", help="--protocol: bias-free models")
     p.add_argument("--deep-steps", type=int, default=30, metavar="N",
                    help="--protocol: training steps of the cells deeper than 32 (default: 30)")
-    p.add_argument("--deep-seeds", type=int, default=2, metavar="S",
-                   help="--protocol: seeds of those cells (default: 2)")
-    p.add_argument("--conv-steps", type=int, default=20000, metavar="T",
+    p.add_argument("--deep-seeds", type=int, default=1, metavar="S",
+                   help="--protocol: seeds of those cells (default: 1)")
+    p.add_argument("--variant-steps", type=int, default=100, metavar="N",
+                   help="--protocol: training steps of the variants (default: 100)")
+    p.add_argument("--variant-seeds", type=int, default=2, metavar="S",
+                   help="--protocol: seeds of the variants (default: 2)")
+    p.add_argument("--conv-steps", type=int, metavar="T",
                    help="--protocol: inference steps of PC-ALM on the linear cells (default: 20000)")
-    p.add_argument("--conv-depths", nargs="+", type=int, default=[8, 32], metavar="L",
+    p.add_argument("--conv-depths", nargs="+", type=int, metavar="L",
                    help="--protocol: depths of the linear-cell convergence study (default: 8 32)")
     p.add_argument("--no-variants", action="store_true", help="--protocol: skip the variants")
     p.add_argument("--no-figures", action="store_true", help="write the CSVs and the table only")
@@ -88,7 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     else str(HERE / "protocol" if args.protocol else HERE))
     if args.quick and args.protocol:
         args.dataset, args.depths = "digits", args.depths or [4, 8]
-        args.seeds, args.deep_steps, args.conv_steps, args.conv_depths = 1, 3, 200, [4]
+        args.seeds, args.deep_steps, args.variant_seeds, args.variant_steps = 1, 3, 1, 5
+        args.conv_steps, args.conv_depths = args.conv_steps or 200, args.conv_depths or [4]
+    args.conv_steps, args.conv_depths = args.conv_steps or 20000, args.conv_depths or [8, 32]
     if args.quick:
         args.datasets = args.datasets or ["digits"]
         args.depths = args.depths or [4, 8]
@@ -118,10 +124,16 @@ def _execute(args: argparse.Namespace, runs: list[tuple], credit: list[tuple]) -
     return out[len(credit):], out[:len(credit)]
 
 
-def _map(args: argparse.Namespace, calls: list[tuple], module: str) -> list:
-    """``fn(*task)`` for every ``(fn, task)`` of ``calls``, on Dask unless ``--workers 0``."""
+def _map(args: argparse.Namespace, calls: list[tuple], module: str, done_cb=None) -> list:
+    """``fn(*task)`` for every ``(fn, task)`` of ``calls`` (submitted in priority order), on
+    Dask unless ``--workers 0``; ``done_cb(results so far)`` after each one completes."""
     if args.workers == 0 and not args.scheduler:
-        return [fn(*t) for fn, t in calls]
+        out = []
+        for fn, t in calls:
+            out.append(fn(*t))
+            if done_cb is not None:
+                done_cb(out)
+        return out
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -136,11 +148,15 @@ def _map(args: argparse.Namespace, calls: list[tuple], module: str) -> list:
         client = Client(cluster)
     try:
         client.upload_file(str(HERE / module))
-        futs = [client.submit(fn, *t, pure=False) for fn, t in calls]
+        futs = [client.submit(fn, *t, pure=False, priority=-i) for i, (fn, t) in enumerate(calls)]
         total, done, t0 = len(futs), 0, time.perf_counter()
+        finished = []
         for fut in as_completed(futs):
             done += 1
             r = fut.result()
+            finished.append(r)
+            if done_cb is not None:
+                done_cb(finished)
             r = r.get("row", r)
             what = (f" {r['activation']} {r['method']} L={r['depth']} seed {r['seed']}: eta = {r['eta']:.4f}, "
                     f"{r['wall_s']:.0f} s") if "method" in r else ""
@@ -220,26 +236,49 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
     from protocol_runs import CONV_COLUMNS, COLUMNS, ORDER, convergence_run, plan, run_task, table
 
     tasks = plan(args.dataset, args.depths, args.seeds, args.deep_steps, variants=not args.no_variants,
-                 deep_seeds=args.deep_seeds, bias=not args.no_bias)
+                 deep_seeds=args.deep_seeds, variant_steps=args.variant_steps, variant_seeds=args.variant_seeds,
+                 bias=not args.no_bias)
     conv = [] if args.no_variants else [(args.dataset, L, args.conv_steps) for L in args.conv_depths]
     fn = partial(run_task, timing=args.timing)
     cfn = partial(convergence_run, bias=not args.no_bias, timing=args.timing)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    res = _map(args, [(cfn, c) for c in conv] + [(fn, t) for t in tasks], "protocol_runs.py")
-    wall = time.perf_counter() - t0
-    rows = [r["row"] if "row" in r else r for r in res]
-    curve = [c for r in res if "convergence" in r for c in r["convergence"]]
-    order = {m: i for i, m in enumerate(ORDER)}
-    rows.sort(key=lambda r: (r["dataset"], r["activation"], r["depth"], order[r["method"]], r["seed"]))
+    calls = [(fn, t) for t in tasks]
+    calls[len(calls) - sum(t[2] > 32 for t in tasks):len(calls) - sum(t[2] > 32 for t in tasks)] = [
+        (cfn, c) for c in conv]  # the linear-cell study before the deep cells
+    total = len(calls)
+
+    def write(res: list, final: bool = False) -> None:
+        wall = time.perf_counter() - t0
+        rows = [r["row"] if "row" in r else r for r in res]
+        curve = [c for r in res if "convergence" in r for c in r["convergence"]]
+        order = {m: i for i, m in enumerate(ORDER)}
+        rows.sort(key=lambda r: (r["dataset"], r["activation"], r["depth"], order[r["method"]], r["seed"]))
+        atomic_write_text(out / "results.csv", _csv(rows, COLUMNS))
+        atomic_write_text(out / "results.md", table(rows, _header(args, command, wall, len(res), total, final)))
+        if curve:
+            atomic_write_text(out / "linear_convergence.csv", _csv(curve, CONV_COLUMNS))
+
+    res = _map(args, calls, "protocol_runs.py", done_cb=write)
+    write(res, final=True)
+    if not args.no_figures:
+        from protocol_figures import write_protocol_figures
+
+        write_protocol_figures(out)
+    print(f"{len(res)} runs in {(time.perf_counter() - t0) / 60:.1f} min; wrote {out}/")
+    return 0
+
+
+def _header(args: argparse.Namespace, command: str, wall: float, done: int, total: int, final: bool) -> list[str]:
     load = os.getloadavg()
-    header = [
+    return [
         "# Depth study under the PC-ALM protocol: dyadic gradients vs backprop, PC and PC-ALM",
         "",
         f"- command: `{command}`",
         f"- machine: {machine()}; {args.workers} Dask workers; load average at the end {load[0]:.1f} / {load[1]:.1f} "
-        f"/ {load[2]:.1f} (1/5/15 min; the machine was shared with other jobs); wall time {wall / 60:.1f} min",
+        f"/ {load[2]:.1f} (1/5/15 min; the machine was shared with other jobs); wall time {wall / 60:.1f} min"
+        f"{'' if final else ' so far'}",
         f"- data: {args.dataset}, inputs standardized (train pixel mean and sd), batch 64, one epoch = "
         "n_train // 64 steps (937 for 60k) unless `steps` is smaller; MSE to one-hot targets; Adam, "
         "lr = 1e-3 sqrt(N/L); width N = 32; depth-muP residual MLP (`depth_resmlp`)"
@@ -248,7 +287,8 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
         f"{args.deep_seeds or args.seeds} seed(s) (their PC runs cost seconds per step on this machine), so no "
         "test accuracy; pc-alm-conv: PC-ALM on the linear cell run to T = "
         f"{args.conv_steps} steps, at the initial weights (seed 0, first batch; no training; the whole curve "
-        "against T is `linear_convergence.csv`)",
+        "against T is `linear_convergence.csv`); the variants (fp-pc, se-pc, the linear cell): the first "
+        f"{args.variant_steps} training steps, {args.variant_seeds} seed(s)",
         "- T: inference steps per gradient. dyadic = T unit steps of the sensitivity field from the forward pass "
         "(exact after L - 1); PC, PC-ALM: T steps of size eta = 1/lambda_max (largest eigenvalue of the PC "
         "energy's Gauss-Newton Hessian at the cell's initial weights, first batch), rho = 1, PC-ALM alpha = 1, "
@@ -257,17 +297,9 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
         "the weights only and over the biases only; 'at init': the first step's",
         "- mean ± 95 % interval over seeds (Student t); test accuracy only for full-epoch cells whose backprop "
         "accuracy is clearly above chance (> 30 %)",
+        f"- runs: {done} of {total}" + ("" if final else " (run in progress; this table is rewritten as runs "
+                                                              "complete)"),
     ]
-    atomic_write_text(out / "results.csv", _csv(rows, COLUMNS))
-    atomic_write_text(out / "results.md", table(rows, header))
-    if curve:
-        atomic_write_text(out / "linear_convergence.csv", _csv(curve, CONV_COLUMNS))
-    if not args.no_figures:
-        from protocol_figures import write_protocol_figures
-
-        write_protocol_figures(out)
-    print(f"{len(rows)} runs in {wall / 60:.1f} min; wrote {out}/")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
