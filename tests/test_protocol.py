@@ -65,9 +65,12 @@ def test_chain_matches_the_oracle_and_hwbp_pc(act, bias) -> None:
 
 
 def test_pre_dual_energy_differs_from_post_dual() -> None:
-    _, chain, x, y = _cell("relu")
+    graph, chain, x, y = _cell("relu")
     pre, post = chain.pc(x, y, 6, 0.2, alpha=1.0), chain.pc(x, y, 6, 0.2, alpha=1.0, timing="post_dual")
     assert _rel(pre, post) > 1e-3
+    batch, system = Batch({"x": x}, y), lower(graph)
+    ref = pc_gradients(system, batch, pc_alm_relax(system, batch, steps=6, eta=0.2, timing="pre_dual_energy"))
+    assert _rel(_named(chain, pre, 5), ref.parameters) < 1e-12
     assert _rel(chain.pc(x, y, 6, 0.2, alpha=0.0), chain.pc(x, y, 6, 0.2, alpha=0.0, timing="post_dual")) == 0
 
 
@@ -182,3 +185,19 @@ def test_quick_run_writes_to_a_scratch_directory(tmp_path) -> None:
     assert Path(run.parse_args([]).out).resolve() == (ROOT / "sims" / "depth").resolve()
     assert Path(run.parse_args(["--protocol", "pc-alm"]).out).resolve() == (ROOT / "sims" / "depth" / "protocol")
     assert run.parse_args(["--quick", "-o", str(tmp_path)]).out == str(tmp_path)
+
+
+def test_hwbp_train_protocol_prints_eta_and_uses_the_protocol(tmp_path, capsys) -> None:
+    from hwbp.cli import main
+
+    out = tmp_path / "m.onnx"
+    assert main(["train", "--depth", "3", "--dataset", "digits", "--backend", "pc-alm", "--protocol", "pc-alm",
+                 "--activation", "identity", "--no-bias", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    from hwbp.data import load_dataset
+
+    d = standardize(load_dataset("digits"))
+    chain = ResChain.from_graph(depth_resmlp(64, 32, 10, 3, activation="identity", seed=0, bias=False), bias=False)
+    assert f"eta = 1/lambda_max = {protocol_eta(chain, d.x_train[:64]):.6g}" in text
+    assert out.exists()
+    assert main(["train", "--backend", "pc-alm", "--protocol", "pc-alm", "-o", str(tmp_path / "x.onnx")]) == 2
