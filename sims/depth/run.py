@@ -83,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conv-depths", nargs="+", type=int, metavar="L",
                    help="--protocol: depths of the linear-cell convergence study (default: 8 32)")
     p.add_argument("--no-variants", action="store_true", help="--protocol: skip the variants")
+    p.add_argument("--merge", action="store_true",
+                   help="--protocol: keep the rows of OUT/results.csv (and OUT/linear_convergence.csv) that this "
+                        "run does not redo; the table's header lists the earlier commands")
     p.add_argument("--no-figures", action="store_true", help="write the CSVs and the table only")
     args = p.parse_args(argv)
     if args.out is None:
@@ -158,8 +161,9 @@ def _map(args: argparse.Namespace, calls: list[tuple], module: str, done_cb=None
             if done_cb is not None:
                 done_cb(finished)
             r = r.get("row", r)
-            what = (f" {r['activation']} {r['method']} L={r['depth']} seed {r['seed']}: eta = {r['eta']:.4f}, "
-                    f"{r['wall_s']:.0f} s") if "method" in r else ""
+            what = "" if "method" not in r else (
+                f" {r['activation']} {r['method']} L={r['depth']} seed {r['seed']}: "
+                + (f"eta = {r['eta']:.4f}, " if "eta" in r else "") + f"{r['wall_s']:.0f} s")
             print(f"{done}/{total} runs ({(time.perf_counter() - t0) / 60:.1f} min){what}", file=sys.stderr,
                   flush=True)
         return [f.result() for f in futs]
@@ -248,15 +252,19 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
     calls[len(calls) - sum(t[2] > 32 for t in tasks):len(calls) - sum(t[2] > 32 for t in tasks)] = [
         (cfn, c) for c in conv]  # the linear-cell study before the deep cells
     total = len(calls)
+    old_rows, old_curve, earlier = _earlier(out, tasks, conv) if args.merge else ([], [], [])
 
     def write(res: list, final: bool = False) -> None:
         wall = time.perf_counter() - t0
-        rows = [r["row"] if "row" in r else r for r in res]
-        curve = [c for r in res if "convergence" in r for c in r["convergence"]]
+        rows = [r["row"] if "row" in r else r for r in res] + old_rows
+        curve = [c for r in res if "convergence" in r for c in r["convergence"]] + old_curve
         order = {m: i for i, m in enumerate(ORDER)}
         rows.sort(key=lambda r: (r["dataset"], r["activation"], r["depth"], order[r["method"]], r["seed"]))
         atomic_write_text(out / "results.csv", _csv(rows, COLUMNS))
-        atomic_write_text(out / "results.md", table(rows, _header(args, command, wall, len(res), total, final)))
+        atomic_write_text(out / "results.md", table(rows, _header(args, command, wall, len(res), total, final)
+                                                    + [f"- {e}" for e in earlier]
+                                                    + ([f"- rows kept from earlier runs: {len(old_rows)}"]
+                                                       if old_rows else [])))
         if curve:
             atomic_write_text(out / "linear_convergence.csv", _csv(curve, CONV_COLUMNS))
 
@@ -268,6 +276,31 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
         write_protocol_figures(out)
     print(f"{len(res)} runs in {(time.perf_counter() - t0) / 60:.1f} min; wrote {out}/")
     return 0
+
+
+def _earlier(out: Path, tasks: list[tuple], conv: list[tuple]) -> tuple[list, list, list]:
+    """Rows of ``out``'s table and convergence study that the new plan does not redo, and the
+    earlier runs' command lines."""
+    from figures import read_csv
+
+    redo = {(t[1], t[2], t[3], t[4]) for t in tasks} | {("identity", c[1], "pc-alm-conv", 0) for c in conv}
+    rows, curve, earlier = [], [], []
+    if (out / "results.csv").exists():
+        for r in read_csv(out / "results.csv"):
+            key = (r["activation"], int(r["depth"]), r["method"], int(r["seed"]))
+            if key not in redo:
+                r.update({k: int(r[k]) for k in ("depth", "width", "seed", "bias", "T", "steps")})
+                rows.append(r)
+    if (out / "linear_convergence.csv").exists():
+        redo_c = {c[1] for c in conv}
+        curve = [r for r in read_csv(out / "linear_convergence.csv") if int(r["depth"]) not in redo_c]
+    if (out / "results.md").exists():
+        for line in (out / "results.md").read_text().splitlines():
+            if line.startswith("- command:") or line.startswith("- earlier"):
+                earlier.append("earlier " + line[2:].replace("earlier ", "", 1))
+            if line.startswith("- runs:") or line.startswith("- machine:"):
+                earlier.append("earlier " + line[2:].replace("earlier ", "", 1))
+    return rows, curve, earlier
 
 
 def _header(args: argparse.Namespace, command: str, wall: float, done: int, total: int, final: bool) -> list[str]:
