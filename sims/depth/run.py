@@ -84,8 +84,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="--protocol: depths of the linear-cell convergence study (default: 8 32)")
     p.add_argument("--no-variants", action="store_true", help="--protocol: skip the variants")
     p.add_argument("--merge", action="store_true",
-                   help="--protocol: keep the rows of OUT/results.csv (and OUT/linear_convergence.csv) that this "
-                        "run does not redo; the table's header lists the earlier commands")
+                   help="--protocol: keep the rows of OUT/results.csv (and OUT/linear_convergence.csv) and run only "
+                        "the planned runs that are not there yet; the table's header lists the earlier commands")
+    p.add_argument("--sweep-steps", type=int, metavar="N",
+                   help="--protocol: cells shallower than 32 train for their first N steps only (default: one "
+                        "epoch)")
     p.add_argument("--no-figures", action="store_true", help="write the CSVs and the table only")
     args = p.parse_args(argv)
     if args.out is None:
@@ -242,10 +245,18 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
     tasks = plan(args.dataset, args.depths, args.seeds, args.deep_steps, variants=not args.no_variants,
                  deep_seeds=args.deep_seeds, variant_steps=args.variant_steps, variant_seeds=args.variant_seeds,
                  bias=not args.no_bias)
+    if args.sweep_steps:
+        tasks = [t[:5] + (args.sweep_steps,) + t[6:] if t[2] < 32 and t[1] == "relu" else t for t in tasks]
     conv = [] if args.no_variants else [(args.dataset, L, args.conv_steps) for L in args.conv_depths]
+    out = Path(args.out)
+    if args.merge and (out / "results.csv").exists():
+        from figures import read_csv
+
+        have = {(r["activation"], int(r["depth"]), r["method"], int(r["seed"])) for r in read_csv(out / "results.csv")}
+        tasks = [t for t in tasks if (t[1], t[2], t[3], t[4]) not in have]
+        conv = [c for c in conv if ("identity", c[1], "pc-alm-conv", 0) not in have]
     fn = partial(run_task, timing=args.timing)
     cfn = partial(convergence_run, bias=not args.no_bias, timing=args.timing)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     calls = [(fn, t) for t in tasks]
@@ -316,7 +327,9 @@ def _header(args: argparse.Namespace, command: str, wall: float, done: int, tota
         "n_train // 64 steps (937 for 60k) unless `steps` is smaller; MSE to one-hot targets; Adam, "
         "lr = 1e-3 sqrt(N/L); width N = 32; depth-muP residual MLP (`depth_resmlp`)"
         + (", bias-free" if args.no_bias else ", biases start at 0"),
-        f"- cells deeper than 32: the first {args.deep_steps} training steps only, "
+        (f"- cells shallower than 32: the first {args.sweep_steps} training steps only (no test accuracy)\n"
+         if args.sweep_steps else "")
+        + f"- cells deeper than 32: the first {args.deep_steps} training steps only, "
         f"{args.deep_seeds or args.seeds} seed(s) (their PC runs cost seconds per step on this machine), so no "
         "test accuracy; pc-alm-conv: PC-ALM on the linear cell run to T = "
         f"{args.conv_steps} steps, at the initial weights (seed 0, first batch; no training; the whole curve "
