@@ -46,14 +46,21 @@ def _data(spec: str):
 
 
 def plan(dataset: str, depths: list[int], seeds: int, deep_steps: int, *, variants: bool = True,
-         deep_seeds: int = 1, variant_steps: int = 100, variant_seeds: int = 2, bias: bool = True) -> list[tuple]:
+         deep_seeds: int = 1, variant_steps: int = 100, variant_seeds: int = 2, bias: bool = True,
+         cell_pc_seeds: int | None = None) -> list[tuple]:
     """Tasks ``(dataset, activation, depth, method, seed, max_steps, bias)`` in priority order:
     the paper's cell (L = 32; PC-ALM first), the other full-epoch depths (<= 32), the
     variants (their first ``variant_steps`` steps), then the deep cells (their first
-    ``deep_steps`` steps).  A run that must stop early keeps the most important rows."""
+    ``deep_steps`` steps).  A run that must stop early keeps the most important rows.
+    ``cell_pc_seeds``: seeds of PC and dyadic on the L = 32 cell (default ``seeds``)."""
     first = [L for L in depths if L == 32] + sorted(L for L in depths if L < 32)
     order = ("pc-alm", "backprop", "pc", "dyadic")
-    tasks = [(dataset, "relu", L, m, s, None, bias) for L in first for m in order for s in range(seeds)]
+    n = {m: seeds for m in order}
+
+    def n_seeds(L: int, m: str) -> int:
+        return cell_pc_seeds if (L == 32 and m in ("pc", "dyadic") and cell_pc_seeds) else n[m]
+
+    tasks = [(dataset, "relu", L, m, s, None, bias) for L in first for m in order for s in range(n_seeds(L, m))]
     if variants:
         L = 32 if 32 in depths else max(depths)
         tasks += [(dataset, "relu", L, m, s, variant_steps, bias) for m in ("fp-pc", "se-pc")

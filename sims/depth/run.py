@@ -86,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--merge", action="store_true",
                    help="--protocol: keep the rows of OUT/results.csv (and OUT/linear_convergence.csv) and run only "
                         "the planned runs that are not there yet; the table's header lists the earlier commands")
+    p.add_argument("--cell-pc-seeds", type=int, metavar="S",
+                   help="--protocol: seeds of PC and dyadic on the depth-32 cell (default: --seeds)")
     p.add_argument("--sweep-steps", type=int, metavar="N",
                    help="--protocol: cells shallower than 32 train for their first N steps only (default: one "
                         "epoch)")
@@ -244,7 +246,7 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
 
     tasks = plan(args.dataset, args.depths, args.seeds, args.deep_steps, variants=not args.no_variants,
                  deep_seeds=args.deep_seeds, variant_steps=args.variant_steps, variant_seeds=args.variant_seeds,
-                 bias=not args.no_bias)
+                 bias=not args.no_bias, cell_pc_seeds=args.cell_pc_seeds)
     if args.sweep_steps:
         tasks = [t[:5] + (args.sweep_steps,) + t[6:] if t[2] < 32 and t[1] == "relu" else t for t in tasks]
     conv = [] if args.no_variants else [(args.dataset, L, args.conv_steps) for L in args.conv_depths]
