@@ -21,7 +21,9 @@ def report(rows: list[dict], train: list[dict], command: str, wall_s: float) -> 
     lines = [
         "# Equilibrium propagation and the dyadic pair under one noise model",
         "",
-        f"- command: `{command}`",
+        (f"- commands: `python sims/ep/run.py` (the gradient study, `results.csv`; stopped during its "
+         f"training part), then `{command}` (training, this table and the figures)" if "--train-only" in command
+         else f"- command: `{command}`"),
         f"- machine: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, load average "
         f"{load[0]:.1f} (shared); wall time {wall_s / 60:.1f} min",
         "- one simulator (Euler-Maruyama, dt = 0.05 τ), kT/C noise at 300 K on every node, rails ±1 V "

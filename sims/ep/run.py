@@ -22,8 +22,8 @@ for the noise-free state of every method to settle, see ``settle_tau``), mismatc
 - ``swing``: the difference of the node voltages the gradient is read from, per unit
   of gradient, in units (β, β, 2β).
 
-Then each method trains its network for 2 epochs on digits (batch 16, SGD lr 0.2,
-β = 0.3, C = 100 fF, no mismatch): ``training.csv`` (test accuracy, with backprop on the
+Then each method trains its network for one epoch on digits (batch 16, SGD lr 0.2,
+β = 0.3, C = 100 fF, no mismatch, phases of 20 τ at dt = 0.1 τ): ``training.csv`` (test accuracy, with backprop on the
 feed-forward network as the reference).
 """
 
@@ -45,6 +45,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 from nets import Net, dyadic_gradient, ep_gradient, ep_reference, ff_reference, rel_err  # noqa: E402
 
 UNIT_V, RAIL_V, T_PHASE, DT = 0.1, 1.0, 40.0, 0.05
+T_TRAIN, DT_TRAIN = 20.0, 0.1
 CAPS_F = (1e-14, 1e-13, 1e-12)
 BETAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 METHODS = {"dyadic": 1, "ep-one-sided": 2, "ep-symmetric": 3}
@@ -61,9 +62,10 @@ def sigma_units(c_f: float) -> float:
     return hw.noise.sigma_V / UNIT_V
 
 
-def estimate(method: str, nets: tuple, x, y, beta: float, sigma: float, rng, t_phase: float = T_PHASE) -> dict:
+def estimate(method: str, nets: tuple, x, y, beta: float, sigma: float, rng, t_phase: float = T_PHASE,
+             dt: float = DT) -> dict:
     """One gradient of ``method`` (``nets``: EP net, forward and backward devices of the pair)."""
-    kw = dict(t_phase=t_phase, dt=DT, sigma=sigma, rail=RAIL_V / UNIT_V, rng=rng)
+    kw = dict(t_phase=t_phase, dt=dt, sigma=sigma, rail=RAIL_V / UNIT_V, rng=rng)
     if method == "dyadic":
         return dyadic_gradient(nets[1], nets[2], x, y, beta, **kw)
     return ep_gradient(nets[0], x, y, beta, symmetric=method == "ep-symmetric", **kw)
@@ -113,7 +115,8 @@ def study(x, y, caps, betas, seeds: int, mismatches=(0.0, 0.01)) -> list[dict]:
 
 
 def training(data, epochs: int, beta: float = 0.3, lr: float = 0.2, c_f: float = 1e-13) -> list[dict]:
-    """Each method trains its own network (SGD, batch 16) under kT/C noise; test accuracy."""
+    """Each method trains its own network (SGD, batch 16) under kT/C noise (phases of
+    ``T_TRAIN`` τ, Euler-Maruyama step ``DT_TRAIN``); test accuracy."""
     sig = sigma_units(c_f)
     eye = np.eye(10)
     out = []
@@ -129,7 +132,7 @@ def training(data, epochs: int, beta: float = 0.3, lr: float = 0.2, c_f: float =
                 if method == "backprop":
                     g = ff_reference(net, x, y)
                 else:
-                    g = estimate(method, (net, net, net), x, y, beta, sig, rng)
+                    g = estimate(method, (net, net, net), x, y, beta, sig, rng, t_phase=T_TRAIN, dt=DT_TRAIN)
                 for k in g:
                     setattr(net, k, getattr(net, k) - lr * g[k])
         if method in ("backprop", "dyadic"):
@@ -161,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="one C, three betas, two seeds, no training")
     p.add_argument("-o", "--out", metavar="DIR", help="output directory (default: sims/ep; --quick: a scratch one)")
-    p.add_argument("--epochs", type=int, default=2, help="training epochs (default: 2)")
+    p.add_argument("--epochs", type=int, default=1, help="training epochs (default: 1)")
+    p.add_argument("--train-only", action="store_true",
+                   help="keep OUT/results.csv (the gradient study) and run the training, the table and figures")
     args = p.parse_args(argv)
     if args.out is None:
         import tempfile
@@ -172,9 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset("digits")
     x, y = data.x_train[:16], np.eye(10)[data.y_train[:16]]
     t0 = time.perf_counter()
-    rows = study(x, y, CAPS_F[1:2] if args.quick else CAPS_F, BETAS[1::2] if args.quick else BETAS,
-                 2 if args.quick else 3)
-    atomic_write_text(out / "results.csv", _csv(rows, COLUMNS))
+    if args.train_only:
+        with open(out / "results.csv", newline="") as fh:
+            rows = [{k: (v if k == "method" else int(v) if k == "phases" else float(v)) for k, v in r.items()}
+                    for r in csv.DictReader(fh)]
+    else:
+        rows = study(x, y, CAPS_F[1:2] if args.quick else CAPS_F, BETAS[1::2] if args.quick else BETAS,
+                     2 if args.quick else 3)
+        atomic_write_text(out / "results.csv", _csv(rows, COLUMNS))
     train = [] if args.quick else training(data, args.epochs)
     if train:
         atomic_write_text(out / "training.csv", _csv(train, ["method", "epochs", "beta", "C_F", "test_acc", "wall_s"]))
