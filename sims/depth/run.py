@@ -88,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the planned runs that are not there yet; the table's header lists the earlier commands")
     p.add_argument("--cell-pc-seeds", type=int, metavar="S",
                    help="--protocol: seeds of PC and dyadic on the depth-32 cell (default: --seeds)")
+    p.add_argument("--cell-steps", type=int, metavar="N",
+                   help="--protocol: on the depth-32 ReLU cell, every method but backprop trains for its first N "
+                        "steps only (default: one epoch)")
     p.add_argument("--sweep-steps", type=int, metavar="N",
                    help="--protocol: cells shallower than 32 train for their first N steps only (default: one "
                         "epoch)")
@@ -249,6 +252,9 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
                  bias=not args.no_bias, cell_pc_seeds=args.cell_pc_seeds)
     if args.sweep_steps:
         tasks = [t[:5] + (args.sweep_steps,) + t[6:] if t[2] < 32 and t[1] == "relu" else t for t in tasks]
+    if args.cell_steps:  # backprop keeps its full epoch: the accuracy beside which the others would stand
+        tasks = [t[:5] + (args.cell_steps,) + t[6:] if t[2] == 32 and t[1] == "relu" and t[3] != "backprop"
+                 and t[5] is None else t for t in tasks]
     conv = [] if args.no_variants else [(args.dataset, L, args.conv_steps) for L in args.conv_depths]
     out = Path(args.out)
     if args.merge and (out / "results.csv").exists():
@@ -331,6 +337,9 @@ def _header(args: argparse.Namespace, command: str, wall: float, done: int, tota
         + (", bias-free" if args.no_bias else ", biases start at 0"),
         (f"- cells shallower than 32: the first {args.sweep_steps} training steps only (no test accuracy)\n"
          if args.sweep_steps else "")
+        + (f"- the depth-32 ReLU cell: dyadic, PC and PC-ALM train for their first {args.cell_steps} steps only "
+           "(no test accuracy; a full epoch of PC-ALM at T = 64 costs ~130 s of CPU per run, more than this "
+           "shared machine gave in the time); backprop trains the full epoch\n" if args.cell_steps else "")
         + f"- cells deeper than 32: the first {args.deep_steps} training steps only, "
         f"{args.deep_seeds or args.seeds} seed(s) (their PC runs cost seconds per step on this machine), so no "
         "test accuracy; pc-alm-conv: PC-ALM on the linear cell run to T = "
