@@ -260,9 +260,11 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
     if args.merge and (out / "results.csv").exists():
         from figures import read_csv
 
-        have = {(r["activation"], int(r["depth"]), r["method"], int(r["seed"])) for r in read_csv(out / "results.csv")}
+        old = read_csv(out / "results.csv")
+        have = {(r["activation"], int(r["depth"]), r["method"], int(r["seed"])) for r in old}
         tasks = [t for t in tasks if (t[1], t[2], t[3], t[4]) not in have]
-        conv = [c for c in conv if ("identity", c[1], "pc-alm-conv", 0) not in have]
+        conv_have = {(int(r["depth"]), int(r["T"])) for r in old if r["method"] == "pc-alm-conv"}
+        conv = [c for c in conv if (c[1], c[2]) not in conv_have]  # a new --conv-steps redoes the study
     fn = partial(run_task, timing=args.timing)
     cfn = partial(convergence_run, bias=not args.no_bias, timing=args.timing)
     out.mkdir(parents=True, exist_ok=True)
