@@ -4,15 +4,21 @@ negative control."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sims" / "ep"))
+
+# loaded by path under its own name: sims/ep and sims/depth both have a run.py and a figures.py
+_NETS = Path(__file__).resolve().parent.parent / "sims" / "ep" / "nets.py"
+_spec = importlib.util.spec_from_file_location("ep_nets", _NETS)
+sys.modules["ep_nets"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sys.modules["ep_nets"])
 
 
 def _setup():
-    from nets import Net
+    from ep_nets import Net
 
     rng = np.random.default_rng(0)
     x, y = rng.uniform(0, 1, (3, 6)), np.eye(3)[[0, 2, 1]]
@@ -20,7 +26,7 @@ def _setup():
 
 
 def test_ep_reference_matches_finite_differences_of_the_free_equilibrium_loss() -> None:
-    from nets import Net, ep_free_state, ep_reference
+    from ep_nets import Net, ep_free_state, ep_reference
 
     net, x, y = _setup()
     ref = ep_reference(net, x, y)
@@ -39,7 +45,7 @@ def test_ep_reference_matches_finite_differences_of_the_free_equilibrium_loss() 
 
 
 def test_ep_bias_orders_and_the_exact_dyadic_pair() -> None:
-    from nets import dyadic_gradient, ep_gradient, ep_reference, ff_reference, rel_err
+    from ep_nets import dyadic_gradient, ep_gradient, ep_reference, ff_reference, rel_err
 
     net, x, y = _setup()
     ref = ep_reference(net, x, y)
