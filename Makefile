@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-fast bench examples docs clean ngspice cxx
+.PHONY: demo test test-fast bench examples docs clean ngspice cxx fashion-mnist
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ ngspice:
 	    echo "installing ngspice ..."; apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(NGSPICE_APT) -qq >/dev/null; \
 	else echo "note: ngspice is missing; install it with: sudo $(NGSPICE_APT)"; fi
 
+# Fashion-MNIST (the depth study's --protocol pc-alm, --dataset fashion-mnist): Debian's package,
+# installed when missing and running as root; otherwise the command is printed.
+FMNIST_APT := apt-get install -y dataset-fashion-mnist
+fashion-mnist:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing dataset-fashion-mnist ..."; apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(FMNIST_APT) -qq >/dev/null; \
+	else echo "note: Fashion-MNIST is missing; install it with: sudo $(FMNIST_APT)"; fi
+
 # C++ compiler and Python headers (Brian2's cython and cpp_standalone code generation): installed
 # through apt when missing and running as root; otherwise the command is printed.
 CXX_APT := apt-get install -y g++ python3-dev
@@ -47,10 +56,10 @@ cxx: $(STAMP)
 demo: $(STAMP) ngspice
 	@$(BIN)/hwbp demo
 
-test: $(STAMP) ngspice cxx
+test: $(STAMP) ngspice cxx fashion-mnist
 	@$(BIN)/python -m pytest -q -n auto --dist loadfile
 
-test-fast: $(STAMP) ngspice cxx
+test-fast: $(STAMP) ngspice cxx fashion-mnist
 	@$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
 
 bench: $(STAMP) ngspice cxx

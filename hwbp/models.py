@@ -125,6 +125,7 @@ def depth_resmlp(
     activation: str = "relu",
     seed: int = 0,
     name: str | None = None,
+    bias: bool = True,
 ) -> Graph:
     """The pre-activation residual MLP of the depth studies (depth-muP scaling, as in
     the PC-ALM paper), with ``depth = L`` weight layers::
@@ -135,35 +136,36 @@ def depth_resmlp(
 
     Weights ``N(0, 1)`` (drawn in layer order from ``seed``); the scale factors are
     the fixed gains of the Dense nodes (part of the IR, so every backend realizes
-    them).  Biases exist (every Dense has one) but start at 0; they are trained
-    like the weights by every gradient source.  Lowered, each ``φ`` sits on the
+    them).  Biases (``bias=True``) start at 0 and are trained like the weights by
+    every gradient source; ``bias=False`` builds bias-free layers.  ``activation``
+    may be ``identity`` (the linear cells of the PC-ALM paper).  Lowered, each ``φ`` sits on the
     source side of its layer's synapses, so the system has exactly ``L``
     populations ``z_1 .. z_{L-1}, ŷ`` and the unit-step budget is ``2L``.
     """
     if int(depth) < 2:
         raise ConfigError(f"depth must be >= 2 (input and output layers), got {depth}")
     _check([n_in, width, n_out], activation)
-    if activation == "identity":
-        raise ConfigError("depth_resmlp needs a nonlinearity (use a linear network builder for identity)")
     depth = int(depth)
+    nb = {} if bias else {"has_bias": False}
     rng = np.random.default_rng(seed)
     nodes: list[Node] = [
         Input("x", size=int(n_in)),
         Dense("layer1", source="x", weight=rng.standard_normal((width, n_in)), bias=np.zeros(width),
-              gain=1.0 / np.sqrt(n_in)),
+              gain=1.0 / np.sqrt(n_in), **nb),
     ]
     src = "layer1"
     for k in range(2, depth):
+        # a linear cell has no activation nodes (each would be a population of its own)
+        nodes += [] if activation == "identity" else [Activation(f"phi{k}", source=src, function=activation)]
         nodes += [
-            Activation(f"phi{k}", source=src, function=activation),
-            Dense(f"layer{k}", source=f"phi{k}", weight=rng.standard_normal((width, width)), bias=np.zeros(width),
-                  gain=1.0 / np.sqrt(width * depth)),
+            Dense(f"layer{k}", source=src if activation == "identity" else f"phi{k}", weight=rng.standard_normal((width, width)), bias=np.zeros(width),
+                  gain=1.0 / np.sqrt(width * depth), **nb),
             Add(f"z{k}", sources=(src, f"layer{k}")),
         ]
         src = f"z{k}"
+    nodes += [] if activation == "identity" else [Activation(f"phi{depth}", source=src, function=activation)]
     nodes += [
-        Activation(f"phi{depth}", source=src, function=activation),
-        Dense(f"layer{depth}", source=f"phi{depth}", weight=rng.standard_normal((n_out, width)),
-              bias=np.zeros(n_out), gain=1.0 / width),
+        Dense(f"layer{depth}", source=src if activation == "identity" else f"phi{depth}", weight=rng.standard_normal((n_out, width)),
+              bias=np.zeros(n_out), gain=1.0 / width, **nb),
     ]
     return Graph(tuple(nodes), f"layer{depth}", name or f"resmlp_{activation}_L{depth}")

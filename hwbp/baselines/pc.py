@@ -169,7 +169,7 @@ def pc_relax(system: DynamicsSystem, batch: Batch, *, steps: int | None = None, 
 
 def pc_alm_relax(system: DynamicsSystem, batch: Batch, *, steps: int | None = None, rho: float = 1.0,
                  alpha: float = 1.0, eta: float = 0.2, record: Recorder | None = None,
-                 vectorize: bool = True) -> PCResult:
+                 vectorize: bool = True, timing: str = "post_dual") -> PCResult:
     """PC-ALM inference: ``steps`` (default ``2L``) primal steps on ``z``, each followed
     by the dual ascent ``λ ← λ + α r`` (see the module docstring).
 
@@ -179,36 +179,48 @@ def pc_alm_relax(system: DynamicsSystem, batch: Batch, *, steps: int | None = No
         As for :func:`pc_relax`.
     alpha : float
         Dual step ``α`` (0 gives PC).
+    timing : str
+        Multipliers of the final error signal (the weight gradient): ``post_dual``
+        (after the last dual update) or ``pre_dual_energy`` (before it: the energy the
+        last primal step descended; the PC-ALM reference code's default and the
+        protocol's, :mod:`hwbp.baselines.protocol`).
     """
+    from hwbp.baselines.chain import TIMINGS
+
     T = 2 * system.depth if steps is None else steps
     _check(system, T, rho, eta, alpha)
+    if timing not in TIMINGS:
+        raise ConfigError(f"unknown multiplier timing {timing!r}; valid: {', '.join(TIMINGS)}")
     rx = _Relaxer(system, batch, vectorize=vectorize)
     z = rx.feedforward()
     loss0 = float(rx.loss(z[rx.out]).mean())
     lam = [np.zeros_like(a) for a in z]
+    lam_prev = lam
 
     def residuals(z: Arrays) -> Arrays:
         mu = rx.predictions(z)
         z[rx.out] = mu[rx.out]
         return [z[i] - mu[i] for i in range(rx.n)]
 
-    def signal(r: Arrays) -> Arrays:
+    def signal(r: Arrays, lam: Arrays) -> Arrays:
         sig = [-(rho * r[i] + lam[i]) for i in range(rx.n)]
         sig[rx.out] = rx.loss_grad(z[rx.out])
         return sig
 
     r = residuals(z)
-    sig = signal(r)
+    sig = signal(r, lam)
     if record is not None:
         record(0, rx.state(z, sig))
     for step in range(1, T + 1):
         back = rx.pullback(z, sig)
         z = [z[i] if i == rx.out else z[i] - eta * (back[i] - sig[i]) for i in range(rx.n)]
         r = residuals(z)
-        lam = [lam[i] if i == rx.out else lam[i] + alpha * r[i] for i in range(rx.n)]
-        sig = signal(r)
+        lam_prev, lam = lam, [lam[i] if i == rx.out else lam[i] + alpha * r[i] for i in range(rx.n)]
+        sig = signal(r, lam)
         if record is not None:
             record(step, rx.state(z, sig))
+    if timing == "pre_dual_energy" and T > 0:
+        sig = signal(r, lam_prev)
     energy = rx.loss(z[rx.out]) + sum(
         0.5 * rho * ((r[i] + lam[i] / rho) ** 2).sum(axis=1) for i in rx.free)
     multipliers = {rx.kernel.names[i]: lam[i] for i in rx.free}

