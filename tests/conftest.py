@@ -95,3 +95,9 @@ def torch_gradients(model, x: np.ndarray, y: np.ndarray, loss: str = "mse") -> d
         value = -(yt * torch.log_softmax(out, dim=1)).sum(dim=1).mean()
     value.backward()
     return {k: p.grad.numpy().copy() for k, p in model.named_parameters()}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--conformance spread|full``: see ``tests/conformance/conftest.py``."""
+    parser.addoption("--conformance", choices=("spread", "full"), default="spread",
+                     help="conformance cases of the expensive profiles: every third (spread, default) or all (full)")

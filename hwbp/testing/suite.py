@@ -125,12 +125,16 @@ def _profiles(name: str) -> tuple[Any, Sequence[ConformanceProfile] | None, str 
         return None, None, f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def suite_params(names: Iterable[str] | None = None, *, requested: bool = False) -> list[Any]:
+def suite_params(names: Iterable[str] | None = None, *, requested: bool = False,
+                 spread: int | None = None) -> list[Any]:
     """``pytest.param(backend, profile, case)`` of every case of every profile of each
     backend in ``names`` (default: every registered backend), with marks: ``skip`` with
     the reason where the backend does not realize what the case uses, ``slow`` where the
     profile says so.  A backend that cannot be loaded is one parameter that skips with
-    the reason, or, when ``requested`` (named by the user), fails with it."""
+    the reason, or, when ``requested`` (named by the user), fails with it.  With
+    ``spread = k``, a case the profile marks slow also carries the ``exhaustive`` mark
+    unless its index in :func:`cases` is a multiple of ``k`` (a test run may then
+    deselect those and keep an even spread of the expensive profiles' cases)."""
     import pytest
 
     out = []
@@ -142,13 +146,15 @@ def suite_params(names: Iterable[str] | None = None, *, requested: bool = False)
                                         reason=f"backend {name!r} cannot be loaded: {error}")))
             continue
         for profile in profiles:
-            for case in cases():
+            for index, case in enumerate(cases()):
                 marks = []
                 reason = skip_reason(name, profile, case)
                 if reason is not None:
                     marks.append(pytest.mark.skip(reason=reason))
                 if profile.slow is not None and profile.slow(case):
                     marks.append(pytest.mark.slow)
+                    if spread is not None and index % spread:
+                        marks.append(pytest.mark.exhaustive)
                 why = profile.expected_failure(case) if profile.expected_failure is not None else None
                 if why is not None:
                     marks.append(pytest.mark.xfail(strict=True, raises=AssertionError,

@@ -8,7 +8,7 @@ import pytest
 from hwbp.testing.suite import backend_params, check_case, check_state_signals, suite_params
 
 
-@pytest.mark.parametrize("backend,profile,case", suite_params(["spice"]))
+@pytest.mark.parametrize("backend,profile,case", suite_params(["spice"], spread=3))
 def test_backend_computes_exact_gradients(backend, profile, case) -> None:
     check_case(backend, profile, case)
 
