@@ -185,6 +185,7 @@ def cosine_vs_budget(rows: list[dict]):
     depths = sorted({r["depth"] for r in rows})
     colors = _depth_colors(depths)
     floor = _floor_below([1 - r["grad_cosine"] for r in rows])
+    widths = {d: 1 + 2.5 * (1 - i / max(1, len(depths) - 1)) for i, d in enumerate(depths)}  # coinciding: nested
     with context():
         fig, axes = figure(len(panels), len(methods), panel=(3.0, 2.6))
         for row, (ds, act) in zip(axes, panels):
@@ -195,16 +196,17 @@ def cosine_vs_budget(rows: list[dict]):
                     if not sel:
                         continue
                     t, c = np.array(sel).T
-                    ax.plot(t / d, np.maximum(1 - c, floor), color=colors[d], lw=1.2, label=f"L = {int(d)}")
+                    ax.plot(t / d, np.maximum(1 - c, floor), color=colors[d], lw=widths[d], label=f"L = {int(d)}")
                 ax.axhline(floor, color="gray", lw=0.6, ls=":")
                 ax.axvline(2, color="gray", lw=0.8, ls=":")
                 ax.set_yscale("log")
                 ax.set_ylim(floor / 2, 1.5)
-                ax.set_xlabel("inference budget T / L (steps per layer)")
+                ax.set_xlabel("budget T / L (steps per layer)")
                 ax.set_ylabel("1 − cosine to backprop (relative)")
                 ax.set_title(f"{LABELS[m]}, {ds} {act}", fontsize=8)
         fig.suptitle(f"whole-network gradient against the budget, initial weights; exact (1 − cosine < "
-                     f"{ROUND_OFF:.0e}) drawn at the dotted floor {floor:.0e}; dotted vertical: T = 2L", fontsize=8)
+                     f"{ROUND_OFF:.0e}) drawn at the dotted floor {floor:.0e}; dotted vertical: T = 2L;\n"
+                     "coinciding depths are nested (wider line: smaller L)", fontsize=8)
         legend_below(fig, axes[0], ncol=len(depths))
     return fig
 
