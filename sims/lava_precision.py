@@ -8,7 +8,8 @@ integer arithmetic (bit-exact with the Lava processes, tests/test_lava_fixed.py)
 
 Usage::
 
-    .venv/bin/python sims/lava_precision.py
+    .venv/bin/python sims/lava_precision.py            # sweep, tables and figure
+    .venv/bin/python sims/lava_precision.py --replot   # redraw the figure from the CSV
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from outdir import add_out_arg, output_dir  # noqa: E402
 from hwbp.io import load_batch, load_model  # noqa: E402
-from hwbp.targets.lava.precision import figure, sweep, to_csv, to_markdown  # noqa: E402
+from hwbp.targets.lava.precision import figure, from_csv, sweep, to_csv, to_markdown  # noqa: E402
 from hwbp.verify.plot import figure_png  # noqa: E402
 
 TITLE = "Lava fixed point: digits MLP gradients vs exact backprop"
@@ -31,8 +32,16 @@ TITLE = "Lava fixed point: digits MLP gradients vs exact backprop"
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_out_arg(ap)
+    ap.add_argument("--replot", action="store_true", help="only redraw the figure from lava_precision.csv")
     args = ap.parse_args(argv)
-    out_dir = output_dir(ap, args, ROOT / "sims", "lava_precision")
+    out_dir = output_dir(ap, args, ROOT / "sims", "lava_precision", neutral=("replot",))
+    if args.replot:
+        csv_path = out_dir / "lava_precision.csv"
+        if not csv_path.is_file():
+            ap.error(f"--replot: no {csv_path}; run the sweep first")
+        csv_path.with_suffix(".png").write_bytes(figure_png(figure(from_csv(csv_path.read_text()), TITLE)))
+        print(csv_path.with_suffix(".png"))
+        return
     graph = load_model(ROOT / "examples" / "mlp_digits.onnx").with_loss("ce")
     batch = load_batch(ROOT / "examples" / "digits_batch.npz", graph, loss="ce")
     points = sweep(graph, batch, range(4, 17), (16, 20, 24))

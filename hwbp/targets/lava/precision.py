@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 
 
 from hwbp.backend import get_backend
+from hwbp.errors import ConfigError
 from hwbp.initial import initial_state
 from hwbp.ir.graph import Graph
 from hwbp.lower import lower
@@ -21,7 +22,7 @@ from hwbp.state import State
 from hwbp.types import Batch
 from hwbp.verify import compare, read_gradients
 
-__all__ = ["PrecisionPoint", "sweep", "to_csv", "to_markdown", "figure"]
+__all__ = ["PrecisionPoint", "sweep", "to_csv", "from_csv", "to_markdown", "figure"]
 
 
 @dataclass(frozen=True)
@@ -85,25 +86,51 @@ def to_markdown(points: Sequence[PrecisionPoint], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def from_csv(text: str) -> list[PrecisionPoint]:
+    """The points of a CSV written by :func:`to_csv`."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines or lines[0].strip() != "weight_bits,state_bits,min_cosine,max_rel_err":
+        raise ConfigError("not a precision CSV: the header must be weight_bits,state_bits,min_cosine,max_rel_err")
+    out = []
+    for n, ln in enumerate(lines[1:], start=2):
+        try:
+            wb, sb, cos, rel = ln.split(",")
+            out.append(PrecisionPoint(int(wb), int(sb), float(cos), float(rel)))
+        except ValueError as e:
+            raise ConfigError(f"precision CSV line {n}: {ln!r}: {e}") from None
+    return out
+
+
+#: 1 - cosine below this is drawn at it (float64 round-off)
+FLOOR = 1e-16
+
+
 def figure(points: Sequence[PrecisionPoint], title: str):
-    """Matplotlib figure: ``1 - cosine`` and rel_err against weight bits, one line per state width."""
-    import matplotlib
+    """Matplotlib figure (shared style, :mod:`hwbp.style`): ``1 - cosine`` and rel_err of the
+    worst parameter tensor against weight bits, one line per state width; the lines are
+    set side by side (offset along x) with their own markers, so that coinciding widths
+    stay visible."""
+    from hwbp.style import context, figure as styled, legend_below
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for sb in sorted({p.state_bits for p in points}):
-        pts = sorted((p for p in points if p.state_bits == sb), key=lambda p: p.weight_bits)
-        w = [p.weight_bits for p in pts]
-        axes[0].semilogy(w, [max(1 - p.min_cosine, 1e-16) for p in pts], "o-", label=f"{sb}-bit state")
-        axes[1].semilogy(w, [p.max_rel_err for p in pts], "o-", label=f"{sb}-bit state")
-    axes[0].axhline(1e-3, color="grey", ls=":", lw=1)
-    axes[0].set(xlabel="weight bits", ylabel="1 - min cosine", title="gradient direction")
-    axes[1].set(xlabel="weight bits", ylabel="max rel_err", title="gradient magnitude")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    widths = sorted({p.state_bits for p in points})
+    markers = "osD^v<>"
+    with context():
+        fig, axes = styled(1, 2, panel=(4.4, 3.3))
+        ax1, ax2 = axes[0]
+        for i, sb in enumerate(widths):
+            pts = sorted((p for p in points if p.state_bits == sb), key=lambda p: p.weight_bits)
+            w = [p.weight_bits + 0.12 * (i - (len(widths) - 1) / 2) for p in pts]
+            style = dict(marker=markers[i % len(markers)], ms=5, mfc="none" if i % 2 else None, lw=1.2,
+                         label=f"{sb}-bit state")
+            ax1.semilogy(w, [max(1 - p.min_cosine, FLOOR) for p in pts], **style)
+            ax2.semilogy(w, [p.max_rel_err for p in pts], **style)
+        ax1.axhline(1e-3, color="grey", ls=":", lw=1)
+        ax1.text(0.98, 1.2e-3, "1 − cosine = 1e-3", transform=ax1.get_yaxis_transform(), ha="right", va="bottom",
+                 fontsize=7, color="grey")
+        ax1.set(xlabel="weight resolution (bits)", ylabel="1 − min cosine to backprop (relative)",
+                title="gradient direction (worst tensor)")
+        ax2.set(xlabel="weight resolution (bits)", ylabel="max rel_err to backprop (relative)",
+                title="gradient magnitude (worst tensor)")
+        fig.suptitle(title + "\n(state widths set side by side: they coincide up to 9 weight bits)", fontsize=9)
+        legend_below(fig, [ax1], ncol=len(widths))
     return fig
