@@ -45,8 +45,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "sims"))
 
 from measure import load_average, measure  # noqa: E402
+from outdir import add_out_arg, output_dir  # noqa: E402
 
 from hwbp.io import atomic_write_text  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
@@ -214,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", nargs="+", default=["784-256-256-10"])
     p.add_argument("--repeat", type=int, default=3, help="ngspice runs per deck (the least CPU time counts)")
+    add_out_arg(p)
     args = p.parse_args(argv)
+    out = output_dir(p, args, HERE, "spice_scaling_split")
     code = "import hwbp.cli, hwbp.targets.spice.backend, hwbp.verify"
     start = measure(lambda: subprocess.run([sys.executable, "-c", code], check=True), 3)
     load0 = load_average()
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             lines += split(tuple(int(x) for x in s.split("-")), Path(d), args.repeat)
             print("\n".join(lines[-30:]), flush=True)
     lines.append(f"Load average {load_average():.1f} at the end.")
-    md = HERE / "spice_scaling.md"
+    md = out / "spice_scaling.md"
     text = md.read_text() if md.exists() else ""
     text = text.split(MARK)[0].rstrip() + "\n\n" if MARK in text else text.rstrip() + "\n\n"
     atomic_write_text(md, text + "\n".join(lines) + "\n")
