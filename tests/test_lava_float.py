@@ -126,6 +126,7 @@ def test_options_are_checked() -> None:
             lava.options(bad)
 
 
+@pytest.mark.slow
 def test_hang_times_out_and_leaves_no_process() -> None:
     """A population model that receives before it sends deadlocks the loop: the run
     stops at the time limit with a clear error and kills what it started."""

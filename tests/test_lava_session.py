@@ -86,6 +86,7 @@ def test_fixed_point_on_the_kept_runtime_is_the_integer_model() -> None:
             assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
 
 
+@pytest.mark.slow
 def test_a_hang_kills_the_session_and_the_next_run_starts_afresh() -> None:
     from hwbp.targets.lava import session
     from hwbp.targets.lava.compat import import_lava
@@ -114,6 +115,7 @@ def test_a_hang_kills_the_session_and_the_next_run_starts_afresh() -> None:
     session.close_session()
 
 
+@pytest.mark.slow
 def test_closing_leaves_no_process_and_no_shared_memory() -> None:
     from hwbp.targets.lava import session
 

@@ -30,6 +30,7 @@ def _cosines(v) -> dict[str, float]:
     return {k: m["cosine"] for k, m in v.report["parameters"].items()}
 
 
+@pytest.mark.slow
 def test_tiny_tanh_mlp_at_transistor_level_meets_the_cosine_bound():
     require_ngspice()
     graph, batch = _tiny()
@@ -45,6 +46,7 @@ def test_tiny_tanh_mlp_at_transistor_level_meets_the_cosine_bound():
     assert 1e-5 < settle["supply_power_W"] < 1e-3
 
 
+@pytest.mark.slow
 def test_a_gate_that_is_not_the_derivative_of_its_f_fails(tmp_path, monkeypatch):
     require_ngspice()
     import hwbp.pdk.cells as cells_mod

@@ -79,6 +79,7 @@ def _run(cell_text: str, label: str) -> Run:
                                                str(find_models()), "tt", 27.0, tuple(spec.params.items())))
 
 
+@pytest.mark.slow
 def test_tanh_gate_is_the_derivative_of_the_measured_f_and_a_broken_gate_is_not():
     require_ngspice()
     good, broken = run_all([_run(CELLS["tanh"].path.read_text(), "shipped"), _run(BROKEN.read_text(), "broken")],
@@ -96,6 +97,7 @@ def test_tanh_gate_is_the_derivative_of_the_measured_f_and_a_broken_gate_is_not(
     assert bad["gate_err_T0.25"] > 0.3, bad["gate_err_T0.25"]
 
 
+@pytest.mark.slow
 def test_characterize_writes_table_figures_and_a_loadable_hardware_model(tmp_path):
     require_ngspice()
     from hwbp.hardware import load_hardware

@@ -145,6 +145,7 @@ def test_compile_refuses_in_one_line_from_the_declared_support(backend: str, cas
     assert "\n" not in msg and f"backend {backend!r} does not realize {what}" in msg and "it realizes:" in msg
 
 
+@pytest.mark.slow
 def test_the_shipped_suite_runs_for_one_backend_from_another_directory(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEMPLATE_BACKEND), str(ROOT)]))
     out = subprocess.run([sys.executable, "-m", "hwbp.testing", "template", "-q", "-p", "no:xdist"],
