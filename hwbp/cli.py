@@ -21,10 +21,10 @@ from typing import Any, Callable, NoReturn, Sequence
 import numpy as np
 
 from hwbp import __version__
-from hwbp.errors import ConfigError, HwbpError, ModelNote
+from hwbp.errors import ConfigError, HwbpError
 from hwbp.ir.graph import Graph
 from hwbp.initial import INITIAL_STATES
-from hwbp.cliflags import add_output_arg, check_out_path
+from hwbp.cliflags import add_output_arg, check_out_path, plugin_of, show_note
 from hwbp.ir.losses import LOSSES
 from hwbp.types import Batch
 
@@ -365,12 +365,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                            "--analysis", "op", "--report", str(out / "spice_op.json")]))
 
 
-def _show_note(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    """Print a :class:`~hwbp.errors.ModelNote` (and any other warning) as one line on stderr."""
-    kind = "note" if issubclass(category, ModelNote) else "warning"
-    print(f"hwbp: {kind}: {' '.join(str(message).split())}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hwbp`` command; returns the exit code."""
     try:
@@ -382,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # float64 overflow (huge inputs, targets or weights) is bad input, not a NaN result
         with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise"):
-            warnings.showwarning = _show_note
+            warnings.showwarning = show_note
             return func(args)
     except MemoryError:
         print("hwbp: error: out of memory: the model or the batch is too large for this machine; use a smaller "
@@ -401,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a defect of hwbp or of a plug-in, not of the input: keep 1 for "failed"
         import traceback
 
-        plugin = _plugin_of(exc)
+        plugin = plugin_of(exc)
         if plugin is not None:
             print(f"hwbp: error: {plugin[0]} {plugin[1]!r} ({plugin[2]}) failed: {type(exc).__name__}: "
                   f"{exc}".splitlines()[0] + " (a defect of that plug-in, not of hwbp: report it to its authors; "
@@ -410,25 +404,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print(f"hwbp: internal error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 3
-
-
-def _plugin_of(exc: BaseException) -> tuple[str, str, str] | None:
-    """``(kind, name, module)`` of the third-party backend or target whose code raised
-    ``exc`` (the innermost frame of hwbp or of a plug-in decides), or None (hwbp's)."""
-    import traceback
-
-    from hwbp.backend import REGISTRY
-    from hwbp.targets import TARGETS
-
-    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
-        module = frame.f_globals.get("__name__", "")
-        if module.split(".")[0] == "hwbp":
-            return None
-        for kind, registry in (("backend", REGISTRY), ("target", TARGETS)):
-            name = registry.plugin_of(module)
-            if name is not None:
-                return kind, name, module
-    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

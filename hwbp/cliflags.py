@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Collection, Mapping
 
 from hwbp.options import OptionInfo, Options
-from hwbp.errors import ConfigError
+from hwbp.errors import ConfigError, ModelNote
 
-__all__ = ["add_option_flags", "OptionFlags", "warn_rejected", "add_output_arg", "check_out_path"]
+__all__ = ["add_option_flags", "OptionFlags", "warn_rejected", "add_output_arg", "check_out_path", "show_note",
+           "plugin_of"]
 
 
 def _argtype(info: OptionInfo):
@@ -149,3 +150,28 @@ def check_out_path(path: str | None, suffix: str, flag: str) -> None:
         if Path(path).suffix.lower() != suffix:
             raise ConfigError(f"{flag} {path}: expected a {suffix} file")
         check_writable(path, flag)
+
+
+def show_note(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Print a :class:`~hwbp.errors.ModelNote` (and any other warning) as one line on stderr."""
+    kind = "note" if issubclass(category, ModelNote) else "warning"
+    print(f"hwbp: {kind}: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def plugin_of(exc: BaseException) -> tuple[str, str, str] | None:
+    """``(kind, name, module)`` of the third-party backend or target whose code raised
+    ``exc`` (the innermost frame of hwbp or of a plug-in decides), or None (hwbp's)."""
+    import traceback
+
+    from hwbp.backend import REGISTRY
+    from hwbp.targets import TARGETS
+
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".")[0] == "hwbp":
+            return None
+        for kind, registry in (("backend", REGISTRY), ("target", TARGETS)):
+            name = registry.plugin_of(module)
+            if name is not None:
+                return kind, name, module
+    return None

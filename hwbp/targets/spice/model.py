@@ -10,7 +10,6 @@ writer expands it into one cell instance per synapse.  Text writers live in
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -20,6 +19,7 @@ import numpy as np
 
 from hwbp.errors import ConfigError
 from hwbp.library import BEHAVIORAL_DIR
+from hwbp.targets.spice.cellguard import top_subckts
 
 __all__ = [
     "CELLS_DIR", "DEFAULT_CELLS", "REALIZATIONS", "DEFAULT_REALIZATION", "SpiceOptions", "Cell", "load_cell", "cells_from_dir", "Element", "SynapseArray",
@@ -145,83 +145,6 @@ class SpiceOptions:
         return out
 
 
-#: The only dot commands a cell file may hold, matched as whole words.  ngspice reads a
-#: directive by its case-insensitive prefix (``.controlx`` and ``.control;x`` open a
-#: control section, ``.incfoo`` is ``.include``), so anything else that starts with a dot
-#: (control sections, ``.include``/``.lib``, analyses, options, ``.end``) is refused.
-_ALLOWED_DOT = frozenset({".subckt", ".ends", ".param", ".func", ".model"})
-#: ngspice's in-line comment starters; what follows one is not part of the directive.
-_INLINE_COMMENT = re.compile(r"[;$]|//")
-
-
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first physical line number, text) of every non-blank, non-comment line of a
-    SPICE file, with ``+`` continuation lines joined to the line they continue.
-
-    A ``*#`` line is not a comment to ngspice (it runs as a control command) and is
-    refused here, as is any line ngspice might read as the start of a script."""
-    out: list[tuple[int, str]] = []
-    for n, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if line.startswith("*#") or line.lower().startswith("*ng_script"):
-            raise ConfigError(f"line {n}: {line.split()[0]!r} is not allowed in a cell "
-                              f"(ngspice runs '*#' lines as control commands)")
-        if not line or line.startswith("*"):
-            continue
-        if line.startswith("+") and out:
-            out[-1] = (out[-1][0], f"{out[-1][1]} {line[1:].strip()}")
-        else:
-            out.append((n, line))
-    return out
-
-
-def _head(line: str) -> str:
-    """The directive or element name a logical line starts with, as ngspice reads it
-    (an in-line comment that follows it cut off)."""
-    word = line.split()[0]
-    return _INLINE_COMMENT.split(word, maxsplit=1)[0] or word
-
-
-def _top_subckts(p: Path, text: str) -> dict[str, int]:
-    """Lower-case name -> port count of each top-level ``.subckt`` of the cell file
-    ``p``; rejects banned dot commands, unbalanced ``.subckt``/``.ends`` and any
-    line outside a subcircuit (a stray ``.param`` there would rescale the circuit)."""
-    found: dict[str, int] = {}
-    depth = 0
-    try:
-        lines = _logical_lines(text)
-    except ConfigError as e:
-        raise ConfigError(f"cell file {p}: {e}") from None
-    for n, line in lines:
-        words = line.split()
-        head = _head(line).lower()
-        if head.startswith(".") and head not in _ALLOWED_DOT:
-            raise ConfigError(f"cell file {p}: line {n}: {_head(line)} is not allowed in a cell "
-                              f"(only .subckt, .ends, .param, .func and .model; no control section, "
-                              f".include, .lib, analysis, option or .end)")
-        if head == ".subckt":
-            if len(words) < 2:
-                raise ConfigError(f"cell file {p}: line {n}: .subckt without a name")
-            if depth == 0:
-                ports = 0
-                for w in words[2:]:
-                    if "=" in w or w.lower() == "params:":
-                        break
-                    ports += 1
-                found.setdefault(words[1].lower(), ports)
-            depth += 1
-        elif head == ".ends":
-            if depth == 0:
-                raise ConfigError(f"cell file {p}: line {n}: .ends without a matching .subckt")
-            depth -= 1
-        elif depth == 0:
-            raise ConfigError(f"cell file {p}: line {n}: {words[0]!r} outside '.subckt ... .ends'; "
-                              f"a cell file may hold only subcircuits and comments")
-    if depth:
-        raise ConfigError(f"cell file {p}: .subckt not closed by .ends")
-    return found
-
-
 @dataclass(frozen=True)
 class Cell:
     """A subcircuit file: its role, subcircuit name, port count, file name and text."""
@@ -254,7 +177,7 @@ def load_cell(role: str, path: str | Path | None = None) -> Cell:
     except UnicodeDecodeError:
         raise ConfigError(f"cell file {p}: must be plain ASCII text") from None
     expected = Path(DEFAULT_CELLS[role]).stem
-    subckts = _top_subckts(p, text)
+    subckts = top_subckts(p, text)
     if expected not in subckts:
         raise ConfigError(f"cell file {p}: must define '.subckt {expected} ...' for role {role!r}")
     ports = subckts[expected]
