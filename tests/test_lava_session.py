@@ -86,18 +86,56 @@ def test_fixed_point_on_the_kept_runtime_is_the_integer_model() -> None:
             assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
 
 
+def test_one_process_model_equals_the_process_per_population_network_on_a_residual_net() -> None:
+    """The kept runtime runs the whole network as one process model; on a residual net
+    (a population with two terms, a population read by two) it equals the network of
+    one process per input, population and term bit for bit (float), and the integer
+    model (fixed); a model that drops the loss does not."""
+    from hwbp.models import random_resmlp
+    from hwbp.targets.lava import session
+    from hwbp.targets.lava.fixed import numpy_model, run_fixed
+    from hwbp.targets.lava.lavaproc.fused import NetworkProcess, PyNetworkFloat
+    from hwbp.targets.lava.run_float import float_spec
+
+    g = random_resmlp(4, 5, 3, 2, activation="tanh", seed=6).with_loss("ce")
+    system = lower(g)
+    assert max(len(p.terms) for p in system.populations) == 2
+    batch = make_batch(g, size=3, seed=4, loss="ce")
+    lava = get_backend("lava")
+    steps = 2 * system.depth
+    start = initial_state(system, batch, "random", 2)
+    got = lava.run(lava.compile(system, lava.options({})), batch, initial=start).state
+    assert len(session._LIVE.models) == 1
+    _equal(got, _fresh_float(system, batch, start, steps))
+    art = lava.compile(system, lava.options({"precision": "fixed", "weight_bits": 16}))
+    fixed = run_fixed(art.data, system, batch, start, steps, 1.0, 120.0, raw=True)
+    for x, y in zip(fixed, numpy_model(art.data, system, batch, start, steps)):
+        assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+
+    class NoLoss(PyNetworkFloat):  # negative control
+        def _step(self, local: int, last: bool) -> list:
+            for pop in self.proc_params["layout"]["pops"]:
+                pop["params"]["loss"] = 0
+            return super()._step(local, last)
+
+    spec = float_spec(system, batch, start, steps, 1.0)
+    _, tens, _ = session.run_session(term_table(system), spec, "floating_pt", {NetworkProcess: NoLoss}, 120.0)
+    assert all(not np.any(t) for t in tens.values()) and any(np.any(t) for t in got.tension.values())
+    session.close_session()
+
+
 @pytest.mark.slow
 def test_a_hang_kills_the_session_and_the_next_run_starts_afresh() -> None:
     from hwbp.targets.lava import session
     from hwbp.targets.lava.compat import import_lava
 
     import_lava()
-    from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS, PopulationProcess, PyPopulationFloat
+    from hwbp.targets.lava.lavaproc.fused import FUSED_FLOAT_MODELS, NetworkProcess, PyNetworkFloat
     from hwbp.targets.lava.run_float import float_spec
 
-    class ReceiveFirst(PyPopulationFloat):
+    class ReceiveTwice(PyNetworkFloat):
         def run_spk(self) -> None:
-            self.fwd_in.recv()
+            self.host_in.recv()  # the block's one message: the model's own receive then waits forever
             super().run_spk()
 
     g = random_mlp([4, 5, 3], activation="tanh", seed=1).with_loss("mse")
@@ -107,10 +145,9 @@ def test_a_hang_kills_the_session_and_the_next_run_starts_afresh() -> None:
     session.close_session()
     before = set(mp.active_children())
     with pytest.raises(BackendError, match="did not finish within 3 s"):
-        session.run_session(term_table(system), spec, "floating_pt", {**FLOAT_MODELS, PopulationProcess: ReceiveFirst},
-                            3.0)
+        session.run_session(term_table(system), spec, "floating_pt", {NetworkProcess: ReceiveTwice}, 3.0)
     assert session._LIVE is None and set(mp.active_children()) - before == set()
-    means, _, _ = session.run_session(term_table(system), spec, "floating_pt", FLOAT_MODELS, 120.0)
+    means, _, _ = session.run_session(term_table(system), spec, "floating_pt", FUSED_FLOAT_MODELS, 120.0)
     assert session._LIVE is not None and np.isfinite(means[system.populations[-1].name]).all()
     session.close_session()
 

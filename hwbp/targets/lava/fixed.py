@@ -198,11 +198,11 @@ def run_fixed(fmt: FixedFormat, system: DynamicsSystem, batch: Batch, start: Sta
     integer ``(means, tensions, gates)`` as read from the processes)."""
     import_lava()
     from hwbp.targets.lava.topology import term_table
-    from hwbp.targets.lava.lavaproc.fixed_models import FIXED_MODELS
+    from hwbp.targets.lava.lavaproc.fused import FUSED_FIXED_MODELS
     from hwbp.targets.lava.session import run_session
 
     means, tens, gates = run_session(term_table(system), fixed_spec(fmt, system, batch, start, steps), "fixed_pt",
-                                     FIXED_MODELS, timeout_s)
+                                     FUSED_FIXED_MODELS, timeout_s)
     means = {n: np.asarray(v).astype(np.int64) for n, v in means.items()}
     tens = {n: np.asarray(v).astype(np.int64) for n, v in tens.items()}
     gates = {k: np.asarray(v).astype(np.int64) for k, v in gates.items()}

@@ -62,11 +62,11 @@ def run_float(system: DynamicsSystem, batch: Batch, start: State, steps: int, dt
     Lava runtime this job keeps (:mod:`hwbp.targets.lava.session`)."""
     import_lava()
     from hwbp.targets.lava.topology import term_table
-    from hwbp.targets.lava.lavaproc.processes import FLOAT_MODELS
+    from hwbp.targets.lava.lavaproc.fused import FUSED_FLOAT_MODELS
     from hwbp.targets.lava.session import run_session
 
     means, tens, gates = run_session(term_table(system), float_spec(system, batch, start, steps, dt), "floating_pt",
-                                     FLOAT_MODELS, timeout_s)
+                                     FUSED_FLOAT_MODELS, timeout_s)
     f64 = {n: np.asarray(v, dtype=np.float64) for n, v in means.items()}
     return State(f64, {n: np.asarray(v, dtype=np.float64) for n, v in tens.items()}, steps * dt, steps,
                  {k: np.asarray(v, dtype=np.float64) for k, v in gates.items()})

@@ -30,9 +30,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from hwbp.targets.lava.compat import import_lava
-from hwbp.targets.lava.network import NetworkSpec, build_network, reap, watch
+from hwbp.targets.lava.network import NetworkSpec, reap, watch
 
-__all__ = ["LavaSession", "session_for", "close_session", "run_session", "structure_key"]
+__all__ = ["LavaSession", "fused_network", "session_for", "close_session", "run_session", "structure_key"]
 
 
 def _freeze(value: Any) -> Any:
@@ -44,6 +44,25 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     return value
+
+
+def fused_network(terms: Mapping[tuple[str, int], tuple[str, int, int]], spec: NetworkSpec) -> tuple[Any, dict]:
+    """The whole network as one :class:`~hwbp.targets.lava.lavaproc.fused.NetworkProcess`
+    (one process model: Lava synchronizes one model per time step, not one per
+    population and term) and its layout."""
+    from hwbp.targets.lava.lavaproc.fused import NetworkProcess, network_layout
+
+    steps = {int(prm["n_steps"]) for prm in spec.pop_params.values()}
+    if len(steps) != 1:
+        raise ValueError(f"a kept runtime needs one n_steps for every population, got {sorted(steps)}")
+    batch = next(iter(spec.mean.values())).shape[0]
+    layout = network_layout(
+        batch, steps.pop(),
+        [(n, np.shape(x)[-1], dict(spec.input_params)) for n, x in spec.inputs.items()],
+        [(n, np.shape(m)[-1], dict(spec.pop_params.get(n, {}))) for n, m in spec.mean.items()],
+        [(key, src, n_in, n_out, spec.weight.get(key) is not None, dict(spec.term_params.get(key, {})))
+         for key, (src, n_in, n_out) in terms.items()])
+    return NetworkProcess(layout=layout, name="network"), layout
 
 
 def structure_key(terms: Mapping[tuple[str, int], tuple[str, int, int]], spec: NetworkSpec, tag: str,
@@ -79,9 +98,8 @@ class LavaSession:
         self.key = key
         self.tag = tag
         self.models = dict(models)
-        self.net = build_network(terms, spec, host_io=True)
-        self.period = int(next(iter(spec.pop_params.values()))["n_steps"]) + 1
-        self.proc = self.net.any_process()
+        self.proc, self.layout = fused_network(terms, spec)
+        self.period = self.layout["period"]
         self.pipes = threading.Lock()
         self.before: set = set()
         self.started = False
@@ -111,9 +129,7 @@ class LavaSession:
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
-        from hwbp.targets.lava.lavaproc.host import recv_block, send_block
-
-        net = self.net
+        from hwbp.targets.lava.lavaproc.host import recv_network, send_network
 
         def work() -> tuple[dict, dict, dict]:
             if not self.started:
@@ -121,9 +137,9 @@ class LavaSession:
                 self.started = True
                 self.proc.create_runtime(run_cfg=Loihi2SimCfg(select_tag=self.tag,
                                                               exception_proc_model_map=self.models))
-            send_block(net.inputs, net.populations, net.terms, x, mean, tension, target, weight, bias)
+            send_network(self.proc, self.layout, x, mean, tension, target, weight, bias)
             self.proc.run(condition=RunSteps(num_steps=self.period))
-            return recv_block(net.populations, net.terms)
+            return recv_network(self.proc, self.layout)
 
         out = self._guard(work, timeout_s)
         self.runs += 1

@@ -67,7 +67,7 @@ from .processes import ACTIVATION_CODES, InputProcess, PopulationProcess, TermPr
 
 __all__ = ["LUT_FRAC", "LUT_RANGE", "DECAY_BITS", "ETA_BITS", "stochastic_update", "learn_fixed", "round_shift",
            "saturate", "to_payload", "from_payload", "pwl", "act_fixed", "source_fixed", "source_gate", "synapse",
-           "gate", "loss_fixed", "leak", "PyInputFixed", "PyPopulationFixed", "PyTermFixed", "FIXED_MODELS"]
+           "gate", "loss_fixed", "leak", "term_forward_fixed", "term_backward_fixed", "PyInputFixed", "PyPopulationFixed", "PyTermFixed", "FIXED_MODELS"]
 
 #: Fraction bits of the grid of the piecewise-linear tables (step 1/32).
 LUT_FRAC = 5
@@ -203,6 +203,29 @@ def leak(x: np.ndarray, drive: np.ndarray, dt_int: int, state_bits: int) -> np.n
     return saturate(x + round_shift(dt_int * (drive - x), DECAY_BITS), state_bits)
 
 
+def term_forward_fixed(p: dict, weight: np.ndarray, bias: np.ndarray, u_msg: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Forward half of an integer term's step for the received payload ``u_msg``:
+    ``(payload of f(a), f'(a), payload of φ(u), φ'(u))`` (rules 9, 3, 4)."""
+    sb, sh = p["state_bits"], p["shift"]
+    u, dphi = source_fixed(u_msg, p)
+    if p["has_weight"]:
+        a = synapse(u @ weight.T, p["k"], sb, bias)
+    else:
+        a = from_payload(u, sh, sb)
+    y, d = act_fixed(p["act"], a, p)
+    return to_payload(y, sh, p["payload_bits"]), d, u, dphi
+
+
+def term_backward_fixed(p: dict, weight: np.ndarray, e: np.ndarray, dphi: np.ndarray | None) -> np.ndarray:
+    """Backward half of an integer term's step: the payload of ``φ'(u) ⊙ W_intᵀ e``
+    (rules 3, 9; the payload of ``e`` for an unweighted term)."""
+    e_msg = to_payload(e, p["shift"], p["payload_bits"])
+    if p["has_weight"]:
+        return source_gate(synapse(e_msg @ weight, p["k"], p["state_bits"]), dphi, p)
+    return e_msg
+
+
 # ----------------------------------------------------------------- models
 @implements(proc=InputProcess, protocol=LoihiProtocol)
 @requires(CPU)
@@ -284,27 +307,17 @@ class PyTermFixed(PyLoihiProcessModel):
 
     def run_spk(self) -> None:
         p = self.proc_params
-        sb, sh, pb, S = p["state_bits"], p["shift"], p["payload_bits"], p["S"]
+        sb, sh, S = p["state_bits"], p["shift"], p["S"]
         first, last = host_flags(p, self.time_step)
         if first:  # host I/O: this block's [W_int | b]
             wb = self.host_in.recv()
             self.weight[:], self.bias[:] = wb[:, :-1], wb[:, -1]
-        u = self.u_in.recv()
-        u, dphi = source_fixed(u, p)
-        if p["has_weight"]:
-            a = synapse(u @ self.weight.T, p["k"], sb, self.bias)
-        else:
-            a = from_payload(u, sh, sb)
-        y, d = act_fixed(p["act"], a, p)
-        self.y_out.send(to_payload(y, sh, pb))
+        y_msg, d, u, dphi = term_forward_fixed(p, self.weight, self.bias, self.u_in.recv())
+        self.y_out.send(y_msg)
         self.e[:] = gate(d, self.t_in.recv(), S, sh, sb)
         if last:
             self.host_out.send(self.e)
-        e_msg = to_payload(self.e, sh, pb)
-        if p["has_weight"]:
-            self.g_out.send(source_gate(synapse(e_msg @ self.weight, p["k"], sb), dphi, p))
-        else:
-            self.g_out.send(e_msg)
+        self.g_out.send(term_backward_fixed(p, self.weight, self.e, dphi))
         if p.get("learn") and block_of(self.time_step, p["period"])[1] == p["period"] - 1:
             if not hasattr(self, "_rng"):
                 self._rng = np.random.default_rng(p["seed"])

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["send_block", "recv_block"]
+__all__ = ["send_block", "recv_block", "send_network", "recv_network"]
 
 
 def _send(port: Any, data: np.ndarray) -> None:
@@ -50,4 +50,43 @@ def recv_block(pops: Mapping[str, Any], terms: Mapping[Any, Any]) -> tuple[dict,
     for key, proc in terms.items():
         if proc.proc_params["host_io"]:
             gates[key] = proc.host_out.external_pipe_csp_recv_port.recv()
+    return means, tens, gates
+
+
+def send_network(proc: Any, layout: dict, x: Mapping[str, np.ndarray], mean: Mapping[str, np.ndarray],
+                 tension: Mapping[str, np.ndarray], target: Mapping[str, np.ndarray],
+                 weight: Mapping[Any, np.ndarray | None], bias: Mapping[Any, np.ndarray | None]) -> None:
+    """Send one block's values to a :class:`~.fused.NetworkProcess` in ONE message (the
+    order of :mod:`.fused`; ``b`` zeros where a weighted term has none)."""
+    parts = [x[i["name"]] for i in layout["inputs"]]
+    for p in layout["pops"]:
+        parts += [mean[p["name"]], tension[p["name"]], target[p["name"]]]
+    for t in layout["terms"]:
+        if t["weighted"]:
+            w = np.asarray(weight[t["key"]])
+            b = bias.get(t["key"])
+            parts += [w, np.zeros(w.shape[0], dtype=w.dtype) if b is None else np.asarray(b).astype(w.dtype)]
+    dtype = np.result_type(*parts)
+    _send(proc.host_in, np.concatenate([np.ravel(np.asarray(a, dtype=dtype)) for a in parts]))
+
+
+def recv_network(proc: Any, layout: dict) -> tuple[dict, dict, dict]:
+    """``(means, tensions, gates)`` at the end of a block of a
+    :class:`~.fused.NetworkProcess` (one message)."""
+    flat = proc.host_out.external_pipe_csp_recv_port.recv()
+    B, at = layout["batch"], 0
+
+    def take(n: int) -> np.ndarray:
+        nonlocal at
+        out = flat[at:at + B * n].reshape(B, n)
+        at += B * n
+        return out
+
+    means, tens, gates = {}, {}, {}
+    for p in layout["pops"]:
+        means[p["name"]] = take(p["n"])
+        tens[p["name"]] = take(p["n"])
+    for t in layout["terms"]:
+        if t["weighted"]:
+            gates[t["key"]] = take(t["n_out"])
     return means, tens, gates

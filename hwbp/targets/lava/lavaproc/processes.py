@@ -64,7 +64,8 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-__all__ = ["ACTIVATION_CODES", "LOSS_CODES", "HOST_BUFFER", "block_of", "host_flags", "activation", "loss_grad", "InputProcess", "PopulationProcess",
+__all__ = ["ACTIVATION_CODES", "LOSS_CODES", "HOST_BUFFER", "block_of", "host_flags", "activation", "loss_grad", "term_forward",
+           "term_backward", "population_loss", "population_update", "InputProcess", "PopulationProcess",
            "TermProcess", "PyInputFloat", "PyPopulationFloat", "PyTermFloat", "FLOAT_MODELS"]
 
 #: Activation names in the order of their integer codes (process parameter ``act``).
@@ -122,6 +123,54 @@ def loss_grad(name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         z = np.exp(x - x.max(axis=-1, keepdims=True))
         return z / z.sum(axis=-1, keepdims=True) - y
     return np.zeros_like(x)
+
+
+def term_forward(p: dict, weight: np.ndarray, bias: np.ndarray, u: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Forward half of a float term's step: ``(f(a), f'(a), φ(u), φ'(u))`` with ``a = g W
+    φ(u) + b`` for the received source mean ``u`` (``φ'(u)`` None without a source-side
+    activation; ``W``, ``b`` unused for an unweighted term, ``a = u``)."""
+    g, src = p.get("gain", 1.0), p.get("src_act", 0)
+    dphi = None
+    if src:  # the source-side activation, computed where the synapses are
+        u, dphi = activation(ACTIVATION_CODES[src], u, p["src_alpha"])
+    if p["has_weight"]:
+        a = u @ weight.T
+        if g != 1.0:
+            a *= g
+        a += bias
+    else:
+        a = u
+    y, gate = activation(ACTIVATION_CODES[p["act"]], a, p["alpha"])
+    return y, gate, u, dphi
+
+
+def term_backward(p: dict, weight: np.ndarray, e: np.ndarray, dphi: np.ndarray | None) -> np.ndarray:
+    """Backward half of a float term's step: ``φ'(u) ⊙ (g Wᵀ e)`` for the gate ``e``
+    (``e`` itself for an unweighted term)."""
+    if not p["has_weight"]:
+        return e.copy()
+    back = e @ weight
+    g = p.get("gain", 1.0)
+    if g != 1.0:
+        back *= g
+    if dphi is not None:
+        back *= dphi
+    return back
+
+
+def population_loss(p: dict, mean: np.ndarray, target: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """The loss population's backward drive: ``beta * grad l(mean) + back``."""
+    return p["beta"] * loss_grad(LOSS_CODES[p["loss"]], mean, target) + back
+
+
+def population_update(p: dict, mean: np.ndarray, tension: np.ndarray, drive: np.ndarray, back: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """One Euler step of size ``dt`` of a float population: new ``(mean, tension)``."""
+    dt = p["dt"]
+    if dt == 1.0:
+        return drive, back
+    return mean + dt * (drive - mean), tension + dt * (back - tension)
 
 
 # ----------------------------------------------------------------- processes
@@ -284,19 +333,12 @@ class PyPopulationFloat(PyLoihiProcessModel):
         drive = self.fwd_in.recv()
         back = self.bwd_in.recv()
         if p["loss"]:
-            target = self.target if self.target.ndim == 2 else self.target[block]
-            back = p["beta"] * loss_grad(LOSS_CODES[p["loss"]], self.mean, target) + back
+            back = population_loss(p, self.mean, self.target if self.target.ndim == 2 else self.target[block], back)
         if last:
             self.host_out.send(np.stack([self.mean, self.tension]))
         if local >= p["n_steps"]:
             return
-        dt = p["dt"]
-        if dt == 1.0:
-            self.mean[:] = drive
-            self.tension[:] = back
-        else:
-            self.mean[:] = self.mean + dt * (drive - self.mean)
-            self.tension[:] = self.tension + dt * (back - self.tension)
+        self.mean[:], self.tension[:] = population_update(p, self.mean, self.tension, drive, back)
 
 
 @implements(proc=TermProcess, protocol=LoihiProtocol)
@@ -322,34 +364,15 @@ class PyTermFloat(PyLoihiProcessModel):
         if first:  # host I/O: this block's [W | b]
             wb = self.host_in.recv()
             self.weight[:], self.bias[:] = wb[:, :-1], wb[:, -1]
-        u = self.u_in.recv()
-        g, src = p.get("gain", 1.0), p.get("src_act", 0)
-        dphi = None
-        if src:  # the source-side activation, computed where the synapses are
-            u, dphi = activation(ACTIVATION_CODES[src], u, p["src_alpha"])
-        if p["has_weight"]:
-            a = u @ self.weight.T
-            if g != 1.0:
-                a *= g
-            a += self.bias
-        else:
-            a = u
-        y, gate = activation(ACTIVATION_CODES[p["act"]], a, p["alpha"])
+        y, gate, u, dphi = term_forward(p, self.weight, self.bias, self.u_in.recv())
         self.y_out.send(y)
         t = self.t_in.recv()
         self.e[:] = t * gate
         if last:
             self.host_out.send(self.e)
-        if p["has_weight"]:
-            back = self.e @ self.weight
-            if g != 1.0:
-                back *= g
-            if dphi is not None:
-                back *= dphi
-        else:
-            back = self.e.copy()
-        self.g_out.send(back)
+        self.g_out.send(term_backward(p, self.weight, self.e, dphi))
         if p.get("learn") and block_of(self.time_step, p["period"])[1] == p["period"] - 1:
+            g = p.get("gain", 1.0)
             self.weight[:] = self.weight - (p["eta"] * g) * (self.e.T @ u)
             if p["has_bias"]:
                 self.bias[:] = self.bias - p["eta"] * self.e.sum(axis=0)
