@@ -134,6 +134,7 @@ def program_files(system: DynamicsSystem, options: LavaOptions, info: Mapping[st
         "lavaproc/processes.py": (_HERE / "lavaproc" / "processes.py").read_bytes(),
         "lavaproc/fixed_models.py": (_HERE / "lavaproc" / "fixed_models.py").read_bytes(),
         "lavaproc/host.py": (_HERE / "lavaproc" / "host.py").read_bytes(),
+        "lavaproc/fused.py": (_HERE / "lavaproc" / "fused.py").read_bytes(),
     }
 
 

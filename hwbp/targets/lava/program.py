@@ -1,9 +1,10 @@
 """Run a network compiled by ``hwbp compile --target lava`` in Lava's CPU simulator and
 check its gradients against the exact ones.
 
-The processes exchange the batch, the start state, the parameters and the results
-with this program through their host pipes (``lavaproc/host.py``: whole arrays, one
-message per process), as ``hwbp verify --backend lava`` does on its kept runtime.
+The network runs as one Lava process (``lavaproc/fused.py``: every population and
+term in one process model), which exchanges the batch, the start state, the parameters
+and the results with this program through its host pipes (``lavaproc/host.py``: one
+message each way), as ``hwbp verify --backend lava`` does on its kept runtime.
 
 This file is copied verbatim into the output directory next to ``params.npz`` (the
 topology as JSON text, every parameter array, the default batch and the exact
@@ -83,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    from lavaproc.fixed_models import FIXED_MODELS
-    from lavaproc.host import recv_block, send_block
-    from lavaproc.processes import FLOAT_MODELS, InputProcess, PopulationProcess, TermProcess, activation
+    from lavaproc.fused import FUSED_FIXED_MODELS, FUSED_FLOAT_MODELS, NetworkProcess, network_layout
+    from lavaproc.host import recv_network, send_network
+    from lavaproc.processes import activation
 
     top, arrays = load()
     fixed = top["precision"] == "fixed"
@@ -99,38 +100,28 @@ def main(argv: list[str] | None = None) -> int:
     x, y = batch_of(top, arrays, args.batch)
     steps = top["steps"] if args.steps is None else args.steps
     B = len(y)
-    host = {"host_io": True, "period": steps + 1}
     xs = {i["name"]: enc(x[i["name"]]) for i in top["inputs"]}
-    inputs = {n: InputProcess(x=v, **params_of(arrays, "input/"), **host) for n, v in xs.items()}
-    pops, terms, state, targets, weights, biases = {}, {}, {}, {}, {}, {}
+    state, targets, weights, biases, pop_rows, term_rows = {}, {}, {}, {}, [], []
     for p in top["populations"]:
         state[p["name"]] = enc(np.zeros((B, p["size"])))
         targets[p["name"]] = enc(y) if p["name"] == top["loss_population"] else state[p["name"]]
-        pops[p["name"]] = PopulationProcess(mean=state[p["name"]], tension=state[p["name"]],
-                                            target=targets[p["name"]], n_steps=steps,
-                                            **params_of(arrays, f"pop/{p['name']}/"), **host)
-    for p in top["populations"]:
+        pop_rows.append((p["name"], p["size"], params_of(arrays, f"pop/{p['name']}/")))
         for k, t in enumerate(p["terms"]):
-            key = f"term/{p['name']}/{k}/"
-            prm = params_of(arrays, key)
+            prm = params_of(arrays, f"term/{p['name']}/{k}/")
             w, b = prm.pop("weight", None), prm.pop("bias", None)
             weights[(p["name"], k)], biases[(p["name"], k)] = w, b
-            proc = TermProcess(batch=B, n_in=t["n_in"], n_out=p["size"], weight=w, bias=b, **prm, **host)
-            src = pops.get(t["source"]) or inputs[t["source"]]
-            src.x_out.connect(proc.u_in)
-            proc.y_out.connect(pops[p["name"]].fwd_in)
-            pops[p["name"]].t_out.connect(proc.t_in)
-            if t["source"] in pops:
-                proc.g_out.connect(pops[t["source"]].bwd_in)
-            terms[(p["name"], k)] = proc
-    first = next(iter(pops.values()))
+            term_rows.append(((p["name"], k), t["source"], t["n_in"], p["size"], w is not None, prm))
+    # the whole network as one process model (lavaproc/fused.py); one host message each way
+    layout = network_layout(B, steps, [(i["name"], i["size"], params_of(arrays, "input/")) for i in top["inputs"]],
+                            pop_rows, term_rows)
+    net = NetworkProcess(layout=layout, name="network")
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt",
-                       exception_proc_model_map=FIXED_MODELS if fixed else FLOAT_MODELS)
-    first.create_runtime(run_cfg=cfg)
+                       exception_proc_model_map=FUSED_FIXED_MODELS if fixed else FUSED_FLOAT_MODELS)
+    net.create_runtime(run_cfg=cfg)
     try:
-        send_block(inputs, pops, terms, xs, state, state, targets, weights, biases)
-        first.run(condition=RunSteps(num_steps=steps + 1))
-        got_means, got_tensions, got_gates = recv_block(pops, terms)
+        send_network(net, layout, xs, state, state, targets, weights, biases)
+        net.run(condition=RunSteps(num_steps=steps + 1))
+        got_means, got_tensions, got_gates = recv_network(net, layout)
         means = {n: np.asarray(v, dtype=np.float64) * scale for n, v in got_means.items()}
         tensions = {n: np.asarray(v, dtype=np.float64) * scale for n, v in got_tensions.items()}
         rows: dict[str, np.ndarray] = {}
@@ -151,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 if t["bias"] is not None:
                     add(t["bias"], e.sum(axis=0) / B)
     finally:
-        first.stop()
+        net.stop()
     print(f"{top['model']}: {top['precision']} Lava models, {steps} unit steps ({steps + 1} Lava steps), "
           f"batch {B}, loss {top['loss']}, beta {top['beta']:g}")
     got = dict(rows)
