@@ -134,9 +134,9 @@ def test_a_hang_kills_the_session_and_the_next_run_starts_afresh() -> None:
     from hwbp.targets.lava.run_float import float_spec
 
     class ReceiveTwice(PyNetworkFloat):
-        def run_spk(self) -> None:
+        def _tick(self) -> None:
             self.host_in.recv()  # the block's one message: the model's own receive then waits forever
-            super().run_spk()
+            super()._tick()
 
     g = random_mlp([4, 5, 3], activation="tanh", seed=1).with_loss("mse")
     system = lower(g)

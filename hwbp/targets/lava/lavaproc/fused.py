@@ -12,7 +12,11 @@ whose cost does not depend on the batch.  :class:`NetworkProcess` holds every
 population and term of a network in one process: one model answers the runtime
 service each step, the messages between populations and terms become arrays in one
 address space, and a block's values travel in ONE host message each way (a flat
-vector, :func:`host_sizes`; packed by :mod:`.host`).
+vector, :func:`host_sizes`; packed by :mod:`.host`).  The models follow Lava's
+AsyncProtocol: a run of ``N`` steps (``RunSteps(N)``) is one command from the runtime
+service, the model takes the ``N`` steps in its own loop and answers once; with one
+model there is no other process to keep in step (under the Loihi protocol the service
+exchanged a command and a reply with it at every step).
 
 The models compute what the per-process models compute, value for value: each step
 every population "sends" its mean and tension, every term (in the order of the layout,
@@ -42,13 +46,13 @@ from typing import Any, Sequence
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
-from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.model import PyAsyncProcessModel
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
-from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.magma.core.sync.protocols.async_protocol import AsyncProtocol
 
 from .fixed_models import from_payload, gate, leak, loss_fixed, saturate, term_backward_fixed, term_forward_fixed, \
     to_payload
@@ -122,7 +126,7 @@ class _NetworkModel:
     host_in: Any
     host_out: Any
     proc_params: Any
-    time_step: int
+    num_steps: int
 
     def _load(self, flat: np.ndarray) -> None:
         lay = self.proc_params["layout"]
@@ -153,7 +157,19 @@ class _NetworkModel:
     def _step(self, local: int, last: bool) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def run_spk(self) -> None:
+    def __init__(self, proc_params: Any = None) -> None:
+        super().__init__(proc_params)  # type: ignore[call-arg]
+        self.time_step = 0
+
+    def run_async(self) -> None:
+        """Lava's AsyncProtocol: take the ``num_steps`` steps of the run in this model's
+        own loop (the runtime service exchanges one command and one reply per run)."""
+        for _ in range(self.num_steps):
+            self.time_step += 1
+            self._tick()
+
+    def _tick(self) -> None:
+        """One time step (as one Lava step of the per-process network)."""
         local = block_of(self.time_step, self.proc_params["period"])[1]
         if local == 0:
             self._load(self.host_in.recv())
@@ -170,10 +186,10 @@ def _received(shape: tuple[int, ...], dtype: Any, messages: Sequence[np.ndarray]
     return acc
 
 
-@implements(proc=NetworkProcess, protocol=LoihiProtocol)
+@implements(proc=NetworkProcess, protocol=AsyncProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyNetworkFloat(_NetworkModel, PyLoihiProcessModel):
+class PyNetworkFloat(_NetworkModel, PyAsyncProcessModel):
     """Float64 network: the float population and term steps of :mod:`.processes`."""
 
     host_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
@@ -211,10 +227,10 @@ class PyNetworkFloat(_NetworkModel, PyLoihiProcessModel):
         return out + gates if last else []
 
 
-@implements(proc=NetworkProcess, protocol=LoihiProtocol)
+@implements(proc=NetworkProcess, protocol=AsyncProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyNetworkFixed(_NetworkModel, PyLoihiProcessModel):
+class PyNetworkFixed(_NetworkModel, PyAsyncProcessModel):
     """Integer network: the payloads and rules of :mod:`.fixed_models`."""
 
     host_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
