@@ -3,19 +3,22 @@
 Creating a Lava runtime (compiling the processes, forking one OS process per process
 model and the runtime service, creating channels and the shared-memory manager) costs
 seconds; a run of ``2L + 1`` Lava steps costs milliseconds.  A :class:`LavaSession`
-builds the processes with host I/O (:mod:`hwbp.targets.lava.lavaproc.host`) and keeps
-the runtime: each :meth:`LavaSession.run` sends the block's inputs, targets, start
-state and parameters through the processes' pipes, runs ``n_steps + 1`` Lava steps
-(Lava's ``RunSteps``; the runtime pauses in between) and receives the final state and
-gates.  The processes compute exactly what a fresh runtime computes: they set their
-variables from the received arrays where a fresh runtime would have them from the
-process's initial values.
+builds the network as ONE process (:func:`fused_network`:
+:class:`~hwbp.targets.lava.lavaproc.fused.NetworkProcess`, whose model holds every
+population and term and takes a run's steps in its own loop under Lava's
+AsyncProtocol) and keeps the runtime: each :meth:`LavaSession.run` sends the block's
+inputs, targets, start state and parameters as one message through the process's host
+pipe (:mod:`hwbp.targets.lava.lavaproc.host`), runs ``n_steps + 1`` steps (Lava's
+``RunSteps``) and receives the final state and gates as one message.  The model
+computes exactly what a fresh runtime of the process-per-population network computes,
+bit for bit: it sets its state from the received arrays where a fresh runtime would
+have it from the processes' initial values.
 
 :func:`session_for` keeps the last session of this Python process alive and reuses
 it for every run whose network structure and process parameters are the same (the
 values sent per block may differ: another batch of the same size, new weights in
 training, another start state); any other run closes it first, so at most one Lava
-runtime (about ten OS processes) is alive at a time.  It is closed at exit; a run that
+runtime (a few OS processes) is alive at a time.  It is closed at exit; a run that
 fails or exceeds its time limit kills the session's processes and drops it.
 """
 
