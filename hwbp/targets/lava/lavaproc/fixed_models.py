@@ -133,7 +133,7 @@ def pwl(table: np.ndarray, x: np.ndarray, S: int) -> np.ndarray:
     step = S - LUT_FRAC
     lo = -LUT_RANGE << S
     last = len(table) - 1
-    off = np.clip(np.asarray(x, dtype=np.int64) - lo, 0, last << step)
+    off = _clip(np.asarray(x, dtype=np.int64) - lo, 0, last << step)
     i = np.minimum(off >> step, last - 1)
     r = off - (i << step)
     return table[i] + round_shift((table[i + 1] - table[i]) * r, step)
