@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     cell = HERE / "protocol" / "cell" / "results.csv"
     protocol = [r for r in read_csv(cell) if r["method"] == "pc-alm" and r["depth"] == 32
                 and r["activation"] == "relu"] if cell.exists() else []
-    plan = [(v, s) for v in args.variants for s in range(args.seeds)]
+    plan = [(v, s) for s in range(args.seeds) for v in args.variants]  # seed by seed: a cut-short run keeps both
     command = "python sims/depth/protocol_ablation.py" + "".join(" " + a for a in (sys.argv[1:] if argv is None
                                                                                   else argv))
     rows: list[dict] = []
