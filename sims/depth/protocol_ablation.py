@@ -9,6 +9,7 @@ variations of the protocol, beside the protocol's own rows (``protocol/cell/resu
 
     python sims/depth/protocol_ablation.py [--variants eta-ref bias post-dual] [--steps N]
         [--seeds 3] [--workers 2] [-o sims/depth/protocol]
+    python sims/depth/protocol_ablation.py --table-only   # the table again, beside the cell's current rows
 
 Every run trains one epoch (937 steps) unless ``--steps`` says otherwise.  Writes
 ``ablation.csv`` (the columns of ``results.csv`` plus ``variant``) and ``ablation.md``
@@ -72,12 +73,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="eta of the eta-ref variant (default: the reference's frozen value for this cell)")
     p.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
     p.add_argument("-o", "--out", default=str(HERE / "protocol"), metavar="DIR")
+    p.add_argument("--table-only", action="store_true",
+                   help="rebuild ablation.md from OUT/ablation.csv and the cell's current rows; run nothing")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cell = HERE / "protocol" / "cell" / "results.csv"
     protocol = [r for r in read_csv(cell) if r["method"] == "pc-alm" and r["depth"] == 32
                 and r["activation"] == "relu"] if cell.exists() else []
+    if args.table_only:
+        md = (out / "ablation.md").read_text().splitlines()
+        rows = read_csv(out / "ablation.csv")
+        head = [line for line in md if not line.startswith("|") and line.strip()]
+        head = head[:1] + [""] + head[1:] + ["- table rebuilt beside the cell's final rows by `python "
+                                             "sims/depth/protocol_ablation.py --table-only`"]
+        atomic_write_text(out / "ablation.md", _table(rows, protocol, head))
+        return 0
     plan = [(v, s) for s in range(args.seeds) for v in args.variants]  # seed by seed: a cut-short run keeps both
     command = "python sims/depth/protocol_ablation.py" + "".join(" " + a for a in (sys.argv[1:] if argv is None
                                                                                   else argv))
