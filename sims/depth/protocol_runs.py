@@ -46,13 +46,14 @@ def _data(spec: str):
     return _DATA[spec]
 
 
-def plan(dataset: str, depths: list[int], seeds: int, deep_steps: int, *, variants: bool = True,
+def plan(dataset: str, depths: list[int], seeds: int, deep_steps: int | dict, *, variants: bool = True,
          deep_seeds: int = 1, variant_steps: int = 100, variant_seeds: int = 2, bias: bool = False,
          cell_pc_seeds: int | None = None) -> list[tuple]:
     """Tasks ``(dataset, activation, depth, method, seed, max_steps, bias)`` in priority order:
     the paper's cell (L = 32; PC-ALM first), the other full-epoch depths (<= 32), the
     variants (their first ``variant_steps`` steps), then the deep cells (their first
-    ``deep_steps`` steps).  A run that must stop early keeps the most important rows.
+    ``deep_steps`` steps, or ``deep_steps[L]`` for a dict by depth).  A run that must stop
+    early keeps the most important rows.
     ``cell_pc_seeds``: seeds of PC and dyadic on the L = 32 cell (default ``seeds``)."""
     first = [L for L in depths if L == 32] + sorted(L for L in depths if L < 32)
     order = ("pc-alm", "backprop", "pc", "dyadic")
@@ -68,7 +69,8 @@ def plan(dataset: str, depths: list[int], seeds: int, deep_steps: int, *, varian
                   for s in range(variant_seeds)]
         tasks += [(dataset, "identity", L, m, s, variant_steps, bias) for m in ("pc-alm", "backprop", "dyadic")
                   for s in range(variant_seeds)]
-    tasks += [(dataset, "relu", L, m, s, deep_steps, bias) for L in sorted(L for L in depths if L > 32)
+    steps = deep_steps if isinstance(deep_steps, dict) else dict.fromkeys(depths, deep_steps)
+    tasks += [(dataset, "relu", L, m, s, steps[L], bias) for L in sorted(L for L in depths if L > 32)
               for m in order for s in range(deep_seeds)]
     return tasks
 

@@ -75,8 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eta", type=float, metavar="ETA",
                    help="--protocol: the PC / PC-ALM inference step of every cell (default: 1/lambda_max of each "
                         "run's cell, computed)")
-    p.add_argument("--deep-steps", type=int, default=30, metavar="N",
-                   help="--protocol: training steps of the cells deeper than 32 (default: 30)")
+    p.add_argument("--deep-steps", type=int, nargs="+", default=[30], metavar="N",
+                   help="--protocol: training steps of the cells deeper than 32, one for all or one per such depth "
+                        "in increasing order (default: 30)")
     p.add_argument("--deep-seeds", type=int, default=1, metavar="S",
                    help="--protocol: seeds of those cells (default: 1)")
     p.add_argument("--variant-steps", type=int, default=100, metavar="N",
@@ -111,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     else str(HERE / "protocol" if args.protocol else HERE))
     if args.quick and args.protocol:
         args.dataset, args.depths = "digits", args.depths or [4, 8]
-        args.seeds, args.deep_steps, args.variant_seeds, args.variant_steps = 1, 3, 1, 5
+        args.seeds, args.deep_steps, args.variant_seeds, args.variant_steps = 1, [3], 1, 5
         args.conv_steps, args.conv_depths = args.conv_steps or 200, args.conv_depths or [4]
     args.conv_steps, args.conv_depths = args.conv_steps or 20000, args.conv_depths or [8, 32]
     if args.quick:
@@ -125,6 +126,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.credit_depths = args.credit_depths or args.depths
     if args.seeds < 1 or any(d < 2 for d in args.depths + args.credit_depths):
         p.error("--seeds must be >= 1 and every depth >= 2")
+    deep = sorted(d for d in args.depths if d > 32)
+    if len(args.deep_steps) == 1:
+        args.deep_steps = args.deep_steps * max(len(deep), 1)
+    if len(args.deep_steps) != max(len(deep), 1):
+        p.error(f"--deep-steps takes one value or one per depth deeper than 32 ({len(deep)} here)")
+    args.deep_steps_by_depth = dict(zip(deep, args.deep_steps))
     return args
 
 
@@ -255,7 +262,7 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
     from hwbp.io import atomic_write_text
     from protocol_runs import CONV_COLUMNS, COLUMNS, ORDER, convergence_run, plan, run_task, table
 
-    tasks = plan(args.dataset, args.depths, args.seeds, args.deep_steps, variants=not args.no_variants,
+    tasks = plan(args.dataset, args.depths, args.seeds, args.deep_steps_by_depth, variants=not args.no_variants,
                  deep_seeds=args.deep_seeds, variant_steps=args.variant_steps, variant_seeds=args.variant_seeds,
                  bias=args.bias, cell_pc_seeds=args.cell_pc_seeds)
     if args.sweep_steps:
@@ -357,9 +364,11 @@ def _header(args: argparse.Namespace, command: str, wall: float, done: int, tota
         + (f"- the depth-32 ReLU cell: dyadic, PC and PC-ALM train for their first {args.cell_steps} steps only "
            "(no test accuracy; a full epoch of PC-ALM at T = 64 costs ~130 s of CPU per run, more than this "
            "shared machine gave in the time); backprop trains the full epoch\n" if args.cell_steps else "")
-        + f"- cells deeper than 32: the first {args.deep_steps} training steps only, "
-        f"{args.deep_seeds or args.seeds} seed(s) (their PC runs cost seconds per step on this machine), so no "
-        "test accuracy; pc-alm-conv: PC-ALM on the linear cell run to T = "
+        + (("- cells deeper than 32: the first "
+            + ", ".join(f"{n} (L = {d})" for d, n in args.deep_steps_by_depth.items())
+            + f" training steps only, {args.deep_seeds or args.seeds} seed(s) (their PC runs cost seconds per step "
+            "on this machine), so no test accuracy; ") if args.deep_steps_by_depth else "- ")
+        + "pc-alm-conv: PC-ALM on the linear cell run to T = "
         f"{args.conv_steps} steps, at the initial weights (seed 0, first batch; no training; the whole curve "
         "against T is `linear_convergence.csv`); the variants (fp-pc, se-pc, the linear cell): the first "
         f"{args.variant_steps} training steps, {args.variant_seeds} seed(s)",
