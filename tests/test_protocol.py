@@ -234,6 +234,14 @@ def test_protocol_table_shape(tmp_path) -> None:
     md = (tmp_path / "results.md").read_text()
     assert "command: `python sims/depth/run.py --protocol pc-alm --quick" in md and "load average" in md
     assert (tmp_path / "linear_convergence.csv").exists()
+    # --merge-from: a table built from another directory's rows runs nothing and keeps them all
+    other = tmp_path / "merged"
+    assert run.main(args[:-1] + [str(other), "--merge", "--merge-from", str(tmp_path)]) == 0
+    with open(other / "results.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    md = (other / "results.md").read_text()
+    assert "runs: 0 of 0" in md and f"rows kept from earlier runs: {len(rows)}" in md
+    assert (other / "linear_convergence.csv").read_text() == (tmp_path / "linear_convergence.csv").read_text()
 
 
 def test_quick_run_writes_to_a_scratch_directory(tmp_path) -> None:
