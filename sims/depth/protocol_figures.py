@@ -72,10 +72,11 @@ def cosine_vs_depth(rows: list[dict]):
         ax.set_ylim(FLOOR / 3, 2)
         ax.set_xlabel("depth L (weight layers)")
         ax.set_ylabel(f"1 − cosine to backprop ({what})")
-        ax.set_title(f"gradient of the {what}, ReLU, width 32; {when}\n95 % CI over seeds "
-                     "(dyadic: round-off, drawn at 1e-16; steps and seeds per depth in results.md)", fontsize=8)
+        ax.set_title(f"gradient of the {what},\n{when}", fontsize=9)
         ax.axhline(FLOOR, color="gray", lw=0.6, ls=":")
     axes[0].legend(fontsize=8, loc="center right")
+    fig.suptitle("ReLU, width 32, T = 2L; mean and 95 % interval over seeds (dyadic: round-off, drawn at "
+                 "1e-16); steps and seeds per depth in results.md", fontsize=9)
     fig.tight_layout()
     return fig
 
