@@ -272,3 +272,32 @@ def test_hwbp_train_protocol_prints_eta_and_uses_the_protocol(tmp_path, capsys) 
     assert f"eta = 1/lambda_max = {protocol_eta(chain, d.x_train[:64]):.6g}" in text
     assert out.exists()
     assert main(["train", "--backend", "pc-alm", "--protocol", "pc-alm", "-o", str(tmp_path / "x.onnx")]) == 2
+
+
+def test_baselines_doc_quotes_the_committed_cell() -> None:
+    """docs/baselines.md's figures for the paper's cell are those of the committed tables."""
+    import re
+
+    from scipy.stats import t
+
+    def rows(path: Path) -> list[dict]:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    def ci(v: list[float]) -> str:
+        a = np.array(v)
+        return f"{a.mean():.3f} ± {t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a)):.3f}"
+
+    doc = (ROOT / "docs" / "baselines.md").read_text(encoding="utf-8")
+    cell = [r for r in rows(ROOT / "sims" / "depth" / "protocol" / "cell" / "results.csv")
+            if r["activation"] == "relu" and r["method"] == "pc-alm"]
+    end = [float(r["cosine_weights"]) for r in sorted(cell, key=lambda r: int(r["seed"]))]
+    mean = [float(r["cosine_weights_mean"]) for r in cell]
+    line = re.search(r"^\| PC-ALM \| ([\d., ]+) \| ([\d.± ]+) \| ([\d.± ]+) \|", doc, re.M)
+    assert line is not None
+    assert line.group(1).strip() == ", ".join(f"{v:.3f}" for v in end)
+    assert line.group(2).strip() == ci(end) and line.group(3).strip() == ci(mean)
+    ablation = rows(ROOT / "sims" / "depth" / "protocol" / "ablation.csv")
+    for variant, quoted in (("bias", "with biases"), ("eta-ref", "η = 0.2359")):
+        v = ci([float(r["cosine_weights"]) for r in ablation if r["variant"] == variant])
+        assert f"{quoted}: {v}" in doc, (variant, v)
