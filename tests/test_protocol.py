@@ -133,6 +133,67 @@ def test_cosines_split_weights_and_biases() -> None:
     assert np.isnan(cosines(free.backprop(x2, y2)[0], free.backprop(x2, y2)[0])[1])
 
 
+def test_the_cosine_is_flattened_over_all_weights() -> None:
+    """One cosine over all weights flattened together (as the reference's tree cosine),
+    not the mean of per-layer cosines: scaling one layer's gradient leaves every
+    per-layer cosine at 1 but moves the flattened one."""
+    _, chain, x, y = _cell("relu", bias=False)
+    g = chain.backprop(x, y)[0]
+    scaled = dict(g, wm=10 * g["wm"])
+    a = np.concatenate([np.ravel(scaled[k]) for k in ("w1", "wm", "wl")])
+    b = np.concatenate([np.ravel(g[k]) for k in ("w1", "wm", "wl")])
+    w, _ = cosines(scaled, g)
+    assert w == pytest.approx(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), abs=1e-12)
+    assert w < 0.99
+
+
+def test_reference_order() -> None:
+    from hwbp.baselines.protocol import BATCH, reference_order
+
+    (order,), diag = reference_order(200, 3)
+    assert len(order) == (200 // BATCH) * BATCH and len(set(order.tolist())) == len(order)
+    assert len(diag) == BATCH and len(set(diag.tolist())) == BATCH
+    (again,), diag2 = reference_order(200, 3)
+    (other,), _ = reference_order(200, 4)
+    assert (again == order).all() and (diag2 == diag).all() and not (other == order).all()
+    orders, _ = reference_order(200, 3, epochs=2)
+    assert (orders[0] == order).all() and not (orders[1] == order).all()
+
+
+def test_train_cell_cosine_and_eta_follow_the_reference_definition() -> None:
+    """The row's eta is 1/lambda_max at the initial weights on the run's first batch, its
+    cosine the method's gradient against backprop's at the weights the run ends with on
+    the fixed diagnostic batch, and its mean cosine the mean over the steps (rebuilt here
+    step by step)."""
+    from hwbp.baselines.protocol import BATCH, gradient_of, reference_order, train_cell
+    from hwbp.data import load_dataset
+
+    d = standardize(load_dataset("digits"))
+    L, steps = 4, 3
+    row = train_cell(d, L, 32, "relu", "pc-alm", 2, max_steps=steps)
+    chain = ResChain.from_graph(depth_resmlp(d.n_features, 32, d.n_classes, L, seed=2, bias=False), bias=False)
+    (order,), diag = reference_order(d.x_train.shape[0], 2)
+    eta = protocol_eta(chain, d.x_train[order[:BATCH]])
+    assert row["eta"] == pytest.approx(eta, rel=1e-12) and row["T"] == 2 * L and row["steps"] == steps
+    eye, adam, cw = np.eye(d.n_classes), {}, []
+    xd, yd = d.x_train[diag], eye[d.y_train[diag]]
+    at_init = cosines(gradient_of(chain, "pc-alm", xd, yd, 2 * L, eta), chain.backprop(xd, yd)[0])[0]
+    for t in range(steps):
+        idx = order[t * BATCH:(t + 1) * BATCH]
+        x, y = d.x_train[idx], eye[d.y_train[idx]]
+        g = gradient_of(chain, "pc-alm", x, y, 2 * L, eta)
+        cw.append(cosines(g, chain.backprop(x, y)[0])[0])
+        chain.step(g, adam, 1e-3 * np.sqrt(32 / L), t + 1)
+    end = cosines(gradient_of(chain, "pc-alm", xd, yd, 2 * L, eta), chain.backprop(xd, yd)[0])[0]
+    assert row["cosine_weights"] == pytest.approx(end, abs=1e-12)
+    assert row["cosine_weights_mean"] == pytest.approx(np.mean(cw), abs=1e-12)
+    assert row["cosine_weights_init"] == pytest.approx(cw[0], abs=1e-12)
+    assert abs(end - at_init) > 1e-6 and abs(end - np.mean(cw)) > 1e-6  # three different numbers
+    assert np.isnan(row["cosine_bias"])
+    fixed = train_cell(d, L, 32, "relu", "pc-alm", 2, max_steps=1, eta=0.1)
+    assert fixed["eta"] == 0.1 and fixed["cosine_weights_init"] != pytest.approx(row["cosine_weights_init"])
+
+
 def test_standardize_and_the_missing_fashion_mnist_message(monkeypatch) -> None:
     from hwbp.data import DatasetMissingError, load_dataset
     from hwbp.data import datasets as ds
@@ -145,7 +206,8 @@ def test_standardize_and_the_missing_fashion_mnist_message(monkeypatch) -> None:
 
 
 PROTOCOL_COLUMNS = ["dataset", "activation", "depth", "width", "method", "seed", "bias", "T", "eta", "steps",
-                    "cosine_weights", "cosine_bias", "cosine_weights_init", "test_acc", "wall_s"]
+                    "cosine_weights", "cosine_bias", "cosine_weights_mean", "cosine_bias_mean",
+                    "cosine_weights_init", "test_acc", "wall_s"]
 
 
 def test_protocol_table_shape(tmp_path) -> None:
@@ -164,13 +226,22 @@ def test_protocol_table_shape(tmp_path) -> None:
     for r in rows:
         assert float(r["eta"]) > 0 and int(r["T"]) == {"backprop": 0, "fp-pc": int(r["depth"]) - 1,
                                                        "pc-alm-conv": 40}.get(r["method"], 2 * int(r["depth"]))
+        assert r["bias"] == "0" and r["cosine_bias"] == ""  # the reference's model is bias-free
         if r["method"] in ("dyadic", "fp-pc"):
-            assert float(r["cosine_weights"]) > 1 - 1e-12 and float(r["cosine_bias"]) > 1 - 1e-12
+            assert float(r["cosine_weights"]) > 1 - 1e-12 and float(r["cosine_weights_mean"]) > 1 - 1e-12
         if r["method"] == "pc":
             assert float(r["cosine_weights"]) < 0.9999
     md = (tmp_path / "results.md").read_text()
     assert "command: `python sims/depth/run.py --protocol pc-alm --quick" in md and "load average" in md
     assert (tmp_path / "linear_convergence.csv").exists()
+    # --merge-from: a table built from another directory's rows runs nothing and keeps them all
+    other = tmp_path / "merged"
+    assert run.main(args[:-1] + [str(other), "--merge", "--merge-from", str(tmp_path)]) == 0
+    with open(other / "results.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    md = (other / "results.md").read_text()
+    assert "runs: 0 of 0" in md and f"rows kept from earlier runs: {len(rows)}" in md
+    assert (other / "linear_convergence.csv").read_text() == (tmp_path / "linear_convergence.csv").read_text()
 
 
 def test_quick_run_writes_to_a_scratch_directory(tmp_path) -> None:
@@ -201,3 +272,32 @@ def test_hwbp_train_protocol_prints_eta_and_uses_the_protocol(tmp_path, capsys) 
     assert f"eta = 1/lambda_max = {protocol_eta(chain, d.x_train[:64]):.6g}" in text
     assert out.exists()
     assert main(["train", "--backend", "pc-alm", "--protocol", "pc-alm", "-o", str(tmp_path / "x.onnx")]) == 2
+
+
+def test_baselines_doc_quotes_the_committed_cell() -> None:
+    """docs/baselines.md's figures for the paper's cell are those of the committed tables."""
+    import re
+
+    from scipy.stats import t
+
+    def rows(path: Path) -> list[dict]:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    def ci(v: list[float]) -> str:
+        a = np.array(v)
+        return f"{a.mean():.3f} ± {t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a)):.3f}"
+
+    doc = (ROOT / "docs" / "baselines.md").read_text(encoding="utf-8")
+    cell = [r for r in rows(ROOT / "sims" / "depth" / "protocol" / "cell" / "results.csv")
+            if r["activation"] == "relu" and r["method"] == "pc-alm"]
+    end = [float(r["cosine_weights"]) for r in sorted(cell, key=lambda r: int(r["seed"]))]
+    mean = [float(r["cosine_weights_mean"]) for r in cell]
+    line = re.search(r"^\| PC-ALM \| ([\d., ]+) \| ([\d.± ]+) \| ([\d.± ]+) \|", doc, re.M)
+    assert line is not None
+    assert line.group(1).strip() == ", ".join(f"{v:.3f}" for v in end)
+    assert line.group(2).strip() == ci(end) and line.group(3).strip() == ci(mean)
+    ablation = rows(ROOT / "sims" / "depth" / "protocol" / "ablation.csv")
+    for variant, quoted in (("bias", "with biases"), ("eta-ref", "η = 0.2359")):
+        v = ci([float(r["cosine_weights"]) for r in ablation if r["variant"] == variant])
+        assert f"{quoted}: {v}" in doc, (variant, v)

@@ -99,12 +99,13 @@ class ResChain:
             z[k] = z[k - 1] + self.gm * (_phi(self.activation, z[k - 1])[0] @ self.wm[k - 1].T) + self.bm[k - 1]
         return z, self.gl * (_phi(self.activation, z[-1])[0] @ self.wl.T) + self.bl
 
-    def predict(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``μ(z)`` of every free population (``μ_1`` from ``x``), ``ŷ = μ_L(z)``, and
-        ``φ(z), φ'(z)``."""
+    def predict(self, x: np.ndarray, z: np.ndarray, mu1: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``μ(z)`` of every free population (``μ_1`` from ``x``, or ``mu1`` when given: it
+        does not depend on ``z``), ``ŷ = μ_L(z)``, and ``φ(z), φ'(z)``."""
         ph, dph = _phi(self.activation, z)
         mu = np.empty_like(z)
-        mu[0] = self.g1 * (x @ self.w1.T) + self.b1
+        mu[0] = self.g1 * (x @ self.w1.T) + self.b1 if mu1 is None else mu1
         if len(z) > 1:
             np.matmul(ph[:-1], np.swapaxes(self.wm, 1, 2), out=mu[1:])
             mu[1:] *= self.gm
@@ -199,6 +200,7 @@ class ResChain:
         lam = np.zeros_like(z)
         lam_prev = lam
         mu, yhat, ph, dph = self.predict(x, z)
+        mu1 = mu[0].copy()
         marks = set(checkpoints or ()) | {steps}
         out = {}
         for t in range(steps + 1):
@@ -210,7 +212,7 @@ class ResChain:
                 break
             s = -(rho * (z - mu) + lam)
             z = z - eta * (self.pullback(dph, s, gamma * (yhat - y)) - s)
-            mu, yhat, ph, dph = self.predict(x, z)
+            mu, yhat, ph, dph = self.predict(x, z, mu1)
             if alpha:
                 lam_prev, lam = lam, lam + alpha * (z - mu)
         return out if checkpoints is not None else out[steps]

@@ -1,7 +1,9 @@
 """Figures of the depth study under the PC-ALM protocol, from ``protocol/results.csv``.
 
-``cosine_vs_depth.png``  1 − cosine to backprop (log axis) against depth, weights and
-                         biases apart, mean and 95 % interval over seeds;
+``cosine_vs_depth.png``  1 − cosine to backprop (log axis) against depth over the weights:
+                         at the end of training on the fixed batch (the reference code's
+                         definition) and the mean over training steps (and over the biases
+                         when the cells have them), mean and 95 % interval over seeds;
 ``accuracy.png``         test accuracy against depth, only for full-epoch cells whose
                          backprop accuracy is clearly above chance;
 ``variants.png``         the depth-32 cells: 1 − cosine (weights) against the inference
@@ -46,9 +48,13 @@ def cosine_vs_depth(rows: list[dict]):
     """1 − cosine (weights; biases) against depth for the ReLU cells."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     relu = _sel(rows, activation="relu")
-    for ax, col, what in zip(axes, ("cosine_weights", "cosine_bias"), ("weights", "biases")):
+    panels = [("cosine_weights", "weights", "at the end of training, on a fixed batch"),
+              ("cosine_weights_mean", "weights", "mean over training steps")]
+    if any(np.isfinite(float(r["cosine_bias"])) for r in relu):
+        panels.append(("cosine_bias", "biases", "at the end of training, on a fixed batch"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2))
+    for ax, (col, what, when) in zip(axes, panels):
         for i, m in enumerate(("dyadic", "pc", "pc-alm")):
             sel = _sel(relu, method=m)
             depths = sorted({r["depth"] for r in sel})
@@ -66,10 +72,11 @@ def cosine_vs_depth(rows: list[dict]):
         ax.set_ylim(FLOOR / 3, 2)
         ax.set_xlabel("depth L (weight layers)")
         ax.set_ylabel(f"1 − cosine to backprop ({what})")
-        ax.set_title(f"gradient of the {what}, ReLU, width 32; mean over training steps, 95 % CI over seeds\n"
-                     "(dyadic: round-off, drawn at 1e-16; steps and seeds per depth in results.md)", fontsize=8)
+        ax.set_title(f"gradient of the {what},\n{when}", fontsize=9)
         ax.axhline(FLOOR, color="gray", lw=0.6, ls=":")
     axes[0].legend(fontsize=8, loc="center right")
+    fig.suptitle("ReLU, width 32, T = 2L; mean and 95 % interval over seeds (dyadic: round-off, drawn at "
+                 "1e-16); steps and seeds per depth in results.md", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -100,7 +107,7 @@ def accuracy(rows: list[dict], shown: set):
 
 
 def variants(rows: list[dict]):
-    """1 − cosine (weights, mean over training steps) against inference steps per gradient."""
+    """1 − cosine (weights, at the end of the run) against inference steps per gradient."""
     import matplotlib.pyplot as plt
 
     depth = 32 if any(r["depth"] == 32 for r in rows) else max(r["depth"] for r in rows)

@@ -26,7 +26,8 @@ import numpy as np
 __all__ = ["COLUMNS", "plan", "run_task", "table", "ORDER"]
 
 COLUMNS = ["dataset", "activation", "depth", "width", "method", "seed", "bias", "T", "eta", "steps",
-           "cosine_weights", "cosine_bias", "cosine_weights_init", "test_acc", "wall_s"]
+           "cosine_weights", "cosine_bias", "cosine_weights_mean", "cosine_bias_mean", "cosine_weights_init",
+           "test_acc", "wall_s"]
 ORDER = ("backprop", "dyadic", "fp-pc", "pc", "se-pc", "pc-alm", "pc-alm-conv")
 MAIN = ("backprop", "dyadic", "pc", "pc-alm")
 #: backprop's test accuracy must exceed chance (10 %) by this much for accuracies to be shown
@@ -45,13 +46,14 @@ def _data(spec: str):
     return _DATA[spec]
 
 
-def plan(dataset: str, depths: list[int], seeds: int, deep_steps: int, *, variants: bool = True,
-         deep_seeds: int = 1, variant_steps: int = 100, variant_seeds: int = 2, bias: bool = True,
+def plan(dataset: str, depths: list[int], seeds: int, deep_steps: int | dict, *, variants: bool = True,
+         deep_seeds: int = 1, variant_steps: int = 100, variant_seeds: int = 2, bias: bool = False,
          cell_pc_seeds: int | None = None) -> list[tuple]:
     """Tasks ``(dataset, activation, depth, method, seed, max_steps, bias)`` in priority order:
     the paper's cell (L = 32; PC-ALM first), the other full-epoch depths (<= 32), the
     variants (their first ``variant_steps`` steps), then the deep cells (their first
-    ``deep_steps`` steps).  A run that must stop early keeps the most important rows.
+    ``deep_steps`` steps, or ``deep_steps[L]`` for a dict by depth).  A run that must stop
+    early keeps the most important rows.
     ``cell_pc_seeds``: seeds of PC and dyadic on the L = 32 cell (default ``seeds``)."""
     first = [L for L in depths if L == 32] + sorted(L for L in depths if L < 32)
     order = ("pc-alm", "backprop", "pc", "dyadic")
@@ -67,18 +69,20 @@ def plan(dataset: str, depths: list[int], seeds: int, deep_steps: int, *, varian
                   for s in range(variant_seeds)]
         tasks += [(dataset, "identity", L, m, s, variant_steps, bias) for m in ("pc-alm", "backprop", "dyadic")
                   for s in range(variant_seeds)]
-    tasks += [(dataset, "relu", L, m, s, deep_steps, bias) for L in sorted(L for L in depths if L > 32)
+    steps = deep_steps if isinstance(deep_steps, dict) else dict.fromkeys(depths, deep_steps)
+    tasks += [(dataset, "relu", L, m, s, steps[L], bias) for L in sorted(L for L in depths if L > 32)
               for m in order for s in range(deep_seeds)]
     return tasks
 
 
 def run_task(dataset: str, activation: str, depth: int, method: str, seed: int, max_steps: int | None,
-             bias: bool = True, timing: str = "pre_dual_energy") -> dict:
-    """One row of the table (the test accuracy is NaN for runs cut short of the epoch)."""
+             bias: bool = False, timing: str = "pre_dual_energy", eta: float | None = None) -> dict:
+    """One row of the table (the test accuracy is NaN for runs cut short of the epoch);
+    ``eta`` overrides the computed ``1/λ_max``."""
     from hwbp.baselines.protocol import train_cell
 
     row = train_cell(_data(dataset), depth, 32, activation, method, seed, bias=bias, timing=timing,
-                     max_steps=max_steps)
+                     max_steps=max_steps, eta=eta)
     if max_steps is not None:
         row["test_acc"] = float("nan")
     return row
@@ -87,7 +91,7 @@ def run_task(dataset: str, activation: str, depth: int, method: str, seed: int, 
 CONV_COLUMNS = ["dataset", "depth", "seed", "T", "cosine_weights", "cosine_bias", "rel_err", "eta", "wall_s"]
 
 
-def convergence_run(dataset: str, depth: int, t_max: int, seed: int = 0, bias: bool = True,
+def convergence_run(dataset: str, depth: int, t_max: int, seed: int = 0, bias: bool = False,
                     timing: str = "pre_dual_energy") -> dict:
     """PC-ALM on the linear cell (identity activation) at its initial weights on the first
     training batch: cosine and relative error ``‖g − g*‖ / ‖g*‖`` (all parameters) to
@@ -119,6 +123,7 @@ def convergence_run(dataset: str, depth: int, t_max: int, seed: int = 0, bias: b
     row = {"dataset": data.name, "activation": "identity", "depth": depth, "width": 32, "method": "pc-alm-conv",
            "seed": seed, "bias": int(bias), "T": t_max, "eta": eta, "steps": 0,
            "cosine_weights": last["cosine_weights"], "cosine_bias": last["cosine_bias"],
+           "cosine_weights_mean": last["cosine_weights"], "cosine_bias_mean": last["cosine_bias"],
            "cosine_weights_init": last["cosine_weights"], "test_acc": float("nan"), "wall_s": last["wall_s"]}
     return {"convergence": rows, "row": row}
 
@@ -158,9 +163,9 @@ def table(rows: list[dict], header: list[str]) -> str:
     """Markdown: per cell and method, T, η, steps, cosines and accuracy (mean ± 95 % CI)."""
     lines = header + [
         "",
-        "| dataset | activation | L | method | seeds | T | η | steps | cosine (weights) | cosine (biases) | "
-        "cosine at init (weights) | test acc (%) | wall s/run |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| dataset | activation | L | method | seeds | T | η | steps | cosine (weights), end | cosine (biases), end | "
+        "cosine (weights), mean over steps | cosine at init (weights) | test acc (%) | wall s/run |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     order = {m: i for i, m in enumerate(ORDER)}
     show = shown_accuracy(rows)
@@ -172,6 +177,7 @@ def table(rows: list[dict], header: list[str]) -> str:
         eta = arr("eta")
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {len(rs)} | {int(arr('T')[0])} | "
                      f"{eta.mean():.4f} | {int(arr('steps')[0])} | {_ci(arr('cosine_weights'))} | "
-                     f"{_ci(arr('cosine_bias'))} | {_ci(arr('cosine_weights_init'))} | {acc} | "
+                     f"{_ci(arr('cosine_bias'))} | {_ci(arr('cosine_weights_mean'))} | "
+                     f"{_ci(arr('cosine_weights_init'))} | {acc} | "
                      f"{arr('wall_s').mean():.0f} |")
     return "\n".join(lines) + "\n"

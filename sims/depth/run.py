@@ -69,9 +69,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "fashion-mnist)")
     p.add_argument("--timing", choices=("pre_dual_energy", "post_dual"), default="pre_dual_energy",
                    help="--protocol: when PC-ALM's multipliers are read (default: pre_dual_energy)")
-    p.add_argument("--no-bias", action="store_true", help="--protocol: bias-free models")
-    p.add_argument("--deep-steps", type=int, default=30, metavar="N",
-                   help="--protocol: training steps of the cells deeper than 32 (default: 30)")
+    p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=False,
+                   help="--protocol: layers with biases (starting at 0); the reference's model, and the default, "
+                        "is bias-free (--no-bias)")
+    p.add_argument("--eta", type=float, metavar="ETA",
+                   help="--protocol: the PC / PC-ALM inference step of every cell (default: 1/lambda_max of each "
+                        "run's cell, computed)")
+    p.add_argument("--deep-steps", type=int, nargs="+", default=[30], metavar="N",
+                   help="--protocol: training steps of the cells deeper than 32, one for all or one per such depth "
+                        "in increasing order (default: 30)")
     p.add_argument("--deep-seeds", type=int, default=1, metavar="S",
                    help="--protocol: seeds of those cells (default: 1)")
     p.add_argument("--variant-steps", type=int, default=100, metavar="N",
@@ -86,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--merge", action="store_true",
                    help="--protocol: keep the rows of OUT/results.csv (and OUT/linear_convergence.csv) and run only "
                         "the planned runs that are not there yet; the table's header lists the earlier commands")
+    p.add_argument("--merge-from", nargs="+", default=[], metavar="DIR",
+                   help="--protocol, with --merge: also keep the rows of DIR/results.csv (e.g. the paper's cell "
+                        "run on its own into sims/depth/protocol/cell)")
     p.add_argument("--cell-pc-seeds", type=int, metavar="S",
                    help="--protocol: seeds of PC and dyadic on the depth-32 cell (default: --seeds)")
     p.add_argument("--cell-steps", type=int, metavar="N",
@@ -103,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     else str(HERE / "protocol" if args.protocol else HERE))
     if args.quick and args.protocol:
         args.dataset, args.depths = "digits", args.depths or [4, 8]
-        args.seeds, args.deep_steps, args.variant_seeds, args.variant_steps = 1, 3, 1, 5
+        args.seeds, args.deep_steps, args.variant_seeds, args.variant_steps = 1, [3], 1, 5
         args.conv_steps, args.conv_depths = args.conv_steps or 200, args.conv_depths or [4]
     args.conv_steps, args.conv_depths = args.conv_steps or 20000, args.conv_depths or [8, 32]
     if args.quick:
@@ -117,6 +126,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.credit_depths = args.credit_depths or args.depths
     if args.seeds < 1 or any(d < 2 for d in args.depths + args.credit_depths):
         p.error("--seeds must be >= 1 and every depth >= 2")
+    deep = sorted(d for d in args.depths if d > 32)
+    if len(args.deep_steps) == 1:
+        args.deep_steps = args.deep_steps * max(len(deep), 1)
+    if len(args.deep_steps) != max(len(deep), 1):
+        p.error(f"--deep-steps takes one value or one per depth deeper than 32 ({len(deep)} here)")
+    args.deep_steps_by_depth = dict(zip(deep, args.deep_steps))
     return args
 
 
@@ -247,9 +262,9 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
     from hwbp.io import atomic_write_text
     from protocol_runs import CONV_COLUMNS, COLUMNS, ORDER, convergence_run, plan, run_task, table
 
-    tasks = plan(args.dataset, args.depths, args.seeds, args.deep_steps, variants=not args.no_variants,
+    tasks = plan(args.dataset, args.depths, args.seeds, args.deep_steps_by_depth, variants=not args.no_variants,
                  deep_seeds=args.deep_seeds, variant_steps=args.variant_steps, variant_seeds=args.variant_seeds,
-                 bias=not args.no_bias, cell_pc_seeds=args.cell_pc_seeds)
+                 bias=args.bias, cell_pc_seeds=args.cell_pc_seeds)
     if args.sweep_steps:
         tasks = [t[:5] + (args.sweep_steps,) + t[6:] if t[2] < 32 and t[1] == "relu" else t for t in tasks]
     if args.cell_steps:  # backprop keeps its full epoch: the accuracy beside which the others would stand
@@ -257,23 +272,28 @@ def main_protocol(args: argparse.Namespace, command: str) -> int:
                  and t[5] is None else t for t in tasks]
     conv = [] if args.no_variants else [(args.dataset, L, args.conv_steps) for L in args.conv_depths]
     out = Path(args.out)
-    if args.merge and (out / "results.csv").exists():
+    merge_dirs = [out] + [Path(d) for d in args.merge_from]
+    if args.merge and any((d / "results.csv").exists() for d in merge_dirs):
         from figures import read_csv
 
-        old = read_csv(out / "results.csv")
+        old = [r for d in merge_dirs if (d / "results.csv").exists() for r in read_csv(d / "results.csv")]
         have = {(r["activation"], int(r["depth"]), r["method"], int(r["seed"])) for r in old}
         tasks = [t for t in tasks if (t[1], t[2], t[3], t[4]) not in have]
         conv_have = {(int(r["depth"]), int(r["T"])) for r in old if r["method"] == "pc-alm-conv"}
         conv = [c for c in conv if (c[1], c[2]) not in conv_have]  # a new --conv-steps redoes the study
-    fn = partial(run_task, timing=args.timing)
-    cfn = partial(convergence_run, bias=not args.no_bias, timing=args.timing)
+    fn = partial(run_task, timing=args.timing, eta=args.eta)
+    cfn = partial(convergence_run, bias=args.bias, timing=args.timing)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     calls = [(fn, t) for t in tasks]
     calls[len(calls) - sum(t[2] > 32 for t in tasks):len(calls) - sum(t[2] > 32 for t in tasks)] = [
         (cfn, c) for c in conv]  # the linear-cell study before the deep cells
     total = len(calls)
-    old_rows, old_curve, earlier = _earlier(out, tasks, conv) if args.merge else ([], [], [])
+    old_rows, old_curve, earlier = ([], [], [])
+    if args.merge:
+        for d in merge_dirs:
+            r, c, e = _earlier(d, tasks, conv)
+            old_rows, old_curve, earlier = old_rows + r, old_curve + c, earlier + e
 
     def write(res: list, final: bool = False) -> None:
         wall = time.perf_counter() - t0
@@ -336,24 +356,32 @@ def _header(args: argparse.Namespace, command: str, wall: float, done: int, tota
         f"- data: {args.dataset}, inputs standardized (train pixel mean and sd), batch 64, one epoch = "
         "n_train // 64 steps (937 for 60k) unless `steps` is smaller; MSE to one-hot targets; Adam, "
         "lr = 1e-3 sqrt(N/L); width N = 32; depth-muP residual MLP (`depth_resmlp`)"
-        + (", bias-free" if args.no_bias else ", biases start at 0"),
+        + (", biases start at 0" if args.bias else ", bias-free (as the reference's model)")
+        + "; the training set visited in the reference code's order (shuffled with the seed, batches drawn by a "
+        "permutation seeded with it)",
         (f"- cells shallower than 32: the first {args.sweep_steps} training steps only (no test accuracy)\n"
          if args.sweep_steps else "")
         + (f"- the depth-32 ReLU cell: dyadic, PC and PC-ALM train for their first {args.cell_steps} steps only "
            "(no test accuracy; a full epoch of PC-ALM at T = 64 costs ~130 s of CPU per run, more than this "
            "shared machine gave in the time); backprop trains the full epoch\n" if args.cell_steps else "")
-        + f"- cells deeper than 32: the first {args.deep_steps} training steps only, "
-        f"{args.deep_seeds or args.seeds} seed(s) (their PC runs cost seconds per step on this machine), so no "
-        "test accuracy; pc-alm-conv: PC-ALM on the linear cell run to T = "
+        + (("- cells deeper than 32: the first "
+            + ", ".join(f"{n} (L = {d})" for d, n in args.deep_steps_by_depth.items())
+            + f" training steps only, {args.deep_seeds or args.seeds} seed(s) (their PC runs cost seconds per step "
+            "on this machine), so no test accuracy; ") if args.deep_steps_by_depth else "- ")
+        + "pc-alm-conv: PC-ALM on the linear cell run to T = "
         f"{args.conv_steps} steps, at the initial weights (seed 0, first batch; no training; the whole curve "
         "against T is `linear_convergence.csv`); the variants (fp-pc, se-pc, the linear cell): the first "
         f"{args.variant_steps} training steps, {args.variant_seeds} seed(s)",
         "- T: inference steps per gradient. dyadic = T unit steps of the sensitivity field from the forward pass "
-        "(exact after L - 1); PC, PC-ALM: T steps of size eta = 1/lambda_max (largest eigenvalue of the PC "
-        "energy's Gauss-Newton Hessian at the cell's initial weights, first batch), rho = 1, PC-ALM alpha = 1, "
+        "(exact after L - 1); PC, PC-ALM: T steps of size "
+        + (f"eta = {args.eta} (set with --eta)" if args.eta else "eta = 1/lambda_max (largest eigenvalue of the PC "
+           "energy's Gauss-Newton Hessian at the cell's initial weights, the run's first batch)")
+        + ", rho = 1, PC-ALM alpha = 1, "
         f"multipliers {args.timing}; fp-pc: fixed-prediction PC, eta = 1; se-pc: small-error PC (loss x 1e-3)",
-        "- cosine: to backprop on each training batch at the current weights, mean over the run's steps; over "
-        "the weights only and over the biases only; 'at init': the first step's",
+        "- cosine to backprop, flattened over all weights (biases apart): 'end', the reference code's "
+        "definition: once, at the weights the run ends with, on a fixed batch of 64 training images (the first "
+        "of the shuffled set); 'mean over steps': on each training batch at the current weights, mean over the "
+        "run's steps; 'at init': the first step's",
         "- mean ± 95 % interval over seeds (Student t); test accuracy only for full-epoch cells whose backprop "
         "accuracy is clearly above chance (> 30 %)",
         f"- runs: {done} of {total}" + ("" if final else " (run in progress; this table is rewritten as runs "
