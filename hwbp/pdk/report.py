@@ -173,8 +173,24 @@ def write_all(out_dir: Path, rows: Sequence[dict[str, Any]], curves: Sequence[Be
         out_dir / "characterization.md": markdown(rows, command).encode(),
         out_dir / "hardware.toml": hardware_toml(rows).encode(),
     }
+    files[out_dir / "curves.npz"] = curves_npz(rows, curves)
     files.update({out_dir / k: v for k, v in figures(rows, curves).items()})
     return atomic_write_all(files, flag="-o")
+
+
+def curves_npz(rows: Sequence[dict[str, Any]], curves: Sequence[BenchResult]) -> bytes:
+    """The measured curves of every row (``curves.npz``), so that the table, the hardware
+    model and the figures can be rebuilt without ngspice: ``a`` (units, shape (na,)),
+    ``T`` (units, (nT,)), ``f`` (units, (rows, na), at T = 0), ``gate`` (units, (rows, nT, na))."""
+    fs, gs = [], []
+    for r, res in zip(rows, curves):
+        spec = get_cell(r["cell"])
+        params = dict(spec.params)
+        fs.append(f_curve(res, spec, params))
+        gs.append(gate_curves(res, params))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, a=curves[0].a, T=curves[0].T, f=np.array(fs), gate=np.array(gs))
+    return buf.getvalue()
 
 
 def rows_from_csv(path: Path) -> list[dict[str, Any]]:
