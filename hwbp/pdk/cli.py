@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ def add_characterize_parser(sub: argparse._SubParsersAction) -> None:
     from hwbp.pdk.cells import CELLS
 
     p = sub.add_parser("characterize", help="measure the transistor-level cells on a PDK (ngspice on Dask)")
+    # ``--temps -40,27,85``: a list that starts with a negative number is a value, not an option
+    p._negative_number_matcher = re.compile(r"^-\d+(\.\d*)?(,-?\d+(\.\d*)?)*$")
     p.add_argument("--pdk", required=True, choices=["sky130"], help="the PDK (sky130)")
     p.add_argument("--pdk-root", metavar="DIR", help="open_pdks installation or directory of sky130.lib.spice "
                    "(default: $PDK_ROOT, else the installed sky130 package)")
