@@ -52,6 +52,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
         (["--cells", "tanh,gelu"], "--cells: unknown gelu"),
         (["--temps", "27,hot"], "--temps"),
         (["--mc", "-1"], "--mc"),
+        (["--mismatch", "1"], "--mismatch"),
+        # a temperature list that starts below zero is a value, not an option
+        (["--temps", "-40,27,85", "--corners", "xx"], "--corners: unknown xx"),
+        (["--temps", "-300,27"], "--temps: -300 C"),
     ):
         assert main(["characterize", "--pdk", "sky130", "-o", str(out), *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()

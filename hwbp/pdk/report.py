@@ -149,14 +149,20 @@ def outputs(out_dir: Path, rows: Sequence[dict[str, Any]], curves: Sequence[Meas
 
 
 def write_all(out_dir: Path, rows: Sequence[dict[str, Any]], curves: Sequence[BenchResult],
-              command: str) -> list[Path]:
-    """Write every output into ``out_dir`` at once (all or none); a ``mismatch.csv``
-    already there (:mod:`hwbp.pdk.mismatch`) is folded into the table and the model."""
+              command: str, mismatch: Sequence[dict[str, Any]] | None = None) -> list[Path]:
+    """Write every output into ``out_dir`` at once (all or none).  The device mismatch rows
+    (:mod:`hwbp.pdk.mismatch`) are written as ``mismatch.csv``; without them a
+    ``mismatch.csv`` already there is folded into the table and the model."""
     from hwbp.io import atomic_write_all
-    from hwbp.pdk.mismatch import read_mismatch_csv
+    from hwbp.pdk.mismatch import mismatch_csv, read_mismatch_csv
 
-    mm = read_mismatch_csv(out_dir / "mismatch.csv") if (out_dir / "mismatch.csv").is_file() else None
-    return atomic_write_all(outputs(out_dir, rows, measured(rows, curves), command, mm), flag="-o")
+    mm = mismatch
+    if mm is None and (out_dir / "mismatch.csv").is_file():
+        mm = read_mismatch_csv(out_dir / "mismatch.csv")
+    files = outputs(out_dir, rows, measured(rows, curves), command, mm)
+    if mismatch is not None:
+        files[out_dir / "mismatch.csv"] = mismatch_csv(mismatch).encode()
+    return atomic_write_all(files, flag="-o")
 
 
 def rows_from_csv(path: Path) -> list[dict[str, Any]]:

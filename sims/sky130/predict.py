@@ -62,7 +62,8 @@ def run(beta: float, out: Path, cells: list) -> None:
                       instance_seed=0, beta=beta)
         old = verify(graph, batch, backend="reference", instance_seed=0, beta=beta,
                      hardware=hardware_from_mapping(tomllib.loads(hardware_toml([cell_row]))))
-        circ = verify(graph, batch, backend="spice", options={"pdk": "sky130", "corner": corner}, beta=beta)
+        circ = verify(graph, batch, backend="spice", beta=beta,
+                      options={"pdk": "sky130", "corner": corner, "timeout_s": 3000.0})
         t_max = float(max(abs(x).max() for k, x in circ.result.state.tension.items() if k != graph.output))
         c_all, p_all, o_all = _one_minus_cos(circ), _one_minus_cos(pred), _one_minus_cos(old)
         for name, c in c_all.items():
