@@ -196,3 +196,35 @@ def test_committed_pelgrom_fit_and_node_spreads():
     assert hw.mismatch.pelgrom_A_um == pytest.approx(a, rel=1e-5)
     assert hw.mismatch.sigma_total == pytest.approx(a / np.sqrt(hw.mismatch.area_um2), rel=1e-5)
     assert 0 < hw.nodes.r_sigma < 0.05 and 0 < hw.nodes.c_sigma < 0.05
+
+
+def test_committed_model_tabulates_the_measured_curve_and_pair_gate():
+    """The committed hardware.toml's tanh curve is the measured tt, 27 C curve at every
+    sample point (curves.npz), its gate is the pair, and the pair gate's gain is the fit of
+    the measured gate against the finite difference of the measured f."""
+    from hwbp.hardware import load_hardware
+    from hwbp.pdk.derive import pair_gain
+    from hwbp.pdk.report import load_curves, rows_from_csv
+
+    src = ROOT / "sims" / "sky130" / "characterization"
+    rows = rows_from_csv(src / "characterization.csv")
+    curves = load_curves(src / "curves.npz")
+    i = next(k for k, r in enumerate(rows) if r["cell"] == "tanh" and r["corner"] == "tt" and r["temp_C"] == 27
+             and r["mc_seed"] == "")
+    m = curves[i]
+    hw = load_hardware(src / "hardware.toml")
+    c = hw.curves["tanh"]
+    np.testing.assert_allclose(c.value(m.a), m.f, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(c.zero(m.a), m.gate[0], rtol=1e-11, atol=1e-14)
+    assert hw.cells.gate == "pair"
+    assert 1.0 + hw.cells.df_gain == pytest.approx(pair_gain(m), rel=1e-12)
+    # the pair gate reproduces the measured gate far better than the derivative times T
+    inner = np.abs(m.a) < 3.5
+    for k, T in enumerate(m.T):
+        if T == 0:
+            continue
+        pair = (1 + hw.cells.df_gain) * (c.value(m.a + T / 2) - c.value(m.a - T / 2)) + c.zero(m.a)
+        deriv = c.slope(m.a) * T
+        err_pair = np.sqrt(np.mean((pair - m.gate[k])[inner] ** 2))
+        err_deriv = np.sqrt(np.mean((deriv - m.gate[k])[inner] ** 2))
+        assert err_pair < 0.5 * err_deriv, (T, err_pair, err_deriv)
