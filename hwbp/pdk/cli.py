@@ -28,6 +28,10 @@ def add_characterize_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temps", default="27", metavar="LIST", help="comma-separated temperatures in C (default: 27)")
     p.add_argument("--mc", type=int, default=0, metavar="N", help="Monte Carlo draws per corner and temperature "
                    "(mismatch models <corner>_mm; default 0)")
+    p.add_argument("--mc-corners", metavar="LIST", help="run the Monte Carlo draws on these corners only "
+                   "(default: every corner)")
+    p.add_argument("--mc-temps", metavar="LIST", help="run the Monte Carlo draws at these temperatures only "
+                   "(default: every temperature)")
     p.add_argument("--mismatch", type=int, default=0, metavar="N", help="Monte Carlo draws of the device-pair "
                    "testbench (tb_hwbp_mismatch.cir, tt_mm, 27 C) for the Pelgrom synapse mismatch and the node R/C "
                    "spread of hardware.toml (default 0: none; a mismatch.csv already in DIR is used)")
@@ -56,7 +60,9 @@ def cmd_characterize(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out}: exists and is not a directory")
     runs = plan(parse_list(args.cells, "--cells", list(CELLS)), parse_list(args.corners, "--corners", CORNERS),
-                parse_list(args.temps, "--temps", number=True), args.mc, args.pdk_root)
+                parse_list(args.temps, "--temps", number=True), args.mc, args.pdk_root,
+                mc_corners=None if args.mc_corners is None else parse_list(args.mc_corners, "--mc-corners", CORNERS),
+                mc_temps_c=None if args.mc_temps is None else parse_list(args.mc_temps, "--mc-temps", number=True))
     for name in ("characterization.csv", "characterization.md", "hardware.toml"):
         check_writable(out / name, "-o")
     print(f"{len(runs)} testbench runs (ngspice, SKY130 models)", file=sys.stderr)

@@ -111,7 +111,7 @@ def hardware_toml(rows: Sequence[dict[str, Any]], curves: Sequence[Measured] | N
                   f"df_gain_sigma = {float(g_mc.std(ddof=1)) if g_mc.size >= 2 else 0.0!r}",
                   f"pair_offset_sigma = {float(p_mc.std(ddof=1)) if p_mc.size >= 2 else 0.0!r}"]
     if mismatch:
-        from hwbp.pdk.mismatch import NODE_C_F, NODE_R_OHM, pelgrom_fit
+        from hwbp.pdk.mismatch import pelgrom_fit
 
         a_mos, res = pelgrom_fit(mismatch, "nfet_01v8")
         node = {r["device"]: r for r in mismatch if r["device"] != "nfet_01v8"
@@ -120,8 +120,12 @@ def hardware_toml(rows: Sequence[dict[str, Any]], curves: Sequence[Measured] | N
                   f"{len([r for r in mismatch if r['device'] == 'nfet_01v8'])} areas (rms residual {res:.2f});",
                   f"# the synapse device is taken as W*L = {SYNAPSE_AREA_UM2:g} um^2 (scale area_um2 for another sizing)",
                   "[mismatch]", f"pelgrom_A_um = {a_mos:.6g}", f"area_um2 = {SYNAPSE_AREA_UM2!r}",
-                  "", f"# node: a {NODE_R_OHM:g} ohm xhigh_po resistor and a {NODE_C_F:g} F MIM capacitor "
-                  f"({int(mismatch[0]['draws'])} Monte Carlo draws)",
+                  "", f"# node: an xhigh_po resistor W x L = {node['res_xhigh_po']['W_um']:g} x "
+                  f"{node['res_xhigh_po']['L_um']:g} um ({1.0 / float(node['res_xhigh_po']['mean']):.3g} ohm measured) "
+                  f"and a MIM capacitor {node['cap_mim_m3_1']['W_um']:g} x {node['cap_mim_m3_1']['L_um']:g} um "
+                  f"({float(node['cap_mim_m3_1']['mean']) / (2e6 * 3.141592653589793):.3g} F measured)",
+                  "# "
+                  f"({int(mismatch[0]['draws'])} Monte Carlo draws, {int(mismatch[0]['pairs'])} pairs per size)",
                   "[nodes]", f"r_sigma = {float(node['res_xhigh_po']['sigma_device']):.6g}",
                   f"c_sigma = {float(node['cap_mim_m3_1']['sigma_device']):.6g}"]
     if curves is not None:

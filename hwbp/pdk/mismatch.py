@@ -34,10 +34,13 @@ __all__ = ["DEVICES", "NODE_R_OHM", "NODE_C_F", "MismatchRun", "run_mismatch", "
 #: first resistor and capacitor pair).
 NODE_R_OHM, NODE_C_F = 100e3, 1e-12
 #: (kind, W um, L um) of each pair, in the testbench's output order (op: mos, res; ac: cap).
-DEVICES = (("nfet_01v8", 2.0, 1.0), ("nfet_01v8", 4.0, 2.0), ("nfet_01v8", 8.0, 4.0),
+DEVICES = (("nfet_01v8", 2.0, 1.0), ("nfet_01v8", 8.0, 1.0), ("nfet_01v8", 32.0, 1.0),
            ("res_xhigh_po", 0.35, 17.5), ("res_xhigh_po", 0.35, 4.375),
            ("cap_mim_m3_1", 22.36, 22.36), ("cap_mim_m3_1", 11.18, 11.18))
-MISMATCH_COLUMNS = ("device", "corner", "temp_C", "W_um", "L_um", "area_um2", "draws", "mean", "sigma_device")
+#: Independent pairs of each size in one run (the testbench's copies ``_1 .. _4``).
+REPLICAS = 4
+MISMATCH_COLUMNS = ("device", "corner", "temp_C", "W_um", "L_um", "area_um2", "draws", "pairs", "mean",
+                    "sigma_device")
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,8 @@ def mismatch_plan(lib: str, corner: str = "tt", temp_c: float = 27.0, draws: int
 
 
 def run_mismatch(run: MismatchRun) -> np.ndarray:
-    """The pair values of one draw, shape (len(DEVICES), 2): currents (A) and, for the
-    capacitors, the admittance magnitude at 1 MHz (S)."""
+    """The pair values of one draw, shape (len(DEVICES), REPLICAS, 2): currents (A) and,
+    for the capacitors, the admittance magnitude at 1 MHz (S)."""
     deck = (run.tb_text.replace("{SKY130_LIB}", run.lib).replace("{CORNER}", f"{run.corner}_mm")
             .replace("{TEMP_C}", f"{run.temp_c:g}"))
     where = f"mismatch testbench ({run.corner}_mm, seed {run.seed})"
@@ -79,18 +82,18 @@ def run_mismatch(run: MismatchRun) -> np.ndarray:
         op = np.loadtxt(d / "op.txt").ravel()[1::2]
         ac = np.loadtxt(d / "ac.txt").ravel()
     cap = np.hypot(ac[1::3], ac[2::3])
-    return np.abs(np.concatenate([op, cap])).reshape(len(DEVICES), 2)
+    return np.abs(np.concatenate([op, cap])).reshape(len(DEVICES), REPLICAS, 2)
 
 
 def mismatch_rows(runs: Sequence[MismatchRun], values: Sequence[np.ndarray]) -> list[dict[str, Any]]:
-    """One row per device size: the relative spread of one device over the draws."""
-    v = np.array(values)  # (draws, devices, 2)
-    rel = (v[:, :, 0] - v[:, :, 1]) / (0.5 * (v[:, :, 0] + v[:, :, 1]))
+    """One row per device size: the relative spread of one device over every pair of every draw."""
+    v = np.array(values)  # (draws, devices, replicas, 2)
+    rel = (v[..., 0] - v[..., 1]) / (0.5 * (v[..., 0] + v[..., 1]))
     rows = []
     for k, (kind, w, length) in enumerate(DEVICES):
         rows.append({"device": kind, "corner": runs[0].corner, "temp_C": runs[0].temp_c, "W_um": w, "L_um": length,
-                     "area_um2": w * length, "draws": len(values), "mean": float(v[:, k].mean()),
-                     "sigma_device": float(rel[:, k].std(ddof=1) / np.sqrt(2.0))})
+                     "area_um2": w * length, "draws": len(values), "pairs": int(rel[:, k].size),
+                     "mean": float(v[:, k].mean()), "sigma_device": float(rel[:, k].ravel().std(ddof=1) / np.sqrt(2.0))})
     return rows
 
 

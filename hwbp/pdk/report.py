@@ -94,7 +94,7 @@ def mismatch_markdown(mismatch: Sequence[dict[str, Any]]) -> list[str]:
 
     r0 = mismatch[0]
     out = ["", f"## Device mismatch (`tb_hwbp_mismatch.cir`, {r0['corner']}_mm, {float(r0['temp_C']):g} C, "
-           f"{int(r0['draws'])} draws; written by `python -m hwbp.pdk.mismatch`)", "",
+           f"{int(r0['draws'])} draws x {int(r0['pairs']) // int(r0['draws'])} pairs per size)", "",
            "sigma: relative spread of one device (drain current, resistor current, capacitor admittance); "
            "A: the Pelgrom fit sigma = A / sqrt(W L) over the sizes.", "",
            "| device | W (um) | L (um) | W*L (um^2) | sigma | A / sqrt(W L) (fit) |", "|---|---|---|---|---|---|"]
