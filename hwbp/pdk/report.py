@@ -63,8 +63,10 @@ def markdown(rows: Sequence[dict[str, Any]], command: str, mismatch: Sequence[di
     out = ["# SKY130 cell characterization", "", f"Produced by `{command}`.", "",
            "f in units of the cell's unit current, a and T in units of vu (V); gate errors are relative rms "
            "errors against the derivative of the *measured* f times T (|a| < 3.5).  Figures: `transfer.png` "
-           "(f; nominal corners in colour, Monte Carlo draws grey, the ideal dashed) and `gate.png` (gate minus "
-           "f'_measured(a) T at T = 0.5).", "",
+           "(f per corner in colour and temperature by line style, the ideal dashed; below, the deviation from "
+           "tt, 27 C; Monte Carlo draws grey) and `gate.png` (gate minus f'_measured(a) T at T = 0.5; below, gate "
+           "minus f(a+T/2) - f(a-T/2) of the measured f).  Curves of every run: `curves.npz`; the hardware model "
+           "derived from them: `hardware.toml`.", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in _nominal(rows):
         vals = [r["cell"], r["corner"], f"{float(r['temp_C']):g}", f"{r['f_gain']:.4f}", f"{r['f_offset']:+.4f}",
