@@ -60,6 +60,26 @@ def test_a_gate_that_is_not_the_derivative_of_its_f_fails(tmp_path, monkeypatch)
     assert min(cos.values()) < MIN_COSINE, cos
 
 
+@pytest.mark.slow
+def test_tran_reports_settling_to_one_percent_and_energy_per_sample():
+    """``.tran`` at transistor level (one sample): the 1 % settling time and the energy per
+    sample are reported and positive, and the settling is what first-order nodes of the
+    measured time constant allow: at least ln(100) tau (a node from a random start comes
+    within 1 % no sooner) and within the run (24 tau for this depth)."""
+    import math
+
+    require_ngspice()
+    graph, _ = _tiny()
+    v = verify(graph, random_batch(graph, 1, seed=0), backend="spice", options={"pdk": "sky130", "analysis": "tran"})
+    s = v.report["settle"]
+    tau, t1, e = s["tau_s"], s["settling_time_1pct_s"], s["energy_per_sample_J"]
+    assert t1 > 0 and e > 0 and s["supply_power_W"] > 0
+    assert e == pytest.approx(s["supply_power_W"] * t1, rel=1e-12)
+    assert math.log(100.0) * tau <= t1 <= s["duration_tau"] * tau
+    # the stricter settling tolerance (1e-4) is reached later, on the same trace
+    assert s["settling_time_s"] >= t1
+
+
 def test_pdk_options_need_the_pdk_and_unknown_activations_are_refused(tmp_path):
     from hwbp.targets.spice.backend import SpiceBackend
 

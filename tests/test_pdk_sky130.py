@@ -52,6 +52,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
         (["--cells", "tanh,gelu"], "--cells: unknown gelu"),
         (["--temps", "27,hot"], "--temps"),
         (["--mc", "-1"], "--mc"),
+        (["--mismatch", "1"], "--mismatch"),
+        # a temperature list that starts below zero is a value, not an option
+        (["--temps", "-40,27,85", "--corners", "xx"], "--corners: unknown xx"),
+        (["--temps", "-300,27"], "--temps: -300 C"),
     ):
         assert main(["characterize", "--pdk", "sky130", "-o", str(out), *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -112,8 +116,18 @@ def test_characterize_writes_table_figures_and_a_loadable_hardware_model(tmp_pat
         assert (out / name).stat().st_size > 0
     hw = load_hardware(out / "hardware.toml")
     assert hw.unit_V == pytest.approx(0.125)
-    assert hw.cells.f_gain == pytest.approx(float(rows[0]["f_gain"]) - 1.0, rel=1e-4)  # CSV: 6 digits
-    assert "cells" in hw.features()
+    assert "cells" in hw.features() and hw.cells.gate == "pair"
+    # the tabulated curve reproduces the measured curve at its sample points
+    from hwbp.pdk.report import load_curves
+
+    m = load_curves(out / "curves.npz")[0]
+    c = hw.curves["sigmoid"]
+    np.testing.assert_allclose(c.value(m.a), m.f, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(c.zero(m.a), m.gate[0], rtol=1e-11, atol=1e-14)
+    # and its gain against the ideal sigmoid is the table's
+    ideal = 1.0 / (1.0 + np.exp(-m.a))
+    fit = np.linalg.lstsq(np.stack([ideal, np.ones_like(ideal)], 1), c.value(m.a), rcond=None)[0][0]
+    assert fit == pytest.approx(float(rows[0]["f_gain"]), rel=1e-4)  # CSV: 6 digits
 
 
 @pytest.mark.slow
@@ -130,6 +144,7 @@ def test_corners_and_monte_carlo_spread(tmp_path):
     assert len(set(gains.values())) == 3  # the draws differ from each other and from nominal
     hw = load_hardware(out / "hardware.toml")
     assert hw.cells.f_gain_sigma > 0 and hw.cells.f_offset_sigma_V > 0
+    assert hw.cells.df_gain_sigma > 0 and hw.cells.pair_offset_sigma > 0
 
 
 def test_unknown_cell_names_its_missing_testbench(monkeypatch, tmp_path):
@@ -147,11 +162,69 @@ def test_report_rewrites_the_table_and_hardware_model_from_the_csv(tmp_path):
     from hwbp.hardware import load_hardware
     from hwbp.pdk.report import main as report_main, rows_from_csv
 
-    src = ROOT / "sims" / "sky130" / "characterization" / "characterization.csv"
-    shutil.copy(src, tmp_path / "characterization.csv")
+    src = ROOT / "sims" / "sky130" / "characterization"
+    for name in ("characterization.csv", "curves.npz", "mismatch.csv"):
+        shutil.copy(src / name, tmp_path / name)
     assert report_main([str(tmp_path)]) == 0
-    rows = rows_from_csv(src)
-    tt = [r["f_gain"] for r in rows if r["cell"] == "tanh" and r["corner"] == "tt" and r["mc_seed"] != ""]
+    rows = rows_from_csv(src / "characterization.csv")
+    ref = next(r["f_gain"] for r in rows if r["cell"] == "tanh" and r["corner"] == "tt" and r["temp_C"] == 27
+               and r["mc_seed"] == "")
+    tt = [r["f_gain"] for r in rows if r["cell"] == "tanh" and r["corner"] == "tt" and r["temp_C"] == 27
+          and r["mc_seed"] != ""]
     hw = load_hardware(tmp_path / "hardware.toml")
-    assert hw.cells.f_gain_sigma == pytest.approx(float(np.std(tt, ddof=1)))
-    assert "| tanh | ss | 27 |" in (tmp_path / "characterization.md").read_text()
+    assert hw.cells.f_gain_sigma == pytest.approx(float(np.std(tt, ddof=1)) / ref, rel=1e-4)
+    md = (tmp_path / "characterization.md").read_text()
+    assert "| tanh | ss | 27 |" in md and "| tanh | sf | -40 |" in md and "| tanh | fs | 85 |" in md
+    # the committed model is this rebuild, figures included
+    assert (src / "hardware.toml").read_text() == (tmp_path / "hardware.toml").read_text()
+    assert (src / "transfer.png").read_bytes() == (tmp_path / "transfer.png").read_bytes()
+
+
+def test_committed_pelgrom_fit_and_node_spreads():
+    """The device-pair Monte Carlo (sims/sky130/characterization/mismatch.csv): the MOS spread
+    falls with area as the Pelgrom law says, and the derived model carries the fit."""
+    from hwbp.hardware import load_hardware
+    from hwbp.pdk.mismatch import pelgrom_fit, read_mismatch_csv
+
+    src = ROOT / "sims" / "sky130" / "characterization"
+    rows = read_mismatch_csv(src / "mismatch.csv")
+    mos = sorted((r for r in rows if r["device"] == "nfet_01v8"), key=lambda r: r["area_um2"])
+    assert len(mos) >= 2 and all(a["sigma_device"] > b["sigma_device"] for a, b in zip(mos, mos[1:]))
+    a, resid = pelgrom_fit(rows, "nfet_01v8")
+    assert resid < 0.35  # sigma ~ 1/sqrt(W L) within the draws' sampling error
+    hw = load_hardware(src / "hardware.toml")
+    assert hw.mismatch.pelgrom_A_um == pytest.approx(a, rel=1e-5)
+    assert hw.mismatch.sigma_total == pytest.approx(a / np.sqrt(hw.mismatch.area_um2), rel=1e-5)
+    assert 0 < hw.nodes.r_sigma < 0.05 and 0 < hw.nodes.c_sigma < 0.05
+
+
+def test_committed_model_tabulates_the_measured_curve_and_pair_gate():
+    """The committed hardware.toml's tanh curve is the measured tt, 27 C curve at every
+    sample point (curves.npz), its gate is the pair, and the pair gate's gain is the fit of
+    the measured gate against the finite difference of the measured f."""
+    from hwbp.hardware import load_hardware
+    from hwbp.pdk.derive import pair_gain
+    from hwbp.pdk.report import load_curves, rows_from_csv
+
+    src = ROOT / "sims" / "sky130" / "characterization"
+    rows = rows_from_csv(src / "characterization.csv")
+    curves = load_curves(src / "curves.npz")
+    i = next(k for k, r in enumerate(rows) if r["cell"] == "tanh" and r["corner"] == "tt" and r["temp_C"] == 27
+             and r["mc_seed"] == "")
+    m = curves[i]
+    hw = load_hardware(src / "hardware.toml")
+    c = hw.curves["tanh"]
+    np.testing.assert_allclose(c.value(m.a), m.f, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(c.zero(m.a), m.gate[0], rtol=1e-11, atol=1e-14)
+    assert hw.cells.gate == "pair"
+    assert 1.0 + hw.cells.df_gain == pytest.approx(pair_gain(m), rel=1e-12)
+    # the pair gate reproduces the measured gate far better than the derivative times T
+    inner = np.abs(m.a) < 3.5
+    for k, T in enumerate(m.T):
+        if T == 0:
+            continue
+        pair = (1 + hw.cells.df_gain) * (c.value(m.a + T / 2) - c.value(m.a - T / 2)) + c.zero(m.a)
+        deriv = c.slope(m.a) * T
+        err_pair = np.sqrt(np.mean((pair - m.gate[k])[inner] ** 2))
+        err_deriv = np.sqrt(np.mean((deriv - m.gate[k])[inner] ** 2))
+        assert err_pair < 0.5 * err_deriv, (T, err_pair, err_deriv)

@@ -49,7 +49,7 @@ from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem, term_matrix
 
 __all__ = ["TermOp", "TermForward", "Drive", "term_operands", "operands", "term_input", "term_linear",
-           "term_activate", "term_forward", "term_backward", "loss_drive", "drive", "forward_pass", "SYSTEM"]
+           "term_activate", "term_gated", "term_forward", "term_backward", "loss_drive", "drive", "forward_pass", "SYSTEM"]
 
 Key = tuple[str, int]
 
@@ -88,6 +88,10 @@ class TermOp:
     cell : tuple of numpy.ndarray or None
         Device cells ``(f gain, f offset, f' gain, f' offset)`` per neuron:
         ``y = gain f(a) + offset`` and ``gate = f'gain f'(a) + f'offset``; None: ideal.
+    curve : object or None
+        Measured device cells (:class:`hwbp.hardware.curves.CellModel`: ``activate(a) ->
+        (y, gate)`` and the gated sensitivity ``gated(a, gate, T)``), in place of ``fn``
+        and ``cell``; None: ``fn`` and ``cell``.
     """
 
     source: str
@@ -101,6 +105,7 @@ class TermOp:
     phi: ActivationFn | None = None
     phi_param: float = 0.01
     cell: tuple | None = None
+    curve: Any = None
 
 
 class TermForward(NamedTuple):
@@ -179,17 +184,19 @@ def term_operands(system: DynamicsSystem, population: str, k: int, *, instance: 
     phi = get_activation(term.source_activation)
     # each use of a tied parameter is realized from the one parameter value
     w, b = term_matrix(system.parameters, term)
-    wb = cell = None
+    wb = cell = curve = None
     if instance is not None and term.weight is not None:
         w, wb, b = instance.device_weights((population, k), w, b)
         cell = instance.cell((population, k))
+        if fn.name != "identity" and hasattr(instance, "curve"):
+            curve = instance.curve((population, k), fn, activation_parameter(term.activation, term.alpha, term.high))
     return TermOp(
         source=term.source, weight=w, weight_t=_transpose(w, contiguous), weight_back=wb,
         bias=None if w is None else b,
         fn=None if fn.name == "identity" else fn,
         param=activation_parameter(term.activation, term.alpha, term.high),
         gain=float(term.gain), phi=None if phi.name == "identity" else phi,
-        phi_param=float(term.source_alpha), cell=cell,
+        phi_param=float(term.source_alpha), cell=cell, curve=curve,
     )
 
 
@@ -223,6 +230,8 @@ def term_activate(op: TermOp, a: np.ndarray) -> tuple[np.ndarray, np.ndarray | N
     for the identity)."""
     if op.fn is None:
         return a, None
+    if op.curve is not None:  # measured cells (a tabulated curve, a pair gate)
+        return op.curve.activate(a)
     y = op.fn.f(a, op.param)
     gate = op.fn.df(a, y, op.param)
     if op.cell is not None:  # a device instance's activation and derivative cells
@@ -230,6 +239,17 @@ def term_activate(op: TermOp, a: np.ndarray) -> tuple[np.ndarray, np.ndarray | N
         y = gain * y + offset
         gate = dgain * gate + doffset
     return y, gate
+
+
+def term_gated(op: TermOp, a: np.ndarray, gate: np.ndarray | None, t: np.ndarray) -> np.ndarray:
+    """The gated sensitivity ``e`` of a term with pre-activation ``a``, gate ``gate`` (from
+    :func:`term_activate`) and its population's tension ``t``: ``t`` for the identity,
+    ``f′(a) ⊙ t``, or what measured pair-gate cells give (``op.curve.gated(a, gate, t)``)."""
+    if gate is None:
+        return t
+    if op.curve is not None:
+        return op.curve.gated(a, gate, t)
+    return gate * t
 
 
 def term_forward(op: TermOp, u: np.ndarray) -> TermForward:
@@ -314,7 +334,7 @@ def drive(system: DynamicsSystem, batch: Any, mean: Mapping[str, np.ndarray], te
             r = term_forward(op, _source(system, batch, mean, op.source))
             total = r.y if total is None else total + r.y
             t = np.asarray(tension[pop.name])
-            gates[(pop.name, k)] = t if r.gate is None else r.gate * t
+            gates[(pop.name, k)] = term_gated(op, r.a, r.gate, t)
             pre[(pop.name, k)] = r.pre_gate
         fwd[pop.name] = total
     sens: dict[str, np.ndarray] = {}

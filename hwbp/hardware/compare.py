@@ -38,10 +38,10 @@ def own_operands(system: DynamicsSystem, population: str, k: int) -> TermOp:
     the forward devices (tied: the backward uses them too) and the activation cell
     ``y = (1 + g) f(a) + o``, whose exact derivative is ``(1 + g) f'(a)``."""
     op = term_operands(system, population, k)
-    if op.cell is None and op.weight_back is None:
+    if op.cell is None and op.curve is None and op.weight_back is None:
         return op
     cell = None if op.cell is None else (op.cell[0], op.cell[1], op.cell[0], 0.0)
-    return replace(op, weight_back=None, cell=cell)
+    return replace(op, weight_back=None, cell=cell, curve=None if op.curve is None else op.curve.own())
 
 
 def _node_gain(system: DynamicsSystem, population: str) -> float | np.ndarray:

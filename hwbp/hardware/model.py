@@ -11,10 +11,12 @@ TOML layout (every key optional)::
 
     unit_V = 1.0
     [weights]   bits = 6, scale = "tensor", g_min_S = 0.0, g_max_S = 1e-4
-    [mismatch]  sigma = 0.05, correlation = 0.0
+    [mismatch]  sigma = 0.05, correlation = 0.0    (or pelgrom_A_um = 0.1, area_um2 = 4.0)
     [nodes]     r_sigma = 0.01, c_sigma = 0.05
     [cells]     f_gain = 0.0, f_gain_sigma = 0.0, f_offset_V = 0.0, f_offset_sigma_V = 0.0,
-                df_gain = 0.0, df_gain_sigma = 0.0, df_offset = 0.0, df_offset_sigma = 0.0
+                df_gain = 0.0, df_gain_sigma = 0.0, df_offset = 0.0, df_offset_sigma = 0.0,
+                gate = "derivative" (or "pair"), pair_offset_sigma = 0.0
+    [curves.tanh]  a = [...], f = [...], gate_zero = [...]   (one table per activation)
     [noise]     temperature_K = 300.0, capacitance_F = 1e-13   (or rms_V = 1e-3)
     [rails]     v_V = 1.0
     [readout]   adc_bits = 8, adc_range_V = 1.0
@@ -31,6 +33,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from hwbp.errors import ConfigError
+from hwbp.hardware.curves import GATE_MODES, Curve, curve_from_mapping
 from hwbp.hardware.compare import instance_gradients, instance_report
 from hwbp.hardware.realize import realize
 
@@ -82,13 +85,32 @@ class Mismatch:
     the backward device of one synapse are two devices: ``z_b = rho z_f + sqrt(1 - rho²) z'``
     with ``rho = correlation`` (0: independent, the weight-transport error; 1: matched
     pairs, forward and backward identical).
+
+    Pelgrom area scaling: instead of ``sigma``, give ``pelgrom_A_um`` (the relative
+    conductance spread of one device times the square root of its gate area, um) and the
+    synapse device's area ``area_um2`` (W*L, um^2); then ``sigma = pelgrom_A_um /
+    sqrt(area_um2)`` (:attr:`sigma_total`), so one fitted coefficient serves every sizing.
     """
 
     sigma: float = 0.0
     correlation: float = 0.0
+    pelgrom_A_um: float = 0.0
+    area_um2: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.sigma >= 0, "[mismatch] sigma", f"must be >= 0, got {self.sigma}")
+        _check(self.pelgrom_A_um >= 0, "[mismatch] pelgrom_A_um", f"must be >= 0, got {self.pelgrom_A_um}")
+        _check(not (self.pelgrom_A_um > 0 and self.sigma > 0), "[mismatch]",
+               "give sigma, or pelgrom_A_um with area_um2, not both")
+        _check(self.pelgrom_A_um == 0 or (self.area_um2 is not None and self.area_um2 > 0), "[mismatch] area_um2",
+               f"pelgrom_A_um needs the synapse device area area_um2 > 0 (um^2), got {self.area_um2}")
+
+    @property
+    def sigma_total(self) -> float:
+        """The relative device spread: ``sigma``, or ``pelgrom_A_um / sqrt(area_um2)``."""
+        if self.pelgrom_A_um > 0:
+            return float(self.pelgrom_A_um / np.sqrt(self.area_um2))
+        return float(self.sigma)
         _check(-1 <= self.correlation <= 1, "[mismatch] correlation", f"must lie in [-1, 1], got {self.correlation}")
 
 
@@ -120,6 +142,13 @@ class Cells:
     ``f'~(a) = (1 + g') f'(a) + o'`` with ``g' ~ N(df_gain, df_gain_sigma²)``,
     ``o' ~ N(df_offset, df_offset_sigma²)`` (dimensionless: ``f'`` is a gain).  Identity
     terms are wires and have no cell.
+
+    ``gate = "pair"`` makes the gate the same f cell at ``a +- T/2``:
+    ``e = (1 + g') [f~(a + T/2) - f~(a - T/2)] + z(a) + p`` with ``p ~ N(0,
+    pair_offset_sigma²)`` (units) and ``z`` the tabulated zero-tension gate (``df_offset``
+    applies to the derivative cell only).  A ``[curves.<activation>]`` table replaces the
+    ideal f of that activation by the measured curve; ``f_gain``/``f_offset_V`` then act
+    on the curve (:mod:`hwbp.hardware.curves`).
     """
 
     f_gain: float = 0.0
@@ -130,16 +159,24 @@ class Cells:
     df_gain_sigma: float = 0.0
     df_offset: float = 0.0
     df_offset_sigma: float = 0.0
+    gate: str = "derivative"
+    pair_offset_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             if f.name.endswith("sigma") or f.name.endswith("sigma_V"):
                 _check(getattr(self, f.name) >= 0, f"[cells] {f.name}", f"must be >= 0, got {getattr(self, f.name)}")
+        _check(self.gate in GATE_MODES, "[cells] gate", f"must be one of {', '.join(GATE_MODES)}, got {self.gate!r}")
+        _check(self.gate == "pair" or self.pair_offset_sigma == 0, "[cells] pair_offset_sigma",
+               "applies to gate = 'pair'")
+        _check(self.gate == "derivative" or (self.df_offset == 0 and self.df_offset_sigma == 0), "[cells] df_offset",
+               "applies to gate = 'derivative' (the pair gate's offset is pair_offset_sigma)")
 
     @property
     def ideal(self) -> bool:
-        """Whether every cell error is zero."""
-        return all(getattr(self, f.name) == 0 for f in dataclasses.fields(self))
+        """Whether every cell error is zero and the gate is the derivative cell."""
+        return self.gate == "derivative" and all(getattr(self, f.name) == 0 for f in dataclasses.fields(self)
+                                                 if f.name != "gate")
 
 
 @dataclass(frozen=True)
@@ -216,6 +253,7 @@ class Hardware:
     noise: Noise = field(default_factory=Noise)
     rails: Rails = field(default_factory=Rails)
     readout: Readout = field(default_factory=Readout)
+    curves: dict[str, Curve] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check(self.unit_V > 0, "unit_V", f"must be > 0, got {self.unit_V}")
@@ -225,11 +263,11 @@ class Hardware:
         on = []
         if self.weights.bits is not None:
             on.append("weights")
-        if self.mismatch.sigma > 0:
+        if self.mismatch.sigma_total > 0:
             on.append("mismatch")
         if self.nodes.r_sigma > 0 or self.nodes.c_sigma > 0:
             on.append("nodes")
-        if not self.cells.ideal:
+        if not self.cells.ideal or self.curves:  # measured curves are cells too
             on.append("cells")
         if self.noise.sigma_V > 0:
             on.append("noise")
@@ -299,7 +337,7 @@ def _section(cls: type, values: Any, name: str, where: str) -> Any:
             if v is not None and not (isinstance(v, int) or isinstance(v, float) and float(v).is_integer()):
                 raise ConfigError(f"hardware {where}: [{name}] {k} must be an integer, got {v!r}")
             v = None if v is None else int(v)
-        elif k != "scale" and v is not None:
+        elif k not in ("scale", "gate") and v is not None:
             if not isinstance(v, (int, float)) or not np.isfinite(v):
                 raise ConfigError(f"hardware {where}: [{name}] {k} must be a finite number, got {v!r}")
             v = float(v)
@@ -309,10 +347,16 @@ def _section(cls: type, values: Any, name: str, where: str) -> Any:
 
 def hardware_from_mapping(data: Mapping[str, Any], *, where: str = "") -> Hardware:
     """A :class:`Hardware` from a TOML-shaped mapping (unknown keys are errors)."""
-    unknown = sorted(set(data) - set(_TYPES) - {"unit_V"})
+    unknown = sorted(set(data) - set(_TYPES) - {"unit_V", "curves"})
     if unknown:
-        raise ConfigError(f"hardware {where}: unknown section {unknown[0]!r}; valid: unit_V, {', '.join(_TYPES)}")
+        raise ConfigError(f"hardware {where}: unknown section {unknown[0]!r}; valid: unit_V, "
+                          f"{', '.join(_TYPES)}, curves")
     kw: dict[str, Any] = {name: _section(cls, data[name], name, where) for name, cls in _TYPES.items() if name in data}
+    if "curves" in data:
+        if not isinstance(data["curves"], Mapping):
+            raise ConfigError(f"hardware {where}: [curves] must hold one table per activation ([curves.tanh])")
+        kw["curves"] = {k: curve_from_mapping(k, dict(v) if isinstance(v, Mapping) else v, where)
+                        for k, v in data["curves"].items()}
     if "unit_V" in data:
         u = data["unit_V"]
         if isinstance(u, bool) or not isinstance(u, (int, float)):

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from hwbp.errors import ConfigError
+from hwbp.hardware.curves import CellModel
 from hwbp.hardware.dynamics import InstanceDevices, quantize_readout
 from hwbp.lower.system import DynamicsSystem, as_dense
 
@@ -37,7 +38,8 @@ class TermDraws:
     ``exp(sigma z)`` of the two devices of each forward and backward synapse, shape of W;
     ``bias_plus``/``bias_minus``: of the bias devices; ``f_gain``, ``f_offset``,
     ``df_gain``, ``df_offset``: per-neuron cell errors (``(1 + gain) f + offset``), or None
-    for an identity term (a wire)."""
+    for an identity term (a wire); ``activation``: the term's activation name;
+    ``pair_offset``: the pair gate's offset per neuron (units), or None."""
 
     fwd_plus: np.ndarray
     fwd_minus: np.ndarray
@@ -49,6 +51,8 @@ class TermDraws:
     f_offset: np.ndarray | None
     df_gain: np.ndarray | None
     df_offset: np.ndarray | None
+    activation: str = ""
+    pair_offset: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,13 +139,29 @@ class DeviceInstance:
         (populations ``names`` in the simulator's order)."""
         return InstanceDevices(self, names)
 
+    def _measured(self, d: TermDraws) -> bool:
+        """Whether a term's cells are a :class:`~hwbp.hardware.curves.CellModel` (a tabulated
+        curve for its activation, or the pair gate) rather than a gain and an offset."""
+        return d.f_gain is not None and (self.hardware.cells.gate == "pair" or d.activation in self.hardware.curves)
+
     def cell(self, key: Key) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """``(1 + f_gain, f_offset, 1 + df_gain, df_offset)`` of term ``key``, or None
-        (ideal cells or an identity term)."""
+        (ideal cells, an identity term, or a term with a :meth:`curve`)."""
         d = self.terms[key]
-        if d.f_gain is None or self.hardware.cells.ideal:
+        if d.f_gain is None or self.hardware.cells.ideal or self._measured(d):
             return None
         return 1.0 + d.f_gain, d.f_offset, 1.0 + d.df_gain, d.df_offset
+
+    def curve(self, key: Key, fn: Any, param: Any) -> CellModel | None:
+        """The cells of term ``key`` as a :class:`~hwbp.hardware.curves.CellModel` (its
+        activation ``fn`` with parameter ``param`` where no curve is tabulated), or None
+        when they are a gain and an offset (:meth:`cell`) or ideal."""
+        d = self.terms[key]
+        if not self._measured(d):
+            return None
+        return CellModel(curve=self.hardware.curves.get(d.activation), fn=fn, param=param, gain=1.0 + d.f_gain,
+                         offset=d.f_offset, dgain=1.0 + d.df_gain, doffset=d.df_offset,
+                         pair=self.hardware.cells.gate == "pair", pair_offset=d.pair_offset)
 
 
 def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSystem:
@@ -165,7 +185,11 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
     if hardware.ideal:
         return system
     rng = np.random.default_rng([int(seed), 0x4857])
+    # draws added to the model later come from their own stream, so the draws above stay
+    # those of earlier versions for the same seed
+    rng_pair = np.random.default_rng([int(seed), 0x5041])
     mm, cells, rho = hardware.mismatch, hardware.cells, hardware.mismatch.correlation
+    sigma = mm.sigma_total
     terms: dict[Key, TermDraws] = {}
     for pop in system.populations:
         for k, term in enumerate(pop.terms):
@@ -179,16 +203,19 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
             zbias = rng.standard_normal((2, pop.size))
             zc = rng.standard_normal((4, pop.size))
             has_cell = term.activation != "identity"
+            zp = rng_pair.standard_normal(pop.size)
             u = hardware.unit_V
             terms[(pop.name, k)] = TermDraws(
-                fwd_plus=np.exp(mm.sigma * zf[0]), fwd_minus=np.exp(mm.sigma * zf[1]),
-                bwd_plus=np.exp(mm.sigma * zb[0]), bwd_minus=np.exp(mm.sigma * zb[1]),
-                bias_plus=np.exp(mm.sigma * zbias[0]) if term.bias else None,
-                bias_minus=np.exp(mm.sigma * zbias[1]) if term.bias else None,
+                fwd_plus=np.exp(sigma * zf[0]), fwd_minus=np.exp(sigma * zf[1]),
+                bwd_plus=np.exp(sigma * zb[0]), bwd_minus=np.exp(sigma * zb[1]),
+                bias_plus=np.exp(sigma * zbias[0]) if term.bias else None,
+                bias_minus=np.exp(sigma * zbias[1]) if term.bias else None,
                 f_gain=cells.f_gain + cells.f_gain_sigma * zc[0] if has_cell else None,
                 f_offset=(cells.f_offset_V + cells.f_offset_sigma_V * zc[1]) / u if has_cell else None,
                 df_gain=cells.df_gain + cells.df_gain_sigma * zc[2] if has_cell else None,
                 df_offset=cells.df_offset + cells.df_offset_sigma * zc[3] if has_cell else None,
+                activation=term.activation,
+                pair_offset=cells.pair_offset_sigma * zp if has_cell and cells.pair_offset_sigma > 0 else None,
             )
     nodes = None
     nd = hardware.nodes

@@ -45,9 +45,17 @@ def parse_list(text: str, flag: str, valid: Sequence[str] | None = None, number:
 
 
 def plan(cells: Sequence[str], corners: Sequence[str], temps_c: Sequence[float], mc: int,
-         pdk_root: str | None = None, mc_seed0: int = 1) -> list[Run]:
+         pdk_root: str | None = None, mc_seed0: int = 1, mc_corners: Sequence[str] | None = None,
+         mc_temps_c: Sequence[float] | None = None) -> list[Run]:
     """The runs: per cell, corner and temperature the nominal models and ``mc`` Monte Carlo
-    draws (``<corner>_mm``, seeds ``mc_seed0 ...``)."""
+    draws (``<corner>_mm``, seeds ``mc_seed0 ...``); the draws only on ``mc_corners`` and
+    at ``mc_temps_c`` when given (default: every corner and temperature)."""
+    for c in mc_corners or ():
+        if c not in corners:
+            raise ConfigError(f"--mc-corners: {c!r} is not among --corners {','.join(corners)}")
+    for t in mc_temps_c or ():
+        if float(t) not in [float(x) for x in temps_c]:
+            raise ConfigError(f"--mc-temps: {t:g} C is not among --temps")
     for c in corners:
         if c not in CORNERS:
             raise ConfigError(f"--corners: unknown corner {c!r}; valid: {', '.join(CORNERS)}")
@@ -64,7 +72,9 @@ def plan(cells: Sequence[str], corners: Sequence[str], temps_c: Sequence[float],
         params = tuple(spec.params.items())
         for corner in corners:
             for t in temps_c:
-                draws = [(corner, None)] + [(f"{corner}_mm", mc_seed0 + k) for k in range(mc)]
+                n_mc = mc if ((mc_corners is None or corner in mc_corners)
+                              and (mc_temps_c is None or float(t) in [float(x) for x in mc_temps_c])) else 0
+                draws = [(corner, None)] + [(f"{corner}_mm", mc_seed0 + k) for k in range(n_mc)]
                 for section, seed in draws:
                     runs.append(Run(name, corner, float(t), seed,
                                     Bench(cell_text, tb_text, spec.path.name, lib, section, float(t), params, seed)))

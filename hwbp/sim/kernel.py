@@ -29,7 +29,7 @@ from typing import Iterable
 
 import numpy as np
 
-from hwbp.dynamics.drive import TermOp, loss_drive, term_backward, term_forward, term_operands
+from hwbp.dynamics.drive import TermOp, loss_drive, term_backward, term_forward, term_gated, term_operands
 from hwbp.ir.activations import ActivationFn
 from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem
@@ -104,6 +104,8 @@ class Kernel:
         self.consumers = [sorted({p for p, _ in s}) for s in self.successors]
         self.sizes = [p.size for p in system.populations]
         self.gates: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
+        #: pre-activations of the terms whose gated sensitivity needs them (measured pair gates)
+        self.acts: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
         #: source-side gates φ'(ū) of the terms that have a source-side nonlinearity
         self.pre_gates: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
         #: populations whose cached gates hold ``e = f'(a) ⊙ T`` (see :meth:`gate_in_place`)
@@ -129,7 +131,7 @@ class Kernel:
     def _dense(t: TermOp) -> bool:
         """Whether a term can join a stacked chain: dense ``f(W u + b)``, no gain, no φ, no cell."""
         return (isinstance(t.weight, np.ndarray) and t.bias is not None and t.gain == 1.0
-                and t.phi is None and t.cell is None and t.weight_back is None)
+                and t.phi is None and t.cell is None and t.curve is None and t.weight_back is None)
 
     def _chainable(self, i: int) -> bool:
         if len(self.terms[i]) != 1:
@@ -184,6 +186,8 @@ class Kernel:
             if op.phi is not None:
                 self.pre_gates[i][k] = r.pre_gate
             gates[k] = r.gate
+            if op.curve is not None:
+                self.acts[i][k] = r.a
             out = r.y if out is None else out + r.y
             self.evaluations += 1
         return out
@@ -223,7 +227,12 @@ class Kernel:
         for p, k in self.successors[i]:
             op = self.terms[p][k].op
             gate = self.gates[p][k]
-            e = tensions[p] if gate is None else gate if p in self.gated else tensions[p] * gate
+            if gate is None or p in self.gated:
+                e = tensions[p] if gate is None else gate
+            elif op.curve is not None:
+                e = term_gated(op, self.acts[p][k], gate, tensions[p])
+            else:
+                e = tensions[p] * gate
             c = term_backward(op, e, self.pre_gates[p][k] if op.phi is not None else None)
             if op.weight is not None:
                 self.flops += 2 * c.size * op.weight.shape[0]
@@ -266,8 +275,11 @@ class Kernel:
         evaluation of ``i`` caches ``f'(a)`` again."""
         if i in self.gated:
             return
-        for gate in self.gates[i]:
-            if gate is not None:
+        for k, gate in enumerate(self.gates[i]):
+            op = self.terms[i][k].op
+            if gate is not None and op.curve is not None:
+                self.gates[i][k] = term_gated(op, self.acts[i][k], gate, tension)
+            elif gate is not None:
                 np.multiply(gate, tension, out=gate)
         self.gated.add(i)
 

@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from hwbp.dynamics.drive import term_gated
 from hwbp.initial import initial_state
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.kernel import Kernel
@@ -107,7 +108,9 @@ def gate_signals(kernel: Kernel, means: list[np.ndarray], tensions: list[np.ndar
         for k, term in enumerate(terms):
             if kernel.system.populations[i].terms[k].weight is None:  # no parameter to read out
                 continue
-            gate = kernel.gates[i][k]
-            out[(name, k)] = (tensions[i] if gate is None else gate if i in kernel.gated
-                              else gate * tensions[i])
+            gate, op = kernel.gates[i][k], term.op
+            if gate is None or i in kernel.gated:
+                out[(name, k)] = tensions[i] if gate is None else gate
+            else:
+                out[(name, k)] = term_gated(op, kernel.acts[i][k], gate, tensions[i])
     return out

@@ -16,6 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
+from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem, dense_term_matrix
 from hwbp.targets.spice.model import REALIZATIONS, Element, Section, SpiceOptions, SynapseArray
 from hwbp.targets.spice.names import comment_text
@@ -245,6 +246,9 @@ def activation_items(ctx: BuildContext, population: str, k: int, a: list[str]) -
     cell = None
     if system.instance is not None and term.weight is not None:
         cell = system.instance.cell((population, k))
+        if getattr(system.instance, "curve", None) and system.instance.curve((population, k), None, None) is not None:
+            raise ConfigError("the spice backend realizes [cells] as a gain and an offset; tabulated [curves] and "
+                              "gate = 'pair' run on the reference backend (the transistor cells: --pdk sky130)")
     if cell is not None:  # a device instance: the cell's gain and offset errors around the shipped cell
         from hwbp.targets.spice.instance import instance_act
 

@@ -1,0 +1,135 @@
+"""The hardware model that ``hwbp characterize`` derives from its measurements
+(``hardware.toml``, loadable by ``hwbp verify --hardware``).
+
+From one cell's nominal curves (the reference corner and temperature):
+
+- ``[curves.<cell>]``: the measured f on the sweep grid and the gate at zero tension
+  ``z(a)`` (:class:`hwbp.hardware.curves.Curve`);
+- ``[cells] gate = "pair"``: the gate is ``(1 + g') [f~(a + T/2) - f~(a - T/2)] + z(a)``,
+  with ``g'`` the least-squares gain of ``gate - z`` against the finite difference of the
+  measured f over every measured ``T > 0``;
+- spreads from the Monte Carlo draws of that corner and temperature: ``f_gain_sigma``
+  (relative to the curve), ``f_offset_sigma_V``, ``df_gain_sigma`` (of ``g'``) and
+  ``pair_offset_sigma`` (the draws' mean zero-tension gate, minus the nominal one);
+- from the device-pair testbench (:mod:`hwbp.pdk.mismatch`), when measured: ``[mismatch]
+  pelgrom_A_um`` and ``area_um2`` of the synapse device and ``[nodes] r_sigma, c_sigma``
+  of the node-sized resistor and capacitor.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+__all__ = ["Measured", "hardware_toml", "pair_gain", "SYNAPSE_AREA_UM2"]
+
+#: Gate area W*L (um^2) of the synapse device the derived model assumes (W = 2 um,
+#: L = 1 um: the smallest pair of the mismatch testbench); ``area_um2`` in the TOML.
+SYNAPSE_AREA_UM2 = 2.0
+
+
+class Measured(NamedTuple):
+    """The curves of one characterization row: ``a`` (units, (na,)), ``T`` (units, (nT,)),
+    ``f`` (units, (na,), at T = 0) and ``gate`` (units, (nT, na))."""
+
+    a: np.ndarray
+    T: np.ndarray
+    f: np.ndarray
+    gate: np.ndarray
+
+
+def _fdiff(m: Measured, T: float) -> np.ndarray:
+    return np.interp(m.a + T / 2, m.a, m.f) - np.interp(m.a - T / 2, m.a, m.f)
+
+
+def _inner(m: Measured) -> np.ndarray:
+    return (m.a > m.a[0] + 0.5) & (m.a < m.a[-1] - 0.5)
+
+
+def pair_gain(m: Measured, zero: np.ndarray | None = None) -> float:
+    """``1 + g'``: the least-squares gain of ``gate(a, T) - z(a)`` against
+    ``f(a + T/2) - f(a - T/2)`` of the measured f over every ``T > 0`` (``|a|`` inside
+    the sweep by 0.5)."""
+    z = m.gate[0] if zero is None else zero
+    inner = _inner(m)
+    x = np.concatenate([_fdiff(m, T)[inner] for T in m.T if T > 0])
+    y = np.concatenate([(m.gate[k] - z)[inner] for k, T in enumerate(m.T) if T > 0])
+    return float(x @ y / (x @ x))
+
+
+def _stats(rows: Sequence[dict[str, Any]], key: str, sel: Sequence[int]) -> float:
+    vals = np.array([rows[i][key] for i in sel], dtype=float)
+    return float(vals.std(ddof=1)) if vals.size >= 2 else 0.0
+
+
+def _list(x: np.ndarray) -> str:
+    return "[" + ", ".join(f"{v:.12g}" for v in np.asarray(x, dtype=float)) + "]"
+
+
+def hardware_toml(rows: Sequence[dict[str, Any]], curves: Sequence[Measured] | None = None,
+                  mismatch: Sequence[dict[str, Any]] | None = None, cell: str | None = None) -> str:
+    """The derived ``hardware.toml`` (module docstring) for ``cell`` (default: tanh when
+    measured, else the first cell), referenced to its nominal tt, 27 C row (else its first
+    nominal row).  Without ``curves``: the cell as a gain and an offset of f and of the
+    derivative gate (``f' ~ gate / T``)."""
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    cell = cell or ("tanh" if "tanh" in cells else cells[0])
+    nom = [i for i, r in enumerate(rows) if r["cell"] == cell and r["mc_seed"] == ""]
+    iref = next((i for i in nom if rows[i]["corner"] == "tt" and float(rows[i]["temp_C"]) == 27.0), nom[0])
+    ref = rows[iref]
+    vu = float(ref["vu_V"])
+    mc = [i for i, r in enumerate(rows) if r["cell"] == cell and r["mc_seed"] != "" and r["corner"] == ref["corner"]
+          and float(r["temp_C"]) == float(ref["temp_C"])]
+    where = f"corner {ref['corner']}, {float(ref['temp_C']):g} C"
+    lines = [f"# hardware model derived by `hwbp characterize` from the {cell} cell "
+             f"(circuits/sky130/hwbp_act_{cell}.cir)",
+             f"# nominal values: {where}; spreads: {len(mc)} Monte Carlo draws ({ref['corner']}_mm)"]
+    if curves is None:
+        s = {k: _stats(rows, k, mc) for k in ("f_gain", "f_offset", "gate_gain", "gate_offset")}
+        lines += ["# f~(a) = (1 + f_gain) f(a) + f_offset_V/unit_V; f'~(a) = (1 + df_gain) f'(a) + df_offset.",
+                  f"unit_V = {vu!r}", "", "[cells]",
+                  f"f_gain = {ref['f_gain'] - 1.0!r}", f"f_gain_sigma = {s['f_gain']!r}",
+                  f"f_offset_V = {ref['f_offset'] * vu!r}", f"f_offset_sigma_V = {s['f_offset'] * vu!r}",
+                  f"df_gain = {ref['gate_gain'] - 1.0!r}", f"df_gain_sigma = {s['gate_gain']!r}",
+                  f"df_offset = {ref['gate_offset']!r}", f"df_offset_sigma = {s['gate_offset']!r}"]
+    else:
+        m = curves[iref]
+        g_nom = pair_gain(m)
+        draws = [curves[i] for i in mc]
+        g_mc = np.array([pair_gain(d) for d in draws])
+        inner = np.abs(m.a) <= 1.0
+        p_mc = np.array([np.mean((d.gate[0] - m.gate[0])[inner]) for d in draws])
+        fg = np.array([rows[i]["f_gain"] for i in mc]) / ref["f_gain"]
+        lines += ["# f~(a) = (1 + f_gain) curve(a) + f_offset_V/unit_V (the curve holds the nominal gain and offset);",
+                  "# gate = (1 + df_gain) [f~(a + T/2) - f~(a - T/2)] + gate_zero(a) + N(0, pair_offset_sigma^2),",
+                  "# the same f circuit at a +- T/2, as the cell computes it (hwbp.hardware.curves).",
+                  f"unit_V = {vu!r}", "", "[cells]", 'gate = "pair"',
+                  f"f_gain_sigma = {float(fg.std(ddof=1)) if fg.size >= 2 else 0.0!r}",
+                  f"f_offset_sigma_V = {_stats(rows, 'f_offset', mc) * vu!r}",
+                  f"df_gain = {g_nom - 1.0!r}",
+                  f"df_gain_sigma = {float(g_mc.std(ddof=1)) if g_mc.size >= 2 else 0.0!r}",
+                  f"pair_offset_sigma = {float(p_mc.std(ddof=1)) if p_mc.size >= 2 else 0.0!r}"]
+    if mismatch:
+        from hwbp.pdk.mismatch import pelgrom_fit
+
+        a_mos, res = pelgrom_fit(mismatch, "nfet_01v8")
+        node = {r["device"]: r for r in mismatch if r["device"] != "nfet_01v8"
+                and float(r["area_um2"]) == max(float(x["area_um2"]) for x in mismatch if x["device"] == r["device"])}
+        lines += ["", f"# synapse: nfet_01v8 drain-current mismatch, Pelgrom fit over "
+                  f"{len([r for r in mismatch if r['device'] == 'nfet_01v8'])} areas (rms residual {res:.2f});",
+                  f"# the synapse device is taken as W*L = {SYNAPSE_AREA_UM2:g} um^2 (scale area_um2 for another sizing)",
+                  "[mismatch]", f"pelgrom_A_um = {a_mos:.6g}", f"area_um2 = {SYNAPSE_AREA_UM2!r}",
+                  "", f"# node: an xhigh_po resistor W x L = {node['res_xhigh_po']['W_um']:g} x "
+                  f"{node['res_xhigh_po']['L_um']:g} um ({1.0 / float(node['res_xhigh_po']['mean']):.3g} ohm measured) "
+                  f"and a MIM capacitor {node['cap_mim_m3_1']['W_um']:g} x {node['cap_mim_m3_1']['L_um']:g} um "
+                  f"({float(node['cap_mim_m3_1']['mean']) / (2e6 * 3.141592653589793):.3g} F measured)",
+                  "# "
+                  f"({int(mismatch[0]['draws'])} Monte Carlo draws, {int(mismatch[0]['pairs'])} pairs per size)",
+                  "[nodes]", f"r_sigma = {float(node['res_xhigh_po']['sigma_device']):.6g}",
+                  f"c_sigma = {float(node['cap_mim_m3_1']['sigma_device']):.6g}"]
+    if curves is not None:
+        m = curves[iref]
+        lines += ["", f"# the measured curve ({where}) and the gate at zero tension, in units", f"[curves.{cell}]",
+                  f"a = {_list(m.a)}", f"f = {_list(m.f)}", f"gate_zero = {_list(m.gate[0])}"]
+    return "\n".join(lines) + "\n"
