@@ -84,16 +84,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
                    help="bias currents (A) of the model's transistor-level .op (default: 1e-6)")
     p.add_argument("--tiny-ib", type=float, nargs="+", default=[1e-7, 1e-6, 1e-5], metavar="A",
                    help="bias currents (A) of the tiny MLP's transistor-level .op (default: 1e-7 1e-6 1e-5)")
-    p.add_argument("--ib-grid", type=float, nargs="+", default=[1e-7, 3e-7, 1e-6, 3e-6, 1e-5], metavar="A",
-                   help="bias currents (A) of the derived curve (default: 1e-7 3e-7 1e-6 3e-6 1e-5)")
+    p.add_argument("--ib-grid", type=float, nargs="+", default=[1e-7, 1e-6, 1e-5], metavar="A",
+                   help="bias currents (A) of the derived curve (default: 1e-7 1e-6 1e-5)")
     p.add_argument("--caps", type=float, nargs="+", default=[1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9],
                    metavar="F", help="node capacitances (F; default: 1 fF to 1 nF by decades)")
-    p.add_argument("--tran", nargs="*", default=["1e-6:1e-9", "1e-6:1e-12", "1e-7:1e-12", "1e-5:1e-12"],
+    p.add_argument("--tran", nargs="*", default=["1e-6:1e-9", "1e-7:1e-12", "1e-5:1e-12"],
                    metavar="IB:C", help="tiny-MLP .tran points, bias current (A) : node capacitance (F)")
     p.add_argument("--op-report", nargs="*", default=["1e-6=sims/sky130/digits_tt.json"], metavar="IB=REPORT",
                    help="digits .op points read from an existing verify report (the same command; default: the "
                         "committed 1 uA one)")
-    p.add_argument("--workers", type=int, default=3, help="Dask LocalCluster workers for the ngspice points")
+    p.add_argument("--workers", type=int, default=4, help="Dask LocalCluster workers for the ngspice points")
     p.add_argument("--cpu-min-s", type=float, default=0.5, help="CPU seconds per timing round of the digital reference")
     add_out_arg(p)
     return p, p.parse_args(argv)
@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # every ngspice point as one Dask task: the cell testbenches, the model's .op, the tiny
     # MLP's .op at the same bias currents and its .tran points, whose durations come from
-    # the committed characterization's tau_cell scaled as 1/ib (weak inversion)
+    # the committed characterization's tau_cell scaled as 1/ib (weak inversion) and no faster
+    # than 1/sqrt(ib) above the default bias (gm ~ sqrt(I) in strong inversion)
     r_ohm = 1e3
     tau1 = _characterized_tau_s()
     jobs = [(runs_dir / f"cell_tanh_ib{ib:.3g}.json", cell_point, (ib,)) for ib in ib_all]
@@ -251,10 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [(runs_dir / f"{point_name('tiny', 'op', ib, 1e-9, args.beta)}.json", run_point,
                   ("tiny", "op", ib, 1e-9, args.beta, None)) for ib in tiny_ib]
     for ib, c in tran:
-        duration = max(24.0, 2.5 * n1_tiny * (r_ohm * c + tau1 * IB0_A / ib) / (r_ohm * c))
+        tau_est = tau1 * max(IB0_A / ib, math.sqrt(IB0_A / ib))
+        duration = max(24.0, 2.5 * n1_tiny * (r_ohm * c + tau_est) / (r_ohm * c))
         jobs.append((runs_dir / f"{point_name('tiny', 'tran', ib, c, args.beta)}.json", run_point,
                      ("tiny", "tran", ib, c, args.beta, duration, duration / 480.0)))
-    done = _run_points(jobs, args.workers)
+    done = points = _run_points(jobs, args.workers)
     cell = {r["ib_A"]: r for r in done[:len(ib_all)]}
     done = done[len(ib_all):]
     op = {r["ib_A"]: r for r in done[:len(op_ib)]}
@@ -316,10 +318,10 @@ def main(argv: list[str] | None = None) -> int:
 
     argv_s = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
     command = f"nice -n 15 .venv/bin/python sims/sky130/tradeoff.py {argv_s}".strip()
-    reused = sum(1 for r in cells + done if r.get("reused"))
+    reused = sum(1 for r in points if r.get("reused")) + len(reports)
     meta = {"command": command, "machine": machine(), "wall_s": time.time() - t_start,
-            "cpu_s": time.process_time() - cpu0, "ngspice_cpu_s": sum(r.get("ngspice_cpu_s", 0.0) for r in done),
-            "load": os.getloadavg(), "reused": reused, "n_points": len(cells) + len(done),
+            "cpu_s": time.process_time() - cpu0, "ngspice_cpu_s": sum(r.get("ngspice_cpu_s", 0.0) for r in points if not r.get("reused")),
+            "load": os.getloadavg(), "reused": reused, "n_points": len(points) + len(reports),
             "counts": counts, "tiny_counts": tiny_counts, "n1": n1, "n1_tiny": n1_tiny, "t_rms": t_rms,
             "beta": args.beta, "model": args.model, "r_ohm": r_ohm, "vu": VU_V, "temp_K": TEMP_K,
             "cpu_source": CPU_SOURCE, "mac_source": MAC_SOURCE, "op": op, "trans": trans, "cells": cell}

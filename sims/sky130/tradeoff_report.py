@@ -24,7 +24,7 @@ def _si(x: float, unit: str) -> str:
     if not np.isfinite(x):
         return "n/a"
     for f, p in ((1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, "")):
-        if abs(x) < f * 1000:
+        if abs(x) < f * 999.5:
             return f"{x / f:.3g} {p}{unit}"
     return f"{x:.3g} {unit}"
 
@@ -42,6 +42,7 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
     the node capacitance, one curve per bias current), ``tradeoff_pareto.png`` (energy
     against 1 - cosine) and ``tradeoff_check.png`` (derived against measured)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -83,16 +84,17 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
         ax.set_ylabel(ylab)
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
+    ax_e.set_ylim(top=max(cpu_J, max(r["energy_J"] for r in rows)) * 1e3)
     ax_e.legend(fontsize=7, loc="upper left")
     ax_t.legend(fontsize=7, loc="upper left")
-    ax_c.legend(fontsize=7, loc="upper right")
+    ax_c.legend(fontsize=7, loc="lower left")
     ax_a.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"{meta['model']} MLP on SKY130 tt 27 °C, β = {meta['beta']:g}, R = {meta['r_ohm']:g} Ω: "
                  "filled markers rest on transistor-level measurements, open ones are derived", fontsize=10)
     fig.savefig(out / "tradeoff.png", dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(8, 5.5), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(9.5, 5.5), constrained_layout=True)
     for ib, col in zip(ibs, colors):
         rs = [r for r in rows if r["ib_A"] == ib]
         ax.plot([r["energy_J"] for r in rs], [r["one_minus_cos"] for r in rs], "-o", color=col, ms=4,
@@ -109,7 +111,9 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
     ax.set_title(f"{meta['model']} MLP: the trade-off (each curve: C from 1 fF to 1 nF, labels at its ends)",
                  fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="center left")
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatterSciNotation(labelOnlyBase=False,
+                                                                           minor_thresholds=(2, 0.4)))
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.savefig(out / "tradeoff_pareto.png", dpi=110)
     plt.close(fig)
 
@@ -119,17 +123,17 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
     units = {"power_W": "power (W)", "settling_time_s": "1 % settling time (s)", "energy_J": "energy per sample (J)"}
     for ax, q in zip(axes[0], quantities):
         rs = [r for r in check if r["quantity"] == q and np.isfinite(r["measured"])]
-        for model, mk in (("digits", "s"), ("tiny", "o")):
-            sel = [r for r in rs if r["model"] == model]
-            if sel:
-                ax.scatter([r["measured"] for r in sel], [r["derived"] for r in sel], marker=mk,
-                           label=f"{model} ({sel[0]['analysis']})" if len({r['analysis'] for r in sel}) == 1
-                           else model)
+        groups = sorted({(r["model"], r["analysis"]) for r in rs})
+        for (model, analysis), mk in zip(groups, "sod^"):
+            sel = [r for r in rs if (r["model"], r["analysis"]) == (model, analysis)]
+            ax.scatter([r["measured"] for r in sel], [r["derived"] for r in sel], marker=mk, zorder=3, s=36,
+                       label=f"{model} MLP, .{analysis}")
         vals = [v for r in rs for v in (r["measured"], r["derived"]) if v > 0]
         if vals:
             lo, hi = min(vals) / 2, max(vals) * 2
             ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="derived = measured")
-            ax.fill_between([lo, hi], [lo / 1.5, hi / 1.5], [lo * 1.5, hi * 1.5], color="0.85", label="within 1.5×")
+            ax.fill_between([lo, hi], [lo / 1.5, hi / 1.5], [lo * 1.5, hi * 1.5], color="0.85", label="within 1.5×",
+                            zorder=0)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"measured {units.get(q, q)}")
