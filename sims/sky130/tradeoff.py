@@ -23,8 +23,9 @@ Derived (stated in the table and figures as such):
 * power = N_cells * P_cell(ib) (the cell testbench; checked against the model's ``.op``);
 * settling time = n_1% * (R*C + tau_cell(ib)), with n_1% the 1 % settling time in units of
   tau of the ideal network (hwbp's reference simulator, continuous mode, the same random
-  initial state as ``.tran``): the node and the cell as lags in series (checked against
-  the tiny MLP's ``.tran``);
+  initial state as ``.tran``): the node and the cell as lags in series, checked against
+  the tiny MLP's ``.tran`` (where the cell dominates it is an upper bound: see the check
+  table); ``settling_ideal_s`` = n_1% * R*C is the node alone, the lower bound;
 * energy per sample-gradient = power * settling time;
 * area = N_cells * A_cell + 2 * N_nodes * C / (2 fF/um^2, SKY130's MIM density) (the
   synapses and node leaks are still behavioral and not counted);
@@ -284,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             cells_mm2 = counts["cells"] * c_row["area_um2"] * 1e-6
             rows.append({"model": args.model, "ib_A": ib, "c_F": c, "tau_rc_s": r_ohm * c, "tau_cell_s": c_row["tau_s"],
                          "power_W": p, "power_src": p_src, "settling_time_s": t, "settling_src": "derived",
+                         "settling_ideal_s": n1 * r_ohm * c,
                          "energy_J": p * t, "energy_src": "derived", "area_mm2": cells_mm2 + cap_mm2,
                          "area_cells_mm2": cells_mm2, "area_caps_mm2": cap_mm2, "one_minus_cos_static": s_static,
                          "static_src": s_src, "one_minus_cos_ktc": floor, "one_minus_cos": s_static + floor})
@@ -321,10 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     reused = sum(1 for r in points if r.get("reused")) + len(reports)
     meta = {"command": command, "machine": machine(), "wall_s": time.time() - t_start,
             "cpu_s": time.process_time() - cpu0, "ngspice_cpu_s": sum(r.get("ngspice_cpu_s", 0.0) for r in points if not r.get("reused")),
-            "load": os.getloadavg(), "reused": reused, "n_points": len(points) + len(reports),
+            "load": os.getloadavg(), "reused": reused,
+            "points_cpu_s": sum(r.get("ngspice_cpu_s", 0.0) + r.get("hwbp_cpu_s", 0.0) for r in points),
+            "points_wall_s": sum(r.get("wall_s", 0.0) for r in points), "n_points": len(points) + len(reports),
             "counts": counts, "tiny_counts": tiny_counts, "n1": n1, "n1_tiny": n1_tiny, "t_rms": t_rms,
             "beta": args.beta, "model": args.model, "r_ohm": r_ohm, "vu": VU_V, "temp_K": TEMP_K,
-            "cpu_source": CPU_SOURCE, "mac_source": MAC_SOURCE, "op": op, "trans": trans, "cells": cell}
+            "cpu_source": CPU_SOURCE, "mac_source": MAC_SOURCE, "op": op, "trans": trans, "cells": cell,
+            "tiny_op": tiny_op if args.model != "tiny" else {}}
     write_csv(out / "tradeoff.csv", rows)
     write_csv(out / "tradeoff_check.csv", check)
     write_figures(out, rows, check, digital, meta)
