@@ -172,7 +172,8 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
         "",
         "## What is measured and what is derived",
         "",
-        "Measured at transistor level (ngspice, BSIM4 SKY130 models): the network's `.op` at each bias current "
+        "Measured at transistor level (ngspice, BSIM4 SKY130 models): the network's `.op` at "
+        + ", ".join(_si(ib, "A") for ib in sorted(meta["op"])) + " "
         "(supply power of the tanh cells, cosine of every gradient tensor against exact backprop); the tanh "
         "cell's testbench at every bias current (power, area, τ_cell from its −3 dB bandwidth); the tiny 4-8-3 "
         "MLP's `.op` and `.tran` (1 % settling time, energy per sample). Derived, and marked so in "
@@ -196,8 +197,10 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
         "cosine 1/√(1 + 1/SNR); the floor is the worst layer's 1 − cosine, for one snapshot of the nodes "
         "(averaging the readout over a window longer than τ lowers it). T_rms here: "
         + ", ".join(f"{k} {v:.6g}" for k, v in meta["t_rms"].items()) + " (units);",
-        "- **1 − cosine** at (ib, C) = measured static 1 − cos (worst tensor; log-interpolated between the measured "
-        "bias currents, marked `derived`) + the kT/C floor (small angles add in quadrature).",
+        "- **1 − cosine** at (ib, C) = the static 1 − cos (worst tensor): measured where the network's `.op` ran; "
+        "at a bias current where only the tiny MLP's `.op` ran, the network's value at the nearest measured bias "
+        "times the tiny MLP's measured ratio between the two (`derived (tiny ratio)`); elsewhere log-interpolated "
+        "(`derived (interpolated)`); plus the kT/C floor (small angles add in quadrature).",
         "",
         "## The trade-off",
         "",
