@@ -1,0 +1,342 @@
+"""Energy, area, time and gradient error of the SKY130 network as functions of the cells'
+bias current and the node capacitance, with the kT/C noise floor and a digital reference.
+
+For a model (default the digits MLP 64-32-32-10, cross-entropy, one random sample, beta 1,
+tt, 27 C) it writes ``tradeoff.csv`` (one row per bias current x node capacitance; each
+quantity with its source, ``measured`` at transistor level or ``derived``),
+``tradeoff_check.csv`` (every transistor-level measurement beside what the derivation
+predicts for it), ``tradeoff.md`` and the figures ``tradeoff.png``, ``tradeoff_pareto.png``
+and ``tradeoff_check.png``.
+
+Measured at transistor level (``hwbp verify --backend spice --pdk sky130``, one JSON per
+point in ``tradeoff_runs/``, reused on a later run):
+
+* the model's ``.op`` at each ``--ib``: supply power of its tanh cells (W) and the cosine of
+  every gradient tensor against exact backprop (static: no noise);
+* the tiny 4-8-3 tanh MLP's ``.tran`` at each ``--tran`` point (bias current : node
+  capacitance): 1 % settling time (s), power and energy per sample (J);
+* the tanh cell's testbench at each bias current of ``--ib-grid`` and ``--ib``: its power
+  (W), area (um^2) and time constant tau_cell (s, from its -3 dB bandwidth).
+
+Derived (stated in the table and figures as such):
+
+* power = N_cells * P_cell(ib) (the cell testbench; checked against the model's ``.op``);
+* settling time = n_1% * (R*C + tau_cell(ib)), with n_1% the 1 % settling time in units of
+  tau of the ideal network (hwbp's reference simulator, continuous mode, the same random
+  initial state as ``.tran``): the node and the cell as lags in series, checked against
+  the tiny MLP's ``.tran`` (where the cell dominates it is an upper bound: see the check
+  table); ``settling_ideal_s`` = n_1% * R*C is the node alone, the lower bound;
+* energy per sample-gradient = power * settling time;
+* area = N_cells * A_cell + 2 * N_nodes * C / (2 fF/um^2, SKY130's MIM density) (the
+  synapses and node leaks are still behavioral and not counted);
+* the kT/C floor: each node capacitor holds kT/C of thermal noise (V^2), the tension
+  x+ - x- twice that; in units of the cell scale vu (0.125 V per unit) its variance is
+  2kT/(C vu^2).  A layer's gradient (bias: the tension; weight: its outer product with the
+  layer's input) then has SNR = T_rms^2 C vu^2 / (2kT) (T_rms: the layer's rms tension at
+  beta, from the ideal network) and expected cosine 1/sqrt(1 + 1/SNR); the floor is the
+  worst layer's 1 - cosine (one snapshot of the nodes; averaging the readout lowers it);
+* 1 - cosine at (ib, C) = the measured static 1 - cos (log-interpolated between the
+  measured bias currents) + the kT/C floor (small angles add in quadrature).
+
+Usage::
+
+    nice -n 15 .venv/bin/python sims/sky130/tradeoff.py            # committed, into sims/sky130/
+    .venv/bin/python sims/sky130/tradeoff.py --model tiny --ib 1e-6 --ib-grid 1e-6 \\
+        --caps 1e-12 1e-9 --tran 1e-6:1e-9 -o /tmp/out                # a small check
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent.parent))
+
+from outdir import add_out_arg, output_dir  # noqa: E402
+from tradeoff_digital import CPU_SOURCE, MAC_SOURCE, digital_reference  # noqa: E402
+from tradeoff_points import IB0_A, cached, cell_point, model_and_batch, op_from_report, point_name, run_point  # noqa: E402
+from tradeoff_report import write_csv, write_figures, write_md  # noqa: E402
+
+#: Boltzmann's constant (J/K) and the temperature of the study (K, 27 C).
+K_B = 1.380649e-23
+TEMP_K = 300.15
+#: Volts per unit at the cells' inputs (``vu`` of the tanh cell).
+VU_V = 0.125
+#: SKY130 MIM capacitor density (F/um^2), as :data:`hwbp.pdk.cells.CAP_DENSITY_F_PER_UM2`.
+from hwbp.pdk.cells import CAP_DENSITY_F_PER_UM2  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=("digits", "tiny"), default="digits", help="the network (default: digits)")
+    p.add_argument("--beta", type=float, default=1.0, help="nudge beta (default: 1)")
+    p.add_argument("--ib", type=float, nargs="+", default=[1e-6], metavar="A",
+                   help="bias currents (A) of the model's transistor-level .op (default: 1e-6)")
+    p.add_argument("--tiny-ib", type=float, nargs="+", default=[1e-7, 1e-6, 1e-5], metavar="A",
+                   help="bias currents (A) of the tiny MLP's transistor-level .op (default: 1e-7 1e-6 1e-5)")
+    p.add_argument("--ib-grid", type=float, nargs="+", default=[1e-7, 1e-6, 1e-5], metavar="A",
+                   help="bias currents (A) of the derived curve (default: 1e-7 1e-6 1e-5)")
+    p.add_argument("--caps", type=float, nargs="+", default=[1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9],
+                   metavar="F", help="node capacitances (F; default: 1 fF to 1 nF by decades)")
+    p.add_argument("--tran", nargs="*", default=["1e-6:1e-9", "1e-7:1e-12", "1e-5:1e-12"],
+                   metavar="IB:C", help="tiny-MLP .tran points, bias current (A) : node capacitance (F)")
+    p.add_argument("--op-report", nargs="*", default=["1e-6=sims/sky130/digits_tt.json"], metavar="IB=REPORT",
+                   help="digits .op points read from an existing verify report (the same command; default: the "
+                        "committed 1 uA one)")
+    p.add_argument("--workers", type=int, default=4, help="Dask LocalCluster workers for the ngspice points")
+    p.add_argument("--cpu-min-s", type=float, default=0.5, help="CPU seconds per timing round of the digital reference")
+    add_out_arg(p)
+    return p, p.parse_args(argv)
+
+
+def machine() -> str:
+    """The machine in one line (OS, CPU, cores, Python)."""
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
+
+
+def network_counts(graph: Any) -> dict[str, int]:
+    """``cells`` (activation cells at transistor level: one per neuron whose term has a
+    non-identity activation) and ``nodes`` (node pairs: every neuron of the dynamics)."""
+    from hwbp.lower import lower
+
+    system = lower(graph)
+    cells = sum(p.size for p in system.populations for t in p.terms if t.activation != "identity")
+    return {"cells": int(cells), "nodes": int(sum(p.size for p in system.populations))}
+
+
+def ideal_settling(graph: Any, batch: Any, beta: float) -> tuple[float, dict[str, float]]:
+    """The ideal network's 1 % settling time (units of tau) from ``.tran``'s random initial
+    state (reference simulator, continuous mode) and each layer's rms tension at rest."""
+    from hwbp.lower import lower
+    from hwbp.sim import simulate
+    from hwbp.targets.spice.backend import settling_time
+
+    system = lower(graph).with_options(beta=beta)
+    duration = 4.0 * max(12.0 * system.depth, 24.0)
+    res = simulate(system, batch, mode="continuous", duration=duration, dt=0.01, initial="random", seed=0,
+                   trace=True)
+    tr = res.trace
+    n1 = settling_time(tr.t, tr.tension, 0.01)
+    rms = {k: float(np.sqrt(np.mean(v[-1] ** 2))) for k, v in tr.tension.items()}
+    return n1, rms
+
+
+def ktc_floor(c_F: float, t_rms: dict[str, float]) -> float:
+    """Worst layer's expected 1 - cosine from the kT/C noise of the node pair (see the
+    module docstring): 1 - 1/sqrt(1 + 2kT/(C vu^2 T_rms^2))."""
+    worst = 0.0
+    for t in t_rms.values():
+        inv_snr = 2.0 * K_B * TEMP_K / (c_F * VU_V ** 2 * max(t, 1e-300) ** 2)
+        worst = max(worst, 1.0 - 1.0 / math.sqrt(1.0 + inv_snr))
+    return worst
+
+
+def static_errors(op: dict[float, dict], tiny_op: dict[float, dict]) -> dict[float, tuple[float, str]]:
+    """The model's static 1 - cosine (worst tensor) by bias current: measured where its
+    ``.op`` ran; at a bias current where only the tiny MLP's ``.op`` ran, the model's
+    value at the nearest measured bias current times the tiny MLP's measured ratio between
+    the two (``derived (tiny ratio)``)."""
+    out = {ib: (1.0 - r["min_cosine"], "measured") for ib, r in op.items()}
+    for ib, r in tiny_op.items():
+        if ib in out:
+            continue
+        ref = min((k for k in op if k in tiny_op), key=lambda k: abs(math.log(k / ib)), default=None)
+        if ref is not None:
+            ratio = (1.0 - r["min_cosine"]) / max(1.0 - tiny_op[ref]["min_cosine"], 1e-16)
+            out[ib] = (out[ref][0] * ratio, "derived (tiny ratio)")
+    return out
+
+
+def _interp_static(ib: float, known: dict[float, tuple[float, str]]) -> tuple[float, str]:
+    """1 - cos at ``ib``: a known value, else log-log interpolation between the known ones
+    (clamped at the ends)."""
+    for k, v in known.items():
+        if math.isclose(k, ib, rel_tol=1e-9):
+            return v
+    xs = sorted(known)
+    ly = np.log([max(known[x][0], 1e-16) for x in xs])
+    return float(np.exp(np.interp(math.log(ib), np.log(xs), ly))), "derived (interpolated)"
+
+
+def _characterized_tau_s() -> float:
+    """tau_cell (s) of the tanh cell at its default bias, tt, 27 C, from the committed
+    characterization (the .tran durations are sized from it)."""
+    import csv
+
+    with (HERE / "characterization" / "characterization.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            if row["cell"] == "tanh" and row["corner"] == "tt" and not row["mc_seed"] and float(row["temp_C"]) == 27:
+                return float(row["tau_s"])
+    raise SystemExit("sims/sky130/characterization/characterization.csv has no tanh tt 27 C row")
+
+
+def _parse_reports(items: list[str]) -> list[tuple[float, Path]]:
+    out = []
+    for s in items:
+        ib, _, path = s.partition("=")
+        out.append((float(ib), HERE.parent.parent / path))
+    return out
+
+
+def _run_points(jobs: list[tuple[Path, Any, tuple]], workers: int) -> list[dict[str, Any]]:
+    """Each (path, fn, args) through :func:`cached`, the new ones as Dask tasks on a
+    LocalCluster of ``workers`` processes, with a progress bar."""
+    from tqdm import tqdm
+
+    # the model's .op points take longest: they go first
+    todo = sorted((k for k, (path, _, _) in enumerate(jobs) if not path.is_file()),
+                  key=lambda k: (not jobs[k][0].name.startswith("digits_op"), k))
+    out: list[Any] = [None] * len(jobs)
+    for k, (path, fn, args) in enumerate(jobs):
+        if k not in todo:
+            out[k] = cached(path, fn, *args)
+    if todo:
+        from distributed import Client, LocalCluster, as_completed
+
+        with LocalCluster(n_workers=min(workers, len(todo)), threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            futs = {client.submit(cached, jobs[k][0], jobs[k][1], *jobs[k][2], pure=False): k for k in todo}
+            with tqdm(total=len(todo), desc="transistor-level points", unit="run") as bar:
+                for fut in as_completed(list(futs)):
+                    out[futs[fut]] = fut.result()
+                    bar.update(1)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, args = parse_args(argv)
+    out = output_dir(parser, args, HERE, "sky130_tradeoff", neutral=("workers",))
+    runs_dir = out / "tradeoff_runs"
+    t_start, cpu0 = time.time(), time.process_time()
+    graph, batch = model_and_batch(args.model)
+    counts = network_counts(graph)
+    tiny_graph, tiny_batch = model_and_batch("tiny")
+    tiny_counts = network_counts(tiny_graph)
+    tran = [tuple(float(v) for v in s.split(":")) for s in args.tran]
+    tiny_ib = args.ib if args.model == "tiny" else args.tiny_ib
+    ib_all = sorted(set(args.ib_grid) | set(args.ib) | set(tiny_ib) | {ib for ib, _ in tran})
+
+    # ideal settling and tensions (reference simulator), for the model and the tiny MLP
+    n1, t_rms = ideal_settling(graph, batch, args.beta)
+    n1_tiny, _ = ideal_settling(tiny_graph, tiny_batch, args.beta)
+
+    # every ngspice point as one Dask task: the cell testbenches, the model's .op, the tiny
+    # MLP's .op at the same bias currents and its .tran points, whose durations come from
+    # the committed characterization's tau_cell scaled as 1/ib (weak inversion) and no faster
+    # than 1/sqrt(ib) above the default bias (gm ~ sqrt(I) in strong inversion)
+    r_ohm = 1e3
+    tau1 = _characterized_tau_s()
+    jobs = [(runs_dir / f"cell_tanh_ib{ib:.3g}.json", cell_point, (ib,)) for ib in ib_all]
+    reports = dict(_parse_reports(args.op_report)) if args.model == "digits" else {}
+    op_ib = [ib for ib in args.ib if ib not in reports]
+    jobs += [(runs_dir / f"{point_name(args.model, 'op', ib, 1e-9, args.beta)}.json", run_point,
+              (args.model, "op", ib, 1e-9, args.beta, None)) for ib in op_ib]
+    if args.model != "tiny":
+        jobs += [(runs_dir / f"{point_name('tiny', 'op', ib, 1e-9, args.beta)}.json", run_point,
+                  ("tiny", "op", ib, 1e-9, args.beta, None)) for ib in tiny_ib]
+    for ib, c in tran:
+        tau_est = tau1 * max(IB0_A / ib, math.sqrt(IB0_A / ib))
+        duration = max(24.0, 2.5 * n1_tiny * (r_ohm * c + tau_est) / (r_ohm * c))
+        jobs.append((runs_dir / f"{point_name('tiny', 'tran', ib, c, args.beta)}.json", run_point,
+                     ("tiny", "tran", ib, c, args.beta, duration, duration / 480.0)))
+    done = points = _run_points(jobs, args.workers)
+    cell = {r["ib_A"]: r for r in done[:len(ib_all)]}
+    done = done[len(ib_all):]
+    op = {r["ib_A"]: r for r in done[:len(op_ib)]}
+    op.update({ib: op_from_report(path, ib) for ib, path in reports.items()})
+    done = done[len(op_ib):]
+    tiny_op = {r["ib_A"]: r for r in done[:len(tiny_ib) if args.model != "tiny" else 0]}
+    trans = done[len(tiny_op):]
+    if args.model == "tiny":
+        tiny_op = op
+
+    def t_derived(ib: float, c: float, n: float) -> float:
+        return n * (r_ohm * c + cell[ib]["tau_s"])
+
+    static = static_errors(op, tiny_op)
+    rows = []
+    for ib in sorted(set(args.ib_grid) | set(args.ib)):
+        c_row = cell[ib]
+        p_der = counts["cells"] * c_row["power_W"]
+        p, p_src = (op[ib]["supply_power_W"], "measured") if ib in op else (p_der, "derived")
+        s_static, s_src = _interp_static(ib, static)
+        for c in args.caps:
+            t = t_derived(ib, c, n1)
+            floor = ktc_floor(c, t_rms)
+            cap_mm2 = 2 * counts["nodes"] * c / CAP_DENSITY_F_PER_UM2 * 1e-6
+            cells_mm2 = counts["cells"] * c_row["area_um2"] * 1e-6
+            rows.append({"model": args.model, "ib_A": ib, "c_F": c, "tau_rc_s": r_ohm * c, "tau_cell_s": c_row["tau_s"],
+                         "power_W": p, "power_src": p_src, "settling_time_s": t, "settling_src": "derived",
+                         "settling_ideal_s": n1 * r_ohm * c,
+                         "energy_J": p * t, "energy_src": "derived", "area_mm2": cells_mm2 + cap_mm2,
+                         "area_cells_mm2": cells_mm2, "area_caps_mm2": cap_mm2, "one_minus_cos_static": s_static,
+                         "static_src": s_src, "one_minus_cos_ktc": floor, "one_minus_cos": s_static + floor})
+    check = []
+    for ib, r in op.items():
+        check.append({"model": args.model, "analysis": "op", "ib_A": ib, "c_F": float("nan"), "quantity": "power_W",
+                      "measured": r["supply_power_W"], "derived": counts["cells"] * cell[ib]["power_W"]})
+    if args.model != "tiny":
+        for ib, r in tiny_op.items():
+            check.append({"model": "tiny", "analysis": "op", "ib_A": ib, "c_F": float("nan"), "quantity": "power_W",
+                          "measured": r["supply_power_W"], "derived": tiny_counts["cells"] * cell[ib]["power_W"]})
+    for r in trans:
+        ib, c = r["ib_A"], r["c_F"]
+        p_der = tiny_counts["cells"] * cell[ib]["power_W"]
+        t_der = t_derived(ib, c, n1_tiny)
+        for q, meas, der in (("power_W", r["supply_power_W"], p_der),
+                             ("settling_time_s", r["settling_time_1pct_s"], t_der),
+                             ("energy_J", r["energy_per_sample_J"], p_der * t_der)):
+            check.append({"model": "tiny", "analysis": "tran", "ib_A": ib, "c_F": c, "quantity": q,
+                          "measured": meas, "derived": der})
+    for row in check:
+        m, d = row["measured"], row["derived"]
+        row["derived_over_measured"] = d / m if m and np.isfinite(m) and m != 0 else float("nan")
+
+    digital = [digital_reference(graph, batch, "ce" if args.model == "digits" else "mse", args.cpu_min_s)]
+    from hwbp.io import random_batch
+    digital.append(digital_reference(graph, random_batch(graph, 64, seed=0), "ce" if args.model == "digits" else "mse",
+                                     args.cpu_min_s))
+    for row in rows:
+        row["energy_over_cpu"] = row["energy_J"] / digital[0]["torch_J"]
+        row["energy_over_accelerator"] = row["energy_J"] / digital[0]["accelerator_J"]
+
+    argv_s = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
+    command = f"nice -n 15 .venv/bin/python sims/sky130/tradeoff.py {argv_s}".strip()
+    reused = sum(1 for r in points if r.get("reused")) + len(reports)
+    meta = {"command": command, "machine": machine(), "wall_s": time.time() - t_start,
+            "cpu_s": time.process_time() - cpu0, "ngspice_cpu_s": sum(r.get("ngspice_cpu_s", 0.0) for r in points if not r.get("reused")),
+            "load": os.getloadavg(), "reused": reused,
+            "points_cpu_s": sum(r.get("ngspice_cpu_s", 0.0) + r.get("hwbp_cpu_s", 0.0) for r in points),
+            "points_wall_s": sum(r.get("wall_s", 0.0) for r in points), "n_points": len(points) + len(reports),
+            "counts": counts, "tiny_counts": tiny_counts, "n1": n1, "n1_tiny": n1_tiny, "t_rms": t_rms,
+            "beta": args.beta, "model": args.model, "r_ohm": r_ohm, "vu": VU_V, "temp_K": TEMP_K,
+            "cpu_source": CPU_SOURCE, "mac_source": MAC_SOURCE, "op": op, "trans": trans, "cells": cell,
+            "tiny_op": tiny_op if args.model != "tiny" else {}}
+    write_csv(out / "tradeoff.csv", rows)
+    write_csv(out / "tradeoff_check.csv", check)
+    write_figures(out, rows, check, digital, meta)
+    write_md(out / "tradeoff.md", rows, check, digital, meta)
+    print(f"wrote {out / 'tradeoff.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

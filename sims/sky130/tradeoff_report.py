@@ -1,0 +1,277 @@
+"""Tables and figures of the trade-off study (``tradeoff.py``)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """``rows`` as CSV (floats to 6 significant digits)."""
+    keys = list(rows[0]) if rows else []
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, keys, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def _si(x: float, unit: str) -> str:
+    if not np.isfinite(x):
+        return "n/a"
+    for f, p in ((1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, "")):
+        if abs(x) < f * 999.5:
+            return f"{x / f:.3g} {p}{unit}"
+    return f"{x:.3g} {unit}"
+
+
+def _colors(n: int) -> list:
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("viridis")
+    return [cmap(0.9 * k / max(n - 1, 1)) for k in range(n)]
+
+
+def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[str, Any]],
+                  digital: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """``tradeoff.png`` (energy, settling time, 1 - cosine with the kT/C floor, area against
+    the node capacitance, one curve per bias current), ``tradeoff_pareto.png`` (energy
+    against 1 - cosine) and ``tradeoff_check.png`` (derived against measured)."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ibs = sorted({r["ib_A"] for r in rows})
+    colors = _colors(len(ibs))
+    cpu_J, acc_J = digital[0]["torch_J"], digital[0]["accelerator_J"]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), constrained_layout=True)
+    (ax_e, ax_t), (ax_c, ax_a) = axes
+    for ib, col in zip(ibs, colors):
+        rs = [r for r in rows if r["ib_A"] == ib]
+        c = [r["c_F"] for r in rs]
+        meas_p = rs[0]["power_src"] == "measured"
+        meas_s = rs[0]["static_src"] == "measured"
+        lab = f"ib = {_si(ib, 'A')}"
+        ax_e.plot(c, [r["energy_J"] for r in rs], "--", color=col, marker="o",
+                  mfc=col if meas_p else "white", label=lab + (" (power measured)" if meas_p else " (derived)"))
+        ax_t.plot(c, [r["settling_time_s"] for r in rs], "--", color=col, marker="o", mfc="white", label=lab)
+        ax_c.plot(c, [r["one_minus_cos"] for r in rs], "--", color=col, marker="o",
+                  mfc=col if meas_s else "white", label=f"{lab} (static {rs[0]['static_src']})")
+    c_all = sorted({r["c_F"] for r in rows})
+    ax_t.plot(c_all, [next(r["settling_ideal_s"] for r in rows if r["c_F"] == c) for c in c_all], "k:", lw=2,
+              label="node alone, n₁%·R·C (lower bound)")
+    floor = [next(r["one_minus_cos_ktc"] for r in rows if r["c_F"] == c) for c in c_all]
+    ax_c.plot(c_all, floor, "k-", lw=2.5, label="kT/C floor alone")
+    ax_e.axhline(cpu_J, color="tab:red", lw=1.5, label=f"CPU (torch, measured time × 4.4 W/core): {_si(cpu_J, 'J')}")
+    ax_e.axhline(acc_J, color="tab:orange", lw=1.5, label=f"fp32 MACs at 4.6 pJ (Horowitz 2014): {_si(acc_J, 'J')}")
+    rs = [r for r in rows if r["ib_A"] == ibs[len(ibs) // 2]]
+    ax_a.plot([r["c_F"] for r in rs], [r["area_mm2"] for r in rs], "k-o", mfc="white", label="total")
+    ax_a.plot([r["c_F"] for r in rs], [r["area_caps_mm2"] for r in rs], ":", color="tab:blue", lw=2,
+              label=f"node capacitors ({2 * meta['counts']['nodes']} MIM)")
+    ax_a.plot([r["c_F"] for r in rs], [r["area_cells_mm2"] for r in rs], "-.", color="tab:green", lw=2,
+              label=f"tanh cells ({meta['counts']['cells']}, ib = {_si(rs[0]['ib_A'], 'A')})")
+    for ax, ylab, title in ((ax_e, "energy per sample-gradient (J)", "energy = power × 1 % settling time"),
+                            (ax_t, "1 % settling time (s)", "settling = n₁% · (R·C + τ_cell(ib)): upper bound at small C"),
+                            (ax_c, "1 − cosine (worst tensor)", "gradient error: static + kT/C"),
+                            (ax_a, "area (mm²)", "device area")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("node capacitance C (F)")
+        ax.set_ylabel(ylab)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+    ax_e.set_ylim(top=max(cpu_J, max(r["energy_J"] for r in rows)) * 1e3)
+    ax_e.legend(fontsize=7, loc="upper left")
+    ax_t.legend(fontsize=7, loc="upper left")
+    ax_c.legend(fontsize=7, loc="lower left")
+    ax_a.legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{meta['model']} MLP on SKY130 tt 27 °C, β = {meta['beta']:g}, R = {meta['r_ohm']:g} Ω: "
+                 "filled markers rest on transistor-level measurements, open ones are derived", fontsize=10)
+    fig.savefig(out / "tradeoff.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9.5, 5.5), constrained_layout=True)
+    for ib, col in zip(ibs, colors):
+        rs = [r for r in rows if r["ib_A"] == ib]
+        ax.plot([r["energy_J"] for r in rs], [r["one_minus_cos"] for r in rs], "-o", color=col, ms=4,
+                label=f"ib = {_si(ib, 'A')}")
+        for r in (rs[0], rs[-1]):
+            ax.annotate(_si(r["c_F"], "F"), (r["energy_J"], r["one_minus_cos"]), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4), color=col)
+    ax.axvline(cpu_J, color="tab:red", lw=1.5, label="CPU, measured time × 4.4 W/core")
+    ax.axvline(acc_J, color="tab:orange", lw=1.5, label="fp32 MACs, Horowitz 2014")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("energy per sample-gradient (J)")
+    ax.set_ylabel("1 − cosine (worst tensor, static + kT/C)")
+    ax.set_title(f"{meta['model']} MLP: the trade-off (each curve: C from 1 fF to 1 nF, labels at its ends)",
+                 fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatterSciNotation(labelOnlyBase=False,
+                                                                           minor_thresholds=(2, 0.4)))
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.savefig(out / "tradeoff_pareto.png", dpi=110)
+    plt.close(fig)
+
+    quantities = sorted({r["quantity"] for r in check})
+    fig, axes = plt.subplots(1, len(quantities), figsize=(4.2 * len(quantities), 4), constrained_layout=True,
+                             squeeze=False)
+    units = {"power_W": "power (W)", "settling_time_s": "1 % settling time (s)", "energy_J": "energy per sample (J)"}
+    for ax, q in zip(axes[0], quantities):
+        rs = [r for r in check if r["quantity"] == q and np.isfinite(r["measured"])]
+        groups = sorted({(r["model"], r["analysis"]) for r in rs})
+        for (model, analysis), mk in zip(groups, "sod^"):
+            sel = [r for r in rs if (r["model"], r["analysis"]) == (model, analysis)]
+            ax.scatter([r["measured"] for r in sel], [r["derived"] for r in sel], marker=mk, zorder=3, s=36,
+                       label=f"{model} MLP, .{analysis}")
+        vals = [v for r in rs for v in (r["measured"], r["derived"]) if v > 0]
+        if vals:
+            lo, hi = min(vals) / 2, max(vals) * 2
+            ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="derived = measured")
+            ax.fill_between([lo, hi], [lo / 1.5, hi / 1.5], [lo * 1.5, hi * 1.5], color="0.85", label="within 1.5×",
+                            zorder=0)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"measured {units.get(q, q)}")
+        ax.set_ylabel(f"derived {units.get(q, q)}")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle("derivation against transistor-level measurements", fontsize=10)
+    fig.savefig(out / "tradeoff_check.png", dpi=110)
+    plt.close(fig)
+
+
+def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[str, Any]],
+             digital: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """The study's page: command and machine, definitions, the trade-off table, the check
+    of the derivation and the digital reference."""
+    load = meta["load"]
+    n = meta["counts"]
+    lines = [
+        "# SKY130: energy, area, settling time and gradient error against bias current and node capacitance",
+        "",
+        f"- command: `{meta['command']}`",
+        f"- machine: {meta['machine']}; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+        f"(1/5/15 min; shared with other jobs); wall time {meta['wall_s'] / 60:.1f} min, CPU {meta['cpu_s']:.0f} s "
+        f"in this process and {meta['ngspice_cpu_s']:.0f} s in ngspice for the points run now; "
+        f"{meta['reused']} of {meta['n_points']} transistor-level points read from `tradeoff_runs/` "
+        f"(network points together: {meta['points_cpu_s']:.0f} s CPU, hwbp and ngspice, {meta['points_wall_s'] / 60:.0f} "
+        "min of wall time on this shared machine; made by an earlier run of the same command, or, for the digits "
+        "MLP at 1 µA, the committed "
+        "`digits_tt.json` of `hwbp verify examples/mlp_digits.onnx --loss ce --backend spice --pdk sky130 "
+        "--random-batch 1 --timeout 1500 --min-cosine 0.99 --rtol 1 --report sims/sky130/digits_tt.json`)",
+        f"- network: {meta['model']} MLP, {n['cells']} tanh cells at transistor level, {n['nodes']} node pairs "
+        f"({2 * n['nodes']} node capacitors), β = {meta['beta']:g}, one random sample (seed 0), tt, 27 °C; node "
+        f"resistance R = {meta['r_ohm']:g} Ω (the behavioral default), so τ = R·C",
+        "",
+        "## What is measured and what is derived",
+        "",
+        "Measured at transistor level (ngspice, BSIM4 SKY130 models): the network's `.op` at "
+        + ", ".join(_si(ib, "A") for ib in sorted(meta["op"])) + " "
+        "(supply power of the tanh cells, cosine of every gradient tensor against exact backprop); the tanh "
+        "cell's testbench at every bias current (power, area, τ_cell from its −3 dB bandwidth); the tiny 4-8-3 "
+        "MLP's `.op` and `.tran` (1 % settling time, energy per sample). Derived, and marked so in "
+        "`tradeoff.csv` (`*_src` columns) and with open markers in the figures:",
+        "",
+        f"- **settling time** t₁% = n₁% · (R·C + τ_cell(ib)), n₁% = {meta['n1']:.2f} the ideal network's 1 % "
+        f"settling time in units of τ (reference simulator, continuous mode, from `.tran`'s random initial state; "
+        f"the tiny MLP's is {meta['n1_tiny']:.2f}): the node and the cell as lags in series. It agrees with the "
+        "tiny MLP's `.tran` where the node dominates (1 nF) but overestimates it where the cell does (1 pF; see "
+        "the check below): the network settles faster than the testbench's τ_cell says, so at small C the "
+        "derived settling time and energy are upper bounds; `settling_ideal_s` = n₁% · R·C (the node alone) is "
+        "the lower bound;",
+        "- **energy per sample-gradient** E = P · t₁% (P: measured `.op` supply power where the bias current was "
+        "measured, else N_cells · P_cell(ib) from the testbench);",
+        "- **area** = N_cells · A_cell + 2 N_nodes · C / (2 fF/µm², the MIM density); the synapses and the node "
+        "leaks are behavioral and not counted, nor is their power;",
+        "- **kT/C floor**: each node capacitor carries thermal noise of variance kT/C (V²), the tension x⁺ − x⁻ "
+        "twice that, i.e. 2kT/(C·vu²) in units at the cells' scale vu = 0.125 V per unit. A layer's gradient "
+        "(bias: its tension; weight: the tension's outer product with the layer input, whose norm cancels) then "
+        "has SNR = T_rms² · C · vu² / (2kT), T_rms the layer's rms tension at β in the ideal network, and expected "
+        "cosine 1/√(1 + 1/SNR); the floor is the worst layer's 1 − cosine, for one snapshot of the nodes "
+        "(averaging the readout over a window longer than τ lowers it). T_rms here: "
+        + ", ".join(f"{k} {v:.6g}" for k, v in meta["t_rms"].items()) + " (units);",
+        "- **1 − cosine** at (ib, C) = the static 1 − cos (worst tensor): measured where the network's `.op` ran; "
+        "at a bias current where only the tiny MLP's `.op` ran, the network's value at the nearest measured bias "
+        "times the tiny MLP's measured ratio between the two (`derived (tiny ratio)`); elsewhere log-interpolated "
+        "(`derived (interpolated)`); plus the kT/C floor (small angles add in quadrature).",
+        "",
+        "## The trade-off",
+        "",
+        "![trade-off](tradeoff.png)",
+        "",
+        "![energy against gradient error](tradeoff_pareto.png)",
+        "",
+        "| ib | C | power | P src | τ_cell | t₁% | energy | area (mm²) | 1−cos static | src | kT/C floor | "
+        "1−cos | E / CPU | E / accel. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {_si(r['ib_A'], 'A')} | {_si(r['c_F'], 'F')} | {_si(r['power_W'], 'W')} | {r['power_src']} | "
+                     f"{_si(r['tau_cell_s'], 's')} | {_si(r['settling_time_s'], 's')} | {_si(r['energy_J'], 'J')} | "
+                     f"{r['area_mm2']:.3g} | {r['one_minus_cos_static']:.3g} | {r['static_src']} | "
+                     f"{r['one_minus_cos_ktc']:.2g} | {r['one_minus_cos']:.3g} | {r['energy_over_cpu']:.2g} | "
+                     f"{r['energy_over_accelerator']:.2g} |")
+    lines += ["", "## The derivation against the measurements", "", "![check](tradeoff_check.png)", "",
+              "| model | analysis | ib | C | quantity | measured | derived | derived / measured |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in check:
+        c = "" if not np.isfinite(r["c_F"]) else _si(r["c_F"], "F")
+        lines.append(f"| {r['model']} | {r['analysis']} | {_si(r['ib_A'], 'A')} | {c} | {r['quantity']} | "
+                     f"{r['measured']:.4g} | {r['derived']:.4g} | {r['derived_over_measured']:.3g} |")
+    ratios = {}
+    for r in check:
+        if np.isfinite(r["derived_over_measured"]):
+            ratios.setdefault(r["quantity"], []).append(r["derived_over_measured"])
+    lines += ["", "Agreement (derived / measured, range over the measured points): "
+              + "; ".join(f"{q} {min(v):.3g}–{max(v):.3g}" for q, v in sorted(ratios.items())) + "."]
+    lines += ["", "Static gradient error measured at transistor level (`.op`, cosine per tensor):", "",
+              "| model | ib | power | " + " | ".join(next(iter(meta["op"].values()))["tensors"]) + " |",
+              "|---|---|---|" + "---|" * len(next(iter(meta["op"].values()))["tensors"])]
+    for ib, r in sorted(meta["op"].items()):
+        lines.append(f"| {meta['model']} | {_si(ib, 'A')} | {_si(r['supply_power_W'], 'W')} | "
+                     + " | ".join(f"{t['cosine']:.5f}" for t in r["tensors"].values()) + " |")
+    tiny = meta.get("tiny_op") or {}
+    if tiny:
+        names = list(next(iter(tiny.values()))["tensors"])
+        lines += ["", "The tiny 4-8-3 MLP's `.op` at each bias current (its ratio to the 1 µA value scales the digits "
+                  "MLP's measured static error to the other bias currents):", "",
+                  "| model | ib | power | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+        for ib, r in sorted(tiny.items()):
+            lines.append(f"| tiny | {_si(ib, 'A')} | {_si(r['supply_power_W'], 'W')} | "
+                         + " | ".join(f"{r['tensors'][k]['cosine']:.5f}" for k in names) + " |")
+    lines += ["", "Tanh cell testbench (tt, 27 °C) at each bias current:", "",
+              "| ib | power | τ_cell | f gain | gate gain | area (µm²) |", "|---|---|---|---|---|---|"]
+    for ib, c in sorted(meta["cells"].items()):
+        lines.append(f"| {_si(ib, 'A')} | {_si(c['power_W'], 'W')} | {_si(c['tau_s'], 's')} | {c['f_gain']:.4f} | "
+                     f"{c['gate_gain']:.4f} | {c['area_um2']:.1f} |")
+    d1, d64 = digital[0], digital[1]
+    lines += ["", "## Digital reference", "",
+              "The same gradient (one sample; and per sample of a batch of 64) computed on this machine's CPU, one "
+              "thread, CPU time measured in this run (least of 3 rounds), priced at "
+              f"{d1['cpu_w_per_core']:.3g} W per core ({meta['cpu_source']}); and the gradient's "
+              f"{d1['gradient_macs']} multiply-accumulates (forward, weight gradients, backward below the first "
+              f"layer) priced at {meta['mac_source']} (arithmetic alone, no memory access).", "",
+              "| reference | batch | CPU time per sample | energy per sample-gradient |", "|---|---|---|---|"]
+    for d in (d1, d64):
+        lines.append(f"| torch autograd, float32 | {d['batch']} | {_si(d['torch_cpu_s'], 's')} | "
+                     f"{_si(d['torch_J'], 'J')} |")
+        lines.append(f"| hwbp reference simulator (steady) | {d['batch']} | {_si(d['reference_cpu_s'], 's')} | "
+                     f"{_si(d['reference_J'], 'J')} |")
+    lines.append(f"| fp32 MACs at 4.6 pJ (Horowitz, 45 nm) | – | – | {_si(d1['accelerator_J'], 'J')} |")
+    best = min(rows, key=lambda r: r["energy_J"])
+    lines += ["", f"The columns E / CPU and E / accel. divide the analog energy by the torch batch-1 energy "
+              f"({_si(d1['torch_J'], 'J')}) and by the Horowitz MAC energy ({_si(d1['accelerator_J'], 'J')}). "
+              f"Lowest analog energy in the grid: {_si(best['energy_J'], 'J')} at ib = {_si(best['ib_A'], 'A')}, "
+              f"C = {_si(best['c_F'], 'F')} (1 − cos {best['one_minus_cos']:.3g}), "
+              f"{best['energy_over_cpu']:.2g}× the CPU and {best['energy_over_accelerator']:.2g}× the MAC figure. "
+              "The analog energy counts the tanh cells' supplies only: the behavioral synapses, node leaks and "
+              "loss port (and any readout/ADC) are not in it, so it is a lower bound of a full chip's."]
+    path.write_text("\n".join(lines) + "\n")
+    _ = math
