@@ -53,7 +53,7 @@ import numpy as np
 from hwbp.lower import lower
 from hwbp.models import random_mlp
 from hwbp.oracle import exact_gradients
-from hwbp.sim import simulate
+from hwbp.sim import simulate, steady_gradients
 from hwbp.types import Batch
 from hwbp.verify import read_gradients
 
@@ -156,8 +156,19 @@ def _torch_step(graph, batch):
 
 
 def _steady_step(graph, batch):
+    """Steady mode + readout, streaming (``hwbp.sim.steady_gradients``): the gradients
+    only, each layer's read as its tension settles."""
+    system = lower(graph)
+    return lambda: steady_gradients(system, batch)
+
+
+def _full_step(graph, batch):
+    """Steady mode + readout through the full state (``simulate`` then ``read_gradients``)."""
     system = lower(graph)
     return lambda: read_gradients(system, simulate(system, batch, mode="steady").state, batch)
+
+
+STEPS = {"torch": _torch_step, "steady": _steady_step, "full": _full_step}
 
 
 class _MallInfo2(ctypes.Structure):
@@ -181,7 +192,7 @@ def _heap_in_use() -> Callable[[], int]:
 def _memory_child(case: str, width: int, depth: int) -> None:
     """Print the peak heap memory one ``case`` step adds (bytes), in this fresh process:
     a thread samples the heap in use every 0.2 ms while the step runs."""
-    make = _torch_step if case == "torch" else _steady_step
+    make = STEPS[case]
     make(*_mlp_case(16, 2))()  # load the code paths (libraries, thread pools) on a tiny network first
     graph, batch = _mlp_case(width, depth)
     step = make(graph, batch)
