@@ -150,12 +150,45 @@ def test_deferred_gate_is_never_read_as_identity() -> None:
         kernel.backward((0,), means, tensions, list(tensions))
 
 
-def test_stream_refuses_a_device_instance() -> None:
+def _instance(graph: Graph):
+    """A device instance (5 % weight mismatch) of ``graph``'s network."""
     from hwbp.hardware import Hardware
 
+    system = Hardware().replace(**{"mismatch.sigma": 0.05}).draw_instance(lower(graph.with_loss("mse")), 0)
+    assert system.instance is not None
+    return system
+
+
+def test_stream_refuses_a_device_instance() -> None:
     graph, n = CASES["mlp-batch-1"]
-    system = lower(graph.with_loss("mse"))
-    instance = Hardware().replace(**{"mismatch.sigma": 0.05}).draw_instance(system, 0)
-    assert instance.instance is not None
     with pytest.raises(ConfigError, match="device instance"):
-        steady_gradients(instance, _batch(graph, n))
+        steady_gradients(_instance(graph), _batch(graph, n))
+
+
+def test_training_steps_in_steady_mode_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference source in steady mode takes the streaming path (the same numbers as
+    run + readout); other modes and a device instance run and read the state."""
+    from hwbp.backend import StreamsGradients, get_backend
+    from hwbp.sim.backend import ReferenceBackend
+    from hwbp.train.sources import get_source
+
+    graph, n = STREAM_CASES["tied"]
+    graph = graph.with_loss("mse")
+    batch = _batch(graph, n)
+    backend = get_backend("reference")
+    assert isinstance(backend, StreamsGradients)
+    want = _full(lower(graph), batch)
+    runs = []
+    original = ReferenceBackend.run
+    monkeypatch.setattr(ReferenceBackend, "run", lambda self, *a, **k: runs.append(1) or original(self, *a, **k))
+    source = get_source("reference", options={"mode": "steady"})
+    for _ in range(2):  # compiled once, then parameters updated
+        _assert_same(source(graph, batch), want, False)
+    assert not runs
+    unit = get_source("reference", options={"mode": "unit-step"})(graph, batch)
+    assert runs and unit.activations  # ran and read the whole state
+    artefact = backend.compile(_instance(graph), backend.options({"mode": "steady"}))
+    assert backend.gradients(artefact, batch) is None
+    with pytest.raises(ConfigError):
+        backend.gradients(backend.compile(lower(graph), backend.options({"mode": "steady"})), batch,
+                          initial="sideways")
