@@ -238,6 +238,43 @@ def _memory(case: str, width: int, depth: int, tries: int = 3) -> dict:
     return sorted(runs, key=lambda r: r["added"])[len(runs) // 2]
 
 
+def bench_ops(width: int = 256, reps: int = 50) -> None:
+    """CPU time of one layer's operations, numpy (what the steady path runs) beside torch
+    (what its step runs), float64, one thread: the three matrix products and tanh."""
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    u, w, e = (rng.standard_normal((BATCH if k != 1 else width, width)) for k in range(3))
+    tu, tw, te = (torch.tensor(a) for a in (u, w, e))
+    bias = rng.standard_normal(width)
+    tb = torch.tensor(bias)
+
+    def linear() -> np.ndarray:
+        a = u @ w.T
+        a += bias
+        return a
+
+    pairs = {"forward product u Wᵀ + b": (linear, lambda: torch.nn.functional.linear(tu, tw, tb)),
+             "sensitivity product e W": (lambda: e @ w, lambda: te @ tw),
+             "weight gradient eᵀ u": (lambda: e.T @ u, lambda: te.T @ tu),
+             "tanh": (lambda: np.tanh(u), lambda: torch.tanh(tu))}
+    print(f"\none layer's operations, {BATCH} x {width} float64, CPU time per call (median of {reps}, "
+          f"interleaved), 1 thread\n")
+    head = f"{'operation':<32}  {'numpy ms':>8}  {'torch ms':>8}  {'numpy/torch':>11}"
+    print(head)
+    print("-" * len(head))
+    for name, fns in pairs.items():
+        times: list[list[float]] = [[], []]
+        for _ in range(reps):
+            for k, fn in enumerate(fns):
+                t0 = time.process_time()
+                fn()
+                times[k].append(time.process_time() - t0)
+        a, b = median(times[0]), median(times[1])
+        print(f"{name:<32}  {a * 1e3:>8.3f}  {b * 1e3:>8.3f}  {a / b:>10.2f}x")
+
+
 def bench_torch(rounds: int) -> list[tuple[str, bool]]:
     """Steady + readout against torch float64 forward + backward (CPU time, side by side)."""
     import torch
@@ -280,6 +317,7 @@ def bench_torch(rounds: int) -> list[tuple[str, bool]]:
           f"median of 3):\n  torch {mem['torch'] / 2**20:.1f} MiB; steady + readout, streaming "
           f"{mem['steady'] / 2**20:.1f} MiB ({ratio:.2f}x torch's, target <= {MEMORY_TARGET}x); full state "
           f"{mem['full'] / 2**20:.1f} MiB ({mem['full'] / mem['torch']:.2f}x)")
+    bench_ops()
     at = ratios[(width, depth)]
     print(f"\nwidth {width} depth {depth}, steady + readout (streaming) against torch, side by side: CPU time "
           f"{at:.2f}x, peak memory {ratio:.2f}x")
