@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
-from typing import Sequence
 
 from hwbp.backend import FP_ERRORS, Artefact, Backend, Options, Support, option
 from hwbp.testing import ConformanceProfile
