@@ -4,7 +4,11 @@ Batch 256, width 256, tanh MLPs of depth 8 and 64.  For each depth, in one run a
 interleaved round by round (medians over rounds), it times:
 
 * ``oracle``    plain reverse-mode backprop (hwbp.oracle.exact_gradients);
-* ``steady``    steady mode (fixed point directly) + gradient readout  — target <= 1.5x;
+* ``steady``    steady mode (fixed point directly) + gradient readout, streaming
+                (hwbp.sim.steady_gradients: each layer's gradient read as its
+                tension settles, the state dropped once read) — target <= 1.5x;
+* ``steady state`` the same gradients through the full state the backend contract
+                returns (simulate(mode="steady"), then read_gradients) — ratio printed;
 * ``manifold``  unit-step from the forward manifold (forward sweep, then L steps with
                 unchanged populations skipped) + readout                 — target <= 2x;
 * ``faithful``  unit-step from a random state for 2L steps, every population
@@ -17,15 +21,19 @@ Each row prints wall and CPU time (medians), the load average and the ratio to i
 competitor (``oracle``; ``matmul`` against ``faithful``): CPU-time ratios are the ones
 to quote on a shared machine (``benchmarks/measure.py``).
 
-A second table sets ``steady`` (+ readout) against its outside competitor, torch
-float64 forward + backward (parameter gradients of the same MLP and loss), by CPU time
-with one BLAS / torch thread, at width 256 (depths 8, 32, 64) and width 1024 (depth 8),
-batch 256 — targets <= 1.1x at width 256, <= 1.2x at 1024 — and the peak memory of one
-steady run + readout against one torch step at depth 64 (each in a fresh child
-process, the network and batch already built: the peak of the C heap in use, sampled
-every 0.2 ms during the step, minus its value before; median of three) — target <= 1.5x.
+A second table sets ``steady`` (+ readout, streaming) against its outside competitor,
+torch float64 forward + backward (parameter gradients of the same MLP and loss), by CPU
+time with one BLAS / torch thread, at width 256 (depths 8, 32, 64) and width 1024
+(depth 8), batch 256 — targets <= 1.1x at width 256, <= 1.2x at 1024 — with the full
+state path beside it, and the peak memory of one gradient step at depth 64, torch's,
+the streaming path's and the full state path's (each in a fresh child process, the
+network and batch already built: the peak of the C heap in use, sampled every 0.2 ms
+during the step, minus its value before; median of three) — target <= 1.5x torch's
+for the streaming path.  The gradients of the two steady paths are bit-identical
+(tests/test_steady_stream.py).
 
-Run: ``python benchmarks/bench_core.py [--rounds N] [--depths 8 64] [--no-torch]``.
+Run: ``python benchmarks/bench_core.py [--rounds N] [--depths 8 64] [--torch-rounds N] [--no-torch]``
+(``--depths`` with no depth: the table against torch only).
 The process sets ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` to 1 unless they are set.
 """
 
@@ -53,7 +61,7 @@ import numpy as np
 from hwbp.lower import lower
 from hwbp.models import random_mlp
 from hwbp.oracle import exact_gradients
-from hwbp.sim import simulate
+from hwbp.sim import simulate, steady_gradients
 from hwbp.types import Batch
 from hwbp.verify import read_gradients
 
@@ -75,6 +83,9 @@ def bench(depth: int, rounds: int) -> dict:
     flops = {}
 
     def steady() -> None:
+        steady_gradients(system, batch)
+
+    def steady_state() -> None:
         read_gradients(system, simulate(system, batch, mode="steady").state, batch)
 
     def manifold() -> None:
@@ -92,8 +103,8 @@ def bench(depth: int, rounds: int) -> dict:
                 if i:  # the first layer has no sensitivity product (inputs are clamped)
                     acts[i] @ w
 
-    cases = {"oracle": lambda: exact_gradients(graph, batch), "steady": steady, "manifold": manifold,
-             "faithful": faithful, "matmul": matmul}
+    cases = {"oracle": lambda: exact_gradients(graph, batch), "steady": steady, "steady state": steady_state,
+             "manifold": manifold, "faithful": faithful, "matmul": matmul}
     samples: dict[str, list[Sample]] = {k: [] for k in cases}
     for name, fn in cases.items():  # warm-up
         fn()
@@ -156,8 +167,19 @@ def _torch_step(graph, batch):
 
 
 def _steady_step(graph, batch):
+    """Steady mode + readout, streaming (``hwbp.sim.steady_gradients``): the gradients
+    only, each layer's read as its tension settles."""
+    system = lower(graph)
+    return lambda: steady_gradients(system, batch)
+
+
+def _full_step(graph, batch):
+    """Steady mode + readout through the full state (``simulate`` then ``read_gradients``)."""
     system = lower(graph)
     return lambda: read_gradients(system, simulate(system, batch, mode="steady").state, batch)
+
+
+STEPS = {"torch": _torch_step, "steady": _steady_step, "full": _full_step}
 
 
 class _MallInfo2(ctypes.Structure):
@@ -181,7 +203,7 @@ def _heap_in_use() -> Callable[[], int]:
 def _memory_child(case: str, width: int, depth: int) -> None:
     """Print the peak heap memory one ``case`` step adds (bytes), in this fresh process:
     a thread samples the heap in use every 0.2 ms while the step runs."""
-    make = _torch_step if case == "torch" else _steady_step
+    make = STEPS[case]
     make(*_mlp_case(16, 2))()  # load the code paths (libraries, thread pools) on a tiny network first
     graph, batch = _mlp_case(width, depth)
     step = make(graph, batch)
@@ -216,38 +238,89 @@ def _memory(case: str, width: int, depth: int, tries: int = 3) -> dict:
     return sorted(runs, key=lambda r: r["added"])[len(runs) // 2]
 
 
+def bench_ops(width: int = 256, reps: int = 50) -> None:
+    """CPU time of one layer's operations, numpy (what the steady path runs) beside torch
+    (what its step runs), float64, one thread: the three matrix products and tanh."""
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    u, w, e = (rng.standard_normal((BATCH if k != 1 else width, width)) for k in range(3))
+    tu, tw, te = (torch.tensor(a) for a in (u, w, e))
+    bias = rng.standard_normal(width)
+    tb = torch.tensor(bias)
+
+    def linear() -> np.ndarray:
+        a = u @ w.T
+        a += bias
+        return a
+
+    pairs = {"forward product u Wᵀ + b": (linear, lambda: torch.nn.functional.linear(tu, tw, tb)),
+             "sensitivity product e W": (lambda: e @ w, lambda: te @ tw),
+             "weight gradient eᵀ u": (lambda: e.T @ u, lambda: te.T @ tu),
+             "tanh": (lambda: np.tanh(u), lambda: torch.tanh(tu))}
+    print(f"\none layer's operations, {BATCH} x {width} float64, CPU time per call (median of {reps}, "
+          f"interleaved), 1 thread\n")
+    head = f"{'operation':<32}  {'numpy ms':>8}  {'torch ms':>8}  {'numpy/torch':>11}"
+    print(head)
+    print("-" * len(head))
+    for name, fns in pairs.items():
+        times: list[list[float]] = [[], []]
+        for _ in range(reps):
+            for k, fn in enumerate(fns):
+                t0 = time.process_time()
+                fn()
+                times[k].append(time.process_time() - t0)
+        a, b = median(times[0]), median(times[1])
+        print(f"{name:<32}  {a * 1e3:>8.3f}  {b * 1e3:>8.3f}  {a / b:>10.2f}x")
+
+
 def bench_torch(rounds: int) -> list[tuple[str, bool]]:
     """Steady + readout against torch float64 forward + backward (CPU time, side by side)."""
     import torch
 
     print(f"\nsteady + readout against torch {torch.__version__} float64 forward + backward; batch {BATCH}, tanh "
           f"MLP, CPU time, 1 thread, medians of {rounds} interleaved rounds\n")
-    head = f"{'width':>5}  {'depth':>5}  {'torch ms':>9}  {'steady ms':>9}  {'steady/torch':>12}  {'target':>6}"
+    head = (f"{'width':>5}  {'depth':>5}  {'torch ms':>9}  {'steady ms':>9}  {'steady/torch':>12}  {'target':>6}  "
+            f"{'state ms':>9}  {'state/torch':>11}")
+    print("steady: streaming gradients (hwbp.sim.steady_gradients); state: simulate(mode=\"steady\") + "
+          "read_gradients (the full state)\n")
     print(head)
     print("-" * len(head))
     verdicts = []
+    ratios: dict[tuple[int, int], float] = {}
     for width, depth, target in TORCH_ROWS:
         graph, batch = _mlp_case(width, depth)
-        cases = {"torch": _torch_step(graph, batch), "steady": _steady_step(graph, batch)}
-        want, got = cases["torch"](), cases["steady"]()  # warm-up, and the two agree
+        cases = {name: make(graph, batch) for name, make in STEPS.items()}
+        want, got, full = cases["torch"](), cases["steady"](), cases["full"]()  # warm-up, and they agree
         worst = max(float(np.linalg.norm(got.parameters[k] - w.numpy()) / np.linalg.norm(w.numpy()))
                     for k, w in want.items())
+        same = all(np.array_equal(got.parameters[k], g) for k, g in full.parameters.items())
         times: dict[str, list[float]] = {k: [] for k in cases}
         for _ in range(rounds):
             for name, fn in cases.items():
                 t0 = time.process_time()
                 fn()
                 times[name].append(time.process_time() - t0)
-        t, st = median(times["torch"]), median(times["steady"])
-        print(f"{width:>5}  {depth:>5}  {t * 1e3:>9.1f}  {st * 1e3:>9.1f}  {st / t:>11.2f}x  {target:>5.1f}x")
+        t, st, ft = median(times["torch"]), median(times["steady"]), median(times["full"])
+        ratios[(width, depth)] = st / t
+        print(f"{width:>5}  {depth:>5}  {t * 1e3:>9.1f}  {st * 1e3:>9.1f}  {st / t:>11.2f}x  {target:>5.1f}x  "
+              f"{ft * 1e3:>9.1f}  {ft / t:>10.2f}x")
         verdicts += [(f"width {width} depth {depth}: steady + readout <= {target}x torch forward+backward",
                       st / t <= target), (f"width {width} depth {depth}: gradients agree with torch (rel "
-                                          f"{worst:.0e} <= 1e-10)", worst <= 1e-10)]
+                                          f"{worst:.0e} <= 1e-10)", worst <= 1e-10),
+                     (f"width {width} depth {depth}: streaming and full-state gradients bit-identical", same)]
     width, depth = MEMORY_ROW
-    mt, ms = _memory("torch", width, depth), _memory("steady", width, depth)
-    ratio = ms["added"] / mt["added"]
-    print(f"\npeak heap memory added by one step, width {width} depth {depth} (fresh processes): torch "
-          f"{mt['added'] / 2**20:.0f} MiB, steady + readout {ms['added'] / 2**20:.0f} MiB, {ratio:.2f}x")
+    mem = {name: _memory(name, width, depth)["added"] for name in STEPS}
+    ratio = mem["steady"] / mem["torch"]
+    print(f"\npeak heap memory added by one gradient step, width {width} depth {depth} (fresh processes, "
+          f"median of 3):\n  torch {mem['torch'] / 2**20:.1f} MiB; steady + readout, streaming "
+          f"{mem['steady'] / 2**20:.1f} MiB ({ratio:.2f}x torch's, target <= {MEMORY_TARGET}x); full state "
+          f"{mem['full'] / 2**20:.1f} MiB ({mem['full'] / mem['torch']:.2f}x)")
+    bench_ops()
+    at = ratios[(width, depth)]
+    print(f"\nwidth {width} depth {depth}, steady + readout (streaming) against torch, side by side: CPU time "
+          f"{at:.2f}x, peak memory {ratio:.2f}x")
     verdicts.append((f"width {width} depth {depth}: steady peak memory <= {MEMORY_TARGET}x torch's",
                      ratio <= MEMORY_TARGET))
     return verdicts
@@ -259,7 +332,10 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--depths", type=int, nargs="+", default=[8, 64])
+    parser.add_argument("--depths", type=int, nargs="*", default=[8, 64], help="depths of the tables against the "
+                        "oracle (none: only the table against torch)")
+    parser.add_argument("--torch-rounds", type=int, default=9, help="rounds of the table against torch (its rows "
+                        "take well under a second: more rounds, a steadier median on a busy machine)")
     parser.add_argument("--width", type=int, default=WIDTH)
     parser.add_argument("--no-torch", action="store_true", help="skip the rows against torch")
     args = parser.parse_args()
@@ -272,6 +348,7 @@ def main() -> None:
                       extra=("target",))
         table.add("oracle", m["oracle"], None, "")
         table.add("steady", m["steady"], "oracle", "<= 1.5x")
+        table.add("steady state", m["steady state"], "oracle", "")
         table.add("manifold", m["manifold"], "oracle", "<= 2x")
         table.add("faithful", m["faithful"], "oracle", "")
         table.add("matmul", m["matmul"], "faithful", ">= 50% of faithful's throughput")
@@ -284,7 +361,7 @@ def main() -> None:
             (f"depth {depth}: faithful unit-step >= 50% of matmul throughput (CPU)", share >= 0.5),
         ]
     if not args.no_torch:
-        verdicts += bench_torch(args.rounds)
+        verdicts += bench_torch(args.torch_rounds)
     print()
     for text, ok in verdicts:
         print(f"  {'met ' if ok else 'MISSED'}  {text}")

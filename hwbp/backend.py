@@ -20,7 +20,9 @@ A backend is a subclass of :class:`Backend` with
 * ``conformance()``: the profiles (settings, tolerances with the reason for each)
   under which it runs the one conformance suite, :mod:`hwbp.testing`
   (``python -m hwbp.testing NAME``);
-* optionally the capability :class:`TrainsOnChip` (on-chip learning).
+* optionally the capability :class:`TrainsOnChip` (on-chip learning);
+* optionally the capability :class:`StreamsGradients` (the gradients of a run without
+  its state, for training steps; ``run`` itself always returns the whole state).
 
 ``compile`` and ``run`` of every backend run under ``numpy.errstate(over="raise",
 invalid="raise")`` (:data:`FP_ERRORS`), from the API as from the command line: a
@@ -69,10 +71,11 @@ from hwbp.lower.system import DynamicsSystem
 from hwbp.state import SimulationResult, State
 from hwbp.support import Support, check_support as _check_support
 from hwbp.testing.profile import ConformanceProfile
-from hwbp.types import Batch
+from hwbp.types import Batch, Gradients
 
 __all__ = [
-    "option", "Options", "OptionInfo", "Artefact", "Backend", "TrainsOnChip", "Support", "ENTRY_POINT_GROUP",
+    "option", "Options", "OptionInfo", "Artefact", "Backend", "TrainsOnChip", "StreamsGradients", "Support",
+    "ENTRY_POINT_GROUP",
     "BUILTIN_BACKENDS", "REGISTRY", "backend_names", "get_backend", "register_backend", "check_state",
     "check_hardware", "check_backend", "FP_ERRORS",
 ]
@@ -207,6 +210,21 @@ class TrainsOnChip(Protocol):
         :class:`hwbp.train.TrainResult`, or ``None`` to let the host train with the
         gradients that :meth:`Backend.run` provides.  ``config`` is a
         :class:`hwbp.train.TrainConfig`; ``x``, ``labels`` the training set."""
+
+
+@runtime_checkable
+class StreamsGradients(Protocol):
+    """The capability of a backend that gives the gradients of a settled run without
+    returning its state: a training step looks it up
+    (``isinstance(backend, StreamsGradients)``) and uses it where the backend has it;
+    verification always reads the whole state that :meth:`Backend.run` returns."""
+
+    def gradients(self, artefact: Artefact, batch: Batch, *, initial: str | State | None = None
+                  ) -> Gradients | None:
+        """The gradients of the batch-mean loss at the settled state, bit for bit
+        ``read_gradients(artefact.system, run(artefact, batch, initial=initial).state, batch)``
+        (activation gradients may be left out); ``None`` where ``artefact``'s options
+        or system do not allow it (the caller then runs and reads the state)."""
 
 
 def check_state(system: DynamicsSystem, state: State, backend: str) -> None:

@@ -3,9 +3,10 @@
 hardware comparison and backend evaluates."""
 
 from hwbp.dynamics.drive import (
-    SYSTEM, Drive, TermForward, TermOp, drive, forward_pass, loss_drive, operands, term_activate, term_backward, term_gated,
-    term_forward, term_input, term_linear, term_operands,
+    SYSTEM, Drive, TermForward, TermOp, drive, forward_pass, loss_drive, operands, output_gate, term_activate,
+    term_backward, term_forward, term_gate, term_gated, term_input, term_linear, term_operands,
 )
 
 __all__ = ["TermOp", "TermForward", "Drive", "term_operands", "operands", "term_input", "term_linear",
-           "term_activate", "term_gated", "term_forward", "term_backward", "loss_drive", "drive", "forward_pass", "SYSTEM"]
+           "term_activate", "term_gated", "term_forward", "output_gate", "term_gate", "term_backward", "loss_drive",
+           "drive", "forward_pass", "SYSTEM"]

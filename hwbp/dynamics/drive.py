@@ -44,12 +44,14 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from hwbp.errors import ConfigError
 from hwbp.ir.activations import ActivationFn, activation_parameter, get_activation
 from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem, term_matrix
 
 __all__ = ["TermOp", "TermForward", "Drive", "term_operands", "operands", "term_input", "term_linear",
-           "term_activate", "term_gated", "term_forward", "term_backward", "loss_drive", "drive", "forward_pass", "SYSTEM"]
+           "term_activate", "term_gated", "term_forward", "output_gate", "term_gate", "term_backward", "loss_drive",
+           "drive", "forward_pass", "SYSTEM"]
 
 Key = tuple[str, int]
 
@@ -225,14 +227,17 @@ def term_linear(op: TermOp, v: np.ndarray) -> np.ndarray:
     return a
 
 
-def term_activate(op: TermOp, a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def term_activate(op: TermOp, a: np.ndarray, *, gate: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """``(y, gate) = (f(a), f′(a))`` through the device cells if any (``(a, None)``
-    for the identity)."""
+    for the identity).  ``gate=False`` on a term whose gate follows from its output
+    (:func:`output_gate`) leaves ``f′(a)`` to :func:`term_gate` (returned as None)."""
     if op.fn is None:
         return a, None
     if op.curve is not None:  # measured cells (a tabulated curve, a pair gate)
         return op.curve.activate(a)
     y = op.fn.f(a, op.param)
+    if not gate and output_gate(op):
+        return y, None
     gate = op.fn.df(a, y, op.param)
     if op.cell is not None:  # a device instance's activation and derivative cells
         gain, offset, dgain, doffset = op.cell
@@ -252,19 +257,35 @@ def term_gated(op: TermOp, a: np.ndarray, gate: np.ndarray | None, t: np.ndarray
     return gate * t
 
 
-def term_forward(op: TermOp, u: np.ndarray) -> TermForward:
+def output_gate(op: TermOp) -> bool:
+    """Whether the term's gate ``f′(a)`` is a function of its output ``y = f(a)`` alone
+    (an ideal ``f`` whose derivative reads only ``y``: tanh, relu), so that
+    :func:`term_gate` gives it from ``y`` later."""
+    return op.fn is not None and op.fn.output_only and op.cell is None and op.curve is None
+
+
+def term_gate(op: TermOp, y: np.ndarray) -> np.ndarray:
+    """The gate ``f′(a)`` of a term where :func:`output_gate` holds, from its output
+    ``y = f(a)`` (a new array): the same numbers as :func:`term_forward`'s gate."""
+    if not output_gate(op):
+        raise ConfigError(f"the gate of f = {op.fn.name if op.fn else 'identity'} does not follow from its output")
+    return op.fn.df(None, y, op.param)
+
+
+def term_forward(op: TermOp, u: np.ndarray, *, gate: bool = True) -> TermForward:
     """Evaluate one term on its source value ``u`` (``(batch, in)``).
 
     ``a = g W φ(u) + b``, ``y = f(a)``; returns :class:`TermForward` ``(y, gate =
     f′(a), pre_gate = φ′(u), a)``.  A weightless term returns ``a = u`` (the same
-    array).  Arrays are never modified after they are returned.
+    array).  Arrays are never modified after they are returned.  ``gate=False``: no
+    gate where it follows from ``y`` (:func:`output_gate`; :func:`term_gate` gives it).
     """
     v, pre_gate = term_input(op, u)
     a = term_linear(op, v)
     if op.weight is not None and op.bias is not None:
         a += op.bias
-    y, gate = term_activate(op, a)
-    return TermForward(y, gate, pre_gate, a)
+    y, g = term_activate(op, a, gate=gate)
+    return TermForward(y, g, pre_gate, a)
 
 
 def term_backward(op: TermOp, e: np.ndarray, pre_gate: np.ndarray | None = None) -> np.ndarray:

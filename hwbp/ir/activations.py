@@ -48,12 +48,16 @@ class ActivationFn:
         ``df(a, y, alpha) -> f'(a)``; ``y`` is ``f(a)`` (passed to avoid recomputation).
     equation : str
         Human-readable definition, used in documentation and emitted equations.
+    output_only : bool
+        ``df`` reads only ``y``: ``df(None, y, alpha)`` gives ``f'(a)`` from the output
+        alone, the same numbers (a simulator then need not keep ``f'(a)`` beside ``y``).
     """
 
     name: str
     f: Callable[[Array, float], Array]
     df: Callable[[Array, Array, float], Array]
     equation: str
+    output_only: bool = False
 
 
 def _softplus(a: Array, alpha: float) -> Array:
@@ -107,15 +111,16 @@ _TABLE = {
     fn.name: fn
     for fn in (
         ActivationFn("identity", lambda a, p: a, lambda a, y, p: np.ones_like(a), "f(a) = a"),
-        ActivationFn("tanh", lambda a, p: np.tanh(a), _dtanh, "f(a) = tanh(a)"),
+        ActivationFn("tanh", lambda a, p: np.tanh(a), _dtanh, "f(a) = tanh(a)", output_only=True),
         ActivationFn(
             "sigmoid", lambda a, p: sigmoid(a), lambda a, y, p: sigmoid(a) * sigmoid(-a), "f(a) = 1/(1+exp(-a))"
         ),
         ActivationFn(
             "relu",
             lambda a, p: np.maximum(a, 0.0),
-            lambda a, y, p: (a > 0).astype(a.dtype),
+            lambda a, y, p: (y > 0).astype(y.dtype),  # y > 0 exactly where a > 0 (NaN and -0 included)
             "f(a) = max(a, 0)",
+            output_only=True,
         ),
         ActivationFn(
             "leaky_relu",

@@ -6,15 +6,18 @@ import sys
 from dataclasses import dataclass
 from typing import Sequence
 
-from hwbp.backend import Artefact, Backend, Options, Support, option
+import numpy as np
+
+from hwbp.backend import FP_ERRORS, Artefact, Backend, Options, Support, option
 from hwbp.testing import ConformanceProfile
 from hwbp.errors import ConfigError
 from hwbp.lower.system import DynamicsSystem
 from hwbp.sim.events import check_event_options
-from hwbp.sim.simulate import MAX_UNIT_STEPS, MODES, simulate
+from hwbp.sim.simulate import MAX_UNIT_STEPS, MODES, check_initial, simulate
 from hwbp.sim.solvers import SOLVERS
+from hwbp.sim.stream import steady_gradients
 from hwbp.state import SimulationResult, State
-from hwbp.types import Batch
+from hwbp.types import Batch, Gradients
 
 __all__ = ["ReferenceOptions", "ReferenceBackend", "UNIT_STEP_RTOL", "STEADY_RTOL", "CONTINUOUS_RTOL"]
 
@@ -105,6 +108,20 @@ class ReferenceBackend(Backend):
             kw.update(duration=o.duration, dt=0.01 if o.dt is None else o.dt, solver=o.solver,
                       progress=progress, event_threshold=o.event_threshold)
         return simulate(artefact.system, batch, **kw)
+
+    def gradients(self, artefact: Artefact, batch: Batch, *, initial: str | State | None = None
+                  ) -> Gradients | None:
+        """Steady mode on the nominal network: the gradients read during the sensitivity
+        sweep (:func:`hwbp.sim.steady_gradients`), bit for bit those of :meth:`run` and
+        the readout at about a quarter of the memory, without activation gradients.
+        ``None`` for the other modes and for a device instance
+        (:class:`hwbp.backend.StreamsGradients`)."""
+        o: ReferenceOptions = artefact.options  # type: ignore[assignment]
+        if o.mode != "steady" or artefact.system.instance is not None:
+            return None
+        with np.errstate(**FP_ERRORS):
+            check_initial(artefact.system, batch, "zeros" if initial is None else initial, 0)
+            return steady_gradients(artefact.system, batch)
 
     def conformance(self) -> Sequence[ConformanceProfile]:
         return (

@@ -29,7 +29,9 @@ from typing import Iterable
 
 import numpy as np
 
-from hwbp.dynamics.drive import TermOp, loss_drive, term_backward, term_forward, term_gated, term_operands
+from hwbp.dynamics.drive import (
+    TermOp, loss_drive, output_gate, term_backward, term_forward, term_gate, term_gated, term_operands,
+)
 from hwbp.ir.activations import ActivationFn
 from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem
@@ -77,7 +79,8 @@ class Kernel:
         Term evaluations (forward or backward) so far.
     """
 
-    def __init__(self, system: DynamicsSystem, batch: Batch, *, stack_layers: bool | str = "auto") -> None:
+    def __init__(self, system: DynamicsSystem, batch: Batch, *, stack_layers: bool | str = "auto",
+                 defer_gates: bool = False) -> None:
         self.system = system
         self.names = [p.name for p in system.populations]
         index = {n: i for i, n in enumerate(self.names)}
@@ -110,6 +113,12 @@ class Kernel:
         self.pre_gates: list[list[np.ndarray | None]] = [[None] * len(t) for t in self.terms]
         #: populations whose cached gates hold ``e = f'(a) ⊙ T`` (see :meth:`gate_in_place`)
         self.gated: set[int] = set()
+        #: ``defer_gates``: a one-term population whose gate follows from its mean
+        #: (:func:`~hwbp.dynamics.output_gate`) caches none in the forward evaluation;
+        #: :meth:`restore_gates` computes it when asked (the same numbers)
+        self.defer_gates = defer_gates
+        #: populations whose gate is deferred (not cached)
+        self.deferred: set[int] = set()
         limit = STACK_MAX_VALUES // batch.size if stack_layers == "auto" else None
         self.chains = self._find_chains(limit) if stack_layers else []
         self.chain_of = {i: c for c in self.chains for i in range(c.first, c.last + 1)}
@@ -178,9 +187,11 @@ class Kernel:
         out = None
         self.gated.discard(i)
         gates = self.gates[i]
+        defer = self.defer_gates and len(self.terms[i]) == 1 and output_gate(self.terms[i][0].op)
+        (self.deferred.add if defer else self.deferred.discard)(i)
         for k, term in enumerate(self.terms[i]):
             op = term.op
-            r = term_forward(op, term.src_input if term.src < 0 else means[term.src])
+            r = term_forward(op, term.src_input if term.src < 0 else means[term.src], gate=not defer)
             if op.weight is not None:
                 self.flops += 2 * r.a.size * op.weight.shape[1]
             if op.phi is not None:
@@ -209,6 +220,7 @@ class Kernel:
         for j, m in enumerate(range(lo, hi + 1)):
             self.gates[m][0] = None if g is None else g[j]
             self.gated.discard(m)
+            self.deferred.discard(m)
         return list(y)
 
     def forward(self, indices: Iterable[int], means: Arrays, out: Arrays) -> None:
@@ -227,6 +239,8 @@ class Kernel:
         for p, k in self.successors[i]:
             op = self.terms[p][k].op
             gate = self.gates[p][k]
+            if p in self.deferred:
+                raise RuntimeError(f"the gate of population {self.names[p]!r} is deferred: restore_gates first")
             if gate is None or p in self.gated:
                 e = tensions[p] if gate is None else gate
             elif op.curve is not None:
@@ -282,6 +296,20 @@ class Kernel:
             elif gate is not None:
                 np.multiply(gate, tension, out=gate)
         self.gated.add(i)
+
+    def restore_gates(self, i: int, means: Arrays) -> None:
+        """Cache the deferred gate of population ``i`` (see ``defer_gates``) from its
+        mean ``means[i]``, the output of its one term."""
+        if i in self.deferred:
+            self.gates[i][0] = term_gate(self.terms[i][0].op, means[i])
+            self.deferred.discard(i)
+
+    def release(self, i: int) -> None:
+        """Drop the gates cached for population ``i`` (nothing reads them any more)."""
+        self.gates[i] = [None] * len(self.terms[i])
+        self.pre_gates[i] = [None] * len(self.terms[i])
+        self.gated.discard(i)
+        self.deferred.discard(i)
 
     def drive(self, means: Arrays, tensions: Arrays) -> tuple[Arrays, Arrays]:
         """The full drive ``D(s)`` of every population (forward, then sensitivity)."""

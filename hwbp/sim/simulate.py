@@ -78,7 +78,7 @@ def _check_arguments(mode: str, depth: int, steps: int | None, duration: float |
             raise ConfigError(f"duration/dt = {total / dt:.3g} steps exceeds {MAX_STEPS:.0e}; increase dt")
 
 
-def _check_initial(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int) -> None:
+def check_initial(system: DynamicsSystem, batch: Batch, initial: str | State, seed: int) -> None:
     """Steady mode overwrites the initial state: check it as the other modes would,
     without building it (a given State is checked by building it)."""
     if isinstance(initial, State) or initial not in INITIAL_STATES:
@@ -208,7 +208,7 @@ def simulate(
     L = system.depth
     n = len(kernel.names)
     if mode == "steady" and devices is None:  # the fixed point directly: no initial state to build and overwrite
-        _check_initial(system, batch, initial, seed)
+        check_initial(system, batch, initial, seed)
         means = [None] * n  # type: ignore[list-item]
         tensions = [None] * n  # type: ignore[list-item]
     else:

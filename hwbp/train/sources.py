@@ -8,7 +8,9 @@ A gradient source is a callable ``source(graph, batch) -> Gradients`` (parameter
 any registered backend (``reference``, ``spice``, ...)
     The dynamics realized by that backend, settled on the mini-batch and read out with
     :func:`hwbp.verify.read_gradients` (from the backend's own gate signals); no oracle
-    involved.  The artefact is compiled once; new weights reach it through the
+    involved (a backend with :class:`hwbp.backend.StreamsGradients`, e.g. the reference
+    simulator in steady mode, gives the same numbers without returning the whole
+    state).  The artefact is compiled once; new weights reach it through the
     backend's ``update_parameters`` (SPICE: the netlist is re-parsed with the new
     conductances; ``benchmarks/bench_spice.py`` times that against ``alter``).
     Options the user does not set take the backend's ``training_defaults`` (SPICE:
@@ -25,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from hwbp.backend import Artefact, Options, TrainsOnChip, backend_names, get_backend, option
+from hwbp.backend import Artefact, Options, StreamsGradients, TrainsOnChip, backend_names, get_backend, option
 from hwbp.errors import ConfigError
 from hwbp.ir.graph import Graph
 from hwbp.types import Batch, Gradients
@@ -125,6 +127,10 @@ class DynamicsSource:
             self._structure = structure
         else:
             self._artefact = self.backend.update_parameters(self._artefact, graph.parameters())
+        if isinstance(self.backend, StreamsGradients):  # the gradients without the whole state, where it can
+            grads = self.backend.gradients(self._artefact, batch, initial=self.initial)
+            if grads is not None:
+                return grads
         result = self.backend.run(self._artefact, batch, initial=self.initial)
         return read_gradients(self._artefact.system, result.state, batch)
 

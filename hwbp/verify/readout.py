@@ -28,7 +28,7 @@ from hwbp.lower.system import DynamicsSystem, Term
 from hwbp.state import State
 from hwbp.types import Batch, Gradients
 
-__all__ = ["read_gradients", "readout_routes", "local_gradients", "ROUTES"]
+__all__ = ["read_gradients", "readout_routes", "local_gradients", "term_gradients", "ROUTES"]
 
 #: How the gated sensitivity of a term was obtained.
 ROUTES = ("gate", "recomputed")
@@ -82,6 +82,14 @@ def local_gradients(system: DynamicsSystem, term: Term, e: np.ndarray, u: np.nda
     return out
 
 
+def term_gradients(system: DynamicsSystem, term: Term, gate: np.ndarray, source: np.ndarray, n: int
+                   ) -> dict[str, np.ndarray]:
+    """One term's local gradients from its gate signal ``gate = f'(a) ⊙ T`` and its
+    source's value ``source`` (a population's mean or a clamped input), over a batch of
+    ``n``: :func:`local_gradients` of ``e = gate / beta`` and ``u = φ(source)``."""
+    return local_gradients(system, term, _per_beta(gate, system.beta), _presynaptic(term, source), n)
+
+
 def readout_routes(system: DynamicsSystem, state: State) -> dict[str, str]:
     """Parameter name -> route (``"gate"``: the backend's own ``e``; ``"recomputed"``)."""
     routes: dict[str, str] = {}
@@ -116,12 +124,10 @@ def read_gradients(system: DynamicsSystem, state: State, batch: Batch) -> Gradie
             if term.weight is None:
                 continue
             source = np.asarray(state.mean[term.source]) if system.is_population(term.source) else batch.x[term.source]
-            u = _presynaptic(term, source)
             gate = state.gates.get((pop.name, k))
             if gate is None:
                 gate = _recomputed_gate(system, pop.name, k, source, np.asarray(state.tension[pop.name]))
-            e = _per_beta(gate, beta)
-            for pname, g in local_gradients(system, term, e, u, n).items():
+            for pname, g in term_gradients(system, term, gate, source, n).items():
                 params[pname] = params[pname] + g if pname in params else g
     out = np.asarray(state.mean[system.loss.population])
     loss = float(get_loss(system.loss.function).value(out, batch.y).mean())
