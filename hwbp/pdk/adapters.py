@@ -67,22 +67,21 @@ def synapse_text() -> str:
 
 
 def input_synapse_text(with_cell: bool = True) -> str:
-    """The file replacing ``hwbp_synapse_fwd`` (pre post, parameter g): the same synapse
-    cell with its backward input at vcm and its backward output held at vcm (an input has no
-    sensitivity node; a layout would leave that half out, its supply is counted here).
+    """The file replacing ``hwbp_synapse_fwd`` (pre post, parameter g): the synapse cell's
+    forward half alone (``hwbp_synapse_fwd`` of the same file; an input has no sensitivity
+    node).
     ``with_cell=False`` leaves out the cell's subcircuits (when :func:`synapse_text` is in
     the same netlist)."""
     body, inst, gain = _synapse_core()
     body = body if with_cell else ""
     vu = get_block("synapse").params["vu"]
     return body + "\n".join([
-        f"* adapter: units <-> volts around vcm ({VCM_V} V), vu = {vu!r} V/unit; backward half idle",
+        f"* adapter: units <-> volts around vcm ({VCM_V} V), vu = {vu!r} V/unit; the forward half",
         ".subckt hwbp_synapse_fwd pre post params: g=0",
         f"Ep px vcm pre 0 {vu!r}",
         "Vpo po vcm 0",
         f"Fpo 0 post Vpo {gain}",
-        "Vso so vcm 0",
-        f"Xc px po vcm so sky130_synapse {inst}",
+        f"Xc px po sky130_synapse_fwd {inst}",
         ".ends hwbp_synapse_fwd",
     ]) + "\n"
 
