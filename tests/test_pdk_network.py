@@ -55,7 +55,7 @@ def test_a_gate_that_is_not_the_derivative_of_its_f_fails(tmp_path, monkeypatch)
     shutil.copy(ROOT / "circuits" / "sky130" / "tb_hwbp_act_tanh.cir", tmp_path / "tb_hwbp_act_tanh.cir")
     monkeypatch.setattr(cells_mod, "cells_dir", lambda: tmp_path)
     graph, batch = _tiny()
-    v = verify(graph, batch, backend="spice", options={"pdk": "sky130"})
+    v = verify(graph, batch, backend="spice", options={"pdk": "sky130", "pdk_cells": "act"})
     cos = _cosines(v)
     assert min(cos.values()) < MIN_COSINE, cos
 

@@ -8,7 +8,8 @@ its inputs are ``V = vcm + vu * value`` (vu V per unit around vcm = 0.8 V), its 
 current is held at vcm and mirrored into the summing node as ``I / (I_unit * R)``, and its
 gate voltage is read back as ``(V - vcm) / vu``.  The synapses, node pairs and the MSE loss
 port are their SKY130 cells too (:mod:`hwbp.pdk.adapters`), as chosen by ``--pdk-cells``
-(:data:`PDK_CELLS`; default all of them for ``.op``; ``.tran`` keeps the behavioral node pair,
+(:data:`PDK_CELLS`; default :data:`PDK_DEFAULT`, all but the synapse, whose device count makes
+the ``.op`` fall back to gmin and source stepping; ``.tran`` keeps the behavioral node pair,
 whose RC nodes carry the initial state); the adapters are ideal controlled sources.
 """
 
@@ -25,11 +26,16 @@ from hwbp.pdk.cells import CELLS, get_cell
 from hwbp.pdk.sky130 import VCM_V, VDD_V, find_models, spiceinit
 from hwbp.targets.spice.model import Cell, Circuit, Section, SpiceOptions, SynapseArray
 
-__all__ = ["pdk_circuit", "pdk_spice_options", "adapter_text", "SUPPLIES", "PDK_CELLS", "pdk_cell_set"]
+__all__ = ["pdk_circuit", "pdk_spice_options", "adapter_text", "SUPPLIES", "PDK_CELLS", "PDK_DEFAULT", "pdk_cell_set"]
 
 #: What ``--pdk-cells`` may name: the activation cells (f and gate), the synapses (forward
 #: and backward, and the input synapses), the node pairs, the MSE loss port.
 PDK_CELLS = ("act", "syn", "node", "loss")
+#: The default set: the synapse is left out because with its ~23 devices per synapse the
+#: network's ``.op`` falls back from Newton to gmin and then source stepping (measured on the
+#: 4-8-3 MLP: over 18 minutes under load without a solution, against 11 s of CPU for the
+#: other three kinds); name it to use it (``--pdk-cells act,syn,node,loss``).
+PDK_DEFAULT = ("act", "node", "loss")
 
 #: Names of the supply sources the netlist adds: vdd (1.8 V) and vcm (0.8 V).
 SUPPLIES = ("vsky130_vdd", "vsky130_vcm")
@@ -62,9 +68,9 @@ def adapter_text(name: str) -> str:
 
 def pdk_cell_set(text: str | None, analysis: str = "op") -> tuple[str, ...]:
     """The transistor-level cell kinds of ``--pdk-cells`` (comma-separated names of
-    :data:`PDK_CELLS`; None: all of them for ``.op``, all but the node pair for ``.tran``)."""
+    :data:`PDK_CELLS`; None: :data:`PDK_DEFAULT` for ``.op``, without the node pair for ``.tran``)."""
     if text is None:
-        return PDK_CELLS if analysis == "op" else tuple(k for k in PDK_CELLS if k != "node")
+        return PDK_DEFAULT if analysis == "op" else tuple(k for k in PDK_DEFAULT if k != "node")
     items = [t.strip() for t in str(text).split(",") if t.strip()]
     bad = [t for t in items if t not in PDK_CELLS]
     if bad or not items:
