@@ -90,12 +90,12 @@ def blocks_csv(rows: Sequence[dict[str, Any]]) -> str:
 
 _SHOW = {"synapse": [("iu (A)", "syn_iu_A", ".4g"), ("gain lin. err", "syn_gain_lin_err", ".4f"),
                      ("fwd/bwd mismatch", "syn_fb_mismatch", ".2e"), ("offset fwd (w*x)", "syn_offset_fwd", ".4f"),
-                     ("offset bwd (w*x)", "syn_offset_bwd", ".4f"), ("x lin. err |x|<=3", "syn_x_lin_err", ".4f")],
+                     ("offset bwd (w*x)", "syn_offset_bwd", ".4f"), ("x lin. err, abs(x) <= 3", "syn_x_lin_err", ".4f")],
          "node": [("R (ohm)", "node_R_ohm", ".5g"), ("R+/R- - 1", "node_R_mismatch", ".2e"), ("C (F)", "node_C_F", ".4g"),
                   ("tau (s)", "node_tau_s", ".4g"), ("tension offset", "node_tension_offset", ".2e"),
                   ("R voltco (1/V)", "node_R_voltco_per_V", ".2e")],
          "loss": [("beta", "loss_beta", ".4f"), ("beta err", "loss_beta_err", "+.4f"), ("offset (x-y)", "loss_offset", ".2e"),
-                  ("lin. err |x-y|<=2", "loss_lin_err", ".4f"), ("gain change y=-1..1", "loss_cm_gain_err", ".4f")]}
+                  ("lin. err, abs(x - y) <= 2", "loss_lin_err", ".4f"), ("gain change y=-1..1", "loss_cm_gain_err", ".4f")]}
 _MC = {"synapse": ["syn_iu_A", "syn_fb_mismatch", "syn_offset_fwd", "syn_offset_bwd"],
        "node": ["node_R_ohm", "node_R_mismatch", "node_C_F", "node_tau_s", "node_tension_offset"],
        "loss": ["loss_beta", "loss_offset"]}
