@@ -50,7 +50,7 @@ def main(beta: float = 1.0) -> None:
         (HERE / f"hardware_{corner}.toml").write_text(text)
         hw = hardware_from_mapping(tomllib.loads(text))
         pred = verify(graph, batch, backend="reference", hardware=hw, instance_seed=0, beta=beta)
-        circ = verify(graph, batch, backend="spice", options={"pdk": "sky130", "corner": corner}, beta=beta)
+        circ = verify(graph, batch, backend="spice", options={"pdk": "sky130", "corner": corner, "pdk_cells": "act"}, beta=beta)
         t_max = float(max(abs(x).max() for k, x in circ.result.state.tension.items() if k != graph.output))
         for name, m in circ.report["parameters"].items():
             c, p = 1.0 - m["cosine"], 1.0 - pred.report["parameters"][name]["cosine"]
