@@ -4,6 +4,7 @@ densities."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from hwbp.errors import ConfigError
 from hwbp.pdk.sky130 import cells_dir
 
 __all__ = ["CellSpec", "CELLS", "get_cell", "cell_area_um2", "RSHEET_OHM_PER_SQ", "RES_WIDTH_UM",
-           "CAP_DENSITY_F_PER_UM2", "spice_number"]
+           "CAP_DENSITY_F_PER_UM2", "spice_number", "BlockSpec", "BLOCKS", "get_block"]
 
 #: Sheet resistance (ohm/square) of SKY130's xhigh_po poly resistor (``rsheet`` in
 #: ``sky130_fd_pr__res_xhigh_po__base``), the resistor every cell resistor is drawn in.
@@ -97,7 +98,7 @@ def spice_number(expr: str, env: Mapping[str, float]) -> float:
     body = expr.strip().strip("{}").strip("'")
     body = _NUM.sub(lambda m: repr(float(m.group(1)) * _SUFFIX.get((m.group(2) or "").lower(), 1.0)), body)
     try:
-        return float(eval(body, {"__builtins__": {}}, dict(env)))  # noqa: S307 (arithmetic of shipped cells)
+        return float(eval(body, {"__builtins__": {}, "sqrt": math.sqrt, "atanh": math.atanh}, dict(env)))  # noqa: S307 (arithmetic of shipped cells)
     except Exception as exc:  # noqa: BLE001
         raise ConfigError(f"cell parameter expression {expr!r}: {exc}") from None
 
@@ -124,7 +125,8 @@ def _subckts(text: str) -> dict[str, tuple[list[str], dict[str, str], list[str]]
 def cell_area_um2(path: Path, subckt: str, params: Mapping[str, float]) -> dict[str, float]:
     """Device area (um^2) of one instance of ``subckt`` in ``path``: W*L of every
     transistor, resistors as xhigh_po strips (``R/RSHEET`` squares of ``RES_WIDTH_UM``),
-    capacitors at the MIM density.  Returns ``{"mos": ..., "res": ..., "cap": ..., "total": ...}``."""
+    capacitors at the MIM density; PDK resistor and capacitor devices (``sky130_fd_pr__res_*``,
+    ``__cap_*``) by their drawn W*L.  Returns ``{"mos": ..., "res": ..., "cap": ..., "total": ...}``."""
     defs = _subckts(path.read_text(encoding="ascii"))
     acc = {"mos": 0.0, "res": 0.0, "cap": 0.0}
 
@@ -138,7 +140,8 @@ def cell_area_um2(path: Path, subckt: str, params: Mapping[str, float]) -> dict[
             kv = dict(t.split("=", 1) for t in toks if "=" in t)
             plain = [t for t in toks if "=" not in t]
             if kind == "x" and plain[-1].startswith("sky130_fd_pr__"):
-                acc["mos"] += spice_number(kv["W"], env) * spice_number(kv["L"], env)
+                part = "res" if "__res_" in plain[-1] else "cap" if "__cap_" in plain[-1] else "mos"
+                acc[part] += spice_number(kv["W"], env) * spice_number(kv["L"], env)
             elif kind == "x":
                 walk(plain[-1], kv, env)
             elif kind == "r":
@@ -149,3 +152,84 @@ def cell_area_um2(path: Path, subckt: str, params: Mapping[str, float]) -> dict[
     walk(subckt, {k: repr(float(v)) for k, v in params.items()}, {})
     acc["total"] = acc["mos"] + acc["res"] + acc["cap"]
     return acc
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One transistor-level network cell other than an activation: the synapse, the node
+    pair, the MSE loss port (``circuits/sky130/<subckt>.cir``, testbench ``tb_<subckt>.cir``).
+
+    Attributes
+    ----------
+    name : str
+        Short name (``synapse``, ``node``, ``loss``), as in ``--cells`` and ``--pdk-cells``.
+    subckt : str
+        Subcircuit name, the behavioral twin's.
+    role : str
+        The SPICE backend's cell role it replaces (``synapse``, ``neuron``, ``loss_mse``).
+    params : Mapping[str, float]
+        Default cell parameters (V, A, ohm, F, um as in the file's header).
+    calib : Mapping[str, float]
+        Constants the network's adapter programs the cell with, measured by its testbench
+        on tt, 27 C (``hwbp characterize --pdk sky130 --cells NAME``): the synapse's weight
+        map (``vtw`` V, ``tw``) and its current per unit of w*x at wmax = 1 (``iu_A``, A).
+    quiescent_current_A : float
+        Supply current at rest (A; vdd and, for the node pair, none), tt, 27 C, measured by
+        the testbench (the test suite checks it against a fresh run).
+    """
+
+    name: str
+    subckt: str
+    role: str
+    params: Mapping[str, float]
+    calib: Mapping[str, float]
+    quiescent_current_A: float
+
+    @property
+    def path(self) -> Path:
+        """The cell file."""
+        return cells_dir() / f"{self.subckt}.cir"
+
+    @property
+    def testbench(self) -> Path:
+        """The cell's testbench, next to it."""
+        return cells_dir() / f"tb_{self.subckt}.cir"
+
+    @property
+    def area_um2(self) -> float:
+        """Device area of one instance at the default parameters (um^2, :func:`cell_area_um2`)."""
+        return cell_area_um2(self.path, self.subckt, self.params)["total"]
+
+    @property
+    def quiescent_power_W(self) -> float:
+        """Supply power at rest (W): vdd times :attr:`quiescent_current_A`."""
+        from hwbp.pdk.sky130 import VDD_V
+
+        return VDD_V * self.quiescent_current_A
+
+
+#: The synapse, node pair and loss port (tt, 27 C figures from ``hwbp characterize --pdk sky130
+#: --cells synapse,node,loss``; see each file's header for the design).
+BLOCKS: Mapping[str, BlockSpec] = {
+    "synapse": BlockSpec("synapse", "hwbp_synapse", "synapse",
+                         {"vu": 0.125, "vwc": 0.6, "it": 1e-6, "kx": 0.08, "rdiv": 100e3, "w": 4.0, "l": 2.0,
+                          "ww": 10.0, "lw": 1.0, "wt": 2.0, "lt": 2.0, "wp": 13.0, "lp": 2.0},
+                         {"vtw": 0.1, "tw": 0.8, "iu_A": 8.286e-8}, 2.66e-6),
+    "node": BlockSpec("node", "hwbp_neuron_pair", "neuron",
+                      {"vu": 0.125, "r": 125e3, "c": 1e-12, "rw": 1.41}, {}, 0.0),
+    "loss": BlockSpec("loss", "hwbp_loss_mse", "loss_mse",
+                      {"vu": 0.125, "beta": 0.25, "iu": 1e-6, "ib": 1e-6, "kx": 0.75, "rdiv": 1e6, "rgm": 194e3,
+                       "w": 4.0, "l": 2.0, "wt": 2.0, "lt": 2.0, "wp": 32.0, "lp": 2.0}, {}, 3.44e-6),
+}
+
+
+def get_block(name: str) -> BlockSpec:
+    """The block ``name``; a :class:`ConfigError` that lists the valid ones, or says which of
+    its files is missing, otherwise."""
+    if name not in BLOCKS:
+        raise ConfigError(f"--cells {name!r}: unknown cell; valid: {', '.join([*CELLS, *BLOCKS])}")
+    spec = BLOCKS[name]
+    for what, p in (("cell file", spec.path), ("testbench", spec.testbench)):
+        if not p.is_file():
+            raise ConfigError(f"--cells {name}: its {what} {p.name} is missing from {p.parent}")
+    return spec

@@ -6,8 +6,10 @@ Units and volts: the behavioral circuit works in units (1 V of a node = 1 unit, 
 1/R per unit).  Each transistor cell sits behind a linear adapter that states the scaling:
 its inputs are ``V = vcm + vu * value`` (vu V per unit around vcm = 0.8 V), its f output
 current is held at vcm and mirrored into the summing node as ``I / (I_unit * R)``, and its
-gate voltage is read back as ``(V - vcm) / vu``.  The node pairs, synapses and loss port
-stay behavioral (R, C, ideal transconductances); the adapters are ideal controlled sources.
+gate voltage is read back as ``(V - vcm) / vu``.  The synapses, node pairs and the MSE loss
+port are their SKY130 cells too (:mod:`hwbp.pdk.adapters`), as chosen by ``--pdk-cells``
+(:data:`PDK_CELLS`; default :data:`PDK_DEFAULT`, all but the synapse, see there; ``.tran``
+keeps the behavioral node pair, whose RC nodes carry the initial state); the adapters are ideal controlled sources.
 """
 
 from __future__ import annotations
@@ -16,12 +18,24 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from hwbp.errors import ConfigError
 from hwbp.pdk.cells import CELLS, get_cell
 from hwbp.pdk.sky130 import VCM_V, VDD_V, find_models, spiceinit
-from hwbp.targets.spice.model import Cell, Circuit, SpiceOptions
+from hwbp.targets.spice.model import Cell, Circuit, Section, SpiceOptions, SynapseArray
 
-__all__ = ["pdk_circuit", "pdk_spice_options", "adapter_text", "SUPPLIES"]
+__all__ = ["pdk_circuit", "pdk_spice_options", "adapter_text", "SUPPLIES", "PDK_CELLS", "PDK_DEFAULT", "pdk_cell_set"]
+
+#: What ``--pdk-cells`` may name: the activation cells (f and gate), the synapses (forward
+#: and backward, and the input synapses), the node pairs, the MSE loss port.
+PDK_CELLS = ("act", "syn", "node", "loss")
+#: The default set.  Each kind alone and act,syn,loss meet cosine >= 0.99 on the 4-8-3 MLP
+#: (tests/test_pdk_blocks.py, docs/transistor-level.md); the synapse is left out because its
+#: ~23 devices per synapse make one .op take minutes of CPU, and the synapses together with
+#: the transistor node pairs stop ngspice's .op with a singular matrix at a node pair's
+#: capacitor node (measured, not yet resolved).  Name it to use it: --pdk-cells act,syn,loss.
+PDK_DEFAULT = ("act", "node", "loss")
 
 #: Names of the supply sources the netlist adds: vdd (1.8 V) and vcm (0.8 V).
 SUPPLIES = ("vsky130_vdd", "vsky130_vcm")
@@ -52,6 +66,62 @@ def adapter_text(name: str) -> str:
     return body + "\n".join(wrapper) + "\n"
 
 
+def pdk_cell_set(text: str | None, analysis: str = "op") -> tuple[str, ...]:
+    """The transistor-level cell kinds of ``--pdk-cells`` (comma-separated names of
+    :data:`PDK_CELLS`; None: :data:`PDK_DEFAULT` for ``.op``, without the node pair for ``.tran``)."""
+    if text is None:
+        return PDK_DEFAULT if analysis == "op" else tuple(k for k in PDK_DEFAULT if k != "node")
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    bad = [t for t in items if t not in PDK_CELLS]
+    if bad or not items:
+        raise ConfigError(f"--pdk-cells {text!r}: {'unknown ' + ', '.join(bad) if bad else 'empty'}; "
+                          f"valid: comma-separated {', '.join(PDK_CELLS)}")
+    if "node" in items and analysis != "op":
+        raise ConfigError("--pdk-cells node: the transistor node pair runs in --analysis op only (.tran sets its "
+                          "initial state on the behavioral pair's RC nodes); leave node out")
+    return tuple(k for k in PDK_CELLS if k in items)
+
+
+def _swap_blocks(circuit: Circuit, kinds: tuple[str, ...], beta: float) -> tuple[list[Cell], list[Section], float]:
+    """The synapse, node and loss cells of ``kinds`` as SKY130 cells behind their adapters,
+    the sections with the synapse arrays as cell instances, and the full-scale weight."""
+    from hwbp.pdk.adapters import input_synapse_text, loss_text, node_text, synapse_text
+
+    cells: list[Cell] = []
+    sections = list(circuit.sections)
+    wmax = 0.0
+    if "syn" in kinds:
+        sections = []
+        roles = set()
+        for sec in circuit.sections:
+            items = []
+            for it in sec.items:
+                if isinstance(it, SynapseArray):
+                    if it.backward_s is not None:
+                        raise ConfigError("--pdk-cells syn: a device instance's synapses are not transistor cells")
+                    w = np.abs(it.conductance_s if it.mask is None else it.conductance_s[it.mask])
+                    wmax = max(wmax, float(w.max(initial=0.0)) * circuit_r(circuit))
+                    roles.add("synapse" if it.gate is not None else "input_synapse")
+                    it = dataclasses.replace(it, flat=False)
+                items.append(it)
+            sections.append(dataclasses.replace(sec, items=tuple(items)))
+        if "synapse" in roles:
+            cells.append(Cell("synapse", "hwbp_synapse", 4, "hwbp_synapse.cir", synapse_text()))
+        if "input_synapse" in roles:
+            cells.append(Cell("input_synapse", "hwbp_synapse_fwd", 2, "hwbp_synapse_fwd.cir",
+                              input_synapse_text(with_cell="synapse" not in roles)))
+    if "node" in kinds:
+        cells.append(Cell("neuron", "hwbp_neuron_pair", 6, "hwbp_neuron_pair.cir", node_text()))
+    if "loss" in kinds and any(c.role == "loss_mse" for c in circuit.cells):
+        cells.append(Cell("loss_mse", "hwbp_loss_mse", 3, "hwbp_loss_mse.cir", loss_text(beta)))
+    return cells, sections, wmax
+
+
+def circuit_r(circuit: Circuit) -> float:
+    """The circuit's node resistance ``hwbp_r`` (ohm)."""
+    return float(dict(circuit.params)["hwbp_r"])
+
+
 def pdk_spice_options(spice: SpiceOptions, opts: Any) -> SpiceOptions:
     """``spice`` with the tolerances for device models (unless the user set them) and the
     ``pair`` realization."""
@@ -61,31 +131,42 @@ def pdk_spice_options(spice: SpiceOptions, opts: Any) -> SpiceOptions:
 
 
 def pdk_circuit(circuit: Circuit, opts: Any) -> Circuit:
-    """``circuit`` with its activation cells at transistor level (``opts``: the backend's
-    ``pdk``, ``pdk_root``, ``corner``, ``temp_c``, ``mc_seed``)."""
+    """``circuit`` with its activation cells, synapses, node pairs and MSE loss port at
+    transistor level, as ``--pdk-cells`` chooses (``opts``: the backend's ``pdk``,
+    ``pdk_root``, ``corner``, ``temp_c``, ``mc_seed``, ``pdk_cells``, ``analysis``)."""
     if opts.pdk != "sky130":
         raise ConfigError(f"--pdk {opts.pdk!r}: unknown PDK; valid: sky130")
     lib = find_models(opts.pdk_root)
     section = opts.corner if opts.mc_seed is None else f"{opts.corner}_mm"
+    kinds = pdk_cell_set(getattr(opts, "pdk_cells", None), getattr(opts, "analysis", "op"))
+    beta = float(dict(circuit.params).get("hwbp_beta", "1"))
+    swapped, sections, wmax = _swap_blocks(circuit, kinds, beta)
+    replaced = {c.role for c in swapped}
     cells = []
     for c in circuit.cells:
         act = c.role[4:] if c.role.startswith("act_") else None
-        if act is None or act == "identity":
+        if c.role in replaced:
+            continue
+        if act is None or act == "identity" or "act" not in kinds:
             cells.append(c)
         elif act in CELLS:
             cells.append(Cell(c.role, c.name, c.ports, c.filename, adapter_text(act)))
         else:
             raise ConfigError(f"--pdk sky130: no transistor-level cell for activation {act!r} "
                               f"(cells: {', '.join(CELLS)})")
+    cells += swapped
     header = circuit.header + (
-        f"transistor level: activation cells from circuits/sky130/ on SKY130 {section}, {opts.temp_c:g} C"
+        f"transistor level: {', '.join(kinds)} cells from circuits/sky130/ on SKY130 {section}, {opts.temp_c:g} C"
         + ("" if opts.mc_seed is None else f", Monte Carlo seed {opts.mc_seed}"),
         f"units and volts: cell inputs vcm + vu*value (vcm = {VCM_V} V, vu per cell), f currents in the "
         f"cell's unit current, gates (V - vcm)/vu; supply {VDD_V} V",
-    )
+    ) + ((f"synapses: the weight w = g*hwbp_r programmed as the cell's stored vw = vtw*atanh(tw*w/wmax), "
+          f"full scale wmax = {wmax:.6g} (the largest |w|)",) if "syn" in kinds else ())
+    params = circuit.params + ((("hwbp_wmax", repr(max(wmax, 1e-6))),) if "syn" in kinds else ())
     preamble = (f'.lib "{lib}" {section}', f".temp {opts.temp_c:g}", ".global vdd vcm",
                 f"{SUPPLIES[0]} vdd 0 {VDD_V}", f"{SUPPLIES[1]} vcm 0 {VCM_V}")
-    return dataclasses.replace(circuit, header=header, cells=tuple(cells), preamble=preamble,
+    return dataclasses.replace(circuit, header=header, cells=tuple(cells), preamble=preamble, params=params,
+                               sections=tuple(sections),
                                run_files=MappingProxyType({".spiceinit": spiceinit(opts.mc_seed)}))
 
 

@@ -63,7 +63,8 @@ def run(beta: float, out: Path, cells: list) -> None:
         old = verify(graph, batch, backend="reference", instance_seed=0, beta=beta,
                      hardware=hardware_from_mapping(tomllib.loads(hardware_toml([cell_row]))))
         circ = verify(graph, batch, backend="spice", beta=beta,
-                      options={"pdk": "sky130", "corner": corner, "timeout_s": 3000.0})
+                      options={"pdk": "sky130", "corner": corner, "pdk_cells": "act",
+                               "timeout_s": 3000.0})
         t_max = float(max(abs(x).max() for k, x in circ.result.state.tension.items() if k != graph.output))
         c_all, p_all, o_all = _one_minus_cos(circ), _one_minus_cos(pred), _one_minus_cos(old)
         for name, c in c_all.items():

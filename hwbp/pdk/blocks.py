@@ -1,0 +1,218 @@
+"""Testbenches and measurements of the synapse, the node pair and the MSE loss port
+(:data:`hwbp.pdk.cells.BLOCKS`): one ngspice run per cell, corner, temperature and Monte
+Carlo draw, measured into one row each.
+
+A :class:`BlockBench` carries only text and numbers, so it pickles and runs as a Dask task
+(:func:`run_block`) like the activation cells' :class:`~hwbp.pdk.bench.Bench`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from hwbp.errors import BackendError
+from hwbp.pdk.cells import BlockSpec, cell_area_um2, get_block
+from hwbp.pdk.sky130 import VCM_V, VDD_V, spiceinit
+
+__all__ = ["BlockBench", "block_bench", "run_block", "measure_block", "BLOCK_COLUMNS", "SYN_WEIGHTS", "X_RANGE",
+           "X_STEP"]
+
+#: Programmed weights of the synapse testbench (w / wmax), in its instance order.
+SYN_WEIGHTS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+#: Input sweeps in units: x in [-X_RANGE, X_RANGE] by X_STEP (the loss port: x - y to +-4/3 more).
+X_RANGE, X_STEP = 3.0, 0.25
+#: Outputs each testbench writes.
+_OUTPUTS = {"synapse": ("op.txt", "dcf.txt", "dcb.txt"), "node": ("dc.txt", "tran.txt"),
+            "loss": ("op.txt", "dc.txt")}
+#: The node pair's step (units of fd) at 10 ns and the run length in node time constants.
+_STEP_T0_S, _TRAN_TAUS = 10e-9, 12.0
+_SD_REST = 0.5
+
+#: Columns of ``blocks.csv`` (one cell's row leaves the others' columns empty).
+BLOCK_COLUMNS = ["cell", "corner", "temp_C", "mc_seed", "vu_V",
+                 "syn_iu_A", "syn_gain_lin_err", "syn_fb_mismatch", "syn_offset_fwd", "syn_offset_bwd",
+                 "syn_x_lin_err",
+                 "node_R_ohm", "node_R_mismatch", "node_C_F", "node_tau_s", "node_tension_offset",
+                 "node_R_voltco_per_V",
+                 "loss_beta", "loss_beta_err", "loss_offset", "loss_lin_err", "loss_cm_gain_err",
+                 "supply_current_A", "power_W", "area_um2"]
+
+
+@dataclass(frozen=True)
+class BlockBench:
+    """One testbench run of a block (see :class:`hwbp.pdk.bench.Bench`); ``fill`` holds the
+    placeholder values beyond the common ones."""
+
+    name: str
+    cell_text: str
+    tb_text: str
+    cell_file: str
+    lib: str
+    corner: str
+    temp_c: float
+    params: tuple[tuple[str, float], ...]
+    fill: tuple[tuple[str, str], ...]
+    seed: int | None = None
+    timeout_s: float = 600.0
+
+    def deck(self) -> str:
+        """The testbench with its placeholders filled."""
+        fill = {"{SKY130_LIB}": self.lib, "{VCM}": f"{VCM_V:.12g}", "{CORNER}": self.corner,
+                "{TEMP_C}": f"{self.temp_c:g}", "{PARAMS}": " ".join(f"{k}={v:.12g}" for k, v in self.params),
+                **dict(self.fill)}
+        text = self.tb_text
+        for k, v in fill.items():
+            text = text.replace(k, v)
+        return text
+
+
+def block_bench(spec: BlockSpec, lib: str, corner: str, temp_c: float, seed: int | None = None,
+                params: Mapping[str, float] | None = None) -> BlockBench:
+    """The testbench run of ``spec`` on ``corner`` (a model section: ``tt``, ``tt_mm``) at
+    ``temp_c`` (deg C), with ``params`` (default: the cell's)."""
+    p = dict(spec.params if params is None else params)
+    vu = p["vu"]
+    lo, hi, st = VCM_V - X_RANGE * vu, VCM_V + X_RANGE * vu + 1e-9, X_STEP * vu
+    if spec.name == "synapse":
+        fill = {"{VTW}": repr(spec.calib["vtw"]), "{TW}": repr(spec.calib["tw"])}
+    elif spec.name == "node":
+        tau = p["r"] * p["c"]
+        fill = {"{SD}": f"{VCM_V + _SD_REST * vu:.12g}", "{STEP_HI}": f"{VCM_V + vu:.12g}",
+                "{T_STOP}": f"{_STEP_T0_S + _TRAN_TAUS * tau:.6g}", "{T_STEP}": f"{tau / 50:.6g}"}
+    else:
+        lo, hi = VCM_V - (X_RANGE + 1) * vu, VCM_V + (X_RANGE + 1) * vu + 1e-9
+        fill = {"{Y_LO}": f"{VCM_V - vu:.12g}", "{Y_HI}": f"{VCM_V + vu + 1e-9:.12g}", "{Y_STEP}": f"{vu:.12g}"}
+    fill.update({"{X_LO}": f"{lo:.12g}", "{X_HI}": f"{hi:.12g}", "{X_STEP}": f"{st:.12g}"})
+    return BlockBench(spec.name, spec.path.read_text(encoding="ascii"), spec.testbench.read_text(encoding="ascii"),
+                      spec.path.name, lib, corner, float(temp_c), tuple(p.items()), tuple(fill.items()), seed)
+
+
+def run_block(bench: BlockBench) -> dict[str, np.ndarray]:
+    """Run ``bench`` in a fresh directory; its output tables by file name.  A one-line
+    :class:`BackendError` when ngspice fails, times out or writes no results."""
+    where = f"testbench {bench.cell_file} ({bench.corner}, {bench.temp_c:g} C)"
+    with tempfile.TemporaryDirectory(prefix="hwbp-pdk-") as tmp:
+        d = Path(tmp)
+        (d / ".spiceinit").write_text(spiceinit(bench.seed), encoding="ascii")
+        (d / bench.cell_file).write_text(bench.cell_text, encoding="ascii")
+        (d / "tb.cir").write_text(bench.deck(), encoding="ascii")
+        try:
+            proc = subprocess.run([os.environ.get("HWBP_NGSPICE", "ngspice"), "-b", "tb.cir"], cwd=d,
+                                  capture_output=True, timeout=bench.timeout_s, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise BackendError(f"{where}: ngspice did not finish in {bench.timeout_s:g} s") from None
+        except OSError as exc:
+            raise BackendError(f"{where}: cannot run ngspice ({exc.strerror})") from None
+        outputs = _OUTPUTS[bench.name]
+        missing = [n for n in outputs if not (d / n).is_file()]
+        if proc.returncode != 0 or missing:
+            text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+            why = [ln for ln in text.splitlines() if "rror" in ln or "converge" in ln.lower()][:1]
+            raise BackendError(f"{where}: ngspice failed (exit {proc.returncode}"
+                               f"{', no ' + ', '.join(missing) if missing else ''}"
+                               f"{': ' + why[0].strip()[:160] if why else ''})")
+        return {n: np.atleast_2d(np.loadtxt(d / n)) for n in outputs}
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def _synapse(t: Mapping[str, np.ndarray], spec: BlockSpec, p: Mapping[str, float]) -> dict[str, float]:
+    vu = p["vu"]
+    f, b = t["dcf.txt"], t["dcb.txt"]
+    x = (f[:, 0] - VCM_V) / vu
+    # wrdata: (sweep, value) pairs; instance k's forward current in pair 2k, backward in 2k+1
+    fwd, bwd = f[:, 1::2][:, 0::2], b[:, 1::2][:, 1::2]
+    ws = np.array(SYN_WEIGHTS)
+    inner = np.abs(x) <= 1.0 + 1e-9
+    gf = np.array([_slope(x[inner], fwd[inner, k]) for k in range(len(ws))])
+    gb = np.array([_slope(x[inner], bwd[inner, k]) for k in range(len(ws))])
+    iu = float(np.dot(ws, gf) / np.dot(ws, ws))  # A per unit of w*x at wmax = 1 (fit through 0)
+    nz = ws != 0
+    zero = int(np.argmin(np.abs(x)))
+    top = int(np.argmax(ws))
+    xlin = (fwd[:, top] - fwd[zero, top] - gf[top] * x) / (gf[top] * X_RANGE)
+    i_vdd = float(-t["op.txt"][0, 1]) / len(ws)
+    return {"syn_iu_A": iu, "syn_gain_lin_err": float(np.max(np.abs(gf - iu * ws)) / abs(iu)),
+            "syn_fb_mismatch": float(np.max(np.abs(gb[nz] / gf[nz] - 1.0))),
+            "syn_offset_fwd": float(np.max(np.abs(fwd[zero]))) / abs(iu),
+            "syn_offset_bwd": float(np.max(np.abs(bwd[zero]))) / abs(iu),
+            "syn_x_lin_err": float(np.max(np.abs(xlin))),
+            "supply_current_A": i_vdd, "power_W": VDD_V * i_vdd}
+
+
+def _node(t: Mapping[str, np.ndarray], spec: BlockSpec, p: Mapping[str, float]) -> dict[str, float]:
+    vu, r = p["vu"], p["r"]
+    d = t["dc.txt"]
+    fd = (d[:, 0] - VCM_V) / vu
+    xp, xm, tn = (d[:, 1] - VCM_V) / vu, (d[:, 3] - VCM_V) / vu, (d[:, 5] - VCM_V) / vu
+    # injected: (fd +- sd/2)*vu/r; R = the node's voltage over that current
+    ip, im = (fd + _SD_REST / 2) * vu / r, (fd - _SD_REST / 2) * vu / r
+    ok_p, ok_m = np.abs(ip) > 1e-3 * vu / r, np.abs(im) > 1e-3 * vu / r
+    rp, rm = (xp * vu)[ok_p] / ip[ok_p], (xm * vu)[ok_m] / im[ok_m]
+    R = float(np.median(np.concatenate([rp, rm])))
+    rest = int(np.argmin(np.abs(fd)))
+    # R(V): the relative change of the leak over the node's voltage range (per V)
+    vp = (xp * vu)[ok_p]
+    voltco = float(np.polyfit(np.abs(vp), rp / R, 1)[0]) if vp.size > 2 else float("nan")
+    tr = t["tran.txt"]
+    ts, v = tr[:, 0], (tr[:, 1] - VCM_V) / vu
+    after = ts > _STEP_T0_S + 1e-12
+    final, start = v[-1], v[0]
+    frac = (final - v[after]) / (final - start)
+    use = (frac < 0.9) & (frac > 0.02)
+    tau = float(-1.0 / np.polyfit(ts[after][use] - _STEP_T0_S, np.log(frac[use]), 1)[0])
+    return {"node_R_ohm": R, "node_R_mismatch": float(np.median(rp) / np.median(rm) - 1.0), "node_tau_s": tau,
+            "node_C_F": tau / R, "node_tension_offset": float(tn[rest] - _SD_REST * R / r),
+            "node_R_voltco_per_V": voltco, "supply_current_A": 0.0, "power_W": 0.0}
+
+
+def _loss(t: Mapping[str, np.ndarray], spec: BlockSpec, p: Mapping[str, float]) -> dict[str, float]:
+    vu, iu, beta = p["vu"], p["iu"], p["beta"]
+    d = t["dc.txt"]
+    n = int(round(2 * (X_RANGE + 1) / X_STEP)) + 1
+    x = (d[:n, 0] - VCM_V) / vu
+    cur = d[:, 1].reshape(-1, n) / iu  # rows: y = -1, 0, +1 units
+    ys = (-1.0, 0.0, 1.0)
+    gains, lin = [], []
+    for k, y in enumerate(ys):
+        e = x - y
+        inner = np.abs(e) <= 2.0 + 1e-9
+        g, o = np.polyfit(e[inner], cur[k][inner], 1)
+        gains.append(g)
+        lin.append(np.max(np.abs(cur[k][inner] - g * e[inner] - o)) / (abs(g) * 2.0))
+    i_vdd = float(-t["op.txt"][0, 1])
+    return {"loss_beta": float(gains[1]), "loss_beta_err": float(gains[1] / beta - 1.0),
+            "loss_offset": float(t["op.txt"][0, 5]) / iu / beta, "loss_lin_err": float(max(lin)),
+            "loss_cm_gain_err": float((max(gains) - min(gains)) / gains[1]),
+            "supply_current_A": i_vdd, "power_W": VDD_V * i_vdd}
+
+
+def measure_block(name: str, tables: Mapping[str, np.ndarray], params: Mapping[str, float] | None = None
+                  ) -> dict[str, Any]:
+    """The measurements of one block run (the columns of :data:`BLOCK_COLUMNS` it fills).
+
+    synapse: ``syn_iu_A`` (A per unit of w*x at wmax = 1, the fit of the forward gain against
+    the programmed weight), ``syn_gain_lin_err`` (largest deviation of a gain from that fit,
+    relative), ``syn_fb_mismatch`` (largest |backward/forward gain - 1| over w != 0),
+    ``syn_offset_fwd``/``_bwd`` (output at zero input, units of w*x), ``syn_x_lin_err`` (largest
+    deviation from linear in x over |x| <= 3 at w = wmax, relative to full scale).
+    node: ``node_R_ohm`` (leak), ``node_R_mismatch`` (x+ against x-), ``node_tau_s`` (step
+    response), ``node_C_F`` = tau/R, ``node_tension_offset`` (units, at rest), ``node_R_voltco_per_V``.
+    loss: ``loss_beta`` (the realized beta), ``loss_beta_err``, ``loss_offset`` (units of x - y
+    at x = y), ``loss_lin_err`` (|x - y| <= 2), ``loss_cm_gain_err`` (gain change over y = -1..1).
+    All: ``supply_current_A`` (vdd, per instance), ``power_W``, ``area_um2``.
+    """
+    spec = get_block(name)
+    p = dict(spec.params if params is None else params)
+    row = {"synapse": _synapse, "node": _node, "loss": _loss}[name](tables, spec, p)
+    row["area_um2"] = cell_area_um2(spec.path, spec.subckt, p)["total"]
+    return row

@@ -1,0 +1,162 @@
+"""The SKY130 synapse, node pair and MSE loss port (circuits/sky130/): the behavioral twins'
+ports, area and quiescent current in the registry, the adapters' scaling, ``--pdk-cells``
+input errors; each testbench in ngspice on tt, 27 C (slow: the models alone load in ~4 s of
+CPU) against its stated figures, a synapse whose backward half has another gain than its
+forward half caught by the forward/backward mismatch, and a node pair whose two leaks differ
+failing network verification (tests/fixtures/sky130_broken/)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hwbp.cli import main
+from hwbp.errors import ConfigError
+from hwbp.pdk.adapters import input_synapse_text, loss_iu_A, loss_text, node_text, synapse_text
+from hwbp.pdk.cells import BLOCKS, cell_area_um2, get_block
+from hwbp.pdk.network import PDK_CELLS, pdk_cell_set
+from spice_helpers import require_ngspice
+
+ROOT = Path(__file__).resolve().parents[1]
+BROKEN = ROOT / "tests" / "fixtures" / "sky130_broken"
+PORTS = {"synapse": "pre post gate sens", "node": "xp xm xb tn fd sd", "loss": "xb y sd"}
+
+
+def test_block_files_ports_area_and_quiescent_current():
+    for name, spec in BLOCKS.items():
+        get_block(name)
+        behavioral = (ROOT / "circuits" / "behavioral" / f"{spec.subckt}.cir").read_text()
+        assert f".subckt {spec.subckt} {PORTS[name]}" in behavioral
+        assert f".subckt {spec.subckt} {PORTS[name]} params:" in spec.path.read_text()
+        assert f'.include "{spec.subckt}.cir"' in spec.testbench.read_text()
+        assert spec.area_um2 > 0 and spec.quiescent_current_A >= 0
+    p = BLOCKS["synapse"].params
+    # two Gilbert halves of 1 tail + 2 weight + 4 input + 2 load devices, plus the bias diode
+    mos = 2 * (p["wt"] * p["lt"] + 2 * p["ww"] * p["lw"] + 4 * p["w"] * p["l"] + 2 * p["wp"] * p["lp"]) \
+        + p["wt"] * p["lt"]
+    assert cell_area_um2(BLOCKS["synapse"].path, "hwbp_synapse", p)["mos"] == pytest.approx(mos)
+    node = cell_area_um2(BLOCKS["node"].path, "hwbp_neuron_pair", BLOCKS["node"].params)
+    # two MIM plates of (sqrt(C/2 fF/um^2) - 0.15 um)^2, two leaks
+    assert node["cap"] == pytest.approx(2 * ((1e-12 / 2e-15) ** 0.5 - 0.15) ** 2)
+    assert node["mos"] == 0 and node["res"] > 0
+    assert BLOCKS["node"].quiescent_current_A == 0.0  # passive devices, no supply
+
+
+def test_adapters_state_the_scaling():
+    syn = synapse_text()
+    assert ".subckt hwbp_synapse pre post gate sens params: g=0" in syn and "sky130_synapse_gilbert" in syn
+    assert "atanh" in syn and "hwbp_wmax" in syn
+    assert ".subckt sky130_synapse " not in input_synapse_text(with_cell=False)
+    assert ".subckt hwbp_synapse_fwd pre post params: g=0" in input_synapse_text()
+    assert ".subckt hwbp_neuron_pair xp xm xb tn fd sd" in node_text()
+    assert "beta=0.25 " in loss_text(0.25) and loss_iu_A(0.25) == 1e-6 and loss_iu_A(1.0) == 0.25e-6
+    with pytest.raises(ConfigError, match="beta > 0"):
+        loss_text(0.0)
+
+
+def test_pdk_cells_choice_and_its_errors():
+    assert pdk_cell_set(None) == ("act", "node", "loss")
+    assert pdk_cell_set(None, "tran") == ("act", "loss")
+    assert pdk_cell_set("loss,syn,node,act") == PDK_CELLS
+    assert pdk_cell_set("loss, act") == ("act", "loss")
+    with pytest.raises(ConfigError, match="unknown gates"):
+        pdk_cell_set("act,gates")
+    with pytest.raises(ConfigError, match="op only"):
+        pdk_cell_set("node", "tran")
+
+
+def test_pdk_cells_without_pdk_and_unknown_names_are_one_line_exit_2(capsys):
+    model = str(ROOT / "examples" / "mlp_digits.onnx")
+    assert main(["verify", model, "--backend", "spice", "--pdk-cells", "act", "--random-batch", "1"]) == 2
+    assert "apply to --pdk sky130" in capsys.readouterr().err
+    assert main(["verify", model, "--backend", "spice", "--pdk", "sky130", "--pdk-cells", "act,wires",
+                 "--random-batch", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pdk-cells" in err[0] and "wires" in err[0]
+
+
+def _measure(name: str, cell_text: str | None = None) -> dict:
+    from hwbp.pdk.blocks import block_bench, measure_block, run_block
+    from hwbp.pdk.sky130 import find_models
+
+    bench = block_bench(get_block(name), str(find_models()), "tt", 27.0)
+    if cell_text is not None:
+        import dataclasses
+
+        bench = dataclasses.replace(bench, cell_text=cell_text)
+    return measure_block(name, run_block(bench))
+
+
+@pytest.mark.slow
+def test_synapse_testbench_one_weight_both_directions_and_a_mismatched_half_is_caught():
+    require_ngspice()
+    spec = BLOCKS["synapse"]
+    row = _measure("synapse")
+    # the stored weight sets both gains: forward and backward agree (nominal devices)
+    assert row["syn_fb_mismatch"] < 1e-4
+    assert row["syn_iu_A"] == pytest.approx(spec.calib["iu_A"], rel=0.02)  # the adapter's calibration
+    assert row["syn_gain_lin_err"] < 0.01  # gain linear in the programmed weight (measured 0.0032)
+    assert row["syn_offset_fwd"] < 0.01 and row["syn_offset_bwd"] < 0.01  # measured 0.0026
+    assert row["syn_x_lin_err"] < 0.05  # tanh compression of the upper pairs at |x| = 3 (measured 0.033)
+    assert row["supply_current_A"] == pytest.approx(spec.quiescent_current_A, rel=0.05)
+    broken = _measure("synapse", (BROKEN / "hwbp_synapse.cir").read_text())
+    assert broken["syn_fb_mismatch"] > 0.3  # backward tail twice as wide
+
+
+@pytest.mark.slow
+def test_node_pair_testbench_r_c_tau():
+    require_ngspice()
+    p = BLOCKS["node"].params
+    row = _measure("node")
+    assert row["node_R_ohm"] == pytest.approx(p["r"], rel=0.01)  # measured +0.07 %
+    assert row["node_C_F"] == pytest.approx(p["c"], rel=0.02)
+    assert row["node_tau_s"] == pytest.approx(p["r"] * p["c"], rel=0.02)
+    assert abs(row["node_R_mismatch"]) < 1e-9 and abs(row["node_tension_offset"]) < 1e-3
+    broken = _measure("node", (BROKEN / "hwbp_neuron_pair.cir").read_text())
+    assert broken["node_R_mismatch"] < -0.4  # R+/R- - 1 = -0.5
+
+
+@pytest.mark.slow
+def test_loss_port_testbench_realizes_beta():
+    require_ngspice()
+    row = _measure("loss")
+    assert row["loss_beta"] == pytest.approx(BLOCKS["loss"].params["beta"], rel=0.01)  # measured -0.2 %
+    assert abs(row["loss_offset"]) < 1e-3 and row["loss_lin_err"] < 0.02 and row["loss_cm_gain_err"] < 0.01
+    assert row["supply_current_A"] == pytest.approx(BLOCKS["loss"].quiescent_current_A, rel=0.05)
+
+
+def _tiny_verify(options: dict):
+    from hwbp.io import random_batch
+    from hwbp.models import random_mlp
+    from hwbp.verify.run import verify
+
+    graph = random_mlp([4, 8, 3], activation="tanh", seed=0).with_loss("mse")
+    v = verify(graph, random_batch(graph, 2, seed=0), backend="spice", options={"pdk": "sky130", **options})
+    return v, {k: m["cosine"] for k, m in v.report["parameters"].items()}
+
+
+@pytest.mark.slow
+def test_node_pairs_at_transistor_level_and_a_pair_whose_leaks_differ_fails(tmp_path, monkeypatch):
+    require_ngspice()
+    import hwbp.pdk.cells as cells_mod
+
+    _, cos = _tiny_verify({"pdk_cells": "node"})
+    assert min(cos.values()) > 0.9999, cos  # matched halves: measured 1.000000 (rel_err 0.2 %)
+    lib = tmp_path / "sky130"
+    shutil.copytree(ROOT / "circuits" / "sky130", lib)
+    shutil.copy(BROKEN / "hwbp_neuron_pair.cir", lib / "hwbp_neuron_pair.cir")
+    monkeypatch.setattr(cells_mod, "cells_dir", lambda: lib)
+    _, cos = _tiny_verify({"pdk_cells": "node"})
+    assert min(cos.values()) < 0.99, cos
+
+
+@pytest.mark.slow
+def test_synapses_at_transistor_level_meet_the_cosine_bound():
+    require_ngspice()
+    # ~1,000 BSIM4 devices: the .op and the supply .op take minutes of CPU each
+    v, cos = _tiny_verify({"pdk_cells": "syn", "timeout_s": 3000.0})
+    assert min(cos.values()) >= 0.99, cos  # measured: 0.99996 (fc1.bias) and above
+    # 24 synapses and 32 forward halves at 1 uA tails: ~0.2 mW (measured 2.17e-4 W)
+    assert 1e-4 < v.report["settle"]["supply_power_W"] < 5e-4
