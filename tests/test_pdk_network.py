@@ -70,7 +70,7 @@ def test_tran_reports_settling_to_one_percent_and_energy_per_sample():
 
     require_ngspice()
     graph, _ = _tiny()
-    v = verify(graph, random_batch(graph, 1, seed=0), backend="spice", options={"pdk": "sky130", "analysis": "tran"})
+    v = verify(graph, random_batch(graph, 1, seed=0), backend="spice", options={"pdk": "sky130", "pdk_cells": "act", "analysis": "tran"})
     s = v.report["settle"]
     tau, t1, e = s["tau_s"], s["settling_time_1pct_s"], s["energy_per_sample_J"]
     assert t1 > 0 and e > 0 and s["supply_power_W"] > 0

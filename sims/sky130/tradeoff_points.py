@@ -96,7 +96,8 @@ def run_point(model: str, analysis: str, ib_A: float, c_F: float, beta: float, d
     from hwbp.verify.run import verify
 
     graph, batch = model_and_batch(model)
-    opts = {"pdk": "sky130", "analysis": analysis, "c_f": c_F, "timeout_s": timeout_s}
+    # the activation cells at transistor level (the .tran path runs on the behavioral node pair)
+    opts = {"pdk": "sky130", "pdk_cells": "act", "analysis": analysis, "c_f": c_F, "timeout_s": timeout_s}
     if duration_tau is not None:
         opts["duration"] = duration_tau
     if analysis == "tran":

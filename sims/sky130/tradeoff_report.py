@@ -164,7 +164,7 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
         f"(network points together: {meta['points_cpu_s']:.0f} s CPU, hwbp and ngspice, {meta['points_wall_s'] / 60:.0f} "
         "min of wall time on this shared machine; made by an earlier run of the same command, or, for the digits "
         "MLP at 1 µA, the committed "
-        "`digits_tt.json` of `hwbp verify examples/mlp_digits.onnx --loss ce --backend spice --pdk sky130 "
+        "`digits_tt.json` of `hwbp verify examples/mlp_digits.onnx --loss ce --backend spice --pdk sky130 --pdk-cells act "
         "--random-batch 1 --timeout 1500 --min-cosine 0.99 --rtol 1 --report sims/sky130/digits_tt.json`)",
         f"- network: {meta['model']} MLP, {n['cells']} tanh cells at transistor level, {n['nodes']} node pairs "
         f"({2 * n['nodes']} node capacitors), β = {meta['beta']:g}, one random sample (seed 0), tt, 27 °C; node "
