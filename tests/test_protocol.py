@@ -263,7 +263,7 @@ def test_hwbp_train_protocol_prints_eta_and_uses_the_protocol(tmp_path, capsys) 
 
     out = tmp_path / "m.onnx"
     assert main(["train", "--depth", "3", "--dataset", "digits", "--backend", "pc-alm", "--protocol", "pc-alm",
-                 "--activation", "identity", "--no-bias", "-o", str(out)]) == 0
+                 "--activation", "identity", "-o", str(out)]) == 0  # bias-free by default, as the reference
     text = capsys.readouterr().out
     from hwbp.data import load_dataset
 
@@ -271,7 +271,13 @@ def test_hwbp_train_protocol_prints_eta_and_uses_the_protocol(tmp_path, capsys) 
     chain = ResChain.from_graph(depth_resmlp(64, 32, 10, 3, activation="identity", seed=0, bias=False), bias=False)
     assert f"eta = 1/lambda_max = {protocol_eta(chain, d.x_train[:64]):.6g}" in text
     assert out.exists()
+    from hwbp.io import load_model
+
+    assert not any(k.endswith("bias") for k in load_model(out.with_suffix(".hwbp")).parameters())
     assert main(["train", "--backend", "pc-alm", "--protocol", "pc-alm", "-o", str(tmp_path / "x.onnx")]) == 2
+    # --bias: layers with biases (only with --protocol)
+    assert main(["train", "--depth", "3", "--dataset", "digits", "--backend", "oracle", "--bias",
+                 "-o", str(tmp_path / "y.onnx")]) == 2
 
 
 def test_baselines_doc_quotes_the_committed_cell() -> None:

@@ -9,7 +9,7 @@ source's options (``--steps T``: the inference budget, default 2L) are flags.
 ``--protocol pc-alm`` trains the depth model as the PC-ALM paper's reference code does
 (:mod:`hwbp.baselines.protocol`): standardized inputs, batch 64 and one epoch of
 ``n_train // 64`` steps (the training set is cut to a multiple of 64: 937 steps for
-60000), PC / PC-ALM's ``--eta`` computed as ``1/λ_max`` of the cell (printed) unless
+60000), bias-free layers unless ``--bias``, PC / PC-ALM's ``--eta`` computed as ``1/λ_max`` of the cell (printed) unless
 given, and PC-ALM's ``--multiplier-timing pre_dual_energy`` unless given.
 """
 
@@ -48,7 +48,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--width", type=_count, default=32, help="--depth model: hidden width N (default: 32)")
     t.add_argument("--activation", choices=("relu", "tanh", "identity"), default="relu",
                    help="--depth model: nonlinearity (default: relu; identity: a linear cell)")
-    t.add_argument("--no-bias", action="store_true", help="--depth model: bias-free layers")
+    bias = t.add_mutually_exclusive_group()
+    bias.add_argument("--no-bias", action="store_true",
+                      help="--depth model: bias-free layers (the default with --protocol, as the reference's model)")
+    bias.add_argument("--bias", action="store_true", help="--depth model with --protocol: layers with biases")
     t.add_argument("--protocol", choices=("pc-alm",),
                    help="train as the PC-ALM paper's reference code (standardized inputs, batch 64, "
                         "eta = 1/lambda_max, multipliers pre_dual_energy; needs --depth)")
@@ -120,8 +123,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr = 1e-3 * float(np.sqrt(args.width / max(args.depth, 1))) if args.depth is not None else 0.01
     if args.protocol and args.depth is None:
         raise ConfigError("--protocol pc-alm trains the depth model: give --depth L")
-    if (args.no_bias or args.activation != "relu") and args.depth is None:
-        raise ConfigError("--no-bias and --activation apply to the --depth model only")
+    if (args.no_bias or args.bias or args.activation != "relu") and args.depth is None:
+        raise ConfigError("--no-bias, --bias and --activation apply to the --depth model only")
+    if args.bias and not args.protocol:
+        raise ConfigError("--bias applies with --protocol (the --depth model has biases unless --no-bias)")
+    args.no_bias = args.no_bias or bool(args.protocol and not args.bias)
     batch_size = args.batch_size or (64 if args.protocol else 32)
     config = TrainConfig(args.epochs, batch_size, args.optimizer, lr, args.seed)
     options = args.option_flags.values(args, args.backend, "backend") if args.backend != "oracle" else {}
