@@ -54,12 +54,20 @@ def test_erlang_delay_grows_with_depth() -> None:
     assert 1.0 < slope < 4.0, f"settling time vs depth slope {slope:.2f} tau/layer (times {times})"
 
 
-@pytest.mark.parametrize("solver", sorted(SOLVERS))
-def test_solver_convergence_order(solver: str) -> None:
-    """Fit the global error at t = 2 tau against the step size; slope = the order."""
+@pytest.fixture(scope="module")
+def convergence_case():
+    """The system, batch, run options and RK4 (dt = tau/1000) reference state at t = 2 tau
+    that every solver's convergence order is fitted against (computed once per module)."""
     g, system, batch, _ = _setup(3, seed=5)
     kw = dict(mode="continuous", duration=2.0, initial="random", seed=2)
     ref = simulate(system, batch, solver="rk4", dt=1e-3, **kw).state
+    return system, batch, kw, ref
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_solver_convergence_order(solver: str, convergence_case) -> None:
+    """Fit the global error at t = 2 tau against the step size; slope = the order."""
+    system, batch, kw, ref = convergence_case
     hs = [0.2, 0.1, 0.05, 0.025]
     errs = []
     for h in hs:
