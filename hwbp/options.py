@@ -72,6 +72,10 @@ def _base_type(tp: Any) -> type:
     return origin if isinstance(origin, type) else object
 
 
+#: :meth:`Options.infos` of each options class, computed on first use.
+_INFOS: dict[type, tuple[OptionInfo, ...]] = {}
+
+
 @dataclass(frozen=True)
 class Options:
     """Base class of a backend's (or target's) options: a frozen dataclass whose fields
@@ -92,7 +96,15 @@ class Options:
 
     @classmethod
     def infos(cls) -> tuple[OptionInfo, ...]:
-        """One :class:`OptionInfo` per field, in declaration order."""
+        """One :class:`OptionInfo` per field, in declaration order (computed once per class:
+        the command line's parser and every options object ask for them)."""
+        cached = _INFOS.get(cls)
+        if cached is None:
+            cached = _INFOS[cls] = cls._field_infos()
+        return cached
+
+    @classmethod
+    def _field_infos(cls) -> tuple[OptionInfo, ...]:
         hints = typing.get_type_hints(cls)
         out = []
         for f in dataclasses.fields(cls):

@@ -3,8 +3,6 @@ and the comparisons (a) nominal / (b) the instance's own forward network."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -243,31 +241,37 @@ def test_empty_model_bit_for_bit_spice(analysis: str) -> None:
 
 
 @pytest.mark.slow
-def test_cli_verify_hardware(tmp_path: Path) -> None:
+def test_cli_verify_hardware(tmp_path: Path, capsys) -> None:
+    """``hwbp verify --hardware`` (in process: ``hwbp.cli.main``, what ``python -m hwbp`` calls)."""
+    import json
+
+    from hwbp.cli import main
+
     rep = tmp_path / "r.json"
-    cmd = [sys.executable, "-m", "hwbp", "verify", str(ROOT / "examples/mlp_digits.onnx"), "--loss", "ce",
+    cmd = ["verify", str(ROOT / "examples/mlp_digits.onnx"), "--loss", "ce",
            "--batch", str(ROOT / "examples/digits_batch.npz"), "--hardware",
            str(ROOT / "examples/hardware/noisy.toml"), "--seed", "3", "--mode", "continuous", "--dt", "0.1",
            "--report", str(rep)]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode in (0, 1), r.stderr
-    assert "cos(b) own" in r.stdout and "total" in r.stdout
-    import json
-
+    code = main(cmd)
+    out = capsys.readouterr()
+    assert code in (0, 1), out.err
+    assert "cos(b) own" in out.out and "total" in out.out
     h = json.loads(rep.read_text())["hardware"]
     assert set(h) >= {"nominal", "own", "loss", "accuracy", "features", "seed"}
     assert 0.9 < h["own"]["total"]["cosine"] <= 1
     # the design without noise runs in the default mode (unit-step), as the issue's command
-    r = subprocess.run([sys.executable, "-m", "hwbp", "verify", str(ROOT / "examples/mlp_digits.onnx"), "--hardware",
-                        str(ROOT / "examples/hardware/typical.toml"), "--seed", "3"],
-                       capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode in (0, 1) and "cos(b) own" in r.stdout, r.stderr
+    code = main(["verify", str(ROOT / "examples/mlp_digits.onnx"), "--hardware",
+                 str(ROOT / "examples/hardware/typical.toml"), "--seed", "3"])
+    out = capsys.readouterr()
+    assert code in (0, 1) and "cos(b) own" in out.out, out.err
     bad = tmp_path / "bad.toml"
     bad.write_text("[mismatch]\nsigma = -2\n")
-    r = subprocess.run(cmd[:-2] + ["--hardware", str(bad)], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "sigma" in r.stderr
-    r = subprocess.run(cmd[:-6] + ["--backend", "spice"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and "does not realize hardware non-ideality noise" in r.stderr
+    code = main(cmd[:-2] + ["--hardware", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "sigma" in err
+    code = main(cmd[:-6] + ["--backend", "spice"])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not realize hardware non-ideality noise" in err
 
 
 @pytest.mark.parametrize("rho", [1.0, 0.0])

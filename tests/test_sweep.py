@@ -222,26 +222,28 @@ def test_a_start_that_failed_leaves_nothing_to_resume(tmp_path: Path, capsys) ->
 
 
 @pytest.mark.slow
-def test_failed_rows_are_retried_and_exit_1(tmp_path: Path) -> None:
+def test_failed_rows_are_retried_and_exit_1(tmp_path: Path, capsys) -> None:
     import shutil
+
+    from hwbp.cli import main
 
     exe = tmp_path / "bin" / "ngspice"  # absent on the first run: a worker without ngspice
     spec = tmp_path / "s.toml"
     spec.write_text(f'[sweep]\nrandom_batch = 2\ninstances = 2\n[model]\nsizes = [3, 4, 2]\n'
                     f'[backends.spice]\nngspice = "{exe}"\n')
-    cmd = [sys.executable, "-m", "hwbp", "sweep", str(spec), "-o", str(tmp_path / "o"), "--workers", "1"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 1, r.stderr
-    assert "2 of 2 rows failed" in r.stderr and r.stderr.count("not found or not executable") == 1
-    assert "2 rows (0, 1): BackendError" in r.stderr
-    r = subprocess.run(cmd + ["--no-retry"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 1 and "keeping the 2 that failed (--no-retry)" in r.stdout
-    assert "(0 run now, 2 failed)" in r.stdout
+    cmd = ["sweep", str(spec), "-o", str(tmp_path / "o"), "--workers", "1"]
+    assert main(cmd) == 1
+    r = capsys.readouterr()
+    assert "2 of 2 rows failed" in r.err and r.err.count("not found or not executable") == 1, r.err
+    assert "2 rows (0, 1): BackendError" in r.err
+    assert main(cmd + ["--no-retry"]) == 1
+    r = capsys.readouterr()
+    assert "keeping the 2 that failed (--no-retry)" in r.out
+    assert "(0 run now, 2 failed)" in r.out
     exe.parent.mkdir()
     exe.symlink_to(shutil.which("ngspice"))  # the worker is fixed
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stderr
-    assert "retrying the 2 that failed" in r.stdout and "(2 run now, 0 failed)" in r.stdout
+    assert main(cmd) == 0, capsys.readouterr().err
+    r = capsys.readouterr()
+    assert "retrying the 2 that failed" in r.out and "(2 run now, 0 failed)" in r.out
     rows = [json.loads(line) for line in (tmp_path / "o" / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and not any(row["error"] for row in rows)
