@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-fast bench examples docs clean ngspice cxx fashion-mnist
+.PHONY: demo test test-fast test-long bench examples docs clean ngspice cxx fashion-mnist
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,11 +56,15 @@ cxx: $(STAMP)
 demo: $(STAMP) ngspice
 	@$(BIN)/hwbp demo
 
+# make test: every test but the minute-long ones (marker long), which make test-long runs
 test: $(STAMP) ngspice cxx fashion-mnist
-	@$(BIN)/python -m pytest -q -n auto --dist loadfile
+	@$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not long"
 
 test-fast: $(STAMP) ngspice cxx fashion-mnist
-	@$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
+	@$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow and not long"
+
+test-long: $(STAMP) ngspice cxx fashion-mnist
+	@$(BIN)/python -m pytest -q -n auto --dist loadfile -m long
 
 bench: $(STAMP) ngspice cxx
 	@$(BIN)/python benchmarks/run_all.py --out benchmarks/results.md

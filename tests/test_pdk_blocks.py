@@ -90,6 +90,7 @@ def _measure(name: str, cell_text: str | None = None) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_synapse_testbench_one_weight_both_directions_and_a_mismatched_half_is_caught():
     require_ngspice()
     spec = BLOCKS["synapse"]
@@ -138,6 +139,7 @@ def _tiny_verify(options: dict):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_node_pairs_at_transistor_level_and_a_pair_whose_leaks_differ_fails(tmp_path, monkeypatch):
     require_ngspice()
     import hwbp.pdk.cells as cells_mod
@@ -153,6 +155,7 @@ def test_node_pairs_at_transistor_level_and_a_pair_whose_leaks_differ_fails(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_synapses_at_transistor_level_meet_the_cosine_bound():
     require_ngspice()
     # ~1,000 BSIM4 devices: the .op and the supply .op take minutes of CPU each

@@ -61,6 +61,7 @@ def test_a_gate_that_is_not_the_derivative_of_its_f_fails(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_tran_reports_settling_to_one_percent_and_energy_per_sample():
     """``.tran`` at transistor level (one sample): the 1 % settling time and the energy per
     sample are reported and positive, and the settling is what first-order nodes of the

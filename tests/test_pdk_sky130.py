@@ -131,6 +131,7 @@ def test_characterize_writes_table_figures_and_a_loadable_hardware_model(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_corners_and_monte_carlo_spread(tmp_path):
     require_ngspice()
     from hwbp.hardware import load_hardware
