@@ -94,6 +94,7 @@ def _compare_with_reference(case: str, solver: str, dt: float, build_dir: str, d
     return max(errs + [_rel(ours.state.gates[k], e) for k, e in ref.state.gates.items()])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(_systems()))
 @pytest.mark.parametrize("solver", ["euler", "exponential_euler"])
 def test_matches_reference_continuous(case, solver, build_dir):
@@ -137,6 +138,7 @@ def test_traced_gates_are_those_of_the_traced_state(solver, build_dir):
             assert _rel(ours.tension[name][k], ref.tension[name][j]) < REFERENCE_RTOL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(_systems()))
 def test_rk4_is_the_reference_scheme_mid_transient(case, build_dir):
     """At t = 3 tau, far from settled, with a coarse step (0.1 tau): the same RK4 as the

@@ -52,6 +52,7 @@ def _first_below(system, trace, batch, exact, level: float) -> float:
     raise AssertionError(f"the error never falls below {level:g} (last t = {trace.t[-1]:g} tau)")
 
 
+@pytest.mark.slow
 def test_erlang_delay_grows_with_depth() -> None:
     """Time to reach rel_err 1e-3 grows roughly linearly with depth (one layer per tau)."""
     times = []

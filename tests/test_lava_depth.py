@@ -120,6 +120,7 @@ def test_fixed_depth_model_gradients_within_the_profile_bound() -> None:
     assert _rel_err(g, system, batch, state) <= FIXED_RTOL
 
 
+@pytest.mark.slow
 def test_float_on_chip_with_gains_equals_host_sgd() -> None:
     from hwbp.train import TrainConfig, get_source, train
 
@@ -135,6 +136,7 @@ def test_float_on_chip_with_gains_equals_host_sgd() -> None:
         np.testing.assert_allclose(res.graph.parameters()[k], v, rtol=0, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_fixed_on_chip_with_gains_equals_numpy_replay() -> None:
     """The folded gain: ``W_int`` holds ``g W``, so its update is ``lr g**2 e φ(u)ᵀ`` (rate
     at ``eta_bits = 24 + 2 ceil(-log2 g)``), the bias's ``lr e``; the host reads ``W`` back
@@ -165,6 +167,7 @@ def test_fixed_on_chip_with_gains_equals_numpy_replay() -> None:
 FIXED_UPDATE_RTOL = 0.03
 
 
+@pytest.mark.slow
 def test_fixed_on_chip_updates_follow_host_sgd() -> None:
     """The update the chip applies to the folded ``g W`` is, read back, the SGD step of
     ``W`` (a missing or doubled gain would be off by ``1/g`` = 2.2 .. 4)."""

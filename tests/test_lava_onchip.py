@@ -30,6 +30,7 @@ def _graph():
     return random_mlp([4, 5, 3], activation="tanh", seed=2, gain=1.2).with_loss("ce")
 
 
+@pytest.mark.slow
 def test_float_on_chip_equals_host_sgd_with_exact_gradients() -> None:
     x, labels = _data()
     cfg = TrainConfig(epochs=2, batch_size=4, optimizer="sgd", lr=0.3, seed=5)

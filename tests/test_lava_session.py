@@ -45,6 +45,7 @@ def _shm() -> set:
     return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
 
 
+@pytest.mark.slow
 def test_kept_runtime_equals_fresh_runtimes_bit_for_bit() -> None:
     from hwbp.targets.lava import session
 
