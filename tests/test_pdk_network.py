@@ -36,7 +36,9 @@ def test_tiny_tanh_mlp_at_transistor_level_meets_the_cosine_bound():
     graph, batch = _tiny()
     v = verify(graph, batch, backend="spice", options={"pdk": "sky130"})
     cos = _cosines(v)
-    # default --pdk-cells act,node,loss; measured on tt, 27 C: fc1.weight 0.9939, fc1.bias 0.9961, fc2.* > 0.9999
+    # default --pdk-cells act,syn,node,loss (every cell at transistor level; the synapses with the node pairs
+    # converge since the pair's drives are limited to the rails); measured on tt, 27 C: fc1.weight 0.99459,
+    # fc1.bias 0.99650, fc2.* > 0.9999
     assert min(cos.values()) >= MIN_COSINE, cos
     # the gradient is no longer exact: the transistor cells' shape and gain errors show
     assert max(v.report["parameters"][k]["rel_err"] for k in cos) > 1e-3
