@@ -67,8 +67,7 @@ def test_pdk_cells_choice_and_its_errors():
     assert pdk_cell_set("loss, act") == ("act", "loss")
     with pytest.raises(ConfigError, match="unknown gates"):
         pdk_cell_set("act,gates")
-    with pytest.raises(ConfigError, match="op only"):
-        pdk_cell_set("node", "tran")
+    assert pdk_cell_set("node", "tran") == ("node",)  # .tran sets the pair's capacitor nodes
 
 
 def test_pdk_cells_without_pdk_and_unknown_names_are_one_line_exit_2(capsys):

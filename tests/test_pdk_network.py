@@ -82,6 +82,34 @@ def test_tran_reports_settling_to_one_percent_and_energy_per_sample():
     assert s["settling_time_s"] >= t1
 
 
+@pytest.mark.slow
+def test_tran_with_transistor_node_pairs_starts_from_the_drawn_state_on_their_capacitors():
+    """``.tran`` with the transistor node pair: the initial state is set on the pair's capacitor
+    nodes (vcm + vu * x), so the first point of the trace is the drawn initial state; the run
+    settles to the gradient, at the pair's own time constant R*C = 125 kohm * 1 pF = 125 ns
+    (not the behavioral node's 1 us).  Passive cells only: ~25 s."""
+    import math
+
+    import numpy as np
+
+    from hwbp.initial import initial_state
+
+    require_ngspice()
+    graph, _ = _tiny()
+    batch = random_batch(graph, 1, seed=0)
+    v = verify(graph, batch, backend="spice", options={"pdk": "sky130", "pdk_cells": "node", "analysis": "tran"})
+    assert min(_cosines(v).values()) >= MIN_COSINE  # measured 1.000000
+    start = initial_state(v.system, batch, "random", 0)
+    tr = v.result.trace
+    for name, t0 in start.tension.items():
+        assert np.allclose(tr.tension[name][0], t0, rtol=1e-6, atol=1e-6), name
+        assert np.allclose(tr.mean[name][0], start.mean[name], rtol=1e-6, atol=1e-6), name
+    s = v.report["settle"]
+    tau_pair = 125e3 * 1e-12
+    # measured 1.45e-6 s (11.6 pair time constants), against 1.1e-5 s with the behavioral 1 us nodes
+    assert math.log(100.0) * tau_pair <= s["settling_time_1pct_s"] < math.log(100.0) * s["tau_s"]
+
+
 def test_pdk_options_need_the_pdk_and_unknown_activations_are_refused(tmp_path):
     from hwbp.targets.spice.backend import SpiceBackend
 

@@ -8,9 +8,10 @@ its inputs are ``V = vcm + vu * value`` (vu V per unit around vcm = 0.8 V), its 
 current is held at vcm and mirrored into the summing node as ``I / (I_unit * R)``, and its
 gate voltage is read back as ``(V - vcm) / vu``.  The synapses, node pairs and the MSE loss
 port are their SKY130 cells too (:mod:`hwbp.pdk.adapters`), as chosen by ``--pdk-cells``
-(:data:`PDK_CELLS`; default :data:`PDK_DEFAULT`, all four, see there; ``.tran`` keeps the
-behavioral node pair, whose RC nodes carry the initial state, and the behavioral synapses);
-the adapters are ideal controlled sources, the node pair's drives limited to the supply rails.
+(:data:`PDK_CELLS`; default :data:`PDK_DEFAULT`, all four, see there; for ``.tran``
+:data:`PDK_DEFAULT_TRAN`, whose initial state a transistor node pair takes on its capacitor
+nodes, :attr:`Circuit.ic_nodes`); the adapters are ideal controlled sources, the node pair's
+drives limited to the supply rails.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from hwbp.errors import ConfigError
 from hwbp.pdk.adapters import NODE_DRIVE_NOTE
-from hwbp.pdk.cells import CELLS, get_cell
+from hwbp.pdk.cells import CELLS, get_block, get_cell
 from hwbp.pdk.sky130 import VCM_V, VDD_V, find_models, spiceinit
 from hwbp.targets.spice.model import Cell, Circuit, Section, SpiceOptions, SynapseArray
 
@@ -39,8 +40,9 @@ PDK_CELLS = ("act", "syn", "node", "loss")
 #: each, so a network's .op takes minutes of CPU with them: name fewer kinds for large
 #: networks (--pdk-cells act,node,loss).
 PDK_DEFAULT = PDK_CELLS
-#: The default set for ``.tran``: the node pair runs in ``.op`` only, and the synapses'
-#: transient (minutes per sample) is not measured yet.
+#: The default set for ``.tran``: the synapses' transient (minutes per sample) is not
+#: measured yet, nor the node pair's with the other cells (alone it is: its initial state
+#: goes on its capacitor nodes, tests/test_pdk_network.py).
 PDK_DEFAULT_TRAN = ("act", "loss")
 
 #: Names of the supply sources the netlist adds: vdd (1.8 V) and vcm (0.8 V).
@@ -82,9 +84,6 @@ def pdk_cell_set(text: str | None, analysis: str = "op") -> tuple[str, ...]:
     if bad or not items:
         raise ConfigError(f"--pdk-cells {text!r}: {'unknown ' + ', '.join(bad) if bad else 'empty'}; "
                           f"valid: comma-separated {', '.join(PDK_CELLS)}")
-    if "node" in items and analysis != "op":
-        raise ConfigError("--pdk-cells node: the transistor node pair runs in --analysis op only (.tran sets its "
-                          "initial state on the behavioral pair's RC nodes); leave node out")
     return tuple(k for k in PDK_CELLS if k in items)
 
 
@@ -121,6 +120,23 @@ def _swap_blocks(circuit: Circuit, kinds: tuple[str, ...], beta: float) -> tuple
     if "loss" in kinds and any(c.role == "loss_mse" for c in circuit.cells):
         cells.append(Cell("loss_mse", "hwbp_loss_mse", 3, "hwbp_loss_mse.cir", loss_text(beta)))
     return cells, sections, wmax
+
+
+def _pair_ic_nodes(sections: list[Section]) -> dict[str, tuple[str, float, float]]:
+    """``.tran``'s initial state on the transistor node pairs: each pair's x+ and x- port
+    (units) -> its capacitor node inside the adapter (``<instance>.px``, ``.mx``) at
+    ``vcm + vu * x``."""
+    from hwbp.targets.spice.model import Element
+
+    vu = get_block("node").params["vu"]
+    out: dict[str, tuple[str, float, float]] = {}
+    for sec in sections:
+        for it in sec.items:
+            if isinstance(it, Element) and it.value.split()[:1] == ["hwbp_neuron_pair"]:
+                inst = it.name.lower()
+                out[it.nodes[0]] = (f"{inst}.px", VCM_V, vu)
+                out[it.nodes[1]] = (f"{inst}.mx", VCM_V, vu)
+    return out
 
 
 def circuit_r(circuit: Circuit) -> float:
@@ -173,7 +189,7 @@ def pdk_circuit(circuit: Circuit, opts: Any) -> Circuit:
     preamble = (f'.lib "{lib}" {section}', f".temp {opts.temp_c:g}", ".global vdd vcm",
                 f"{SUPPLIES[0]} vdd 0 {VDD_V}", f"{SUPPLIES[1]} vcm 0 {VCM_V}")
     return dataclasses.replace(circuit, header=header, cells=tuple(cells), preamble=preamble, params=params,
-                               sections=tuple(sections),
+                               sections=tuple(sections), ic_nodes=_pair_ic_nodes(sections) if "node" in kinds else {},
                                run_files=MappingProxyType({".spiceinit": spiceinit(opts.mc_seed)}))
 
 
