@@ -40,10 +40,10 @@ PDK_CELLS = ("act", "syn", "node", "loss")
 #: each, so a network's .op takes minutes of CPU with them: name fewer kinds for large
 #: networks (--pdk-cells act,node,loss).
 PDK_DEFAULT = PDK_CELLS
-#: The default set for ``.tran``: the synapses' transient (minutes per sample) is not
-#: measured yet, nor the node pair's with the other cells (alone it is: its initial state
-#: goes on its capacitor nodes, tests/test_pdk_network.py).
-PDK_DEFAULT_TRAN = ("act", "loss")
+#: The default set for ``.tran``: all but the synapses, whose transient (minutes per sample)
+#: is not measured yet.  A transistor node pair takes its initial state on its capacitor
+#: nodes (tests/test_pdk_network.py, docs/transistor-level.md).
+PDK_DEFAULT_TRAN = ("act", "node", "loss")
 
 #: Names of the supply sources the netlist adds: vdd (1.8 V) and vcm (0.8 V).
 SUPPLIES = ("vsky130_vdd", "vsky130_vcm")
