@@ -51,20 +51,23 @@ def test_adapters_state_the_scaling():
     assert ".subckt sky130_synapse " not in input_synapse_text(with_cell=False)
     assert ".subckt hwbp_synapse_fwd pre post params: g=0" in input_synapse_text()
     assert ".subckt hwbp_neuron_pair xp xm xb tn fd sd" in node_text()
+    # the pair's drives are vcm + vu*value limited to the rails (0 to 1.8 V), the limit stated in the file
+    assert "Bfd fx 0 V=max(0, min(1.8, V(vcm)+0.125*V(fd)))" in node_text()
+    assert "Bsd sx 0 V=max(0, min(1.8, V(vcm)+0.125*V(sd)))" in node_text()
+    assert "drive range -6.4 to 8 units" in node_text() and "singular matrix" in node_text()
     assert "beta=0.25 " in loss_text(0.25) and loss_iu_A(0.25) == 1e-6 and loss_iu_A(1.0) == 0.25e-6
     with pytest.raises(ConfigError, match="beta > 0"):
         loss_text(0.0)
 
 
 def test_pdk_cells_choice_and_its_errors():
-    assert pdk_cell_set(None) == ("act", "node", "loss")
-    assert pdk_cell_set(None, "tran") == ("act", "loss")
+    assert pdk_cell_set(None) == PDK_CELLS == ("act", "syn", "node", "loss")
+    assert pdk_cell_set(None, "tran") == ("act", "node", "loss")
     assert pdk_cell_set("loss,syn,node,act") == PDK_CELLS
     assert pdk_cell_set("loss, act") == ("act", "loss")
     with pytest.raises(ConfigError, match="unknown gates"):
         pdk_cell_set("act,gates")
-    with pytest.raises(ConfigError, match="op only"):
-        pdk_cell_set("node", "tran")
+    assert pdk_cell_set("node", "tran") == ("node",)  # .tran sets the pair's capacitor nodes
 
 
 def test_pdk_cells_without_pdk_and_unknown_names_are_one_line_exit_2(capsys):
@@ -136,6 +139,21 @@ def _tiny_verify(options: dict):
     graph = random_mlp([4, 8, 3], activation="tanh", seed=0).with_loss("mse")
     v = verify(graph, random_batch(graph, 2, seed=0), backend="spice", options={"pdk": "sky130", **options})
     return v, {k: m["cosine"] for k, m in v.report["parameters"].items()}
+
+
+def test_the_netlist_header_states_the_node_pairs_drive_limit():
+    from hwbp.lower.lowerer import lower
+    from hwbp.models import random_mlp
+    from hwbp.targets.spice.backend import SpiceBackend
+
+    graph = random_mlp([2, 2, 1], activation="tanh", seed=0).with_loss("mse")
+    be = SpiceBackend()
+    circuit = be.compile(lower(graph), be.options({"pdk": "sky130"})).data
+    header = " ".join(circuit.header)
+    assert "act, syn, node, loss cells" in header
+    assert "node pairs: the drives fd, sd present vcm + vu*value within the supply rails" in header
+    circuit = be.compile(lower(graph), be.options({"pdk": "sky130", "pdk_cells": "act,syn"})).data
+    assert "node pairs:" not in " ".join(circuit.header)
 
 
 @pytest.mark.slow

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from hwbp.errors import ConfigError
 from hwbp.pdk.cells import get_block
-from hwbp.pdk.sky130 import VCM_V
+from hwbp.pdk.sky130 import VCM_V, VDD_V
 
-__all__ = ["synapse_text", "input_synapse_text", "node_text", "loss_text", "LOSS_IU_MAX_A", "LOSS_RS_MIN_OHM"]
+__all__ = ["synapse_text", "input_synapse_text", "node_text", "loss_text", "LOSS_IU_MAX_A", "LOSS_RS_MIN_OHM",
+           "NODE_DRIVE_NOTE"]
 
 #: The loss port's unit current (A per unit of sensitivity drive) is at most this; above
 #: beta = 0.25 it shrinks as 0.25 uA/beta, so the degeneration stays at >= 556 kohm.
@@ -88,17 +89,21 @@ def input_synapse_text(with_cell: bool = True) -> str:
 
 def node_text() -> str:
     """The file replacing ``hwbp_neuron_pair`` (xp xm xb tn fd sd): the summing nodes fd and
-    sd keep their behavioral R to ground; their voltages drive the physical pair."""
+    sd keep their behavioral R to ground; their voltages drive the physical pair, limited to
+    the supply rails (:data:`NODE_DRIVE_NOTE`)."""
     spec = get_block("node")
     body = _renamed("hwbp_neuron_pair", spec.path.read_text(encoding="ascii"))
     vu = spec.params["vu"]
+    lim = f"max(0, min({VDD_V!r}, V(vcm)+{vu!r}*V({{}})))"
     return body + "\n".join([
-        f"* adapter: units <-> volts around vcm ({VCM_V} V), vu = {vu!r} V/unit",
+        f"* adapter: units <-> volts around vcm ({VCM_V} V), vu = {vu!r} V/unit; drive range "
+        f"{-VCM_V / vu:g} to {(VDD_V - VCM_V) / vu:g} units",
+        *(f"* {ln}" for ln in NODE_DRIVE_NOTE),
         ".subckt hwbp_neuron_pair xp xm xb tn fd sd",
         "Rfd fd 0 {hwbp_r}",
         "Rsd sd 0 {hwbp_r}",
-        f"Efd fx vcm fd 0 {vu!r}",
-        f"Esd sx vcm sd 0 {vu!r}",
+        f"Bfd fx 0 V={lim.format('fd')}",
+        f"Bsd sx 0 V={lim.format('sd')}",
         f"Xc px mx bx tx fx sx sky130_neuron_pair {_params(dict(spec.params))}",
         f"Exp xp 0 px vcm {1 / vu!r}",
         f"Exm xm 0 mx vcm {1 / vu!r}",
@@ -106,6 +111,16 @@ def node_text() -> str:
         f"Etn tn 0 tx vcm {1 / vu!r}",
         ".ends hwbp_neuron_pair",
     ]) + "\n"
+
+
+#: Why the node pair's drive voltages are limited to the rails (written into the netlist).
+NODE_DRIVE_NOTE = (
+    f"the drives fd, sd present vcm + vu*value within the supply rails (0 to {VDD_V} V), as a drive stage on the",
+    "chip's supply does (inside the rails the limit changes nothing);",
+    "without that limit an early Newton iterate puts hundreds of volts on the capacitor nodes, where the poly",
+    "leak's fitted voltage coefficient drives its resistance to zero and negative (~480 V across the body at the",
+    "default sizing): a singular matrix at the node pair once the synapses' large current gains feed it.",
+)
 
 
 def loss_iu_A(beta: float) -> float:

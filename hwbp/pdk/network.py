@@ -8,8 +8,10 @@ its inputs are ``V = vcm + vu * value`` (vu V per unit around vcm = 0.8 V), its 
 current is held at vcm and mirrored into the summing node as ``I / (I_unit * R)``, and its
 gate voltage is read back as ``(V - vcm) / vu``.  The synapses, node pairs and the MSE loss
 port are their SKY130 cells too (:mod:`hwbp.pdk.adapters`), as chosen by ``--pdk-cells``
-(:data:`PDK_CELLS`; default :data:`PDK_DEFAULT`, all but the synapse, see there; ``.tran``
-keeps the behavioral node pair, whose RC nodes carry the initial state); the adapters are ideal controlled sources.
+(:data:`PDK_CELLS`; default :data:`PDK_DEFAULT`, all four, see there; for ``.tran``
+:data:`PDK_DEFAULT_TRAN`, whose initial state a transistor node pair takes on its capacitor
+nodes, :attr:`Circuit.ic_nodes`); the adapters are ideal controlled sources, the node pair's
+drives limited to the supply rails.
 """
 
 from __future__ import annotations
@@ -21,21 +23,27 @@ from typing import Any
 import numpy as np
 
 from hwbp.errors import ConfigError
-from hwbp.pdk.cells import CELLS, get_cell
+from hwbp.pdk.adapters import NODE_DRIVE_NOTE
+from hwbp.pdk.cells import CELLS, get_block, get_cell
 from hwbp.pdk.sky130 import VCM_V, VDD_V, find_models, spiceinit
 from hwbp.targets.spice.model import Cell, Circuit, Section, SpiceOptions, SynapseArray
 
-__all__ = ["pdk_circuit", "pdk_spice_options", "adapter_text", "SUPPLIES", "PDK_CELLS", "PDK_DEFAULT", "pdk_cell_set"]
+__all__ = ["pdk_circuit", "pdk_spice_options", "adapter_text", "SUPPLIES", "PDK_CELLS", "PDK_DEFAULT",
+           "PDK_DEFAULT_TRAN", "pdk_cell_set"]
 
 #: What ``--pdk-cells`` may name: the activation cells (f and gate), the synapses (forward
 #: and backward, and the input synapses), the node pairs, the MSE loss port.
 PDK_CELLS = ("act", "syn", "node", "loss")
-#: The default set.  Each kind alone and act,syn,loss meet cosine >= 0.99 on the 4-8-3 MLP
-#: (tests/test_pdk_blocks.py, docs/transistor-level.md); the synapse is left out because its
-#: ~23 devices per synapse make one .op take minutes of CPU, and the synapses together with
-#: the transistor node pairs stop ngspice's .op with a singular matrix at a node pair's
-#: capacitor node (measured, not yet resolved).  Name it to use it: --pdk-cells act,syn,loss.
-PDK_DEFAULT = ("act", "node", "loss")
+#: The default set for ``.op``: all four.  Each kind alone, act,syn,loss, act,node,loss and
+#: all four meet cosine >= 0.99 on the 4-8-3 MLP (tests/test_pdk_blocks.py,
+#: tests/test_pdk_network.py, docs/transistor-level.md).  The synapses bring ~23 devices
+#: each, so a network's .op takes minutes of CPU with them: name fewer kinds for large
+#: networks (--pdk-cells act,node,loss).
+PDK_DEFAULT = PDK_CELLS
+#: The default set for ``.tran``: all but the synapses, whose transient (minutes per sample)
+#: is not measured yet.  A transistor node pair takes its initial state on its capacitor
+#: nodes (tests/test_pdk_network.py, docs/transistor-level.md).
+PDK_DEFAULT_TRAN = ("act", "node", "loss")
 
 #: Names of the supply sources the netlist adds: vdd (1.8 V) and vcm (0.8 V).
 SUPPLIES = ("vsky130_vdd", "vsky130_vcm")
@@ -68,17 +76,14 @@ def adapter_text(name: str) -> str:
 
 def pdk_cell_set(text: str | None, analysis: str = "op") -> tuple[str, ...]:
     """The transistor-level cell kinds of ``--pdk-cells`` (comma-separated names of
-    :data:`PDK_CELLS`; None: :data:`PDK_DEFAULT` for ``.op``, without the node pair for ``.tran``)."""
+    :data:`PDK_CELLS`; None: :data:`PDK_DEFAULT` for ``.op``, :data:`PDK_DEFAULT_TRAN` for ``.tran``)."""
     if text is None:
-        return PDK_DEFAULT if analysis == "op" else tuple(k for k in PDK_DEFAULT if k != "node")
+        return PDK_DEFAULT if analysis == "op" else PDK_DEFAULT_TRAN
     items = [t.strip() for t in str(text).split(",") if t.strip()]
     bad = [t for t in items if t not in PDK_CELLS]
     if bad or not items:
         raise ConfigError(f"--pdk-cells {text!r}: {'unknown ' + ', '.join(bad) if bad else 'empty'}; "
                           f"valid: comma-separated {', '.join(PDK_CELLS)}")
-    if "node" in items and analysis != "op":
-        raise ConfigError("--pdk-cells node: the transistor node pair runs in --analysis op only (.tran sets its "
-                          "initial state on the behavioral pair's RC nodes); leave node out")
     return tuple(k for k in PDK_CELLS if k in items)
 
 
@@ -115,6 +120,23 @@ def _swap_blocks(circuit: Circuit, kinds: tuple[str, ...], beta: float) -> tuple
     if "loss" in kinds and any(c.role == "loss_mse" for c in circuit.cells):
         cells.append(Cell("loss_mse", "hwbp_loss_mse", 3, "hwbp_loss_mse.cir", loss_text(beta)))
     return cells, sections, wmax
+
+
+def _pair_ic_nodes(sections: list[Section]) -> dict[str, tuple[str, float, float]]:
+    """``.tran``'s initial state on the transistor node pairs: each pair's x+ and x- port
+    (units) -> its capacitor node inside the adapter (``<instance>.px``, ``.mx``) at
+    ``vcm + vu * x``."""
+    from hwbp.targets.spice.model import Element
+
+    vu = get_block("node").params["vu"]
+    out: dict[str, tuple[str, float, float]] = {}
+    for sec in sections:
+        for it in sec.items:
+            if isinstance(it, Element) and it.value.split()[:1] == ["hwbp_neuron_pair"]:
+                inst = it.name.lower()
+                out[it.nodes[0]] = (f"{inst}.px", VCM_V, vu)
+                out[it.nodes[1]] = (f"{inst}.mx", VCM_V, vu)
+    return out
 
 
 def circuit_r(circuit: Circuit) -> float:
@@ -161,12 +183,13 @@ def pdk_circuit(circuit: Circuit, opts: Any) -> Circuit:
         f"units and volts: cell inputs vcm + vu*value (vcm = {VCM_V} V, vu per cell), f currents in the "
         f"cell's unit current, gates (V - vcm)/vu; supply {VDD_V} V",
     ) + ((f"synapses: the weight w = g*hwbp_r programmed as the cell's stored vw = vtw*atanh(tw*w/wmax), "
-          f"full scale wmax = {wmax:.6g} (the largest |w|)",) if "syn" in kinds else ())
+          f"full scale wmax = {wmax:.6g} (the largest |w|)",) if "syn" in kinds else ()) + (
+        ("node pairs: " + " ".join(NODE_DRIVE_NOTE),) if "node" in kinds else ())
     params = circuit.params + ((("hwbp_wmax", repr(max(wmax, 1e-6))),) if "syn" in kinds else ())
     preamble = (f'.lib "{lib}" {section}', f".temp {opts.temp_c:g}", ".global vdd vcm",
                 f"{SUPPLIES[0]} vdd 0 {VDD_V}", f"{SUPPLIES[1]} vcm 0 {VCM_V}")
     return dataclasses.replace(circuit, header=header, cells=tuple(cells), preamble=preamble, params=params,
-                               sections=tuple(sections),
+                               sections=tuple(sections), ic_nodes=_pair_ic_nodes(sections) if "node" in kinds else {},
                                run_files=MappingProxyType({".spiceinit": spiceinit(opts.mc_seed)}))
 
 

@@ -77,7 +77,8 @@ def initial_nodes(system: DynamicsSystem, batch: Batch, initial: str | State, se
 def initial_conditions(circuit: Circuit, init: list[dict[str, tuple[np.ndarray, np.ndarray]]]
                        ) -> list[dict[str, float]]:
     """Per sample, the ``.ic`` voltage (V) of every state node of ``circuit`` for the
-    initial states ``init`` of :func:`initial_nodes`."""
+    initial states ``init`` of :func:`initial_nodes` (a state node of
+    :attr:`Circuit.ic_nodes` has its ``.ic`` on the node named there, scaled)."""
     out = []
     for state in init:
         ic: dict[str, float] = {}
@@ -85,6 +86,9 @@ def initial_conditions(circuit: Circuit, init: list[dict[str, tuple[np.ndarray, 
             va, vb = circuit.state_values(*state[name])
             ic.update(zip(na, map(float, va)))
             ic.update(zip(nb, map(float, vb)))
+        for node, (target, offset_v, scale) in circuit.ic_nodes.items():
+            if node in ic:
+                ic[target] = offset_v + scale * ic.pop(node)
         out.append(ic)
     return out
 
@@ -173,7 +177,7 @@ class SpiceBackendOptions(Options):
     mc_seed: int | None = option(None, "--pdk: Monte Carlo draw of the mismatch models (<corner>_mm)",
                                  flag="--mc-seed")
     pdk_cells: str | None = option(None, "--pdk: which cells are transistor-level, comma-separated of act,syn,node,"
-                                         "loss (default: act,node,loss; .tran: act,loss)", flag="--pdk-cells")
+                                         "loss (default: act,syn,node,loss; .tran: act,node,loss)", flag="--pdk-cells")
     scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
                                          "ngspice: a scheduler address (tcp://host:8786) or 'local' (a local "
                                          "cluster of --spice-workers workers)", flag="--spice-scheduler")

@@ -292,6 +292,10 @@ class Circuit:
         Netlist lines after the ``.param`` lines (a PDK's ``.lib``, supplies, ``.temp``).
     run_files : Mapping[str, str]
         Extra files the run directory needs (a PDK's ``.spiceinit``).
+    ic_nodes : Mapping[str, tuple of (str, float, float)]
+        State node -> (the node its ``.ic`` is set on, offset V, V per V of the state
+        node): for a state node read through a cell (a transistor node pair's capacitor
+        node); state nodes not named here take their ``.ic`` themselves.
     """
 
     title: str
@@ -308,6 +312,7 @@ class Circuit:
     state: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     preamble: tuple[str, ...] = ()
     run_files: Mapping[str, str] = field(default_factory=dict)
+    ic_nodes: Mapping[str, tuple[str, float, float]] = field(default_factory=dict)
 
     def state_nodes(self) -> Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]:
         """Population -> its two RC state node lists (:attr:`state`, or the pair)."""
