@@ -31,6 +31,7 @@ def _cosines(v) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_tiny_tanh_mlp_at_transistor_level_meets_the_cosine_bound():
     require_ngspice()
     graph, batch = _tiny()
