@@ -105,6 +105,8 @@ class DeviceInstance:
         Node clipping level in units (``v_V / unit_V``).
     adc_lsb, adc_range : float or None
         Readout quantum and full scale in units.
+    loss_beta_gain : float
+        The loss port's drawn gain error ``g`` (the nudge is ``beta (1 + g)``; 0: exact).
     """
 
     hardware: Hardware
@@ -115,6 +117,7 @@ class DeviceInstance:
     rail: float | None
     adc_lsb: float | None
     adc_range: float | None
+    loss_beta_gain: float = 0.0
 
     def device_weights(self, key: Key, w: np.ndarray, b: np.ndarray | None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -223,6 +226,9 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
     if nd.r_sigma > 0 or nd.c_sigma > 0:
         nodes = {name: NodeDraws(np.exp(nd.r_sigma * z[0]), np.exp(nd.r_sigma * z[1]),
                                  np.exp(nd.c_sigma * z[2]), np.exp(nd.c_sigma * z[3])) for name, z in draws.items()}
+    lo = hardware.loss
+    # the loss port's gain: one draw per instance, from its own stream (earlier draws unchanged)
+    loss_gain = lo.beta_gain + lo.beta_gain_sigma * float(np.random.default_rng([int(seed), 0x4C53]).standard_normal())
     ro = hardware.readout
     rail = None if hardware.rails.v_V is None else hardware.rails.v_V / hardware.unit_V
     adc_range = ro.adc_range_V / hardware.unit_V
@@ -231,7 +237,7 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
         nodes=None if nodes is None else MappingProxyType(nodes),
         noise_rms=hardware.noise.sigma_V / hardware.unit_V, rail=rail,
         adc_lsb=None if ro.adc_bits is None else 2 * adc_range / 2 ** ro.adc_bits,
-        adc_range=None if ro.adc_bits is None else adc_range,
+        adc_range=None if ro.adc_bits is None else adc_range, loss_beta_gain=loss_gain,
     )
     return replace(system, instance=real)
 
