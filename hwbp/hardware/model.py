@@ -15,7 +15,7 @@ TOML layout (every key optional)::
     [nodes]     r_sigma = 0.01, c_sigma = 0.05
     [cells]     f_gain = 0.0, f_gain_sigma = 0.0, f_offset_V = 0.0, f_offset_sigma_V = 0.0,
                 df_gain = 0.0, df_gain_sigma = 0.0, df_offset = 0.0, df_offset_sigma = 0.0,
-                gate = "derivative" (or "pair"), pair_offset_sigma = 0.0
+                gate = "derivative" (or "pair"), pair_offset_sigma = 0.0, pair_slope_sigma = 0.0
     [curves.tanh]  a = [...], f = [...], gate_zero = [...]   (one table per activation)
     [loss]      beta_gain = 0.0, beta_gain_sigma = 0.0
     [noise]     temperature_K = 300.0, capacitance_F = 1e-13   (or rms_V = 1e-3)
@@ -146,9 +146,11 @@ class Cells:
     terms are wires and have no cell.
 
     ``gate = "pair"`` makes the gate the same f cell at ``a +- T/2``:
-    ``e = (1 + g') [f~(a + T/2) - f~(a - T/2)] + z(a) + p`` with ``p ~ N(0,
-    pair_offset_sigma²)`` (units) and ``z`` the tabulated zero-tension gate (``df_offset``
-    applies to the derivative cell only).  A ``[curves.<activation>]`` table replaces the
+    ``e = (1 + g') [f~(a + T/2) - f~(a - T/2)] + z(a) + p + q f(a)`` with ``p ~ N(0,
+    pair_offset_sigma²)`` (units), ``q ~ N(0, pair_slope_sigma²)`` (the gain difference of
+    the pair's two f copies: ``(1 + g + q/2) f(a + T/2) - (1 + g - q/2) f(a - T/2)``
+    leaves ``q f(a)`` at any tension) and ``z`` the tabulated zero-tension gate
+    (``df_offset`` applies to the derivative cell only).  A ``[curves.<activation>]`` table replaces the
     ideal f of that activation by the measured curve; ``f_gain``/``f_offset_V`` then act
     on the curve (:mod:`hwbp.hardware.curves`).
     """
@@ -163,6 +165,7 @@ class Cells:
     df_offset_sigma: float = 0.0
     gate: str = "derivative"
     pair_offset_sigma: float = 0.0
+    pair_slope_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -170,6 +173,8 @@ class Cells:
                 _check(getattr(self, f.name) >= 0, f"[cells] {f.name}", f"must be >= 0, got {getattr(self, f.name)}")
         _check(self.gate in GATE_MODES, "[cells] gate", f"must be one of {', '.join(GATE_MODES)}, got {self.gate!r}")
         _check(self.gate == "pair" or self.pair_offset_sigma == 0, "[cells] pair_offset_sigma",
+               "applies to gate = 'pair'")
+        _check(self.gate == "pair" or self.pair_slope_sigma == 0, "[cells] pair_slope_sigma",
                "applies to gate = 'pair'")
         _check(self.gate == "derivative" or (self.df_offset == 0 and self.df_offset_sigma == 0), "[cells] df_offset",
                "applies to gate = 'derivative' (the pair gate's offset is pair_offset_sigma)")

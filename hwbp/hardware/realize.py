@@ -39,7 +39,8 @@ class TermDraws:
     ``bias_plus``/``bias_minus``: of the bias devices; ``f_gain``, ``f_offset``,
     ``df_gain``, ``df_offset``: per-neuron cell errors (``(1 + gain) f + offset``), or None
     for an identity term (a wire); ``activation``: the term's activation name;
-    ``pair_offset``: the pair gate's offset per neuron (units), or None."""
+    ``pair_offset``: the pair gate's offset per neuron (units), or None; ``pair_slope``: the
+    gain difference of the pair gate's two f copies per neuron, or None."""
 
     fwd_plus: np.ndarray
     fwd_minus: np.ndarray
@@ -53,6 +54,7 @@ class TermDraws:
     df_offset: np.ndarray | None
     activation: str = ""
     pair_offset: np.ndarray | None = None
+    pair_slope: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,7 +166,8 @@ class DeviceInstance:
             return None
         return CellModel(curve=self.hardware.curves.get(d.activation), fn=fn, param=param, gain=1.0 + d.f_gain,
                          offset=d.f_offset, dgain=1.0 + d.df_gain, doffset=d.df_offset,
-                         pair=self.hardware.cells.gate == "pair", pair_offset=d.pair_offset)
+                         pair=self.hardware.cells.gate == "pair", pair_offset=d.pair_offset,
+                         pair_slope=d.pair_slope)
 
 
 def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSystem:
@@ -191,6 +194,7 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
     # draws added to the model later come from their own stream, so the draws above stay
     # those of earlier versions for the same seed
     rng_pair = np.random.default_rng([int(seed), 0x5041])
+    rng_slope = np.random.default_rng([int(seed), 0x5053])
     mm, cells, rho = hardware.mismatch, hardware.cells, hardware.mismatch.correlation
     sigma = mm.sigma_total
     terms: dict[Key, TermDraws] = {}
@@ -207,6 +211,7 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
             zc = rng.standard_normal((4, pop.size))
             has_cell = term.activation != "identity"
             zp = rng_pair.standard_normal(pop.size)
+            zq = rng_slope.standard_normal(pop.size)
             u = hardware.unit_V
             terms[(pop.name, k)] = TermDraws(
                 fwd_plus=np.exp(sigma * zf[0]), fwd_minus=np.exp(sigma * zf[1]),
@@ -219,6 +224,7 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
                 df_offset=cells.df_offset + cells.df_offset_sigma * zc[3] if has_cell else None,
                 activation=term.activation,
                 pair_offset=cells.pair_offset_sigma * zp if has_cell and cells.pair_offset_sigma > 0 else None,
+                pair_slope=cells.pair_slope_sigma * zq if has_cell and cells.pair_slope_sigma > 0 else None,
             )
     nodes = None
     nd = hardware.nodes

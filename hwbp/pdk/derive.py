@@ -9,8 +9,11 @@ From one cell's nominal curves (the reference corner and temperature):
   with ``g'`` the least-squares gain of ``gate - z`` against the finite difference of the
   measured f over every measured ``T > 0``;
 - spreads from the Monte Carlo draws of that corner and temperature: ``f_gain_sigma``
-  (relative to the curve), ``f_offset_sigma_V``, ``df_gain_sigma`` (of ``g'``) and
-  ``pair_offset_sigma`` (the draws' mean zero-tension gate, minus the nominal one);
+  (relative to the curve), ``f_offset_sigma_V``, ``df_gain_sigma`` (of ``g'``),
+  ``pair_offset_sigma`` (the draws' mean zero-tension gate, minus the nominal one) and
+  ``pair_slope_sigma``: the rms over the draws of ``q``, the least-squares slope of the
+  draw's zero-tension gate minus the nominal one against the nominal f (``|a| <= 3``): the
+  gain difference of the pair's two f copies, zero on average by symmetry;
 - from the device-pair testbench (:mod:`hwbp.pdk.mismatch`), when measured: ``[mismatch]
   pelgrom_A_um`` of the nfet drain current and ``[nodes] r_sigma, c_sigma`` of the
   node-sized resistor and capacitor;
@@ -39,7 +42,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["Measured", "hardware_toml", "pair_gain", "synapse_area_um2", "block_sections"]
+__all__ = ["Measured", "hardware_toml", "pair_gain", "pair_slope", "synapse_area_um2", "block_sections"]
 
 
 def synapse_area_um2() -> float:
@@ -119,6 +122,15 @@ def pair_gain(m: Measured, zero: np.ndarray | None = None) -> float:
     return float(x @ y / (x @ x))
 
 
+def pair_slope(draw: Measured, nominal: Measured) -> float:
+    """``q`` of one Monte Carlo draw: the least-squares slope (with an intercept) of the
+    draw's zero-tension gate minus the nominal one against the nominal f over ``|a| <= 3``."""
+    inner = np.abs(nominal.a) <= 3.0
+    dz, f = (draw.gate[0] - nominal.gate[0])[inner], nominal.f[inner]
+    design = np.stack([np.ones_like(f), f], axis=1)
+    return float(np.linalg.lstsq(design, dz, rcond=None)[0][1])
+
+
 def _stats(rows: Sequence[dict[str, Any]], key: str, sel: Sequence[int]) -> float:
     vals = np.array([rows[i][key] for i in sel], dtype=float)
     return float(vals.std(ddof=1)) if vals.size >= 2 else 0.0
@@ -164,16 +176,19 @@ def hardware_toml(rows: Sequence[dict[str, Any]], curves: Sequence[Measured] | N
         g_mc = np.array([pair_gain(d) for d in draws])
         inner = np.abs(m.a) <= 1.0
         p_mc = np.array([np.mean((d.gate[0] - m.gate[0])[inner]) for d in draws])
+        q_mc = np.array([pair_slope(d, m) for d in draws])
         fg = np.array([rows[i]["f_gain"] for i in mc]) / ref["f_gain"]
         lines += ["# f~(a) = (1 + f_gain) curve(a) + f_offset_V/unit_V (the curve holds the nominal gain and offset);",
-                  "# gate = (1 + df_gain) [f~(a + T/2) - f~(a - T/2)] + gate_zero(a) + N(0, pair_offset_sigma^2),",
+                  "# gate = (1 + df_gain) [f~(a + T/2) - f~(a - T/2)] + gate_zero(a) + N(0, pair_offset_sigma^2)"
+                  " + N(0, pair_slope_sigma^2) curve(a),",
                   "# the same f circuit at a +- T/2, as the cell computes it (hwbp.hardware.curves).",
                   f"unit_V = {vu!r}", "", "[cells]", 'gate = "pair"',
                   f"f_gain_sigma = {float(fg.std(ddof=1)) if fg.size >= 2 else 0.0!r}",
                   f"f_offset_sigma_V = {_stats(rows, 'f_offset', mc) * vu!r}",
                   f"df_gain = {g_nom - 1.0!r}",
                   f"df_gain_sigma = {float(g_mc.std(ddof=1)) if g_mc.size >= 2 else 0.0!r}",
-                  f"pair_offset_sigma = {float(p_mc.std(ddof=1)) if p_mc.size >= 2 else 0.0!r}"]
+                  f"pair_offset_sigma = {float(p_mc.std(ddof=1)) if p_mc.size >= 2 else 0.0!r}",
+                  f"pair_slope_sigma = {float(np.sqrt(np.mean(q_mc ** 2))) if q_mc.size >= 2 else 0.0!r}"]
     bl = block_sections(blocks, ref["corner"], float(ref["temp_C"])) if blocks else {}
     a_mos = res = None
     n_pairs = 0
