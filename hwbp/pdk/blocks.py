@@ -19,7 +19,7 @@ import numpy as np
 
 from hwbp.errors import BackendError
 from hwbp.pdk.cells import BlockSpec, cell_area_um2, get_block
-from hwbp.pdk.sky130 import VCM_V, VDD_V, spiceinit
+from hwbp.pdk.sky130 import VCM_V, VDD_V, seeded, spiceinit
 
 __all__ = ["BlockBench", "block_bench", "run_block", "measure_block", "BLOCK_COLUMNS", "SYN_WEIGHTS", "X_RANGE",
            "X_STEP"]
@@ -102,7 +102,7 @@ def run_block(bench: BlockBench) -> dict[str, np.ndarray]:
         d = Path(tmp)
         (d / ".spiceinit").write_text(spiceinit(bench.seed), encoding="ascii")
         (d / bench.cell_file).write_text(bench.cell_text, encoding="ascii")
-        (d / "tb.cir").write_text(bench.deck(), encoding="ascii")
+        (d / "tb.cir").write_text(seeded(bench.deck(), bench.seed), encoding="ascii")
         try:
             proc = subprocess.run([os.environ.get("HWBP_NGSPICE", "ngspice"), "-b", "tb.cir"], cwd=d,
                                   capture_output=True, timeout=bench.timeout_s, stdin=subprocess.DEVNULL)
