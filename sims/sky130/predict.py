@@ -163,16 +163,19 @@ def _circuit(graph, batch, corner: str, seed: int | None, cache: Path) -> dict[s
     return done[key]
 
 
-def run_mc(seeds: list[int], instances: int, out: Path, corner: str = "tt") -> None:
+def run_mc(seeds: list[int], instances: int, out: Path, corner: str = "tt", model_toml: Path = MC_TOML) -> None:
     """The circuit at ``--mc-seed S`` for each of ``seeds`` against the model's distribution
     of 1 - cosine over ``instances`` instance seeds; ``predict_mc.{csv,md}`` in ``out`` (the
     circuit's values cached in ``predict_mc_circuit.json`` there).  The model's median
-    without the pair gate's slope term (``pair_slope_sigma = 0``) is listed beside it."""
+    without the pair gate's slope term (``pair_slope_sigma = 0``) is listed beside it.
+    ``model_toml``: another derived model (its directory's name then suffixes the files:
+    ``predict_mc_<dir>.{csv,md}``)."""
     import numpy as np
 
     graph = random_mlp([4, 8, 3], activation="tanh", seed=0).with_loss("mse")
     batch = random_batch(graph, 2, seed=0)
-    full = tomllib.loads(MC_TOML.read_text())
+    full = tomllib.loads(model_toml.read_text())
+    stem = "predict_mc" if model_toml == MC_TOML else f"predict_mc_{model_toml.parent.name}"
     hw = hardware_from_mapping({k: full[k] for k in MC_SECTIONS if k in full})
     model = _instances(graph, batch, hw, instances)
     no_slope = _instances(graph, batch, hw.replace(**{"cells.pair_slope_sigma": 0.0}), instances)
@@ -191,7 +194,7 @@ def run_mc(seeds: list[int], instances: int, out: Path, corner: str = "tt") -> N
                          "model_median_without_pair_slope": _pct(no_slope[name], 50),
                          "model_p95_without_pair_slope": _pct(no_slope[name], 95)})
         print("mc seed", seed, "done", flush=True)
-    with (out / "predict_mc.csv").open("w", newline="") as fh:
+    with (out / f"{stem}.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, list(rows[0]), lineterminator="\n")
         w.writeheader()
         for r in rows:
@@ -200,10 +203,11 @@ def run_mc(seeds: list[int], instances: int, out: Path, corner: str = "tt") -> N
     n_3x = sum(r["median_within_3x"] for r in rows)
     md = ["# SKY130 Monte Carlo: the circuit at `--mc-seed S` against the model's instance distribution", "",
           f"Produced by `.venv/bin/python sims/sky130/predict.py --mc-seeds {','.join(map(str, seeds))} "
-          f"--instances {instances}` (tanh MLP 4-8-3, seed 0, MSE, random batch of 2, beta 1, {corner}, 27 C).  "
+          f"--instances {instances}"
+          + ("" if model_toml == MC_TOML else f" --mc-model {model_toml.relative_to(ROOT)}") + f"` (tanh MLP 4-8-3, seed 0, MSE, random batch of 2, beta 1, {corner}, 27 C).  "
           f"Circuit: activation cells at transistor level on the `{corner}_mm` models with ngspice's Monte Carlo "
           "seed S (synapses, nodes and the loss port behavioral).  Model: the reference backend with the derived "
-          f"`characterization/hardware.toml` (sections {', '.join(MC_SECTIONS)}: the measured tanh curve, the pair "
+          f"`{model_toml.relative_to(HERE)}` (sections {', '.join(MC_SECTIONS)}: the measured tanh curve, the pair "
           "gate and the cell spreads from its Monte Carlo draws; the synapse and node spreads are left out, "
           f"as the circuit's synapses and nodes are ideal), {instances} instance seeds.  1 - cosine per tensor "
           "against exact backprop of the nominal network.", "",
@@ -218,8 +222,8 @@ def run_mc(seeds: list[int], instances: int, out: Path, corner: str = "tt") -> N
                   f"{r['model_p95']:.3g} | {r['circuit_percentile']:.0f} | {'yes' if r['within_p5_p95'] else 'no'} | "
                   f"{'yes' if r['median_within_3x'] else 'no'} | {r['model_median_without_pair_slope']:.3g} | "
                   f"{r['model_p95_without_pair_slope']:.3g} |")
-    (out / "predict_mc.md").write_text("\n".join(md) + "\n")
-    print((out / "predict_mc.md").read_text())
+    (out / f"{stem}.md").write_text("\n".join(md) + "\n")
+    print((out / f"{stem}.md").read_text())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -229,10 +233,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-o", "--out", type=Path, default=HERE, help="output directory (default: sims/sky130)")
     ap.add_argument("--mc-seeds", metavar="S,S,...", help="Monte Carlo comparison at these ngspice seeds")
     ap.add_argument("--instances", type=int, default=400, help="model instance seeds (--mc-seeds; default 400)")
+    ap.add_argument("--mc-model", type=Path, default=MC_TOML, help="the derived model (--mc-seeds; default "
+                    "characterization/hardware.toml)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.mc_seeds:
-        run_mc([int(s) for s in args.mc_seeds.split(",")], args.instances, args.out)
+        run_mc([int(s) for s in args.mc_seeds.split(",")], args.instances, args.out,
+               model_toml=args.mc_model.resolve())
         return
     done = run_all(plan(["tanh"], CORNERS, [27.0], 0), workers=2)
     cells = list(zip([r for r, _ in done], measured([r for r, _ in done], [c for _, c in done])))
