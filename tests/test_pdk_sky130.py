@@ -164,7 +164,7 @@ def test_report_rewrites_the_table_and_hardware_model_from_the_csv(tmp_path):
     from hwbp.pdk.report import main as report_main, rows_from_csv
 
     src = ROOT / "sims" / "sky130" / "characterization"
-    for name in ("characterization.csv", "curves.npz", "mismatch.csv"):
+    for name in ("characterization.csv", "curves.npz", "mismatch.csv", "blocks.csv"):
         shutil.copy(src / name, tmp_path / name)
     assert report_main([str(tmp_path)]) == 0
     rows = rows_from_csv(src / "characterization.csv")
@@ -183,7 +183,8 @@ def test_report_rewrites_the_table_and_hardware_model_from_the_csv(tmp_path):
 
 def test_committed_pelgrom_fit_and_node_spreads():
     """The device-pair Monte Carlo (sims/sky130/characterization/mismatch.csv): the MOS spread
-    falls with area as the Pelgrom law says, and the derived model carries the fit."""
+    falls with area as the Pelgrom law says, and it agrees with the synapse cell's own
+    Monte Carlo gain spread (blocks.csv), which the derived model carries, within 2x."""
     from hwbp.hardware import load_hardware
     from hwbp.pdk.mismatch import pelgrom_fit, read_mismatch_csv
 
@@ -194,8 +195,7 @@ def test_committed_pelgrom_fit_and_node_spreads():
     a, resid = pelgrom_fit(rows, "nfet_01v8")
     assert resid < 0.35  # sigma ~ 1/sqrt(W L) within the draws' sampling error
     hw = load_hardware(src / "hardware.toml")
-    assert hw.mismatch.pelgrom_A_um == pytest.approx(a, rel=1e-5)
-    assert hw.mismatch.sigma_total == pytest.approx(a / np.sqrt(hw.mismatch.area_um2), rel=1e-5)
+    assert 0.5 < hw.mismatch.sigma_total / (a / np.sqrt(hw.mismatch.area_um2)) < 2.0  # measured 1.28
     assert 0 < hw.nodes.r_sigma < 0.05 and 0 < hw.nodes.c_sigma < 0.05
 
 

@@ -313,8 +313,13 @@ def term_backward(op: TermOp, e: np.ndarray, pre_gate: np.ndarray | None = None)
 
 def loss_drive(system: DynamicsSystem, mean: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The loss's drive of the output population's tension, ``β ∇ℓ(x̄_out, y)``
-    (``mean`` the output population's mean, ``y`` the target)."""
-    return system.beta * get_loss(system.loss.function).grad(mean, y)
+    (``mean`` the output population's mean, ``y`` the target); on a device instance whose
+    loss port has a gain error ``g`` (:class:`hwbp.hardware.model.Loss`), ``β (1 + g) ∇ℓ``."""
+    beta = system.beta
+    real = system.instance
+    if real is not None and real.loss_beta_gain != 0.0:
+        beta = beta * (1.0 + real.loss_beta_gain)
+    return beta * get_loss(system.loss.function).grad(mean, y)
 
 
 def _source(system: DynamicsSystem, batch: Any, mean: Mapping[str, np.ndarray], name: str) -> np.ndarray:

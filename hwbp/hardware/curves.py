@@ -146,6 +146,9 @@ class CellModel:
         The pair gate (else the derivative cell).
     pair_offset : numpy.ndarray or None
         ``p_j`` (units) per neuron, pair mode.
+    pair_slope : numpy.ndarray or None
+        ``q_j`` (dimensionless) per neuron, pair mode: the gain difference of the pair's two
+        f copies, which adds ``q_j phi(a)`` to the gate at any tension.
     """
 
     curve: Curve | None
@@ -157,6 +160,7 @@ class CellModel:
     doffset: np.ndarray
     pair: bool
     pair_offset: np.ndarray | None = None
+    pair_slope: np.ndarray | None = None
 
     def _phi(self, a: np.ndarray) -> np.ndarray:
         return self.fn.f(a, self.param) if self.curve is None else self.curve.value(a)
@@ -178,7 +182,9 @@ class CellModel:
 
     def gated(self, a: np.ndarray, gate: np.ndarray, t: np.ndarray) -> np.ndarray:
         """The gated sensitivity ``e`` at pre-activation ``a`` and tension ``t``: ``gate * t``
-        (derivative mode), or ``(1 + g') [f~(a + t/2) - f~(a - t/2)] + z(a) + p``."""
+        (derivative mode), or ``(1 + g') [f~(a + t/2) - f~(a - t/2)] + z(a) + p + q phi(a)``
+        (the pair's copies at gains ``1 + g +- q/2``: ``(1 + g + q/2) f(a + t/2) - (1 + g - q/2)
+        f(a - t/2) = (1 + g) [f(a + t/2) - f(a - t/2)] + q f(a) + O(q t^2)``)."""
         if not self.pair:
             return gate * t
         e = self.dgain * (self.f(a + 0.5 * t) - self.f(a - 0.5 * t))
@@ -186,8 +192,11 @@ class CellModel:
             e = e + self.curve.zero(a)
         if self.pair_offset is not None:
             e = e + self.pair_offset
+        if self.pair_slope is not None:
+            e = e + self.pair_slope * self._phi(a)
         return e
 
     def own(self) -> "CellModel":
         """The same f with its exact derivative as the gate (the instance's own network)."""
-        return replace(self, dgain=self.gain, doffset=np.zeros_like(self.offset), pair=False, pair_offset=None)
+        return replace(self, dgain=self.gain, doffset=np.zeros_like(self.offset), pair=False, pair_offset=None,
+                       pair_slope=None)

@@ -15,8 +15,9 @@ TOML layout (every key optional)::
     [nodes]     r_sigma = 0.01, c_sigma = 0.05
     [cells]     f_gain = 0.0, f_gain_sigma = 0.0, f_offset_V = 0.0, f_offset_sigma_V = 0.0,
                 df_gain = 0.0, df_gain_sigma = 0.0, df_offset = 0.0, df_offset_sigma = 0.0,
-                gate = "derivative" (or "pair"), pair_offset_sigma = 0.0
+                gate = "derivative" (or "pair"), pair_offset_sigma = 0.0, pair_slope_sigma = 0.0
     [curves.tanh]  a = [...], f = [...], gate_zero = [...]   (one table per activation)
+    [loss]      beta_gain = 0.0, beta_gain_sigma = 0.0
     [noise]     temperature_K = 300.0, capacitance_F = 1e-13   (or rms_V = 1e-3)
     [rails]     v_V = 1.0
     [readout]   adc_bits = 8, adc_range_V = 1.0
@@ -37,7 +38,7 @@ from hwbp.hardware.curves import GATE_MODES, Curve, curve_from_mapping
 from hwbp.hardware.compare import instance_gradients, instance_report
 from hwbp.hardware.realize import realize
 
-__all__ = ["Weights", "Mismatch", "Nodes", "Cells", "Noise", "Rails", "Readout", "Hardware",
+__all__ = ["Weights", "Mismatch", "Nodes", "Cells", "Loss", "Noise", "Rails", "Readout", "Hardware",
            "load_hardware", "hardware_from_mapping", "BOLTZMANN_J_PER_K"]
 
 #: Boltzmann constant k_B in J/K.
@@ -105,13 +106,14 @@ class Mismatch:
         _check(self.pelgrom_A_um == 0 or (self.area_um2 is not None and self.area_um2 > 0), "[mismatch] area_um2",
                f"pelgrom_A_um needs the synapse device area area_um2 > 0 (um^2), got {self.area_um2}")
 
+        _check(-1 <= self.correlation <= 1, "[mismatch] correlation", f"must lie in [-1, 1], got {self.correlation}")
+
     @property
     def sigma_total(self) -> float:
         """The relative device spread: ``sigma``, or ``pelgrom_A_um / sqrt(area_um2)``."""
         if self.pelgrom_A_um > 0:
             return float(self.pelgrom_A_um / np.sqrt(self.area_um2))
         return float(self.sigma)
-        _check(-1 <= self.correlation <= 1, "[mismatch] correlation", f"must lie in [-1, 1], got {self.correlation}")
 
 
 @dataclass(frozen=True)
@@ -144,9 +146,11 @@ class Cells:
     terms are wires and have no cell.
 
     ``gate = "pair"`` makes the gate the same f cell at ``a +- T/2``:
-    ``e = (1 + g') [f~(a + T/2) - f~(a - T/2)] + z(a) + p`` with ``p ~ N(0,
-    pair_offset_sigma²)`` (units) and ``z`` the tabulated zero-tension gate (``df_offset``
-    applies to the derivative cell only).  A ``[curves.<activation>]`` table replaces the
+    ``e = (1 + g') [f~(a + T/2) - f~(a - T/2)] + z(a) + p + q f(a)`` with ``p ~ N(0,
+    pair_offset_sigma²)`` (units), ``q ~ N(0, pair_slope_sigma²)`` (the gain difference of
+    the pair's two f copies: ``(1 + g + q/2) f(a + T/2) - (1 + g - q/2) f(a - T/2)``
+    leaves ``q f(a)`` at any tension) and ``z`` the tabulated zero-tension gate
+    (``df_offset`` applies to the derivative cell only).  A ``[curves.<activation>]`` table replaces the
     ideal f of that activation by the measured curve; ``f_gain``/``f_offset_V`` then act
     on the curve (:mod:`hwbp.hardware.curves`).
     """
@@ -161,6 +165,7 @@ class Cells:
     df_offset_sigma: float = 0.0
     gate: str = "derivative"
     pair_offset_sigma: float = 0.0
+    pair_slope_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -168,6 +173,8 @@ class Cells:
                 _check(getattr(self, f.name) >= 0, f"[cells] {f.name}", f"must be >= 0, got {getattr(self, f.name)}")
         _check(self.gate in GATE_MODES, "[cells] gate", f"must be one of {', '.join(GATE_MODES)}, got {self.gate!r}")
         _check(self.gate == "pair" or self.pair_offset_sigma == 0, "[cells] pair_offset_sigma",
+               "applies to gate = 'pair'")
+        _check(self.gate == "pair" or self.pair_slope_sigma == 0, "[cells] pair_slope_sigma",
                "applies to gate = 'pair'")
         _check(self.gate == "derivative" or (self.df_offset == 0 and self.df_offset_sigma == 0), "[cells] df_offset",
                "applies to gate = 'derivative' (the pair gate's offset is pair_offset_sigma)")
@@ -177,6 +184,22 @@ class Cells:
         """Whether every cell error is zero and the gate is the derivative cell."""
         return self.gate == "derivative" and all(getattr(self, f.name) == 0 for f in dataclasses.fields(self)
                                                  if f.name != "gate")
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Gain error of the loss port: the realized nudge strength is ``beta (1 + g)`` with
+    ``g ~ N(beta_gain, beta_gain_sigma²)`` drawn once per instance (dimensionless), while
+    the readout still divides the tensions by the nominal ``beta``.  The output tension is
+    ``beta (1 + g) dl/dx``, so every gradient read out is scaled by ``1 + g``: its
+    magnitude errs, its direction (cosine) does not."""
+
+    beta_gain: float = 0.0
+    beta_gain_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.beta_gain > -1.0, "[loss] beta_gain", f"must be > -1, got {self.beta_gain}")
+        _check(self.beta_gain_sigma >= 0, "[loss] beta_gain_sigma", f"must be >= 0, got {self.beta_gain_sigma}")
 
 
 @dataclass(frozen=True)
@@ -241,7 +264,7 @@ class Hardware:
     ----------
     unit_V : float
         Volts per unit of the normalized node values.
-    weights, mismatch, nodes, cells, noise, rails, readout
+    weights, mismatch, nodes, cells, loss, noise, rails, readout
         See each type.
     """
 
@@ -250,6 +273,7 @@ class Hardware:
     mismatch: Mismatch = field(default_factory=Mismatch)
     nodes: Nodes = field(default_factory=Nodes)
     cells: Cells = field(default_factory=Cells)
+    loss: Loss = field(default_factory=Loss)
     noise: Noise = field(default_factory=Noise)
     rails: Rails = field(default_factory=Rails)
     readout: Readout = field(default_factory=Readout)
@@ -269,6 +293,8 @@ class Hardware:
             on.append("nodes")
         if not self.cells.ideal or self.curves:  # measured curves are cells too
             on.append("cells")
+        if self.loss.beta_gain != 0 or self.loss.beta_gain_sigma > 0:
+            on.append("loss")
         if self.noise.sigma_V > 0:
             on.append("noise")
         if self.rails.v_V is not None:
@@ -305,7 +331,7 @@ class Hardware:
         return section
 
 
-_TYPES = {"weights": Weights, "mismatch": Mismatch, "nodes": Nodes, "cells": Cells, "noise": Noise,
+_TYPES = {"weights": Weights, "mismatch": Mismatch, "nodes": Nodes, "cells": Cells, "loss": Loss, "noise": Noise,
           "rails": Rails, "readout": Readout}
 
 

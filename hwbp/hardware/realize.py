@@ -39,7 +39,8 @@ class TermDraws:
     ``bias_plus``/``bias_minus``: of the bias devices; ``f_gain``, ``f_offset``,
     ``df_gain``, ``df_offset``: per-neuron cell errors (``(1 + gain) f + offset``), or None
     for an identity term (a wire); ``activation``: the term's activation name;
-    ``pair_offset``: the pair gate's offset per neuron (units), or None."""
+    ``pair_offset``: the pair gate's offset per neuron (units), or None; ``pair_slope``: the
+    gain difference of the pair gate's two f copies per neuron, or None."""
 
     fwd_plus: np.ndarray
     fwd_minus: np.ndarray
@@ -53,6 +54,7 @@ class TermDraws:
     df_offset: np.ndarray | None
     activation: str = ""
     pair_offset: np.ndarray | None = None
+    pair_slope: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +107,8 @@ class DeviceInstance:
         Node clipping level in units (``v_V / unit_V``).
     adc_lsb, adc_range : float or None
         Readout quantum and full scale in units.
+    loss_beta_gain : float
+        The loss port's drawn gain error ``g`` (the nudge is ``beta (1 + g)``; 0: exact).
     """
 
     hardware: Hardware
@@ -115,6 +119,7 @@ class DeviceInstance:
     rail: float | None
     adc_lsb: float | None
     adc_range: float | None
+    loss_beta_gain: float = 0.0
 
     def device_weights(self, key: Key, w: np.ndarray, b: np.ndarray | None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -161,7 +166,8 @@ class DeviceInstance:
             return None
         return CellModel(curve=self.hardware.curves.get(d.activation), fn=fn, param=param, gain=1.0 + d.f_gain,
                          offset=d.f_offset, dgain=1.0 + d.df_gain, doffset=d.df_offset,
-                         pair=self.hardware.cells.gate == "pair", pair_offset=d.pair_offset)
+                         pair=self.hardware.cells.gate == "pair", pair_offset=d.pair_offset,
+                         pair_slope=d.pair_slope)
 
 
 def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSystem:
@@ -188,6 +194,7 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
     # draws added to the model later come from their own stream, so the draws above stay
     # those of earlier versions for the same seed
     rng_pair = np.random.default_rng([int(seed), 0x5041])
+    rng_slope = np.random.default_rng([int(seed), 0x5053])
     mm, cells, rho = hardware.mismatch, hardware.cells, hardware.mismatch.correlation
     sigma = mm.sigma_total
     terms: dict[Key, TermDraws] = {}
@@ -204,6 +211,7 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
             zc = rng.standard_normal((4, pop.size))
             has_cell = term.activation != "identity"
             zp = rng_pair.standard_normal(pop.size)
+            zq = rng_slope.standard_normal(pop.size)
             u = hardware.unit_V
             terms[(pop.name, k)] = TermDraws(
                 fwd_plus=np.exp(sigma * zf[0]), fwd_minus=np.exp(sigma * zf[1]),
@@ -216,6 +224,7 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
                 df_offset=cells.df_offset + cells.df_offset_sigma * zc[3] if has_cell else None,
                 activation=term.activation,
                 pair_offset=cells.pair_offset_sigma * zp if has_cell and cells.pair_offset_sigma > 0 else None,
+                pair_slope=cells.pair_slope_sigma * zq if has_cell and cells.pair_slope_sigma > 0 else None,
             )
     nodes = None
     nd = hardware.nodes
@@ -223,6 +232,9 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
     if nd.r_sigma > 0 or nd.c_sigma > 0:
         nodes = {name: NodeDraws(np.exp(nd.r_sigma * z[0]), np.exp(nd.r_sigma * z[1]),
                                  np.exp(nd.c_sigma * z[2]), np.exp(nd.c_sigma * z[3])) for name, z in draws.items()}
+    lo = hardware.loss
+    # the loss port's gain: one draw per instance, from its own stream (earlier draws unchanged)
+    loss_gain = lo.beta_gain + lo.beta_gain_sigma * float(np.random.default_rng([int(seed), 0x4C53]).standard_normal())
     ro = hardware.readout
     rail = None if hardware.rails.v_V is None else hardware.rails.v_V / hardware.unit_V
     adc_range = ro.adc_range_V / hardware.unit_V
@@ -231,7 +243,7 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
         nodes=None if nodes is None else MappingProxyType(nodes),
         noise_rms=hardware.noise.sigma_V / hardware.unit_V, rail=rail,
         adc_lsb=None if ro.adc_bits is None else 2 * adc_range / 2 ** ro.adc_bits,
-        adc_range=None if ro.adc_bits is None else adc_range,
+        adc_range=None if ro.adc_bits is None else adc_range, loss_beta_gain=loss_gain,
     )
     return replace(system, instance=real)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hwbp.errors import BackendError
-from hwbp.pdk.sky130 import VCM_V, spiceinit
+from hwbp.pdk.sky130 import VCM_V, seeded, spiceinit
 
 __all__ = ["Bench", "BenchResult", "run_bench", "A_RANGE", "A_STEP", "T_MAX", "T_STEP"]
 
@@ -108,7 +108,7 @@ def run_bench(bench: Bench) -> BenchResult:
         d = Path(tmp)
         (d / ".spiceinit").write_text(spiceinit(bench.seed), encoding="ascii")
         (d / bench.cell_file).write_text(bench.cell_text, encoding="ascii")
-        (d / "tb.cir").write_text(bench.deck(), encoding="ascii")
+        (d / "tb.cir").write_text(seeded(bench.deck(), bench.seed), encoding="ascii")
         try:
             proc = subprocess.run([os.environ.get("HWBP_NGSPICE", "ngspice"), "-b", "tb.cir"], cwd=d,
                                   capture_output=True, timeout=bench.timeout_s, stdin=subprocess.DEVNULL)

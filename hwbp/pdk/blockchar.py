@@ -17,7 +17,8 @@ from hwbp.pdk.blocks import BLOCK_COLUMNS, BlockBench, block_bench, measure_bloc
 from hwbp.pdk.cells import get_block
 from hwbp.pdk.sky130 import find_models
 
-__all__ = ["plan_blocks", "run_blocks", "blocks_csv", "blocks_markdown", "write_blocks", "BLOCK_FILES"]
+__all__ = ["plan_blocks", "run_blocks", "blocks_csv", "read_blocks_csv", "blocks_markdown", "write_blocks",
+           "BLOCK_FILES"]
 
 #: What the block characterization writes into ``-o DIR``.
 BLOCK_FILES = ("blocks.csv", "blocks.md")
@@ -88,6 +89,24 @@ def blocks_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def read_blocks_csv(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``blocks.csv`` (numbers as floats, empty cells and ``mc_seed`` of a
+    nominal row as "", ``mc_seed`` of a draw as int); columns a file lacks read as ""."""
+    rows = []
+    with Path(path).open(newline="") as fh:
+        for r in csv.DictReader(fh):
+            row: dict[str, Any] = {c: "" for c in BLOCK_COLUMNS}
+            for k, v in r.items():
+                if k in ("cell", "corner") or v == "":
+                    row[k] = v
+                elif k == "mc_seed":
+                    row[k] = int(v)
+                else:
+                    row[k] = float(v)
+            rows.append(row)
+    return rows
+
+
 _SHOW = {"synapse": [("iu (A)", "syn_iu_A", ".4g"), ("gain lin. err", "syn_gain_lin_err", ".4f"),
                      ("fwd/bwd mismatch", "syn_fb_mismatch", ".2e"), ("offset fwd (w*x)", "syn_offset_fwd", ".4f"),
                      ("offset bwd (w*x)", "syn_offset_bwd", ".4f"), ("x lin. err, abs(x) <= 3", "syn_x_lin_err", ".4f")],
@@ -96,7 +115,7 @@ _SHOW = {"synapse": [("iu (A)", "syn_iu_A", ".4g"), ("gain lin. err", "syn_gain_
                   ("R voltco (1/V)", "node_R_voltco_per_V", ".2e")],
          "loss": [("beta", "loss_beta", ".4f"), ("beta err", "loss_beta_err", "+.4f"), ("offset (x-y)", "loss_offset", ".2e"),
                   ("lin. err, abs(x - y) <= 2", "loss_lin_err", ".4f"), ("gain change y=-1..1", "loss_cm_gain_err", ".4f")]}
-_MC = {"synapse": ["syn_iu_A", "syn_fb_mismatch", "syn_offset_fwd", "syn_offset_bwd"],
+_MC = {"synapse": ["syn_iu_A", "syn_gain_sd", "syn_fb_rms", "syn_fb_mismatch", "syn_offset_fwd", "syn_offset_bwd"],
        "node": ["node_R_ohm", "node_R_mismatch", "node_C_F", "node_tau_s", "node_tension_offset"],
        "loss": ["loss_beta", "loss_offset"]}
 

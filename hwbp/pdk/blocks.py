@@ -19,7 +19,7 @@ import numpy as np
 
 from hwbp.errors import BackendError
 from hwbp.pdk.cells import BlockSpec, cell_area_um2, get_block
-from hwbp.pdk.sky130 import VCM_V, VDD_V, spiceinit
+from hwbp.pdk.sky130 import VCM_V, VDD_V, seeded, spiceinit
 
 __all__ = ["BlockBench", "block_bench", "run_block", "measure_block", "BLOCK_COLUMNS", "SYN_WEIGHTS", "X_RANGE",
            "X_STEP"]
@@ -38,7 +38,7 @@ _SD_REST = 0.5
 #: Columns of ``blocks.csv`` (one cell's row leaves the others' columns empty).
 BLOCK_COLUMNS = ["cell", "corner", "temp_C", "mc_seed", "vu_V",
                  "syn_iu_A", "syn_gain_lin_err", "syn_fb_mismatch", "syn_offset_fwd", "syn_offset_bwd",
-                 "syn_x_lin_err",
+                 "syn_x_lin_err", "syn_gain_sd", "syn_fb_rms",
                  "node_R_ohm", "node_R_mismatch", "node_C_F", "node_tau_s", "node_tension_offset",
                  "node_R_voltco_per_V",
                  "loss_beta", "loss_beta_err", "loss_offset", "loss_lin_err", "loss_cm_gain_err",
@@ -102,7 +102,7 @@ def run_block(bench: BlockBench) -> dict[str, np.ndarray]:
         d = Path(tmp)
         (d / ".spiceinit").write_text(spiceinit(bench.seed), encoding="ascii")
         (d / bench.cell_file).write_text(bench.cell_text, encoding="ascii")
-        (d / "tb.cir").write_text(bench.deck(), encoding="ascii")
+        (d / "tb.cir").write_text(seeded(bench.deck(), bench.seed), encoding="ascii")
         try:
             proc = subprocess.run([os.environ.get("HWBP_NGSPICE", "ngspice"), "-b", "tb.cir"], cwd=d,
                                   capture_output=True, timeout=bench.timeout_s, stdin=subprocess.DEVNULL)
@@ -141,7 +141,9 @@ def _synapse(t: Mapping[str, np.ndarray], spec: BlockSpec, p: Mapping[str, float
     top = int(np.argmax(ws))
     xlin = (fwd[:, top] - fwd[zero, top] - gf[top] * x) / (gf[top] * X_RANGE)
     i_vdd = float(-t["op.txt"][0, 1]) / len(ws)
-    return {"syn_iu_A": iu, "syn_gain_lin_err": float(np.max(np.abs(gf - iu * ws)) / abs(iu)),
+    per_w = gf[nz] / ws[nz]  # each instance's forward gain per unit of w (its own devices)
+    return {"syn_iu_A": iu, "syn_gain_sd": float(per_w.std(ddof=1) / abs(per_w.mean())),
+            "syn_fb_rms": float(np.sqrt(np.mean((gb[nz] / gf[nz] - 1.0) ** 2))), "syn_gain_lin_err": float(np.max(np.abs(gf - iu * ws)) / abs(iu)),
             "syn_fb_mismatch": float(np.max(np.abs(gb[nz] / gf[nz] - 1.0))),
             "syn_offset_fwd": float(np.max(np.abs(fwd[zero]))) / abs(iu),
             "syn_offset_bwd": float(np.max(np.abs(bwd[zero]))) / abs(iu),
@@ -204,7 +206,10 @@ def measure_block(name: str, tables: Mapping[str, np.ndarray], params: Mapping[s
     the programmed weight), ``syn_gain_lin_err`` (largest deviation of a gain from that fit,
     relative), ``syn_fb_mismatch`` (largest |backward/forward gain - 1| over w != 0),
     ``syn_offset_fwd``/``_bwd`` (output at zero input, units of w*x), ``syn_x_lin_err`` (largest
-    deviation from linear in x over |x| <= 3 at w = wmax, relative to full scale).
+    deviation from linear in x over |x| <= 3 at w = wmax, relative to full scale),
+    ``syn_gain_sd`` (relative standard deviation of the forward gain per unit of w over the
+    testbench's instances with w != 0, each its own devices: the gain spread of one Monte
+    Carlo draw) and ``syn_fb_rms`` (rms of backward/forward gain - 1 over those instances).
     node: ``node_R_ohm`` (leak), ``node_R_mismatch`` (x+ against x-), ``node_tau_s`` (step
     response), ``node_C_F`` = tau/R, ``node_tension_offset`` (units, at rest), ``node_R_voltco_per_V``.
     loss: ``loss_beta`` (the realized beta), ``loss_beta_err``, ``loss_offset`` (units of x - y

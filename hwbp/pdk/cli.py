@@ -76,6 +76,11 @@ def cmd_characterize(args: argparse.Namespace) -> int:
         check_writable(out / name, "-o")
     print(f"{len(runs) + len(block_runs)} testbench runs (ngspice, SKY130 models)", file=sys.stderr)
     command = "hwbp " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["characterize"] else "hwbp characterize"
+    blocks_rows = None
+    if block_runs:  # first, so that the hardware model of the same run takes them
+        blocks_rows = run_blocks(block_runs, scheduler=args.scheduler, workers=args.workers)
+        for p in write_blocks(out, blocks_rows, command):
+            print(f"wrote {p}")
     if runs:
         done = run_all(runs, scheduler=args.scheduler, workers=args.workers)
         mm = None
@@ -85,10 +90,6 @@ def cmd_characterize(args: argparse.Namespace) -> int:
 
             mm = measure_mismatch(str(find_models(args.pdk_root)), draws=args.mismatch, scheduler=args.scheduler,
                                   workers=args.workers)
-        for p in write_all(out, [r for r, _ in done], [c for _, c in done], command, mm):
-            print(f"wrote {p}")
-    if block_runs:
-        rows = run_blocks(block_runs, scheduler=args.scheduler, workers=args.workers)
-        for p in write_blocks(out, rows, command):
+        for p in write_all(out, [r for r, _ in done], [c for _, c in done], command, mm, blocks_rows):
             print(f"wrote {p}")
     return 0

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hwbp.errors import BackendError
-from hwbp.pdk.sky130 import cells_dir, spiceinit
+from hwbp.pdk.sky130 import cells_dir, seeded, spiceinit
 
 __all__ = ["DEVICES", "NODE_R_OHM", "NODE_C_F", "MismatchRun", "run_mismatch", "mismatch_rows", "pelgrom_fit",
            "mismatch_plan", "MISMATCH_COLUMNS"]
@@ -71,7 +71,7 @@ def run_mismatch(run: MismatchRun) -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="hwbp-mm-") as tmp:
         d = Path(tmp)
         (d / ".spiceinit").write_text(spiceinit(run.seed), encoding="ascii")
-        (d / "tb.cir").write_text(deck, encoding="ascii")
+        (d / "tb.cir").write_text(seeded(deck, run.seed), encoding="ascii")
         try:
             proc = subprocess.run([os.environ.get("HWBP_NGSPICE", "ngspice"), "-b", "tb.cir"], cwd=d,
                                   capture_output=True, timeout=run.timeout_s, stdin=subprocess.DEVNULL)

