@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,9 +101,11 @@ def _table(path: Path) -> np.ndarray:
     return np.atleast_2d(np.loadtxt(path))
 
 
-def run_bench(bench: Bench) -> BenchResult:
-    """Run ``bench`` in a fresh directory and read its curves; :class:`BackendError` (one
-    line) when ngspice fails, times out or writes no results."""
+def run_testbench(bench: Any, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Run a testbench (``bench.cell_file``/``cell_text``, ``deck()``, ``seed``, ``corner``,
+    ``temp_c``, ``timeout_s``) in a fresh directory with the PDK's ``.spiceinit`` and read
+    the ``outputs`` tables it writes (``wrdata`` files), by file name; a one-line
+    :class:`BackendError` when ngspice fails, times out or writes one of them not."""
     where = f"testbench {bench.cell_file} ({bench.corner}, {bench.temp_c:g} C)"
     with tempfile.TemporaryDirectory(prefix="hwbp-pdk-") as tmp:
         d = Path(tmp)
@@ -116,14 +119,22 @@ def run_bench(bench: Bench) -> BenchResult:
             raise BackendError(f"{where}: ngspice did not finish in {bench.timeout_s:g} s") from None
         except OSError as exc:
             raise BackendError(f"{where}: cannot run ngspice ({exc.strerror})") from None
-        text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
-        missing = [n for n in ("dc.txt", "op.txt", "ac.txt") if not (d / n).is_file()]
+        missing = [n for n in outputs if not (d / n).is_file()]
         if proc.returncode != 0 or missing:
+            text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
             why = [ln for ln in text.splitlines() if "rror" in ln or "converge" in ln.lower()][:1]
             raise BackendError(f"{where}: ngspice failed (exit {proc.returncode}"
                                f"{', no ' + ', '.join(missing) if missing else ''}"
                                f"{': ' + why[0].strip()[:160] if why else ''})")
-        dc, op, ac = _table(d / "dc.txt"), _table(d / "op.txt"), _table(d / "ac.txt")
+        return {n: _table(d / n) for n in outputs}
+
+
+def run_bench(bench: Bench) -> BenchResult:
+    """Run ``bench`` in a fresh directory and read its curves; :class:`BackendError` (one
+    line) when ngspice fails, times out or writes no results."""
+    where = f"testbench {bench.cell_file} ({bench.corner}, {bench.temp_c:g} C)"
+    t = run_testbench(bench, ("dc.txt", "op.txt", "ac.txt"))
+    dc, op, ac = t["dc.txt"], t["op.txt"], t["ac.txt"]
     vu = bench.vu
     na = int(round(2 * A_RANGE / A_STEP)) + 1
     nt = int(round(T_MAX / T_STEP)) + 1

@@ -8,18 +8,14 @@ A :class:`BlockBench` carries only text and numbers, so it pickles and runs as a
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from hwbp.errors import BackendError
+from hwbp.pdk.bench import run_testbench
 from hwbp.pdk.cells import BlockSpec, cell_area_um2, get_block
-from hwbp.pdk.sky130 import VCM_V, VDD_V, seeded, spiceinit
+from hwbp.pdk.sky130 import VCM_V, VDD_V
 
 __all__ = ["BlockBench", "block_bench", "run_block", "measure_block", "BLOCK_COLUMNS", "SYN_WEIGHTS", "X_RANGE",
            "X_STEP"]
@@ -97,28 +93,7 @@ def block_bench(spec: BlockSpec, lib: str, corner: str, temp_c: float, seed: int
 def run_block(bench: BlockBench) -> dict[str, np.ndarray]:
     """Run ``bench`` in a fresh directory; its output tables by file name.  A one-line
     :class:`BackendError` when ngspice fails, times out or writes no results."""
-    where = f"testbench {bench.cell_file} ({bench.corner}, {bench.temp_c:g} C)"
-    with tempfile.TemporaryDirectory(prefix="hwbp-pdk-") as tmp:
-        d = Path(tmp)
-        (d / ".spiceinit").write_text(spiceinit(bench.seed), encoding="ascii")
-        (d / bench.cell_file).write_text(bench.cell_text, encoding="ascii")
-        (d / "tb.cir").write_text(seeded(bench.deck(), bench.seed), encoding="ascii")
-        try:
-            proc = subprocess.run([os.environ.get("HWBP_NGSPICE", "ngspice"), "-b", "tb.cir"], cwd=d,
-                                  capture_output=True, timeout=bench.timeout_s, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise BackendError(f"{where}: ngspice did not finish in {bench.timeout_s:g} s") from None
-        except OSError as exc:
-            raise BackendError(f"{where}: cannot run ngspice ({exc.strerror})") from None
-        outputs = _OUTPUTS[bench.name]
-        missing = [n for n in outputs if not (d / n).is_file()]
-        if proc.returncode != 0 or missing:
-            text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
-            why = [ln for ln in text.splitlines() if "rror" in ln or "converge" in ln.lower()][:1]
-            raise BackendError(f"{where}: ngspice failed (exit {proc.returncode}"
-                               f"{', no ' + ', '.join(missing) if missing else ''}"
-                               f"{': ' + why[0].strip()[:160] if why else ''})")
-        return {n: np.atleast_2d(np.loadtxt(d / n)) for n in outputs}
+    return run_testbench(bench, _OUTPUTS[bench.name])
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> float:
