@@ -13,13 +13,13 @@ from conftest import make_batch
 from hwbp.dynamics.drive import drive, forward_pass
 from hwbp.errors import ConfigError
 from hwbp.hardware import Hardware, hardware_from_mapping, load_hardware, realize
-from hwbp.hardware.compare import instance_forward, instance_gradients
+from hwbp.hardware.compare import instance_gradients
 from hwbp.hardware.curves import Curve
-from hwbp.ir.losses import get_loss
 from hwbp.lower.lowerer import lower
 from hwbp.models import random_mlp
 from hwbp.sim.simulate import simulate
 from hwbp.verify.run import verify
+from hardware_helpers import assert_output_weight_gradient_is_central_difference
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = np.round(np.arange(-4.0, 4.0001, 0.1), 10)
@@ -117,20 +117,7 @@ def test_curve_instance_oracle_is_the_exact_derivative_of_the_spline() -> None:
     s = lower(g)
     inst = realize(s, hw, 3)
     gr = instance_gradients(inst, b)
-    loss = get_loss("mse")
-    name = s.population(s.loss.population).terms[0].weight
-    w0 = np.array(s.parameters[name])
-    fd = np.zeros_like(w0)
-    h = 1e-6
-    for idx in np.ndindex(w0.shape):
-        vals = []
-        for sgn in (1, -1):
-            w = w0.copy()
-            w[idx] += sgn * h
-            out = instance_forward(inst.with_parameters({name: w}), b)["x"][s.loss.population]
-            vals.append(loss.value(out, b.y).mean())
-        fd[idx] = (vals[0] - vals[1]) / (2 * h)
-    np.testing.assert_allclose(gr.parameters[name], fd, rtol=1e-6, atol=1e-9)
+    assert_output_weight_gradient_is_central_difference(inst, s, b, gr)
 
 
 def test_curves_toml_round_trip_and_errors(tmp_path: Path) -> None:
