@@ -31,8 +31,24 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-a))
 
 
+class _CellFiles:
+    """The cell file and its testbench, from the subcircuit name ``subckt``."""
+
+    subckt: str
+
+    @property
+    def path(self) -> Path:
+        """The cell file."""
+        return cells_dir() / f"{self.subckt}.cir"
+
+    @property
+    def testbench(self) -> Path:
+        """The cell's testbench, next to it."""
+        return cells_dir() / f"tb_{self.subckt}.cir"
+
+
 @dataclass(frozen=True)
-class CellSpec:
+class CellSpec(_CellFiles):
     """One transistor-level activation cell.
 
     Attributes
@@ -57,15 +73,6 @@ class CellSpec:
         """Subcircuit name (the behavioral twin's)."""
         return f"hwbp_act_{self.name}"
 
-    @property
-    def path(self) -> Path:
-        """The cell file."""
-        return cells_dir() / f"{self.subckt}.cir"
-
-    @property
-    def testbench(self) -> Path:
-        """The cell's testbench, next to it."""
-        return cells_dir() / f"tb_{self.subckt}.cir"
 
 
 _DP = {"vu": 0.125, "ib": 1e-6, "rdiv": 200e3, "w": 10.0, "l": 1.0, "wt": 2.0, "lt": 2.0, "wp": 8.0, "lp": 2.0}
@@ -155,7 +162,7 @@ def cell_area_um2(path: Path, subckt: str, params: Mapping[str, float]) -> dict[
 
 
 @dataclass(frozen=True)
-class BlockSpec:
+class BlockSpec(_CellFiles):
     """One transistor-level network cell other than an activation: the synapse, the node
     pair, the MSE loss port (``circuits/sky130/<subckt>.cir``, testbench ``tb_<subckt>.cir``).
 
@@ -185,15 +192,6 @@ class BlockSpec:
     calib: Mapping[str, float]
     quiescent_current_A: float
 
-    @property
-    def path(self) -> Path:
-        """The cell file."""
-        return cells_dir() / f"{self.subckt}.cir"
-
-    @property
-    def testbench(self) -> Path:
-        """The cell's testbench, next to it."""
-        return cells_dir() / f"tb_{self.subckt}.cir"
 
     @property
     def area_um2(self) -> float:
