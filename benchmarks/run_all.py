@@ -28,6 +28,8 @@ sys.path.insert(0, str(HERE))
 
 from measure import load_average  # noqa: E402
 
+from hwbp.provenance import cpu_model  # noqa: E402
+
 #: name -> (arguments, arguments with --quick)
 BENCHMARKS = {
     "core": ([], ["--rounds", "2", "--depths", "8"]),
@@ -40,14 +42,7 @@ BENCHMARKS = {
 
 
 def _machine() -> list[str]:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mem = ""
     try:
         kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])

@@ -68,17 +68,11 @@ class Bench:
     def deck(self) -> str:
         """The testbench with its placeholders filled."""
         vu = self.vu
-        fill = {
-            "{SKY130_LIB}": self.lib, "{VCM}": f"{VCM_V:.12g}", "{CORNER}": self.corner, "{TEMP_C}": f"{self.temp_c:g}",
-            "{PARAMS}": " ".join(f"{k}={v:.12g}" for k, v in self.params), "{VU}": f"{vu:.12g}",
-            "{A_LO}": f"{VCM_V - A_RANGE * vu:.12g}", "{A_HI}": f"{VCM_V + A_RANGE * vu + 1e-9:.12g}",
-            "{A_STEP}": f"{A_STEP * vu:.12g}", "{T_HI}": f"{VCM_V + T_MAX * vu + 1e-9:.12g}",
-            "{T_STEP}": f"{T_STEP * vu:.12g}",
-        }
-        text = self.tb_text
-        for k, v in fill.items():
-            text = text.replace(k, v)
-        return text
+        return fill_deck(self, {
+            "{VU}": f"{vu:.12g}", "{A_LO}": f"{VCM_V - A_RANGE * vu:.12g}",
+            "{A_HI}": f"{VCM_V + A_RANGE * vu + 1e-9:.12g}", "{A_STEP}": f"{A_STEP * vu:.12g}",
+            "{T_HI}": f"{VCM_V + T_MAX * vu + 1e-9:.12g}", "{T_STEP}": f"{T_STEP * vu:.12g}",
+        })
 
 
 @dataclass(frozen=True)
@@ -99,6 +93,17 @@ class BenchResult:
 
 def _table(path: Path) -> np.ndarray:
     return np.atleast_2d(np.loadtxt(path))
+
+
+def fill_deck(bench: Any, extra: dict[str, str]) -> str:
+    """A testbench's text (``bench.tb_text``) with its placeholders filled: the model
+    library, vcm, corner, temperature and the cell parameters of ``bench``, then ``extra``."""
+    fill = {"{SKY130_LIB}": bench.lib, "{VCM}": f"{VCM_V:.12g}", "{CORNER}": bench.corner,
+            "{TEMP_C}": f"{bench.temp_c:g}", "{PARAMS}": " ".join(f"{k}={v:.12g}" for k, v in bench.params), **extra}
+    text = bench.tb_text
+    for k, v in fill.items():
+        text = text.replace(k, v)
+    return text
 
 
 def run_testbench(bench: Any, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:

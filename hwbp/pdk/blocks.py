@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hwbp.pdk.bench import run_testbench
+from hwbp.pdk.bench import fill_deck, run_testbench
 from hwbp.pdk.cells import BlockSpec, cell_area_um2, get_block
 from hwbp.pdk.sky130 import VCM_V, VDD_V
 
@@ -60,13 +60,7 @@ class BlockBench:
 
     def deck(self) -> str:
         """The testbench with its placeholders filled."""
-        fill = {"{SKY130_LIB}": self.lib, "{VCM}": f"{VCM_V:.12g}", "{CORNER}": self.corner,
-                "{TEMP_C}": f"{self.temp_c:g}", "{PARAMS}": " ".join(f"{k}={v:.12g}" for k, v in self.params),
-                **dict(self.fill)}
-        text = self.tb_text
-        for k, v in fill.items():
-            text = text.replace(k, v)
-        return text
+        return fill_deck(self, dict(self.fill))
 
 
 def block_bench(spec: BlockSpec, lib: str, corner: str, temp_c: float, seed: int | None = None,

@@ -27,7 +27,6 @@ import argparse
 import csv
 import io
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent.parent))
 
 from runs import METHODS, credit_run, train_run  # noqa: E402
+
+from hwbp.provenance import machine  # noqa: E402
 
 RESULT_COLUMNS = ["dataset", "activation", "depth", "width", "method", "seed", "T", "test_acc", "grad_cosine",
                   "wall_s"]
@@ -204,19 +205,6 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
         w.writerow({k: ("" if isinstance(v, float) and v != v else f"{v:.9g}" if isinstance(v, float) else v)
                     for k, v in r.items() if k in columns})
     return buf.getvalue()
-
-
-def machine() -> str:
-    """One line: OS, CPU model and count."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
 
 
 def table(rows: list[dict], command: str, wall_s: float, args: argparse.Namespace) -> str:

@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -75,6 +74,7 @@ TEMP_K = 300.15
 VU_V = 0.125
 #: SKY130 MIM capacitor density (F/um^2), as :data:`hwbp.pdk.cells.CAP_DENSITY_F_PER_UM2`.
 from hwbp.pdk.cells import CAP_DENSITY_F_PER_UM2  # noqa: E402
+from hwbp.provenance import machine  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
@@ -98,18 +98,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
     p.add_argument("--cpu-min-s", type=float, default=0.5, help="CPU seconds per timing round of the digital reference")
     add_out_arg(p)
     return p, p.parse_args(argv)
-
-
-def machine() -> str:
-    """The machine in one line (OS, CPU, cores, Python)."""
-    cpu = platform.processor() or platform.machine()
-    info = Path("/proc/cpuinfo")
-    if info.is_file():
-        for line in info.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
 
 
 def network_counts(graph: Any) -> dict[str, int]:
