@@ -27,10 +27,10 @@ try:
 except ImportError:  # pragma: no cover - installed with distributed (the sweep extra)
     psutil = None
 
-__all__ = ["Sample", "Table", "cpu_seconds", "measure", "load_average", "thread_note"]
+__all__ = ["Sample", "Table", "cpu_seconds", "children_alive", "measure", "load_average", "thread_note"]
 
 
-def _children_alive() -> dict[int, float]:
+def children_alive() -> dict[int, float]:
     """CPU seconds of every live descendant, by pid."""
     if psutil is None:
         return {}
@@ -52,7 +52,7 @@ class _Clock:
         me, reaped = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         self.own = me.ru_utime + me.ru_stime
         self.reaped = reaped.ru_utime + reaped.ru_stime
-        self.alive = _children_alive()
+        self.alive = children_alive()
 
     def since(self, start: "_Clock") -> tuple[float, float]:
         """``(wall s, CPU s)`` from ``start`` to this snapshot.  A child alive at

@@ -32,13 +32,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from measure import load_average, thread_note  # noqa: E402
+from measure import children_alive, load_average, thread_note  # noqa: E402
 
 from hwbp.backend import get_backend  # noqa: E402
 from hwbp.initial import initial_state  # noqa: E402
@@ -49,13 +48,7 @@ from hwbp.lower import lower  # noqa: E402
 def _cpu() -> tuple[float, dict[int, float]]:
     """CPU seconds of this process, and of each live descendant by pid."""
     me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = {}
-    for child in psutil.Process().children(recursive=True):
-        try:
-            t = child.cpu_times()
-            kids[child.pid] = t.user + t.system
-        except psutil.Error:
-            continue
+    kids = children_alive()
     return me.ru_utime + me.ru_stime, kids
 
 
