@@ -131,3 +131,25 @@ def test_pdk_options_need_the_pdk_and_unknown_activations_are_refused(tmp_path):
     graph = random_mlp([3, 4, 2], activation="softsign", seed=0).with_loss("mse")
     with pytest.raises(ConfigError, match="no transistor-level cell for activation 'softsign'"):
         verify(graph, random_batch(graph, 1, seed=0), backend="spice", options={"pdk": "sky130"})
+
+
+def test_act_bias_sets_the_activation_cells_bias_and_needs_the_pdk():
+    """``--act-bias`` (``act_bias_A``): the netlist's activation cells and the
+    characterization's testbenches at that tail current, the unit current following it;
+    without --pdk, or out of range, a one-line error."""
+    from hwbp.pdk.cells import get_cell
+    from hwbp.pdk.characterize import plan
+    from hwbp.pdk.network import adapter_text
+    from hwbp.targets.spice.backend import SpiceBackend
+
+    be = SpiceBackend()
+    with pytest.raises(ConfigError, match="--act-bias apply to --pdk sky130"):
+        be.options({"act_bias_A": 1e-7}).check()
+    with pytest.raises(ConfigError, match="must be 1e-9..1e-4 A"):
+        get_cell("tanh").at_bias(1.0)
+    assert "ib=1e-07" in adapter_text("tanh", 1e-7) and "unit current 1e-07 A" in adapter_text("tanh", 1e-7)
+    assert "ib=1e-06" in adapter_text("tanh") and get_cell("tanh").at_bias(None) is get_cell("tanh")
+    relu = get_cell("relu").at_bias(1e-5)
+    assert relu.params["ib"] == pytest.approx(1e-5) and relu.params["iu"] == pytest.approx(5e-6)
+    (run,) = plan(["tanh"], ["tt"], [27.0], 0, ib_A=3e-6)
+    assert dict(run.bench.params)["ib"] == pytest.approx(3e-6)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -72,6 +73,22 @@ class CellSpec(_CellFiles):
     def subckt(self) -> str:
         """Subcircuit name (the behavioral twin's)."""
         return f"hwbp_act_{self.name}"
+
+    def at_bias(self, ib_A: float | None) -> "CellSpec":
+        """The cell biased at ``ib_A`` (A) instead of its default ``ib``: ``ib`` (and a unit
+        current ``iu`` where the cell has one) scaled by ``ib_A / ib``; sizes, dividers and
+        ``vu`` stay (the gate's load ``vu/ib`` follows in the cell file, so the units are
+        kept).  ``None``: the cell as it is."""
+        if ib_A is None:
+            return self
+        if not (isinstance(ib_A, (int, float)) and 1e-9 <= ib_A <= 1e-4):
+            raise ConfigError(f"--act-bias {ib_A!r}: the activation cells' bias must be 1e-9..1e-4 A")
+        p = dict(self.params)
+        scale = float(ib_A) / p["ib"]
+        p["ib"] *= scale
+        if "iu" in p:
+            p["iu"] *= scale
+        return dataclasses.replace(self, params=p)
 
 
 

@@ -3,7 +3,8 @@
 and the activation cells' own testbench at that bias current.
 
 The bias current is the cells' ``ib`` parameter (A; the tail current of each differential
-pair, :data:`hwbp.pdk.cells.CELLS`), set for one run by :func:`bias_current`; the node
+pair, :meth:`hwbp.pdk.cells.CellSpec.at_bias`), the spice backend's ``act_bias_A``
+(``--act-bias``) and ``plan(..., ib_A=)`` of the characterization; the node
 capacitance is the spice backend's ``c_f`` (F; node resistance ``r_ohm`` fixed at its
 default 1 kOhm, so tau = R*C).  Each point is written to its own JSON file and reused on a
 later run (the transistor-level digits MLP costs minutes of CPU per point).
@@ -11,13 +12,11 @@ later run (the transistor-level digits MLP costs minutes of CPU per point).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import resource
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -30,29 +29,6 @@ IB0_A = 1e-6
 #: backend's default 1e-7 (kept for the 1e-6 conformance of the final state), and the BSIM
 #: cells make every time step costly.
 TRAN_RELTOL = 1e-4
-
-
-@contextlib.contextmanager
-def bias_current(ib_A: float) -> Iterator[None]:
-    """Within the block every activation cell is biased at ``ib_A`` (A) instead of its
-    default: ``ib`` (and the relu cell's unit current ``iu``) scaled by ``ib_A / IB0_A``.
-    The cells' other parameters (sizes, dividers, vu) stay; the gate's load resistor is
-    ``vu/ib`` in the cell file, so the units are kept."""
-    from hwbp.pdk.cells import CELLS
-
-    saved = dict(CELLS)
-    scale = ib_A / IB0_A
-    try:
-        for name, spec in saved.items():
-            p = dict(spec.params)
-            p["ib"] = p["ib"] * scale
-            if "iu" in p:
-                p["iu"] = p["iu"] * scale
-            CELLS[name] = dataclasses.replace(spec, params=p)  # type: ignore[index]
-        yield
-    finally:
-        CELLS.clear()  # type: ignore[attr-defined]
-        CELLS.update(saved)  # type: ignore[attr-defined]
 
 
 def model_and_batch(model: str) -> tuple[Any, Any]:
@@ -105,8 +81,7 @@ def run_point(model: str, analysis: str, ib_A: float, c_F: float, beta: float, d
     if step_tau is not None:
         opts["step"] = step_tau
     c0, s0, w0 = _children_cpu_s(), _self_cpu_s(), time.time()
-    with bias_current(ib_A):
-        res = verify(graph, batch, backend="spice", options=opts, beta=beta)
+    res = verify(graph, batch, backend="spice", options={**opts, "act_bias_A": ib_A}, beta=beta)
     settle = res.report["settle"]
     tensors = {k: {"cosine": float(m["cosine"]), "rel_err": float(m["rel_err"])}
                for k, m in res.report["parameters"].items()}
@@ -138,8 +113,7 @@ def cell_point(ib_A: float) -> dict[str, Any]:
     code): its power (W), area (um^2), time constant (s) and f/gate gains."""
     from hwbp.pdk.characterize import plan, run_all
 
-    with bias_current(ib_A):
-        (row, _), = run_all(plan(["tanh"], ["tt"], [27.0], 0), workers=1, progress=False)
+    (row, _), = run_all(plan(["tanh"], ["tt"], [27.0], 0, ib_A=ib_A), workers=1, progress=False)
     return {"ib_A": ib_A, **{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in row.items()}}
 
 

@@ -178,6 +178,8 @@ class SpiceBackendOptions(Options):
                                  flag="--mc-seed")
     pdk_cells: str | None = option(None, "--pdk: which cells are transistor-level, comma-separated of act,syn,node,"
                                          "loss (default: act,syn,node,loss; .tran: act,node,loss)", flag="--pdk-cells")
+    act_bias_A: float | None = option(None, "--pdk: the activation cells' bias current in A (default: each "
+                                            "cell's, 1 uA tails)", flag="--act-bias")
     scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
                                          "ngspice: a scheduler address (tcp://host:8786) or 'local' (a local "
                                          "cluster of --spice-workers workers)", flag="--spice-scheduler")
@@ -193,8 +195,9 @@ class SpiceBackendOptions(Options):
         if self.scheduler is not None and not (isinstance(self.scheduler, str) and self.scheduler.strip()):
             raise ConfigError(f"--spice-scheduler must be a Dask scheduler address or 'local', got {self.scheduler!r}")
         if self.pdk is None and (self.pdk_root is not None or self.mc_seed is not None or self.corner != "tt"
-                                 or self.temp_c != 27.0 or self.pdk_cells is not None):
-            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed and --pdk-cells apply to --pdk sky130")
+                                 or self.temp_c != 27.0 or self.pdk_cells is not None or self.act_bias_A is not None):
+            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells and --act-bias apply to --pdk "
+                              "sky130")
         if self.pdk is not None:
             from hwbp.pdk.network import pdk_cell_set
 
