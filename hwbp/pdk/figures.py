@@ -75,9 +75,16 @@ def _panels(rows, curves, cells, temps, top, bottom, ylabels, title, ideal=False
         axes[1, j].set_xlabel("pre-activation a (units of vu)")
         axes[0, j].set_title(f"{cell} (SKY130): {title}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    ncol = min(4, max(1, len(labels) // 5 + 1))
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.03 + 0.022 * ((len(labels) + ncol - 1) // ncol), 1, 1))
+    # corners and temperatures below the figure, a column per corner (entries come corner by
+    # corner); the Monte Carlo draws and the ideal curve in the top panel
+    apart = [i for i, lb in enumerate(labels) if lb == "ideal" or lb.startswith("Monte Carlo")]
+    if apart:
+        axes[0, 0].legend([handles[i] for i in apart], [labels[i] for i in apart], fontsize=7, loc="upper left")
+    keep = [i for i in range(len(labels)) if i not in apart]
+    ncol = max(1, len({labels[i].split(",")[0] for i in keep}))
+    fig.legend([handles[i] for i in keep], [labels[i] for i in keep], loc="lower center", ncol=ncol, fontsize=7,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.03 + 0.022 * ((len(keep) + ncol - 1) // ncol), 1, 1))
     return _png(fig)
 
 

@@ -44,6 +44,16 @@ def _sel(rows, **kw):
     return [r for r in rows if all(r[k] == v for k, v in kw.items())]
 
 
+def _depth_axis(ax, depths) -> None:
+    """A log2 depth axis over ``depths`` with a margin of a factor 1.5 each side, so that
+    the side-by-side offsets stay small even when there is a single depth."""
+    d = sorted({float(x) for x in depths})
+    ax.set_xscale("log", base=2)
+    ax.set_xlim(d[0] / 1.5, d[-1] * 1.5)
+    ax.set_xticks(d, [f"{x:g}" for x in d])
+    ax.minorticks_off()
+
+
 def cosine_vs_depth(rows: list[dict]):
     """1 − cosine (weights; biases) against depth for the ReLU cells."""
     import matplotlib.pyplot as plt
@@ -67,7 +77,7 @@ def cosine_vs_depth(rows: list[dict]):
             x = np.array(depths) * (1 + 0.04 * (i - 1))  # side by side, none hidden
             ax.errorbar(x, mean, yerr=[lo, half], marker=MARKERS[m], ms=5, capsize=3, color=COLORS[m],
                         label=LABELS[m])
-        ax.set_xscale("log", base=2)
+        _depth_axis(ax, [r["depth"] for r in relu])
         ax.set_yscale("log")
         ax.set_ylim(FLOOR / 3, 2)
         ax.set_xlabel("depth L (weight layers)")
@@ -96,7 +106,7 @@ def accuracy(rows: list[dict], shown: set):
         x = np.array(depths) * (1 + 0.05 * (i - 1.5))
         ax.errorbar(x, [s[0] for s in stats], yerr=[s[1] for s in stats], marker=MARKERS[m], ms=6 if m != "dyadic"
                     else 9, mfc="none" if m == "dyadic" else None, capsize=3, color=COLORS[m], label=LABELS[m])
-    ax.set_xscale("log", base=2)
+    _depth_axis(ax, [r["depth"] for r in relu])
     ax.set_xlabel("depth L (weight layers)")
     ax.set_ylabel("test accuracy after one epoch (%)")
     ax.set_title("ReLU, width 32, one epoch (937 steps); 95 % CI over seeds\n"
