@@ -38,7 +38,7 @@ FEATURES: Mapping[str, str] = {
     "batchnorm": "batch normalization (a diagonal structured weight with an input offset, the running mean)",
 }
 #: Hardware non-idealities (:meth:`hwbp.hardware.Hardware.features`).
-HARDWARE_FEATURES = ("weights", "mismatch", "nodes", "cells", "loss", "noise", "rails", "readout")
+HARDWARE_FEATURES = ("weights", "mismatch", "nodes", "synapses", "cells", "loss", "noise", "rails", "readout")
 
 
 def _names(values: Iterable[str], valid: Iterable[str], what: str) -> frozenset[str]:

@@ -94,6 +94,10 @@ class TermOp:
         Measured device cells (:class:`hwbp.hardware.curves.CellModel`: ``activate(a) ->
         (y, gate)`` and the gated sensitivity ``gated(a, gate, T)``), in place of ``fn``
         and ``cell``; None: ``fn`` and ``cell``.
+    back_offset : numpy.ndarray or None
+        A device instance's synapse offsets into the source's sensitivity sum, per source
+        neuron ``(in,)`` (added before ``φ′``); None: none.  (The forward offsets are part
+        of ``bias``.)
     """
 
     source: str
@@ -108,6 +112,7 @@ class TermOp:
     phi_param: float = 0.01
     cell: tuple | None = None
     curve: Any = None
+    back_offset: np.ndarray | None = None
 
 
 class TermForward(NamedTuple):
@@ -186,9 +191,13 @@ def term_operands(system: DynamicsSystem, population: str, k: int, *, instance: 
     phi = get_activation(term.source_activation)
     # each use of a tied parameter is realized from the one parameter value
     w, b = term_matrix(system.parameters, term)
-    wb = cell = curve = None
+    wb = cell = curve = back = None
     if instance is not None and term.weight is not None:
         w, wb, b = instance.device_weights((population, k), w, b)
+        off = instance.offsets((population, k)) if hasattr(instance, "offsets") else None
+        if off is not None:  # the synapses' output offsets: a constant forward drive, and backward
+            b = off[0] if b is None else b + off[0]
+            back = off[1]
         cell = instance.cell((population, k))
         if fn.name != "identity" and hasattr(instance, "curve"):
             curve = instance.curve((population, k), fn, activation_parameter(term.activation, term.alpha, term.high))
@@ -198,7 +207,7 @@ def term_operands(system: DynamicsSystem, population: str, k: int, *, instance: 
         fn=None if fn.name == "identity" else fn,
         param=activation_parameter(term.activation, term.alpha, term.high),
         gain=float(term.gain), phi=None if phi.name == "identity" else phi,
-        phi_param=float(term.source_alpha), cell=cell, curve=curve,
+        phi_param=float(term.source_alpha), cell=cell, curve=curve, back_offset=back,
     )
 
 
@@ -288,10 +297,11 @@ def term_forward(op: TermOp, u: np.ndarray, *, gate: bool = True) -> TermForward
     return TermForward(y, g, pre_gate, a)
 
 
-def term_backward(op: TermOp, e: np.ndarray, pre_gate: np.ndarray | None = None) -> np.ndarray:
-    """The pull-back of a gated sensitivity into the term's source: ``φ′(ū) ⊙ g Wᵀ e``
-    (``Wᵀ`` the backward device when the term has one; ``e`` itself for a weightless
-    term).
+def term_backward(op: TermOp, e: np.ndarray, pre_gate: np.ndarray | None = None, *,
+                  offset: bool = True) -> np.ndarray:
+    """The pull-back of a gated sensitivity into the term's source: ``φ′(ū) ⊙ (g Wᵀ e + o)``
+    (``Wᵀ`` the backward device when the term has one, ``o`` its synapses' backward
+    offsets when it has them; ``e`` itself for a weightless term).
 
     Parameters
     ----------
@@ -300,12 +310,16 @@ def term_backward(op: TermOp, e: np.ndarray, pre_gate: np.ndarray | None = None)
         The gated sensitivity ``f′(a) ⊙ T`` of the term's population, ``(batch, out)``.
     pre_gate : numpy.ndarray, optional
         ``φ′(ū)`` from :func:`term_forward` (None when ``φ`` is the identity).
+    offset : bool, optional
+        Add the backward offsets ``o`` (default); False for a change of ``e`` (events).
     """
     if op.weight is None:
         return e
     c = _dense(e @ (op.weight if op.weight_back is None else op.weight_back))
     if op.gain != 1.0:
         c *= op.gain
+    if offset and op.back_offset is not None:
+        c += op.back_offset
     if pre_gate is not None:
         c *= pre_gate
     return c
@@ -314,11 +328,15 @@ def term_backward(op: TermOp, e: np.ndarray, pre_gate: np.ndarray | None = None)
 def loss_drive(system: DynamicsSystem, mean: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The loss's drive of the output population's tension, ``β ∇ℓ(x̄_out, y)``
     (``mean`` the output population's mean, ``y`` the target); on a device instance whose
-    loss port has a gain error ``g`` (:class:`hwbp.hardware.model.Loss`), ``β (1 + g) ∇ℓ``."""
+    loss port has a gain error ``g`` and an input offset ``o`` (:class:`hwbp.hardware.model.Loss`),
+    ``β (1 + g) ∇ℓ(x̄_out + o, y)``."""
     beta = system.beta
     real = system.instance
     if real is not None and real.loss_beta_gain != 0.0:
         beta = beta * (1.0 + real.loss_beta_gain)
+    offset = None if real is None else getattr(real, "loss_offset", None)
+    if offset is not None:
+        mean = mean + offset
     return beta * get_loss(system.loss.function).grad(mean, y)
 
 

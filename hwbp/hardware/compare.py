@@ -41,7 +41,8 @@ def own_operands(system: DynamicsSystem, population: str, k: int) -> TermOp:
     if op.cell is None and op.curve is None and op.weight_back is None:
         return op
     cell = None if op.cell is None else (op.cell[0], op.cell[1], op.cell[0], 0.0)
-    return replace(op, weight_back=None, cell=cell, curve=None if op.curve is None else op.curve.own())
+    return replace(op, weight_back=None, cell=cell, curve=None if op.curve is None else op.curve.own(),
+                   back_offset=None)
 
 
 def _node_gain(system: DynamicsSystem, population: str) -> float | np.ndarray:

@@ -13,11 +13,12 @@ TOML layout (every key optional)::
     [weights]   bits = 6, scale = "tensor", g_min_S = 0.0, g_max_S = 1e-4
     [mismatch]  sigma = 0.05, correlation = 0.0    (or pelgrom_A_um = 0.1, area_um2 = 4.0)
     [nodes]     r_sigma = 0.01, c_sigma = 0.05
+    [synapses]  offset_fwd_sigma = 0.0, offset_bwd_sigma = 0.0, offset_correlation = 0.0
     [cells]     f_gain = 0.0, f_gain_sigma = 0.0, f_offset_V = 0.0, f_offset_sigma_V = 0.0,
                 df_gain = 0.0, df_gain_sigma = 0.0, df_offset = 0.0, df_offset_sigma = 0.0,
                 gate = "derivative" (or "pair"), pair_offset_sigma = 0.0, pair_slope_sigma = 0.0
     [curves.tanh]  a = [...], f = [...], gate_zero = [...]   (one table per activation)
-    [loss]      beta_gain = 0.0, beta_gain_sigma = 0.0
+    [loss]      beta_gain = 0.0, beta_gain_sigma = 0.0, offset = 0.0, offset_sigma = 0.0
     [noise]     temperature_K = 300.0, capacitance_F = 1e-13   (or rms_V = 1e-3)
     [rails]     v_V = 1.0
     [readout]   adc_bits = 8, adc_range_V = 1.0
@@ -38,7 +39,7 @@ from hwbp.hardware.curves import GATE_MODES, Curve, curve_from_mapping
 from hwbp.hardware.compare import instance_gradients, instance_report
 from hwbp.hardware.realize import realize
 
-__all__ = ["Weights", "Mismatch", "Nodes", "Cells", "Loss", "Noise", "Rails", "Readout", "Hardware",
+__all__ = ["Weights", "Mismatch", "Nodes", "Synapses", "Cells", "Loss", "Noise", "Rails", "Readout", "Hardware",
            "load_hardware", "hardware_from_mapping", "BOLTZMANN_J_PER_K"]
 
 #: Boltzmann constant k_B in J/K.
@@ -136,6 +137,47 @@ class Nodes:
 
 
 @dataclass(frozen=True)
+class Synapses:
+    """Output offsets of the synapses: each synapse (one per entry of a weight matrix;
+    biases are current sources and have none) adds a current at zero input to its
+    forward output (the post-synaptic pre-activation ``a``) and to its backward output
+    (the pre-synaptic sensitivity sum), whatever its weight.
+
+    Per synapse ``(i, j)``: the forward offset ``s o_f`` and the backward offset ``s o_b``
+    (units of drive) with ``o_f ~ N(0, offset_fwd_sigma²)``, ``o_b = rho z_f
+    offset_bwd_sigma + sqrt(1 - rho²) z' offset_bwd_sigma`` (``rho = offset_correlation``)
+    and ``s`` the network's full-scale weight (the largest ``|g w|`` of every weighted
+    term at the instance's draw: one weight range for the chip, as
+    :mod:`hwbp.pdk.network` programs its synapse cells).  Both sigmas are therefore in
+    units of the synapse's full-scale output, ``w x`` at ``w = s``, ``x = 1`` unit.  The
+    neuron ``i`` then sees ``a_i + s sum_j o_f[i, j]`` and the source neuron ``j`` the
+    sensitivity drive ``+ s sum_i o_b[i, j]``: an offset in the tension that the readout
+    divides by ``beta`` with the gradient.
+
+    ``offset_correlation = 0``: the two directions are two circuits with their own
+    devices (the SKY130 synapse cell: two Gilbert multipliers that share only the stored
+    weight voltage and the bias reference, so one draw does not serve both); 1: one
+    offset source feeds both outputs.
+    """
+
+    offset_fwd_sigma: float = 0.0
+    offset_bwd_sigma: float = 0.0
+    offset_correlation: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.offset_fwd_sigma >= 0 and self.offset_bwd_sigma >= 0, "[synapses]",
+               f"offset_fwd_sigma and offset_bwd_sigma must be >= 0, got {self.offset_fwd_sigma}, "
+               f"{self.offset_bwd_sigma}")
+        _check(-1 <= self.offset_correlation <= 1, "[synapses] offset_correlation",
+               f"must lie in [-1, 1], got {self.offset_correlation}")
+
+    @property
+    def ideal(self) -> bool:
+        """Whether the synapses have no offset."""
+        return self.offset_fwd_sigma == 0 and self.offset_bwd_sigma == 0
+
+
+@dataclass(frozen=True)
 class Cells:
     """Gain and offset errors of the activation cell ``f`` and of its derivative cell ``f'``.
 
@@ -188,18 +230,29 @@ class Cells:
 
 @dataclass(frozen=True)
 class Loss:
-    """Gain error of the loss port: the realized nudge strength is ``beta (1 + g)`` with
-    ``g ~ N(beta_gain, beta_gain_sigma²)`` drawn once per instance (dimensionless), while
-    the readout still divides the tensions by the nominal ``beta``.  The output tension is
-    ``beta (1 + g) dl/dx``, so every gradient read out is scaled by ``1 + g``: its
-    magnitude errs, its direction (cosine) does not."""
+    """Gain error and input offset of the loss port.
+
+    The realized nudge strength is ``beta (1 + g)`` with ``g ~ N(beta_gain,
+    beta_gain_sigma²)`` drawn once per instance (dimensionless), while the readout still
+    divides the tensions by the nominal ``beta``.  The output tension is ``beta (1 + g)
+    dl/dx``, so every gradient read out is scaled by ``1 + g``: its magnitude errs, its
+    direction (cosine) does not.
+
+    The port's input offset ``o ~ N(offset, offset_sigma²)`` is drawn per output neuron
+    (units of the port's input ``x - y``, i.e. of the output value; input-referred, as a
+    differential pair's offset is): the port computes ``dl/dx`` at ``x + o``, so for MSE
+    the output tension is ``beta (1 + g) (x - y + o)``, a tension error that the
+    readout cannot tell from a gradient."""
 
     beta_gain: float = 0.0
     beta_gain_sigma: float = 0.0
+    offset: float = 0.0
+    offset_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.beta_gain > -1.0, "[loss] beta_gain", f"must be > -1, got {self.beta_gain}")
         _check(self.beta_gain_sigma >= 0, "[loss] beta_gain_sigma", f"must be >= 0, got {self.beta_gain_sigma}")
+        _check(self.offset_sigma >= 0, "[loss] offset_sigma", f"must be >= 0, got {self.offset_sigma}")
 
 
 @dataclass(frozen=True)
@@ -264,7 +317,7 @@ class Hardware:
     ----------
     unit_V : float
         Volts per unit of the normalized node values.
-    weights, mismatch, nodes, cells, loss, noise, rails, readout
+    weights, mismatch, nodes, synapses, cells, loss, noise, rails, readout
         See each type.
     """
 
@@ -272,6 +325,7 @@ class Hardware:
     weights: Weights = field(default_factory=Weights)
     mismatch: Mismatch = field(default_factory=Mismatch)
     nodes: Nodes = field(default_factory=Nodes)
+    synapses: Synapses = field(default_factory=Synapses)
     cells: Cells = field(default_factory=Cells)
     loss: Loss = field(default_factory=Loss)
     noise: Noise = field(default_factory=Noise)
@@ -291,9 +345,12 @@ class Hardware:
             on.append("mismatch")
         if self.nodes.r_sigma > 0 or self.nodes.c_sigma > 0:
             on.append("nodes")
+        if not self.synapses.ideal:
+            on.append("synapses")
         if not self.cells.ideal or self.curves:  # measured curves are cells too
             on.append("cells")
-        if self.loss.beta_gain != 0 or self.loss.beta_gain_sigma > 0:
+        lo = self.loss
+        if lo.beta_gain != 0 or lo.beta_gain_sigma > 0 or lo.offset != 0 or lo.offset_sigma > 0:
             on.append("loss")
         if self.noise.sigma_V > 0:
             on.append("noise")
@@ -331,8 +388,8 @@ class Hardware:
         return section
 
 
-_TYPES = {"weights": Weights, "mismatch": Mismatch, "nodes": Nodes, "cells": Cells, "loss": Loss, "noise": Noise,
-          "rails": Rails, "readout": Readout}
+_TYPES = {"weights": Weights, "mismatch": Mismatch, "nodes": Nodes, "synapses": Synapses, "cells": Cells,
+          "loss": Loss, "noise": Noise, "rails": Rails, "readout": Readout}
 
 
 def _nest(base: dict, dotted: Mapping[str, Any]) -> dict:

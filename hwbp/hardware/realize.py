@@ -40,7 +40,10 @@ class TermDraws:
     ``df_gain``, ``df_offset``: per-neuron cell errors (``(1 + gain) f + offset``), or None
     for an identity term (a wire); ``activation``: the term's activation name;
     ``pair_offset``: the pair gate's offset per neuron (units), or None; ``pair_slope``: the
-    gain difference of the pair gate's two f copies per neuron, or None."""
+    gain difference of the pair gate's two f copies per neuron, or None; ``offset_fwd``,
+    ``offset_bwd``: each synapse's forward and backward output offset in units of the
+    network's full-scale weight (shape of W, zero where a structured term has no
+    synapse), or None when the synapses have no offset."""
 
     fwd_plus: np.ndarray
     fwd_minus: np.ndarray
@@ -55,6 +58,8 @@ class TermDraws:
     activation: str = ""
     pair_offset: np.ndarray | None = None
     pair_slope: np.ndarray | None = None
+    offset_fwd: np.ndarray | None = None
+    offset_bwd: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +114,11 @@ class DeviceInstance:
         Readout quantum and full scale in units.
     loss_beta_gain : float
         The loss port's drawn gain error ``g`` (the nudge is ``beta (1 + g)``; 0: exact).
+    loss_offset : numpy.ndarray or None
+        The loss port's input offset per output neuron (units of ``x - y``), or None.
+    synapse_scale : float
+        The network's full-scale weight ``s`` (the largest ``|g w|`` of every weighted
+        term when the instance was drawn), the unit of the synapse offsets.
     """
 
     hardware: Hardware
@@ -120,6 +130,18 @@ class DeviceInstance:
     adc_lsb: float | None
     adc_range: float | None
     loss_beta_gain: float = 0.0
+    loss_offset: np.ndarray | None = None
+    synapse_scale: float = 1.0
+
+    def offsets(self, key: Key) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(forward, backward)`` offset drive of term ``key`` in units: per post-synaptic
+        neuron ``s sum_j o_f[i, j]`` (out,) and per pre-synaptic neuron ``s sum_i o_b[i, j]``
+        (in,), or None when its synapses have no offset."""
+        d = self.terms[key]
+        if d.offset_fwd is None:
+            return None
+        s = self.synapse_scale
+        return s * d.offset_fwd.sum(axis=1), s * d.offset_bwd.sum(axis=0)
 
     def device_weights(self, key: Key, w: np.ndarray, b: np.ndarray | None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -170,6 +192,17 @@ class DeviceInstance:
                          pair_slope=d.pair_slope)
 
 
+def _network_scale(system: DynamicsSystem) -> float:
+    """The largest ``|g w|`` over every weighted term (1.0 for a network without weights
+    or with all weights zero): the full-scale weight of the chip's one weight range."""
+    s = 0.0
+    for pop in system.populations:
+        for term in pop.terms:
+            if term.weight is not None and system.parameters[term.weight].size:
+                s = max(s, abs(float(term.gain)) * float(np.max(np.abs(system.parameters[term.weight]))))
+    return s if s > 0 else 1.0
+
+
 def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSystem:
     """``system`` as one device instance (drawn from ``seed``) computes it.
 
@@ -195,7 +228,9 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
     # those of earlier versions for the same seed
     rng_pair = np.random.default_rng([int(seed), 0x5041])
     rng_slope = np.random.default_rng([int(seed), 0x5053])
+    rng_off = np.random.default_rng([int(seed), 0x534F])
     mm, cells, rho = hardware.mismatch, hardware.cells, hardware.mismatch.correlation
+    syn = hardware.synapses
     sigma = mm.sigma_total
     terms: dict[Key, TermDraws] = {}
     for pop in system.populations:
@@ -212,6 +247,13 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
             has_cell = term.activation != "identity"
             zp = rng_pair.standard_normal(pop.size)
             zq = rng_slope.standard_normal(pop.size)
+            zo = rng_off.standard_normal((2, *shape))
+            off_f = off_b = None
+            if not syn.ideal:
+                mask = 1.0 if term.layout is None else term.layout.mask().astype(np.float64)
+                ro = syn.offset_correlation
+                off_f = syn.offset_fwd_sigma * zo[0] * mask
+                off_b = syn.offset_bwd_sigma * (ro * zo[0] + np.sqrt(max(0.0, 1.0 - ro * ro)) * zo[1]) * mask
             u = hardware.unit_V
             terms[(pop.name, k)] = TermDraws(
                 fwd_plus=np.exp(sigma * zf[0]), fwd_minus=np.exp(sigma * zf[1]),
@@ -225,6 +267,7 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
                 activation=term.activation,
                 pair_offset=cells.pair_offset_sigma * zp if has_cell and cells.pair_offset_sigma > 0 else None,
                 pair_slope=cells.pair_slope_sigma * zq if has_cell and cells.pair_slope_sigma > 0 else None,
+                offset_fwd=off_f, offset_bwd=off_b,
             )
     nodes = None
     nd = hardware.nodes
@@ -235,6 +278,10 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
     lo = hardware.loss
     # the loss port's gain: one draw per instance, from its own stream (earlier draws unchanged)
     loss_gain = lo.beta_gain + lo.beta_gain_sigma * float(np.random.default_rng([int(seed), 0x4C53]).standard_normal())
+    loss_offset = None
+    if lo.offset != 0 or lo.offset_sigma > 0:  # per output neuron, from its own stream
+        n_out = system.population(system.loss.population).size
+        loss_offset = lo.offset + lo.offset_sigma * np.random.default_rng([int(seed), 0x4C4F]).standard_normal(n_out)
     ro = hardware.readout
     rail = None if hardware.rails.v_V is None else hardware.rails.v_V / hardware.unit_V
     adc_range = ro.adc_range_V / hardware.unit_V
@@ -243,7 +290,8 @@ def realize(system: DynamicsSystem, hardware: Hardware, seed: int) -> DynamicsSy
         nodes=None if nodes is None else MappingProxyType(nodes),
         noise_rms=hardware.noise.sigma_V / hardware.unit_V, rail=rail,
         adc_lsb=None if ro.adc_bits is None else 2 * adc_range / 2 ** ro.adc_bits,
-        adc_range=None if ro.adc_bits is None else adc_range, loss_beta_gain=loss_gain,
+        adc_range=None if ro.adc_bits is None else adc_range, loss_beta_gain=loss_gain, loss_offset=loss_offset,
+        synapse_scale=_network_scale(system),
     )
     return replace(system, instance=real)
 

@@ -87,7 +87,8 @@ class ReferenceBackend(Backend):
     description = "embedded numpy simulator (float64): unit-step Euler, continuous ODE solvers, steady state"
     Options = ReferenceOptions
     training_defaults = {"mode": "unit-step"}
-    support = Support(hardware={"weights", "mismatch", "nodes", "cells", "loss", "noise", "rails", "readout"})
+    support = Support(hardware={"weights", "mismatch", "nodes", "synapses", "cells", "loss", "noise", "rails",
+                                "readout"})
 
     def compile(self, system: DynamicsSystem, options: Options) -> Artefact:
         opts = self.options(options)

@@ -92,6 +92,10 @@ class EventMessaging:
         # back: g Wᵀ ê of each reading term, accumulated at its source (φ' is applied there)
         self.back = {(p.name, j): np.zeros(shape[p.name]) for p in system.populations
                      for j in range(len(system.successors[p.name]))}
+        for p in system.populations:  # a device instance's synapse offsets: there before any event
+            for j, succ in enumerate(system.successors[p.name]):
+                if ops[succ].back_offset is not None:
+                    self.back[(p.name, j)] = self.back[(p.name, j)] + ops[succ].back_offset
         self.counts = {"forward": 0, "backward": 0, "input": 0}
         #: events per sender: ``forward <population or input>``, ``backward <population>[k]``
         self.by = {f"forward {src}": 0 for src in [*self.inputs, *self.names]}
@@ -147,7 +151,7 @@ class EventMessaging:
             delta = np.where(fired, delta, 0.0)
             op = self.ops[key]
             j = (op.source, self.slot[key])
-            self.back[j] = self.back[j] + term_backward(op, delta)
+            self.back[j] = self.back[j] + term_backward(op, delta, offset=False)
             self.sent_e[key] = np.where(fired, act[key][1], self.sent_e[key])
         # the drive held over the step
         system = self.system

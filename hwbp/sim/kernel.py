@@ -140,7 +140,8 @@ class Kernel:
     def _dense(t: TermOp) -> bool:
         """Whether a term can join a stacked chain: dense ``f(W u + b)``, no gain, no φ, no cell."""
         return (isinstance(t.weight, np.ndarray) and t.bias is not None and t.gain == 1.0
-                and t.phi is None and t.cell is None and t.curve is None and t.weight_back is None)
+                and t.phi is None and t.cell is None and t.curve is None and t.weight_back is None
+                and t.back_offset is None)
 
     def _chainable(self, i: int) -> bool:
         if len(self.terms[i]) != 1:
