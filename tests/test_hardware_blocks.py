@@ -202,3 +202,37 @@ def test_committed_pair_slope_is_the_draws_rms() -> None:
     assert len(q) >= 2
     assert load_hardware(CHAR / "hardware.toml").cells.pair_slope_sigma == pytest.approx(
         float(np.sqrt(np.mean(np.square(q)))), rel=1e-9)
+
+
+def test_block_sections_offsets() -> None:
+    """[synapses]: pooled rms of the per-draw offset rms, correlation = mean cov / (rms rms);
+    [loss] offset: the nominal value and the standard deviation over the draws; rows
+    without the offset columns give no offset terms (negative control)."""
+    from hwbp.hardware import hardware_from_mapping
+    from hwbp.pdk.derive import block_sections, hardware_toml
+
+    syn = [_row("synapse", 1, syn_gain_sd=0.03, syn_fb_rms=0.02, syn_offset_fwd_rms=0.2, syn_offset_bwd_rms=0.3,
+                syn_offset_fb_cov=0.01),
+           _row("synapse", 2, syn_gain_sd=0.04, syn_fb_rms=0.03, syn_offset_fwd_rms=0.1, syn_offset_bwd_rms=0.2,
+                syn_offset_fb_cov=-0.03)]
+    loss = [_row("loss", "", loss_beta_err=-0.002, loss_beta=0.2495, loss_offset=1e-4),
+            _row("loss", 1, loss_beta=0.25, loss_offset=0.1), _row("loss", 2, loss_beta=0.26, loss_offset=-0.2)]
+    s = block_sections(syn + loss)
+    sf, sb = np.sqrt((0.2 ** 2 + 0.1 ** 2) / 2), np.sqrt((0.3 ** 2 + 0.2 ** 2) / 2)
+    o = s["synapse_offset"]
+    assert o["fwd_sigma"] == pytest.approx(sf) and o["bwd_sigma"] == pytest.approx(sb)
+    assert o["rho"] == pytest.approx(-0.01 / (sf * sb)) and o["instances"] == 10
+    assert s["loss"]["offset"] == 1e-4 and s["loss"]["offset_sigma"] == pytest.approx(np.std([0.1, -0.2], ddof=1))
+    # the derived TOML carries them, and the hardware model reads them back
+    rows = [{"cell": "tanh", "corner": "tt", "temp_C": 27.0, "mc_seed": "", "vu_V": 0.125, "f_gain": 0.95,
+             "f_offset": 0.0, "gate_gain": 0.97, "gate_offset": 0.0}]
+    import tomllib
+
+    hw = hardware_from_mapping(tomllib.loads(hardware_toml(rows, blocks=syn + loss)))
+    assert hw.synapses.offset_fwd_sigma == pytest.approx(sf, rel=1e-5)
+    assert hw.synapses.offset_correlation == pytest.approx(-0.01 / (sf * sb), rel=1e-5)
+    assert hw.loss.offset_sigma == pytest.approx(np.std([0.1, -0.2], ddof=1), rel=1e-5)
+    old = [{k: v for k, v in r.items() if "offset" not in k} for r in syn + loss]
+    s_old = block_sections(old)
+    assert "synapse_offset" not in s_old and "offset_sigma" not in s_old["loss"]
+    assert "[synapses]" not in hardware_toml(rows, blocks=old)

@@ -35,6 +35,7 @@ _SD_REST = 0.5
 BLOCK_COLUMNS = ["cell", "corner", "temp_C", "mc_seed", "vu_V",
                  "syn_iu_A", "syn_gain_lin_err", "syn_fb_mismatch", "syn_offset_fwd", "syn_offset_bwd",
                  "syn_x_lin_err", "syn_gain_sd", "syn_fb_rms",
+                 "syn_offset_fwd_rms", "syn_offset_bwd_rms", "syn_offset_fb_cov",
                  "node_R_ohm", "node_R_mismatch", "node_C_F", "node_tau_s", "node_tension_offset",
                  "node_R_voltco_per_V",
                  "loss_beta", "loss_beta_err", "loss_offset", "loss_lin_err", "loss_cm_gain_err",
@@ -111,12 +112,16 @@ def _synapse(t: Mapping[str, np.ndarray], spec: BlockSpec, p: Mapping[str, float
     xlin = (fwd[:, top] - fwd[zero, top] - gf[top] * x) / (gf[top] * X_RANGE)
     i_vdd = float(-t["op.txt"][0, 1]) / len(ws)
     per_w = gf[nz] / ws[nz]  # each instance's forward gain per unit of w (its own devices)
+    of, ob = fwd[zero] / abs(iu), bwd[zero] / abs(iu)  # each instance's offsets, units of full-scale w*x
     return {"syn_iu_A": iu, "syn_gain_sd": float(per_w.std(ddof=1) / abs(per_w.mean())),
             "syn_fb_rms": float(np.sqrt(np.mean((gb[nz] / gf[nz] - 1.0) ** 2))), "syn_gain_lin_err": float(np.max(np.abs(gf - iu * ws)) / abs(iu)),
             "syn_fb_mismatch": float(np.max(np.abs(gb[nz] / gf[nz] - 1.0))),
             "syn_offset_fwd": float(np.max(np.abs(fwd[zero]))) / abs(iu),
             "syn_offset_bwd": float(np.max(np.abs(bwd[zero]))) / abs(iu),
             "syn_x_lin_err": float(np.max(np.abs(xlin))),
+            "syn_offset_fwd_rms": float(np.sqrt(np.mean(of ** 2))),
+            "syn_offset_bwd_rms": float(np.sqrt(np.mean(ob ** 2))),
+            "syn_offset_fb_cov": float(np.mean(of * ob)),
             "supply_current_A": i_vdd, "power_W": VDD_V * i_vdd}
 
 
@@ -178,7 +183,11 @@ def measure_block(name: str, tables: Mapping[str, np.ndarray], params: Mapping[s
     deviation from linear in x over |x| <= 3 at w = wmax, relative to full scale),
     ``syn_gain_sd`` (relative standard deviation of the forward gain per unit of w over the
     testbench's instances with w != 0, each its own devices: the gain spread of one Monte
-    Carlo draw) and ``syn_fb_rms`` (rms of backward/forward gain - 1 over those instances).
+    Carlo draw) and ``syn_fb_rms`` (rms of backward/forward gain - 1 over those instances);
+    ``syn_offset_fwd_rms``/``_bwd_rms`` (rms over all the testbench's instances of each one's
+    output at zero input, units of w*x at the full-scale weight) and ``syn_offset_fb_cov``
+    (the mean over them of the forward times the backward offset: with the rms values, the
+    two directions' offset correlation).
     node: ``node_R_ohm`` (leak), ``node_R_mismatch`` (x+ against x-), ``node_tau_s`` (step
     response), ``node_C_F`` = tau/R, ``node_tension_offset`` (units, at rest), ``node_R_voltco_per_V``.
     loss: ``loss_beta`` (the realized beta), ``loss_beta_err``, ``loss_offset`` (units of x - y

@@ -32,8 +32,17 @@ From one cell's nominal curves (the reference corner and temperature):
   * the node pair cell's Monte Carlo draws: ``r_sigma`` = std(R+/R- - 1)/sqrt(2) (the
     leak mismatch of x+ against x-, each resistor drawn on its own) and ``c_sigma`` = the
     relative spread of the measured C = tau/R;
+  * the synapse cell's offsets (``[synapses]``, where its rows carry the per-instance
+    columns): ``offset_fwd_sigma`` and ``offset_bwd_sigma`` = the pooled rms over every
+    draw's instances of the forward and the backward output at zero input (units of w*x
+    at the full-scale weight: ``syn_offset_fwd_rms``, ``syn_offset_bwd_rms``), and
+    ``offset_correlation`` = the pooled mean of their product (``syn_offset_fb_cov``) over
+    the two: the cell's two Gilbert halves have their own devices, so the measurement, not
+    an assumption, says whether one draw serves both directions;
   * the loss port: ``[loss] beta_gain`` from its nominal row (``loss_beta_err``) and
-    ``beta_gain_sigma`` from the relative spread of its Monte Carlo ``loss_beta``.
+    ``beta_gain_sigma`` from the relative spread of its Monte Carlo ``loss_beta``;
+    ``offset`` = its nominal input offset (``loss_offset``, units of x - y) and
+    ``offset_sigma`` = the standard deviation of ``loss_offset`` over the draws.
 """
 
 from __future__ import annotations
@@ -68,8 +77,10 @@ def block_sections(blocks: Sequence[dict[str, Any]], corner: str = "tt", temp_c:
     """What the block cells' rows (``blocks.csv``, any number of runs concatenated) give
     the model at ``corner``, ``temp_c`` (module docstring): a dict with, where measured,
     ``synapse`` (``sigma``, ``fb``, ``rho``, ``area_um2``, ``pelgrom_A_um``, ``draws``),
+    ``synapse_offset`` (``fwd_sigma``, ``bwd_sigma``, ``rho``, ``draws``, ``instances``),
     ``node`` (``r_sigma``, ``c_sigma``, ``draws``) and ``loss`` (``beta_gain``,
-    ``beta_gain_sigma``, ``draws``)."""
+    ``beta_gain_sigma``, ``draws`` and, where its draws carry ``loss_offset``, ``offset``,
+    ``offset_sigma``, ``offset_draws``)."""
     def sel(cell: str, mc: bool) -> list[dict[str, Any]]:
         return [r for r in blocks if r["cell"] == cell and r["corner"] == corner and float(r["temp_C"]) == temp_c
                 and (r["mc_seed"] != "") == mc]
@@ -81,6 +92,15 @@ def block_sections(blocks: Sequence[dict[str, Any]], corner: str = "tt", temp_c:
         area = synapse_area_um2()
         out["synapse"] = {"sigma": sg, "fb": fb, "rho": float(np.clip(1.0 - fb * fb / (2.0 * sg * sg), -1.0, 1.0)),
                           "area_um2": area, "pelgrom_A_um": sg * float(np.sqrt(area)), "draws": len(syn)}
+    off = [r for r in sel("synapse", True) if r.get("syn_offset_fwd_rms", "") != ""]
+    if len(off) >= 2:
+        from hwbp.pdk.blocks import SYN_WEIGHTS
+
+        sf, sb = _pooled(off, "syn_offset_fwd_rms"), _pooled(off, "syn_offset_bwd_rms")
+        cov = float(np.mean([float(r["syn_offset_fb_cov"]) for r in off]))
+        out["synapse_offset"] = {"fwd_sigma": sf, "bwd_sigma": sb,
+                                 "rho": float(np.clip(cov / (sf * sb), -1.0, 1.0)) if sf * sb > 0 else 0.0,
+                                 "draws": len(off), "instances": len(off) * len(SYN_WEIGHTS)}
     node = sel("node", True)
     if len(node) >= 2:
         mis = np.array([float(r["node_R_mismatch"]) for r in node])
@@ -88,8 +108,12 @@ def block_sections(blocks: Sequence[dict[str, Any]], corner: str = "tt", temp_c:
                        "draws": len(node)}
     loss_nom, loss_mc = sel("loss", False), sel("loss", True)
     if loss_nom:
+        offs = np.array([float(r["loss_offset"]) for r in loss_mc if r.get("loss_offset", "") != ""])
         out["loss"] = {"beta_gain": float(loss_nom[0]["loss_beta_err"]),
                        "beta_gain_sigma": _rel_sd(loss_mc, "loss_beta"), "draws": len(loss_mc)}
+        if offs.size >= 2:
+            out["loss"].update(offset=float(loss_nom[0].get("loss_offset") or 0.0),
+                               offset_sigma=float(offs.std(ddof=1)), offset_draws=int(offs.size))
     return out
 
 
@@ -213,6 +237,16 @@ def hardware_toml(rows: Sequence[dict[str, Any]], curves: Sequence[Measured] | N
                   f"(rms residual {res:.2f});",
                   "# area_um2: W*L of the synapse cell's gain-setting tail (circuits/sky130/hwbp_synapse.cir wt*lt)",
                   "[mismatch]", f"pelgrom_A_um = {a_mos:.6g}", f"area_um2 = {area!r}"]
+    if "synapse_offset" in bl:
+        o = bl["synapse_offset"]
+        lines += ["", f"# synapse offsets: the cell's own Monte Carlo ({o['draws']} draws x {o['instances'] // o['draws']} "
+                  f"instances, {where}): rms of each instance's output at zero input,",
+                  "# units of w*x at the full-scale weight (the network's largest |w|), forward and backward; "
+                  "correlation = mean(fwd*bwd)/(fwd rms * bwd rms)",
+                  f"# (standard error ~{1.0 / np.sqrt(o['instances']):.2g}; the two Gilbert halves of "
+                  "circuits/sky130/hwbp_synapse.cir have their own devices)",
+                  "[synapses]", f"offset_fwd_sigma = {o['fwd_sigma']:.6g}", f"offset_bwd_sigma = {o['bwd_sigma']:.6g}",
+                  f"offset_correlation = {o['rho']:.6g}"]
     if "node" in bl:
         n = bl["node"]
         lines += ["", f"# node: the node pair cell's Monte Carlo ({n['draws']} draws, {where}): r_sigma = "
@@ -232,8 +266,12 @@ def hardware_toml(rows: Sequence[dict[str, Any]], curves: Sequence[Measured] | N
     if "loss" in bl:
         lo = bl["loss"]
         lines += ["", f"# loss port: realized beta / nominal - 1 (nominal models) and its spread over "
-                  f"{lo['draws']} Monte Carlo draws, {where}", "[loss]", f"beta_gain = {lo['beta_gain']:.6g}",
+                  f"{lo['draws']} Monte Carlo draws, {where};",
+                  "# input offset (units of x - y): the nominal models' value and the standard deviation over the "
+                  "draws", "[loss]", f"beta_gain = {lo['beta_gain']:.6g}",
                   f"beta_gain_sigma = {lo['beta_gain_sigma']:.6g}"]
+        if "offset_sigma" in lo:
+            lines += [f"offset = {lo['offset']:.6g}", f"offset_sigma = {lo['offset_sigma']:.6g}"]
     if curves is not None:
         m = curves[iref]
         lines += ["", f"# the measured curve ({where}) and the gate at zero tension, in units", f"[curves.{cell}]",

@@ -16,15 +16,17 @@ Writes ``predict.{csv,md}`` (beta = 1) or ``predict_beta<BETA>.{csv,md}`` and on
 or trial run writes to a scratch directory).
 
 ``--mc-seeds S,S,...`` runs the Monte Carlo comparison instead (:func:`run_mc`): the
-circuit at ``--mc-seed S`` (tt_mm, 27 C, transistor-level activation cells) against the
-distribution of 1 - cosine over ``--instances`` device instances that the reference backend
-draws from the derived model's spreads (``sims/sky130/characterization/hardware.toml``);
-writes ``predict_mc.{csv,md}``.
+circuit at ``--mc-seed S`` (tt_mm, 27 C, the cell kinds ``--mc-cells`` at transistor
+level, default every kind) against the distribution of 1 - cosine over ``--instances``
+device instances that the reference backend draws from the derived model's spreads
+(``sims/sky130/characterization/hardware.toml``, the sections those cells realize);
+writes ``predict_mc.{csv,md}`` (``predict_mc_act.{csv,md}`` with ``--mc-cells act``).
+The circuit runs are cached as JSON, so a rerun computes only the model.
 
 Usage::
 
     .venv/bin/python sims/sky130/predict.py [BETA ...] [-o DIR]
-    .venv/bin/python sims/sky130/predict.py --mc-seeds 1,2,3,4 [--instances 400] [-o DIR]
+    .venv/bin/python sims/sky130/predict.py --mc-seeds 1,2,3,4 [--instances 400] [--mc-cells act,syn,node,loss] [-o DIR]
 """
 
 from __future__ import annotations
@@ -123,11 +125,17 @@ def run(beta: float, out: Path, cells: list) -> None:
     print((out / f"{stem}.md").read_text())
 
 
-#: The derived model the Monte Carlo comparison draws from, and the sections of it that the
-#: circuit with transistor-level activation cells realizes (synapses, nodes and the loss port
-#: stay behavioral there, so their spreads are left out).
+#: The derived model the Monte Carlo comparison draws from.
 MC_TOML = HERE / "characterization" / "hardware.toml"
-MC_SECTIONS = ("unit_V", "cells", "curves")
+#: The sections of it that the circuit realizes with each cell kind at transistor level
+#: (a kind left behavioral is ideal in the circuit, so its spreads are left out).
+MC_SECTIONS = {"act": ("unit_V", "cells", "curves"), "syn": ("mismatch", "synapses"), "node": ("nodes",),
+               "loss": ("loss",)}
+#: The model without one term at a time (its median is listed beside the full model's).
+MC_ABLATIONS = {"act": {"without pair slope": {"cells.pair_slope_sigma": 0.0}},
+                "syn": {"without synapse offsets": {"synapses.offset_fwd_sigma": 0.0,
+                                                    "synapses.offset_bwd_sigma": 0.0}},
+                "loss": {"without loss offset": {"loss.offset": 0.0, "loss.offset_sigma": 0.0}}}
 
 
 def _pct(v, q: float) -> float:
@@ -136,64 +144,97 @@ def _pct(v, q: float) -> float:
     return float(np.percentile(np.asarray(v, dtype=float), q))
 
 
-def _instances(graph, batch, hw, instances: int) -> dict[str, list[float]]:
+def _instances(graph, batch, hw, instances: int, desc: str = "reference instances") -> dict[str, list[float]]:
     from tqdm import tqdm
 
     model: dict[str, list[float]] = {}
-    for s in tqdm(range(instances), desc="reference instances", unit="instance"):
+    for s in tqdm(range(instances), desc=desc, unit="instance"):
         v = verify(graph, batch, backend="reference", hardware=hw, instance_seed=s)
         for k, x in _one_minus_cos(v).items():
             model.setdefault(k, []).append(x)
     return model
 
 
-def _circuit(graph, batch, corner: str, seed: int | None, cache: Path) -> dict[str, float]:
-    """1 - cosine per tensor of the circuit (transistor-level activation cells) at Monte
-    Carlo ``seed`` (None: nominal models), kept in ``cache`` (JSON) for a later run."""
+def _circuit(graph, batch, corner: str, seed: int | None, cache: Path, cells: str = "act") -> dict[str, float]:
+    """1 - cosine per tensor of the circuit (the cell kinds ``cells`` at transistor level) at
+    Monte Carlo ``seed`` (None: nominal models), kept in ``cache`` (JSON) for a later run,
+    with the run's CPU time (this process and its ngspice children, s) under ``cpu_s``."""
     import json
+    import resource
+    import time
 
     key = f"{corner}/{'nominal' if seed is None else seed}"
     done = json.loads(cache.read_text()) if cache.is_file() else {}
     if key not in done:
-        opts = {"pdk": "sky130", "corner": corner, "pdk_cells": "act", "timeout_s": 3000.0}
+        opts = {"pdk": "sky130", "corner": corner, "pdk_cells": cells, "timeout_s": 3000.0}
         if seed is not None:
             opts["mc_seed"] = seed
+        ch0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time()
         done[key] = _one_minus_cos(verify(graph, batch, backend="spice", options=opts))
+        ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = time.process_time() - t0 + (ch1.ru_utime + ch1.ru_stime) - (ch0.ru_utime + ch0.ru_stime)
+        done.setdefault("cpu_s", {})[key] = round(cpu, 1)
         cache.write_text(json.dumps(done, indent=1, sort_keys=True) + "\n")
     return done[key]
 
 
-def run_mc(seeds: list[int], instances: int, out: Path, corner: str = "tt", model_toml: Path = MC_TOML) -> None:
-    """The circuit at ``--mc-seed S`` for each of ``seeds`` against the model's distribution
-    of 1 - cosine over ``instances`` instance seeds; ``predict_mc.{csv,md}`` in ``out`` (the
-    circuit's values cached in ``predict_mc_circuit.json`` there).  The model's median
-    without the pair gate's slope term (``pair_slope_sigma = 0``) is listed beside it.
-    ``model_toml``: another derived model (its directory's name then suffixes the files:
-    ``predict_mc_<dir>.{csv,md}``)."""
+def _circuit_cpu(cache: Path, keys: list[str]) -> float | None:
+    """The cached CPU seconds of the circuit runs ``keys`` (None where one was not timed)."""
+    import json
+
+    cpu = json.loads(cache.read_text()).get("cpu_s", {})
+    return sum(cpu[k] for k in keys) if all(k in cpu for k in keys) else None
+
+
+def run_mc(seeds: list[int], instances: int, out: Path, corner: str = "tt", model_toml: Path = MC_TOML,
+           cells: str = "act,syn,node,loss") -> None:
+    """The circuit (the cell kinds ``cells`` at transistor level) at ``--mc-seed S`` for each
+    of ``seeds`` against the model's distribution of 1 - cosine over ``instances`` instance
+    seeds, the model holding the sections those cells realize (:data:`MC_SECTIONS`).  Every
+    cell kind: ``predict_mc.{csv,md}``, circuit values cached in ``predict_mc_all_circuit.json``;
+    another set of kinds: ``predict_mc_<kinds>`` (``act``: cache ``predict_mc_circuit.json``).
+    The model's median without each of its terms that ``cells`` realize
+    (:data:`MC_ABLATIONS`) is listed beside it.  ``model_toml``: another derived model (its
+    directory's name then suffixes the files)."""
+    import time
+
     import numpy as np
 
+    kinds = [k.strip() for k in cells.split(",")]
+    if not set(kinds) <= set(MC_SECTIONS) or "act" not in kinds:
+        raise SystemExit(f"--mc-cells {cells!r}: act and any of syn, node, loss")
     graph = random_mlp([4, 8, 3], activation="tanh", seed=0).with_loss("mse")
     batch = random_batch(graph, 2, seed=0)
     full = tomllib.loads(model_toml.read_text())
-    stem = "predict_mc" if model_toml == MC_TOML else f"predict_mc_{model_toml.parent.name}"
-    hw = hardware_from_mapping({k: full[k] for k in MC_SECTIONS if k in full})
+    every = set(kinds) == set(MC_SECTIONS)
+    tag = "" if every else "_" + "_".join(kinds)
+    stem = f"predict_mc{tag}" if model_toml == MC_TOML else f"predict_mc{tag}_{model_toml.parent.name}"
+    cache = out / ("predict_mc_all_circuit.json" if every else f"predict_mc{'' if kinds == ['act'] else tag}_circuit.json")
+    sections = [sec for k in kinds for sec in MC_SECTIONS[k]]
+    hw = hardware_from_mapping({k: full[k] for k in sections if k in full})
+    nominal = _circuit(graph, batch, corner, None, cache, cells)
+    circuit = {seed: _circuit(graph, batch, corner, seed, cache, cells) for seed in seeds}
+    cpu_circuit = _circuit_cpu(cache, [f"{corner}/{s}" for s in ["nominal", *seeds]])
+    t0 = time.process_time()
     model = _instances(graph, batch, hw, instances)
-    no_slope = _instances(graph, batch, hw.replace(**{"cells.pair_slope_sigma": 0.0}), instances)
-    cache = out / "predict_mc_circuit.json"
-    nominal = _circuit(graph, batch, corner, None, cache)
+    ablations = {name: _instances(graph, batch, hw.replace(**over), instances, desc=name)
+                 for k in kinds for name, over in MC_ABLATIONS.get(k, {}).items()
+                 if all(key.split(".")[0] in full for key in over)}
+    cpu_model = time.process_time() - t0
     rows = []
     for seed in seeds:
-        for name, c in _circuit(graph, batch, corner, seed, cache).items():
+        for name, c in circuit[seed].items():
             m = model[name]
             p5, p50, p95 = _pct(m, 5), _pct(m, 50), _pct(m, 95)
             rank = float(np.mean(np.asarray(m) <= c))
-            rows.append({"mc_seed": seed, "tensor": name, "one_minus_cos_circuit": c,
-                         "one_minus_cos_circuit_nominal": nominal[name], "model_p5": p5, "model_median": p50,
-                         "model_p95": p95, "circuit_percentile": 100.0 * rank, "within_p5_p95": p5 <= c <= p95,
-                         "median_within_3x": p50 / FACTOR <= c <= p50 * FACTOR,
-                         "model_median_without_pair_slope": _pct(no_slope[name], 50),
-                         "model_p95_without_pair_slope": _pct(no_slope[name], 95)})
-        print("mc seed", seed, "done", flush=True)
+            row = {"mc_seed": seed, "tensor": name, "one_minus_cos_circuit": c,
+                   "one_minus_cos_circuit_nominal": nominal[name], "model_p5": p5, "model_median": p50,
+                   "model_p95": p95, "circuit_percentile": 100.0 * rank, "within_p5_p95": p5 <= c <= p95,
+                   "median_within_3x": p50 / FACTOR <= c <= p50 * FACTOR}
+            for a, vals in ablations.items():
+                row[f"model_median_{a.replace(' ', '_')}"] = _pct(vals[name], 50)
+                row[f"model_p95_{a.replace(' ', '_')}"] = _pct(vals[name], 95)
+            rows.append(row)
     with (out / f"{stem}.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, list(rows[0]), lineterminator="\n")
         w.writeheader()
@@ -201,27 +242,46 @@ def run_mc(seeds: list[int], instances: int, out: Path, corner: str = "tt", mode
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     n_in = sum(r["within_p5_p95"] for r in rows)
     n_3x = sum(r["median_within_3x"] for r in rows)
+    behavioral = [k for k in MC_SECTIONS if k not in kinds]
+    cmd = (f".venv/bin/python sims/sky130/predict.py --mc-seeds {','.join(map(str, seeds))} --instances {instances}"
+           + ("" if every else f" --mc-cells {cells}")
+           + ("" if model_toml == MC_TOML else f" --mc-model {model_toml.relative_to(ROOT)}"))
+    cpu = ("CPU time: circuit " + ("not timed (cached before the cache kept it)" if cpu_circuit is None else
+                                   f"{cpu_circuit:.0f} s for the nominal run and {len(seeds)} draws (ngspice "
+                                   f"included, kept in `{cache.name}`)")
+           + f"; model {cpu_model:.0f} s for {instances * (1 + len(ablations))} reference instances.")
     md = ["# SKY130 Monte Carlo: the circuit at `--mc-seed S` against the model's instance distribution", "",
-          f"Produced by `.venv/bin/python sims/sky130/predict.py --mc-seeds {','.join(map(str, seeds))} "
-          f"--instances {instances}"
-          + ("" if model_toml == MC_TOML else f" --mc-model {model_toml.relative_to(ROOT)}") + f"` (tanh MLP 4-8-3, seed 0, MSE, random batch of 2, beta 1, {corner}, 27 C).  "
-          f"Circuit: activation cells at transistor level on the `{corner}_mm` models with ngspice's Monte Carlo "
-          "seed S (synapses, nodes and the loss port behavioral).  Model: the reference backend with the derived "
-          f"`{model_toml.relative_to(HERE)}` (sections {', '.join(MC_SECTIONS)}: the measured tanh curve, the pair "
-          "gate and the cell spreads from its Monte Carlo draws; the synapse and node spreads are left out, "
-          f"as the circuit's synapses and nodes are ideal), {instances} instance seeds.  1 - cosine per tensor "
-          "against exact backprop of the nominal network.", "",
+          f"Produced by `{cmd}` (tanh MLP 4-8-3, seed 0, MSE, random batch of 2, beta 1, {corner}, 27 C).  "
+          f"Circuit: `--pdk-cells {','.join(kinds)}` at transistor level on the `{corner}_mm` models with ngspice's "
+          "Monte Carlo seed S" + (f" ({', '.join(behavioral)} behavioral)" if behavioral else "") + ".  Model: the "
+          f"reference backend with the derived `{model_toml.relative_to(HERE)}` (sections {', '.join(sections)}"
+          + ("; the other cells' spreads are left out, as they are ideal in this circuit" if behavioral else "")
+          + f"), {instances} instance seeds.  1 - cosine per tensor against exact backprop of the nominal "
+          f"network.  {cpu}", "",
           f"**{n_in} of {len(rows)} circuit values inside the model's 5th-95th percentiles; {n_3x} of {len(rows)} "
-          "within 3x of the model's median.**", "",
-          "| mc seed | tensor | 1-cos circuit | circuit, nominal models | model p5 | model median | model p95 | "
-          "circuit's percentile | in p5-p95 | median within 3x | without pair slope: median | its p95 |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "within 3x of the model's median.**", ""]
+    head = ["mc seed", "tensor", "1-cos circuit", "circuit, nominal models", "model p5", "model median",
+            "model p95", "circuit's percentile", "in p5-p95", "median within 3x"]
+    for a in ablations:
+        head += [f"{a}: median", "its p95"]
+    md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        md.append(f"| {r['mc_seed']} | {r['tensor']} | {r['one_minus_cos_circuit']:.3g} | "
-                  f"{r['one_minus_cos_circuit_nominal']:.3g} | {r['model_p5']:.3g} | {r['model_median']:.3g} | "
-                  f"{r['model_p95']:.3g} | {r['circuit_percentile']:.0f} | {'yes' if r['within_p5_p95'] else 'no'} | "
-                  f"{'yes' if r['median_within_3x'] else 'no'} | {r['model_median_without_pair_slope']:.3g} | "
-                  f"{r['model_p95_without_pair_slope']:.3g} |")
+        cols = [str(r["mc_seed"]), r["tensor"], f"{r['one_minus_cos_circuit']:.3g}",
+                f"{r['one_minus_cos_circuit_nominal']:.3g}", f"{r['model_p5']:.3g}", f"{r['model_median']:.3g}",
+                f"{r['model_p95']:.3g}", f"{r['circuit_percentile']:.0f}", "yes" if r["within_p5_p95"] else "no",
+                "yes" if r["median_within_3x"] else "no"]
+        for a in ablations:
+            cols += [f"{r['model_median_' + a.replace(' ', '_')]:.3g}", f"{r['model_p95_' + a.replace(' ', '_')]:.3g}"]
+        md.append("| " + " | ".join(cols) + " |")
+    md += ["", "Per tensor over the draws:", "",
+           "| tensor | circuit min | circuit median | circuit max | model p5 | model median | model p95 | "
+           "draws inside p5-p95 | circuit median / model median |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in model:
+        cs = np.array([circuit[s][name] for s in seeds])
+        inside = sum(r["within_p5_p95"] for r in rows if r["tensor"] == name)
+        md.append(f"| {name} | {cs.min():.3g} | {np.median(cs):.3g} | {cs.max():.3g} | {_pct(model[name], 5):.3g} | "
+                  f"{_pct(model[name], 50):.3g} | {_pct(model[name], 95):.3g} | {inside} of {len(seeds)} | "
+                  f"{np.median(cs) / _pct(model[name], 50):.3g} |")
     (out / f"{stem}.md").write_text("\n".join(md) + "\n")
     print((out / f"{stem}.md").read_text())
 
@@ -235,11 +295,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--instances", type=int, default=400, help="model instance seeds (--mc-seeds; default 400)")
     ap.add_argument("--mc-model", type=Path, default=MC_TOML, help="the derived model (--mc-seeds; default "
                     "characterization/hardware.toml)")
+    ap.add_argument("--mc-cells", default="act,syn,node,loss", help="the cell kinds at transistor level "
+                    "(--mc-seeds; default every kind: act,syn,node,loss)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.mc_seeds:
         run_mc([int(s) for s in args.mc_seeds.split(",")], args.instances, args.out,
-               model_toml=args.mc_model.resolve())
+               model_toml=args.mc_model.resolve(), cells=args.mc_cells)
         return
     done = run_all(plan(["tanh"], CORNERS, [27.0], 0), workers=2)
     cells = list(zip([r for r, _ in done], measured([r for r, _ in done], [c for _, c in done])))
