@@ -188,6 +188,14 @@ def test_committed_model_carries_the_block_measurements() -> None:
     assert hw.loss.beta_gain == pytest.approx(loss_nom["loss_beta_err"], rel=1e-5)
     beta = [r["loss_beta"] for r in mc("loss")]
     assert hw.loss.beta_gain_sigma == pytest.approx(np.std(beta, ddof=1) / np.mean(beta), rel=1e-5)
+    # the offsets: every instance's output at zero input, pooled; the loss port's input offset
+    for key, got in (("syn_offset_fwd_rms", hw.synapses.offset_fwd_sigma),
+                     ("syn_offset_bwd_rms", hw.synapses.offset_bwd_sigma)):
+        assert got == pytest.approx(float(np.sqrt(np.mean([r[key] ** 2 for r in syn]))), rel=1e-5)
+        assert 0.05 < got < 1.0  # measured ~0.2-0.3 of full scale under mismatch
+    assert abs(hw.synapses.offset_correlation) < 0.5  # two halves, their own devices
+    assert hw.loss.offset_sigma == pytest.approx(np.std([r["loss_offset"] for r in mc("loss")], ddof=1), rel=1e-5)
+    assert hw.loss.offset == pytest.approx(loss_nom["loss_offset"], rel=1e-5)
 
 
 def test_committed_pair_slope_is_the_draws_rms() -> None:
