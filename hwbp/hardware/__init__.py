@@ -7,9 +7,11 @@ instance's gradients with the nominal network's and with its own forward network
 """
 
 from hwbp.hardware.model import (
-    Cells, Hardware, Mismatch, Nodes, Noise, Rails, Readout, Weights, hardware_from_mapping, load_hardware,
+    Cells, Hardware, Loss, Mismatch, Nodes, Noise, Rails, Readout, Synapses, Weights, hardware_from_mapping,
+    load_hardware,
 )
 from hwbp.hardware.realize import DeviceInstance, realize
 
-__all__ = ["Hardware", "Weights", "Mismatch", "Nodes", "Cells", "Noise", "Rails", "Readout", "load_hardware",
+__all__ = ["Hardware", "Weights", "Mismatch", "Nodes", "Synapses", "Cells", "Loss", "Noise", "Rails", "Readout",
+           "load_hardware",
            "hardware_from_mapping", "DeviceInstance", "realize"]
