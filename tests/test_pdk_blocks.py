@@ -70,6 +70,22 @@ def test_pdk_cells_choice_and_its_errors():
     assert pdk_cell_set("node", "tran") == ("node",)  # .tran sets the pair's capacitor nodes
 
 
+def test_tran_output_step_resolves_the_transistor_node_pairs_time_constant():
+    """With transistor node pairs the ``.tran`` output step is 1/20 of the pair's R*C
+    (125 ns: 6.25 ns, 0.00625 of the behavioral 1 us tau), not the behavioral 0.05 tau."""
+    from types import SimpleNamespace
+
+    from hwbp.pdk.network import TRAN_STEP_PER_TAU, pdk_tran_step
+
+    p = get_block("node").params
+    tau_pair = p["r"] * p["c"]
+    for cells in (None, "node", "act,syn,node,loss"):
+        step = pdk_tran_step(SimpleNamespace(step=0.05, pdk_cells=cells), 1e-6)
+        assert step * 1e-6 == pytest.approx(TRAN_STEP_PER_TAU * tau_pair) and TRAN_STEP_PER_TAU <= 1 / 20
+    assert pdk_tran_step(SimpleNamespace(step=0.05, pdk_cells="act"), 1e-6) == 0.05  # behavioral nodes
+    assert pdk_tran_step(SimpleNamespace(step=0.001, pdk_cells="node"), 1e-6) == 0.001  # a finer step stays
+
+
 def test_pdk_cells_without_pdk_and_unknown_names_are_one_line_exit_2(capsys):
     model = str(ROOT / "examples" / "mlp_digits.onnx")
     assert main(["verify", model, "--backend", "spice", "--pdk-cells", "act", "--random-batch", "1"]) == 2
@@ -110,6 +126,57 @@ def test_synapse_testbench_one_weight_both_directions_and_a_mismatched_half_is_c
     assert broken["syn_fb_mismatch"] > 0.3 and broken["syn_fb_rms"] > 0.3  # backward tail twice as wide
 
 
+def test_step_response_of_a_first_order_step():
+    """10-90 % rise ln(9) tau and 1 % settling ln(100) tau on a sampled single pole, of either
+    sign; a window that ends before the settling, or no step at all, reads NaN."""
+    import math
+
+    import numpy as np
+
+    from hwbp.pdk.blocks import step_response
+
+    tau, t0, t1 = 20e-9, 10e-9, 410e-9
+    t = np.arange(0.0, t1 + 1e-12, 0.5e-9)
+    for amp in (3e-8, -5e-8):
+        y = 1e-9 + amp * (1.0 - np.exp(-np.clip(t - t0, 0.0, None) / tau))
+        rise, settle = step_response(t, y, t0, t1)
+        assert rise == pytest.approx(math.log(9.0) * tau, rel=0.01)
+        assert settle == pytest.approx(math.log(100.0) * tau, rel=0.01)
+    # a slow pole: the window's last quarter is reached before it settles
+    y = 1.0 - np.exp(-np.clip(t - t0, 0.0, None) / 100e-9)
+    rise, settle = step_response(t, y, t0, t1)
+    assert math.isnan(settle) and rise > 0
+    assert all(math.isnan(v) for v in step_response(t, np.full_like(t, 2e-9), t0, t1))
+    with pytest.raises(ValueError, match="no samples before the step"):
+        step_response(t, y, 0.0, t1)
+
+
+@pytest.mark.slow
+@pytest.mark.long
+def test_synapse_step_response_and_a_slower_mirror_lengthens_it():
+    """The synapse's forward and backward currents after a one-unit step of x and of e: the
+    same devices give the same rise both ways, the 1 % settling is a few time constants, and a
+    PMOS mirror drawn with twice its W and L (the same W/L, four times the gate capacitance
+    its diode node charges) rises at least twice as slowly: the measurement sees the cell."""
+    require_ngspice()
+
+    from hwbp.pdk.blocks import block_bench, measure_block, run_block
+    from hwbp.pdk.sky130 import find_models
+
+    row = _measure("synapse")
+    # measured tt, 27 C: 49.9 ns rise, 110 ns to 1 %, tau 22.7 ns (both directions)
+    assert 5e-9 < row["syn_rise_fwd_s"] < 2e-7
+    assert row["syn_rise_bwd_s"] == pytest.approx(row["syn_rise_fwd_s"], rel=0.05)
+    assert row["syn_rise_fwd_s"] < row["syn_settle_fwd_s"] < 3e-7 and row["syn_settle_bwd_s"] < 3e-7
+    assert row["tau_s"] == pytest.approx(max(row["syn_rise_fwd_s"], row["syn_rise_bwd_s"]) / 2.1972, rel=1e-3)
+    spec = get_block("synapse")
+    p = {**spec.params, "wp": 2 * spec.params["wp"], "lp": 2 * spec.params["lp"]}
+    bench = block_bench(spec, str(find_models()), "tt", 27.0, params=p)
+    slow = measure_block("synapse", run_block(bench), p)
+    assert slow["syn_rise_fwd_s"] > 2 * row["syn_rise_fwd_s"]  # measured 164 ns against 49.9 ns
+    assert not slow["syn_settle_fwd_s"] <= row["syn_settle_fwd_s"]  # longer, or past the window (NaN)
+
+
 @pytest.mark.slow
 def test_node_pair_testbench_r_c_tau():
     require_ngspice()
@@ -130,6 +197,8 @@ def test_loss_port_testbench_realizes_beta():
     assert row["loss_beta"] == pytest.approx(BLOCKS["loss"].params["beta"], rel=0.01)  # measured -0.2 %
     assert abs(row["loss_offset"]) < 1e-3 and row["loss_lin_err"] < 0.02 and row["loss_cm_gain_err"] < 0.01
     assert row["supply_current_A"] == pytest.approx(BLOCKS["loss"].quiescent_current_A, rel=0.05)
+    # its step response (measured 54 ns 10-90 %, 112 ns to 1 %)
+    assert 5e-9 < row["loss_rise_s"] < row["loss_settle_s"] < 3e-7
 
 
 def _tiny_verify(options: dict):
