@@ -339,10 +339,10 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
     L = system.depth
     total = max(12.0 * L, 24.0) if opts.duration is None else float(opts.duration)
     step = opts.step
-    if opts.pdk is not None:  # the output step resolves the transistor node pairs' R*C
-        from hwbp.pdk.network import pdk_tran_step
+    if opts.pdk is not None:  # the transistor node pairs' R*C sets the time grid
+        from hwbp.pdk.network import pdk_tran_time
 
-        step = pdk_tran_step(opts, spice.tau_s)
+        total, step = pdk_tran_time(opts, spice.tau_s, max(12.0 * L, 24.0))
     if not (np.isfinite(total) and total > 0 and np.isfinite(step) and 0 < step <= total):
         raise ConfigError(f"spice .tran needs 0 < step <= duration (units of tau), got step={step}, duration={total}")
     init = initial_nodes(system, batch, initial, seed)
