@@ -62,7 +62,7 @@ def test_adapters_state_the_scaling():
 
 def test_pdk_cells_choice_and_its_errors():
     assert pdk_cell_set(None) == PDK_CELLS == ("act", "syn", "node", "loss")
-    assert pdk_cell_set(None, "tran") == ("act", "node", "loss")
+    assert pdk_cell_set(None, "tran") == PDK_CELLS  # the synapses' .tran: sims/sky130/tran_cells.md
     assert pdk_cell_set("loss,syn,node,act") == PDK_CELLS
     assert pdk_cell_set("loss, act") == ("act", "loss")
     with pytest.raises(ConfigError, match="unknown gates"):

@@ -177,7 +177,7 @@ class SpiceBackendOptions(Options):
     mc_seed: int | None = option(None, "--pdk: Monte Carlo draw of the mismatch models (<corner>_mm)",
                                  flag="--mc-seed")
     pdk_cells: str | None = option(None, "--pdk: which cells are transistor-level, comma-separated of act,syn,node,"
-                                         "loss (default: act,syn,node,loss; .tran: act,node,loss)", flag="--pdk-cells")
+                                         "loss (default: act,syn,node,loss, for .op and .tran)", flag="--pdk-cells")
     act_bias_A: float | None = option(None, "--pdk: the activation cells' bias current in A (default: each "
                                             "cell's, 1 uA tails)", flag="--act-bias")
     scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
