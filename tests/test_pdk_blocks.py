@@ -275,3 +275,30 @@ def test_monte_carlo_seed_reproduces_the_draw():
     spec, lib = get_block("node"), str(find_models())
     r = [measure_block("node", run_block(block_bench(spec, lib, "tt_mm", 27.0, s)))["node_R_ohm"] for s in (3, 3, 4)]
     assert r[0] == r[1] and r[0] != r[2]
+
+
+def test_block_table_carries_the_step_responses(tmp_path):
+    """``blocks.csv`` round-trips the step-response columns, and ``blocks.md`` shows them (a
+    settling past the window as nan); a file without them reads them as empty."""
+    import math
+
+    from hwbp.pdk.blockchar import blocks_csv, blocks_markdown, read_blocks_csv
+    from hwbp.pdk.blocks import BLOCK_COLUMNS
+
+    row = {c: "" for c in BLOCK_COLUMNS}
+    row.update(cell="synapse", corner="tt", temp_C=27.0, mc_seed="", vu_V=0.125, syn_iu_A=8.3e-8, syn_gain_lin_err=0.003,
+               syn_fb_mismatch=1e-10, syn_offset_fwd=0.002, syn_offset_bwd=0.002, syn_x_lin_err=0.03,
+               syn_rise_fwd_s=4.99e-8, syn_rise_bwd_s=5.01e-8, syn_settle_fwd_s=1.1e-7,
+               syn_settle_bwd_s=float("nan"), tau_s=5.01e-8 / math.log(9.0), supply_current_A=2.7e-6,
+               power_W=4.8e-6, area_um2=373.0)
+    path = tmp_path / "blocks.csv"
+    path.write_text(blocks_csv([row]))
+    back = read_blocks_csv(path)[0]
+    assert back["syn_rise_bwd_s"] == 5.01e-8 and back["tau_s"] == pytest.approx(2.28e-8, rel=1e-3)
+    assert math.isnan(back["syn_settle_bwd_s"])
+    md = blocks_markdown([back], "hwbp characterize")
+    assert "| t 10-90 fwd (s) | t 10-90 bwd (s) | t 1 % fwd (s) | t 1 % bwd (s) | tau (s) |" in md
+    assert "| 4.99e-08 | 5.01e-08 | 1.1e-07 | nan | 2.28e-08 |" in md
+    old = tmp_path / "old.csv"
+    old.write_text("cell,corner,temp_C,mc_seed,vu_V,syn_iu_A\nsynapse,tt,27,,0.125,8.3e-08\n")
+    assert read_blocks_csv(old)[0]["tau_s"] == ""
