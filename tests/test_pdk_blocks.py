@@ -62,7 +62,7 @@ def test_adapters_state_the_scaling():
 
 def test_pdk_cells_choice_and_its_errors():
     assert pdk_cell_set(None) == PDK_CELLS == ("act", "syn", "node", "loss")
-    assert pdk_cell_set(None, "tran") == PDK_CELLS  # the synapses' .tran: sims/sky130/tran_cells.md
+    assert pdk_cell_set(None, "tran") == PDK_CELLS  # the synapses' .tran: sims/sky130/tran_cells/tran_cells.md
     assert pdk_cell_set("loss,syn,node,act") == PDK_CELLS
     assert pdk_cell_set("loss, act") == ("act", "loss")
     with pytest.raises(ConfigError, match="unknown gates"):
@@ -286,8 +286,8 @@ def test_block_table_carries_the_step_responses(tmp_path):
     from hwbp.pdk.blocks import BLOCK_COLUMNS
 
     row = {c: "" for c in BLOCK_COLUMNS}
-    row.update(cell="synapse", corner="tt", temp_C=27.0, mc_seed="", vu_V=0.125, syn_iu_A=8.3e-8, syn_gain_lin_err=0.003,
-               syn_fb_mismatch=1e-10, syn_offset_fwd=0.002, syn_offset_bwd=0.002, syn_x_lin_err=0.03,
+    row.update(cell="synapse", corner="tt", temp_C=27.0, mc_seed="", vu_V=0.125, syn_iu_A=8.3e-8,
+               syn_gain_lin_err=0.003, syn_fb_mismatch=1e-10, syn_offset_fwd=0.002, syn_offset_bwd=0.002, syn_x_lin_err=0.03,
                syn_rise_fwd_s=4.99e-8, syn_rise_bwd_s=5.01e-8, syn_settle_fwd_s=1.1e-7,
                syn_settle_bwd_s=float("nan"), tau_s=5.01e-8 / math.log(9.0), supply_current_A=2.7e-6,
                power_W=4.8e-6, area_um2=373.0)

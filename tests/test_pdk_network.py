@@ -124,7 +124,7 @@ def test_tran_with_every_cell_at_transistor_level():
     """The ``.tran`` default, every cell at transistor level (synapses included; ~100 s of
     ngspice CPU): it converges from the drawn initial state, meets the cosine bound, and
     settles no sooner than the node pairs alone allow (the synapses' ~50 ns rise adds to the
-    pair's R*C; sims/sky130/tran_cells.md: 1.46e-6 s against 1.41e-6 s without them)."""
+    pair's R*C; sims/sky130/tran_cells/tran_cells.md: 1.46e-6 s against 1.41e-6 s without them)."""
     import math
 
     import numpy as np

@@ -118,7 +118,8 @@ _SHOW = {"synapse": [("iu (A)", "syn_iu_A", ".4g"), ("gain lin. err", "syn_gain_
                   ("R voltco (1/V)", "node_R_voltco_per_V", ".2e")],
          "loss": [("beta", "loss_beta", ".4f"), ("beta err", "loss_beta_err", "+.4f"), ("offset (x-y)", "loss_offset", ".2e"),
                   ("lin. err, abs(x - y) <= 2", "loss_lin_err", ".4f"), ("gain change y=-1..1", "loss_cm_gain_err", ".4f"),
-                  ("t 10-90 (s)", "loss_rise_s", ".3g"), ("t 1 % (s)", "loss_settle_s", ".3g"), ("tau (s)", "tau_s", ".3g")]}
+                  ("t 10-90 (s)", "loss_rise_s", ".3g"), ("t 1 % (s)", "loss_settle_s", ".3g"),
+                  ("tau (s)", "tau_s", ".3g")]}
 _MC = {"synapse": ["syn_iu_A", "syn_gain_sd", "syn_fb_rms", "syn_fb_mismatch", "syn_offset_fwd", "syn_offset_bwd",
                    "tau_s"],
        "node": ["node_R_ohm", "node_R_mismatch", "node_C_F", "node_tau_s", "node_tension_offset"],

@@ -231,7 +231,8 @@ def _loss(t: Mapping[str, np.ndarray], spec: BlockSpec, p: Mapping[str, float]) 
     i_vdd = float(-t["op.txt"][0, 1])
     tr = t["tran.txt"]
     rise, settle = step_response(tr[:, 0], tr[:, 1], STEP_T0_S, STEP_T0_S + STEP_WINDOW_S)
-    return {"loss_rise_s": rise, "loss_settle_s": settle, "tau_s": rise / _LN9, "loss_beta": float(gains[1]), "loss_beta_err": float(gains[1] / beta - 1.0),
+    return {"loss_rise_s": rise, "loss_settle_s": settle, "tau_s": rise / _LN9,
+            "loss_beta": float(gains[1]), "loss_beta_err": float(gains[1] / beta - 1.0),
             "loss_offset": float(t["op.txt"][0, 5]) / iu / beta, "loss_lin_err": float(max(lin)),
             "loss_cm_gain_err": float((max(gains) - min(gains)) / gains[1]),
             "supply_current_A": i_vdd, "power_W": VDD_V * i_vdd}

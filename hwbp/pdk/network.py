@@ -44,7 +44,7 @@ PDK_DEFAULT = PDK_CELLS
 #: run with the transistor synapses converges, its settled tensions match the ``.op`` to
 #: 1.3e-6 and it costs 102 s of CPU against 29 s for act,node,loss, 1.5 times its own ``.op``;
 #: the synapses (10-90 % rise ~50 ns) lengthen the 1 % settling from 1.41 to 1.46 us
-#: (sims/sky130/tran_cells.md).  A transistor node pair takes its initial state on its
+#: (sims/sky130/tran_cells/tran_cells.md).  A transistor node pair takes its initial state on its
 #: capacitor nodes (tests/test_pdk_network.py, docs/transistor-level.md).
 PDK_DEFAULT_TRAN = PDK_CELLS
 
