@@ -62,12 +62,32 @@ def test_adapters_state_the_scaling():
 
 def test_pdk_cells_choice_and_its_errors():
     assert pdk_cell_set(None) == PDK_CELLS == ("act", "syn", "node", "loss")
-    assert pdk_cell_set(None, "tran") == ("act", "node", "loss")
+    assert pdk_cell_set(None, "tran") == PDK_CELLS  # the synapses' .tran: sims/sky130/tran_cells/tran_cells.md
     assert pdk_cell_set("loss,syn,node,act") == PDK_CELLS
     assert pdk_cell_set("loss, act") == ("act", "loss")
     with pytest.raises(ConfigError, match="unknown gates"):
         pdk_cell_set("act,gates")
     assert pdk_cell_set("node", "tran") == ("node",)  # .tran sets the pair's capacitor nodes
+
+
+def test_tran_time_grid_follows_the_transistor_node_pairs_time_constant():
+    """With transistor node pairs the ``.tran`` output step is 1/20 of the pair's R*C
+    (125 ns: 6.25 ns, 0.00625 of the behavioral 1 us tau), not the behavioral 0.05 tau, and
+    the default duration counts pair time constants; a given duration stays."""
+    from types import SimpleNamespace
+
+    from hwbp.pdk.network import TRAN_STEP_PER_TAU, pdk_tran_time
+
+    p = get_block("node").params
+    tau_pair = p["r"] * p["c"]
+    for cells in (None, "node", "act,syn,node,loss"):
+        total, step = pdk_tran_time(SimpleNamespace(step=0.05, duration=None, pdk_cells=cells), 1e-6, 24.0)
+        assert step * 1e-6 == pytest.approx(TRAN_STEP_PER_TAU * tau_pair) and TRAN_STEP_PER_TAU <= 1 / 20
+        assert total * 1e-6 == pytest.approx(24 * tau_pair)
+    # behavioral nodes: the backend's own grid
+    assert pdk_tran_time(SimpleNamespace(step=0.05, duration=None, pdk_cells="act"), 1e-6, 24.0) == (24.0, 0.05)
+    total, step = pdk_tran_time(SimpleNamespace(step=0.001, duration=5.0, pdk_cells="node"), 1e-6, 24.0)
+    assert (total, step) == (5.0, 0.001)  # a given duration and a finer step stay
 
 
 def test_pdk_cells_without_pdk_and_unknown_names_are_one_line_exit_2(capsys):
@@ -110,6 +130,57 @@ def test_synapse_testbench_one_weight_both_directions_and_a_mismatched_half_is_c
     assert broken["syn_fb_mismatch"] > 0.3 and broken["syn_fb_rms"] > 0.3  # backward tail twice as wide
 
 
+def test_step_response_of_a_first_order_step():
+    """10-90 % rise ln(9) tau and 1 % settling ln(100) tau on a sampled single pole, of either
+    sign; a window that ends before the settling, or no step at all, reads NaN."""
+    import math
+
+    import numpy as np
+
+    from hwbp.pdk.blocks import step_response
+
+    tau, t0, t1 = 20e-9, 10e-9, 410e-9
+    t = np.arange(0.0, t1 + 1e-12, 0.5e-9)
+    for amp in (3e-8, -5e-8):
+        y = 1e-9 + amp * (1.0 - np.exp(-np.clip(t - t0, 0.0, None) / tau))
+        rise, settle = step_response(t, y, t0, t1)
+        assert rise == pytest.approx(math.log(9.0) * tau, rel=0.01)
+        assert settle == pytest.approx(math.log(100.0) * tau, rel=0.01)
+    # a slow pole: the window's last quarter is reached before it settles
+    y = 1.0 - np.exp(-np.clip(t - t0, 0.0, None) / 100e-9)
+    rise, settle = step_response(t, y, t0, t1)
+    assert math.isnan(settle) and rise > 0
+    assert all(math.isnan(v) for v in step_response(t, np.full_like(t, 2e-9), t0, t1))
+    with pytest.raises(ValueError, match="no samples before the step"):
+        step_response(t, y, 0.0, t1)
+
+
+@pytest.mark.slow
+@pytest.mark.long
+def test_synapse_step_response_and_a_slower_mirror_lengthens_it():
+    """The synapse's forward and backward currents after a one-unit step of x and of e: the
+    same devices give the same rise both ways, the 1 % settling is a few time constants, and a
+    PMOS mirror drawn with twice its W and L (the same W/L, four times the gate capacitance
+    its diode node charges) rises at least twice as slowly: the measurement sees the cell."""
+    require_ngspice()
+
+    from hwbp.pdk.blocks import block_bench, measure_block, run_block
+    from hwbp.pdk.sky130 import find_models
+
+    row = _measure("synapse")
+    # measured tt, 27 C: 49.9 ns rise, 110 ns to 1 %, tau 22.7 ns (both directions)
+    assert 5e-9 < row["syn_rise_fwd_s"] < 2e-7
+    assert row["syn_rise_bwd_s"] == pytest.approx(row["syn_rise_fwd_s"], rel=0.05)
+    assert row["syn_rise_fwd_s"] < row["syn_settle_fwd_s"] < 3e-7 and row["syn_settle_bwd_s"] < 3e-7
+    assert row["tau_s"] == pytest.approx(max(row["syn_rise_fwd_s"], row["syn_rise_bwd_s"]) / 2.1972, rel=1e-3)
+    spec = get_block("synapse")
+    p = {**spec.params, "wp": 2 * spec.params["wp"], "lp": 2 * spec.params["lp"]}
+    bench = block_bench(spec, str(find_models()), "tt", 27.0, params=p)
+    slow = measure_block("synapse", run_block(bench), p)
+    assert slow["syn_rise_fwd_s"] > 2 * row["syn_rise_fwd_s"]  # measured 164 ns against 49.9 ns
+    assert not slow["syn_settle_fwd_s"] <= row["syn_settle_fwd_s"]  # longer, or past the window (NaN)
+
+
 @pytest.mark.slow
 def test_node_pair_testbench_r_c_tau():
     require_ngspice()
@@ -130,6 +201,8 @@ def test_loss_port_testbench_realizes_beta():
     assert row["loss_beta"] == pytest.approx(BLOCKS["loss"].params["beta"], rel=0.01)  # measured -0.2 %
     assert abs(row["loss_offset"]) < 1e-3 and row["loss_lin_err"] < 0.02 and row["loss_cm_gain_err"] < 0.01
     assert row["supply_current_A"] == pytest.approx(BLOCKS["loss"].quiescent_current_A, rel=0.05)
+    # its step response (measured 54 ns 10-90 %, 112 ns to 1 %)
+    assert 5e-9 < row["loss_rise_s"] < row["loss_settle_s"] < 3e-7
 
 
 def _tiny_verify(options: dict):
@@ -202,3 +275,30 @@ def test_monte_carlo_seed_reproduces_the_draw():
     spec, lib = get_block("node"), str(find_models())
     r = [measure_block("node", run_block(block_bench(spec, lib, "tt_mm", 27.0, s)))["node_R_ohm"] for s in (3, 3, 4)]
     assert r[0] == r[1] and r[0] != r[2]
+
+
+def test_block_table_carries_the_step_responses(tmp_path):
+    """``blocks.csv`` round-trips the step-response columns, and ``blocks.md`` shows them (a
+    settling past the window as nan); a file without them reads them as empty."""
+    import math
+
+    from hwbp.pdk.blockchar import blocks_csv, blocks_markdown, read_blocks_csv
+    from hwbp.pdk.blocks import BLOCK_COLUMNS
+
+    row = {c: "" for c in BLOCK_COLUMNS}
+    row.update(cell="synapse", corner="tt", temp_C=27.0, mc_seed="", vu_V=0.125, syn_iu_A=8.3e-8,
+               syn_gain_lin_err=0.003, syn_fb_mismatch=1e-10, syn_offset_fwd=0.002, syn_offset_bwd=0.002, syn_x_lin_err=0.03,
+               syn_rise_fwd_s=4.99e-8, syn_rise_bwd_s=5.01e-8, syn_settle_fwd_s=1.1e-7,
+               syn_settle_bwd_s=float("nan"), tau_s=5.01e-8 / math.log(9.0), supply_current_A=2.7e-6,
+               power_W=4.8e-6, area_um2=373.0)
+    path = tmp_path / "blocks.csv"
+    path.write_text(blocks_csv([row]))
+    back = read_blocks_csv(path)[0]
+    assert back["syn_rise_bwd_s"] == 5.01e-8 and back["tau_s"] == pytest.approx(2.28e-8, rel=1e-3)
+    assert math.isnan(back["syn_settle_bwd_s"])
+    md = blocks_markdown([back], "hwbp characterize")
+    assert "| t 10-90 fwd (s) | t 10-90 bwd (s) | t 1 % fwd (s) | t 1 % bwd (s) | tau (s) |" in md
+    assert "| 4.99e-08 | 5.01e-08 | 1.1e-07 | nan | 2.28e-08 |" in md
+    old = tmp_path / "old.csv"
+    old.write_text("cell,corner,temp_C,mc_seed,vu_V,syn_iu_A\nsynapse,tt,27,,0.125,8.3e-08\n")
+    assert read_blocks_csv(old)[0]["tau_s"] == ""

@@ -100,8 +100,9 @@ def test_tran_with_transistor_node_pairs_starts_from_the_drawn_state_on_their_ca
     require_ngspice()
     graph, _ = _tiny()
     batch = random_batch(graph, 1, seed=0)
-    # the .tran default --pdk-cells act,node,loss
-    v = verify(graph, batch, backend="spice", options={"pdk": "sky130", "analysis": "tran"})
+    # every cell but the synapses (the default adds them: test_tran_with_every_cell_at_transistor_level)
+    v = verify(graph, batch, backend="spice", options={"pdk": "sky130", "pdk_cells": "act,node,loss",
+                                                       "analysis": "tran"})
     assert min(_cosines(v).values()) >= MIN_COSINE  # measured 0.99926
     start = initial_state(v.system, batch, "random", 0)
     tr = v.result.trace
@@ -110,8 +111,40 @@ def test_tran_with_transistor_node_pairs_starts_from_the_drawn_state_on_their_ca
         assert np.allclose(tr.mean[name][0], start.mean[name], rtol=1e-6, atol=1e-6), name
     s = v.report["settle"]
     tau_pair = 125e3 * 1e-12
-    # measured 1.45e-6 s (11.6 pair time constants), against 1.1e-5 s with the behavioral 1 us nodes
+    # measured 1.41e-6 s (11.2 pair time constants), against 1.1e-5 s with the behavioral 1 us nodes
     assert math.log(100.0) * tau_pair <= s["settling_time_1pct_s"] < math.log(100.0) * s["tau_s"]
+    # the time grid counts the pair's R*C: 1/20 of it per output step, max(12L, 24) of it in all
+    assert s["dt_tau"] * s["tau_s"] == pytest.approx(tau_pair / 20, rel=1e-9)
+    assert s["duration_tau"] * s["tau_s"] == pytest.approx(24 * tau_pair, rel=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.long
+def test_tran_with_every_cell_at_transistor_level():
+    """The ``.tran`` default, every cell at transistor level (synapses included; ~100 s of
+    ngspice CPU): it converges from the drawn initial state, meets the cosine bound, and
+    settles no sooner than the node pairs alone allow (the synapses' ~50 ns rise adds to the
+    pair's R*C; sims/sky130/tran_cells/tran_cells.md: 1.46e-6 s against 1.41e-6 s without them)."""
+    import math
+
+    import numpy as np
+
+    from hwbp.initial import initial_state
+    from hwbp.pdk.network import PDK_CELLS, pdk_cell_set
+
+    require_ngspice()
+    assert pdk_cell_set(None, "tran") == PDK_CELLS
+    graph, _ = _tiny()
+    batch = random_batch(graph, 1, seed=0)
+    v = verify(graph, batch, backend="spice", options={"pdk": "sky130", "analysis": "tran"})
+    assert min(_cosines(v).values()) >= MIN_COSINE  # measured 0.99982
+    start = initial_state(v.system, batch, "random", 0)
+    for name, t0 in start.tension.items():
+        assert np.allclose(v.result.trace.tension[name][0], t0, rtol=1e-6, atol=1e-6), name
+    s = v.report["settle"]
+    tau_pair = 125e3 * 1e-12
+    assert math.log(100.0) * tau_pair <= s["settling_time_1pct_s"] < s["duration_tau"] * s["tau_s"]
+    assert s["supply_power_W"] > 2e-4  # the synapses' supplies too (measured 3.19e-4 W; 1.02e-4 W without)
 
 
 def test_pdk_options_need_the_pdk_and_unknown_activations_are_refused(tmp_path):

@@ -109,16 +109,21 @@ def read_blocks_csv(path: Path) -> list[dict[str, Any]]:
 
 _SHOW = {"synapse": [("iu (A)", "syn_iu_A", ".4g"), ("gain lin. err", "syn_gain_lin_err", ".4f"),
                      ("fwd/bwd mismatch", "syn_fb_mismatch", ".2e"), ("offset fwd (w*x)", "syn_offset_fwd", ".4f"),
-                     ("offset bwd (w*x)", "syn_offset_bwd", ".4f"), ("x lin. err, abs(x) <= 3", "syn_x_lin_err", ".4f")],
+                     ("offset bwd (w*x)", "syn_offset_bwd", ".4f"), ("x lin. err, abs(x) <= 3", "syn_x_lin_err", ".4f"),
+                     ("t 10-90 fwd (s)", "syn_rise_fwd_s", ".3g"), ("t 10-90 bwd (s)", "syn_rise_bwd_s", ".3g"),
+                     ("t 1 % fwd (s)", "syn_settle_fwd_s", ".3g"), ("t 1 % bwd (s)", "syn_settle_bwd_s", ".3g"),
+                     ("tau (s)", "tau_s", ".3g")],
          "node": [("R (ohm)", "node_R_ohm", ".5g"), ("R+/R- - 1", "node_R_mismatch", ".2e"), ("C (F)", "node_C_F", ".4g"),
                   ("tau (s)", "node_tau_s", ".4g"), ("tension offset", "node_tension_offset", ".2e"),
                   ("R voltco (1/V)", "node_R_voltco_per_V", ".2e")],
          "loss": [("beta", "loss_beta", ".4f"), ("beta err", "loss_beta_err", "+.4f"), ("offset (x-y)", "loss_offset", ".2e"),
-                  ("lin. err, abs(x - y) <= 2", "loss_lin_err", ".4f"), ("gain change y=-1..1", "loss_cm_gain_err", ".4f")]}
+                  ("lin. err, abs(x - y) <= 2", "loss_lin_err", ".4f"), ("gain change y=-1..1", "loss_cm_gain_err", ".4f"),
+                  ("t 10-90 (s)", "loss_rise_s", ".3g"), ("t 1 % (s)", "loss_settle_s", ".3g"),
+                  ("tau (s)", "tau_s", ".3g")]}
 _MC = {"synapse": ["syn_iu_A", "syn_gain_sd", "syn_fb_rms", "syn_fb_mismatch", "syn_offset_fwd", "syn_offset_bwd",
-                    "syn_offset_fwd_rms", "syn_offset_bwd_rms"],
+                   "syn_offset_fwd_rms", "syn_offset_bwd_rms", "tau_s"],
        "node": ["node_R_ohm", "node_R_mismatch", "node_C_F", "node_tau_s", "node_tension_offset"],
-       "loss": ["loss_beta", "loss_offset"]}
+       "loss": ["loss_beta", "loss_offset", "tau_s"]}
 
 
 def blocks_markdown(rows: Sequence[dict[str, Any]], command: str) -> str:
@@ -126,7 +131,11 @@ def blocks_markdown(rows: Sequence[dict[str, Any]], command: str) -> str:
     Monte Carlo draws of each corner and temperature."""
     out = ["# SKY130 synapse, node pair and loss port", "", f"Produced by `{command}`.", "",
            "Units: synapse offsets in units of w*x at the full-scale weight, the node's tension offset "
-           "in units, the loss port's offset in units of x - y.  Power and supply current per instance.", ""]
+           "in units, the loss port's offset in units of x - y.  Power and supply current per instance.  "
+           "Step responses to a one-unit input step (x; the synapse's backward: e), outputs held at vcm: "
+           "10-90 % rise (t 10-90) and settling to 1 % of the step (t 1 %), the synapse's the slowest of its "
+           "instances with w != 0; tau: the synapse's and the loss port's t 10-90 / ln 9 (a single pole's), "
+           "the node's fitted to its step response.", ""]
     for cell in dict.fromkeys(r["cell"] for r in rows):
         show = _SHOW[cell]
         head = ["corner", "T (C)"] + [h for h, _, _ in show] + ["I supply (A)", "P (W)", "area (um^2)"]

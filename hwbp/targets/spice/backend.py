@@ -177,7 +177,7 @@ class SpiceBackendOptions(Options):
     mc_seed: int | None = option(None, "--pdk: Monte Carlo draw of the mismatch models (<corner>_mm)",
                                  flag="--mc-seed")
     pdk_cells: str | None = option(None, "--pdk: which cells are transistor-level, comma-separated of act,syn,node,"
-                                         "loss (default: act,syn,node,loss; .tran: act,node,loss)", flag="--pdk-cells")
+                                         "loss (default: act,syn,node,loss, for .op and .tran)", flag="--pdk-cells")
     act_bias_A: float | None = option(None, "--pdk: the activation cells' bias current in A (default: each "
                                             "cell's, 1 uA tails)", flag="--act-bias")
     scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
@@ -339,6 +339,10 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
     L = system.depth
     total = max(12.0 * L, 24.0) if opts.duration is None else float(opts.duration)
     step = opts.step
+    if opts.pdk is not None:  # the transistor node pairs' R*C sets the time grid
+        from hwbp.pdk.network import pdk_tran_time
+
+        total, step = pdk_tran_time(opts, spice.tau_s, max(12.0 * L, 24.0))
     if not (np.isfinite(total) and total > 0 and np.isfinite(step) and 0 < step <= total):
         raise ConfigError(f"spice .tran needs 0 < step <= duration (units of tau), got step={step}, duration={total}")
     init = initial_nodes(system, batch, initial, seed)
