@@ -55,9 +55,9 @@ def write_figure(path: Path, sizings: Sequence[tuple], nets: Mapping[tuple, dict
     for i, (label, *_rest) in enumerate(sizings):
         xs = [s for s in seeds if (label, s, "act") in nets]
         ys = [_worst(nets[(label, s, "act")]) for s in xs]
-        dx = (i - (n - 1) / 2) * 0.09  # side by side, so that no series hides another
-        ax.semilogy(np.array(xs) + dx, ys, marker=markers[i % len(markers)], linestyle="-", linewidth=0.8,
-                    markersize=6, label=label)
+        dx = (i - (n - 1) / 2) * 0.11  # side by side, so that no series hides another
+        ax.semilogy(np.array(xs) + dx, ys, marker=markers[i % len(markers)], linestyle="none",
+                    markersize=7, alpha=0.9, label=label)
     ax.axhline(1.0 - min_cosine, color="k", linestyle="--", linewidth=1.0, label=f"bound (cosine {min_cosine:g})")
     ax.set_xlabel("model seed of random_mlp([4, 8, 3]) (1)")
     ax.set_ylabel("worst tensor 1 - cosine (1)")
