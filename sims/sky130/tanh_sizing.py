@@ -195,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             decomp[(label, seed)] = cached(f"decomp/{label}/{seed}",
                                            lambda: decompose(seed, curves[label], beta * 2.0 / rt))
     cpu_total = sum(v.get("cpu_s", 0.0) for k, v in cache.items() if k.startswith("net/"))
+    from hwbp.provenance import machine
+
+    where = cached("machine", machine)  # the machine of the measurements, kept with them
     write_report(args.out, sizings, cells, nets, decomp, seeds, vu_trim, cpu_total, RECOMMENDED, MIN_COSINE,
-                 " ".join(sys.argv[1:]))
+                 " ".join(sys.argv[1:]), where)
     return 0
 
 

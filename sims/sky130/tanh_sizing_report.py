@@ -72,17 +72,16 @@ def write_figure(path: Path, sizings: Sequence[tuple], nets: Mapping[tuple, dict
 
 def write_report(out: Path, sizings: Sequence[tuple], cells: Mapping[str, dict], nets: Mapping[tuple, dict],
                  decomp: Mapping[tuple, dict], seeds: Sequence[int], vu_trim: float, cpu_s: float, recommended: str,
-                 min_cosine: float, argv: str) -> None:
-    """Write the csv, the figure and the markdown report into ``out``."""
-    from hwbp.provenance import machine
-
+                 min_cosine: float, argv: str, where: str) -> None:
+    """Write the csv, the figure and the markdown report into ``out`` (``where``: the machine
+    line of the measurements)."""
     write_csv(out / "tanh_sizing.csv", sizings, nets, decomp)
     write_figure(out / "tanh_sizing.png", sizings, nets, seeds, min_cosine)
     cmd = ".venv/bin/python sims/sky130/tanh_sizing.py" + (f" {argv}" if argv else "")
     md = ["# SKY130 tanh cell: which sizing meets cosine >= 0.99 on random tiny MLPs", "",
           f"Produced by `{cmd}` (tanh MLP 4-8-3 `random_mlp([4, 8, 3], seed=S)`, MSE, the random batch of 2 of "
           "seed 0, tt, 27 C; 1 - cosine per tensor against exact backprop of the nominal network).  CPU time of the "
-          f"transistor-level runs (hwbp and ngspice, cached runs included): {cpu_s:.0f} s; {machine()}.  "
+          f"transistor-level runs (hwbp and ngspice, cached runs included): {cpu_s:.0f} s; {where}.  "
           "Figure: `tanh_sizing.png`; every run: `tanh_sizing.csv`.", "",
           "## The cell per sizing (testbench, tt, 27 C)", "",
           f"`vu=trim` is vu / f'(0) of the default cell = {vu_trim:.4g} V/unit.  Gate errors are relative rms errors "
