@@ -72,7 +72,7 @@ def plan(cells: Sequence[str], corners: Sequence[str], temps_c: Sequence[float],
     for name in cells:
         spec = get_cell(name).with_params(params).at_bias(ib_A)
         cell_text, tb_text = spec.path.read_text(encoding="ascii"), spec.testbench.read_text(encoding="ascii")
-        params = tuple(spec.params.items())
+        values = tuple(spec.params.items())
         for corner in corners:
             for t in temps_c:
                 n_mc = mc if ((mc_corners is None or corner in mc_corners)
@@ -80,7 +80,7 @@ def plan(cells: Sequence[str], corners: Sequence[str], temps_c: Sequence[float],
                 draws = [(corner, None)] + [(f"{corner}_mm", mc_seed0 + k) for k in range(n_mc)]
                 for section, seed in draws:
                     runs.append(Run(name, corner, float(t), seed,
-                                    Bench(cell_text, tb_text, spec.path.name, lib, section, float(t), params, seed)))
+                                    Bench(cell_text, tb_text, spec.path.name, lib, section, float(t), values, seed)))
     return runs
 
 
