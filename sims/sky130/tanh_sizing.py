@@ -14,14 +14,17 @@ batch of 2 of seed 0, as in tests/test_pdk_network.py) on tt, 27 C:
    tanh computed as the pair gate f(a + T/rt) - f(a - T/rt) (the finite difference alone,
    which at tension scale rt is the rt = 2 gate at beta * 2 / rt);
 4. with ``--all-cells S,...``: every cell at transistor level (``--pdk-cells
-   act,syn,node,loss``) on those seeds, for the default and the recommended sizing.
+   act,syn,node,loss``) on those seeds, for the default and the recommended sizing;
+5. with ``--mc N``: the default and the recommended cell's testbench on N Monte Carlo draws
+   (tt_mm, 27 C): the spread of the gate's offset, which the tension scale raises; with
+   ``--mc-seeds S,...`` the network of model seed 0 on those mismatch draws.
 
 Writes ``tanh_sizing.{md,csv,png}`` and the run cache ``tanh_sizing_runs.json`` into ``-o DIR``
 (default: this directory); a rerun takes cached runs from that file.
 
 Usage::
 
-    .venv/bin/python sims/sky130/tanh_sizing.py [--seeds 0-9] [--few-seeds 0-4] [--all-cells 2] [-o DIR]
+    .venv/bin/python sims/sky130/tanh_sizing.py [--seeds 0-9] [--few-seeds 0-4] [--all-cells 2] [--mc 8] [--mc-seeds 1-5] [-o DIR]
 """
 
 from __future__ import annotations
@@ -100,11 +103,23 @@ def characterize_cell(act: str | None, ib_A: float | None) -> tuple[dict, dict]:
     return row, {"a": res.a.tolist(), "f": f.tolist(), "gate_zero": gate[0].tolist()}
 
 
-def network(seed: int, act: str | None, ib_A: float | None, beta: float, cells: str) -> dict:
-    """One transistor-level verify of the tiny MLP of ``seed``: 1 - cosine per tensor,
-    power, the largest hidden |a| and |T|, CPU seconds."""
+def monte_carlo(act: str | None, draws: int) -> list[dict]:
+    """The tanh cell's testbench on ``draws`` Monte Carlo draws (tt_mm, 27 C, seeds 1..draws)
+    at this sizing: each draw's row (gate offset, zero-tension gate, gains, gate errors)."""
+    from hwbp.pdk.characterize import plan, run_all
+
+    runs = [r for r in plan(["tanh"], ["tt"], [27.0], draws, params=parse_act_params(act)) if r.seed is not None]
+    keys = ("f_gain", "f_offset", "gate_gain", "gate_offset", "gate_zero_T", "gate_err_T0.25", "gate_err_T1")
+    return [{k: float(row[k]) for k in keys} for row, _ in run_all(runs, workers=1, progress=False)]
+
+
+def network(seed: int, act: str | None, ib_A: float | None, beta: float, cells: str,
+            mc_seed: int | None = None) -> dict:
+    """One transistor-level verify of the tiny MLP of ``seed`` (``mc_seed``: on the mismatch
+    models, ``--mc-seed``): 1 - cosine per tensor, power, the largest hidden |a| and |T|, CPU
+    seconds."""
     graph, batch = tiny(seed)
-    opts = {"pdk": "sky130", "pdk_cells": cells, "timeout_s": 3000.0}
+    opts = {"pdk": "sky130", "pdk_cells": cells, "timeout_s": 3000.0, "mc_seed": mc_seed}
     if act:
         opts["act_params"] = act
     if ib_A is not None:
@@ -155,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--few-seeds", default="0-4", help="model seeds of the other sizings (default 0-4)")
     ap.add_argument("--all-cells", default="", metavar="SEEDS", help="seeds to run with every cell at transistor "
                     "level, default and recommended sizing (minutes each; default none)")
+    ap.add_argument("--mc", type=int, default=0, metavar="N", help="Monte Carlo draws of the default and the "
+                    "recommended cell's testbench (tt_mm, 27 C; default 0: none)")
+    ap.add_argument("--mc-seeds", default="", metavar="SEEDS", help="--mc-seed draws of the network (model seed 0, "
+                    "--pdk-cells act) for the default and the recommended sizing (default none)")
     ap.add_argument("--only", metavar="LABELS", help="run these sizings only (comma-separated labels)")
     ap.add_argument("-o", "--out", type=Path, default=HERE)
     args = ap.parse_args(argv)
@@ -194,12 +213,21 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds_of[label]:
             decomp[(label, seed)] = cached(f"decomp/{label}/{seed}",
                                            lambda: decompose(seed, curves[label], beta * 2.0 / rt))
-    cpu_total = sum(v.get("cpu_s", 0.0) for k, v in cache.items() if k.startswith("net/"))
+    mc = {}
+    for label in (("default", RECOMMENDED) if args.mc else ()):
+        act = spec[label][1]
+        mc[label] = cached(f"mc/{label}/{args.mc}", lambda: monte_carlo(act, args.mc))
+    mc_nets = {}
+    for label in (("default", RECOMMENDED) if args.mc_seeds else ()):
+        act = spec[label][1]
+        for ms in tqdm(_seeds(args.mc_seeds), desc=f"Monte Carlo networks ({label})", unit="run"):
+            mc_nets[(label, ms)] = cached(f"mcnet/{label}/{ms}", lambda: network(0, act, None, 1.0, "act", ms))
+    cpu_total = sum(v.get("cpu_s", 0.0) for k, v in cache.items() if k.startswith(("net/", "mcnet/")))
     from hwbp.provenance import machine
 
     where = cached("machine", machine)  # the machine of the measurements, kept with them
     write_report(args.out, sizings, cells, nets, decomp, seeds, vu_trim, cpu_total, RECOMMENDED, MIN_COSINE,
-                 " ".join(sys.argv[1:]), where)
+                 " ".join(sys.argv[1:]), where, mc, mc_nets)
     return 0
 
 

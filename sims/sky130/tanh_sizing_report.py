@@ -72,7 +72,8 @@ def write_figure(path: Path, sizings: Sequence[tuple], nets: Mapping[tuple, dict
 
 def write_report(out: Path, sizings: Sequence[tuple], cells: Mapping[str, dict], nets: Mapping[tuple, dict],
                  decomp: Mapping[tuple, dict], seeds: Sequence[int], vu_trim: float, cpu_s: float, recommended: str,
-                 min_cosine: float, argv: str, where: str) -> None:
+                 min_cosine: float, argv: str, where: str, mc: Mapping[str, list] | None = None,
+                 mc_nets: Mapping[tuple, dict] | None = None) -> None:
     """Write the csv, the figure and the markdown report into ``out`` (``where``: the machine
     line of the measurements)."""
     write_csv(out / "tanh_sizing.csv", sizings, nets, decomp)
@@ -124,6 +125,29 @@ def write_report(out: Path, sizings: Sequence[tuple], cells: Mapping[str, dict],
         for (label, s, _), r in full:
             md.append(f"| {label} | {s} | " + " | ".join(f"{1 - r['one_minus_cos'][t]:.5f}" for t in TENSORS) +
                       f" | {1 - _worst(r):.5f} | {r['supply_power_W']:.3g} |")
+    if mc:
+        md += ["", "## Monte Carlo of the cell (testbench, tt_mm, 27 C)", "",
+               "Spread over the draws (sample standard deviation) of the gate's offset (units, the intercept of "
+               "gate/T against tanh') and of the f and gate gains; mean over the draws of the rms gate at T = 0 "
+               "(units) and of the gate errors against the draw's own measured f' * T.", "",
+               "| sizing | draws | f gain sigma | gate gain sigma | gate offset sigma | gate at T=0 (mean rms) | "
+               "gate err T=0.25 (mean) | gate err T=1 (mean) |", "|---|---|---|---|---|---|---|---|"]
+        for label, draws in mc.items():
+            col = {k: np.array([d[k] for d in draws]) for k in draws[0]}
+            md.append(f"| {label} | {len(draws)} | {col['f_gain'].std(ddof=1) / col['f_gain'].mean():.4f} | "
+                      f"{col['gate_gain'].std(ddof=1):.4f} | {col['gate_offset'].std(ddof=1):.4f} | "
+                      f"{col['gate_zero_T'].mean():.4f} | {col['gate_err_T0.25'].mean():.3f} | "
+                      f"{col['gate_err_T1'].mean():.3f} |")
+    if mc_nets:
+        ms = sorted({k[1] for k in mc_nets})
+        md += ["", "## The network on mismatch draws (model seed 0, `--pdk-cells act`, `--mc-seed S`, tt_mm, 27 C)", "",
+               "Worst tensor 1 - cosine per draw.", "",
+               "| sizing | " + " | ".join(f"mc seed {m}" for m in ms) + " | median | min cosine |",
+               "|---|" + "---|" * len(ms) + "---|---|"]
+        for label in dict.fromkeys(k[0] for k in mc_nets):
+            w = [_worst(mc_nets[(label, m)]) for m in ms]
+            md.append(f"| {label} | " + " | ".join(f"{x:.2e}" for x in w) +
+                      f" | {float(np.median(w)):.2e} | {1 - max(w):.5f} |")
     md += ["", f"Recommended: `{recommended}` (`hwbp verify ... --pdk sky130 --act-param "
            f"{dict((s[0], s[1]) for s in sizings)[recommended]}`); see docs/transistor-level.md."]
     (out / "tanh_sizing.md").write_text("\n".join(md) + "\n")
