@@ -186,3 +186,116 @@ def test_act_bias_sets_the_activation_cells_bias_and_needs_the_pdk():
     assert relu.params["ib"] == pytest.approx(1e-5) and relu.params["iu"] == pytest.approx(5e-6)
     (run,) = plan(["tanh"], ["tt"], [27.0], 0, ib_A=3e-6)
     assert dict(run.bench.params)["ib"] == pytest.approx(3e-6)
+
+
+#: The tension scale that meets the bound on seeds 0-9 (sims/sky130/tanh_sizing.md): the gate's
+#: dividers at ratio rt = 4 (the pairs see a +- T/4), vu = 0.125 * (2/3) * (5/4) V/unit.
+RECOMMENDED_ACT_PARAM = "rt=4,vu=0.104167"
+
+
+def test_act_param_sets_the_cell_parameters_and_refuses_what_the_cell_has_not():
+    """``--act-param`` (``act_params``): the netlist's tanh cells take the named parameters; the
+    default netlist states rt = 2 (the divider it always had); a name the cell lacks, the bias,
+    a non-positive value or a malformed item is a one-line error listing the valid names."""
+    from hwbp.pdk.cells import RES_WIDTH_UM, RSHEET_OHM_PER_SQ, cell_area_um2, get_cell, parse_act_params
+    from hwbp.pdk.network import adapter_text
+    from hwbp.targets.spice.backend import SpiceBackend
+
+    assert parse_act_params("rt=4, vu=0.104167,rdiv=400k") == {"rt": 4.0, "vu": 0.104167, "rdiv": 400e3}
+    assert parse_act_params(None) == {} and get_cell("tanh").with_params({}) is get_cell("tanh")
+    text = adapter_text("tanh", params=RECOMMENDED_ACT_PARAM)
+    assert "rt=4.0" in text and "vu = 0.104167 V/unit" in text and "Ea ax vcm a 0 0.104167" in text
+    assert "rt=2.0" in adapter_text("tanh") and "vu = 0.125 V/unit" in adapter_text("tanh")
+    # the three divider legs to tn and vcm are rt * rdiv and the gate load vu * rt / (2 ib): rt = 4
+    # adds 3 * 2 * rdiv and vu / ib of xhigh_po
+    tanh = get_cell("tanh")
+    p = tanh.params
+    a2 = cell_area_um2(tanh.path, tanh.subckt, p)["res"]
+    a4 = cell_area_um2(tanh.path, tanh.subckt, tanh.with_params({"rt": 4.0}).params)["res"]
+    added_ohm = 3 * 2 * p["rdiv"] + p["vu"] / p["ib"]
+    assert a4 - a2 == pytest.approx(added_ohm / RSHEET_OHM_PER_SQ * RES_WIDTH_UM ** 2, rel=1e-12)
+    for bad, msg in (({"xx": 1.0}, "not a parameter of the tanh cell; valid: vu, rdiv, w, l, wt, lt, wp, lp, rt"),
+                     ({"ib": 1e-6}, "set the bias with --act-bias"), ({"w": -1.0}, "must be a positive number")):
+        with pytest.raises(ConfigError, match=msg):
+            tanh.with_params(bad)
+    with pytest.raises(ConfigError, match="not a parameter of the sigmoid cell"):
+        adapter_text("sigmoid", params="rt=4")
+    with pytest.raises(ConfigError, match="is not name=value"):
+        parse_act_params("rt=4,vu")
+    with pytest.raises(ConfigError, match="not a number"):
+        parse_act_params("rt=four")
+    be = SpiceBackend()
+    with pytest.raises(ConfigError, match="--act-param and --act-bias apply to --pdk sky130"):
+        be.options({"act_params": "rt=4"}).check()
+    with pytest.raises(ConfigError, match="not a parameter of any activation cell"):
+        be.options({"pdk": "sky130", "act_params": "wx=3"})
+
+
+def test_act_param_errors_are_one_line_exit_2(capsys):
+    from hwbp.cli import main
+
+    model = str(ROOT / "examples" / "mlp_digits.onnx")
+    for args, what in ((["--act-param", "rt=4"], "apply to --pdk sky130"),
+                       (["--pdk", "sky130", "--act-param", "lx=2"], "--act-param lx"),
+                       (["--pdk", "sky130", "--act-param", "rt=0"], "--act-param rt=0: must be a positive")):
+        assert main(["verify", model, "--backend", "spice", *args, "--random-batch", "1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and what in err[0], err
+
+
+@pytest.mark.slow
+@pytest.mark.long
+def test_the_tension_scaled_gate_is_the_pairs_finite_difference_over_t_by_rt():
+    """The tanh cell at rt = 4 (testbench, tt, 27 C): its gate is (rt/2)(f(a + T/rt) - f(a - T/rt))
+    of its own measured f plus the zero-tension offset, and its error against f'(a)*T at T = 1 is
+    below the default cell's (the O(T^3) term shrinks by (2/rt)^2 = 1/4).  Two testbench runs."""
+    import numpy as np
+
+    from hwbp.pdk.cells import get_cell, parse_act_params
+    from hwbp.pdk.characterize import plan, run_all
+    from hwbp.pdk.measure import f_curve, gate_curves
+
+    require_ngspice()
+    runs = plan(["tanh"], ["tt"], [27.0], 0) + plan(["tanh"], ["tt"], [27.0], 0,
+                                                    params=parse_act_params(RECOMMENDED_ACT_PARAM))
+    (row2, _), (row4, res) = run_all(runs, workers=1, progress=False)
+    params = dict(runs[1].bench.params)
+    f, gate = f_curve(res, get_cell("tanh"), params), gate_curves(res, params)
+    a, rt = res.a, params["rt"]
+    inner = np.abs(a) < 3.0
+    for k, T in enumerate(res.T[1:], start=1):
+        fd = (rt / 2 * (np.interp(a + T / rt, a, f) - np.interp(a - T / rt, a, f)))[inner]
+        g = (gate[k] - gate[0])[inner]
+        gain = float(fd @ g / (fd @ fd))
+        # measured: a gain of 0.973-0.976 (the gate's pairs sit at other input common modes than
+        # the f pair) and a residual of 1.1-1.2 % of the largest difference
+        assert 0.95 < gain < 1.0, (T, gain)
+        assert np.abs(g - gain * fd).max() < 0.02 * np.abs(fd).max(), T
+    assert row4["gate_err_T1"] < row2["gate_err_T1"]  # measured 0.048 against 0.067
+
+
+@pytest.mark.slow
+@pytest.mark.long
+def test_tiny_tanh_mlp_seed_2_with_the_tension_scaled_gate_meets_the_cosine_bound():
+    """The random 4-8-3 model of seed 2 (hidden tensions up to 2.8 units at beta = 1), every cell
+    at transistor level, the tanh cell at ``--act-param rt=4,vu=0.104167``: cosine >= 0.99 on every
+    tensor (sims/sky130/tanh_sizing.md).  Minutes of CPU (the synapses)."""
+    require_ngspice()
+    graph = random_mlp([4, 8, 3], activation="tanh", seed=2).with_loss("mse")
+    v = verify(graph, random_batch(graph, 2, seed=0), backend="spice",
+               options={"pdk": "sky130", "act_params": RECOMMENDED_ACT_PARAM})
+    cos = _cosines(v)
+    assert min(cos.values()) >= MIN_COSINE, cos
+
+
+@pytest.mark.slow
+@pytest.mark.long
+@pytest.mark.xfail(strict=True, reason="measured 0.98907 (fc1.weight, --pdk-cells act; 0.98959 with every cell): "
+                   "the default pair gate's O(T^3) error at hidden tensions up to 2.8 units, "
+                   "sims/sky130/tanh_sizing.md")
+def test_tiny_tanh_mlp_seed_2_at_the_default_sizing_meets_the_cosine_bound():
+    require_ngspice()
+    graph = random_mlp([4, 8, 3], activation="tanh", seed=2).with_loss("mse")
+    v = verify(graph, random_batch(graph, 2, seed=0), backend="spice", options={"pdk": "sky130", "pdk_cells": "act"})
+    cos = _cosines(v)
+    assert min(cos.values()) >= MIN_COSINE, cos

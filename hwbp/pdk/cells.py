@@ -17,7 +17,8 @@ from hwbp.errors import ConfigError
 from hwbp.pdk.sky130 import cells_dir
 
 __all__ = ["CellSpec", "CELLS", "get_cell", "cell_area_um2", "RSHEET_OHM_PER_SQ", "RES_WIDTH_UM",
-           "CAP_DENSITY_F_PER_UM2", "spice_number", "BlockSpec", "BLOCKS", "get_block"]
+           "CAP_DENSITY_F_PER_UM2", "spice_number", "BlockSpec", "BLOCKS", "get_block",
+           "parse_act_params", "check_act_param_names"]
 
 #: Sheet resistance (ohm/square) of SKY130's xhigh_po poly resistor (``rsheet`` in
 #: ``sky130_fd_pr__res_xhigh_po__base``), the resistor every cell resistor is drawn in.
@@ -90,11 +91,64 @@ class CellSpec(_CellFiles):
             p["iu"] *= scale
         return dataclasses.replace(self, params=p)
 
+    def with_params(self, values: Mapping[str, float] | None) -> "CellSpec":
+        """The cell with some of its parameters set (``values``: name -> value in the
+        parameter's unit, V, ohm, um or a ratio as in the cell file's header); the bias
+        ``ib`` (and ``iu``) is :meth:`at_bias`'s.  ``None`` or empty: the cell as it is.  A
+        name the cell does not have, or a value that is not a positive finite number, is a
+        :class:`ConfigError` that lists the valid names."""
+        if not values:
+            return self
+        valid = [k for k in self.params if k not in ("ib", "iu")]
+        p = dict(self.params)
+        for k, v in values.items():
+            if k not in valid:
+                hint = " (set the bias with --act-bias)" if k in ("ib", "iu") else ""
+                raise ConfigError(f"--act-param {k}: not a parameter of the {self.name} cell{hint}; "
+                                  f"valid: {', '.join(valid)}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"--act-param {k}={v!r}: the {self.name} cell's parameter must be a positive number")
+            p[k] = float(v)
+        return dataclasses.replace(self, params=p)
+
+
+def parse_act_params(text: str | Mapping[str, float] | None) -> dict[str, float]:
+    """``--act-param`` (``name=value,...``, SPICE suffixes allowed: ``rdiv=400k``) as a dict;
+    a mapping is taken as it is, ``None`` is empty.  A malformed item is a one-line
+    :class:`ConfigError`."""
+    if text is None:
+        return {}
+    if isinstance(text, Mapping):
+        return dict(text)
+    out: dict[str, float] = {}
+    for item in (t.strip() for t in str(text).split(",")):
+        name, eq, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not (eq and name and value):
+            raise ConfigError(f"--act-param {text!r}: {item!r} is not name=value (e.g. --act-param rt=8,vu=0.09375)")
+        m = _NUM.fullmatch(value)
+        if m is None:
+            raise ConfigError(f"--act-param {name}={value!r}: not a number")
+        out[name] = float(m.group(1)) * _SUFFIX.get((m.group(2) or "").lower(), 1.0)
+        if out[name] <= 0:
+            raise ConfigError(f"--act-param {name}={value}: must be a positive number")
+    return out
+
+
+def check_act_param_names(values: Mapping[str, float]) -> None:
+    """A :class:`ConfigError` (listing the valid names) for a ``--act-param`` name that no
+    activation cell has; whether each cell used has it is checked when the netlist is built."""
+    valid = list(dict.fromkeys(k for c in CELLS.values() for k in c.params if k not in ("ib", "iu")))
+    for k in values:
+        if k not in valid:
+            hint = " (set the bias with --act-bias)" if k in ("ib", "iu") else ""
+            raise ConfigError(f"--act-param {k}: not a parameter of any activation cell{hint}; valid: {', '.join(valid)}")
 
 
 _DP = {"vu": 0.125, "ib": 1e-6, "rdiv": 200e3, "w": 10.0, "l": 1.0, "wt": 2.0, "lt": 2.0, "wp": 8.0, "lp": 2.0}
 CELLS: Mapping[str, CellSpec] = {
-    "tanh": CellSpec("tanh", dict(_DP), lambda p: p["ib"], np.tanh),
+    # rt: the gate dividers' ratio, the pair gate's tension scale (hwbp_act_tanh.cir header)
+    "tanh": CellSpec("tanh", {**_DP, "rt": 2.0}, lambda p: p["ib"], np.tanh),
     "sigmoid": CellSpec("sigmoid", dict(_DP), lambda p: 2 * p["ib"], _sigmoid),
     "relu": CellSpec("relu", {**_DP, "ib": 2e-6, "rs": 120e3, "iu": 1e-6, "w": 4.0},
                      lambda p: p["iu"], lambda a: np.maximum(a, 0.0)),

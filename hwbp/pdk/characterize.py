@@ -5,7 +5,7 @@ into rows (:func:`hwbp.pdk.measure.measure`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from hwbp.errors import ConfigError
 from hwbp.pdk.bench import Bench, BenchResult, run_bench
@@ -46,11 +46,13 @@ def parse_list(text: str, flag: str, valid: Sequence[str] | None = None, number:
 
 def plan(cells: Sequence[str], corners: Sequence[str], temps_c: Sequence[float], mc: int,
          pdk_root: str | None = None, mc_seed0: int = 1, mc_corners: Sequence[str] | None = None,
-         mc_temps_c: Sequence[float] | None = None, ib_A: float | None = None) -> list[Run]:
+         mc_temps_c: Sequence[float] | None = None, ib_A: float | None = None,
+         params: Mapping[str, float] | None = None) -> list[Run]:
     """The runs: per cell, corner and temperature the nominal models and ``mc`` Monte Carlo
     draws (``<corner>_mm``, seeds ``mc_seed0 ...``); the draws only on ``mc_corners`` and
     at ``mc_temps_c`` when given (default: every corner and temperature); ``ib_A``: the
-    cells' bias current (A; default each cell's, :meth:`~hwbp.pdk.cells.CellSpec.at_bias`)."""
+    cells' bias current (A; default each cell's, :meth:`~hwbp.pdk.cells.CellSpec.at_bias`);
+    ``params``: other cell parameters (:meth:`~hwbp.pdk.cells.CellSpec.with_params`)."""
     for c in mc_corners or ():
         if c not in corners:
             raise ConfigError(f"--mc-corners: {c!r} is not among --corners {','.join(corners)}")
@@ -68,9 +70,9 @@ def plan(cells: Sequence[str], corners: Sequence[str], temps_c: Sequence[float],
     lib = str(find_models(pdk_root))
     runs = []
     for name in cells:
-        spec = get_cell(name).at_bias(ib_A)
+        spec = get_cell(name).with_params(params).at_bias(ib_A)
         cell_text, tb_text = spec.path.read_text(encoding="ascii"), spec.testbench.read_text(encoding="ascii")
-        params = tuple(spec.params.items())
+        values = tuple(spec.params.items())
         for corner in corners:
             for t in temps_c:
                 n_mc = mc if ((mc_corners is None or corner in mc_corners)
@@ -78,7 +80,7 @@ def plan(cells: Sequence[str], corners: Sequence[str], temps_c: Sequence[float],
                 draws = [(corner, None)] + [(f"{corner}_mm", mc_seed0 + k) for k in range(n_mc)]
                 for section, seed in draws:
                     runs.append(Run(name, corner, float(t), seed,
-                                    Bench(cell_text, tb_text, spec.path.name, lib, section, float(t), params, seed)))
+                                    Bench(cell_text, tb_text, spec.path.name, lib, section, float(t), values, seed)))
     return runs
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from hwbp.errors import ConfigError
 from hwbp.pdk.adapters import NODE_DRIVE_NOTE
-from hwbp.pdk.cells import CELLS, get_block, get_cell
+from hwbp.pdk.cells import CELLS, get_block, get_cell, parse_act_params
 from hwbp.pdk.sky130 import VCM_V, VDD_V, find_models, spiceinit
 from hwbp.targets.spice.model import Cell, Circuit, Section, SpiceOptions, SynapseArray
 
@@ -62,11 +62,12 @@ SUPPLIES = ("vsky130_vdd", "vsky130_vcm")
 PDK_TOLERANCES = {"reltol": 1e-7, "abstol_a": 1e-15, "vntol_v": 1e-9}
 
 
-def adapter_text(name: str, ib_A: float | None = None) -> str:
+def adapter_text(name: str, ib_A: float | None = None, params: str | Mapping[str, float] | None = None) -> str:
     """The file that replaces ``hwbp_act_<name>``: the SKY130 cell (its subcircuits renamed
     ``sky130_act_<name>...``) and a wrapper with the behavioral ports and the unit scaling;
-    ``ib_A``: the cell's bias current (A; default the cell's, :meth:`CellSpec.at_bias`)."""
-    spec = get_cell(name).at_bias(ib_A)
+    ``ib_A``: the cell's bias current (A; default the cell's, :meth:`CellSpec.at_bias`);
+    ``params``: other cell parameters (``--act-param``, :meth:`CellSpec.with_params`)."""
+    spec = get_cell(name).with_params(parse_act_params(params)).at_bias(ib_A)
     body = spec.path.read_text(encoding="ascii").replace(f"hwbp_act_{name}", f"sky130_act_{name}")
     vu, iu = spec.params["vu"], spec.unit_current(spec.params)
     params = " ".join(f"{k}={v!r}" for k, v in spec.params.items())
@@ -166,7 +167,8 @@ def pdk_spice_options(spice: SpiceOptions, opts: Any) -> SpiceOptions:
 def pdk_circuit(circuit: Circuit, opts: Any) -> Circuit:
     """``circuit`` with its activation cells, synapses, node pairs and MSE loss port at
     transistor level, as ``--pdk-cells`` chooses (``opts``: the backend's ``pdk``,
-    ``pdk_root``, ``corner``, ``temp_c``, ``mc_seed``, ``pdk_cells``, ``act_bias_A``, ``analysis``)."""
+    ``pdk_root``, ``corner``, ``temp_c``, ``mc_seed``, ``pdk_cells``, ``act_bias_A``, ``act_params``,
+    ``analysis``)."""
     if opts.pdk != "sky130":
         raise ConfigError(f"--pdk {opts.pdk!r}: unknown PDK; valid: sky130")
     lib = find_models(opts.pdk_root)
@@ -183,7 +185,8 @@ def pdk_circuit(circuit: Circuit, opts: Any) -> Circuit:
         if act is None or act == "identity" or "act" not in kinds:
             cells.append(c)
         elif act in CELLS:
-            cells.append(Cell(c.role, c.name, c.ports, c.filename, adapter_text(act, getattr(opts, "act_bias_A", None))))
+            cells.append(Cell(c.role, c.name, c.ports, c.filename, adapter_text(act, getattr(opts, "act_bias_A", None),
+                                                                         getattr(opts, "act_params", None))))
         else:
             raise ConfigError(f"--pdk sky130: no transistor-level cell for activation {act!r} "
                               f"(cells: {', '.join(CELLS)})")

@@ -180,6 +180,9 @@ class SpiceBackendOptions(Options):
                                          "loss (default: act,syn,node,loss, for .op and .tran)", flag="--pdk-cells")
     act_bias_A: float | None = option(None, "--pdk: the activation cells' bias current in A (default: each "
                                             "cell's, 1 uA tails)", flag="--act-bias")
+    act_params: str | None = option(None, "--pdk: activation cell parameters, name=value comma-separated (e.g. "
+                                          "rt=4,vu=0.104167: the tanh gate's tension scale; names in "
+                                          "circuits/sky130/hwbp_act_<f>.cir)", flag="--act-param")
     scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
                                          "ngspice: a scheduler address (tcp://host:8786) or 'local' (a local "
                                          "cluster of --spice-workers workers)", flag="--spice-scheduler")
@@ -195,13 +198,17 @@ class SpiceBackendOptions(Options):
         if self.scheduler is not None and not (isinstance(self.scheduler, str) and self.scheduler.strip()):
             raise ConfigError(f"--spice-scheduler must be a Dask scheduler address or 'local', got {self.scheduler!r}")
         if self.pdk is None and (self.pdk_root is not None or self.mc_seed is not None or self.corner != "tt"
-                                 or self.temp_c != 27.0 or self.pdk_cells is not None or self.act_bias_A is not None):
-            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells and --act-bias apply to --pdk "
-                              "sky130")
+                                 or self.temp_c != 27.0 or self.pdk_cells is not None or self.act_bias_A is not None
+                                 or self.act_params is not None):
+            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells, --act-param and --act-bias apply "
+                              "to --pdk sky130")
         if self.pdk is not None:
             from hwbp.pdk.network import pdk_cell_set
 
             pdk_cell_set(self.pdk_cells, self.analysis)
+            from hwbp.pdk.cells import check_act_param_names, parse_act_params
+
+            check_act_param_names(parse_act_params(self.act_params))
         if self.pdk is not None and self.runner != "batch":
             raise ConfigError("--pdk runs ngspice in --spice-mode batch (the PDK needs its .spiceinit)")
         self.spice_options()  # validates R, C and the tolerances
