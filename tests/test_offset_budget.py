@@ -75,3 +75,34 @@ def test_area_scales_the_named_devices():
     assert base == pytest.approx(373.125)
     assert study.area(4.0, [study.UPPER]) == pytest.approx(base + 3 * 8 * 8.0)
     assert study.area(4.0, [study.UPPER, study.LOADS]) == pytest.approx(base + 3 * (8 * 8.0 + 4 * 26.0))
+
+
+def _sci(x: float, digits: int = 1) -> str:
+    m, e = f"{x:.{digits}e}".split("e")
+    return f"{m}e{int(e)}"
+
+
+def test_the_docs_quote_the_committed_study():
+    study = _study()
+    _, rows = study.read_csv(SIMS / "offset_budget.csv")
+    st = study.stats(rows)
+    text = (ROOT / "docs" / "transistor-level.md").read_text()
+    par = text[text.index("**How small the synapse offset must be.**"):]
+    par = " ".join(par[:par.index("\n\n")].split())
+    meas = max(study.measured_sigma())
+    d50 = study.tolerated(st["digits", "offsets alone"]["sigma"], st["digits", "offsets alone"]["p50"])[1]
+    d5 = study.tolerated(st["digits", "offsets alone"]["sigma"], st["digits", "offsets alone"]["p5"])[1]
+    m50 = study.tolerated(st["mlp483", "offsets alone"]["sigma"], st["mlp483", "offsets alone"]["p50"])[1]
+    m5 = study.tolerated(st["mlp483", "offsets alone"]["sigma"], st["mlp483", "offsets alone"]["p5"])[1]
+    kd, km = (meas / d50) ** 2, (meas / m50) ** 2
+    zero = {mode: np.median([r["min_cosine"] for r in rows if r["net"] == "digits" and r["mode"] == mode
+                             and r["sigma"] == 0]) for mode in ("all terms", "all terms without [cells]")}
+    quoted = [f"σ = {_sci(d50)}", f"percentile: {_sci(d5)}", f"{m50:.3f} on the 4-8-3", f"({m5:.3f})",
+              f"about {round(meas / d50, -1):.0f}×", f"area factor of {_sci(kd)}",
+              f"grows to {_sci(study.area(kd, [study.UPPER]))} µm²",
+              f"too to {_sci(study.area(kd, [study.UPPER, study.LOADS]))} µm²", f"a factor {km:.0f} (",
+              f"({_sci(study.area(km, [study.UPPER]))} µm²", f"or {_sci(study.area(km, [study.UPPER, study.LOADS]), 2)} µm²",
+              f"cosine of {zero['all terms']:.3f}, {zero['all terms without [cells]']:.3f} without",
+              f"over {len({r['seed'] for r in rows})} instance seeds"]
+    missing = [q for q in quoted if q not in par]
+    assert not missing, missing
