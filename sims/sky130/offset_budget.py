@@ -187,7 +187,9 @@ def report(header: Sequence[str], rows: Sequence[dict]) -> str:
            "output w*x at w = the network's largest |w|, x = 1 unit).  `offsets alone`: every other term off; "
            f"`all terms`: every other term of `{MODEL_TOML.relative_to(ROOT)}` as derived (sigma 0: those terms "
            "alone).  digits: `examples/mlp_digits.onnx --loss ce --batch examples/digits_batch.npz`; mlp483: the "
-           "tanh MLP 4-8-3 of the transistor-level tests (seed 0, MSE, random batch of 2).", ""]
+           "tanh MLP 4-8-3 of the transistor-level tests (seed 0, MSE, random batch of 2).  Figure: "
+           "`offset_budget.png` (1 - min cosine against sigma, median and 5-95 % band; the command and CPU time in "
+           "its PNG Description).", ""]
     md += ["| network | mode | sigma | min cos p5 | median | p95 |", "|---|---|---|---|---|---|"]
     for (net, mode), s in st.items():
         for i, sig in enumerate(s["sigma"]):
@@ -237,7 +239,7 @@ def report(header: Sequence[str], rows: Sequence[dict]) -> str:
     return "\n".join(md) + "\n"
 
 
-def figure(rows: Sequence[dict], path: Path) -> None:
+def figure(rows: Sequence[dict], path: Path, header: Sequence[str] = ()) -> None:
     """1 - min cosine (log) against the offset sigma (log), median and 5-95 % band per network
     and mode, the measured cell's sigma marked."""
     import matplotlib
@@ -266,7 +268,7 @@ def figure(rows: Sequence[dict], path: Path) -> None:
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata={"Description": " ".join(header)})
     plt.close(fig)
 
 
@@ -287,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         write_csv(csv_path, rows, header)
     header, rows = read_csv(csv_path)
     (args.out / "offset_budget.md").write_text(report(header, rows))
-    figure(rows, args.out / "offset_budget.png")
+    figure(rows, args.out / "offset_budget.png", header)
 
 
 if __name__ == "__main__":
