@@ -180,6 +180,15 @@ class SpiceBackendOptions(Options):
                                          "loss (default: act,syn,node,loss; .tran: act,node,loss)", flag="--pdk-cells")
     act_bias_A: float | None = option(None, "--pdk: the activation cells' bias current in A (default: each "
                                             "cell's, 1 uA tails)", flag="--act-bias")
+    pdk_solve: str = option("monolithic", "--pdk: the DC solve: one ngspice .op of the whole circuit (monolithic) or "
+                            "the synapses apart from the network, iterated to the same fixed point (partitioned; "
+                            "needs syn in --pdk-cells, .op only)", choices=("monolithic", "partitioned"),
+                            flag="--pdk-solve")
+    pdk_group: int = option(700, "--pdk-solve partitioned: most synapse instances per ngspice process",
+                            flag="--pdk-group")
+    pdk_tol: float = option(1e-9, "--pdk-solve partitioned: convergence, the largest change of a held synapse "
+                                  "current in a sweep relative to the largest", cli=False)
+    pdk_sweeps: int = option(8, "--pdk-solve partitioned: most sweeps", cli=False)
     scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
                                          "ngspice: a scheduler address (tcp://host:8786) or 'local' (a local "
                                          "cluster of --spice-workers workers)", flag="--spice-scheduler")
@@ -195,13 +204,25 @@ class SpiceBackendOptions(Options):
         if self.scheduler is not None and not (isinstance(self.scheduler, str) and self.scheduler.strip()):
             raise ConfigError(f"--spice-scheduler must be a Dask scheduler address or 'local', got {self.scheduler!r}")
         if self.pdk is None and (self.pdk_root is not None or self.mc_seed is not None or self.corner != "tt"
-                                 or self.temp_c != 27.0 or self.pdk_cells is not None or self.act_bias_A is not None):
-            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells and --act-bias apply to --pdk "
-                              "sky130")
+                                 or self.temp_c != 27.0 or self.pdk_cells is not None or self.act_bias_A is not None
+                                 or self.pdk_solve != "monolithic"):
+            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells, --act-bias and --pdk-solve apply "
+                              "to --pdk sky130")
         if self.pdk is not None:
             from hwbp.pdk.network import pdk_cell_set
 
-            pdk_cell_set(self.pdk_cells, self.analysis)
+            kinds = pdk_cell_set(self.pdk_cells, self.analysis)
+            if self.pdk_solve == "partitioned" and (self.analysis != "op" or "syn" not in kinds):
+                raise ConfigError(f"--pdk-solve partitioned solves .op with transistor synapses; got --analysis "
+                                  f"{self.analysis} and --pdk-cells {','.join(kinds)} (use --pdk-solve monolithic)")
+            if self.pdk_solve == "partitioned" and self.mc_seed is not None:
+                raise ConfigError("--pdk-solve partitioned evaluates every synapse on one instance of the cell, exact "
+                                  "for nominal devices; --mc-seed gives each its own: use --pdk-solve monolithic")
+        if self.pdk_solve != "partitioned" and (self.pdk_group, self.pdk_tol, self.pdk_sweeps) != (700, 1e-9, 8):
+            raise ConfigError("--pdk-group (and the API's pdk_tol, pdk_sweeps) apply to --pdk-solve partitioned")
+        if not (isinstance(self.pdk_group, int) and self.pdk_group >= 1):
+            raise ConfigError(f"--pdk-group must be an integer >= 1 (synapses per ngspice process), got "
+                              f"{self.pdk_group!r}")
         if self.pdk is not None and self.runner != "batch":
             raise ConfigError("--pdk runs ngspice in --spice-mode batch (the PDK needs its .spiceinit)")
         self.spice_options()  # validates R, C and the tolerances
@@ -328,12 +349,19 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
                               "realization": circuit.realization, "workers": opts.workers,
                               "solver_options": dict(circuit.options), **run.info()}
     if analysis == "op":
-        values = run.op(circuit, stims, nodes)
+        if opts.pdk is not None and opts.pdk_solve == "partitioned":
+            from hwbp.pdk.partition import partitioned_op
+
+            values, facts = partitioned_op(circuit, stims, nodes, run, tol=opts.pdk_tol, max_sweeps=opts.pdk_sweeps,
+                                           group=opts.pdk_group)
+        else:
+            values, facts = run.op(circuit, stims, nodes), None
         _record_ran(settle, run)
         means, tensions, gates = split_nodes(circuit, values)
         settle.update(reltol=spice.reltol, abstol_a=spice.abstol_a, vntol_v=spice.vntol_v)
         if opts.pdk is not None:
-            settle.update(_pdk_facts(opts), **supply_report(circuit, stims[0], opts.timeout_s, opts.ngspice))
+            settle.update(_pdk_facts(opts), **(facts or supply_report(circuit, stims[0], opts.timeout_s,
+                                                                      opts.ngspice)))
         return SimulationResult(State(means, tensions, float("inf"), 0, gates), None, settle)
 
     L = system.depth
