@@ -59,7 +59,7 @@ def test_partitioned_solve_is_the_monolithic_operating_point(monkeypatch):
     mono = verify(graph, batch, backend="spice", options={"pdk": "sky130"})
     split = verify(graph, batch, backend="spice", options={"pdk": "sky130", "pdk_solve": "partitioned"})
     facts = split.report["settle"]["partition"]
-    assert facts["converged"] and facts["final_change"] <= facts["tol"] == 1e-9
+    assert facts["converged"] and facts["final_change"] <= facts["tol"] == 1e-8
     worst = _worst(split.result.state, mono.result.state)
     assert worst < MATCH_RTOL, worst  # measured 2.6e-9
     for k, m in mono.report["parameters"].items():
@@ -73,7 +73,9 @@ def test_partitioned_solve_is_the_monolithic_operating_point(monkeypatch):
     weights = part._weights
     monkeypatch.setattr(part, "_weights", lambda *a: tuple(np.roll(w, 1) for w in weights(*a)))
     wrong = verify(graph, batch, backend="spice", options={"pdk": "sky130", "pdk_solve": "partitioned"})
-    assert _worst(wrong.result.state, mono.result.state) > 1e-2
+    off = _worst(wrong.result.state, mono.result.state)
+    print(f"partitioned vs monolithic: {worst:.3g}; wrong weight mapping: {off:.3g}; sweeps {facts}")
+    assert off > 1e-2
 
 
 def test_the_network_deck_holds_every_synapse_current_and_the_sweep_deck_one_synapse():
@@ -109,6 +111,7 @@ def test_the_network_deck_holds_every_synapse_current_and_the_sweep_deck_one_syn
     ({"pdk_solve": "partitioned", "mc_seed": 1}, "--mc-seed gives each its own"),
     ({"pdk_solve": "partitioned", "pdk_group": 0}, "--pdk-group must be an integer >= 1"),
     ({"pdk_group": 100}, "apply to --pdk-solve partitioned"),
+    ({"pdk_solve": "partitioned", "pdk_tol": 0.0}, "--pdk-tol must be in"),
     ({"pdk_solve": "split"}, "monolithic, partitioned"),
 ])
 def test_bad_partitioned_options_are_one_line_errors(options, message):
@@ -121,9 +124,9 @@ def test_bad_partitioned_options_are_one_line_errors(options, message):
 def test_pdk_solve_needs_the_pdk_and_is_listed_in_the_help(capsys):
     from hwbp.cli import main
 
-    with pytest.raises(ConfigError, match="--pdk-solve apply to --pdk sky130"):
+    with pytest.raises(ConfigError, match="--pdk-solve and --act-bias apply to --pdk sky130"):
         SpiceBackend().options({"pdk_solve": "partitioned"}).check()
     with pytest.raises(SystemExit):
         main(["verify", "--help"])
     out = capsys.readouterr().out
-    assert "--pdk-solve" in out and "partitioned" in out and "--pdk-group" in out
+    assert "--pdk-solve" in out and "partitioned" in out and "--pdk-group" in out and "--pdk-tol" in out

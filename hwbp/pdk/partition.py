@@ -31,6 +31,7 @@ with a progress bar.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -40,7 +41,7 @@ from hwbp.errors import BackendError, ConfigError
 from hwbp.pdk.sky130 import VCM_V, VDD_V
 from hwbp.targets.spice.model import Circuit, Element, Section, SynapseArray
 
-__all__ = ["PDK_SOLVES", "PARTITION_TOL", "PARTITION_SWEEPS", "PARTITION_GROUP", "Block", "Partition",
+__all__ = ["PDK_SOLVES", "check_solve", "PARTITION_TOL", "PARTITION_SWEEPS", "PARTITION_GROUP", "Block", "Partition",
            "split_circuit", "partitioned_op"]
 
 #: The DC solves of ``--pdk-solve``: one ngspice ``.op`` of the whole circuit, or the
@@ -48,7 +49,7 @@ __all__ = ["PDK_SOLVES", "PARTITION_TOL", "PARTITION_SWEEPS", "PARTITION_GROUP",
 PDK_SOLVES = ("monolithic", "partitioned")
 #: Default convergence tolerance: the largest change of a held current in the last sweep,
 #: relative to the largest held current.
-PARTITION_TOL = 1e-9
+PARTITION_TOL = 1e-8
 #: Default most sweeps (forward and backward) before the solve is an error.
 PARTITION_SWEEPS = 8
 #: Default most synapse instances per ngspice process (each process also loads the PDK's
@@ -85,6 +86,27 @@ class Partition:
     blocks: tuple[Block, ...]
     held: tuple[str, ...]
     source: Circuit
+
+
+def check_solve(opts: Any, kinds: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` (one line) if the spice backend's options ``opts`` ask for
+    what the partitioned solve cannot do, or set its options without it (``kinds``: the
+    transistor-level cell kinds)."""
+    if opts.pdk_solve == "partitioned":
+        if opts.analysis != "op" or "syn" not in kinds:
+            raise ConfigError(f"--pdk-solve partitioned solves .op with transistor synapses; got --analysis "
+                              f"{opts.analysis} and --pdk-cells {','.join(kinds)} (use --pdk-solve monolithic)")
+        if opts.mc_seed is not None:
+            raise ConfigError("--pdk-solve partitioned evaluates every synapse on one instance of the cell, exact for "
+                              "nominal devices; --mc-seed gives each its own: use --pdk-solve monolithic")
+    elif (opts.pdk_group, opts.pdk_tol, opts.pdk_sweeps) != (PARTITION_GROUP, PARTITION_TOL, PARTITION_SWEEPS):
+        raise ConfigError("--pdk-group, --pdk-tol (and the API's pdk_sweeps) apply to --pdk-solve partitioned")
+    if not (isinstance(opts.pdk_tol, (int, float)) and 0 < opts.pdk_tol < 1):
+        raise ConfigError(f"--pdk-tol must be in (0, 1) (a relative change), got {opts.pdk_tol!r}")
+    if not (isinstance(opts.pdk_group, int) and opts.pdk_group >= 1):
+        raise ConfigError(f"--pdk-group must be an integer >= 1 (synapses per ngspice process), got {opts.pdk_group!r}")
+    if not (isinstance(opts.pdk_sweeps, int) and opts.pdk_sweeps >= 1):
+        raise ConfigError(f"pdk_sweeps must be an integer >= 1, got {opts.pdk_sweeps!r}")
 
 
 def _block_nodes(a: SynapseArray) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -261,7 +283,8 @@ def partitioned_op(circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nod
         ``(len(stimuli), len(nodes))`` node voltages (V).
     facts : dict
         ``partition``: sweeps, synapse-array evaluations, network solves, the change per
-        sweep and the final one, the tolerance and the group size; ``supply_current_A`` and
+        sweep and the final one, the tolerance, the group size and the wall time (s) of the
+        network solves and of the synapse evaluations; ``supply_current_A`` and
         ``supply_power_W`` of sample 0 (the network deck's supplies plus every synapse's).
     """
     from hwbp.targets.spice.session import Session
@@ -278,14 +301,20 @@ def partitioned_op(circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nod
     st = _State({b.name: np.zeros((n_s, len(b.outputs))) for b in p.blocks}, {b.name: None for b in p.blocks},
                 {b.name: np.zeros(2) for b in p.blocks})
     facts: dict[str, Any] = {"network_solves": 0, "evaluations": 0, "synapse_points": 0, "group_size": int(group),
-                             "tol": tol, "changes": []}
-    deck = get_writer().write(p.network, stimulus=_network_stimuli(p, st, stimuli)[0], analyses=(), save=save)
+                             "tol": tol, "changes": [], "network_wall_s": 0.0, "synapses_wall_s": 0.0}
+    # noopiter: straight to gmin stepping, which these decks need anyway (the direct Newton
+    # iteration fails after itl1 iterations, ~90 % of a re-solve's time on the digits MLP)
+    deck = get_writer().write(p.network, stimulus=_network_stimuli(p, st, stimuli)[0], analyses=(), save=save,
+                              extra_options={"noopiter": ""})
     with Session({**circuit.run_files, "net.cir": deck}, "net.cir", p.network.title, runner.timeout_s,
                  runner.executable) as net:
 
         def solve() -> np.ndarray:
+            t0 = time.perf_counter()
             facts["network_solves"] += 1
-            return np.stack([net.op(s, save) for s in _network_stimuli(p, st, stimuli)])
+            out = np.stack([net.op(s, save) for s in _network_stimuli(p, st, stimuli)])
+            facts["network_wall_s"] += time.perf_counter() - t0
+            return out
 
         values, stale, sweep, change = None, True, 0, np.inf
         order = list(p.blocks) + list(p.blocks)[::-1]
@@ -298,7 +327,9 @@ def partitioned_op(circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nod
                 vin = values[:, [col[n] for n in b.inputs]]
                 if st.last_in[b.name] is not None and np.array_equal(vin, st.last_in[b.name]):
                     continue
+                t0 = time.perf_counter()
                 new = _evaluate(p, b, vin, runner, st, int(group), f"sweep {sweep}: synapses {b.name}")
+                facts["synapses_wall_s"] += time.perf_counter() - t0
                 facts["evaluations"] += 1
                 facts["synapse_points"] += b.array.count * n_s
                 worst = max(worst, float(np.max(np.abs(new - st.held[b.name]), initial=0.0)))

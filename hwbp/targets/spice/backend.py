@@ -186,8 +186,8 @@ class SpiceBackendOptions(Options):
                             flag="--pdk-solve")
     pdk_group: int = option(700, "--pdk-solve partitioned: most synapse instances per ngspice process",
                             flag="--pdk-group")
-    pdk_tol: float = option(1e-9, "--pdk-solve partitioned: convergence, the largest change of a held synapse "
-                                  "current in a sweep relative to the largest", cli=False)
+    pdk_tol: float = option(1e-8, "--pdk-solve partitioned: convergence, the largest change of a held synapse "
+                                  "current in a sweep relative to the largest (default: 1e-8)", flag="--pdk-tol")
     pdk_sweeps: int = option(8, "--pdk-solve partitioned: most sweeps", cli=False)
     scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
                                          "ngspice: a scheduler address (tcp://host:8786) or 'local' (a local "
@@ -206,23 +206,15 @@ class SpiceBackendOptions(Options):
         if self.pdk is None and (self.pdk_root is not None or self.mc_seed is not None or self.corner != "tt"
                                  or self.temp_c != 27.0 or self.pdk_cells is not None or self.act_bias_A is not None
                                  or self.pdk_solve != "monolithic"):
-            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells, --act-bias and --pdk-solve apply "
+            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells, --pdk-solve and --act-bias apply "
                               "to --pdk sky130")
         if self.pdk is not None:
             from hwbp.pdk.network import pdk_cell_set
 
             kinds = pdk_cell_set(self.pdk_cells, self.analysis)
-            if self.pdk_solve == "partitioned" and (self.analysis != "op" or "syn" not in kinds):
-                raise ConfigError(f"--pdk-solve partitioned solves .op with transistor synapses; got --analysis "
-                                  f"{self.analysis} and --pdk-cells {','.join(kinds)} (use --pdk-solve monolithic)")
-            if self.pdk_solve == "partitioned" and self.mc_seed is not None:
-                raise ConfigError("--pdk-solve partitioned evaluates every synapse on one instance of the cell, exact "
-                                  "for nominal devices; --mc-seed gives each its own: use --pdk-solve monolithic")
-        if self.pdk_solve != "partitioned" and (self.pdk_group, self.pdk_tol, self.pdk_sweeps) != (700, 1e-9, 8):
-            raise ConfigError("--pdk-group (and the API's pdk_tol, pdk_sweeps) apply to --pdk-solve partitioned")
-        if not (isinstance(self.pdk_group, int) and self.pdk_group >= 1):
-            raise ConfigError(f"--pdk-group must be an integer >= 1 (synapses per ngspice process), got "
-                              f"{self.pdk_group!r}")
+        from hwbp.pdk.partition import check_solve
+
+        check_solve(self, kinds if self.pdk is not None else ())
         if self.pdk is not None and self.runner != "batch":
             raise ConfigError("--pdk runs ngspice in --spice-mode batch (the PDK needs its .spiceinit)")
         self.spice_options()  # validates R, C and the tolerances
