@@ -10,11 +10,20 @@ other cell: the network's operating point is the fixed point of
 - the *network deck*: the circuit with every synapse array replaced by held currents, one
   source per summing node (a voltage ``Vh_<node>`` in units read by ``Gh_<node>`` of
   gain 1/R: the held current in A is that voltage / R); the activation cells, node pairs and
-  loss port stay as they are;
-- the *synapse decks*: the instances of one synapse array, a group of at most ``group``
-  per ngspice process, with their input nodes as voltage sources at the network's solved
-  values and every summing node held by a resistor R to ground (its voltage is the injected
-  current times R, in units, the value the network deck takes back).
+  loss port stay as they are.  Parsed once and re-solved in one persistent ngspice
+  (:class:`~hwbp.targets.spice.session.Session`): expanding the SKY130 subcircuits is most
+  of a one-shot run's time;
+- the *synapse decks*: ONE instance of the synapse cell (the same subcircuit; its two
+  stored-weight sources read the swept nodes ``hwbp_vwp``, ``hwbp_vwm`` instead of the
+  instance parameter) swept over an array's synapses as a ``.dc`` sweep: per point the
+  synapse's inputs and weight as ``pwl`` sources of the sweep index, each point solved
+  from the previous one, the summing nodes held by a resistor R to ground (the voltage is
+  the injected current times R, in units, the value the network deck takes back); at most
+  ``group`` points per ngspice process.  ngspice's subcircuit expansion grows about as the
+  square of the instance count (measured: 25 synapses 15 s, 50 synapses 57 s, ~16 MB
+  each), so one instance swept is what makes thousands of synapses affordable.  It is the
+  same DC equations only for nominal devices: a Monte Carlo draw (``--mc-seed``) gives
+  every instance its own, and is refused.
 
 Gauss-Seidel by synapse array: a *sweep* visits the arrays in forward order, then backward
 (the forward currents first, then the backward ones, as the network's signals flow), each
@@ -23,7 +32,7 @@ evaluation of the array at its new inputs (skipped when its inputs are bit for b
 was last evaluated at: the input synapses after their first visit).  The solve stops after
 the first sweep in which no evaluation changed a held current by more than ``tol`` times the
 largest held current (units); it then is the monolithic ``.op``'s fixed point to the solver's
-tolerance (tests/test_pdk_partition.py compares the two).  Each evaluation's groups run as
+tolerance (tests/test_pdk_partition.py compares the two).  Each evaluation's sweeps run as
 tasks on the runner's pool (local threads or a Dask cluster, :mod:`hwbp.targets.spice.jobs`)
 with a progress bar.
 """
@@ -52,8 +61,8 @@ PDK_SOLVES = ("monolithic", "partitioned")
 PARTITION_TOL = 1e-8
 #: Default most sweeps (forward and backward) before the solve is an error.
 PARTITION_SWEEPS = 8
-#: Default most synapse instances per ngspice process (each process also loads the PDK's
-#: models, ~4 s of CPU).
+#: Default most synapse evaluations (sweep points) per ngspice process (each process also
+#: loads the PDK's models, ~4 s of CPU).
 PARTITION_GROUP = 700
 #: Synapse cells behind the adapters (:mod:`hwbp.pdk.adapters`): the full and the input synapse.
 SYNAPSE_CELLS = ("hwbp_synapse", "hwbp_synapse_fwd")
@@ -159,7 +168,8 @@ def _swept_cells(p: Partition) -> tuple:
     for c in p.source.cells:
         if c.name in SYNAPSE_CELLS:  # the cell's body is in one of the two files
             text = c.text
-            for a, b in (("Vwp wp 0 {vwc+vw/2}", "Ewp wp 0 hwbp_vwp 0 1"), ("Vwm wm 0 {vwc-vw/2}", "Ewm wm 0 hwbp_vwm 0 1")):
+            for a, b in (("Vwp wp 0 {vwc+vw/2}", "Ewp wp 0 hwbp_vwp 0 1"),
+                         ("Vwm wm 0 {vwc-vw/2}", "Ewm wm 0 hwbp_vwm 0 1")):
                 found += text.count(a)
                 text = text.replace(a, b)
             cells.append(dataclasses.replace(c, text=text))

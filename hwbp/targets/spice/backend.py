@@ -184,7 +184,7 @@ class SpiceBackendOptions(Options):
                             "the synapses apart from the network, iterated to the same fixed point (partitioned; "
                             "needs syn in --pdk-cells, .op only)", choices=("monolithic", "partitioned"),
                             flag="--pdk-solve")
-    pdk_group: int = option(700, "--pdk-solve partitioned: most synapse instances per ngspice process",
+    pdk_group: int = option(700, "--pdk-solve partitioned: most synapse evaluations (sweep points) per ngspice process",
                             flag="--pdk-group")
     pdk_tol: float = option(1e-8, "--pdk-solve partitioned: convergence, the largest change of a held synapse "
                                   "current in a sweep relative to the largest (default: 1e-8)", flag="--pdk-tol")
