@@ -130,3 +130,26 @@ def test_pdk_solve_needs_the_pdk_and_is_listed_in_the_help(capsys):
         main(["verify", "--help"])
     out = capsys.readouterr().out
     assert "--pdk-solve" in out and "partitioned" in out and "--pdk-group" in out and "--pdk-tol" in out
+
+
+@pytest.mark.parametrize("scheduler", [None, "local"])
+def test_op_many_runs_several_circuits_in_order_with_a_progress_bar(scheduler):
+    """:meth:`BatchRunner.op_many` (the synapse evaluations' path): several circuits, each its
+    samples as one sweep, on local threads or a Dask LocalCluster, with a progress bar; the
+    results come back in the circuits' order (two behavioral networks, no PDK)."""
+    require_ngspice()
+    from hwbp.targets.spice.build import build_circuit, stimulus
+    from hwbp.targets.spice.model import SpiceOptions
+    from hwbp.targets.spice.ngspice import BatchRunner
+
+    out = []
+    work = []
+    for seed in (0, 1):
+        graph = random_mlp([3, 4, 2], activation="tanh", seed=seed).with_loss("mse")
+        batch = random_batch(graph, 2, seed=seed)
+        c = build_circuit(lower(graph, beta=1.0), SpiceOptions())
+        stims = [stimulus(c, {k: v[b] for k, v in batch.x.items()}, batch.y[b]) for b in range(2)]
+        work.append((c, stims, c.saved_nodes()))
+        out.append(BatchRunner().op(c, stims, c.saved_nodes()))
+    got = BatchRunner(workers=2, scheduler=scheduler).op_many(work, desc="test")
+    assert len(got) == 2 and all(np.array_equal(a, b) for a, b in zip(got, out))
