@@ -153,3 +153,24 @@ def test_op_many_runs_several_circuits_in_order_with_a_progress_bar(scheduler):
         out.append(BatchRunner().op(c, stims, c.saved_nodes()))
     got = BatchRunner(workers=2, scheduler=scheduler).op_many(work, desc="test")
     assert len(got) == 2 and all(np.array_equal(a, b) for a, b in zip(got, out))
+
+
+def test_the_documented_digits_cosines_are_the_committed_reports():
+    """docs/transistor-level.md's digits table (act / syn / all cells) quotes the committed
+    reports' cosines at the precision it prints."""
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "transistor-level.md").read_text(encoding="utf-8")
+    reports = [json.loads((root / "sims" / "sky130" / f).read_text())["parameters"]
+               for f in ("digits_tt.json", "digits_tt_syn_only.json", "digits_tt_syn.json")]
+    rows = 0
+    for name in reports[0]:
+        m = re.search(rf"^\| {re.escape(name)} \| ([\d.]+) \| ([\d.]+) \| \**([\d.]+)\** \|", text, re.M)
+        assert m, name
+        for quoted, rep in zip(m.groups(), reports):
+            assert float(quoted) == round(rep[name]["cosine"], 5), (name, quoted)
+        rows += 1
+    assert rows == 6
