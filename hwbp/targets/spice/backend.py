@@ -183,6 +183,15 @@ class SpiceBackendOptions(Options):
     act_params: str | None = option(None, "--pdk: activation cell parameters, name=value comma-separated (e.g. "
                                           "rt=4,vu=0.104167: the tanh gate's tension scale; names in "
                                           "circuits/sky130/hwbp_act_<f>.cir)", flag="--act-param")
+    pdk_solve: str = option("monolithic", "--pdk: the DC solve: one ngspice .op of the whole circuit (monolithic) or "
+                            "the synapses apart from the network, iterated to the same fixed point (partitioned; "
+                            "needs syn in --pdk-cells, .op only)", choices=("monolithic", "partitioned"),
+                            flag="--pdk-solve")
+    pdk_group: int = option(700, "--pdk-solve partitioned: most synapse evaluations (sweep points) per ngspice process",
+                            flag="--pdk-group")
+    pdk_tol: float = option(1e-8, "--pdk-solve partitioned: convergence, the largest change of a held synapse "
+                                  "current in a sweep relative to the largest (default: 1e-8)", flag="--pdk-tol")
+    pdk_sweeps: int = option(8, "--pdk-solve partitioned: most sweeps", cli=False)
     scheduler: str | None = option(None, "run the batch's chunks as tasks on a Dask cluster, each worker its own "
                                          "ngspice: a scheduler address (tcp://host:8786) or 'local' (a local "
                                          "cluster of --spice-workers workers)", flag="--spice-scheduler")
@@ -199,16 +208,20 @@ class SpiceBackendOptions(Options):
             raise ConfigError(f"--spice-scheduler must be a Dask scheduler address or 'local', got {self.scheduler!r}")
         if self.pdk is None and (self.pdk_root is not None or self.mc_seed is not None or self.corner != "tt"
                                  or self.temp_c != 27.0 or self.pdk_cells is not None or self.act_bias_A is not None
-                                 or self.act_params is not None):
-            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells, --act-param and --act-bias apply "
+                                 or self.act_params is not None or self.pdk_solve != "monolithic"):
+            raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells, --pdk-solve, --act-param and "
+                              "--act-bias apply "
                               "to --pdk sky130")
         if self.pdk is not None:
             from hwbp.pdk.network import pdk_cell_set
 
-            pdk_cell_set(self.pdk_cells, self.analysis)
+            kinds = pdk_cell_set(self.pdk_cells, self.analysis)
             from hwbp.pdk.cells import check_act_param_names, parse_act_params
 
             check_act_param_names(parse_act_params(self.act_params))
+        from hwbp.pdk.partition import check_solve
+
+        check_solve(self, kinds if self.pdk is not None else ())
         if self.pdk is not None and self.runner != "batch":
             raise ConfigError("--pdk runs ngspice in --spice-mode batch (the PDK needs its .spiceinit)")
         self.spice_options()  # validates R, C and the tolerances
@@ -335,12 +348,19 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
                               "realization": circuit.realization, "workers": opts.workers,
                               "solver_options": dict(circuit.options), **run.info()}
     if analysis == "op":
-        values = run.op(circuit, stims, nodes)
+        if opts.pdk is not None and opts.pdk_solve == "partitioned":
+            from hwbp.pdk.partition import partitioned_op
+
+            values, facts = partitioned_op(circuit, stims, nodes, run, tol=opts.pdk_tol, max_sweeps=opts.pdk_sweeps,
+                                           group=opts.pdk_group)
+        else:
+            values, facts = run.op(circuit, stims, nodes), None
         _record_ran(settle, run)
         means, tensions, gates = split_nodes(circuit, values)
         settle.update(reltol=spice.reltol, abstol_a=spice.abstol_a, vntol_v=spice.vntol_v)
         if opts.pdk is not None:
-            settle.update(_pdk_facts(opts), **supply_report(circuit, stims[0], opts.timeout_s, opts.ngspice))
+            settle.update(_pdk_facts(opts), **(facts or supply_report(circuit, stims[0], opts.timeout_s,
+                                                                      opts.ngspice)))
         return SimulationResult(State(means, tensions, float("inf"), 0, gates), None, settle)
 
     L = system.depth

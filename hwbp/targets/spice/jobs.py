@@ -127,14 +127,36 @@ class Pool:
         self.size = max(1, int(size))
         self.client = client
 
-    def map(self, jobs: Sequence[Job]) -> list[JobResult]:
-        """The results of ``jobs`` in order; the first error is raised."""
+    def map(self, jobs: Sequence[Job], desc: str | None = None) -> list[JobResult]:
+        """The results of ``jobs`` in order; the first error is raised.  ``desc``: show a
+        progress bar (tqdm, on a terminal) of the jobs done, with this label."""
+        if desc is not None:
+            return self._map_progress(list(jobs), desc)
         if self.client is not None:
             return self.client.gather(self.client.map(run_job, list(jobs), pure=False))
         if self.size == 1 or len(jobs) <= 1:
             return [run_job(j) for j in jobs]
         with ThreadPoolExecutor(max_workers=min(self.size, len(jobs))) as ex:
             return list(ex.map(run_job, jobs))
+
+    def _map_progress(self, jobs: list[Job], desc: str) -> list[JobResult]:
+        """:meth:`map` with a progress bar, advanced as each job completes."""
+        from concurrent.futures import as_completed
+        from tqdm import tqdm
+
+        with tqdm(total=len(jobs), desc=desc, unit="job", disable=None, leave=False) as bar:
+            if self.client is not None:
+                from distributed import as_completed as dask_completed
+
+                futures = self.client.map(run_job, jobs, pure=False)
+                for _ in dask_completed(futures):
+                    bar.update()
+                return self.client.gather(futures)
+            with ThreadPoolExecutor(max_workers=max(1, min(self.size, len(jobs)))) as ex:
+                futures = [ex.submit(run_job, j) for j in jobs]
+                for _ in as_completed(futures):
+                    bar.update()
+                return [f.result() for f in futures]
 
 
 @contextmanager

@@ -116,12 +116,13 @@ class BatchRunner:
         return Job(dict(files), main, analysis, where, use_r, self.timeout_s * max(1, samples), self.executable,
                    self.raw_format == "ascii")
 
-    def _execute(self, chunks_of, build) -> list:
+    def _execute(self, chunks_of, build, desc: str | None = None) -> list:
         """Cut the batch with ``chunks_of(pool size)``, make one job per chunk with
-        ``build(chunk) -> (job, read)``, run them, and return ``read(result)`` of each."""
+        ``build(chunk) -> (job, read)``, run them (``desc``: with a progress bar), and
+        return ``read(result)`` of each."""
         with pool(self.workers, self.scheduler) as p:
             work = [build(c) for c in chunks_of(p.size)]
-            results = p.map([job for job, _ in work])
+            results = p.map([job for job, _ in work], desc)
         self.ran = sorted({f"{r.ngspice} ({r.ngspice_version})" for r in results})
         self.last_output = results[-1].text if results else ""
         return [read(r) for (_, read), r in zip(work, results)]
@@ -135,6 +136,14 @@ class BatchRunner:
         parts = self._execute(lambda k: split_work(len(stimuli), k),
                               lambda r: self._op_chunk(circuit, [stimuli[i] for i in r], nodes))
         return np.concatenate(parts, axis=0)
+
+    def op_many(self, work: Sequence[tuple[Circuit, Sequence[Mapping[str, float]], Sequence[str]]],
+                desc: str | None = None) -> list[np.ndarray]:
+        """The operating points of several circuits, each ``(circuit, stimuli, nodes)`` one
+        ngspice process (its samples as one sweep, as :meth:`op`), all in one pool:
+        per circuit ``(len(stimuli), len(nodes))`` node voltages (V).  ``desc``: show a
+        progress bar with this label."""
+        return self._execute(lambda k: work, lambda w: self._op_chunk(*w), desc)
 
     def _op_chunk(self, circuit: Circuit, stimuli: Sequence[Mapping[str, float]], nodes: Sequence[str]):
         if len(stimuli) > 1:
