@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "sims" / "sky130" / "tradeoff.py"
 sys.path.insert(0, str(ROOT / "sims" / "sky130"))
 COLUMNS = {"model", "ib_A", "c_F", "tau_rc_s", "tau_cell_s", "tau_net_s", "power_W", "power_src", "settling_time_s",
-           "settling_src", "settling_precision_s", "settling_ideal_s", "settling_series_s",
+           "settling_src", "settling_precision_s", "settling_late_s", "settling_ideal_s", "settling_series_s",
            "energy_J", "energy_src", "area_mm2", "area_cells_mm2", "area_caps_mm2", "one_minus_cos_static",
            "static_src", "one_minus_cos_ktc", "one_minus_cos", "energy_over_cpu", "energy_over_accelerator"}
 
@@ -138,3 +138,18 @@ def test_tradeoff_on_the_tiny_mlp(tmp_path: Path) -> None:
     assert settle[1e-12]["role"] == "fit" and float(settle[1e-12]["derived_over_measured"]) == pytest.approx(1.0)
     # the model fitted at 1 pF predicts the run at 1 nF (measured 0.99)
     assert settle[1e-9]["role"] == "check" and 0.95 < float(settle[1e-9]["derived_over_measured"]) < 1.05
+
+
+def test_end_residual_recovers_the_true_crossing_of_an_exponential_tail() -> None:
+    import numpy as np
+
+    from tradeoff_settle import end_residual
+
+    tau, duration = 100e-9, 500e-9
+    t = np.linspace(0.0, duration, 5001)[1:]
+    e_meas = np.exp(-t / tau) - np.exp(-duration / tau)  # measured against the unsettled last point
+    t1 = float(t[np.nonzero(e_meas > 0.01)[0][-1] + 1])
+    out = end_residual(t, e_meas, t1, duration)
+    assert out["tail_tau_s"] == pytest.approx(tau, rel=0.05)
+    assert t1 + out["t1_late_s"] == pytest.approx(tau * np.log(100.0), rel=0.01)
+    assert out["t1_late_s"] > 0

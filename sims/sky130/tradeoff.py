@@ -66,7 +66,7 @@ from outdir import add_out_arg, output_dir  # noqa: E402
 from tradeoff_digital import CPU_SOURCE, MAC_SOURCE, digital_reference  # noqa: E402
 from tradeoff_points import cached, cell_point, model_and_batch, op_from_report, point_name, run_point  # noqa: E402
 from tradeoff_report import write_csv, write_figures, write_md  # noqa: E402
-from tradeoff_settle import MAX_STEPS, STEP_FRACTION, fit_model, fit_points, settling_model, tau_net, tran_plan  # noqa: E402
+from tradeoff_settle import MAX_STEPS, STEP_FRACTION, end_residual, fit_model, fit_points, settling_model, tau_net, tran_plan  # noqa: E402
 
 #: Boltzmann's constant (J/K) and the temperature of the study (K, 27 C).
 K_B = 1.380649e-23
@@ -259,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     op.update({ib: op_from_report(path, ib) for ib, path in reports.items()})
     tiny_op = {r["ib_A"]: r for r in done["tiny_op"]}
     trans = done["tran"]
-    for r in trans:
-        r["settle_precision_s"] = r["step_s"]
-        r["duration_ok"] = bool(r["settling_time_1pct_s"] <= r["duration_s"] / 2)
+    for r in trans:  # the end's own residual: how much later the true 1 % crossing may come
+        r.update(end_residual(r["trace"]["curve_t_s"], r["trace"]["curve_err"], r["settling_time_1pct_s"],
+                              r["duration_s"]))
 
     # the settling model: tau_net(ib) from the run with the smallest R*C at each measured ib
     fitted = fit_model(trans, n1) if trans else {}
@@ -277,8 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         s_static, s_src = _interp_static(ib, static)
         tn, tn_src = tau_net(ib, fitted) if fitted else (c_row["tau_s"], "testbench")
         for c in args.caps:
+            late = float("nan")
             if (ib, c) in measured_t:
-                t, t_src, prec = measured_t[(ib, c)]["settling_time_1pct_s"], "measured", measured_t[(ib, c)]["step_s"]
+                m = measured_t[(ib, c)]
+                t, t_src, prec, late = m["settling_time_1pct_s"], "measured", m["step_s"], m["t1_late_s"]
             else:
                 t, t_src, prec = n1 * (r_ohm * c + tn), f"model (tau_net {tn_src})", float("nan")
             floor = ktc_floor(c, t_rms)
@@ -286,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             cells_mm2 = counts["cells"] * c_row["area_um2"] * 1e-6
             rows.append({"model": args.model, "ib_A": ib, "c_F": c, "tau_rc_s": r_ohm * c, "tau_cell_s": c_row["tau_s"],
                          "tau_net_s": tn, "power_W": p, "power_src": p_src, "settling_time_s": t, "settling_src": t_src,
-                         "settling_precision_s": prec, "settling_ideal_s": n1 * r_ohm * c,
+                         "settling_precision_s": prec, "settling_late_s": late, "settling_ideal_s": n1 * r_ohm * c,
                          "settling_series_s": n1 * (r_ohm * c + c_row["tau_s"]),
                          "energy_J": p * t, "energy_src": "measured" if (t_src, p_src) == ("measured", "measured")
                          else "derived", "area_mm2": cells_mm2 + cap_mm2,
@@ -296,24 +298,25 @@ def main(argv: list[str] | None = None) -> int:
     for ib, r in op.items():
         check.append({"model": args.model, "analysis": "op", "ib_A": ib, "c_F": float("nan"), "quantity": "power_W",
                       "measured": r["supply_power_W"], "derived": counts["cells"] * cell[ib]["power_W"],
-                      "role": "check", "precision": float("nan")})
+                      "role": "check", "precision": float("nan"), "late": float("nan")})
     for ib, r in tiny_op.items():
         check.append({"model": "tiny", "analysis": "op", "ib_A": ib, "c_F": float("nan"), "quantity": "power_W",
                       "measured": r["supply_power_W"], "derived": tiny_counts["cells"] * cell[ib]["power_W"],
-                      "role": "check", "precision": float("nan")})
+                      "role": "check", "precision": float("nan"), "late": float("nan")})
     for r in trans:
         ib, c = r["ib_A"], r["c_F"]
         p_der = counts["cells"] * cell[ib]["power_W"]
         role = "fit" if (ib, c) in fit_at else "check"
         t_der = settling_model(ib, c, r_ohm, n1, fitted)
         t_ser = n1 * (r_ohm * c + cell[ib]["tau_s"])
-        for q, meas, der, prec in (("power_W", r["supply_power_W"], p_der, float("nan")),
-                                   ("settling_time_s", r["settling_time_1pct_s"], t_der, r["step_s"]),
-                                   ("settling_series_s", r["settling_time_1pct_s"], t_ser, r["step_s"]),
-                                   ("energy_J", r["energy_per_sample_J"], p_der * t_der, float("nan"))):
+        nan = float("nan")
+        for q, meas, der, prec, late in (("power_W", r["supply_power_W"], p_der, nan, nan),
+                                         ("settling_time_s", r["settling_time_1pct_s"], t_der, r["step_s"], r["t1_late_s"]),
+                                         ("settling_series_s", r["settling_time_1pct_s"], t_ser, r["step_s"], r["t1_late_s"]),
+                                         ("energy_J", r["energy_per_sample_J"], p_der * t_der, nan, nan)):
             check.append({"model": args.model, "analysis": "tran", "ib_A": ib, "c_F": c, "quantity": q,
                           "measured": meas, "derived": der, "role": role if q in ("settling_time_s", "energy_J")
-                          else "check", "precision": prec})
+                          else "check", "precision": prec, "late": late})
     for row in check:
         m, d = row["measured"], row["derived"]
         row["derived_over_measured"] = d / m if m and np.isfinite(m) and m != 0 else float("nan")

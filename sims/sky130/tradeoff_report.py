@@ -203,18 +203,23 @@ def _tran_table(meta: dict[str, Any]) -> list[str]:
     layers = list(trans[0]["trace"]["layers"])
     gates = list(trans[0]["trace"]["gates"])
     lines = ["", "The measured `.tran` runs (one random sample, from the random initial state; the output step is "
-             "also ngspice's largest internal step, and t₁% is read on the output grid, so it is known to one step):",
-             "", "| ib | C | R·C | duration | step (= ± on t₁%) | step / τ_min | t₁% | ± / t₁% | t₁% / duration | "
+             "also ngspice's largest internal step, and t₁% is read on the output grid, so it is known to one step "
+             "early; it is measured against the run's last point, which has not settled exactly either: τ_tail is "
+             "the time constant of the error's tail, fitted where the error falls from 3 % to 0.3 %, and + end = "
+             "−τ_tail·ln(1 − e^−(T − t₁%)/τ_tail), T the duration, is how much later the true crossing comes on "
+             "that tail (a lower estimate: a mode slower than the run shows is not seen):",
+             "", "| ib | C | R·C | duration | step | step / τ_min | t₁% | step / t₁% | t₁% / duration | τ_tail | + end | "
              + " | ".join(f"t₁% {k}" for k in layers) + " | "
              + " | ".join(f"τ_gate {k.split('/')[0]}" for k in gates) + " | power | energy | min cos | CPU |",
-             "|---|---|---|---|---|---|---|---|---|" + "---|" * (len(layers) + len(gates)) + "---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * (len(layers) + len(gates)) + "---|---|---|---|"]
     for r in trans:
         tau_min = min(r["r_ohm"] * r["c_F"], meta["cells"][r["ib_A"]]["tau_s"])
         lines.append(
             f"| {_si(r['ib_A'], 'A')} | {_si(r['c_F'], 'F')} | {_si(r['r_ohm'] * r['c_F'], 's')} | "
             f"{_si(r['duration_s'], 's')} | {_si(r['step_s'], 's')} | {r['step_s'] / tau_min:.3g} | "
             f"{_si(r['settling_time_1pct_s'], 's')} | {r['step_s'] / r['settling_time_1pct_s']:.2%} | "
-            f"{r['settling_time_1pct_s'] / r['duration_s']:.2f} | "
+            f"{r['settling_time_1pct_s'] / r['duration_s']:.2f} | {_si(r['tail_tau_s'], 's')} | "
+            f"{_si(r['t1_late_s'], 's')} | "
             + " | ".join(_si(r["trace"]["layers"][k]["t1_tension_s"], "s") for k in layers) + " | "
             + " | ".join(_si(r["trace"]["gates"][k]["delay_s"], "s") for k in gates) + " | "
             f"{_si(r['supply_power_W'], 'W')} | {_si(r['energy_per_sample_J'], 'J')} | {r['min_cosine']:.5f} | "
@@ -302,12 +307,13 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
         "",
         "![energy against gradient error](tradeoff_pareto.png)",
         "",
-        "| ib | C | power | P src | τ_net | t₁% | t₁% src | ± | energy | E src | area (mm²) | 1−cos static | src | "
+        "| ib | C | power | P src | τ_net | t₁% | t₁% src | precision | energy | E src | area (mm²) | 1−cos static | src | "
         "kT/C floor | 1−cos | E / CPU | E / accel. |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        prec = _si(r["settling_precision_s"], "s") if np.isfinite(r["settling_precision_s"]) else "–"
+        prec = (f"−{_si(r['settling_precision_s'], 's')} / +{_si(r['settling_late_s'], 's')}"
+                if np.isfinite(r["settling_precision_s"]) else "–")
         lines.append(f"| {_si(r['ib_A'], 'A')} | {_si(r['c_F'], 'F')} | {_si(r['power_W'], 'W')} | {r['power_src']} | "
                      f"{_si(r['tau_net_s'], 's')} | {_si(r['settling_time_s'], 's')} | {r['settling_src']} | {prec} | "
                      f"{_si(r['energy_J'], 'J')} | {r['energy_src']} | "
@@ -318,12 +324,13 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
               "![settling](tradeoff_settle.png)", "",
               "`settling_time_s` is the model above; `settling_series_s` the earlier model n₁%·(R·C + τ_cell) with "
               "the testbench's τ_cell, kept for comparison. Role `fit`: the run τ_net was fitted to (derived = "
-              "measured there by construction); `check`: an independent run. ±: the run's output step.", "",
-              "| model | analysis | ib | C | quantity | role | measured | ± | derived | derived / measured |",
+              "measured there by construction); `check`: an independent run. Precision of a measured t₁%: − one "
+              "output step (the grid), + the end's residual (the true crossing may come that much later, below).", "",
+              "| model | analysis | ib | C | quantity | role | measured | precision | derived | derived / measured |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in check:
         c = "" if not np.isfinite(r["c_F"]) else _si(r["c_F"], "F")
-        prec = f"{r['precision']:.2g}" if np.isfinite(r["precision"]) else ""
+        prec = f"−{r['precision']:.2g} / +{r['late']:.2g}" if np.isfinite(r["precision"]) else ""
         lines.append(f"| {r['model']} | {r['analysis']} | {_si(r['ib_A'], 'A')} | {c} | {r['quantity']} | {r['role']} | "
                      f"{r['measured']:.4g} | {prec} | {r['derived']:.4g} | {r['derived_over_measured']:.3g} |")
     ratios: dict[str, list[float]] = {}

@@ -160,6 +160,44 @@ def trace_summary(trace: Any, tau_s: float, n_curve: int = 240) -> dict[str, Any
     return out
 
 
+def end_residual(curve_t_s: Sequence[float], curve_err: Sequence[float], t1_s: float, duration_s: float,
+                 band: tuple[float, float] = (0.03, 0.003)) -> dict[str, float]:
+    """How much the run's own end leaves unsettled, from its error curve.
+
+    The error is measured against the last point, which has not settled exactly: with an
+    exponential tail of time constant tau_tail the measured error is A (exp(-t/tau_tail) -
+    exp(-T/tau_tail)) (T: the duration), and the true 1 % crossing comes later than the
+    measured one by -tau_tail * ln(1 - q), q = exp(-(T - t_1%)/tau_tail).  tau_tail is fitted
+    to that form where the measured error is inside ``band`` (3 % down to 0.3 %).
+
+    Returns
+    -------
+    dict
+        ``tail_tau_s`` (s; nan when fewer than 3 points lie in the band) and ``t1_late_s``
+        (s, the one-sided correction; nan with it).
+    """
+    t = np.asarray(curve_t_s, dtype=np.float64)
+    e = np.asarray(curve_err, dtype=np.float64)
+    sel = (e <= band[0]) & (e >= band[1]) & (t < duration_s)
+    if sel.sum() < 3:
+        return {"tail_tau_s": float("nan"), "t1_late_s": float("nan")}
+    # e(t) = A (exp(-t/tau) - exp(-T/tau)) against the last point: tau by a log-spaced search, A in closed form
+    ts, le = t[sel], np.log(e[sel])
+    span = max(float(ts[-1] - ts[0]), 1e-300)
+    best = (math.inf, float("inf"))
+    for tau in np.geomspace(span / 50, span * 50, 400):
+        model = np.exp(-ts / tau) - math.exp(-duration_s / tau)
+        if np.any(model <= 0):
+            continue
+        r = le - np.log(model)
+        cost = float(((r - r.mean()) ** 2).sum())
+        if cost < best[0]:
+            best = (cost, float(tau))
+    tau_tail = best[1]
+    q = math.exp(-(duration_s - t1_s) / tau_tail) if math.isfinite(tau_tail) else 1.0
+    return {"tail_tau_s": float(tau_tail), "t1_late_s": float(-tau_tail * math.log(1.0 - q)) if q < 1 else float("inf")}
+
+
 def fit_model(trans: Sequence[Mapping[str, Any]], n1: float) -> dict[float, float]:
     """tau_net(ib) (s) at each measured bias current: from the run with the smallest R*C
     there, t_1% / n_1% - R*C (at least 0)."""
