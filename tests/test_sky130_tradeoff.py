@@ -51,11 +51,12 @@ def test_settling_model_fits_tau_net_at_the_smallest_c_and_interpolates_in_ib() 
     fitted = fit_model(runs, 10.0)
     assert fitted == pytest.approx({1e-6: 4e-9, 1e-5: 1e-9})
     assert fit_points(runs) == {(1e-6, 1e-12), (1e-5, 1e-12)}
-    assert tau_net(1e-6, fitted) == (pytest.approx(4e-9), "measured")
-    v, src = tau_net(10 ** -5.5, fitted)  # halfway in log ib: the geometric mean
-    assert src == "interpolated" and v == pytest.approx(2e-9)
-    assert tau_net(1e-7, fitted) == (pytest.approx(4e-9), "extrapolated")
-    assert settling_model(1e-6, 1e-9, 1e3, 10.0, fitted) == pytest.approx(10.0 * (1e-6 + 4e-9))
+    tau_cell = {1e-7: 8e-9, 1e-6: 2e-9, 10 ** -5.5: 3e-9, 1e-5: 1e-9}  # ratios tau_net/tau_cell: 2 and 1
+    assert tau_net(1e-6, fitted, tau_cell) == (pytest.approx(4e-9), "measured")
+    v, src = tau_net(10 ** -5.5, fitted, tau_cell)  # halfway in log ib: ratio sqrt(2), times tau_cell there
+    assert src == "interpolated" and v == pytest.approx(3e-9 * 2 ** 0.5)
+    assert tau_net(1e-7, fitted, tau_cell) == (pytest.approx(2 * 8e-9), "extrapolated")
+    assert settling_model(1e-6, 1e-9, 1e3, 10.0, fitted, tau_cell) == pytest.approx(10.0 * (1e-6 + 4e-9))
 
 
 def test_gate_delay_finds_a_first_order_lag() -> None:

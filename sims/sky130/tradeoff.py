@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # the settling model: tau_net(ib) from the run with the smallest R*C at each measured ib
     fitted = fit_model(trans, n1) if trans else {}
+    tau_cells = {ib: r["tau_s"] for ib, r in cell.items()}
     fit_at = fit_points(trans)
     measured_t = {(r["ib_A"], r["c_F"]): r for r in trans}
 
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         p_der = counts["cells"] * c_row["power_W"]
         p, p_src = (op[ib]["supply_power_W"], "measured") if ib in op else (p_der, "derived")
         s_static, s_src = _interp_static(ib, static)
-        tn, tn_src = tau_net(ib, fitted) if fitted else (c_row["tau_s"], "testbench")
+        tn, tn_src = tau_net(ib, fitted, tau_cells) if fitted else (c_row["tau_s"], "testbench")
         for c in args.caps:
             late = float("nan")
             if (ib, c) in measured_t:
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         ib, c = r["ib_A"], r["c_F"]
         p_der = counts["cells"] * cell[ib]["power_W"]
         role = "fit" if (ib, c) in fit_at else "check"
-        t_der = settling_model(ib, c, r_ohm, n1, fitted)
+        t_der = settling_model(ib, c, r_ohm, n1, fitted, tau_cells)
         t_ser = n1 * (r_ohm * c + cell[ib]["tau_s"])
         nan = float("nan")
         for q, meas, der, prec, late in (("power_W", r["supply_power_W"], p_der, nan, nan),

@@ -68,6 +68,9 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
             filled = r["settling_src"] == "measured"
             ax_t.plot(r["c_F"], r["settling_time_s"], "o", color=col, mfc=col if filled else "white",
                       ms=7 if filled else 5)
+            if filled and np.isfinite(r["settling_late_s"]):  # one step early, the end's residual late
+                ax_t.errorbar(r["c_F"], r["settling_time_s"], yerr=[[r["settling_precision_s"]],
+                                                                    [r["settling_late_s"]]], color=col, capsize=3)
         ax_c.plot(c, [r["one_minus_cos"] for r in rs], "--", color=col, marker="o",
                   mfc=col if meas_s else "white", label=f"{lab} (static {rs[0]['static_src']})")
     c_all = sorted({r["c_F"] for r in rows})
@@ -179,14 +182,15 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
             ls = {1e-9: "-", 1e-12: "--"}.get(r["c_F"], ":")
             ax.plot(r["trace"]["curve_t_s"], r["trace"]["curve_err"], ls, color=col, lw=1.5,
                     label=f"ib = {_si(r['ib_A'], 'A')}, C = {_si(r['c_F'], 'F')}: t₁% = "
-                          f"{_si(r['settling_time_1pct_s'], 's')} ± {_si(r['step_s'], 's')}")
+                          f"{_si(r['settling_time_1pct_s'], 's')} (−{_si(r['step_s'], 's')} / "
+                          f"+{_si(r.get('t1_late_s', float('nan')), 's')})")
             ax.plot(r["settling_time_1pct_s"], 0.01, "o", color=col, ms=5)
         ax.axhline(0.01, color="0.4", lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(1e-5, 10)
         ax.set_xlabel("time from the random initial state (s)")
-        ax.set_ylabel("worst layer's relative tension error")
+        ax.set_ylabel("worst layer's relative tension error\n(against the run's last point)")
         ax.set_title(f"{meta['model']} MLP, transistor-level tanh cells: .tran settling (dot: the 1 % crossing)",
                      fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
@@ -274,7 +278,8 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
         f"measured bias current to the `.tran` run of smallest C there ({fit_at}: where the cells set the time) as "
         "t₁%/n₁% − R·C; τ_net = "
         + ", ".join(f"{_si(v, 's')} at {_si(ib, 'A')}" for ib, v in sorted(tau_net.items()))
-        + "; log-log interpolated in ib between them and held at the end values outside (`model (tau_net "
+        + "; at another bias current the testbench's τ_cell(ib) times the measured ratio τ_net/τ_cell, log-log "
+        "interpolated in ib between the measured ones and held at the nearest outside them (`model (tau_net "
         "interpolated/extrapolated)`). Every other `.tran` run checks the model (table below). Where a grid point "
         "was measured, the table gives the measurement (`measured`). Beside it, the testbench's τ_cell (its −3 dB "
         "bandwidth) is " + ", ".join(f"{meta['cells'][ib]['tau_s'] / v:.2g}× τ_net at {_si(ib, 'A')}"

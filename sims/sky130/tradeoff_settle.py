@@ -218,18 +218,21 @@ def fit_points(trans: Sequence[Mapping[str, Any]]) -> set[tuple[float, float]]:
     return {(ib, c) for ib, c in best.items()}
 
 
-def tau_net(ib: float, fitted: Mapping[float, float]) -> tuple[float, str]:
-    """tau_net at ``ib`` (s) and its source: ``measured`` at a fitted bias current,
-    ``interpolated`` (log-log) between two, ``extrapolated`` (the nearest end value) outside."""
+def tau_net(ib: float, fitted: Mapping[float, float], tau_cell: Mapping[float, float]) -> tuple[float, str]:
+    """tau_net at ``ib`` (s) and its source: ``measured`` at a fitted bias current; elsewhere
+    the testbench's tau_cell(ib) (``tau_cell``, s, by bias current) times the ratio
+    tau_net/tau_cell of the fitted ones, log-log ``interpolated`` in ib between two or held at
+    the nearest end value outside them (``extrapolated``)."""
     for k, v in fitted.items():
         if math.isclose(k, ib, rel_tol=1e-9):
             return v, "measured"
     xs = sorted(fitted)
-    ys = np.log([max(fitted[x], 1e-18) for x in xs])
+    ys = np.log([max(fitted[x], 1e-18) / tau_cell[x] for x in xs])
     src = "interpolated" if xs[0] < ib < xs[-1] else "extrapolated"
-    return float(np.exp(np.interp(math.log(ib), np.log(xs), ys))), src
+    return float(tau_cell[ib] * np.exp(np.interp(math.log(ib), np.log(xs), ys))), src
 
 
-def settling_model(ib: float, c_F: float, r_ohm: float, n1: float, fitted: Mapping[float, float]) -> float:
+def settling_model(ib: float, c_F: float, r_ohm: float, n1: float, fitted: Mapping[float, float],
+                   tau_cell: Mapping[float, float]) -> float:
     """The model's 1 % settling time (s): n_1% * (R*C + tau_net(ib))."""
-    return n1 * (r_ohm * c_F + tau_net(ib, fitted)[0])
+    return n1 * (r_ohm * c_F + tau_net(ib, fitted, tau_cell)[0])
