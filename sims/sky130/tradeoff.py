@@ -3,29 +3,38 @@ bias current and the node capacitance, with the kT/C noise floor and a digital r
 
 For a model (default the digits MLP 64-32-32-10, cross-entropy, one random sample, beta 1,
 tt, 27 C) it writes ``tradeoff.csv`` (one row per bias current x node capacitance; each
-quantity with its source, ``measured`` at transistor level or ``derived``),
+quantity with its source, ``measured`` at transistor level or what it is derived from),
 ``tradeoff_check.csv`` (every transistor-level measurement beside what the derivation
-predicts for it), ``tradeoff.md`` and the figures ``tradeoff.png``, ``tradeoff_pareto.png``
-and ``tradeoff_check.png``.
+predicts for it), ``tradeoff.md`` and the figures ``tradeoff.png``, ``tradeoff_pareto.png``,
+``tradeoff_check.png`` and ``tradeoff_settle.png``.
 
-Measured at transistor level (``hwbp verify --backend spice --pdk sky130``, one JSON per
-point in ``tradeoff_runs/``, reused on a later run):
+Measured at transistor level on the model itself (``hwbp verify --backend spice --pdk
+sky130 --pdk-cells act``, one JSON per point in ``tradeoff_runs/``, reused on a later run):
 
-* the model's ``.op`` at each ``--ib``: supply power of its tanh cells (W) and the cosine of
-  every gradient tensor against exact backprop (static: no noise);
-* the tiny 4-8-3 tanh MLP's ``.tran`` at each ``--tran`` point (bias current : node
-  capacitance): 1 % settling time (s), power and energy per sample (J);
-* the tanh cell's testbench at each bias current of ``--ib-grid`` and ``--ib``: its power
-  (W), area (um^2) and time constant tau_cell (s, from its -3 dB bandwidth).
+* its ``.op`` at each ``--ib``: supply power of its tanh cells (W) and the cosine of every
+  gradient tensor against exact backprop (static: no noise);
+* its ``.tran`` at each ``--tran`` point (bias current : node capacitance), from the random
+  initial state: 1 % settling time (s), power and energy per sample (J), and a summary of
+  the waveforms (:func:`tradeoff_settle.trace_summary`); each run's duration and output step
+  from :func:`tradeoff_settle.tran_plan` (the step a twentieth of the run's smallest time
+  constant, or the duration over :data:`tradeoff_settle.MAX_STEPS`), its end residual from
+  :func:`tradeoff_settle.end_residual`;
+* the tanh cell's testbench at each bias current: its power (W), area (um^2) and time
+  constant tau_cell (s, from its -3 dB bandwidth);
+* with ``--tiny-ib``, the tiny 4-8-3 tanh MLP's ``.op``, whose ratios stand in for the
+  model's static error at a bias current where the model's ``.op`` is not measured.
 
 Derived (stated in the table and figures as such):
 
-* power = N_cells * P_cell(ib) (the cell testbench; checked against the model's ``.op``);
-* settling time = n_1% * (R*C + tau_cell(ib)), with n_1% the 1 % settling time in units of
-  tau of the ideal network (hwbp's reference simulator, continuous mode, the same random
-  initial state as ``.tran``): the node and the cell as lags in series, checked against
-  the tiny MLP's ``.tran`` (where the cell dominates it is an upper bound: see the check
-  table); ``settling_ideal_s`` = n_1% * R*C is the node alone, the lower bound;
+* power = N_cells * P_cell(ib) where the model's ``.op`` did not run (the cell testbench;
+  checked against the model's ``.op``);
+* settling time, where no ``.tran`` ran: n_1% * (R*C + tau_net(ib)), with n_1% the 1 %
+  settling time in units of tau of the ideal network (hwbp's reference simulator,
+  continuous mode, the same random initial state as ``.tran``) and tau_net the cells'
+  delay in the network, fitted to the ``.tran`` run of smallest C at each measured bias
+  current and checked on the others (:mod:`tradeoff_settle`); ``settling_series_s`` is the
+  earlier model with the testbench's tau_cell, ``settling_ideal_s`` = n_1% * R*C the node
+  alone;
 * energy per sample-gradient = power * settling time;
 * area = N_cells * A_cell + 2 * N_nodes * C / (2 fF/um^2, SKY130's MIM density) (the
   synapses and node leaks are still behavioral and not counted);
@@ -36,13 +45,14 @@ Derived (stated in the table and figures as such):
   beta, from the ideal network) and expected cosine 1/sqrt(1 + 1/SNR); the floor is the
   worst layer's 1 - cosine (one snapshot of the nodes; averaging the readout lowers it);
 * 1 - cosine at (ib, C) = the measured static 1 - cos (log-interpolated between the
-  measured bias currents) + the kT/C floor (small angles add in quadrature).
+  measured bias currents where one is missing) + the kT/C floor (small angles add in
+  quadrature).
 
 Usage::
 
     nice -n 15 .venv/bin/python sims/sky130/tradeoff.py            # committed, into sims/sky130/
     .venv/bin/python sims/sky130/tradeoff.py --model tiny --ib 1e-6 --ib-grid 1e-6 \\
-        --caps 1e-12 1e-9 --tran 1e-6:1e-9 -o /tmp/out                # a small check
+        --caps 1e-12 1e-9 --tran 1e-6:1e-12 1e-6:1e-9 -o /tmp/out     # a small check
 """
 
 from __future__ import annotations
@@ -94,7 +104,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
                    help="bias currents (A) of the table and curves (default: 1e-7 1e-6 1e-5)")
     p.add_argument("--caps", type=float, nargs="+", default=[1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9],
                    metavar="F", help="node capacitances (F; default: 1 fF to 1 nF by decades)")
-    p.add_argument("--tran", nargs="*", default=["1e-6:1e-12", "1e-7:1e-12", "1e-6:1e-11", "1e-6:1e-9", "1e-5:1e-12"],
+    p.add_argument("--tran", nargs="*", default=["1e-7:1e-12", "1e-6:1e-12", "1e-6:1e-11"],
                    metavar="IB:C", help="the model's transistor-level .tran points, bias current (A) : node "
                                         "capacitance (F); the one of smallest C at each bias current fits the "
                                         "cells' delay in the network, the others check the settling model")

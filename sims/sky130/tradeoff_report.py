@@ -151,9 +151,11 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
     for ax, q in zip(axes[0], quantities):
         rs = [r for r in check if r["quantity"] == q and np.isfinite(r["measured"])]
         groups = sorted({(r["model"], r["analysis"], r["role"]) for r in rs})
-        for (model, analysis, role), mk in zip(groups, "sod^v"):
+        for k, ((model, analysis, role), mk) in enumerate(zip(groups, "sod^v")):
             sel = [r for r in rs if (r["model"], r["analysis"], r["role"]) == (model, analysis, role)]
-            ax.scatter([r["measured"] for r in sel], [r["derived"] for r in sel], marker=mk, zorder=3, s=36,
+            # later groups smaller and on top, so that a point measured twice shows both markers
+            ax.scatter([r["measured"] for r in sel], [r["derived"] for r in sel], marker=mk, zorder=3 + k,
+                       s=64 / (1 + 1.5 * k),
                        facecolors="white" if role == "fit" else None,
                        edgecolors="k" if role == "fit" else None,
                        label=f"{model} MLP, .{analysis}" + (" (fitted there)" if role == "fit" else ""))
@@ -168,6 +170,8 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
         ax.set_xlabel(f"measured {units[q][0]}")
         ax.set_ylabel(f"derived {units[q][0]}")
         ax.set_title(units[q][1], fontsize=9)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(True, which="major", alpha=0.3)
     fig.suptitle("derivations against the transistor-level measurements", fontsize=10)
@@ -347,8 +351,9 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
     lines += _tran_table(meta)
     lines += ["", "τ_gate: each gate cell's time constant in the network, fitted to the waveforms (the gate node "
               "f′(a)·T as a first-order lag behind the node pair's mean and tension it reads, over the time the "
-              "gate's error falls from 30 % to 0.1 %): an independent look at the cells' speed in the network, "
-              "not used by the model."]
+              "gate's error falls from 30 % to 0.1 %): a rough, independent look at the cells' speed in the network, "
+              "not used by the model. The fits scatter between runs; a value at a tenth of the run's step is the "
+              "search's floor (no lag resolved; the output layer's gate is behavioral, so its floor is expected)."]
     names = list(next(iter(meta["op"].values()))["tensors"])
     lines += ["", "Static gradient error measured at transistor level (`.op`, cosine per tensor):", "",
               "| model | ib | power | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
