@@ -70,26 +70,6 @@ def test_pdk_cells_choice_and_its_errors():
     assert pdk_cell_set("node", "tran") == ("node",)  # .tran sets the pair's capacitor nodes
 
 
-def test_tran_time_grid_follows_the_transistor_node_pairs_time_constant():
-    """With transistor node pairs the ``.tran`` output step is 1/20 of the pair's R*C
-    (125 ns: 6.25 ns, 0.00625 of the behavioral 1 us tau), not the behavioral 0.05 tau, and
-    the default duration counts pair time constants; a given duration stays."""
-    from types import SimpleNamespace
-
-    from hwbp.pdk.network import TRAN_STEP_PER_TAU, pdk_tran_time
-
-    p = get_block("node").params
-    tau_pair = p["r"] * p["c"]
-    for cells in (None, "node", "act,syn,node,loss"):
-        total, step = pdk_tran_time(SimpleNamespace(step=0.05, duration=None, pdk_cells=cells), 1e-6, 24.0)
-        assert step * 1e-6 == pytest.approx(TRAN_STEP_PER_TAU * tau_pair) and TRAN_STEP_PER_TAU <= 1 / 20
-        assert total * 1e-6 == pytest.approx(24 * tau_pair)
-    # behavioral nodes: the backend's own grid
-    assert pdk_tran_time(SimpleNamespace(step=0.05, duration=None, pdk_cells="act"), 1e-6, 24.0) == (24.0, 0.05)
-    total, step = pdk_tran_time(SimpleNamespace(step=0.001, duration=5.0, pdk_cells="node"), 1e-6, 24.0)
-    assert (total, step) == (5.0, 0.001)  # a given duration and a finer step stay
-
-
 def test_pdk_cells_without_pdk_and_unknown_names_are_one_line_exit_2(capsys):
     model = str(ROOT / "examples" / "mlp_digits.onnx")
     assert main(["verify", model, "--backend", "spice", "--pdk-cells", "act", "--random-batch", "1"]) == 2

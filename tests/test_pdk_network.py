@@ -111,7 +111,7 @@ def test_tran_with_transistor_node_pairs_starts_from_the_drawn_state_on_their_ca
         assert np.allclose(tr.mean[name][0], start.mean[name], rtol=1e-6, atol=1e-6), name
     s = v.report["settle"]
     tau_pair = 125e3 * 1e-12
-    # measured 1.41e-6 s (11.2 pair time constants), against 1.1e-5 s with the behavioral 1 us nodes
+    # measured 1.41e-6 s (11.3 pair time constants, output step 6.25 ns), against 1.1e-5 s with the behavioral 1 us nodes
     assert math.log(100.0) * tau_pair <= s["settling_time_1pct_s"] < math.log(100.0) * s["tau_s"]
     # the time grid counts the pair's R*C: 1/20 of it per output step, max(12L, 24) of it in all
     assert s["dt_tau"] * s["tau_s"] == pytest.approx(tau_pair / 20, rel=1e-9)

@@ -68,3 +68,19 @@ def test_tran_batch_and_shared_agree() -> None:
     for name in a.trace.tension:
         assert np.max(np.abs(a.trace.tension[name] - b.trace.tension[name])) <= MODE_TOL
         assert np.max(np.abs(a.trace.mean[name] - b.trace.mean[name])) <= MODE_TOL
+
+
+def test_default_tran_step_and_duration_follow_the_node_time_constant() -> None:
+    """The default ``.tran`` output step is 0.05 of the node pairs' time constant and the
+    duration max(12 L, 24) of them: R*C for the behavioral node, the transistor pair's own
+    R*C (125 kohm * 1 pF) when ``--pdk-cells`` names ``node`` (no ngspice run)."""
+    from hwbp.targets.spice.backend import STEP_FRACTION, SpiceBackend, _node_tau_s
+
+    be = SpiceBackend()
+    assert STEP_FRACTION == 0.05
+    assert _node_tau_s(be.options({"analysis": "tran"}), 1e-6) == 1e-6
+    assert _node_tau_s(be.options({"analysis": "tran", "pdk": "sky130", "pdk_cells": "act"}), 1e-6) == 1e-6
+    # the .tran default act,node,loss and an explicit node
+    for cells in (None, "node"):
+        opts = be.options({"analysis": "tran", "pdk": "sky130", "pdk_cells": cells})
+        assert _node_tau_s(opts, 1e-6) == pytest.approx(125e3 * 1e-12, rel=1e-12)

@@ -29,7 +29,7 @@ from hwbp.pdk.sky130 import VCM_V, VDD_V, find_models, spiceinit
 from hwbp.targets.spice.model import Cell, Circuit, Section, SpiceOptions, SynapseArray
 
 __all__ = ["pdk_circuit", "pdk_spice_options", "adapter_text", "SUPPLIES", "PDK_CELLS", "PDK_DEFAULT",
-           "PDK_DEFAULT_TRAN", "pdk_cell_set", "pdk_tran_time", "TRAN_STEP_PER_TAU"]
+           "PDK_DEFAULT_TRAN", "pdk_cell_set"]
 
 #: What ``--pdk-cells`` may name: the activation cells (f and gate), the synapses (forward
 #: and backward, and the input synapses), the node pairs, the MSE loss port.
@@ -48,13 +48,6 @@ PDK_DEFAULT = PDK_CELLS
 #: (sims/sky130/tran_cells/tran_cells.md).  A transistor node pair takes its initial state on its
 #: capacitor nodes (tests/test_pdk_network.py, docs/transistor-level.md).
 PDK_DEFAULT_TRAN = PDK_CELLS
-
-#: ``.tran``'s output step with transistor node pairs: at most this fraction of the pair's
-#: R*C (125 kohm * 1 pF = 125 ns: 6.25 ns), the smallest time constant of the network's state
-#: nodes, so that the trace resolves the settling (the behavioral default, 0.05 of the
-#: behavioral tau = 1 us, is 50 ns, 0.4 of the pair's R*C); the default duration,
-#: max(12 L, 24), then counts the pair's R*C too (:func:`pdk_tran_time`).
-TRAN_STEP_PER_TAU = 0.05
 
 #: Names of the supply sources the netlist adds: vdd (1.8 V) and vcm (0.8 V).
 SUPPLIES = ("vsky130_vdd", "vsky130_vcm")
@@ -206,21 +199,6 @@ def pdk_circuit(circuit: Circuit, opts: Any) -> Circuit:
     return dataclasses.replace(circuit, header=header, cells=tuple(cells), preamble=preamble, params=params,
                                sections=tuple(sections), ic_nodes=_pair_ic_nodes(sections) if "node" in kinds else {},
                                run_files=MappingProxyType({".spiceinit": spiceinit(opts.mc_seed)}))
-
-
-def pdk_tran_time(opts: Any, tau_s: float, duration_tau: float) -> tuple[float, float]:
-    """The ``.tran`` duration and output step (units of the behavioral ``tau_s``, s) at
-    transistor level.  With transistor node pairs (``opts.pdk_cells``) the network's time is
-    the pair's R*C (its cell parameters ``r`` (ohm), ``c`` (F)), not the behavioral R*C:
-    the default duration ``duration_tau`` (``opts.duration`` None) counts pair time
-    constants, and the step is at most :data:`TRAN_STEP_PER_TAU` of the pair's R*C;
-    otherwise ``opts.duration`` (or ``duration_tau``) and ``opts.step``."""
-    total = duration_tau if opts.duration is None else float(opts.duration)
-    if "node" not in pdk_cell_set(getattr(opts, "pdk_cells", None), "tran"):
-        return total, float(opts.step)
-    p = get_block("node").params
-    scale = p["r"] * p["c"] / tau_s
-    return (duration_tau * scale if opts.duration is None else total), min(float(opts.step), TRAN_STEP_PER_TAU * scale)
 
 
 def supply_report(circuit: Circuit, stimulus: dict, timeout_s: float, executable: str | None = None,

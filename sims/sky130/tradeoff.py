@@ -3,29 +3,38 @@ bias current and the node capacitance, with the kT/C noise floor and a digital r
 
 For a model (default the digits MLP 64-32-32-10, cross-entropy, one random sample, beta 1,
 tt, 27 C) it writes ``tradeoff.csv`` (one row per bias current x node capacitance; each
-quantity with its source, ``measured`` at transistor level or ``derived``),
+quantity with its source, ``measured`` at transistor level or what it is derived from),
 ``tradeoff_check.csv`` (every transistor-level measurement beside what the derivation
-predicts for it), ``tradeoff.md`` and the figures ``tradeoff.png``, ``tradeoff_pareto.png``
-and ``tradeoff_check.png``.
+predicts for it), ``tradeoff.md`` and the figures ``tradeoff.png``, ``tradeoff_pareto.png``,
+``tradeoff_check.png`` and ``tradeoff_settle.png``.
 
-Measured at transistor level (``hwbp verify --backend spice --pdk sky130``, one JSON per
-point in ``tradeoff_runs/``, reused on a later run):
+Measured at transistor level on the model itself (``hwbp verify --backend spice --pdk
+sky130 --pdk-cells act``, one JSON per point in ``tradeoff_runs/``, reused on a later run):
 
-* the model's ``.op`` at each ``--ib``: supply power of its tanh cells (W) and the cosine of
-  every gradient tensor against exact backprop (static: no noise);
-* the tiny 4-8-3 tanh MLP's ``.tran`` at each ``--tran`` point (bias current : node
-  capacitance): 1 % settling time (s), power and energy per sample (J);
-* the tanh cell's testbench at each bias current of ``--ib-grid`` and ``--ib``: its power
-  (W), area (um^2) and time constant tau_cell (s, from its -3 dB bandwidth).
+* its ``.op`` at each ``--ib``: supply power of its tanh cells (W) and the cosine of every
+  gradient tensor against exact backprop (static: no noise);
+* its ``.tran`` at each ``--tran`` point (bias current : node capacitance), from the random
+  initial state: 1 % settling time (s), power and energy per sample (J), and a summary of
+  the waveforms (:func:`tradeoff_settle.trace_summary`); each run's duration and output step
+  from :func:`tradeoff_settle.tran_plan` (the step a twentieth of the run's smallest time
+  constant, or the duration over :data:`tradeoff_settle.MAX_STEPS`), its end residual from
+  :func:`tradeoff_settle.end_residual`;
+* the tanh cell's testbench at each bias current: its power (W), area (um^2) and time
+  constant tau_cell (s, from its -3 dB bandwidth);
+* with ``--tiny-ib``, the tiny 4-8-3 tanh MLP's ``.op``, whose ratios stand in for the
+  model's static error at a bias current where the model's ``.op`` is not measured.
 
 Derived (stated in the table and figures as such):
 
-* power = N_cells * P_cell(ib) (the cell testbench; checked against the model's ``.op``);
-* settling time = n_1% * (R*C + tau_cell(ib)), with n_1% the 1 % settling time in units of
-  tau of the ideal network (hwbp's reference simulator, continuous mode, the same random
-  initial state as ``.tran``): the node and the cell as lags in series, checked against
-  the tiny MLP's ``.tran`` (where the cell dominates it is an upper bound: see the check
-  table); ``settling_ideal_s`` = n_1% * R*C is the node alone, the lower bound;
+* power = N_cells * P_cell(ib) where the model's ``.op`` did not run (the cell testbench;
+  checked against the model's ``.op``);
+* settling time, where no ``.tran`` ran: n_1% * (R*C + tau_net(ib)), with n_1% the 1 %
+  settling time in units of tau of the ideal network (hwbp's reference simulator,
+  continuous mode, the same random initial state as ``.tran``) and tau_net the cells'
+  delay in the network, fitted to the ``.tran`` run of smallest C at each measured bias
+  current and checked on the others (:mod:`tradeoff_settle`); ``settling_series_s`` is the
+  earlier model with the testbench's tau_cell, ``settling_ideal_s`` = n_1% * R*C the node
+  alone;
 * energy per sample-gradient = power * settling time;
 * area = N_cells * A_cell + 2 * N_nodes * C / (2 fF/um^2, SKY130's MIM density) (the
   synapses and node leaks are still behavioral and not counted);
@@ -36,13 +45,14 @@ Derived (stated in the table and figures as such):
   beta, from the ideal network) and expected cosine 1/sqrt(1 + 1/SNR); the floor is the
   worst layer's 1 - cosine (one snapshot of the nodes; averaging the readout lowers it);
 * 1 - cosine at (ib, C) = the measured static 1 - cos (log-interpolated between the
-  measured bias currents) + the kT/C floor (small angles add in quadrature).
+  measured bias currents where one is missing) + the kT/C floor (small angles add in
+  quadrature).
 
 Usage::
 
     nice -n 15 .venv/bin/python sims/sky130/tradeoff.py            # committed, into sims/sky130/
     .venv/bin/python sims/sky130/tradeoff.py --model tiny --ib 1e-6 --ib-grid 1e-6 \\
-        --caps 1e-12 1e-9 --tran 1e-6:1e-9 -o /tmp/out                # a small check
+        --caps 1e-12 1e-9 --tran 1e-6:1e-12 1e-6:1e-9 -o /tmp/out     # a small check
 """
 
 from __future__ import annotations
@@ -64,14 +74,17 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from outdir import add_out_arg, output_dir  # noqa: E402
 from tradeoff_digital import CPU_SOURCE, MAC_SOURCE, digital_reference  # noqa: E402
-from tradeoff_points import IB0_A, cached, cell_point, model_and_batch, op_from_report, point_name, run_point  # noqa: E402
+from tradeoff_points import cached, cell_point, model_and_batch, op_from_report, point_name, run_point  # noqa: E402
 from tradeoff_report import write_csv, write_figures, write_md  # noqa: E402
+from tradeoff_settle import MAX_STEPS, STEP_FRACTION, end_residual, fit_model, fit_points, settling_model, tau_net, tran_plan  # noqa: E402
 
 #: Boltzmann's constant (J/K) and the temperature of the study (K, 27 C).
 K_B = 1.380649e-23
 TEMP_K = 300.15
 #: Volts per unit at the cells' inputs (``vu`` of the tanh cell).
 VU_V = 0.125
+#: Node resistance of the study (ohm): the behavioral default, so tau = R*C.
+R_OHM = 1e3
 #: SKY130 MIM capacitor density (F/um^2), as :data:`hwbp.pdk.cells.CAP_DENSITY_F_PER_UM2`.
 from hwbp.pdk.cells import CAP_DENSITY_F_PER_UM2  # noqa: E402
 from hwbp.provenance import machine  # noqa: E402
@@ -81,16 +94,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=("digits", "tiny"), default="digits", help="the network (default: digits)")
     p.add_argument("--beta", type=float, default=1.0, help="nudge beta (default: 1)")
-    p.add_argument("--ib", type=float, nargs="+", default=[1e-6], metavar="A",
-                   help="bias currents (A) of the model's transistor-level .op (default: 1e-6)")
-    p.add_argument("--tiny-ib", type=float, nargs="+", default=[1e-7, 1e-6, 1e-5], metavar="A",
-                   help="bias currents (A) of the tiny MLP's transistor-level .op (default: 1e-7 1e-6 1e-5)")
+    p.add_argument("--ib", type=float, nargs="+", default=[1e-7, 1e-6, 1e-5], metavar="A",
+                   help="bias currents (A) of the model's transistor-level .op (default: 1e-7 1e-6 1e-5)")
+    p.add_argument("--tiny-ib", type=float, nargs="*", default=[], metavar="A",
+                   help="bias currents (A) of the tiny MLP's transistor-level .op, whose ratios stand in for the "
+                        "model's static error at a bias current of --ib-grid where the model's .op is not measured "
+                        "(default: none)")
     p.add_argument("--ib-grid", type=float, nargs="+", default=[1e-7, 1e-6, 1e-5], metavar="A",
-                   help="bias currents (A) of the derived curve (default: 1e-7 1e-6 1e-5)")
+                   help="bias currents (A) of the table and curves (default: 1e-7 1e-6 1e-5)")
     p.add_argument("--caps", type=float, nargs="+", default=[1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9],
                    metavar="F", help="node capacitances (F; default: 1 fF to 1 nF by decades)")
-    p.add_argument("--tran", nargs="*", default=["1e-6:1e-9", "1e-7:1e-12", "1e-5:1e-12"],
-                   metavar="IB:C", help="tiny-MLP .tran points, bias current (A) : node capacitance (F)")
+    p.add_argument("--tran", nargs="*", default=["1e-7:1e-12", "1e-6:1e-12", "1e-6:1e-11"],
+                   metavar="IB:C", help="the model's transistor-level .tran points, bias current (A) : node "
+                                        "capacitance (F); the one of smallest C at each bias current fits the "
+                                        "cells' delay in the network, the others check the settling model")
     p.add_argument("--op-report", nargs="*", default=["1e-6=sims/sky130/digits_tt.json"], metavar="IB=REPORT",
                    help="digits .op points read from an existing verify report (the same command; default: the "
                         "committed 1 uA one)")
@@ -164,18 +181,6 @@ def _interp_static(ib: float, known: dict[float, tuple[float, str]]) -> tuple[fl
     return float(np.exp(np.interp(math.log(ib), np.log(xs), ly))), "derived (interpolated)"
 
 
-def _characterized_tau_s() -> float:
-    """tau_cell (s) of the tanh cell at its default bias, tt, 27 C, from the committed
-    characterization (the .tran durations are sized from it)."""
-    import csv
-
-    with (HERE / "characterization" / "characterization.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            if row["cell"] == "tanh" and row["corner"] == "tt" and not row["mc_seed"] and float(row["temp_C"]) == 27:
-                return float(row["tau_s"])
-    raise SystemExit("sims/sky130/characterization/characterization.csv has no tanh tt 27 C row")
-
-
 def _parse_reports(items: list[str]) -> list[tuple[float, Path]]:
     out = []
     for s in items:
@@ -209,6 +214,31 @@ def _run_points(jobs: list[tuple[Path, Any, tuple]], workers: int) -> list[dict[
     return out
 
 
+def plan_jobs(args: argparse.Namespace, runs_dir: Path, n1: float, tau_cell: dict[float, float] | None = None
+              ) -> dict[str, list]:
+    """The study's transistor-level points as (path, fn, args) jobs by kind: ``cell`` (the
+    tanh cell's testbench at every bias current), ``op`` (the model's ``.op`` not read from
+    a report), ``tiny_op`` (the tiny MLP's ``.op``, for the bias currents where the model's
+    is not measured) and, given the testbench's ``tau_cell`` (s) by bias current, ``tran``
+    (the model's ``.tran`` points, sized by :func:`tradeoff_settle.tran_plan` with the
+    testbench's tau_cell as the cells' delay)."""
+    tran = [tuple(float(v) for v in s.split(":")) for s in args.tran]
+    tiny_ib = [] if args.model == "tiny" else [ib for ib in args.tiny_ib if ib not in args.ib]
+    ib_all = sorted(set(args.ib_grid) | set(args.ib) | set(tiny_ib) | {ib for ib, _ in tran})
+    reports = dict(_parse_reports(args.op_report)) if args.model == "digits" else {}
+    jobs: dict[str, list] = {"cell": [(runs_dir / f"cell_tanh_ib{ib:.3g}.json", cell_point, (ib,)) for ib in ib_all]}
+    jobs["op"] = [(runs_dir / f"{point_name(args.model, 'op', ib, 1e-9, args.beta)}.json", run_point,
+                   (args.model, "op", ib, 1e-9, args.beta, None)) for ib in args.ib if ib not in reports]
+    jobs["tiny_op"] = [(runs_dir / f"{point_name('tiny', 'op', ib, 1e-9, args.beta)}.json", run_point,
+                        ("tiny", "op", ib, 1e-9, args.beta, None)) for ib in tiny_ib]
+    jobs["tran"] = []
+    for ib, c in tran if tau_cell is not None else ():
+        plan = tran_plan(R_OHM, c, n1, tau_cell[ib])
+        jobs["tran"].append((runs_dir / f"{point_name(args.model, 'tran', ib, c, args.beta)}.json", run_point,
+                             (args.model, "tran", ib, c, args.beta, plan["duration_tau"], plan["step_tau"])))
+    return jobs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, args = parse_args(argv)
     out = output_dir(parser, args, HERE, "sky130_tradeoff", neutral=("workers",))
@@ -216,48 +246,38 @@ def main(argv: list[str] | None = None) -> int:
     t_start, cpu0 = time.time(), time.process_time()
     graph, batch = model_and_batch(args.model)
     counts = network_counts(graph)
-    tiny_graph, tiny_batch = model_and_batch("tiny")
+    tiny_graph, _ = model_and_batch("tiny")
     tiny_counts = network_counts(tiny_graph)
-    tran = [tuple(float(v) for v in s.split(":")) for s in args.tran]
-    tiny_ib = args.ib if args.model == "tiny" else args.tiny_ib
-    ib_all = sorted(set(args.ib_grid) | set(args.ib) | set(tiny_ib) | {ib for ib, _ in tran})
 
-    # ideal settling and tensions (reference simulator), for the model and the tiny MLP
+    # ideal settling and tensions (reference simulator)
     n1, t_rms = ideal_settling(graph, batch, args.beta)
-    n1_tiny, _ = ideal_settling(tiny_graph, tiny_batch, args.beta)
 
-    # every ngspice point as one Dask task: the cell testbenches, the model's .op, the tiny
-    # MLP's .op at the same bias currents and its .tran points, whose durations come from
-    # the committed characterization's tau_cell scaled as 1/ib (weak inversion) and no faster
-    # than 1/sqrt(ib) above the default bias (gm ~ sqrt(I) in strong inversion)
-    r_ohm = 1e3
-    tau1 = _characterized_tau_s()
-    jobs = [(runs_dir / f"cell_tanh_ib{ib:.3g}.json", cell_point, (ib,)) for ib in ib_all]
+    # every ngspice point as one Dask task (reused from tradeoff_runs/ when there)
+    r_ohm = R_OHM
+    cells_first = _run_points(plan_jobs(args, runs_dir, n1)["cell"], args.workers)  # they size the .tran runs
+    jobs = plan_jobs(args, runs_dir, n1, {r["ib_A"]: r["tau_s"] for r in cells_first})
+    kinds = list(jobs)
+    points = _run_points([j for k in kinds for j in jobs[k]], args.workers)
+    done: dict[str, list] = {}
+    pos = 0
+    for k in kinds:
+        done[k] = points[pos:pos + len(jobs[k])]
+        pos += len(jobs[k])
+    cell = {r["ib_A"]: r for r in done["cell"]}
     reports = dict(_parse_reports(args.op_report)) if args.model == "digits" else {}
-    op_ib = [ib for ib in args.ib if ib not in reports]
-    jobs += [(runs_dir / f"{point_name(args.model, 'op', ib, 1e-9, args.beta)}.json", run_point,
-              (args.model, "op", ib, 1e-9, args.beta, None)) for ib in op_ib]
-    if args.model != "tiny":
-        jobs += [(runs_dir / f"{point_name('tiny', 'op', ib, 1e-9, args.beta)}.json", run_point,
-                  ("tiny", "op", ib, 1e-9, args.beta, None)) for ib in tiny_ib]
-    for ib, c in tran:
-        tau_est = tau1 * max(IB0_A / ib, math.sqrt(IB0_A / ib))
-        duration = max(24.0, 2.5 * n1_tiny * (r_ohm * c + tau_est) / (r_ohm * c))
-        jobs.append((runs_dir / f"{point_name('tiny', 'tran', ib, c, args.beta)}.json", run_point,
-                     ("tiny", "tran", ib, c, args.beta, duration, duration / 480.0)))
-    done = points = _run_points(jobs, args.workers)
-    cell = {r["ib_A"]: r for r in done[:len(ib_all)]}
-    done = done[len(ib_all):]
-    op = {r["ib_A"]: r for r in done[:len(op_ib)]}
+    op = {r["ib_A"]: r for r in done["op"]}
     op.update({ib: op_from_report(path, ib) for ib, path in reports.items()})
-    done = done[len(op_ib):]
-    tiny_op = {r["ib_A"]: r for r in done[:len(tiny_ib) if args.model != "tiny" else 0]}
-    trans = done[len(tiny_op):]
-    if args.model == "tiny":
-        tiny_op = op
+    tiny_op = {r["ib_A"]: r for r in done["tiny_op"]}
+    trans = done["tran"]
+    for r in trans:  # the end's own residual: how much later the true 1 % crossing may come
+        r.update(end_residual(r["trace"]["curve_t_s"], r["trace"]["curve_err"], r["settling_time_1pct_s"],
+                              r["duration_s"]))
 
-    def t_derived(ib: float, c: float, n: float) -> float:
-        return n * (r_ohm * c + cell[ib]["tau_s"])
+    # the settling model: tau_net(ib) from the run with the smallest R*C at each measured ib
+    fitted = fit_model(trans, n1) if trans else {}
+    tau_cells = {ib: r["tau_s"] for ib, r in cell.items()}
+    fit_at = fit_points(trans)
+    measured_t = {(r["ib_A"], r["c_F"]): r for r in trans}
 
     static = static_errors(op, tiny_op)
     rows = []
@@ -266,34 +286,48 @@ def main(argv: list[str] | None = None) -> int:
         p_der = counts["cells"] * c_row["power_W"]
         p, p_src = (op[ib]["supply_power_W"], "measured") if ib in op else (p_der, "derived")
         s_static, s_src = _interp_static(ib, static)
+        tn, tn_src = tau_net(ib, fitted, tau_cells) if fitted else (c_row["tau_s"], "testbench")
         for c in args.caps:
-            t = t_derived(ib, c, n1)
+            late = float("nan")
+            if (ib, c) in measured_t:
+                m = measured_t[(ib, c)]
+                t, t_src, prec, late = m["settling_time_1pct_s"], "measured", m["step_s"], m["t1_late_s"]
+            else:
+                t, t_src, prec = n1 * (r_ohm * c + tn), f"model (tau_net {tn_src})", float("nan")
             floor = ktc_floor(c, t_rms)
             cap_mm2 = 2 * counts["nodes"] * c / CAP_DENSITY_F_PER_UM2 * 1e-6
             cells_mm2 = counts["cells"] * c_row["area_um2"] * 1e-6
             rows.append({"model": args.model, "ib_A": ib, "c_F": c, "tau_rc_s": r_ohm * c, "tau_cell_s": c_row["tau_s"],
-                         "power_W": p, "power_src": p_src, "settling_time_s": t, "settling_src": "derived",
-                         "settling_ideal_s": n1 * r_ohm * c,
-                         "energy_J": p * t, "energy_src": "derived", "area_mm2": cells_mm2 + cap_mm2,
+                         "tau_net_s": tn, "power_W": p, "power_src": p_src, "settling_time_s": t, "settling_src": t_src,
+                         "settling_precision_s": prec, "settling_late_s": late, "settling_ideal_s": n1 * r_ohm * c,
+                         "settling_series_s": n1 * (r_ohm * c + c_row["tau_s"]),
+                         "energy_J": p * t, "energy_src": "measured" if (t_src, p_src) == ("measured", "measured")
+                         else "derived", "area_mm2": cells_mm2 + cap_mm2,
                          "area_cells_mm2": cells_mm2, "area_caps_mm2": cap_mm2, "one_minus_cos_static": s_static,
                          "static_src": s_src, "one_minus_cos_ktc": floor, "one_minus_cos": s_static + floor})
     check = []
     for ib, r in op.items():
         check.append({"model": args.model, "analysis": "op", "ib_A": ib, "c_F": float("nan"), "quantity": "power_W",
-                      "measured": r["supply_power_W"], "derived": counts["cells"] * cell[ib]["power_W"]})
-    if args.model != "tiny":
-        for ib, r in tiny_op.items():
-            check.append({"model": "tiny", "analysis": "op", "ib_A": ib, "c_F": float("nan"), "quantity": "power_W",
-                          "measured": r["supply_power_W"], "derived": tiny_counts["cells"] * cell[ib]["power_W"]})
+                      "measured": r["supply_power_W"], "derived": counts["cells"] * cell[ib]["power_W"],
+                      "role": "check", "precision": float("nan"), "late": float("nan")})
+    for ib, r in tiny_op.items():
+        check.append({"model": "tiny", "analysis": "op", "ib_A": ib, "c_F": float("nan"), "quantity": "power_W",
+                      "measured": r["supply_power_W"], "derived": tiny_counts["cells"] * cell[ib]["power_W"],
+                      "role": "check", "precision": float("nan"), "late": float("nan")})
     for r in trans:
         ib, c = r["ib_A"], r["c_F"]
-        p_der = tiny_counts["cells"] * cell[ib]["power_W"]
-        t_der = t_derived(ib, c, n1_tiny)
-        for q, meas, der in (("power_W", r["supply_power_W"], p_der),
-                             ("settling_time_s", r["settling_time_1pct_s"], t_der),
-                             ("energy_J", r["energy_per_sample_J"], p_der * t_der)):
-            check.append({"model": "tiny", "analysis": "tran", "ib_A": ib, "c_F": c, "quantity": q,
-                          "measured": meas, "derived": der})
+        p_der = counts["cells"] * cell[ib]["power_W"]
+        role = "fit" if (ib, c) in fit_at else "check"
+        t_der = settling_model(ib, c, r_ohm, n1, fitted, tau_cells)
+        t_ser = n1 * (r_ohm * c + cell[ib]["tau_s"])
+        nan = float("nan")
+        for q, meas, der, prec, late in (("power_W", r["supply_power_W"], p_der, nan, nan),
+                                         ("settling_time_s", r["settling_time_1pct_s"], t_der, r["step_s"], r["t1_late_s"]),
+                                         ("settling_series_s", r["settling_time_1pct_s"], t_ser, r["step_s"], r["t1_late_s"]),
+                                         ("energy_J", r["energy_per_sample_J"], p_der * t_der, nan, nan)):
+            check.append({"model": args.model, "analysis": "tran", "ib_A": ib, "c_F": c, "quantity": q,
+                          "measured": meas, "derived": der, "role": role if q in ("settling_time_s", "energy_J")
+                          else "check", "precision": prec, "late": late})
     for row in check:
         m, d = row["measured"], row["derived"]
         row["derived_over_measured"] = d / m if m and np.isfinite(m) and m != 0 else float("nan")
@@ -310,14 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     command = f"nice -n 15 .venv/bin/python sims/sky130/tradeoff.py {argv_s}".strip()
     reused = sum(1 for r in points if r.get("reused")) + len(reports)
     meta = {"command": command, "machine": machine(), "wall_s": time.time() - t_start,
-            "cpu_s": time.process_time() - cpu0, "ngspice_cpu_s": sum(r.get("ngspice_cpu_s", 0.0) for r in points if not r.get("reused")),
+            "cpu_s": time.process_time() - cpu0,
+            "ngspice_cpu_s": sum(r.get("ngspice_cpu_s", 0.0) for r in points if not r.get("reused")),
             "load": os.getloadavg(), "reused": reused,
             "points_cpu_s": sum(r.get("ngspice_cpu_s", 0.0) + r.get("hwbp_cpu_s", 0.0) for r in points),
             "points_wall_s": sum(r.get("wall_s", 0.0) for r in points), "n_points": len(points) + len(reports),
-            "counts": counts, "tiny_counts": tiny_counts, "n1": n1, "n1_tiny": n1_tiny, "t_rms": t_rms,
+            "counts": counts, "tiny_counts": tiny_counts, "n1": n1, "t_rms": t_rms,
             "beta": args.beta, "model": args.model, "r_ohm": r_ohm, "vu": VU_V, "temp_K": TEMP_K,
             "cpu_source": CPU_SOURCE, "mac_source": MAC_SOURCE, "op": op, "trans": trans, "cells": cell,
-            "tiny_op": tiny_op if args.model != "tiny" else {}}
+            "tiny_op": tiny_op, "tau_net": fitted, "fit_at": sorted(fit_at), "reports": reports,
+            "step_fraction": STEP_FRACTION, "max_steps": MAX_STEPS}
     write_csv(out / "tradeoff.csv", rows)
     write_csv(out / "tradeoff_check.csv", check)
     write_figures(out, rows, check, digital, meta)

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import json
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+if str(Path(__file__).resolve().parent) not in sys.path:  # tradeoff_settle, in a Dask worker too
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: The models of the study: the digits MLP (cross-entropy, one random sample) and the tiny
 #: 4-8-3 tanh MLP (MSE, one random sample) that tests and the settling check use.
@@ -68,7 +71,8 @@ def run_point(model: str, analysis: str, ib_A: float, c_F: float, beta: float, d
     output every ``step_tau``),
     tt, 27 C, at ``beta``.  Returns the cosine and rel_err per tensor, the power (W), the 1 %
     settling time (s) and energy (J) of ``.tran``, and the CPU seconds spent (hwbp and
-    ngspice).  ``.tran`` runs at ngspice reltol ``tran_reltol``."""
+    ngspice).  ``.tran`` runs at ngspice reltol ``tran_reltol`` and also returns its output step and
+    duration (s) and the summary of its waveforms (:func:`tradeoff_settle.trace_summary`)."""
     from hwbp.verify.run import verify
 
     graph, batch = model_and_batch(model)
@@ -93,6 +97,12 @@ def run_point(model: str, analysis: str, ib_A: float, c_F: float, beta: float, d
            "energy_per_sample_J": settle.get("energy_per_sample_J"),
            "ngspice_cpu_s": _children_cpu_s() - c0, "hwbp_cpu_s": _self_cpu_s() - s0, "wall_s": time.time() - w0}
     out["tension_rms"] = {k: float((v ** 2).mean() ** 0.5) for k, v in res.result.state.tension.items()}
+    if analysis == "tran":
+        from tradeoff_settle import trace_summary
+
+        out["step_s"] = settle["dt_tau"] * settle["tau_s"]
+        out["duration_s"] = settle["duration_tau"] * settle["tau_s"]
+        out["trace"] = trace_summary(res.result.trace, settle["tau_s"])
     return out
 
 

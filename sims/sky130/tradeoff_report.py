@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,7 +39,8 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
                   digital: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
     """``tradeoff.png`` (energy, settling time, 1 - cosine with the kT/C floor, area against
     the node capacitance, one curve per bias current), ``tradeoff_pareto.png`` (energy
-    against 1 - cosine) and ``tradeoff_check.png`` (derived against measured)."""
+    against 1 - cosine), ``tradeoff_check.png`` (derived against measured) and
+    ``tradeoff_settle.png`` (the measured ``.tran`` runs' settling)."""
     import matplotlib
     import matplotlib.ticker
 
@@ -50,22 +50,36 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
     ibs = sorted({r["ib_A"] for r in rows})
     colors = _colors(len(ibs))
     cpu_J, acc_J = digital[0]["torch_J"], digital[0]["accelerator_J"]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9), constrained_layout=True)
     (ax_e, ax_t), (ax_c, ax_a) = axes
     for ib, col in zip(ibs, colors):
         rs = [r for r in rows if r["ib_A"] == ib]
         c = [r["c_F"] for r in rs]
-        meas_p = rs[0]["power_src"] == "measured"
         meas_s = rs[0]["static_src"] == "measured"
         lab = f"ib = {_si(ib, 'A')}"
-        ax_e.plot(c, [r["energy_J"] for r in rs], "--", color=col, marker="o",
-                  mfc=col if meas_p else "white", label=lab + (" (power measured)" if meas_p else " (derived)"))
-        ax_t.plot(c, [r["settling_time_s"] for r in rs], "--", color=col, marker="o", mfc="white", label=lab)
+        ax_e.plot(c, [r["energy_J"] for r in rs], "--", color=col, lw=1, label=lab)
+        for r in rs:
+            filled = r["energy_src"] == "measured"
+            ax_e.plot(r["c_F"], r["energy_J"], "o" if filled else "o", color=col, mfc=col if filled else "white",
+                      ms=7 if filled else 5)
+        ax_t.plot(c, [r["settling_time_s"] for r in rs], "--", color=col, lw=1, label=f"{lab}, τ_net {_si(rs[0]['tau_net_s'], 's')} "
+                  f"({rs[0]['settling_src'].replace('model (tau_net ', '').rstrip(')') if rs[0]['settling_src'] != 'measured' else 'measured'})")
+        for r in rs:
+            filled = r["settling_src"] == "measured"
+            ax_t.plot(r["c_F"], r["settling_time_s"], "o", color=col, mfc=col if filled else "white",
+                      ms=7 if filled else 5)
+            if filled and np.isfinite(r["settling_late_s"]):  # one step early, the end's residual late
+                ax_t.errorbar(r["c_F"], r["settling_time_s"], yerr=[[r["settling_precision_s"]],
+                                                                    [r["settling_late_s"]]], color=col, capsize=3)
         ax_c.plot(c, [r["one_minus_cos"] for r in rs], "--", color=col, marker="o",
                   mfc=col if meas_s else "white", label=f"{lab} (static {rs[0]['static_src']})")
     c_all = sorted({r["c_F"] for r in rows})
     ax_t.plot(c_all, [next(r["settling_ideal_s"] for r in rows if r["c_F"] == c) for c in c_all], "k:", lw=2,
-              label="node alone, n₁%·R·C (lower bound)")
+              label="node alone, n₁%·R·C")
+    ax_t.plot([], [], "o", color="0.3", ms=7, label="measured (.tran, transistor level)")
+    ax_t.plot([], [], "o", color="0.3", mfc="white", ms=5, label="model n₁%·(R·C + τ_net(ib))")
+    ax_e.plot([], [], "o", color="0.3", ms=7, label="measured (.op power × .tran t₁%)")
+    ax_e.plot([], [], "o", color="0.3", mfc="white", ms=5, label="derived (model t₁%)")
     floor = [next(r["one_minus_cos_ktc"] for r in rows if r["c_F"] == c) for c in c_all]
     ax_c.plot(c_all, floor, "k-", lw=2.5, label="kT/C floor alone")
     ax_e.axhline(cpu_J, color="tab:red", lw=1.5, label=f"CPU (torch, measured time × 4.4 W/core): {_si(cpu_J, 'J')}")
@@ -77,8 +91,8 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
     ax_a.plot([r["c_F"] for r in rs], [r["area_cells_mm2"] for r in rs], "-.", color="tab:green", lw=2,
               label=f"tanh cells ({meta['counts']['cells']}, ib = {_si(rs[0]['ib_A'], 'A')})")
     for ax, ylab, title in ((ax_e, "energy per sample-gradient (J)", "energy = power × 1 % settling time"),
-                            (ax_t, "1 % settling time (s)", "settling = n₁% · (R·C + τ_cell(ib)): upper bound at small C"),
-                            (ax_c, "1 − cosine (worst tensor)", "gradient error: static + kT/C"),
+                            (ax_t, "1 % settling time (s)", "settling: measured, and n₁%·(R·C + τ_net) between"),
+                            (ax_c, "1 − cosine (worst tensor)", "gradient error: static (.op) + kT/C"),
                             (ax_a, "area (mm²)", "device area")):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -87,31 +101,38 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
     ax_e.set_ylim(top=max(cpu_J, max(r["energy_J"] for r in rows)) * 1e3)
-    ax_e.legend(fontsize=7, loc="upper left")
+    ax_e.legend(fontsize=7, loc="upper left", ncol=2)
+    ax_t.set_ylim(top=max(r["settling_time_s"] for r in rows) * 30)
     ax_t.legend(fontsize=7, loc="upper left")
     ax_c.legend(fontsize=7, loc="lower left")
     ax_a.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"{meta['model']} MLP on SKY130 tt 27 °C, β = {meta['beta']:g}, R = {meta['r_ohm']:g} Ω: "
-                 "filled markers rest on transistor-level measurements, open ones are derived", fontsize=10)
+                 "filled markers are transistor-level measurements, open ones derived", fontsize=10)
     fig.savefig(out / "tradeoff.png", dpi=110)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9.5, 5.5), constrained_layout=True)
     for ib, col in zip(ibs, colors):
         rs = [r for r in rows if r["ib_A"] == ib]
-        ax.plot([r["energy_J"] for r in rs], [r["one_minus_cos"] for r in rs], "-o", color=col, ms=4,
+        ax.plot([r["energy_J"] for r in rs], [r["one_minus_cos"] for r in rs], "-", color=col, lw=1,
                 label=f"ib = {_si(ib, 'A')}")
+        for r in rs:
+            filled = r["energy_src"] == "measured"
+            ax.plot(r["energy_J"], r["one_minus_cos"], "o", color=col, mfc=col if filled else "white",
+                    ms=6 if filled else 4)
         for r in (rs[0], rs[-1]):
             ax.annotate(_si(r["c_F"], "F"), (r["energy_J"], r["one_minus_cos"]), fontsize=7,
                         textcoords="offset points", xytext=(4, 4), color=col)
+    ax.plot([], [], "o", color="0.3", ms=6, label="energy measured")
+    ax.plot([], [], "o", color="0.3", mfc="white", ms=4, label="energy derived")
     ax.axvline(cpu_J, color="tab:red", lw=1.5, label="CPU, measured time × 4.4 W/core")
     ax.axvline(acc_J, color="tab:orange", lw=1.5, label="fp32 MACs, Horowitz 2014")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("energy per sample-gradient (J)")
     ax.set_ylabel("1 − cosine (worst tensor, static + kT/C)")
-    ax.set_title(f"{meta['model']} MLP: the trade-off (each curve: C from 1 fF to 1 nF, labels at its ends)",
-                 fontsize=10)
+    ax.set_title(f"{meta['model']} MLP: the trade-off (each curve: C from {_si(rows[0]['c_F'], 'F')} to "
+                 f"{_si(rows[-1]['c_F'], 'F')}, labels at its ends)", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatterSciNotation(labelOnlyBase=False,
                                                                            minor_thresholds=(2, 0.4)))
@@ -119,17 +140,25 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
     fig.savefig(out / "tradeoff_pareto.png", dpi=110)
     plt.close(fig)
 
-    quantities = sorted({r["quantity"] for r in check})
-    fig, axes = plt.subplots(1, len(quantities), figsize=(4.2 * len(quantities), 4), constrained_layout=True,
+    quantities = [q for q in ("power_W", "settling_time_s", "settling_series_s", "energy_J")
+                  if any(r["quantity"] == q for r in check)]
+    fig, axes = plt.subplots(1, len(quantities), figsize=(4.3 * len(quantities), 4.3), constrained_layout=True,
                              squeeze=False)
-    units = {"power_W": "power (W)", "settling_time_s": "1 % settling time (s)", "energy_J": "energy per sample (J)"}
+    units = {"power_W": ("power (W)", "power: N_cells · P_cell(ib)"),
+             "settling_time_s": ("1 % settling time (s)", "t₁%: n₁%·(R·C + τ_net(ib))"),
+             "settling_series_s": ("1 % settling time (s)", "t₁%: n₁%·(R·C + τ_cell), testbench τ_cell"),
+             "energy_J": ("energy per sample (J)", "energy: power × model t₁%")}
     for ax, q in zip(axes[0], quantities):
         rs = [r for r in check if r["quantity"] == q and np.isfinite(r["measured"])]
-        groups = sorted({(r["model"], r["analysis"]) for r in rs})
-        for (model, analysis), mk in zip(groups, "sod^"):
-            sel = [r for r in rs if (r["model"], r["analysis"]) == (model, analysis)]
-            ax.scatter([r["measured"] for r in sel], [r["derived"] for r in sel], marker=mk, zorder=3, s=36,
-                       label=f"{model} MLP, .{analysis}")
+        groups = sorted({(r["model"], r["analysis"], r["role"]) for r in rs})
+        for k, ((model, analysis, role), mk) in enumerate(zip(groups, "sod^v")):
+            sel = [r for r in rs if (r["model"], r["analysis"], r["role"]) == (model, analysis, role)]
+            # later groups smaller and on top, so that a point measured twice shows both markers
+            ax.scatter([r["measured"] for r in sel], [r["derived"] for r in sel], marker=mk, zorder=3 + k,
+                       s=64 / (1 + 1.5 * k),
+                       facecolors="white" if role == "fit" else None,
+                       edgecolors="k" if role == "fit" else None,
+                       label=f"{model} MLP, .{analysis}" + (" (fitted there)" if role == "fit" else ""))
         vals = [v for r in rs for v in (r["measured"], r["derived"]) if v > 0]
         if vals:
             lo, hi = min(vals) / 2, max(vals) * 2
@@ -138,13 +167,72 @@ def write_figures(out: Path, rows: Sequence[dict[str, Any]], check: Sequence[dic
                             zorder=0)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(f"measured {units.get(q, q)}")
-        ax.set_ylabel(f"derived {units.get(q, q)}")
+        ax.set_xlabel(f"measured {units[q][0]}")
+        ax.set_ylabel(f"derived {units[q][0]}")
+        ax.set_title(units[q][1], fontsize=9)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle("derivation against transistor-level measurements", fontsize=10)
+    fig.suptitle("derivations against the transistor-level measurements", fontsize=10)
     fig.savefig(out / "tradeoff_check.png", dpi=110)
     plt.close(fig)
+
+    trans = meta.get("trans") or []
+    if trans:
+        fig, ax = plt.subplots(figsize=(8.5, 5), constrained_layout=True)
+        for r in sorted(trans, key=lambda r: (r["ib_A"], r["c_F"])):
+            col = colors[ibs.index(r["ib_A"])] if r["ib_A"] in ibs else "k"
+            ls = {1e-9: "-", 1e-12: "--"}.get(r["c_F"], ":")
+            ax.plot(r["trace"]["curve_t_s"], r["trace"]["curve_err"], ls, color=col, lw=1.5,
+                    label=f"ib = {_si(r['ib_A'], 'A')}, C = {_si(r['c_F'], 'F')}: t₁% = "
+                          f"{_si(r['settling_time_1pct_s'], 's')} (−{_si(r['step_s'], 's')} / "
+                          f"+{_si(r.get('t1_late_s', float('nan')), 's')})")
+            ax.plot(r["settling_time_1pct_s"], 0.01, "o", color=col, ms=5)
+        ax.axhline(0.01, color="0.4", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(1e-5, 10)
+        ax.set_xlabel("time from the random initial state (s)")
+        ax.set_ylabel("worst layer's relative tension error\n(against the run's last point)")
+        ax.set_title(f"{meta['model']} MLP, transistor-level tanh cells: .tran settling (dot: the 1 % crossing)",
+                     fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+        fig.savefig(out / "tradeoff_settle.png", dpi=110)
+        plt.close(fig)
+
+
+def _tran_table(meta: dict[str, Any]) -> list[str]:
+    """The measured ``.tran`` runs: sizing, precision, settling per layer, gate time constants."""
+    trans = sorted(meta.get("trans") or [], key=lambda r: (r["ib_A"], r["c_F"]))
+    if not trans:
+        return []
+    layers = list(trans[0]["trace"]["layers"])
+    gates = list(trans[0]["trace"]["gates"])
+    lines = ["", "The measured `.tran` runs (one random sample, from the random initial state; the output step is "
+             "also ngspice's largest internal step, and t₁% is read on the output grid, so it is known to one step "
+             "early; it is measured against the run's last point, which has not settled exactly either: τ_tail is "
+             "the time constant of the error's tail, fitted where the error falls from 3 % to 0.3 %, and + end = "
+             "−τ_tail·ln(1 − e^−(T − t₁%)/τ_tail), T the duration, is how much later the true crossing comes on "
+             "that tail (a lower estimate: a mode slower than the run shows is not seen):",
+             "", "| ib | C | R·C | duration | step | step / τ_min | t₁% | step / t₁% | t₁% / duration | τ_tail | + end | "
+             + " | ".join(f"t₁% {k}" for k in layers) + " | "
+             + " | ".join(f"τ_gate {k.split('/')[0]}" for k in gates) + " | power | energy | min cos | CPU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * (len(layers) + len(gates)) + "---|---|---|---|"]
+    for r in trans:
+        tau_min = min(r["r_ohm"] * r["c_F"], meta["cells"][r["ib_A"]]["tau_s"])
+        lines.append(
+            f"| {_si(r['ib_A'], 'A')} | {_si(r['c_F'], 'F')} | {_si(r['r_ohm'] * r['c_F'], 's')} | "
+            f"{_si(r['duration_s'], 's')} | {_si(r['step_s'], 's')} | {r['step_s'] / tau_min:.3g} | "
+            f"{_si(r['settling_time_1pct_s'], 's')} | {r['step_s'] / r['settling_time_1pct_s']:.2%} | "
+            f"{r['settling_time_1pct_s'] / r['duration_s']:.2f} | {_si(r['tail_tau_s'], 's')} | "
+            f"{_si(r['t1_late_s'], 's')} | "
+            + " | ".join(_si(r["trace"]["layers"][k]["t1_tension_s"], "s") for k in layers) + " | "
+            + " | ".join(_si(r["trace"]["gates"][k]["delay_s"], "s") for k in gates) + " | "
+            f"{_si(r['supply_power_W'], 'W')} | {_si(r['energy_per_sample_J'], 'J')} | {r['min_cosine']:.5f} | "
+            f"{r['ngspice_cpu_s'] + r['hwbp_cpu_s']:.0f} s |")
+    return lines
 
 
 def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[str, Any]],
@@ -153,6 +241,14 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
     of the derivation and the digital reference."""
     load = meta["load"]
     n = meta["counts"]
+    reports = meta.get("reports") or {}
+    rep = "".join(f"; the digits MLP's `.op` at {_si(ib, 'A')} is the committed `{Path(p).name}` of `hwbp verify "
+                  "examples/mlp_digits.onnx --loss ce --backend spice --pdk sky130 --pdk-cells act --random-batch 1 "
+                  f"--timeout 1500 --min-cosine 0.99 --rtol 1 --report sims/sky130/{Path(p).name}`"
+                  for ib, p in sorted(reports.items()))
+    tau_net = meta.get("tau_net") or {}
+    tiny = meta.get("tiny_op") or {}
+    fit_at = ", ".join(f"({_si(ib, 'A')}, {_si(c, 'F')})" for ib, c in meta.get("fit_at", []))
     lines = [
         "# SKY130: energy, area, settling time and gradient error against bias current and node capacitance",
         "",
@@ -161,33 +257,45 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
         f"(1/5/15 min; shared with other jobs); wall time {meta['wall_s'] / 60:.1f} min, CPU {meta['cpu_s']:.0f} s "
         f"in this process and {meta['ngspice_cpu_s']:.0f} s in ngspice for the points run now; "
         f"{meta['reused']} of {meta['n_points']} transistor-level points read from `tradeoff_runs/` "
-        f"(network points together: {meta['points_cpu_s']:.0f} s CPU, hwbp and ngspice, {meta['points_wall_s'] / 60:.0f} "
-        "min of wall time on this shared machine; made by an earlier run of the same command, or, for the digits "
-        "MLP at 1 µA, the committed "
-        "`digits_tt.json` of `hwbp verify examples/mlp_digits.onnx --loss ce --backend spice --pdk sky130 --pdk-cells act "
-        "--random-batch 1 --timeout 1500 --min-cosine 0.99 --rtol 1 --report sims/sky130/digits_tt.json`)",
+        f"(all points together: {meta['points_cpu_s']:.0f} s CPU, hwbp and ngspice, "
+        f"{meta['points_wall_s'] / 60:.0f} min of wall time on this shared machine; each point's JSON holds its own; "
+        f"made by earlier runs of the same command{rep})",
         f"- network: {meta['model']} MLP, {n['cells']} tanh cells at transistor level, {n['nodes']} node pairs "
         f"({2 * n['nodes']} node capacitors), β = {meta['beta']:g}, one random sample (seed 0), tt, 27 °C; node "
         f"resistance R = {meta['r_ohm']:g} Ω (the behavioral default), so τ = R·C",
         "",
         "## What is measured and what is derived",
         "",
-        "Measured at transistor level (ngspice, BSIM4 SKY130 models): the network's `.op` at "
-        + ", ".join(_si(ib, "A") for ib in sorted(meta["op"])) + " "
-        "(supply power of the tanh cells, cosine of every gradient tensor against exact backprop); the tanh "
-        "cell's testbench at every bias current (power, area, τ_cell from its −3 dB bandwidth); the tiny 4-8-3 "
-        "MLP's `.op` and `.tran` (1 % settling time, energy per sample). Derived, and marked so in "
-        "`tradeoff.csv` (`*_src` columns) and with open markers in the figures:",
+        f"Measured at transistor level (ngspice, BSIM4 SKY130 models), on the {meta['model']} MLP itself: its `.op` "
+        "at " + ", ".join(_si(ib, "A") for ib in sorted(meta["op"])) + " (supply power of the tanh cells, cosine of "
+        "every gradient tensor against exact backprop); its `.tran` at "
+        + ", ".join(f"({_si(r['ib_A'], 'A')}, {_si(r['c_F'], 'F')})" for r in sorted(
+            meta.get("trans") or [], key=lambda r: (r["ib_A"], r["c_F"])))
+        + " (1 % settling time from `.tran`'s random initial state, to one output step; the waveforms); the tanh "
+        "cell's testbench at every bias current (power, area, τ_cell from its −3 dB bandwidth)"
+        + (", and the tiny 4-8-3 MLP's `.op` at " + ", ".join(_si(ib, "A") for ib in sorted(tiny)) if tiny else "")
+        + ". Derived, and marked so in `tradeoff.csv` (`*_src` columns) and with open markers in the figures:",
         "",
-        f"- **settling time** t₁% = n₁% · (R·C + τ_cell(ib)), n₁% = {meta['n1']:.2f} the ideal network's 1 % "
-        f"settling time in units of τ (reference simulator, continuous mode, from `.tran`'s random initial state; "
-        f"the tiny MLP's is {meta['n1_tiny']:.2f}): the node and the cell as lags in series. It agrees with the "
-        "tiny MLP's `.tran` where the node dominates (1 nF) but overestimates it where the cell does (1 pF; see "
-        "the check below): the network settles faster than the testbench's τ_cell says, so at small C the "
-        "derived settling time and energy are upper bounds; `settling_ideal_s` = n₁% · R·C (the node alone) is "
-        "the lower bound;",
+        f"- **settling time** t₁% = n₁% · (R·C + τ_net(ib)), n₁% = {meta['n1']:.2f} the ideal network's 1 % "
+        "settling time in units of τ (reference simulator, continuous mode, from `.tran`'s random initial state): "
+        "the node and the cells as lags in series, with τ_net(ib) the cells' delay *in the network*, fitted at each "
+        f"measured bias current to the `.tran` run of smallest C there ({fit_at}: where the cells set the time) as "
+        "t₁%/n₁% − R·C; τ_net = "
+        + ", ".join(f"{_si(v, 's')} at {_si(ib, 'A')}" for ib, v in sorted(tau_net.items()))
+        + "; at another bias current the testbench's τ_cell(ib) times the measured ratio τ_net/τ_cell, log-log "
+        "interpolated in ib between the measured ones and held at the nearest outside them (`model (tau_net "
+        "interpolated/extrapolated)`). Every other `.tran` run checks the model (table below). Where a grid point "
+        "was measured, the table gives the measurement (`measured`). Beside it, the testbench's τ_cell (its −3 dB "
+        "bandwidth) is " + ", ".join(f"{meta['cells'][ib]['tau_s'] / v:.2g}× τ_net at {_si(ib, 'A')}"
+                                     for ib, v in sorted(tau_net.items()))
+        + ": the earlier series model with τ_cell is in the check table as `settling_series_s`;",
+        f"- **the `.tran` runs' step**: the output step, also ngspice's largest internal step, is "
+        f"τ_min/{1 / meta['step_fraction']:.0f} with τ_min the smaller of R·C and the testbench's τ_cell(ib), unless "
+        f"that makes more than {meta['max_steps']} steps over the run (then duration/{meta['max_steps']}, a larger "
+        "fraction of τ_min, given per run below); a run lasts 4 n₁%·(R·C + τ_cell(ib)), 4× the series model's t₁%. "
+        "t₁% is read on that grid, so it is known to ± one step: the precision column of the tables;",
         "- **energy per sample-gradient** E = P · t₁% (P: measured `.op` supply power where the bias current was "
-        "measured, else N_cells · P_cell(ib) from the testbench);",
+        "measured, else N_cells · P_cell(ib) from the testbench); `measured` where both P and t₁% are;",
         "- **area** = N_cells · A_cell + 2 N_nodes · C / (2 fF/µm², the MIM density); the synapses and the node "
         "leaks are behavioral and not counted, nor is their power;",
         "- **kT/C floor**: each node capacitor carries thermal noise of variance kT/C (V²), the tension x⁺ − x⁻ "
@@ -197,10 +305,10 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
         "cosine 1/√(1 + 1/SNR); the floor is the worst layer's 1 − cosine, for one snapshot of the nodes "
         "(averaging the readout over a window longer than τ lowers it). T_rms here: "
         + ", ".join(f"{k} {v:.6g}" for k, v in meta["t_rms"].items()) + " (units);",
-        "- **1 − cosine** at (ib, C) = the static 1 − cos (worst tensor): measured where the network's `.op` ran; "
-        "at a bias current where only the tiny MLP's `.op` ran, the network's value at the nearest measured bias "
-        "times the tiny MLP's measured ratio between the two (`derived (tiny ratio)`); elsewhere log-interpolated "
-        "(`derived (interpolated)`); plus the kT/C floor (small angles add in quadrature).",
+        "- **1 − cosine** at (ib, C) = the static 1 − cos (worst tensor) of the network's `.op` at that bias "
+        "current (`measured`; at a bias current without it: log-interpolated between measured ones, `derived "
+        "(interpolated)`, or the nearest measured value times the tiny MLP's ratio, `derived (tiny ratio)`) plus "
+        "the kT/C floor (small angles add in quadrature).",
         "",
         "## The trade-off",
         "",
@@ -208,44 +316,58 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
         "",
         "![energy against gradient error](tradeoff_pareto.png)",
         "",
-        "| ib | C | power | P src | τ_cell | t₁% | energy | area (mm²) | 1−cos static | src | kT/C floor | "
-        "1−cos | E / CPU | E / accel. |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ib | C | power | P src | τ_net | t₁% | t₁% src | precision | energy | E src | area (mm²) | 1−cos static | src | "
+        "kT/C floor | 1−cos | E / CPU | E / accel. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        prec = (f"−{_si(r['settling_precision_s'], 's')} / +{_si(r['settling_late_s'], 's')}"
+                if np.isfinite(r["settling_precision_s"]) else "–")
         lines.append(f"| {_si(r['ib_A'], 'A')} | {_si(r['c_F'], 'F')} | {_si(r['power_W'], 'W')} | {r['power_src']} | "
-                     f"{_si(r['tau_cell_s'], 's')} | {_si(r['settling_time_s'], 's')} | {_si(r['energy_J'], 'J')} | "
+                     f"{_si(r['tau_net_s'], 's')} | {_si(r['settling_time_s'], 's')} | {r['settling_src']} | {prec} | "
+                     f"{_si(r['energy_J'], 'J')} | {r['energy_src']} | "
                      f"{r['area_mm2']:.3g} | {r['one_minus_cos_static']:.3g} | {r['static_src']} | "
                      f"{r['one_minus_cos_ktc']:.2g} | {r['one_minus_cos']:.3g} | {r['energy_over_cpu']:.2g} | "
                      f"{r['energy_over_accelerator']:.2g} |")
     lines += ["", "## The derivation against the measurements", "", "![check](tradeoff_check.png)", "",
-              "| model | analysis | ib | C | quantity | measured | derived | derived / measured |",
-              "|---|---|---|---|---|---|---|---|"]
+              "![settling](tradeoff_settle.png)", "",
+              "`settling_time_s` is the model above; `settling_series_s` the earlier model n₁%·(R·C + τ_cell) with "
+              "the testbench's τ_cell, kept for comparison. Role `fit`: the run τ_net was fitted to (derived = "
+              "measured there by construction); `check`: an independent run. Precision of a measured t₁%: − one "
+              "output step (the grid), + the end's residual (the true crossing may come that much later, below).", "",
+              "| model | analysis | ib | C | quantity | role | measured | precision | derived | derived / measured |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in check:
         c = "" if not np.isfinite(r["c_F"]) else _si(r["c_F"], "F")
-        lines.append(f"| {r['model']} | {r['analysis']} | {_si(r['ib_A'], 'A')} | {c} | {r['quantity']} | "
-                     f"{r['measured']:.4g} | {r['derived']:.4g} | {r['derived_over_measured']:.3g} |")
-    ratios = {}
+        prec = f"−{r['precision']:.2g} / +{r['late']:.2g}" if np.isfinite(r["precision"]) else ""
+        lines.append(f"| {r['model']} | {r['analysis']} | {_si(r['ib_A'], 'A')} | {c} | {r['quantity']} | {r['role']} | "
+                     f"{r['measured']:.4g} | {prec} | {r['derived']:.4g} | {r['derived_over_measured']:.3g} |")
+    ratios: dict[str, list[float]] = {}
     for r in check:
-        if np.isfinite(r["derived_over_measured"]):
+        if np.isfinite(r["derived_over_measured"]) and r["role"] == "check":
             ratios.setdefault(r["quantity"], []).append(r["derived_over_measured"])
-    lines += ["", "Agreement (derived / measured, range over the measured points): "
+    lines += ["", "Agreement on the `check` rows (derived / measured, range): "
               + "; ".join(f"{q} {min(v):.3g}–{max(v):.3g}" for q, v in sorted(ratios.items())) + "."]
+    lines += _tran_table(meta)
+    lines += ["", "τ_gate: each gate cell's time constant in the network, fitted to the waveforms (the gate node "
+              "f′(a)·T as a first-order lag behind the node pair's mean and tension it reads, over the time the "
+              "gate's error falls from 30 % to 0.1 %): a rough, independent look at the cells' speed in the network, "
+              "not used by the model. The fits scatter between runs; a value at a tenth of the run's step is the "
+              "search's floor (no lag resolved; the output layer's gate is behavioral, so its floor is expected)."]
+    names = list(next(iter(meta["op"].values()))["tensors"])
     lines += ["", "Static gradient error measured at transistor level (`.op`, cosine per tensor):", "",
-              "| model | ib | power | " + " | ".join(next(iter(meta["op"].values()))["tensors"]) + " |",
-              "|---|---|---|" + "---|" * len(next(iter(meta["op"].values()))["tensors"])]
+              "| model | ib | power | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
     for ib, r in sorted(meta["op"].items()):
         lines.append(f"| {meta['model']} | {_si(ib, 'A')} | {_si(r['supply_power_W'], 'W')} | "
-                     + " | ".join(f"{t['cosine']:.5f}" for t in r["tensors"].values()) + " |")
-    tiny = meta.get("tiny_op") or {}
+                     + " | ".join(f"{r['tensors'][k]['cosine']:.5f}" for k in names) + " |")
     if tiny:
-        names = list(next(iter(tiny.values()))["tensors"])
-        lines += ["", "The tiny 4-8-3 MLP's `.op` at each bias current (its ratio to the 1 µA value scales the digits "
-                  "MLP's measured static error to the other bias currents):", "",
-                  "| model | ib | power | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+        tn = list(next(iter(tiny.values()))["tensors"])
+        lines += ["", "The tiny 4-8-3 MLP's `.op` (its ratios stand in for the model's static error at a bias current "
+                  "where the model's `.op` is not measured):", "",
+                  "| model | ib | power | " + " | ".join(tn) + " |", "|---|---|---|" + "---|" * len(tn)]
         for ib, r in sorted(tiny.items()):
             lines.append(f"| tiny | {_si(ib, 'A')} | {_si(r['supply_power_W'], 'W')} | "
-                         + " | ".join(f"{r['tensors'][k]['cosine']:.5f}" for k in names) + " |")
+                         + " | ".join(f"{r['tensors'][k]['cosine']:.5f}" for k in tn) + " |")
     lines += ["", "Tanh cell testbench (tt, 27 °C) at each bias current:", "",
               "| ib | power | τ_cell | f gain | gate gain | area (µm²) |", "|---|---|---|---|---|---|"]
     for ib, c in sorted(meta["cells"].items()):
@@ -269,9 +391,8 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
     lines += ["", f"The columns E / CPU and E / accel. divide the analog energy by the torch batch-1 energy "
               f"({_si(d1['torch_J'], 'J')}) and by the Horowitz MAC energy ({_si(d1['accelerator_J'], 'J')}). "
               f"Lowest analog energy in the grid: {_si(best['energy_J'], 'J')} at ib = {_si(best['ib_A'], 'A')}, "
-              f"C = {_si(best['c_F'], 'F')} (1 − cos {best['one_minus_cos']:.3g}), "
+              f"C = {_si(best['c_F'], 'F')} ({best['energy_src']}; 1 − cos {best['one_minus_cos']:.3g}), "
               f"{best['energy_over_cpu']:.2g}× the CPU and {best['energy_over_accelerator']:.2g}× the MAC figure. "
               "The analog energy counts the tanh cells' supplies only: the behavioral synapses, node leaks and "
               "loss port (and any readout/ADC) are not in it, so it is a lower bound of a full chip's."]
     path.write_text("\n".join(lines) + "\n")
-    _ = math

@@ -121,6 +121,9 @@ def settling_time(t: np.ndarray, tension: Mapping[str, np.ndarray], tol: float) 
     return float(t[k]) if k < len(t) else float("nan")
 
 
+#: Default ``.tran`` output step (also ngspice's largest time step) as a fraction of the node
+#: pairs' time constant: the 1 % settling time read on that grid is known to 0.05 tau.
+STEP_FRACTION = 0.05
 #: ``.op`` tolerance of the conformance suite.  The DC operating point is the fixed point
 #: (theorem 3); with reltol 1e-9, abstol 1e-15 A and vntol 1e-12 V ngspice's Newton stops
 #: within ~1e-12 V of it, and the node voltages carry 17 digits (binary raw files):
@@ -149,8 +152,9 @@ class SpiceBackendOptions(Options):
     cells: str | None = option(None, "directory of replacement cells (same file and subcircuit names as "
                                      "the shipped ones; missing ones come from hwbp)", flag="--cells")
     timeout_s: float = option(600.0, "ngspice time limit per sample (default: 600)", unit="s", flag="--timeout")
-    duration: float | None = option(None, ".tran: duration (default: max(12L, 24))", unit="tau")
-    step: float = option(0.05, ".tran: output step", unit="tau", cli=False)
+    duration: float | None = option(None, ".tran: duration (default: max(12L, 24) node time constants)", unit="tau")
+    step: float | None = option(None, ".tran: output step, also ngspice's largest time step (default: "
+                                      "0.05 of the node time constant)", unit="tau", cli=False)
     settle_tol: float = option(1e-4, ".tran: relative tolerance of the reported settling time", cli=False)
     reltol: float | None = option(None, "ngspice reltol of .op (default 1e-9)", cli=False)
     abstol_a: float | None = option(None, "ngspice abstol of .op (default 1e-15)", unit="A", cli=False)
@@ -364,16 +368,13 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
         return SimulationResult(State(means, tensions, float("inf"), 0, gates), None, settle)
 
     L = system.depth
-    total = max(12.0 * L, 24.0) if opts.duration is None else float(opts.duration)
-    step = opts.step
-    if opts.pdk is not None:  # the transistor node pairs' R*C sets the time grid
-        from hwbp.pdk.network import pdk_tran_time
-
-        total, step = pdk_tran_time(opts, spice.tau_s, max(12.0 * L, 24.0))
+    tau = spice.tau_s
+    node_tau = _node_tau_s(opts, tau) / tau  # the node pairs' time constant, units of tau
+    total = max(12.0 * L, 24.0) * node_tau if opts.duration is None else float(opts.duration)
+    step = STEP_FRACTION * node_tau if opts.step is None else float(opts.step)
     if not (np.isfinite(total) and total > 0 and np.isfinite(step) and 0 < step <= total):
         raise ConfigError(f"spice .tran needs 0 < step <= duration (units of tau), got step={step}, duration={total}")
     init = initial_nodes(system, batch, initial, seed)
-    tau = spice.tau_s
     n_out = int(round(total / step))
     ics = initial_conditions(circuit, init)
     series = []
@@ -396,6 +397,21 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
     final = State({k: v[-1] for k, v in means.items()}, {k: v[-1] for k, v in tensions.items()}, total, n_out,
                   {k: v[-1] for k, v in gates.items()})
     return SimulationResult(final, tr, settle)
+
+
+def _node_tau_s(opts: SpiceBackendOptions, tau_s: float) -> float:
+    """The node pairs' time constant (s): R*C of the behavioral node, or with ``--pdk-cells``
+    naming ``node`` the transistor pair's own R*C (its cell parameters), by which the
+    default ``.tran`` duration and output step are set."""
+    if opts.pdk is None:
+        return tau_s
+    from hwbp.pdk.cells import get_block
+    from hwbp.pdk.network import pdk_cell_set
+
+    if "node" not in pdk_cell_set(opts.pdk_cells, opts.analysis):
+        return tau_s
+    p = get_block("node").params
+    return float(p["r"] * p["c"])
 
 
 def _record_ran(settle: dict[str, Any], run: Any) -> None:
