@@ -124,7 +124,7 @@ def test_bad_partitioned_options_are_one_line_errors(options, message):
 def test_pdk_solve_needs_the_pdk_and_is_listed_in_the_help(capsys):
     from hwbp.cli import main
 
-    with pytest.raises(ConfigError, match="--pdk-solve and --act-bias apply to --pdk sky130"):
+    with pytest.raises(ConfigError, match="--pdk-solve, --act-param and --act-bias apply to --pdk sky130"):
         SpiceBackend().options({"pdk_solve": "partitioned"}).check()
     with pytest.raises(SystemExit):
         main(["verify", "--help"])

@@ -214,8 +214,7 @@ class SpiceBackendOptions(Options):
                                  or self.temp_c != 27.0 or self.pdk_cells is not None or self.act_bias_A is not None
                                  or self.act_params is not None or self.pdk_solve != "monolithic"):
             raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells, --pdk-solve, --act-param and "
-                              "--act-bias apply "
-                              "to --pdk sky130")
+                              "--act-bias apply to --pdk sky130")
         if self.pdk is not None:
             from hwbp.pdk.network import pdk_cell_set
 
