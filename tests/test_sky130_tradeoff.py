@@ -154,3 +154,47 @@ def test_end_residual_recovers_the_true_crossing_of_an_exponential_tail() -> Non
     assert out["tail_tau_s"] == pytest.approx(tau, rel=0.05)
     assert t1 + out["t1_late_s"] == pytest.approx(tau * np.log(100.0), rel=0.01)
     assert out["t1_late_s"] > 0
+
+
+def test_whole_network_section_follows_from_the_committed_reports() -> None:
+    """The section *The whole network at transistor level* of the committed ``tradeoff.md``:
+    its power is the committed reports' ``supply_power_W``, its cosine their ``min_cosine``,
+    its energy that power times the stated time, its area N x the registered cell areas (no
+    ngspice)."""
+    from tradeoff_full import ACT_ONLY_REPORT, FULL_REPORTS, SYN_ONLY_REPORT, TINY_TRAN, synapse_counts, whole_network
+    from tradeoff_points import model_and_batch
+    from tradeoff_report import _si
+
+    from hwbp.pdk.cells import get_block
+
+    graph, _ = model_and_batch("digits")
+    syn = synapse_counts(graph)
+    assert syn == {"input": 64 * 32, "full": 32 * 32 + 32 * 10}
+    tran = json.loads((ROOT / "sims" / "sky130" / "tradeoff_runs" / "digits_tran_ib1e-06_C1e-12_beta1.json").read_text())
+    digital = {"torch_J": 1e-3, "accelerator_J": 4e-8}
+    full = whole_network({"cells": 64, "nodes": 74}, syn, tran, 10.08, digital)
+    load = lambda p: json.loads(p.read_text())  # noqa: E731
+    tiny = load(TINY_TRAN["with"])["settling_time_1pct_s"] - load(TINY_TRAN["without"])["settling_time_1pct_s"]
+    md = (ROOT / "sims" / "sky130" / "tradeoff.md").read_text()
+    section = md.split("## The whole network at transistor level", 1)[1]
+    assert len(full["rows"]) == len(FULL_REPORTS) == 2
+    for r, path in zip(full["rows"], FULL_REPORTS.values()):
+        rep = load(path)
+        assert r["power_W"] == rep["settle"]["supply_power_W"] and r["min_cosine"] == rep["min_cosine"]
+        assert r["power_syn_only_W"] == load(SYN_ONLY_REPORT)["settle"]["supply_power_W"]
+        assert r["power_act_only_W"] == load(ACT_ONLY_REPORT)["settle"]["supply_power_W"]
+        assert r["power_rest_W"] == pytest.approx(r["power_W"] - r["power_syn_only_W"] - r["power_act_only_W"])
+        assert r["t_tiny_s"] == pytest.approx(tran["settling_time_1pct_s"] + tiny)
+        assert r["t_series_s"] == pytest.approx(tran["settling_time_1pct_s"] + 10.08 * full["tau_syn_s"])
+        for k in ("tiny", "series"):
+            assert r[f"energy_{k}_J"] == pytest.approx(r["power_W"] * r[f"t_{k}_s"])
+            assert r[f"energy_{k}_over_cpu"] == pytest.approx(r[f"energy_{k}_J"] / 1e-3)
+        area = (64 * r["area_tanh_um2"] + 3392 * get_block("synapse").area_um2 + 74 * get_block("node").area_um2) * 1e-6
+        assert r["area_mm2"] == pytest.approx(area)
+        row = next(line for line in section.splitlines() if line.startswith(f"| {r['sizing']} |"))
+        cols = [c.strip() for c in row.strip("|").split("|")]
+        assert cols[2] == _si(r["power_W"], "W") and cols[8] == f"{r['min_cosine']:.5f}"
+        assert cols[6] == f"{r['area_mm2']:.3g}"
+        assert (cols[9], cols[10]) == (_si(r["t_tiny_s"], "s"), _si(r["energy_tiny_J"], "J"))
+        assert (cols[11], cols[12]) == (_si(r["t_series_s"], "s"), _si(r["energy_series_J"], "J"))
+    assert "the synapses alone" in section and "default sizing" in section

@@ -36,8 +36,11 @@ Derived (stated in the table and figures as such):
   earlier model with the testbench's tau_cell, ``settling_ideal_s`` = n_1% * R*C the node
   alone;
 * energy per sample-gradient = power * settling time;
-* area = N_cells * A_cell + 2 * N_nodes * C / (2 fF/um^2, SKY130's MIM density) (the
-  synapses and node leaks are still behavioral and not counted);
+* area = N_cells * A_cell + 2 * N_nodes * C / (2 fF/um^2, SKY130's MIM density) (in the
+  grid the synapses and node leaks are behavioral and not counted, nor is their power; the
+  section on the whole network at transistor level, :mod:`tradeoff_full`, counts every cell
+  of the digits MLP at 1 uA and the node pair's own 1 pF, from the committed
+  ``digits_tt_syn*.json`` reports);
 * the kT/C floor: each node capacitor holds kT/C of thermal noise (V^2), the tension
   x+ - x- twice that; in units of the cell scale vu (0.125 V per unit) its variance is
   2kT/(C vu^2).  A layer's gradient (bias: the tension; weight: its outer product with the
@@ -111,6 +114,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
     p.add_argument("--op-report", nargs="*", default=["1e-6=sims/sky130/digits_tt.json"], metavar="IB=REPORT",
                    help="digits .op points read from an existing verify report (the same command; default: the "
                         "committed 1 uA one)")
+    p.add_argument("--no-full", action="store_true",
+                   help="leave out the section on the digits MLP with every cell at transistor level (read from "
+                        "the committed digits_tt_syn*.json reports, tradeoff_full.py)")
     p.add_argument("--workers", type=int, default=4, help="Dask LocalCluster workers for the ngspice points")
     p.add_argument("--cpu-min-s", type=float, default=0.5, help="CPU seconds per timing round of the digital reference")
     add_out_arg(p)
@@ -340,6 +346,12 @@ def main(argv: list[str] | None = None) -> int:
         row["energy_over_cpu"] = row["energy_J"] / digital[0]["torch_J"]
         row["energy_over_accelerator"] = row["energy_J"] / digital[0]["accelerator_J"]
 
+    full = None
+    if args.model == "digits" and not args.no_full and (1e-6, 1e-12) in measured_t:
+        from tradeoff_full import synapse_counts, whole_network
+
+        full = whole_network(counts, synapse_counts(graph), measured_t[(1e-6, 1e-12)], n1, digital[0])
+
     argv_s = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
     command = f"nice -n 15 .venv/bin/python sims/sky130/tradeoff.py {argv_s}".strip()
     reused = sum(1 for r in points if r.get("reused")) + len(reports)
@@ -353,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             "beta": args.beta, "model": args.model, "r_ohm": r_ohm, "vu": VU_V, "temp_K": TEMP_K,
             "cpu_source": CPU_SOURCE, "mac_source": MAC_SOURCE, "op": op, "trans": trans, "cells": cell,
             "tiny_op": tiny_op, "tau_net": fitted, "fit_at": sorted(fit_at), "reports": reports,
-            "step_fraction": STEP_FRACTION, "max_steps": MAX_STEPS}
+            "step_fraction": STEP_FRACTION, "max_steps": MAX_STEPS, "full": full}
     write_csv(out / "tradeoff.csv", rows)
     write_csv(out / "tradeoff_check.csv", check)
     write_figures(out, rows, check, digital, meta)

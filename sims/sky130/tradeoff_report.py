@@ -296,8 +296,9 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
         "t₁% is read on that grid, so it is known to ± one step: the precision column of the tables;",
         "- **energy per sample-gradient** E = P · t₁% (P: measured `.op` supply power where the bias current was "
         "measured, else N_cells · P_cell(ib) from the testbench); `measured` where both P and t₁% are;",
-        "- **area** = N_cells · A_cell + 2 N_nodes · C / (2 fF/µm², the MIM density); the synapses and the node "
-        "leaks are behavioral and not counted, nor is their power;",
+        "- **area** = N_cells · A_cell + 2 N_nodes · C / (2 fF/µm², the MIM density); in this table and its "
+        "figures the synapses and the node leaks are behavioral and not counted, nor is their power (the section "
+        "*The whole network at transistor level* below counts them, at one point);",
         "- **kT/C floor**: each node capacitor carries thermal noise of variance kT/C (V²), the tension x⁺ − x⁻ "
         "twice that, i.e. 2kT/(C·vu²) in units at the cells' scale vu = 0.125 V per unit. A layer's gradient "
         "(bias: its tension; weight: the tension's outer product with the layer input, whose norm cancels) then "
@@ -393,6 +394,62 @@ def write_md(path: Path, rows: Sequence[dict[str, Any]], check: Sequence[dict[st
               f"Lowest analog energy in the grid: {_si(best['energy_J'], 'J')} at ib = {_si(best['ib_A'], 'A')}, "
               f"C = {_si(best['c_F'], 'F')} ({best['energy_src']}; 1 − cos {best['one_minus_cos']:.3g}), "
               f"{best['energy_over_cpu']:.2g}× the CPU and {best['energy_over_accelerator']:.2g}× the MAC figure. "
-              "The analog energy counts the tanh cells' supplies only: the behavioral synapses, node leaks and "
-              "loss port (and any readout/ADC) are not in it, so it is a lower bound of a full chip's."]
+              "The analog energy of the grid counts the tanh cells' supplies only: the behavioral synapses, node leaks "
+              "and loss port (and any readout/ADC) are not in it, so it is a lower bound of a full chip's; the next "
+              "section counts every cell at one point."]
+    lines += _full_section(meta.get("full"), d1)
     path.write_text("\n".join(lines) + "\n")
+
+
+def _full_section(full: dict[str, Any] | None, d1: dict[str, Any]) -> list[str]:
+    """The section on the digits MLP with every cell at transistor level
+    (:func:`tradeoff_full.whole_network`); nothing without it."""
+    if not full:
+        return []
+    r0 = full["rows"][0]
+    syn = full["synapses"]
+    n_syn = syn["input"] + syn["full"]
+    lines = ["", "## The whole network at transistor level", "",
+             f"The digits MLP with every cell at transistor level (`--pdk-cells {r0['pdk_cells']} --pdk-solve "
+             "partitioned`): its `.op` at the cells' default 1 µA tails, node pairs with their own "
+             f"{_si(r0['node_C_F'], 'F')} capacitors as drawn (so the act-only `.tran` point to compare with is "
+             f"({_si(full['tran_ib_A'], 'A')}, {_si(full['tran_c_F'], 'F')})). **Measured** (committed reports, no "
+             "ngspice in this run): supply power and cosine. The power splits as: the synapses alone "
+             f"(`--pdk-cells syn`, `digits_tt_syn_only.json`) {_si(r0['power_syn_only_W'], 'W')}, the tanh cells "
+             f"alone (`digits_tt.json`, default sizing) {_si(r0['power_act_only_W'], 'W')}; the node pairs are "
+             "passive (no supply) and the cross-entropy loss has no transistor cell (`loss` is the MSE port), so "
+             "the rest, whole − synapses − tanh cells, is the cells' interaction only (column *rest*; with the rt = 4 sizing it also holds that sizing's change of the tanh cells' power). "
+             f"**Derived**: area = N × the registered cell area per kind ({n_syn} synapses × "
+             f"{r0['area_syn_um2']:.1f} µm², of which the {syn['input']} first-layer ones use only the cell's "
+             f"forward half and are counted whole, an upper bound; 64 tanh cells; the node pairs × "
+             f"{r0['area_node_um2']:.0f} µm², their {_si(r0['node_C_F'], 'F')} MIM capacitors included); the "
+             "settling time, not measured with every cell: the act-only digits `.tran` t₁% at "
+             f"({_si(full['tran_ib_A'], 'A')}, {_si(full['tran_c_F'], 'F')}), {_si(r0['t_act_only_s'], 's')} "
+             "(measured), plus the synapses' delay, two ways: (a) the tiny 4-8-3 MLP's measured lengthening of "
+             f"its 1 % settling by the transistor synapses ({_si(full['tiny_extra_s'], 's')}, "
+             "`sims/sky130/tran_cells`), (b) the synapse as one more lag in series, n₁%·τ_syn with the synapse "
+             f"testbench's τ_syn = {_si(full['tau_syn_s'], 's')} (`sims/sky130/blocks/blocks.csv`), n₁% = "
+             f"{full['n1']:.2f}. Neither is measured on this network: (a) is likely low (the digits MLP has one "
+             "synapse layer more than the tiny one), (b) is the study's series-lag model with one more lag; energy "
+             "per sample-gradient = the measured whole-network power × that time.", "",
+             "| tanh sizing | report | power (all cells) | synapses alone | tanh alone (default sizing) | rest | area (mm²) | "
+             "area synapses / tanh / nodes (mm²) | min cosine | t₁% (a) | energy (a) | t₁% (b) | energy (b) | "
+             "E (a) / CPU | E (a) / accel. | E (b) / CPU | E (b) / accel. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in full["rows"]:
+        lines.append(f"| {r['sizing']} | `{r['report']}` | {_si(r['power_W'], 'W')} | {_si(r['power_syn_only_W'], 'W')} | "
+                     f"{_si(r['power_act_only_W'], 'W')} | {_si(r['power_rest_W'], 'W')} | {r['area_mm2']:.3g} | "
+                     f"{r['area_syn_mm2']:.3g} / {r['area_act_mm2']:.3g} / {r['area_node_mm2']:.3g} | "
+                     f"{r['min_cosine']:.5f} | {_si(r['t_tiny_s'], 's')} | {_si(r['energy_tiny_J'], 'J')} | "
+                     f"{_si(r['t_series_s'], 's')} | {_si(r['energy_series_J'], 'J')} | "
+                     f"{r['energy_tiny_over_cpu']:.2g} | {r['energy_tiny_over_accelerator']:.2g} | "
+                     f"{r['energy_series_over_cpu']:.2g} | {r['energy_series_over_accelerator']:.2g} |")
+    lines += ["", f"Sources: power, cosine measured; area, t₁% and energy derived (t₁% (a): {r0['t_tiny_src']}; "
+              f"(b): {r0['t_series_src']}). The ratios divide by the digital references above (torch batch-1 "
+              f"{_si(d1['torch_J'], 'J')}, fp32 MACs {_si(d1['accelerator_J'], 'J')}). Against the tanh cells alone "
+              f"at the same point (act-only `.tran`, {_si(r0['power_act_only_W'], 'W')}, min cosine "
+              f"{r0['act_only_min_cosine']:.5f}) the whole network draws "
+              f"{r0['power_W'] / r0['power_act_only_W']:.1f}× the power, the synapses alone "
+              f"{r0['power_syn_only_W'] / r0['power_W']:.0%} of it, and the synapses are "
+              f"{r0['area_syn_mm2'] / r0['area_mm2']:.0%} of the area."]
+    return lines
