@@ -105,12 +105,35 @@ def test_the_network_deck_holds_every_synapse_current_and_the_sweep_deck_one_syn
     assert np.allclose(vwp - vwm, vw, rtol=0, atol=1e-15) and np.allclose(vwp + vwm, 2 * spec.params["vwc"])
 
 
+def test_auto_solves_large_networks_partitioned_and_small_ones_or_draws_whole():
+    """``--pdk-solve auto`` (the default): the 4-8-3 MLP's 56 transistor synapses are solved in
+    one ``.op``; the digits MLP's 3,392 partitioned, unless a Monte Carlo draw or ``.tran``
+    needs the monolithic solve; given choices stay (no ngspice run)."""
+    from pathlib import Path
+
+    from hwbp.io import load_model
+    from hwbp.pdk.partition import AUTO_PARTITION_SYNAPSES, choose_solve, count_synapses
+
+    art, _ = _compiled({})
+    assert count_synapses(art.data) == 4 * 8 + 8 * 3 < AUTO_PARTITION_SYNAPSES
+    assert choose_solve(art.options, art.data) == "monolithic"
+    be = SpiceBackend()
+    graph = load_model(Path(__file__).resolve().parents[1] / "examples" / "mlp_digits.onnx").with_loss("ce")
+    system = lower(graph, beta=1.0)
+    big = be.compile(system, be.options({"pdk": "sky130"})).data
+    assert count_synapses(big) == 3392
+    for options, solve in (({}, "partitioned"), ({"mc_seed": 1}, "monolithic"),
+                           ({"analysis": "tran"}, "monolithic"), ({"pdk_solve": "monolithic"}, "monolithic")):
+        assert choose_solve(be.options({"pdk": "sky130", **options}), big) == solve, options
+    assert choose_solve(be.options({"pdk": "sky130", "pdk_solve": "partitioned"}), art.data) == "partitioned"
+
+
 @pytest.mark.parametrize("options, message", [
     ({"pdk_solve": "partitioned", "pdk_cells": "act,node"}, "needs syn|with transistor synapses"),
     ({"pdk_solve": "partitioned", "analysis": "tran", "pdk_cells": "act,syn"}, "solves .op"),
     ({"pdk_solve": "partitioned", "mc_seed": 1}, "--mc-seed gives each its own"),
     ({"pdk_solve": "partitioned", "pdk_group": 0}, "--pdk-group must be an integer >= 1"),
-    ({"pdk_group": 100}, "apply to --pdk-solve partitioned"),
+    ({"pdk_solve": "monolithic", "pdk_group": 100}, "apply to --pdk-solve partitioned"),
     ({"pdk_solve": "partitioned", "pdk_tol": 0.0}, "--pdk-tol must be in"),
     ({"pdk_solve": "split"}, "monolithic, partitioned"),
 ])

@@ -187,10 +187,11 @@ class SpiceBackendOptions(Options):
     act_params: str | None = option(None, "--pdk: activation cell parameters, name=value comma-separated (e.g. "
                                           "rt=4,vu=0.104167: the tanh gate's tension scale; names in "
                                           "circuits/sky130/hwbp_act_<f>.cir)", flag="--act-param")
-    pdk_solve: str = option("monolithic", "--pdk: the DC solve: one ngspice .op of the whole circuit (monolithic) or "
-                            "the synapses apart from the network, iterated to the same fixed point (partitioned; "
-                            "needs syn in --pdk-cells, .op only)", choices=("monolithic", "partitioned"),
-                            flag="--pdk-solve")
+    pdk_solve: str = option("auto", "--pdk: the DC solve: one ngspice .op of the whole circuit (monolithic), the "
+                            "synapses apart from the network, iterated to the same fixed point (partitioned; needs "
+                            "syn in --pdk-cells, .op only, nominal devices), or partitioned above 200 transistor "
+                            "synapses where it can be (auto, the default)",
+                            choices=("auto", "monolithic", "partitioned"), flag="--pdk-solve")
     pdk_group: int = option(700, "--pdk-solve partitioned: most synapse evaluations (sweep points) per ngspice process",
                             flag="--pdk-group")
     pdk_tol: float = option(1e-8, "--pdk-solve partitioned: convergence, the largest change of a held synapse "
@@ -212,7 +213,7 @@ class SpiceBackendOptions(Options):
             raise ConfigError(f"--spice-scheduler must be a Dask scheduler address or 'local', got {self.scheduler!r}")
         if self.pdk is None and (self.pdk_root is not None or self.mc_seed is not None or self.corner != "tt"
                                  or self.temp_c != 27.0 or self.pdk_cells is not None or self.act_bias_A is not None
-                                 or self.act_params is not None or self.pdk_solve != "monolithic"):
+                                 or self.act_params is not None or self.pdk_solve != "auto"):
             raise ConfigError("--pdk-root, --corner, --temp, --mc-seed, --pdk-cells, --pdk-solve, --act-param and "
                               "--act-bias apply to --pdk sky130")
         if self.pdk is not None:
@@ -351,9 +352,9 @@ def _run(system: DynamicsSystem, circuit: Circuit, opts: SpiceBackendOptions, ba
                               "realization": circuit.realization, "workers": opts.workers,
                               "solver_options": dict(circuit.options), **run.info()}
     if analysis == "op":
-        if opts.pdk is not None and opts.pdk_solve == "partitioned":
-            from hwbp.pdk.partition import partitioned_op
+        from hwbp.pdk.partition import choose_solve, partitioned_op
 
+        if opts.pdk is not None and choose_solve(opts, circuit) == "partitioned":
             values, facts = partitioned_op(circuit, stims, nodes, run, tol=opts.pdk_tol, max_sweeps=opts.pdk_sweeps,
                                            group=opts.pdk_group)
         else:
