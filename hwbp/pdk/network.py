@@ -37,9 +37,9 @@ PDK_CELLS = ("act", "syn", "node", "loss")
 #: The default set for ``.op``: all four.  Each kind alone, act,syn,loss, act,node,loss and
 #: all four meet cosine >= 0.99 on the 4-8-3 MLP (tests/test_pdk_blocks.py,
 #: tests/test_pdk_network.py, docs/transistor-level.md).  The synapses bring ~23 devices
-#: each, so a network's .op takes minutes of CPU with them: solve large networks
-#: partitioned (--pdk-solve partitioned, :mod:`hwbp.pdk.partition`) or name fewer kinds
-#: (--pdk-cells act,node,loss).
+#: each, so a network's .op takes minutes of CPU with them: large networks are solved
+#: partitioned (--pdk-solve auto, the default, above 200 synapses: :mod:`hwbp.pdk.partition`)
+#: or name fewer kinds (--pdk-cells act,node,loss).
 PDK_DEFAULT = PDK_CELLS
 #: The default set for ``.tran``: all four, as for ``.op``.  On the 4-8-3 MLP (one sample) the
 #: run with the transistor synapses converges, its settled tensions match the ``.op`` to
