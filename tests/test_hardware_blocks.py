@@ -57,7 +57,11 @@ def test_loss_gain_spread_is_drawn_per_instance() -> None:
 
 @pytest.mark.parametrize("text,word", [("[loss]\nbeta_gain = -1\n", "beta_gain"),
                                        ("[loss]\nbeta_gain_sigma = -0.1\n", "beta_gain_sigma"),
-                                       ("[mismatch]\ncorrelation = 1.5\n", "correlation")])
+                                       ("[mismatch]\ncorrelation = 1.5\n", "correlation"),
+                                       ("[synapses]\noffset_fwd_sigma = -0.1\n", "offset_fwd_sigma"),
+                                       ("[synapses]\noffset_correlation = 2\n", "offset_correlation"),
+                                       ("[synapses]\noffset = 0.1\n", "offset"),
+                                       ("[loss]\noffset_sigma = -1\n", "offset_sigma")])
 def test_loss_and_correlation_errors(tmp_path: Path, text: str, word: str) -> None:
     p = tmp_path / "bad.toml"
     p.write_text(text)
