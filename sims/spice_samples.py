@@ -52,7 +52,7 @@ from hwbp.io import atomic_write_text  # noqa: E402
 from hwbp.ir.graph import Graph  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
 from hwbp.models import random_mlp  # noqa: E402
-from hwbp.targets.spice.backend import initial_conditions, initial_nodes  # noqa: E402
+from hwbp.targets.spice.nodes import initial_conditions, initial_nodes  # noqa: E402
 from hwbp.targets.spice.build import build_circuit, stimulus  # noqa: E402
 from hwbp.targets.spice.diagnose import tran_options  # noqa: E402
 from hwbp.targets.spice.model import Element, Section, SpiceOptions  # noqa: E402

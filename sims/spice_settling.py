@@ -28,7 +28,8 @@ from hwbp.verify.plot import figure_png  # noqa: E402
 from hwbp.lower import lower  # noqa: E402
 from hwbp.models import random_mlp  # noqa: E402
 from hwbp.oracle import exact_gradients  # noqa: E402
-from hwbp.targets.spice.backend import run_spice, settling_time  # noqa: E402
+from hwbp.targets.spice.backend import run_spice  # noqa: E402
+from hwbp.targets.spice.nodes import settling_time  # noqa: E402
 from hwbp.types import Batch  # noqa: E402
 
 DEPTHS = (1, 2, 4, 8)

@@ -23,7 +23,7 @@ from hwbp.io import save_model
 from hwbp.lower import lower
 from hwbp.models import random_mlp, random_resmlp
 from hwbp.state import SimulationResult, State
-from hwbp.targets.spice.backend import initial_nodes
+from hwbp.targets.spice.nodes import initial_nodes
 from hwbp.targets.spice.build import build_circuit
 from hwbp.targets.spice.model import REALIZATIONS, SpiceOptions
 from hwbp.verify import verify

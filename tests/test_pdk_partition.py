@@ -112,7 +112,7 @@ def test_auto_solves_large_networks_partitioned_and_small_ones_or_draws_whole():
     from pathlib import Path
 
     from hwbp.io import load_model
-    from hwbp.pdk.partition import AUTO_PARTITION_SYNAPSES, choose_solve, count_synapses
+    from hwbp.pdk.solve import AUTO_PARTITION_SYNAPSES, choose_solve, count_synapses
 
     art, _ = _compiled({})
     assert count_synapses(art.data) == 4 * 8 + 8 * 3 < AUTO_PARTITION_SYNAPSES

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwbp.dynamics.drive import term_backward, term_forward, term_linear, term_operands
+from hwbp.dynamics.drive import term_backward, term_forward, term_linear
+from hwbp.dynamics.operands import term_operands
 from hwbp.ir.activations import ActivationFn
 from hwbp.lower.system import DynamicsSystem, Term
 from hwbp.types import Batch

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from hwbp.dynamics.drive import TermOp, term_backward, term_forward, term_input, term_operands
+from hwbp.dynamics.drive import term_backward, term_forward, term_input
+from hwbp.dynamics.operands import TermOp, term_operands
 from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem
 from hwbp.types import Batch, Gradients

@@ -17,7 +17,7 @@ from hwbp.pdk.blocks import BLOCK_COLUMNS, BlockBench, block_bench, measure_bloc
 from hwbp.pdk.cells import get_block
 from hwbp.pdk.sky130 import find_models
 
-__all__ = ["plan_blocks", "run_blocks", "blocks_csv", "read_blocks_csv", "blocks_markdown", "write_blocks",
+__all__ = ["plan_blocks", "run_blocks", "table_csv", "blocks_csv", "read_blocks_csv", "blocks_markdown", "write_blocks",
            "BLOCK_FILES"]
 
 #: What the block characterization writes into ``-o DIR``.
@@ -79,14 +79,21 @@ def _fmt(v: Any) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def blocks_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as CSV (columns :data:`~hwbp.pdk.blocks.BLOCK_COLUMNS`)."""
+def table_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, strict: bool = True) -> str:
+    """The rows as CSV with ``columns`` (floats to 6 significant digits); a column a row
+    lacks is an error (``strict``) or an empty cell."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(BLOCK_COLUMNS)
+    w.writerow(columns)
     for r in rows:
-        w.writerow([_fmt(r.get(c, "")) for c in BLOCK_COLUMNS])
+        w.writerow([_fmt(r[c] if strict else r.get(c, "")) for c in columns])
     return buf.getvalue()
+
+
+def blocks_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as CSV (columns :data:`~hwbp.pdk.blocks.BLOCK_COLUMNS`; a column a cell
+    does not measure is empty)."""
+    return table_csv(rows, BLOCK_COLUMNS, strict=False)
 
 
 def read_blocks_csv(path: Path) -> list[dict[str, Any]]:

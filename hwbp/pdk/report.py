@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hwbp.pdk.bench import BenchResult
+from hwbp.pdk.blockchar import table_csv
 from hwbp.pdk.cells import get_cell
 from hwbp.pdk.derive import Measured, hardware_toml
 from hwbp.pdk.figures import figures
@@ -26,18 +27,9 @@ COLUMNS = (["cell", "corner", "temp_C", "mc_seed", "vu_V", "unit_current_A", "f_
               "area_res_um2"])
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-
 def csv_text(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as CSV (columns :data:`COLUMNS`)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for r in rows:
-        w.writerow([_fmt(r[c]) for c in COLUMNS])
-    return buf.getvalue()
+    return table_csv(rows, COLUMNS)
 
 
 def _nominal(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

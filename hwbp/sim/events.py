@@ -36,9 +36,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from hwbp.errors import ConfigError
-from hwbp.dynamics.drive import (
-    loss_drive, operands, term_activate, term_backward, term_gated, term_input, term_linear,
-)
+from hwbp.dynamics.drive import loss_drive, term_activate, term_backward, term_gated, term_input, term_linear
+from hwbp.dynamics.operands import operands
 from hwbp.lower.system import DynamicsSystem
 from hwbp.types import Batch
 

@@ -29,9 +29,8 @@ from typing import Iterable
 
 import numpy as np
 
-from hwbp.dynamics.drive import (
-    TermOp, loss_drive, output_gate, term_backward, term_forward, term_gate, term_gated, term_operands,
-)
+from hwbp.dynamics.drive import loss_drive, output_gate, term_backward, term_forward, term_gate, term_gated
+from hwbp.dynamics.operands import TermOp, term_operands
 from hwbp.ir.activations import ActivationFn
 from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem

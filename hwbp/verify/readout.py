@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwbp.dynamics.drive import term_forward, term_operands
+from hwbp.dynamics.drive import term_forward
+from hwbp.dynamics.operands import term_operands
 from hwbp.ir.activations import get_activation
 from hwbp.ir.losses import get_loss
 from hwbp.lower.system import DynamicsSystem, Term

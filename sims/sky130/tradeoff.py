@@ -138,7 +138,7 @@ def ideal_settling(graph: Any, batch: Any, beta: float) -> tuple[float, dict[str
     state (reference simulator, continuous mode) and each layer's rms tension at rest."""
     from hwbp.lower import lower
     from hwbp.sim import simulate
-    from hwbp.targets.spice.backend import settling_time
+    from hwbp.targets.spice.nodes import settling_time
 
     system = lower(graph).with_options(beta=beta)
     duration = 4.0 * max(12.0 * system.depth, 24.0)
